@@ -1,0 +1,91 @@
+"""One exception tree for the whole library.
+
+Every piece of bad input maps to one of these classes; callers can catch
+:class:`WebrtcSecureError` to handle anything the library raises on purpose.
+"""
+
+from __future__ import annotations
+
+
+class WebrtcSecureError(Exception):
+    """Base class of every error raised on purpose by webrtc_secure."""
+
+
+# --- packet-level failures (shared by SRTP and the DTLS record layer) -------------
+
+
+class MalformedPacket(WebrtcSecureError):
+    """Input bytes do not parse: truncated, bad version, inconsistent lengths."""
+
+
+class AuthenticationFailed(WebrtcSecureError):
+    """The packet's authentication tag did not verify; nothing was decrypted."""
+
+
+class ReplayDetected(WebrtcSecureError):
+    """The packet's index was already seen or lies behind the replay window."""
+
+
+# --- SRTP ---------------------------------------------------------------------------
+
+
+class SrtpError(WebrtcSecureError):
+    """Base class of SRTP/SRTCP specific failures."""
+
+
+class KeyLifetimeExceeded(SrtpError):
+    """The master key protected its maximum number of packets (RFC 3711 9.2)."""
+
+
+class StreamLimitExceeded(SrtpError):
+    """A packet names a new SSRC but the context already tracks its maximum."""
+
+
+# --- DTLS ---------------------------------------------------------------------------
+
+
+class DtlsError(WebrtcSecureError):
+    """Base class of DTLS failures.
+
+    ``alert`` is the TLS AlertDescription value that was (or will be) sent to the
+    peer for this failure, or ``None`` when no alert applies.
+    """
+
+    def __init__(self, message: str, alert: int | None = None) -> None:
+        super().__init__(message)
+        self.alert = alert
+
+
+class HandshakeFailure(DtlsError):
+    """The handshake cannot complete; a fatal alert was sent to the peer."""
+
+
+class HandshakeTimeout(DtlsError):
+    """The handshake did not complete within the configured total time."""
+
+
+class AlertReceived(DtlsError):
+    """The peer sent a fatal alert."""
+
+
+class ConnectionClosed(DtlsError):
+    """The connection is closed (close_notify, fatal alert or local close)."""
+
+
+# --- certificates and signaling -----------------------------------------------------
+
+
+class CertificateError(WebrtcSecureError):
+    """A certificate or private key cannot be loaded or used."""
+
+
+class FingerprintMismatch(WebrtcSecureError):
+    """The peer's certificate does not match the remote ``a=fingerprint``."""
+
+
+class SdpError(WebrtcSecureError):
+    """A session description is malformed or lacks a required attribute."""
+
+
+class IceError(WebrtcSecureError):
+    """ICE could not establish a path to the peer."""
