@@ -79,8 +79,12 @@ class CertificateError(WebrtcSecureError):
     """A certificate or private key cannot be loaded or used."""
 
 
-class FingerprintMismatch(WebrtcSecureError):
-    """The peer's certificate does not match the remote ``a=fingerprint``."""
+class FingerprintMismatch(HandshakeFailure):
+    """The peer's certificate does not match the remote ``a=fingerprint``.
+
+    A man-in-the-middle or a tampered session description; the connection is ended
+    with a fatal bad_certificate alert before any data or media flows.
+    """
 
 
 class SdpError(WebrtcSecureError):

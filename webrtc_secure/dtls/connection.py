@@ -1,0 +1,541 @@
+"""DtlsConnection: the sans-I/O DTLS 1.2 engine (RFC 6347).
+
+It never touches a socket or a clock: the owner feeds datagrams and the current time
+in, takes datagrams, events and the next deadline out::
+
+    conn.connect(now)                      # client: send the first flight
+    conn.receive_datagram(data, now)
+    conn.datagrams_to_send(now) -> list[bytes]
+    conn.get_timer() -> float | None
+    conn.handle_timer(now)
+    conn.next_event() -> Event | None
+
+Records that fail authentication or replay checks are dropped silently and counted
+(RFC 6347 4.1.2.7); handshake failures send a fatal alert and end the connection with
+a typed error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+from webrtc_secure.certificate import Certificate, Fingerprint
+from webrtc_secure.dtls import keys
+from webrtc_secure.dtls.cookies import CookieFactory
+from webrtc_secure.dtls.events import ApplicationData, ConnectionClosed, Event, HandshakeComplete
+from webrtc_secure.dtls.flights import FlightItem, pack_flight
+from webrtc_secure.dtls.handshake import (
+    ClientHandshake,
+    Handshake,
+    HandshakeConfig,
+    ServerHandshake,
+)
+from webrtc_secure.dtls.messages import (
+    Alert,
+    AlertDescription,
+    AlertLevel,
+    HandshakeType,
+    enum_name,
+    parse_handshake_fragments,
+)
+from webrtc_secure.dtls.reassembly import Reassembler
+from webrtc_secure.dtls.records import (
+    MAX_PLAINTEXT_LENGTH,
+    MAX_SEQUENCE,
+    ContentType,
+    ProtocolVersion,
+    Record,
+    RecordProtection,
+    encode_header,
+    parse_records,
+)
+from webrtc_secure.dtls.suites import (
+    DEFAULT_GROUPS,
+    DEFAULT_SIGNATURE_SCHEMES,
+    DEFAULT_SUITES,
+    CipherSuite,
+    NamedGroup,
+    SignatureScheme,
+)
+from webrtc_secure.errors import (
+    AlertReceived,
+    AuthenticationFailed,
+    DtlsError,
+    HandshakeFailure,
+    HandshakeTimeout,
+    MalformedPacket,
+    WebrtcSecureError,
+)
+from webrtc_secure.errors import (
+    ConnectionClosed as ConnectionClosedError,
+)
+from webrtc_secure.replay import ReplayWindow
+from webrtc_secure.srtp.profiles import DEFAULT_PROFILES, Profile
+
+logger = logging.getLogger(__name__)
+
+#: records of the next epoch buffered until its keys exist (RFC 6347 4.1)
+MAX_EARLY_RECORDS = 32
+
+
+class State(Enum):
+    NEW = "new"
+    HANDSHAKING = "handshaking"
+    CONNECTED = "connected"
+    CLOSED = "closed"
+    FAILED = "failed"
+
+
+@dataclass
+class DtlsStats:
+    """Counters for diagnostics; nothing here is secret."""
+
+    datagrams_received: int = 0
+    datagrams_sent: int = 0
+    records_received: int = 0
+    dropped_malformed: int = 0
+    dropped_authentication: int = 0
+    dropped_replay: int = 0
+    dropped_epoch: int = 0
+    dropped_fragments: int = 0
+    flights_sent: int = 0
+    retransmissions: int = 0
+    handshake_started: float | None = None
+    handshake_completed: float | None = None
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class DtlsConnection:
+    """One DTLS 1.2 association with one peer, as client or server."""
+
+    def __init__(
+        self,
+        is_client: bool,
+        certificate: Certificate,
+        *,
+        srtp_profiles: Sequence[Profile] = DEFAULT_PROFILES,
+        cipher_suites: Sequence[CipherSuite] = DEFAULT_SUITES,
+        groups: Sequence[NamedGroup] = DEFAULT_GROUPS,
+        signature_schemes: Sequence[SignatureScheme] = DEFAULT_SIGNATURE_SCHEMES,
+        mtu: int = 1200,
+        cookies: bool = True,
+        cookie_factory: CookieFactory | None = None,
+        peer_address: object = None,
+        remote_fingerprints: Sequence[Fingerprint] | None = None,
+        verify_peer: Callable[[bytes], bool] | None = None,
+        require_extended_master_secret: bool = True,
+        require_client_certificate: bool = True,
+        initial_retransmit_timeout: float = 1.0,
+        max_retransmit_timeout: float = 60.0,
+        handshake_timeout: float = 30.0,
+        replay_window: int = 64,
+        random: Callable[[int], bytes] = os.urandom,
+        keylog_file: str | None = None,
+    ) -> None:
+        if mtu < 150:
+            raise ValueError("MTU below 150 octets cannot carry DTLS handshake records")
+        self.is_client = is_client
+        self.mtu = mtu
+        self.state = State.NEW
+        self.stats = DtlsStats()
+        self.error: WebrtcSecureError | None = None
+        self._initial_timeout = initial_retransmit_timeout
+        self._max_timeout = max_retransmit_timeout
+        self._handshake_timeout = handshake_timeout
+        self._replay_window_size = replay_window
+        self._keylog_file = (
+            keylog_file if keylog_file is not None else os.environ.get("SSLKEYLOGFILE")
+        )
+        config = HandshakeConfig(
+            certificate=certificate,
+            cipher_suites=tuple(CipherSuite(s) for s in cipher_suites),
+            groups=tuple(NamedGroup(g) for g in groups),
+            signature_schemes=tuple(SignatureScheme(s) for s in signature_schemes),
+            srtp_profiles=tuple(Profile(p) for p in srtp_profiles),
+            require_extended_master_secret=require_extended_master_secret,
+            require_client_certificate=require_client_certificate,
+            remote_fingerprints=tuple(remote_fingerprints) if remote_fingerprints else None,
+            verify_peer=verify_peer,
+            random=random,
+        )
+        self._handshake: Handshake
+        if is_client:
+            self._handshake = ClientHandshake(config, self)
+        else:
+            factory = cookie_factory or CookieFactory() if cookies else None
+            self._handshake = ServerHandshake(config, self, factory, peer_address)
+        self._reassembler = Reassembler()
+        self._events: deque[Event] = deque()
+        self._outbox: list[bytes] = []
+        # record layer state
+        self._write_epoch = 0
+        self._write_seq = [0, 0]
+        self._write_protection: list[RecordProtection | None] = [None, None]
+        self._read_protection: RecordProtection | None = None
+        self._replay = ReplayWindow(replay_window)
+        self._early_records: list[Record] = []
+        # retransmission state
+        self._flight: list[FlightItem] | None = None
+        self._retransmit_at: float | None = None
+        self._timeout = initial_retransmit_timeout
+        self._last_transmit = -1e9
+        self._deadline: float | None = None
+        self._now = 0.0
+
+    # --- public face -----------------------------------------------------------------
+
+    @property
+    def is_connected(self) -> bool:
+        return self.state == State.CONNECTED
+
+    @property
+    def peer_certificate(self) -> bytes | None:
+        """DER of the peer's certificate once the handshake has seen it."""
+        return self._handshake.peer_certificate
+
+    @property
+    def cipher_suite(self) -> CipherSuite | None:
+        suite = self._handshake.suite
+        return suite.suite if suite is not None else None
+
+    @property
+    def srtp_profile(self) -> Profile | None:
+        return self._handshake.srtp_profile
+
+    @property
+    def extended_master_secret(self) -> bool:
+        return self._handshake.extended_master_secret
+
+    def export_keying_material(
+        self, label: str, length: int, context: bytes | None = None
+    ) -> bytes:
+        """RFC 5705 exporter (e.g. ``EXTRACTOR-dtls_srtp``); only after the handshake."""
+        if not self._handshake.done:
+            raise DtlsError("keying material can only be exported after the handshake")
+        hs = self._handshake
+        return keys.export_keying_material(
+            hs.hash_name(),
+            hs.master_secret,
+            hs.client_random,
+            hs.server_random,
+            label,
+            length,
+            context,
+        )
+
+    def connect(self, now: float) -> None:
+        """Start the handshake: the client sends its hello, the server arms its timeout."""
+        if self.state != State.NEW:
+            return
+        self._start(now)
+        if isinstance(self._handshake, ClientHandshake):
+            self._handshake.start()
+
+    def receive_datagram(self, data: bytes, now: float, addr: object = None) -> None:
+        """Feed one datagram received from the peer."""
+        del addr  # the address binding happens at the transport or in cookies
+        self._now = now
+        if self.state in (State.CLOSED, State.FAILED):
+            return
+        self.stats.datagrams_received += 1
+        records, clean = parse_records(data)
+        if not clean:
+            self.stats.dropped_malformed += 1
+        queue = deque(records)
+        peer_retransmitted = False
+        try:
+            while queue:
+                record = queue.popleft()
+                self.stats.records_received += 1
+                peer_retransmitted |= self._handle_record(record)
+                if self.state in (State.CLOSED, State.FAILED):
+                    return
+                if self._early_records and self._read_protection is not None:
+                    queue.extend(self._early_records)
+                    self._early_records = []
+        except HandshakeFailure as exc:
+            self._fail(exc)
+            return
+        if peer_retransmitted:
+            self._on_peer_retransmission(now)
+
+    def datagrams_to_send(self, now: float) -> list[bytes]:
+        """Datagrams to put on the wire now (each at most ``mtu`` octets)."""
+        del now
+        out, self._outbox = self._outbox, []
+        self.stats.datagrams_sent += len(out)
+        return out
+
+    def get_timer(self) -> float | None:
+        """When ``handle_timer`` must next be called, or None."""
+        if self.state != State.HANDSHAKING:
+            return None
+        candidates = [t for t in (self._retransmit_at, self._deadline) if t is not None]
+        return min(candidates) if candidates else None
+
+    def handle_timer(self, now: float) -> None:
+        """Retransmit the current flight or fail with HandshakeTimeout."""
+        self._now = now
+        if self.state != State.HANDSHAKING:
+            return
+        if self._deadline is not None and now >= self._deadline:
+            self._fail(
+                HandshakeTimeout(
+                    f"handshake did not complete within {self._handshake_timeout:g} s"
+                ),
+                send_alert=False,
+            )
+            return
+        if self._retransmit_at is not None and now >= self._retransmit_at:
+            self._timeout = min(self._timeout * 2, self._max_timeout)
+            self._retransmit_at = now + self._timeout
+            self.stats.retransmissions += 1
+            self._transmit_flight(now)
+
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    def send(self, data: bytes) -> None:
+        """Send one application_data record (datagram semantics: one record, one datagram)."""
+        if self.state != State.CONNECTED:
+            raise ConnectionClosedError("DTLS connection is not established")
+        if len(data) > MAX_PLAINTEXT_LENGTH:
+            raise ValueError(f"application data of {len(data)} octets exceeds 2^14")
+        self._outbox.append(self._seal(ContentType.APPLICATION_DATA, 1, data))
+
+    def close(self) -> None:
+        """Send close_notify and close; idempotent."""
+        if self.state in (State.CLOSED, State.FAILED):
+            return
+        if self.state != State.NEW:
+            self._send_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
+        self._finish(State.CLOSED, None, by_peer=False)
+
+    # --- HandshakeIO (called by the handshake state machines) ---------------------------
+
+    def send_flight(self, items: list[FlightItem], *, expect_reply: bool) -> None:
+        self._flight = items
+        self.stats.flights_sent += 1
+        self._timeout = self._initial_timeout
+        self._retransmit_at = self._now + self._timeout if expect_reply else None
+        self._transmit_flight(self._now)
+
+    def send_stateless(self, items: list[FlightItem]) -> None:
+        self._outbox.extend(pack_flight(items, self.mtu, self._seal_item, self._overhead))
+
+    def install_keys(self, read: RecordProtection, write: RecordProtection) -> None:
+        self._read_protection = read
+        self._write_protection[1] = write
+
+    def expect_message_seq(self, next_seq: int) -> None:
+        self._reassembler.reset(next_seq)
+
+    def handshake_complete(self) -> None:
+        hs = self._handshake
+        self.state = State.CONNECTED
+        self._deadline = None
+        if self.is_client:
+            self._flight = None  # nothing of ours is left for the server to ask again
+        self._retransmit_at = None
+        self.stats.handshake_completed = self._now
+        suite = self.cipher_suite
+        assert suite is not None and hs.peer_certificate is not None
+        logger.info(
+            "DTLS handshake complete as %s: %s, SRTP %s",
+            "client" if self.is_client else "server",
+            suite.name,
+            hs.srtp_profile.name if hs.srtp_profile else "none",
+        )
+        self._events.append(HandshakeComplete(suite, hs.srtp_profile, hs.peer_certificate))
+
+    def log_master_secret(self, client_random: bytes, master: bytes) -> None:
+        if not self._keylog_file:
+            return
+        try:
+            with open(self._keylog_file, "a", encoding="ascii") as f:
+                f.write(f"CLIENT_RANDOM {client_random.hex()} {master.hex()}\n")
+        except OSError as exc:
+            logger.warning("cannot write SSLKEYLOGFILE: %s", exc)
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _start(self, now: float) -> None:
+        self.state = State.HANDSHAKING
+        self._now = now
+        self.stats.handshake_started = now
+        self._deadline = now + self._handshake_timeout
+
+    def _overhead(self, epoch: int) -> int:
+        protection = self._write_protection[epoch]
+        return protection.overhead if protection is not None else 0
+
+    def _seal_item(self, content_type: int, epoch: int, payload: bytes) -> bytes:
+        return self._seal(content_type, epoch, payload)
+
+    def _seal(self, content_type: int, epoch: int, payload: bytes) -> bytes:
+        seq = self._write_seq[epoch]
+        if seq > MAX_SEQUENCE:
+            raise ConnectionClosedError("record sequence numbers exhausted for this epoch")
+        self._write_seq[epoch] = seq + 1
+        # OpenSSL and browsers send hellos with 0xfeff; from the ServerHello on, 0xfefd
+        version = (
+            ProtocolVersion.DTLS_1_0
+            if epoch == 0 and self.is_client and not self._handshake.server_random
+            else ProtocolVersion.DTLS_1_2
+        )
+        protection = self._write_protection[epoch]
+        if protection is not None:
+            payload = protection.encrypt(content_type, version, epoch, seq, payload)
+        return encode_header(content_type, version, epoch, seq, len(payload)) + payload
+
+    def _transmit_flight(self, now: float) -> None:
+        if self._flight is None:
+            return
+        self._last_transmit = now
+        for item in self._flight:
+            self._write_epoch = max(self._write_epoch, item.epoch)
+        self._outbox.extend(pack_flight(self._flight, self.mtu, self._seal_item, self._overhead))
+
+    def _on_peer_retransmission(self, now: float) -> None:
+        """The peer resent a flight we already processed: our answer was lost."""
+        if self._flight is None or now - self._last_transmit < self._initial_timeout / 4:
+            return
+        self.stats.retransmissions += 1
+        self._transmit_flight(now)
+
+    def _handle_record(self, record: Record) -> bool:
+        """Process one record; returns True when it carried an old handshake message."""
+        if record.epoch == 0:
+            plaintext = record.fragment
+            if self.state == State.CONNECTED and record.content_type != ContentType.HANDSHAKE:
+                # unauthenticated alerts or data after the handshake are forgeries
+                self.stats.dropped_epoch += 1
+                return False
+        elif record.epoch == 1:
+            if self._read_protection is None:
+                if len(self._early_records) < MAX_EARLY_RECORDS:
+                    self._early_records.append(record)
+                else:
+                    self.stats.dropped_epoch += 1
+                return False
+            if not self._replay.is_fresh(record.sequence_number):
+                self.stats.dropped_replay += 1
+                return False
+            try:
+                plaintext = self._read_protection.decrypt(record)
+            except AuthenticationFailed:
+                self.stats.dropped_authentication += 1
+                return False
+            except MalformedPacket:
+                self.stats.dropped_malformed += 1
+                return False
+            self._replay.commit(record.sequence_number)
+        else:
+            self.stats.dropped_epoch += 1
+            return False
+
+        ctype = record.content_type
+        if ctype == ContentType.HANDSHAKE:
+            return self._handle_handshake_payload(plaintext, record)
+        if ctype == ContentType.APPLICATION_DATA:
+            if record.epoch == 1 and self.state == State.CONNECTED:
+                self._events.append(ApplicationData(plaintext))
+            else:
+                self.stats.dropped_epoch += 1
+        elif ctype == ContentType.ALERT:
+            self._handle_alert(plaintext)
+        elif ctype == ContentType.CHANGE_CIPHER_SPEC and plaintext != b"\x01":
+            raise HandshakeFailure("malformed ChangeCipherSpec", AlertDescription.DECODE_ERROR)
+        return False
+
+    def _handle_handshake_payload(self, payload: bytes, record: Record) -> bool:
+        try:
+            fragments = parse_handshake_fragments(payload)
+        except MalformedPacket:
+            self.stats.dropped_malformed += 1
+            return False
+        old = False
+        hs = self._handshake
+        for fragment in fragments:
+            if self.state == State.NEW:
+                if self.is_client:
+                    return False  # a client that has not started ignores handshake input
+                self._start(self._now)
+            if (
+                isinstance(hs, ServerHandshake)
+                and hs.waiting_for_hello
+                and fragment.msg_type == HandshakeType.CLIENT_HELLO
+                and fragment.message_seq > self._reassembler.next_seq
+            ):
+                # a hello answered statelessly (cookie exchange) comes back with the next seq
+                self._reassembler.reset(fragment.message_seq)
+            if fragment.message_seq < self._reassembler.next_seq:
+                old = True
+                continue
+            if self.state == State.CONNECTED:
+                if record.epoch == 1 or fragment.msg_type in (
+                    HandshakeType.CLIENT_HELLO,
+                    HandshakeType.HELLO_REQUEST,
+                ):
+                    # renegotiation is not supported (RFC 5746 would allow refusing it)
+                    self._send_alert(AlertLevel.WARNING, AlertDescription.NO_RENEGOTIATION)
+                continue
+            if not self._reassembler.add(fragment, record.epoch):
+                self.stats.dropped_fragments += 1
+                continue
+            while (message := self._reassembler.pop_ready()) is not None:
+                hs.handle(message)
+                if self.state != State.HANDSHAKING:
+                    break
+        return old
+
+    def _handle_alert(self, payload: bytes) -> None:
+        try:
+            alert = Alert.parse(payload)
+        except MalformedPacket:
+            self.stats.dropped_malformed += 1
+            return
+        if alert.description == AlertDescription.CLOSE_NOTIFY:
+            logger.info("peer sent close_notify")
+            if self.state == State.CONNECTED:
+                self._send_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
+            self._finish(State.CLOSED, None, by_peer=True)
+        elif alert.level == AlertLevel.FATAL:
+            name = enum_name(AlertDescription, alert.description)
+            logger.warning("peer sent fatal alert %s", name)
+            self._finish(
+                State.FAILED,
+                AlertReceived(f"peer sent fatal alert {name}", alert.description),
+                by_peer=True,
+            )
+        else:
+            logger.debug("ignoring warning alert %d", alert.description)
+
+    def _send_alert(self, level: AlertLevel, description: AlertDescription) -> None:
+        epoch = self._write_epoch if self._write_protection[self._write_epoch] else 0
+        # if the sequence space is exhausted the alert is skipped: the peer times out instead
+        with contextlib.suppress(DtlsError):
+            self._outbox.append(
+                self._seal(ContentType.ALERT, epoch, Alert(level, description).serialize())
+            )
+
+    def _fail(self, error: DtlsError, *, send_alert: bool = True) -> None:
+        logger.warning("DTLS %s failed: %s", "client" if self.is_client else "server", error)
+        if send_alert and error.alert is not None:
+            self._send_alert(AlertLevel.FATAL, AlertDescription(error.alert))
+        self._finish(State.FAILED, error, by_peer=False)
+
+    def _finish(self, state: State, error: WebrtcSecureError | None, *, by_peer: bool) -> None:
+        self.state = state
+        self.error = error
+        self._retransmit_at = None
+        self._deadline = None
+        self._flight = None
+        self._early_records = []
+        self._events.append(ConnectionClosed(error, by_peer))

@@ -1,0 +1,136 @@
+"""ECDHE key shares and handshake signatures on the ``cryptography`` package."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, x25519
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from webrtc_secure.dtls.messages import AlertDescription
+from webrtc_secure.dtls.suites import NamedGroup, SignatureScheme
+from webrtc_secure.errors import HandshakeFailure
+
+_CURVES: dict[NamedGroup, ec.EllipticCurve] = {
+    NamedGroup.SECP256R1: ec.SECP256R1(),
+    NamedGroup.SECP384R1: ec.SECP384R1(),
+}
+_POINT_LENGTH = {NamedGroup.SECP256R1: 65, NamedGroup.SECP384R1: 97, NamedGroup.X25519: 32}
+
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
+
+
+class KeyShare:
+    """An ephemeral ECDHE key pair on one named group."""
+
+    def __init__(self, group: NamedGroup, random: Callable[[int], bytes]) -> None:
+        self.group = group
+        self._x25519: x25519.X25519PrivateKey | None = None
+        self._ec: ec.EllipticCurvePrivateKey | None = None
+        if group == NamedGroup.X25519:
+            self._x25519 = x25519.X25519PrivateKey.from_private_bytes(random(32))
+            self.public_bytes = self._x25519.public_key().public_bytes(
+                Encoding.Raw, PublicFormat.Raw
+            )
+        else:
+            curve = _CURVES[group]
+            order = _ORDERS[group]
+            scalar = int.from_bytes(random(curve.key_size // 8 + 8), "big") % (order - 1) + 1
+            self._ec = ec.derive_private_key(scalar, curve)
+            self.public_bytes = self._ec.public_key().public_bytes(
+                Encoding.X962, PublicFormat.UncompressedPoint
+            )
+
+    def exchange(self, peer_public: bytes) -> bytes:
+        """The pre-master secret; invalid or low-order peer points are illegal_parameter."""
+        if len(peer_public) != _POINT_LENGTH[self.group]:
+            raise _illegal(f"{self.group.name} public key of {len(peer_public)} octets")
+        try:
+            if self._x25519 is not None:
+                peer = x25519.X25519PublicKey.from_public_bytes(peer_public)
+                shared = self._x25519.exchange(peer)
+            else:
+                assert self._ec is not None
+                if peer_public[0] != 0x04:
+                    raise _illegal("only uncompressed EC points are accepted")
+                curve = _CURVES[self.group]
+                point = ec.EllipticCurvePublicKey.from_encoded_point(curve, peer_public)
+                shared = self._ec.exchange(ec.ECDH(), point)
+        except ValueError as exc:
+            # cryptography refuses points off the curve and x25519 all-zero results
+            raise _illegal(f"invalid {self.group.name} peer key: {exc}") from None
+        if not any(shared):
+            raise _illegal("ECDHE produced an all-zero shared secret")
+        return shared
+
+
+_ORDERS = {
+    NamedGroup.SECP256R1: 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
+    NamedGroup.SECP384R1: int(
+        "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF"
+        "581A0DB248B0A77AECEC196ACCC52973",
+        16,
+    ),
+}
+
+
+def _illegal(message: str) -> HandshakeFailure:
+    return HandshakeFailure(message, AlertDescription.ILLEGAL_PARAMETER)
+
+
+def _hash_of(scheme: SignatureScheme) -> hashes.HashAlgorithm:
+    return hashes.SHA384() if scheme == SignatureScheme.ECDSA_SECP384R1_SHA384 else hashes.SHA256()
+
+
+def usable_schemes(key: PrivateKey | PublicKey) -> tuple[SignatureScheme, ...]:
+    """Schemes this key can produce or verify, in our order of preference."""
+    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
+        return (SignatureScheme.RSA_PSS_RSAE_SHA256, SignatureScheme.RSA_PKCS1_SHA256)
+    # TLS 1.2 does not tie the ECDSA hash to the curve; prefer the matching one.
+    if key.curve.name == "secp384r1":
+        return (SignatureScheme.ECDSA_SECP384R1_SHA384, SignatureScheme.ECDSA_SECP256R1_SHA256)
+    return (SignatureScheme.ECDSA_SECP256R1_SHA256, SignatureScheme.ECDSA_SECP384R1_SHA384)
+
+
+def choose_scheme(key: PrivateKey, offered: list[int]) -> SignatureScheme | None:
+    """Our preferred scheme for ``key`` among those the peer offered."""
+    for scheme in usable_schemes(key):
+        if scheme in offered:
+            return scheme
+    return None
+
+
+def sign(key: PrivateKey, scheme: SignatureScheme, data: bytes) -> bytes:
+    algorithm = _hash_of(scheme)
+    if isinstance(key, rsa.RSAPrivateKey):
+        if scheme == SignatureScheme.RSA_PSS_RSAE_SHA256:
+            pss = padding.PSS(mgf=padding.MGF1(algorithm), salt_length=algorithm.digest_size)
+            return key.sign(data, pss, algorithm)
+        return key.sign(data, padding.PKCS1v15(), algorithm)
+    return key.sign(data, ec.ECDSA(algorithm))
+
+
+def verify(public_key: PublicKey, scheme: int, signature: bytes, data: bytes) -> None:
+    """Check a handshake signature; raises HandshakeFailure(decrypt_error)."""
+    if scheme not in {int(s) for s in usable_schemes(public_key)}:
+        raise HandshakeFailure(
+            f"signature scheme {scheme:#06x} does not fit the peer's key",
+            AlertDescription.ILLEGAL_PARAMETER,
+        )
+    algorithm = _hash_of(SignatureScheme(scheme))
+    try:
+        if isinstance(public_key, rsa.RSAPublicKey):
+            if scheme == SignatureScheme.RSA_PSS_RSAE_SHA256:
+                pss = padding.PSS(mgf=padding.MGF1(algorithm), salt_length=algorithm.digest_size)
+                public_key.verify(signature, data, pss, algorithm)
+            else:
+                public_key.verify(signature, data, padding.PKCS1v15(), algorithm)
+        else:
+            public_key.verify(signature, data, ec.ECDSA(algorithm))
+    except InvalidSignature:
+        raise HandshakeFailure(
+            "handshake signature does not verify", AlertDescription.DECRYPT_ERROR
+        ) from None

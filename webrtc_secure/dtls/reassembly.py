@@ -1,0 +1,121 @@
+"""Incoming handshake reassembly (RFC 6347 4.2.2 and 4.2.3).
+
+Fragments may arrive in any order, overlap, repeat, or belong to messages ahead of
+the one expected. Everything here is bounded: the declared message size, how many
+messages ahead are buffered, and how many fragments one message may take. A fragment
+that contradicts what was already received for its message (another type or length,
+or different bytes in an overlap) is dropped, never merged; the first one wins.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from webrtc_secure.dtls.messages import HandshakeFragment
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_MESSAGE_SIZE = 32 * 1024
+DEFAULT_MAX_MESSAGES_AHEAD = 8
+DEFAULT_MAX_FRAGMENTS_PER_MESSAGE = 512
+
+
+@dataclass(frozen=True)
+class Message:
+    """A whole handshake message, with the epoch of the record(s) it came in."""
+
+    msg_type: int
+    message_seq: int
+    body: bytes
+    epoch: int
+
+
+class _Partial:
+    __slots__ = ("covered", "data", "epoch", "fragments", "missing", "msg_type")
+
+    def __init__(self, msg_type: int, length: int, epoch: int) -> None:
+        self.msg_type = msg_type
+        self.data = bytearray(length)
+        self.covered = bytearray(length)  # 1 where data holds received octets
+        self.missing = length
+        self.fragments = 0
+        self.epoch = epoch
+
+
+class Reassembler:
+    """Turns fragments into whole messages, delivered strictly in message_seq order."""
+
+    def __init__(
+        self,
+        *,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        max_messages_ahead: int = DEFAULT_MAX_MESSAGES_AHEAD,
+        max_fragments_per_message: int = DEFAULT_MAX_FRAGMENTS_PER_MESSAGE,
+    ) -> None:
+        self.next_seq = 0
+        self.max_message_size = max_message_size
+        self.max_messages_ahead = max_messages_ahead
+        self.max_fragments_per_message = max_fragments_per_message
+        self._partial: dict[int, _Partial] = {}
+        self.dropped = 0
+
+    def reset(self, next_seq: int) -> None:
+        """Forget everything buffered and expect ``next_seq`` next."""
+        self._partial.clear()
+        self.next_seq = next_seq
+
+    @property
+    def buffered_bytes(self) -> int:
+        return sum(len(p.data) for p in self._partial.values())
+
+    def add(self, fragment: HandshakeFragment, epoch: int) -> bool:
+        """Store one fragment. Returns False when it was dropped (old, too far ahead,
+        oversized, contradictory or over the fragment budget)."""
+        seq = fragment.message_seq
+        if seq < self.next_seq or seq >= self.next_seq + self.max_messages_ahead:
+            return False
+        if fragment.length > self.max_message_size:
+            return self._drop("message of %d octets exceeds the limit", fragment.length)
+        end = fragment.fragment_offset + fragment.fragment_length
+        if end > fragment.length:
+            return self._drop("fragment past message end")
+        if fragment.fragment_length == 0 and fragment.length != 0:
+            return self._drop("empty fragment of a non-empty message")
+        partial = self._partial.get(seq)
+        if partial is None:
+            partial = _Partial(fragment.msg_type, fragment.length, epoch)
+            self._partial[seq] = partial
+        elif partial.msg_type != fragment.msg_type or len(partial.data) != fragment.length:
+            return self._drop("fragment contradicts message %d header", seq)
+        elif partial.epoch != epoch:
+            return self._drop("fragment of message %d in another epoch", seq)
+        if partial.fragments >= self.max_fragments_per_message:
+            return self._drop("too many fragments for message %d", seq)
+        start = fragment.fragment_offset
+        covered = partial.covered[start:end]
+        if any(covered):
+            old = partial.data[start:end]
+            for i, flag in enumerate(covered):
+                if flag and old[i] != fragment.body[i]:
+                    return self._drop("overlapping fragment with different content")
+        partial.fragments += 1
+        partial.data[start:end] = fragment.body
+        partial.missing -= (end - start) - sum(covered)
+        partial.covered[start:end] = b"\x01" * (end - start)
+        return True
+
+    def pop_ready(self) -> Message | None:
+        """The next in-order complete message, if there is one."""
+        partial = self._partial.get(self.next_seq)
+        if partial is None or partial.missing:
+            return None
+        del self._partial[self.next_seq]
+        message = Message(partial.msg_type, self.next_seq, bytes(partial.data), partial.epoch)
+        self.next_seq += 1
+        return message
+
+    def _drop(self, reason: str, *args: object) -> bool:
+        self.dropped += 1
+        logger.debug("dropping handshake fragment: " + reason, *args)
+        return False
