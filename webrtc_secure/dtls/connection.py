@@ -333,9 +333,6 @@ class DtlsConnection:
         self._read_protection = read
         self._write_protection[1] = write
 
-    def expect_message_seq(self, next_seq: int) -> None:
-        self._reassembler.reset(next_seq)
-
     def handshake_complete(self) -> None:
         hs = self._handshake
         self.state = State.CONNECTED
@@ -471,9 +468,11 @@ class DtlsConnection:
                 isinstance(hs, ServerHandshake)
                 and hs.waiting_for_hello
                 and fragment.msg_type == HandshakeType.CLIENT_HELLO
-                and fragment.message_seq > self._reassembler.next_seq
+                and fragment.message_seq != self._reassembler.next_seq
             ):
-                # a hello answered statelessly (cookie exchange) comes back with the next seq
+                # Until a hello is accepted the server keeps no sequence state: the hello
+                # after a HelloVerifyRequest carries the next seq, and a retransmitted
+                # cookie-less one (our HelloVerifyRequest was lost) the old one.
                 self._reassembler.reset(fragment.message_seq)
             if fragment.message_seq < self._reassembler.next_seq:
                 old = True
