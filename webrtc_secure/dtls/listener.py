@@ -1,0 +1,137 @@
+"""A DTLS server that answers many transport addresses (RFC 6347 4.2.1).
+
+Before a client proves it can receive at its address (by echoing a cookie), the
+listener keeps nothing about it: a cookie-less ClientHello is answered with a
+HelloVerifyRequest computed from the datagram alone, and a DtlsConnection is created
+only for a hello that carries a valid cookie. A flood of spoofed hellos therefore
+costs one HMAC each and no memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from webrtc_secure.certificate import Certificate
+from webrtc_secure.dtls.connection import DtlsConnection
+from webrtc_secure.dtls.cookies import CookieFactory
+from webrtc_secure.dtls.messages import (
+    ClientHello,
+    HandshakeFragment,
+    HandshakeType,
+    HelloVerifyRequest,
+    parse_handshake_fragments,
+)
+from webrtc_secure.dtls.records import ContentType, ProtocolVersion, Record, parse_records
+from webrtc_secure.errors import MalformedPacket
+
+logger = logging.getLogger(__name__)
+
+
+class DtlsListener:
+    """Demultiplexes datagrams by address and runs the stateless cookie exchange."""
+
+    def __init__(
+        self,
+        certificate: Certificate,
+        *,
+        max_connections: int = 1024,
+        cookie_factory: CookieFactory | None = None,
+        **connection_options: Any,
+    ) -> None:
+        self.certificate = certificate
+        self.max_connections = max_connections
+        self.cookies = cookie_factory or CookieFactory()
+        self.connection_options = connection_options
+        self.connections: dict[object, DtlsConnection] = {}
+        self.hello_verify_requests_sent = 0
+        self.dropped = 0
+
+    def receive_datagram(
+        self, data: bytes, addr: object, now: float
+    ) -> tuple[DtlsConnection | None, list[bytes]]:
+        """Route one datagram.
+
+        Returns the connection it was fed to (new or existing) and any stateless replies
+        to send back to ``addr`` (a HelloVerifyRequest).
+        """
+        conn = self.connections.get(addr)
+        if conn is not None:
+            conn.receive_datagram(data, now, addr)
+            return conn, []
+        parsed = _single_client_hello(data)
+        if parsed is None:
+            self.dropped += 1
+            return None, []
+        if not self.cookies.check(parsed.hello, addr):
+            self.hello_verify_requests_sent += 1
+            cookie = self.cookies.make(parsed.hello, addr)
+            return None, [_hello_verify_request(cookie, parsed)]
+        if len(self.connections) >= self.max_connections:
+            logger.warning(
+                "DTLS listener full (%d connections); dropping hello", len(self.connections)
+            )
+            self.dropped += 1
+            return None, []
+        conn = DtlsConnection(
+            False,
+            self.certificate,
+            cookie_factory=self.cookies,
+            peer_address=addr,
+            **self.connection_options,
+        )
+        self.connections[addr] = conn
+        conn.connect(now)
+        conn.receive_datagram(data, now, addr)
+        return conn, []
+
+    def forget(self, addr: object) -> None:
+        """Drop the connection state of ``addr`` (closed or failed)."""
+        self.connections.pop(addr, None)
+
+
+@dataclass(frozen=True)
+class _Hello:
+    hello: ClientHello
+    record_seq: int
+    message_seq: int
+
+
+def _single_client_hello(data: bytes) -> _Hello | None:
+    """The ClientHello of a datagram, when it holds a whole one in epoch 0."""
+    records, _ = parse_records(data)
+    for record in records:
+        if record.content_type != ContentType.HANDSHAKE or record.epoch != 0:
+            continue
+        try:
+            for fragment in parse_handshake_fragments(record.fragment):
+                if (
+                    fragment.msg_type == HandshakeType.CLIENT_HELLO
+                    and fragment.fragment_offset == 0
+                    and fragment.fragment_length == fragment.length
+                ):
+                    return _Hello(
+                        ClientHello.parse(fragment.body),
+                        record.sequence_number,
+                        fragment.message_seq,
+                    )
+        except MalformedPacket:
+            return None
+    return None
+
+
+def _hello_verify_request(cookie: bytes, hello: _Hello) -> bytes:
+    """HelloVerifyRequest echoing the hello's record sequence number and message_seq,
+    so that the reply needs no state (RFC 6347 4.2.1)."""
+    body = HelloVerifyRequest(ProtocolVersion.DTLS_1_0, cookie).serialize()
+    fragment = HandshakeFragment(
+        HandshakeType.HELLO_VERIFY_REQUEST, len(body), hello.message_seq, 0, body
+    )
+    return Record(
+        ContentType.HANDSHAKE,
+        ProtocolVersion.DTLS_1_0,
+        0,
+        hello.record_seq,
+        fragment.serialize(),
+    ).serialize()

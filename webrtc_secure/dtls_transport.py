@@ -1,0 +1,143 @@
+"""DtlsTransport: runs the sans-I/O DtlsConnection on an asyncio event loop.
+
+It owns the one timer the engine asks for (``get_timer``), flushes outgoing datagrams
+through a send callable after every input, and turns engine events into callbacks
+and an awaitable handshake. The transport below (UDP socket, ICE connection) only has
+to call :meth:`datagram_received` and provide ``send``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from webrtc_secure.dtls import (
+    ApplicationData,
+    ConnectionClosed,
+    DtlsConnection,
+    Event,
+    HandshakeComplete,
+    State,
+)
+from webrtc_secure.errors import ConnectionClosed as ConnectionClosedError
+from webrtc_secure.errors import HandshakeTimeout, WebrtcSecureError
+
+logger = logging.getLogger(__name__)
+
+
+class DtlsTransport:
+    """Drives one DtlsConnection; callbacks run on the event loop thread."""
+
+    def __init__(
+        self,
+        connection: DtlsConnection,
+        send: Callable[[bytes], None],
+        *,
+        on_data: Callable[[bytes], None] | None = None,
+        on_closed: Callable[[WebrtcSecureError | None], None] | None = None,
+    ) -> None:
+        self.connection = connection
+        self._send = send
+        self.on_data = on_data
+        self.on_closed = on_closed
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._handshake_done: asyncio.Future[None] = self._loop.create_future()
+        self._closed = False
+
+    @property
+    def is_connected(self) -> bool:
+        return self.connection.state == State.CONNECTED
+
+    async def handshake(self, timeout: float | None = None) -> None:
+        """Run the handshake to completion; raises the engine's typed error on failure."""
+        self.connection.connect(self._loop.time())
+        self._service()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._handshake_done), timeout)
+        except asyncio.TimeoutError:
+            error = HandshakeTimeout(f"DTLS handshake did not complete within {timeout:g} s")
+            self._abort(error)
+            raise error from None
+
+    def datagram_received(self, data: bytes) -> None:
+        """Feed a datagram that the demultiplexer classified as DTLS."""
+        if self._closed:
+            return
+        self.connection.receive_datagram(data, self._loop.time())
+        self._service()
+
+    def send(self, data: bytes) -> None:
+        """Send application data; raises ConnectionClosed when not connected."""
+        self.connection.send(data)
+        self._flush()
+
+    def close(self) -> None:
+        """Send close_notify (if connected) and stop the timer; idempotent."""
+        if self._closed:
+            return
+        self.connection.close()
+        self._service()
+        self._stop()
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _service(self) -> None:
+        self._flush()
+        while (event := self.connection.next_event()) is not None:
+            self._dispatch(event)
+        self._reschedule()
+
+    def _flush(self) -> None:
+        for datagram in self.connection.datagrams_to_send(self._loop.time()):
+            try:
+                self._send(datagram)
+            except OSError as exc:  # a transport error must not kill the engine
+                logger.warning("DTLS send failed: %s", exc)
+
+    def _dispatch(self, event: Event) -> None:
+        if isinstance(event, HandshakeComplete):
+            if not self._handshake_done.done():
+                self._handshake_done.set_result(None)
+        elif isinstance(event, ApplicationData):
+            if self.on_data is not None:
+                self.on_data(event.data)
+        elif isinstance(event, ConnectionClosed):
+            error = event.error
+            if not self._handshake_done.done():
+                self._handshake_done.set_exception(
+                    error or ConnectionClosedError("closed during the handshake")
+                )
+                # the awaiting coroutine may already be gone (cancelled)
+                self._handshake_done.exception()
+            self._stop()
+            if self.on_closed is not None:
+                self.on_closed(error)
+
+    def _reschedule(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        when = self.connection.get_timer()
+        if when is not None and not self._closed:
+            self._timer = self._loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.connection.handle_timer(self._loop.time())
+        self._service()
+
+    def _abort(self, error: WebrtcSecureError) -> None:
+        if not self._handshake_done.done():
+            self._handshake_done.set_exception(error)
+            self._handshake_done.exception()
+        self.connection.close()
+        self._flush()
+        self._stop()
+
+    def _stop(self) -> None:
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
