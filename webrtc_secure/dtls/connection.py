@@ -307,7 +307,13 @@ class DtlsConnection:
             raise ConnectionClosedError("DTLS connection is not established")
         if len(data) > MAX_PLAINTEXT_LENGTH:
             raise ValueError(f"application data of {len(data)} octets exceeds 2^14")
-        self._outbox.append(self._seal(ContentType.APPLICATION_DATA, 1, data))
+        try:
+            record = self._seal(ContentType.APPLICATION_DATA, 1, data)
+        except ConnectionClosedError as exc:
+            # RFC 6347 4.1: a sequence number must never wrap; end the association
+            self._finish(State.FAILED, exc, by_peer=False)
+            raise
+        self._outbox.append(record)
 
     def close(self) -> None:
         """Send close_notify and close; idempotent."""
