@@ -17,9 +17,29 @@ import pytest
 
 from tests.browser.aiortc_peer import AiortcPeer
 from tests.browser.capture import HandshakeSniffer
-from tests.browser.netns import AIOICE_LOOPBACK, current_namespace, run_in_loopback_netns
+from tests.browser.netns import (
+    AIOICE_LOOPBACK,
+    current_namespace,
+    pids_in_namespace,
+    run_in_loopback_netns,
+)
+from tests.browser.rtp_peer import AiortcRtpPeer
+from tests.browser.sdp_media import (
+    SdpMediaError,
+    TransportParams,
+    media_answer,
+    media_offer,
+    parse_media,
+    rewrite_ssrc,
+)
 from tests.browser.server import PageServer
-from tests.browser.session import ARTIFACTS, BrowserSession, browser_session, video_playing
+from tests.browser.session import (
+    ARTIFACTS,
+    BrowserSession,
+    BrowserSessionError,
+    browser_session,
+    video_playing,
+)
 
 FIXTURES = Path(__file__).resolve().parent / "browser"
 
@@ -111,6 +131,47 @@ def test_recorded_chromium_offer_fixture_is_a_dtls_srtp_offer() -> None:
     assert any(line.startswith("a=fingerprint:sha-256 ") for line in lines)
     assert any(" 127.0.0.1 " in line and "typ host" in line for line in lines
                if line.startswith("a=candidate:"))
+
+
+# --- SDP glue for RTP-level peers ----------------------------------------------------
+
+
+def _our_transport(setup: str) -> TransportParams:
+    return TransportParams("uFrg", "p" * 22, "sha-256 " + ":".join(["AB"] * 32), setup,
+                           ["1 1 udp 2130706431 127.0.0.2 40000 typ host"])
+
+
+def test_media_answer_mirrors_chromium_offer() -> None:
+    offer = (FIXTURES / "chromium_offer.sdp").read_text()
+    offered = parse_media(offer)
+    assert [(m.kind, m.mid, m.payload_type()) for m in offered] == [
+        ("audio", "0", 111), ("video", "1", 96)]
+    remote = TransportParams.from_sdp(offer)
+    assert remote.setup == "actpass" and remote.fingerprint.startswith("sha-256 ")
+
+    answer = media_answer(offer, _our_transport("active"), {"audio": 11, "video": 22})
+    assert answer.endswith("\r\n")
+    answered = parse_media(answer)
+    assert [(m.kind, m.mid, list(m.rtpmap), m.ssrcs, m.direction) for m in answered] == [
+        ("audio", "0", [111], [11], "sendrecv"), ("video", "1", [96], [22], "sendrecv")]
+    assert "a=group:BUNDLE 0 1" in answer
+    assert TransportParams.from_sdp(answer) == _our_transport("active")
+    assert answered[0].extmap == {"urn:ietf:params:rtp-hdrext:sdes:mid": 4}
+    with pytest.raises(SdpMediaError):
+        media_answer(offer, _our_transport("actpass"), {})
+    with pytest.raises(SdpMediaError):
+        TransportParams.from_sdp("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n")
+
+
+def test_media_offer_and_ssrc_rewrite() -> None:
+    offer = media_offer(_our_transport("actpass"), {"audio": 1, "video": 2})
+    assert [(m.kind, m.payload_type(), m.ssrcs) for m in parse_media(offer)] == [
+        ("audio", 111, [1]), ("video", 96, [2])]
+    packet = bytes([0x80, 96]) + bytes(6) + (7).to_bytes(4, "big") + b"payload"
+    assert rewrite_ssrc(packet, 0xDEADBEEF) == packet[:8] + bytes.fromhex("deadbeef") + \
+        b"payload"
+    with pytest.raises(SdpMediaError):
+        rewrite_ssrc(b"short", 1)
 
 
 # --- aiortc against aiortc, inside the namespace -------------------------------------
@@ -226,3 +287,51 @@ def test_aiortc_offers_chromium_answers() -> None:
     assert "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256" in hello["cipher_suites"]
     assert "extended_master_secret" in hello["extensions"]
     assert "SRTP_AES128_CM_HMAC_SHA1_80" in hello["use_srtp"]
+
+
+# --- headless Chromium against an RTP-level peer (what SecurePeer will be) -------------
+
+
+@pytest.mark.interop
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", ["offer", "answer"])
+def test_chromium_decodes_rtp_echo_from_rtp_level_peer(mode: str) -> None:
+    async def scenario() -> tuple[dict[str, Any], dict[str, int], dict[str, object]]:
+        peer = AiortcRtpPeer(echo=True)
+        try:
+            async with browser_session(peer, mode=mode,  # type: ignore[arg-type]
+                                       log_name=f"rtp-{mode}") as session:
+                stats = await session.wait_stats(video_playing, timeout=20)
+                await session.screenshot(ARTIFACTS / f"rtp-echo-{mode}.png")
+                return stats, dict(peer.sent), peer.dtls_info()
+        finally:
+            await peer.close()
+
+    stats, echoed, dtls = run_in_loopback_netns(scenario, timeout=45)
+    assert stats["transport"]["dtlsState"] == "connected"
+    assert stats["transport"]["dtlsRole"] == ("server" if mode == "offer" else "client")
+    assert stats["inbound"]["video"]["framesDecoded"] >= 10
+    assert stats["inbound"]["audio"]["packetsReceived"] > 0
+    assert echoed["video"] > 0 and echoed["audio"] > 0
+    assert dtls["state"] == "connected"
+
+
+class _BrokenHandler(_FakeHandler):
+    async def answer(self, offer_sdp: str) -> str:
+        raise RuntimeError("peer exploded")
+
+
+@pytest.mark.interop
+@pytest.mark.timeout(60)
+def test_failed_signaling_reports_and_leaves_no_browser() -> None:
+    async def scenario() -> tuple[str, list[int]]:
+        with pytest.raises(BrowserSessionError) as caught:
+            async with browser_session(_BrokenHandler(), mode="offer", sniff=False,
+                                       log_name="broken") as _session:
+                raise AssertionError("start() should have failed")
+        return str(caught.value), pids_in_namespace(current_namespace())
+
+    message, leftovers = run_in_loopback_netns(scenario, timeout=30)
+    assert "HTTP 500" in message and "peer exploded" in message
+    assert "'POST /offer'" in message and "last stats:" in message
+    assert leftovers == []  # the browser's whole process group is gone
