@@ -121,6 +121,32 @@ def test_recorded_chromium_client_hello_decodes() -> None:
     assert set(hello["use_srtp"]) >= {"SRTP_AES128_CM_HMAC_SHA1_80", "SRTP_AEAD_AES_128_GCM"}
 
 
+def test_our_dtls_server_answers_chromium_client_hello() -> None:
+    """The engine copes with Chromium's real 2-datagram, DTLS-1.3-capable ClientHello."""
+    from webrtc_secure.certificate import Certificate
+    from webrtc_secure.dtls import DtlsConnection
+
+    fixture = json.loads((FIXTURES / "chromium_client_hello.json").read_text())
+    for cookies in (True, False):
+        server = DtlsConnection(False, Certificate.generate(), cookies=cookies)
+        for datagram in fixture["datagrams"]:
+            server.receive_datagram(bytes.fromhex(datagram), 0.0, addr=("127.0.0.1", 5000))
+        replies = server.datagrams_to_send(0.0)
+        assert server.error is None and replies
+        if cookies:  # HelloVerifyRequest: handshake type 3 in the first record
+            assert replies[0][0] == 22 and replies[0][13] == 3
+            continue
+        sniffer = HandshakeSniffer()
+        for reply in replies:
+            sniffer.feed(reply)
+        [hello] = sniffer.server_hellos()
+        assert hello["legacy_version"] == "DTLS 1.2"
+        assert hello["cipher_suite"] in fixture["decoded"]["cipher_suites"]
+        assert hello["use_srtp"][0] in fixture["decoded"]["use_srtp"]
+        assert "extended_master_secret" in hello["extensions"]
+        assert "supported_versions" not in hello["extensions"]
+
+
 def test_recorded_chromium_offer_fixture_is_a_dtls_srtp_offer() -> None:
     sdp = (FIXTURES / "chromium_offer.sdp").read_text()
     lines = sdp.splitlines()
