@@ -40,6 +40,8 @@ from tests.browser.session import (
     browser_session,
     video_playing,
 )
+from webrtc_secure.certificate import Certificate
+from webrtc_secure.dtls import DtlsConnection
 
 FIXTURES = Path(__file__).resolve().parent / "browser"
 
@@ -123,9 +125,6 @@ def test_recorded_chromium_client_hello_decodes() -> None:
 
 def test_our_dtls_server_answers_chromium_client_hello() -> None:
     """The engine copes with Chromium's real 2-datagram, DTLS-1.3-capable ClientHello."""
-    from webrtc_secure.certificate import Certificate
-    from webrtc_secure.dtls import DtlsConnection
-
     fixture = json.loads((FIXTURES / "chromium_client_hello.json").read_text())
     for cookies in (True, False):
         server = DtlsConnection(False, Certificate.generate(), cookies=cookies)
