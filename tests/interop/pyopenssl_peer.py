@@ -10,7 +10,11 @@ Two things differ from our engine and matter to a harness:
 
 * OpenSSL keeps its retransmission timer on the real clock. ``get_timer()`` maps the
   remaining real time onto the caller's ``now``; ``handle_timer`` only retransmits once
-  the real time has passed, so on a fake clock lossless runs are what work.
+  the real time has passed, so on a fake clock only runs that never need a
+  retransmission work (no loss, and no reordering either: OpenSSL drops a
+  ChangeCipherSpec that overtakes the flight before it and waits for a retransmission).
+  ``sleep_for_timers=True`` makes ``handle_timer`` sleep out the real remainder (at most
+  2 s a call), so lossy fake-clock runs work at the cost of real seconds.
 * A memory BIO is a byte stream: OpenSSL's datagram boundaries are lost. Outgoing bytes
   are split back into DTLS records and packed greedily into datagrams of at most ``mtu``
   octets, which is how OpenSSL packs a flight itself.
@@ -22,6 +26,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -159,6 +164,7 @@ class PyOpenSslDtls:
         require_peer_certificate: bool = True,
         verify_peer: Callable[[bytes], bool] | None = None,
         session_tickets: bool = True,
+        sleep_for_timers: bool = False,
     ) -> None:
         self.is_client = is_client
         self.mtu = mtu
@@ -171,8 +177,11 @@ class PyOpenSslDtls:
         self.closed = False
         self.error: DtlsError | None = None
         self._verify_peer = verify_peer
+        self._sleep_for_timers = sleep_for_timers
         self._events: deque[Event] = deque()
         self._now = 0.0
+        self._timer: float | None = None
+        self._real_deadline = 0.0
         self._started = False
         self._listened = not self.cookies or not stateless_cookies
         self._cookie_secret = os.urandom(16)
@@ -280,23 +289,42 @@ class PyOpenSslDtls:
         return datagrams
 
     def get_timer(self) -> float | None:
-        """OpenSSL's remaining (real-time) retransmission delay, offset from the last
-        ``now`` this peer was given."""
+        """OpenSSL's retransmission deadline on the caller's clock: the remaining real
+        time, added to the ``now`` at which this peer first saw that timer armed."""
         if self.closed:
             return None
         remaining = self.connection.DTLSv1_get_timeout()
-        return None if remaining is None else self._now + remaining
+        if remaining is None:
+            self._timer = None
+            return None
+        real_deadline = time.monotonic() + remaining
+        # A real deadline that moved means OpenSSL re-armed its timer: re-anchor.
+        if self._timer is None or abs(real_deadline - self._real_deadline) > 0.005:
+            self._real_deadline = real_deadline
+            self._timer = self._now + remaining
+        return self._timer
 
     def handle_timer(self, now: float) -> None:
         """Let OpenSSL retransmit if its real-time timer has expired."""
         self._now = now
         if self.closed:
             return
+        remaining = self.connection.DTLSv1_get_timeout()
+        if self._sleep_for_timers and remaining:
+            time.sleep(min(remaining, 2.0))
         try:
-            if self.connection.DTLSv1_handle_timeout():
-                self.stats.retransmissions += 1
+            fired = self.connection.DTLSv1_handle_timeout()
         except SSL.Error as exc:
             self._fail(exc)
+            return
+        if fired:
+            self.stats.retransmissions += 1
+            self._timer = None
+        elif remaining is not None:
+            # The caller's clock ran ahead of the real one: push the deadline so a
+            # fake-clock driver does not spin on a timer OpenSSL will not honour yet.
+            self._timer = now + remaining
+            self._real_deadline = time.monotonic() + remaining
 
     def next_event(self) -> Event | None:
         return self._events.popleft() if self._events else None
