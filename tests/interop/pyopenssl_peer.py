@@ -200,6 +200,8 @@ class PyOpenSslDtls:
         if not session_tickets:
             options |= SSL.OP_NO_TICKET
         if self.cookies and not stateless_cookies:
+            if SSL.OP_COOKIE_EXCHANGE is None:
+                raise RuntimeError("this pyOpenSSL build has no SSL_OP_COOKIE_EXCHANGE")
             options |= SSL.OP_COOKIE_EXCHANGE
         ctx.set_options(options)
         if cipher_list is not None:
