@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 from cryptography.exceptions import InvalidSignature
@@ -30,16 +31,26 @@ class KeyShare:
         self.group = group
         self._x25519: x25519.X25519PrivateKey | None = None
         self._ec: ec.EllipticCurvePrivateKey | None = None
+        # with the system RNG, let OpenSSL generate the key (several times faster than
+        # importing bytes); an injected RNG (deterministic tests) derives it instead
+        native = random is os.urandom
         if group == NamedGroup.X25519:
-            self._x25519 = x25519.X25519PrivateKey.from_private_bytes(random(32))
+            self._x25519 = (
+                x25519.X25519PrivateKey.generate()
+                if native
+                else x25519.X25519PrivateKey.from_private_bytes(random(32))
+            )
             self.public_bytes = self._x25519.public_key().public_bytes(
                 Encoding.Raw, PublicFormat.Raw
             )
         else:
             curve = _CURVES[group]
-            order = _ORDERS[group]
-            scalar = int.from_bytes(random(curve.key_size // 8 + 8), "big") % (order - 1) + 1
-            self._ec = ec.derive_private_key(scalar, curve)
+            if native:
+                self._ec = ec.generate_private_key(curve)
+            else:
+                order = _ORDERS[group]
+                scalar = int.from_bytes(random(curve.key_size // 8 + 8), "big") % (order - 1) + 1
+                self._ec = ec.derive_private_key(scalar, curve)
             self.public_bytes = self._ec.public_key().public_bytes(
                 Encoding.X962, PublicFormat.UncompressedPoint
             )

@@ -127,17 +127,23 @@ def framed_message(msg_type: int, message_seq: int, body: bytes) -> bytes:
 def parse_handshake_fragments(payload: bytes) -> list[HandshakeFragment]:
     """Split a handshake record's payload into fragments; raises MalformedPacket."""
     fragments = []
-    r = Reader(payload)
-    while r.remaining:
-        msg_type = r.uint(1)
-        length = r.uint(3)
-        message_seq = r.uint(2)
-        offset = r.uint(3)
-        frag_length = r.uint(3)
-        body = r.read(frag_length)
-        if offset + frag_length > length:
+    offset = 0
+    end = len(payload)
+    while offset < end:
+        if end - offset < HANDSHAKE_HEADER_LENGTH:
+            raise MalformedPacket("truncated handshake fragment header")
+        msg_type, length3, message_seq, offset3, frag3 = _HS_HEADER.unpack_from(payload, offset)
+        length = int.from_bytes(length3, "big")
+        fragment_offset = int.from_bytes(offset3, "big")
+        fragment_length = int.from_bytes(frag3, "big")
+        offset += HANDSHAKE_HEADER_LENGTH
+        if fragment_length > end - offset:
+            raise MalformedPacket("handshake fragment longer than its record")
+        if fragment_offset + fragment_length > length:
             raise MalformedPacket("handshake fragment extends past its message length")
-        fragments.append(HandshakeFragment(msg_type, length, message_seq, offset, body))
+        body = payload[offset : offset + fragment_length]
+        offset += fragment_length
+        fragments.append(HandshakeFragment(msg_type, length, message_seq, fragment_offset, body))
     return fragments
 
 
