@@ -490,6 +490,8 @@ def _parse(sdp: str, kind: str) -> SessionDescription:
             section = builder.finish()
         except SdpError as exc:
             raise SdpError(f"media section {index} ({builder.section.kind}): {exc}") from None
+        if section.mid is not None and section.mid in mids:
+            raise SdpError(f"duplicate a=mid:{section.mid} in media section {index}")
         media.append(section)
         mids.append(section.mid)
     if bundle:

@@ -232,7 +232,9 @@ def default_address(candidates: list[Any]) -> tuple[int, str]:
 
     Without one, the RFC 8840 placeholder ``9`` / ``IN IP4 0.0.0.0``.
     """
-    udp = [c for c in candidates if c.component == 1 and str(c.transport).lower() == "udp"]
+    # port 0 on an m-line would mean "rejected", so such a candidate never becomes the default
+    udp = [c for c in candidates
+           if c.component == 1 and str(c.transport).lower() == "udp" and int(c.port) != 0]
     if not udp:
         return 9, "IN IP4 0.0.0.0"
     best = max(udp, key=lambda c: int(c.priority))
