@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
+from typing import Any
 
 import aioice.ice
 import pytest
@@ -739,3 +740,62 @@ def test_fuzz_random_text(text: str) -> None:
     check_parse("v=0\r\n" + text)
     with contextlib.suppress(SdpError):
         SessionDescription.from_json(text)
+
+
+# --- Chromium acceptance ---------------------------------------------------------------
+
+CHROMIUM_OFFER_JS = """(async () => {
+  window.pc = new RTCPeerConnection();
+  pc.addTransceiver('audio');
+  pc.addTransceiver('video');
+  await pc.setLocalDescription(await pc.createOffer());
+  return pc.localDescription.sdp;
+})()"""
+
+CHROMIUM_ANSWER_JS = """(async (offer) => {
+  const pc2 = new RTCPeerConnection();
+  await pc2.setRemoteDescription(offer);
+  await pc2.setLocalDescription(await pc2.createAnswer());
+  const sdp = pc2.localDescription.sdp;
+  const kinds = pc2.getTransceivers().map(t => [t.mid, t.receiver.track.kind]);
+  pc2.close();
+  return {sdp, kinds};
+})"""
+
+
+@pytest.mark.interop
+@pytest.mark.timeout(60)
+def test_chromium_accepts_our_answer_and_our_offer() -> None:
+    """Real Chromium: it takes our answer to its offer, and answers our offer."""
+    from tests.browser.cdp import Chromium
+    from tests.browser.netns import run_in_loopback_netns
+
+    cert = Certificate.generate()
+
+    async def scenario() -> tuple[SessionDescription, str, SessionDescription, list[Any]]:
+        async with Chromium() as browser:
+            page = await browser.new_page()
+            offer = SessionDescription.from_sdp(await page.evaluate(CHROMIUM_OFFER_JS), "offer")
+            answer = create_answer(offer, ice_ufrag=UFRAG, ice_pwd=PWD,
+                                   fingerprints=cert.fingerprints(),
+                                   candidates=[host_candidate(9)], ssrcs=[111, 222])
+            state = await page.evaluate(
+                f"pc.setRemoteDescription({answer.to_json()}).then(() => pc.signalingState)"
+            )
+            await page.evaluate("pc.close()")
+            ours = create_offer(ice_ufrag=UFRAG, ice_pwd=PWD, fingerprints=cert.fingerprints(),
+                                candidates=[host_candidate(9)], kinds=("audio", "video"))
+            reply = await page.evaluate(f"{CHROMIUM_ANSWER_JS}({ours.to_json()})")
+            chromium_answer = SessionDescription.from_sdp(reply["sdp"], "answer")
+            return offer, state, chromium_answer, reply["kinds"]
+
+    offer, state, chromium_answer, kinds = run_in_loopback_netns(scenario, timeout=40)
+    assert offer.mids == ["0", "1"] and offer.setup is SetupRole.ACTPASS
+    assert state == "stable"
+    assert kinds == [["0", "audio"], ["1", "video"]]
+    assert chromium_answer.setup is SetupRole.ACTIVE
+    assert not is_dtls_client(SetupRole.ACTPASS, chromium_answer.setup)
+    audio, video = chromium_answer.media
+    assert {c.rtpmap.lower() for c in audio.codecs} <= {"opus/48000/2", "pcmu/8000"}
+    assert audio.codec(111) is not None and audio.codec(111).rtpmap == "opus/48000/2"  # type: ignore[union-attr]
+    assert [c.rtpmap for c in video.codecs] == ["VP8/90000"]
