@@ -613,6 +613,14 @@ def test_constructor_validates_fields() -> None:
         SessionDescription("offer", UFRAG, PWD, [FP256], SetupRole.ACTPASS, media=[section])
     with pytest.raises(SdpError, match="SSRC"):
         our_offer(ssrcs=[0])
+    sneaky = host_candidate()
+    sneaky.host = "10.0.0.1 5 typ host\r\na=setup:passive"
+    with pytest.raises(SdpError, match="control character"):
+        our_offer(candidates=[sneaky])
+    with pytest.raises(SdpError, match="read back"):
+        our_offer(fingerprints=[Fingerprint("SHA-256", FP256.digest)])
+    with pytest.raises(SdpError, match="malformed a=ice-options"):
+        our_offer(ice_options=["trickle\n"])
 
 
 def test_description_without_media_round_trips() -> None:

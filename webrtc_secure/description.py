@@ -184,6 +184,10 @@ class SessionDescription:
             raise SdpError("fingerprints must be webrtc_secure.certificate.Fingerprint objects")
         if len(set(self.fingerprints)) != len(self.fingerprints):
             raise SdpError("the same a=fingerprint is listed twice")
+        for fp in self.fingerprints:
+            check_text(str(fp))
+            if Fingerprint.parse(str(fp)) != fp:
+                raise SdpError(f"fingerprint {str(fp)[:40]!r} would not read back the same")
         if not isinstance(self.setup, SetupRole):
             self.setup = SetupRole.parse(str(self.setup))
         if self.type == "answer" and self.setup == SetupRole.ACTPASS:
@@ -194,7 +198,9 @@ class SessionDescription:
             raise SdpError(f"more than {MAX_CANDIDATES} candidates")
         for candidate in self.candidates:
             # the text must parse back: catches foreign objects and hand-made nonsense
-            parse_candidate(candidate_to_sdp(candidate))
+            text = candidate_to_sdp(candidate)
+            check_text(text)
+            parse_candidate(text)
         if len(self.media) > MAX_MEDIA_SECTIONS:
             raise SdpError(f"more than {MAX_MEDIA_SECTIONS} media sections")
         mids: list[str] = []
@@ -800,4 +806,5 @@ __all__ = [
     "create_answer",
     "create_offer",
     "is_dtls_client",
+    "parse_candidate",
 ]

@@ -66,6 +66,7 @@ STATIC_PAYLOAD_TYPES: dict[int, tuple[str, int, int | None]] = {
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+$")
 _DIGITS = re.compile(r"^[0-9]{1,20}$")
+_PROTOCOL = re.compile(r"[A-Za-z0-9/_.\-]+")
 _LINE = re.compile(r"^([a-z])=(.*)$")
 #: Attribute names with their own fields: never accepted as verbatim attributes, so a
 #: hand-built section cannot smuggle a second fingerprint or setup line.
@@ -122,7 +123,7 @@ class Direction(str, Enum):
 
 def parse_int(text: str, what: str, low: int, high: int) -> int:
     """A decimal integer within [low, high], or SdpError naming ``what``."""
-    if not _DIGITS.match(text):
+    if not _DIGITS.fullmatch(text):
         raise SdpError(f"{what} is not a decimal number: {text[:40]!r}")
     value = int(text)
     if not low <= value <= high:
@@ -132,7 +133,7 @@ def parse_int(text: str, what: str, low: int, high: int) -> int:
 
 def is_token(text: str) -> bool:
     """True when ``text`` is a non-empty RFC 8866 token."""
-    return bool(_TOKEN.match(text))
+    return bool(_TOKEN.fullmatch(text))
 
 
 def split_attribute(value: str) -> tuple[str, str | None]:
@@ -384,7 +385,7 @@ class MediaSection:
         """Raise SdpError when this section cannot be written as valid SDP."""
         if not is_token(self.kind):
             raise SdpError(f"malformed media kind {self.kind[:20]!r}")
-        if not re.match(r"^[A-Za-z0-9/_.\-]+$", self.protocol):
+        if not _PROTOCOL.fullmatch(self.protocol):
             raise SdpError(f"malformed media protocol {self.protocol[:40]!r}")
         if self.mid is not None and (not is_token(self.mid) or len(self.mid) > 64):
             raise SdpError(f"malformed mid {self.mid[:70]!r}")
@@ -409,7 +410,7 @@ class MediaSection:
         for ext in self.extensions:
             if not 1 <= ext.id <= 4095 or not ext.uri or " " in ext.uri:
                 raise SdpError(f"malformed header extension {ext.id} {ext.uri[:60]!r}")
-            texts += [ext.attributes or ""]
+            texts += [ext.uri, ext.attributes or ""]
         for ssrc in self.ssrcs:
             if not 0 <= ssrc.ssrc < 2**32 or not ssrc.attributes:
                 raise SdpError(f"malformed ssrc {ssrc.ssrc}")
@@ -467,7 +468,7 @@ def parse_m_line(value: str) -> tuple[str, int, str, list[str]]:
         raise SdpError(f"malformed media kind {kind[:20]!r}")
     # "<port>/<count>" is legal SDP but meaningless for WebRTC
     port = parse_int(port_text, "m= port", 0, 65535)
-    if not re.match(r"^[A-Za-z0-9/_.\-]+$", protocol):
+    if not _PROTOCOL.fullmatch(protocol):
         raise SdpError(f"malformed media protocol {protocol[:40]!r}")
     if any(not is_token(f) for f in formats):
         raise SdpError(f"malformed format list {value[:60]!r}")
