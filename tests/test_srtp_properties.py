@@ -1,0 +1,180 @@
+"""SRTP behaviour: round trips, tamper and truncation, replay, ROC, limits, no trace."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from webrtc_secure.errors import (
+    AuthenticationFailed,
+    KeyLifetimeExceeded,
+    MalformedPacket,
+    ReplayDetected,
+    StreamLimitExceeded,
+    WebrtcSecureError,
+)
+from webrtc_secure.srtp import Profile, SrtpContext, SrtpSession
+from webrtc_secure.srtp.context import MAX_SRTCP_INDEX, estimate_index
+
+PROFILES = list(Profile)
+
+
+def _pair(profile: Profile, **kw: int) -> tuple[SrtpContext, SrtpContext]:
+    key, salt = os.urandom(profile.key_length), os.urandom(profile.salt_length)
+    return SrtpContext(profile, key, salt, **kw), SrtpContext(profile, key, salt, **kw)
+
+
+def _rtp(seq: int, ssrc: int = 0x1234, payload: bytes = b"x" * 40) -> bytes:
+    return struct.pack("!BBHII", 0x80, 0, seq & 0xFFFF, seq * 160, ssrc) + payload
+
+
+def _rtcp(ssrc: int = 0x1234) -> bytes:
+    return struct.pack("!BBHI", 0x80, 200, 6, ssrc) + b"r" * 20
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(PROFILES),
+    st.binary(max_size=1400),
+    st.integers(0, 65535),
+    st.integers(0, 2**32 - 1),
+)
+def test_round_trip(profile: Profile, payload: bytes, seq: int, ssrc: int) -> None:
+    tx, rx = _pair(profile)
+    packet = _rtp(seq, ssrc, payload)
+    assert rx.unprotect(tx.protect(packet)) == packet
+    report = _rtcp(ssrc) + payload
+    assert rx.unprotect_rtcp(tx.protect_rtcp(report)) == report
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.sampled_from(PROFILES), st.data())
+def test_any_flipped_bit_or_truncation_is_refused(profile: Profile, data: st.DataObject) -> None:
+    tx, rx = _pair(profile)
+    for protected in (tx.protect(_rtp(7)), tx.protect_rtcp(_rtcp())):
+        unprotect = rx.unprotect if protected[1] != 200 else rx.unprotect_rtcp
+        bit = data.draw(st.integers(0, len(protected) * 8 - 1))
+        flipped = bytearray(protected)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        with pytest.raises((AuthenticationFailed, MalformedPacket, ReplayDetected)):
+            unprotect(bytes(flipped))
+        cut = data.draw(st.integers(0, len(protected) - 1))
+        with pytest.raises((AuthenticationFailed, MalformedPacket)):
+            unprotect(protected[:cut])
+        assert rx.remote_stream_count == 0  # nothing failed left a stream behind
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_replays_refused_and_window_honoured(profile: Profile) -> None:
+    tx, rx = _pair(profile, replay_window=64)
+    packets = [tx.protect(_rtp(seq)) for seq in range(200)]
+    for p in packets[100:]:
+        rx.unprotect(p)
+    with pytest.raises(ReplayDetected):
+        rx.unprotect(packets[150])  # duplicate
+    with pytest.raises(ReplayDetected):
+        rx.unprotect(packets[100])  # older than the window
+    rtcp = tx.protect_rtcp(_rtcp())
+    rx.unprotect_rtcp(rtcp)
+    with pytest.raises(ReplayDetected):
+        rx.unprotect_rtcp(rtcp)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_failed_packet_leaves_no_trace(profile: Profile) -> None:
+    tx, rx = _pair(profile)
+    good = tx.protect(_rtp(65535))
+    forged = bytearray(tx.protect(_rtp(0)))  # would advance the ROC if accepted
+    forged[-1] ^= 1
+    rx.unprotect(good)
+    state = (rx._inbound[0x1234].highest, rx._inbound[0x1234].window.highest)
+    with pytest.raises(AuthenticationFailed):
+        rx.unprotect(bytes(forged))
+    assert (rx._inbound[0x1234].highest, rx._inbound[0x1234].window.highest) == state
+    forged[-1] ^= 1
+    assert rx.unprotect(bytes(forged)) == _rtp(0)  # the real one still decrypts: no slot used
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_rollover_and_reordering_around_the_wrap(profile: Profile) -> None:
+    tx, rx = _pair(profile)
+    seqs = [65530, 65531, 65533, 65532, 1, 65534, 0, 65535, 2, 3]
+    protected = {s: tx.protect(_rtp(s)) for s in sorted(seqs, key=lambda s: (s < 100, s))}
+    for s in seqs:
+        assert rx.unprotect(protected[s]) == _rtp(s)
+    assert rx._inbound[0x1234].highest == (1 << 16) | 3
+
+
+def test_first_packet_gets_roc_zero_and_estimation() -> None:
+    assert estimate_index(-1, 65530) == 65530
+    assert estimate_index(65530, 5) == (1 << 16) | 5
+    assert estimate_index((1 << 16) | 5, 65530) == 65530
+    assert estimate_index(100, 65000) < 0  # before the stream started: refused as too old
+
+
+def test_remote_stream_limit_bounds_memory() -> None:
+    tx, rx = _pair(Profile.AEAD_AES_128_GCM, max_remote_streams=16)
+    for ssrc in range(16):
+        rx.unprotect(tx.protect(_rtp(1, ssrc)))
+    with pytest.raises(StreamLimitExceeded):
+        rx.unprotect(tx.protect(_rtp(1, 999)))
+    # a flood of forged packets with random SSRCs creates nothing
+    _tx2, rx2 = _pair(Profile.AES128_CM_HMAC_SHA1_80)
+    for _ in range(2000):
+        junk = _rtp(1, int.from_bytes(os.urandom(4), "big")) + os.urandom(10)
+        with pytest.raises(WebrtcSecureError):
+            rx2.unprotect(junk)
+    assert rx2.remote_stream_count == 0
+
+
+def test_key_lifetime_limits_raise_before_reuse() -> None:
+    tx, _ = _pair(Profile.AES128_CM_HMAC_SHA1_80)
+    tx._rtp_packets = (1 << 48) - 1
+    tx.protect(_rtp(1))
+    with pytest.raises(KeyLifetimeExceeded):
+        tx.protect(_rtp(2))
+    tx.protect_rtcp(_rtcp(77))
+    tx._outbound[77].rtcp_index = MAX_SRTCP_INDEX
+    with pytest.raises(KeyLifetimeExceeded):
+        tx.protect_rtcp(_rtcp(77))
+
+
+@pytest.mark.parametrize(
+    "bad", [b"", b"\x80" * 11, b"\x40" + bytes(20), b"\x8f" + bytes(20), b"\x90" + bytes(13)]
+)
+def test_malformed_rtp_refused(bad: bytes) -> None:
+    tx, rx = _pair(Profile.AES128_CM_HMAC_SHA1_80)
+    with pytest.raises(MalformedPacket):
+        tx.protect(bad)
+    with pytest.raises(MalformedPacket):
+        rx.unprotect(bad)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200), st.sampled_from(PROFILES))
+def test_garbage_only_raises_typed_errors(data: bytes, profile: Profile) -> None:
+    _, rx = _pair(profile)
+    for fn in (rx.unprotect, rx.unprotect_rtcp):
+        with contextlib.suppress(WebrtcSecureError):
+            fn(data)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_session_splits_rfc5764_keying_material(profile: Profile) -> None:
+    material = os.urandom(profile.keying_material_length)
+    client = SrtpSession.from_keying_material(material, profile, is_client=True)
+    server = SrtpSession.from_keying_material(material, profile, is_client=False)
+    packet = _rtp(9)
+    assert server.unprotect(client.protect(packet)) == packet
+    assert client.unprotect(server.protect(packet)) == packet
+    assert client.unprotect_rtcp(server.protect_rtcp(_rtcp())) == _rtcp()
+    k = profile.key_length
+    assert client.local is not server.local
+    assert SrtpContext(
+        profile, material[:k], material[2 * k : 2 * k + profile.salt_length]
+    ).protect(packet) == client.protect(_rtp(9, 0x1234))

@@ -1,0 +1,46 @@
+"""SrtpSession: both directions of a DTLS-SRTP association (RFC 5764 4.2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from webrtc_secure.srtp.context import SrtpContext
+from webrtc_secure.srtp.profiles import Profile
+
+
+class SrtpSession:
+    """A local context for what we send and a remote one for what the peer sends."""
+
+    def __init__(self, local: SrtpContext, remote: SrtpContext) -> None:
+        self.local = local
+        self.remote = remote
+        self.profile = local.profile
+
+    @classmethod
+    def from_keying_material(
+        cls, material: bytes, profile: Profile, is_client: bool, **options: Any
+    ) -> SrtpSession:
+        """Split exporter output: client key | server key | client salt | server salt."""
+        profile = Profile(profile)
+        k, s = profile.key_length, profile.salt_length
+        if len(material) != 2 * (k + s):
+            raise ValueError(
+                f"{profile.name} needs {2 * (k + s)} octets of keying material, got {len(material)}"
+            )
+        client_key, server_key = material[:k], material[k : 2 * k]
+        client_salt, server_salt = material[2 * k : 2 * k + s], material[2 * k + s :]
+        client = SrtpContext(profile, client_key, client_salt, **options)
+        server = SrtpContext(profile, server_key, server_salt, **options)
+        return cls(client, server) if is_client else cls(server, client)
+
+    def protect(self, rtp: bytes) -> bytes:
+        return self.local.protect(rtp)
+
+    def protect_rtcp(self, rtcp: bytes) -> bytes:
+        return self.local.protect_rtcp(rtcp)
+
+    def unprotect(self, srtp: bytes) -> bytes:
+        return self.remote.unprotect(srtp)
+
+    def unprotect_rtcp(self, srtcp: bytes) -> bytes:
+        return self.remote.unprotect_rtcp(srtcp)
