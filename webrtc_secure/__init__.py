@@ -1,27 +1,49 @@
 """webrtc_secure: WebRTC's security layer (DTLS 1.2, DTLS-SRTP, SRTP/SRTCP) on asyncio."""
 
 from webrtc_secure.certificate import Certificate, Fingerprint
+from webrtc_secure.description import SessionDescription, SetupRole
 from webrtc_secure.errors import (
+    AlertReceived,
     AuthenticationFailed,
     CertificateError,
+    ConnectionClosed,
     DtlsError,
     FingerprintMismatch,
+    HandshakeFailure,
+    HandshakeTimeout,
+    IceError,
+    KeyLifetimeExceeded,
     MalformedPacket,
     ReplayDetected,
     SdpError,
+    SrtpError,
+    StreamLimitExceeded,
     WebrtcSecureError,
 )
+from webrtc_secure.peer import PeerState, SecurePeer
 
 __all__ = [
+    "AlertReceived",
     "AuthenticationFailed",
     "Certificate",
     "CertificateError",
+    "ConnectionClosed",
     "DtlsError",
     "Fingerprint",
     "FingerprintMismatch",
+    "HandshakeFailure",
+    "HandshakeTimeout",
+    "IceError",
+    "KeyLifetimeExceeded",
     "MalformedPacket",
+    "PeerState",
     "ReplayDetected",
     "SdpError",
+    "SecurePeer",
+    "SessionDescription",
+    "SetupRole",
+    "SrtpError",
+    "StreamLimitExceeded",
     "WebrtcSecureError",
 ]
 __version__ = "0.1.0"

@@ -1,0 +1,451 @@
+"""SecurePeer: an awaitable, authenticated and encrypted WebRTC peer connection.
+
+``await peer.connect(remote)`` runs ICE (aioice), the DTLS handshake (our engine,
+role from ``a=setup``), the certificate fingerprint check, and keys SRTP from the
+DTLS exporter (RFC 5764 4.2). Everything after that is events::
+
+    peer.on("message", ...)   application data over DTLS (the data channel)
+    peer.on("rtp", ...)       authenticated, decrypted RTP packets
+    peer.on("rtcp", ...)      authenticated, decrypted RTCP packets
+
+Inbound datagrams are demultiplexed on their first byte (RFC 7983) by
+:class:`SecureProtocol`, which runs unchanged over a plain UDP socket or over an
+ICE connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from pyee.asyncio import AsyncIOEventEmitter
+
+from webrtc_secure import ice
+from webrtc_secure.certificate import Certificate
+from webrtc_secure.description import SessionDescription, SetupRole, is_dtls_client
+from webrtc_secure.dtls import DtlsConnection
+from webrtc_secure.dtls_transport import DtlsTransport
+from webrtc_secure.errors import (
+    ConnectionClosed,
+    DtlsError,
+    IceError,
+    SdpError,
+    WebrtcSecureError,
+)
+from webrtc_secure.srtp import DEFAULT_PROFILES, Profile, SrtpSession
+
+logger = logging.getLogger(__name__)
+
+DTLS_SRTP_LABEL = "EXTRACTOR-dtls_srtp"
+
+
+class PeerState(str, Enum):
+    NEW = "new"
+    CHECKING = "checking"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    CLOSED = "closed"
+    FAILED = "failed"
+
+
+@dataclass
+class PeerStats:
+    """Counters a user or a test can read through ``peer.stats()``."""
+
+    datagrams_in: int = 0
+    datagrams_out: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    rtp_in: int = 0
+    rtp_out: int = 0
+    rtcp_in: int = 0
+    rtcp_out: int = 0
+    messages_in: int = 0
+    messages_out: int = 0
+    ice_seconds: float | None = None
+    dtls_seconds: float | None = None
+    connect_seconds: float | None = None
+
+
+class PacketKind(Enum):
+    """RFC 7983 classes of what arrives on the one ICE component."""
+
+    DTLS = "dtls"
+    RTP = "rtp"
+    RTCP = "rtcp"
+    STUN = "stun"
+    TURN_CHANNEL = "turn_channel"
+    UNKNOWN = "unknown"
+
+
+def classify(data: bytes) -> PacketKind:
+    """First-byte demultiplexing (RFC 7983 7), RTP vs RTCP by payload type (RFC 5761 4)."""
+    if not data:
+        return PacketKind.UNKNOWN
+    first = data[0]
+    if 20 <= first <= 63:
+        return PacketKind.DTLS
+    if 128 <= first <= 191:
+        if len(data) >= 2 and 192 <= data[1] <= 223:
+            return PacketKind.RTCP
+        return PacketKind.RTP
+    if first <= 3:
+        return PacketKind.STUN
+    if 64 <= first <= 79:
+        return PacketKind.TURN_CHANNEL
+    return PacketKind.UNKNOWN
+
+
+class SecureProtocol(asyncio.DatagramProtocol):
+    """RFC 7983 demultiplexer: DTLS to the DTLS engine, SRTP/SRTCP to the SRTP session."""
+
+    def __init__(self, peer: SecurePeer) -> None:
+        self.peer = peer
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.peer._datagram_received(data)
+
+    def error_received(self, exc: Exception) -> None:
+        logger.debug("transport error: %s", exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.peer._transport_lost(exc)
+
+
+class SecurePeer(AsyncIOEventEmitter):
+    """One secure peer connection. See the module docstring for the flow."""
+
+    def __init__(
+        self,
+        *,
+        certificate: Certificate | None = None,
+        ice_servers: Sequence[str] | None = None,
+        srtp_profiles: Sequence[Profile] = DEFAULT_PROFILES,
+        mtu: int = 1200,
+        handshake_timeout: float = 30.0,
+        ice_timeout: float = 30.0,
+        retransmit_timeout: float = 1.0,
+        replay_window: int = 128,
+        host_addresses: list[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.certificate = certificate or Certificate.generate()
+        self.srtp_profiles = tuple(srtp_profiles)
+        self.mtu = mtu
+        self.handshake_timeout = handshake_timeout
+        self.ice_timeout = ice_timeout
+        self.retransmit_timeout = retransmit_timeout
+        self.replay_window = replay_window
+        self.host_addresses = host_addresses
+        self._ice_servers = list(ice_servers or [])
+        self._state = PeerState.NEW
+        self._stats = PeerStats()
+        self._ice: Any = None  # aioice.Connection, created on first description
+        self._transport: asyncio.DatagramTransport | None = None
+        self._dtls: DtlsTransport | None = None
+        self._srtp: SrtpSession | None = None
+        self._local: SessionDescription | None = None
+        self._controlling: bool | None = None
+        self._closing = False
+        self._shutdown_task: asyncio.Future[None] | None = None
+
+    # --- state and stats ----------------------------------------------------------------
+
+    @property
+    def state(self) -> PeerState:
+        return self._state
+
+    @property
+    def local_description(self) -> SessionDescription | None:
+        return self._local
+
+    @property
+    def srtp_profile(self) -> Profile | None:
+        return self._dtls.connection.srtp_profile if self._dtls else None
+
+    def stats(self) -> dict[str, Any]:
+        """A snapshot of counters: datagrams, drops by reason, media, DTLS and timings."""
+        s = self._stats
+        out: dict[str, Any] = {
+            "state": self._state.value,
+            "datagrams_in": s.datagrams_in,
+            "datagrams_out": s.datagrams_out,
+            "dropped": dict(s.dropped),
+            "rtp_in": s.rtp_in,
+            "rtp_out": s.rtp_out,
+            "rtcp_in": s.rtcp_in,
+            "rtcp_out": s.rtcp_out,
+            "messages_in": s.messages_in,
+            "messages_out": s.messages_out,
+            "ice_seconds": s.ice_seconds,
+            "dtls_seconds": s.dtls_seconds,
+            "connect_seconds": s.connect_seconds,
+        }
+        if self._dtls is not None:
+            conn = self._dtls.connection
+            d = conn.stats
+            out["dtls"] = {
+                "role": "client" if conn.is_client else "server",
+                "cipher_suite": conn.cipher_suite.name if conn.cipher_suite else None,
+                "srtp_profile": conn.srtp_profile.name if conn.srtp_profile else None,
+                "flights_sent": d.flights_sent,
+                "retransmissions": d.retransmissions,
+                "dropped_authentication": d.dropped_authentication,
+                "dropped_replay": d.dropped_replay,
+                "dropped_malformed": d.dropped_malformed,
+            }
+        return out
+
+    def _set_state(self, state: PeerState) -> None:
+        if state != self._state:
+            logger.debug("peer state %s -> %s", self._state.value, state.value)
+            self._state = state
+            self.emit("state", state.value)
+
+    # --- signaling -----------------------------------------------------------------------
+
+    async def create_offer(self) -> SessionDescription:
+        """Gather candidates and describe this peer as the offerer (actpass, controlling)."""
+        await self._ensure_ice(controlling=True)
+        self._local = self._describe("offer", SetupRole.ACTPASS)
+        return self._local
+
+    async def create_answer(self, remote_offer: SessionDescription) -> SessionDescription:
+        """Answer an offer: ICE-controlled, DTLS role chosen as browsers do."""
+        _require_fingerprint(remote_offer)
+        await self._ensure_ice(controlling=False)
+        setup = SetupRole.answer_to(remote_offer.setup)
+        self._local = self._describe("answer", setup, remote_offer)
+        return self._local
+
+    async def _ensure_ice(self, controlling: bool) -> None:
+        if self._ice is not None:
+            return
+        self._controlling = controlling
+        self._ice = ice.create_ice_connection(
+            controlling=controlling, ice_servers=self._ice_servers
+        )
+        await ice.gather_candidates(self._ice, self.host_addresses)
+
+    def _describe(
+        self, kind: str, setup: SetupRole, remote: SessionDescription | None = None
+    ) -> SessionDescription:
+        return SessionDescription.build(
+            kind=kind,
+            ice_ufrag=self._ice.local_username,
+            ice_pwd=self._ice.local_password,
+            candidates=list(self._ice.local_candidates),
+            fingerprints=self.certificate.fingerprints(),
+            setup=setup,
+            remote=remote,
+        )
+
+    # --- connect -------------------------------------------------------------------------
+
+    async def connect(self, remote: SessionDescription) -> None:
+        """ICE, then DTLS, then the fingerprint check, then SRTP keys.
+
+        Raises IceError, HandshakeTimeout, FingerprintMismatch, HandshakeFailure or
+        AlertReceived (all WebrtcSecureError) and leaves the peer ``failed``.
+        """
+        if self._local is None:
+            raise SdpError("create an offer or answer before connect()")
+        _require_fingerprint(remote)
+        started = time.monotonic()
+        try:
+            self._set_state(PeerState.CHECKING)
+            await self._connect_ice(remote)
+            ice_done = time.monotonic()
+            self._stats.ice_seconds = ice_done - started
+            self._set_state(PeerState.CONNECTING)
+            is_client = is_dtls_client(self._local.setup, remote.setup)
+            await self._handshake(is_client, remote)
+            self._stats.dtls_seconds = time.monotonic() - ice_done
+        except (WebrtcSecureError, asyncio.CancelledError) as exc:
+            await self._fail(exc if isinstance(exc, WebrtcSecureError) else None)
+            raise
+        self._stats.connect_seconds = time.monotonic() - started
+        self._set_state(PeerState.CONNECTED)
+        self.emit("datachannel-ready")
+        profile = self.srtp_profile
+        if profile is not None:
+            assert self._dtls is not None
+            material = self._dtls.connection.export_keying_material(
+                DTLS_SRTP_LABEL, profile.keying_material_length
+            )
+            self._srtp = SrtpSession.from_keying_material(
+                material,
+                profile,
+                self._dtls.connection.is_client,
+                replay_window=self.replay_window,
+            )
+            self.emit("media-ready", profile)
+
+    async def _connect_ice(self, remote: SessionDescription) -> None:
+        try:
+            self._transport = await asyncio.wait_for(
+                ice.connect_ice(
+                    self._ice,
+                    remote.ice_ufrag,
+                    remote.ice_pwd,
+                    remote.candidates,
+                    lambda: SecureProtocol(self),
+                ),
+                self.ice_timeout,
+            )
+        except asyncio.TimeoutError:
+            raise IceError(f"ICE did not connect within {self.ice_timeout:g} s") from None
+
+    async def _handshake(self, is_client: bool, remote: SessionDescription) -> None:
+        connection = DtlsConnection(
+            is_client,
+            self.certificate,
+            srtp_profiles=self.srtp_profiles,
+            mtu=self.mtu,
+            cookies=False,  # ICE connectivity checks already proved the path
+            remote_fingerprints=remote.fingerprints,
+            initial_retransmit_timeout=self.retransmit_timeout,
+            handshake_timeout=self.handshake_timeout,
+        )
+        self._dtls = DtlsTransport(
+            connection,
+            self._send_datagram,
+            on_data=self._on_message,
+            on_closed=self._on_dtls_closed,
+        )
+        await self._dtls.handshake(self.handshake_timeout + 1.0)
+
+    # --- data path ----------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        """Send one message over DTLS application data."""
+        if self._dtls is None or self._state != PeerState.CONNECTED:
+            raise ConnectionClosed("peer is not connected")
+        self._dtls.send(data)
+        self._stats.messages_out += 1
+
+    def send_rtp(self, packet: bytes) -> None:
+        """Protect an RTP packet with SRTP and send it."""
+        self._send_datagram(self._require_srtp().protect(packet))
+        self._stats.rtp_out += 1
+
+    def send_rtcp(self, packet: bytes) -> None:
+        """Protect an RTCP packet with SRTCP and send it."""
+        self._send_datagram(self._require_srtp().protect_rtcp(packet))
+        self._stats.rtcp_out += 1
+
+    def _require_srtp(self) -> SrtpSession:
+        if self._srtp is None or self._state != PeerState.CONNECTED:
+            raise ConnectionClosed("media is not ready (no SRTP keys)")
+        return self._srtp
+
+    def _send_datagram(self, data: bytes) -> None:
+        if self._transport is None or self._transport.is_closing():
+            return
+        self._transport.sendto(data)
+        self._stats.datagrams_out += 1
+
+    def _datagram_received(self, data: bytes) -> None:
+        self._stats.datagrams_in += 1
+        kind = classify(data)
+        if kind == PacketKind.DTLS:
+            if self._dtls is not None:
+                self._dtls.datagram_received(data)
+            else:
+                self._stats.dropped["dtls_before_handshake"] += 1
+        elif kind in (PacketKind.RTP, PacketKind.RTCP):
+            self._media_received(data, kind)
+        else:
+            self._stats.dropped[f"unknown_{kind.name.lower()}"] += 1
+
+    def _media_received(self, data: bytes, kind: PacketKind) -> None:
+        srtp = self._srtp
+        if srtp is None:
+            self._stats.dropped["media_before_keys"] += 1
+            return
+        try:
+            if kind == PacketKind.RTP:
+                packet = srtp.unprotect(data)
+                self._stats.rtp_in += 1
+                self.emit("rtp", packet)
+            else:
+                packet = srtp.unprotect_rtcp(data)
+                self._stats.rtcp_in += 1
+                self.emit("rtcp", packet)
+        except WebrtcSecureError as exc:
+            # authentication, replay or parse failure: counted, never delivered
+            self._stats.dropped[f"{kind.name.lower()}_{type(exc).__name__}"] += 1
+
+    def _on_message(self, data: bytes) -> None:
+        self._stats.messages_in += 1
+        self.emit("message", data)
+
+    # --- teardown -----------------------------------------------------------------------
+
+    def _on_dtls_closed(self, error: WebrtcSecureError | None) -> None:
+        if self._closing or self._state in (PeerState.CLOSED, PeerState.FAILED):
+            return
+        if self._state != PeerState.CONNECTED:
+            return  # connect() sees the error through the handshake and fails
+        if error is not None:
+            self._emit_error(error)
+        self._shutdown_task = asyncio.ensure_future(
+            self._shutdown(PeerState.FAILED if error else PeerState.CLOSED)
+        )
+
+    def _transport_lost(self, exc: Exception | None) -> None:
+        if self._closing or self._state in (PeerState.CLOSED, PeerState.FAILED):
+            return
+        logger.info("transport lost: %s", exc)
+        if self._state == PeerState.CONNECTED:
+            self._shutdown_task = asyncio.ensure_future(self._shutdown(PeerState.CLOSED))
+
+    def _emit_error(self, error: BaseException) -> None:
+        # pyee raises an unhandled "error" event: only emit when someone listens
+        if self.listeners("error"):
+            self.emit("error", error)
+
+    async def _fail(self, error: WebrtcSecureError | None) -> None:
+        if error is not None:
+            logger.warning("peer connection failed: %s: %s", type(error).__name__, error)
+            self._emit_error(error)
+        await self._shutdown(PeerState.FAILED)
+
+    async def close(self) -> None:
+        """Send close_notify, close ICE and cancel every task. Idempotent."""
+        await self._shutdown(PeerState.CLOSED)
+
+    async def _shutdown(self, final: PeerState) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        if self._dtls is not None:
+            self._dtls.close()  # close_notify goes out before the transport closes
+        if self._transport is not None:
+            self._transport.close()
+        if self._ice is not None:
+            with contextlib.suppress(Exception):
+                await self._ice.close()
+        self._srtp = None
+        self._set_state(final)
+        self.emit("closed")
+
+    async def __aenter__(self) -> SecurePeer:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+def _require_fingerprint(description: SessionDescription) -> None:
+    if not description.fingerprints:
+        raise SdpError("remote description has no a=fingerprint: refusing an unauthenticated peer")
+
+
+__all__ = ["DTLS_SRTP_LABEL", "DtlsError", "PeerState", "SecurePeer", "SecureProtocol"]
