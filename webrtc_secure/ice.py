@@ -50,6 +50,28 @@ def create_ice_connection(*, controlling: bool, ice_servers: Sequence[str] = ())
     )
 
 
+def host_candidate(sockname: tuple[Any, ...]) -> Any:
+    """A host candidate for a plain UDP socket (used without ICE checks)."""
+    host, port = sockname[0], sockname[1]
+    return aioice.Candidate(
+        foundation=aioice.candidate.candidate_foundation("host", "udp", host),
+        component=COMPONENT,
+        transport="udp",
+        priority=aioice.candidate.candidate_priority(COMPONENT, "host"),
+        host=host,
+        port=port,
+        type="host",
+    )
+
+
+def first_udp_address(candidates: Sequence[Any]) -> tuple[str, int]:
+    """Where to send without ICE: the remote's first UDP candidate."""
+    for candidate in candidates:
+        if candidate.transport.lower() == "udp" and candidate.port:
+            return (candidate.host, candidate.port)
+    raise IceError("the remote description has no UDP candidate")
+
+
 async def gather_candidates(connection: Any, host_addresses: list[str] | None) -> None:
     """Gather local candidates: aioice's own choice, or exactly ``host_addresses``.
 

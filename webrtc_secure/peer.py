@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -30,11 +31,13 @@ from pyee.asyncio import AsyncIOEventEmitter
 from webrtc_secure import ice
 from webrtc_secure.certificate import Certificate
 from webrtc_secure.description import SessionDescription, SetupRole, is_dtls_client
-from webrtc_secure.dtls import DtlsConnection
+from webrtc_secure.dtls import AlertDescription, DtlsConnection
 from webrtc_secure.dtls_transport import DtlsTransport
 from webrtc_secure.errors import (
+    AlertReceived,
     ConnectionClosed,
     DtlsError,
+    FingerprintMismatch,
     IceError,
     SdpError,
     WebrtcSecureError,
@@ -44,6 +47,8 @@ from webrtc_secure.srtp import DEFAULT_PROFILES, Profile, SrtpSession
 logger = logging.getLogger(__name__)
 
 DTLS_SRTP_LABEL = "EXTRACTOR-dtls_srtp"
+#: DTLS datagrams kept while connect() has not started the engine yet
+MAX_EARLY_DTLS = 16
 
 
 class PeerState(str, Enum):
@@ -109,7 +114,7 @@ class SecureProtocol(asyncio.DatagramProtocol):
         self.peer = peer
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.peer._datagram_received(data)
+        self.peer._datagram_received(data, addr)
 
     def error_received(self, exc: Exception) -> None:
         logger.debug("transport error: %s", exc)
@@ -133,6 +138,7 @@ class SecurePeer(AsyncIOEventEmitter):
         retransmit_timeout: float = 1.0,
         replay_window: int = 128,
         host_addresses: list[str] | None = None,
+        use_ice: bool = True,
     ) -> None:
         super().__init__()
         self.certificate = certificate or Certificate.generate()
@@ -143,6 +149,12 @@ class SecurePeer(AsyncIOEventEmitter):
         self.retransmit_timeout = retransmit_timeout
         self.replay_window = replay_window
         self.host_addresses = host_addresses
+        #: False: one plain UDP socket on host_addresses[0], no ICE checks (testing,
+        #: servers with a known address); the same SecureProtocol runs on top
+        self.use_ice = use_ice
+        self._udp_remote: tuple[str, int] | None = None
+        self._udp_candidate: Any = None
+        self._early_dtls: list[bytes] = []
         self._ice_servers = list(ice_servers or [])
         self._state = PeerState.NEW
         self._stats = PeerStats()
@@ -154,6 +166,7 @@ class SecurePeer(AsyncIOEventEmitter):
         self._controlling: bool | None = None
         self._closing = False
         self._shutdown_task: asyncio.Future[None] | None = None
+        self._shutdown_done: asyncio.Future[None] | None = None
 
     # --- state and stats ----------------------------------------------------------------
 
@@ -212,35 +225,51 @@ class SecurePeer(AsyncIOEventEmitter):
 
     async def create_offer(self) -> SessionDescription:
         """Gather candidates and describe this peer as the offerer (actpass, controlling)."""
-        await self._ensure_ice(controlling=True)
+        await self._ensure_transport(controlling=True)
         self._local = self._describe("offer", SetupRole.ACTPASS)
         return self._local
 
     async def create_answer(self, remote_offer: SessionDescription) -> SessionDescription:
         """Answer an offer: ICE-controlled, DTLS role chosen as browsers do."""
         _require_fingerprint(remote_offer)
-        await self._ensure_ice(controlling=False)
+        await self._ensure_transport(controlling=False)
         setup = SetupRole.answer_to(remote_offer.setup)
         self._local = self._describe("answer", setup, remote_offer)
         return self._local
 
-    async def _ensure_ice(self, controlling: bool) -> None:
-        if self._ice is not None:
+    async def _ensure_transport(self, controlling: bool) -> None:
+        if self._ice is not None or self._transport is not None:
             return
         self._controlling = controlling
-        self._ice = ice.create_ice_connection(
-            controlling=controlling, ice_servers=self._ice_servers
+        if self.use_ice:
+            self._ice = ice.create_ice_connection(
+                controlling=controlling, ice_servers=self._ice_servers
+            )
+            await ice.gather_candidates(self._ice, self.host_addresses)
+            return
+        host = (self.host_addresses or ["127.0.0.1"])[0]
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: SecureProtocol(self), local_addr=(host, 0)
         )
-        await ice.gather_candidates(self._ice, self.host_addresses)
+        self._transport = transport
+        self._udp_candidate = ice.host_candidate(transport.get_extra_info("sockname"))
 
     def _describe(
         self, kind: str, setup: SetupRole, remote: SessionDescription | None = None
     ) -> SessionDescription:
+        if self._ice is not None:
+            ufrag, pwd = self._ice.local_username, self._ice.local_password
+            candidates = list(self._ice.local_candidates)
+        else:
+            # plain UDP still writes ICE credentials: SDP parsers require them
+            ufrag, pwd = secrets.token_hex(4), secrets.token_hex(12)
+            candidates = [self._udp_candidate]
         return SessionDescription.build(
             kind=kind,
-            ice_ufrag=self._ice.local_username,
-            ice_pwd=self._ice.local_password,
-            candidates=list(self._ice.local_candidates),
+            ice_ufrag=ufrag,
+            ice_pwd=pwd,
+            candidates=candidates,
             fingerprints=self.certificate.fingerprints(),
             setup=setup,
             remote=remote,
@@ -260,13 +289,29 @@ class SecurePeer(AsyncIOEventEmitter):
         started = time.monotonic()
         try:
             self._set_state(PeerState.CHECKING)
-            await self._connect_ice(remote)
+            if self.use_ice:
+                await self._connect_ice(remote)
+            else:
+                self._udp_remote = ice.first_udp_address(remote.candidates)
             ice_done = time.monotonic()
             self._stats.ice_seconds = ice_done - started
             self._set_state(PeerState.CONNECTING)
             is_client = is_dtls_client(self._local.setup, remote.setup)
             await self._handshake(is_client, remote)
             self._stats.dtls_seconds = time.monotonic() - ice_done
+        except AlertReceived as exc:
+            if exc.alert == AlertDescription.BAD_CERTIFICATE:
+                # the peer hashed our certificate and found another fingerprint in its
+                # copy of our description: the same man-in-the-middle, seen from there
+                mismatch = FingerprintMismatch(
+                    "the peer refused our certificate (bad_certificate): the description "
+                    "it received does not carry our fingerprint",
+                    exc.alert,
+                )
+                await self._fail(mismatch)
+                raise mismatch from exc
+            await self._fail(exc)
+            raise
         except (WebrtcSecureError, asyncio.CancelledError) as exc:
             await self._fail(exc if isinstance(exc, WebrtcSecureError) else None)
             raise
@@ -319,6 +364,9 @@ class SecurePeer(AsyncIOEventEmitter):
             on_data=self._on_message,
             on_closed=self._on_dtls_closed,
         )
+        early, self._early_dtls = self._early_dtls, []
+        for datagram in early:  # the peer's hello may beat our own connect() call
+            self._dtls.datagram_received(datagram)
         await self._dtls.handshake(self.handshake_timeout + 1.0)
 
     # --- data path ----------------------------------------------------------------------
@@ -348,15 +396,25 @@ class SecurePeer(AsyncIOEventEmitter):
     def _send_datagram(self, data: bytes) -> None:
         if self._transport is None or self._transport.is_closing():
             return
-        self._transport.sendto(data)
+        if self.use_ice:
+            self._transport.sendto(data)
+        elif self._udp_remote is not None:
+            self._transport.sendto(data, self._udp_remote)
+        else:
+            return
         self._stats.datagrams_out += 1
 
-    def _datagram_received(self, data: bytes) -> None:
+    def _datagram_received(self, data: bytes, addr: Any = None) -> None:
         self._stats.datagrams_in += 1
+        if not self.use_ice and self._udp_remote is not None and addr != self._udp_remote:
+            self._stats.dropped["unexpected_source"] += 1
+            return
         kind = classify(data)
         if kind == PacketKind.DTLS:
             if self._dtls is not None:
                 self._dtls.datagram_received(data)
+            elif len(self._early_dtls) < MAX_EARLY_DTLS:
+                self._early_dtls.append(data)
             else:
                 self._stats.dropped["dtls_before_handshake"] += 1
         elif kind in (PacketKind.RTP, PacketKind.RTCP):
@@ -423,8 +481,18 @@ class SecurePeer(AsyncIOEventEmitter):
 
     async def _shutdown(self, final: PeerState) -> None:
         if self._closing:
+            # another shutdown (e.g. the peer's close_notify) is under way: wait for it
+            if self._shutdown_done is not None:
+                await asyncio.shield(self._shutdown_done)
             return
         self._closing = True
+        self._shutdown_done = asyncio.get_running_loop().create_future()
+        try:
+            await self._teardown(final)
+        finally:
+            self._shutdown_done.set_result(None)
+
+    async def _teardown(self, final: PeerState) -> None:
         if self._dtls is not None:
             self._dtls.close()  # close_notify goes out before the transport closes
         if self._transport is not None:
