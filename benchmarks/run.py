@@ -1,0 +1,85 @@
+"""`make bench`: every benchmark section, one table, one JSON file.
+
+Every row is ours next to a reference stack measured in the same process run, with
+the ratio, because the machines are shared and absolute numbers drift. Sections:
+srtp (pylibsrtp), dtls (pyOpenSSL), and peer/scale when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+SECTIONS = ["srtp", "dtls", "peer", "scale"]
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
+    return str(value)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer iterations")
+    parser.add_argument("--only", action="append", choices=SECTIONS)
+    args = parser.parse_args()
+    sys.path.insert(0, str(HERE))
+    rows: list[dict[str, Any]] = []
+    for name in args.only or SECTIONS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue  # section not written yet
+            raise
+        started = time.perf_counter()
+        section_rows = module.run(quick=args.quick)
+        for row in section_rows:
+            row["section"] = name
+        rows += section_rows
+        print(
+            f"[{name}: {len(section_rows)} rows in {time.perf_counter() - started:.1f} s]",
+            file=sys.stderr,
+        )
+    machine = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+    }
+    lines = [
+        f"Machine: {machine['platform']}, {machine['cpus']} CPUs, Python {machine['python']}",
+        "",
+        "| benchmark | ours | reference | ours/reference | goal |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        reference = row.get("reference")
+        ref_text = f"{_fmt(reference)} ({row['reference_name']})" if reference else ""
+        lines.append(
+            f"| {row['benchmark']} | {_fmt(row['ours'])} | {ref_text} | "
+            f"{_fmt(row.get('ratio'))} | {row.get('goal', '')} |"
+        )
+    table = "\n".join(lines)
+    print(table)
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    (out / "bench.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
+    (out / "bench.md").write_text(table + "\n")
+    print(f"\nwritten: {out / 'bench.json'} and {out / 'bench.md'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

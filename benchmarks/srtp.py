@@ -1,0 +1,116 @@
+"""SRTP/SRTCP packets per second, ours next to libsrtp (pylibsrtp) in the same run.
+
+Each row times protect or unprotect of a batch of distinct packets (libsrtp refuses to
+protect a sequence number twice), best of a few rounds, and reports the ratio
+ours/libsrtp in packets per second (>= 1.0 means we are at least as fast).
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pylibsrtp import Policy, Session
+
+from webrtc_secure.srtp import Profile, SrtpContext
+
+LIBSRTP_PROFILE = {
+    Profile.AES128_CM_HMAC_SHA1_80: Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
+    Profile.AES128_CM_HMAC_SHA1_32: Policy.SRTP_PROFILE_AES128_CM_SHA1_32,
+    Profile.AEAD_AES_128_GCM: Policy.SRTP_PROFILE_AEAD_AES_128_GCM,
+    Profile.AEAD_AES_256_GCM: Policy.SRTP_PROFILE_AEAD_AES_256_GCM,
+}
+
+
+def _libsrtp(profile: Profile, key: bytes, salt: bytes, outbound: bool) -> Session:
+    return Session(
+        policy=Policy(
+            key=key + salt,
+            ssrc_type=Policy.SSRC_ANY_OUTBOUND if outbound else Policy.SSRC_ANY_INBOUND,
+            srtp_profile=LIBSRTP_PROFILE[profile],
+        )
+    )
+
+
+def _best_rate(
+    make: Callable[[], Callable[[bytes], bytes]], packets: list[bytes], rounds: int
+) -> float:
+    """Packets per second, best of ``rounds`` (fresh state each round)."""
+    best = 0.0
+    for _ in range(rounds):
+        fn = make()
+        start = time.perf_counter()
+        for p in packets:
+            fn(p)
+        elapsed = time.perf_counter() - start
+        best = max(best, len(packets) / elapsed)
+    return best
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    count = 3000 if quick else 20000
+    rounds = 3 if quick else 5
+    rows: list[dict[str, Any]] = []
+    for profile in Profile:
+        key, salt = os.urandom(profile.key_length), os.urandom(profile.salt_length)
+        for size in (160, 1200):
+            rtp = [
+                struct.pack("!BBHII", 0x80, 111, i & 0xFFFF, i * 960, 0x5EED) + os.urandom(size)
+                for i in range(count)
+            ]
+            rtcp = [
+                struct.pack("!BBHI", 0x80, 200, (size + 4) // 4, 0x5EED) + os.urandom(size)
+                for _ in range(count)
+            ]
+            protected = [_libsrtp(profile, key, salt, True).protect(p) for p in [rtp[0]]]
+            del protected
+            lib_tx = _libsrtp(profile, key, salt, True)
+            srtp = [lib_tx.protect(p) for p in rtp]
+            srtcp = [lib_tx.protect_rtcp(p) for p in rtcp]
+            cases = {
+                "protect": (
+                    rtp,
+                    lambda: SrtpContext(profile, key, salt).protect,
+                    lambda: _libsrtp(profile, key, salt, True).protect,
+                ),
+                "unprotect": (
+                    srtp,
+                    lambda: SrtpContext(profile, key, salt).unprotect,
+                    lambda: _libsrtp(profile, key, salt, False).unprotect,
+                ),
+                "protect_rtcp": (
+                    rtcp,
+                    lambda: SrtpContext(profile, key, salt).protect_rtcp,
+                    lambda: _libsrtp(profile, key, salt, True).protect_rtcp,
+                ),
+                "unprotect_rtcp": (
+                    srtcp,
+                    lambda: SrtpContext(profile, key, salt).unprotect_rtcp,
+                    lambda: _libsrtp(profile, key, salt, False).unprotect_rtcp,
+                ),
+            }
+            for operation, (packets, ours, reference) in cases.items():
+                ours_rate = _best_rate(ours, packets, rounds)
+                ref_rate = _best_rate(reference, packets, rounds)
+                rows.append(
+                    {
+                        "benchmark": f"srtp {operation} {profile.name} {size} B (packets/s)",
+                        "ours": ours_rate,
+                        "reference": ref_rate,
+                        "ratio": ours_rate / ref_rate,
+                        "goal": ">= 1.0" if size == 1200 else "",
+                        "reference_name": "pylibsrtp",
+                    }
+                )
+    return rows
+
+
+if __name__ == "__main__":
+    for row in run(quick=True):
+        print(
+            f"{row['benchmark']:60s} {row['ours']:10.0f} {row['reference']:10.0f} "
+            f"{row['ratio']:.2f}"
+        )
