@@ -50,6 +50,34 @@ def _best_rate(
     return best
 
 
+Factory = Callable[[], Callable[[bytes], bytes]]
+
+
+def _cases(
+    profile: Profile,
+    key: bytes,
+    salt: bytes,
+    rtp: list[bytes],
+    srtp: list[bytes],
+    rtcp: list[bytes],
+    srtcp: list[bytes],
+) -> dict[str, tuple[list[bytes], Factory, Factory]]:
+    """Per operation: its input packets, and factories for ours and libsrtp's function."""
+
+    def ours(name: str) -> Factory:
+        return lambda: getattr(SrtpContext(profile, key, salt), name)  # type: ignore[no-any-return]
+
+    def lib(name: str, outbound: bool) -> Factory:
+        return lambda: getattr(_libsrtp(profile, key, salt, outbound), name)  # type: ignore[no-any-return]
+
+    return {
+        "protect": (rtp, ours("protect"), lib("protect", True)),
+        "unprotect": (srtp, ours("unprotect"), lib("unprotect", False)),
+        "protect_rtcp": (rtcp, ours("protect_rtcp"), lib("protect_rtcp", True)),
+        "unprotect_rtcp": (srtcp, ours("unprotect_rtcp"), lib("unprotect_rtcp", False)),
+    }
+
+
 def run(quick: bool = False) -> list[dict[str, Any]]:
     count = 3000 if quick else 20000
     rounds = 3 if quick else 5
@@ -65,33 +93,10 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 struct.pack("!BBHI", 0x80, 200, (size + 4) // 4, 0x5EED) + os.urandom(size)
                 for _ in range(count)
             ]
-            protected = [_libsrtp(profile, key, salt, True).protect(p) for p in [rtp[0]]]
-            del protected
             lib_tx = _libsrtp(profile, key, salt, True)
             srtp = [lib_tx.protect(p) for p in rtp]
             srtcp = [lib_tx.protect_rtcp(p) for p in rtcp]
-            cases = {
-                "protect": (
-                    rtp,
-                    lambda: SrtpContext(profile, key, salt).protect,
-                    lambda: _libsrtp(profile, key, salt, True).protect,
-                ),
-                "unprotect": (
-                    srtp,
-                    lambda: SrtpContext(profile, key, salt).unprotect,
-                    lambda: _libsrtp(profile, key, salt, False).unprotect,
-                ),
-                "protect_rtcp": (
-                    rtcp,
-                    lambda: SrtpContext(profile, key, salt).protect_rtcp,
-                    lambda: _libsrtp(profile, key, salt, True).protect_rtcp,
-                ),
-                "unprotect_rtcp": (
-                    srtcp,
-                    lambda: SrtpContext(profile, key, salt).unprotect_rtcp,
-                    lambda: _libsrtp(profile, key, salt, False).unprotect_rtcp,
-                ),
-            }
+            cases = _cases(profile, key, salt, rtp, srtp, rtcp, srtcp)
             for operation, (packets, ours, reference) in cases.items():
                 ours_rate = _best_rate(ours, packets, rounds)
                 ref_rate = _best_rate(reference, packets, rounds)

@@ -77,6 +77,9 @@ class SrtpContext:
         max_remote_streams: int = DEFAULT_MAX_REMOTE_STREAMS,
     ) -> None:
         self.profile = Profile(profile)
+        # plain attributes: enum properties cost a call per packet
+        self._srtp_tag = self.profile.srtp_tag_length
+        self._srtcp_tag = self.profile.srtcp_tag_length
         keys = derive_session_keys(self.profile, master_key, master_salt)
         self._aead = self.profile.is_aead
         self._rtp_cm: AesCmHmac | None = None
@@ -114,21 +117,25 @@ class SrtpContext:
         if index >> 16 > MAX_ROC or self._rtp_packets >= MAX_SRTP_PACKETS:
             raise KeyLifetimeExceeded("SRTP master key protected its maximum packet count")
         self._rtp_packets += 1
-        stream.highest = max(stream.highest, index)
-        header, payload = rtp[:header_length], rtp[header_length:]
-        if self._rtp_gcm is not None:
-            iv = self._gcm_rtp_iv(self._rtp_gcm.salt_int, ssrc, index)
-            return header + self._rtp_gcm.seal(iv, payload, header)
+        if index > stream.highest:
+            stream.highest = index
+        header = rtp[:header_length]
+        gcm = self._rtp_gcm
+        if gcm is not None:
+            iv = (gcm.salt_int ^ (ssrc << 48) ^ index).to_bytes(12, "big")
+            return header + gcm.seal(iv, memoryview(rtp)[header_length:], header)
         cm = self._rtp_cm
         assert cm is not None
-        body = header + cm.xor_keystream(cm.salt_int ^ (ssrc << 64) ^ (index << 16), payload)
+        body = header + cm.xor_keystream(
+            cm.salt_int ^ (ssrc << 64) ^ (index << 16), memoryview(rtp)[header_length:]
+        )
         return body + cm.tag(body, (index >> 16).to_bytes(4, "big"))
 
     def unprotect(self, srtp: bytes) -> bytes:
         """SRTP -> RTP; raises MalformedPacket, AuthenticationFailed, ReplayDetected or
         StreamLimitExceeded, and leaves no state behind when it does."""
         header_length = rtp_header_length(srtp)
-        tag_length = self.profile.srtp_tag_length
+        tag_length = self._srtp_tag
         if len(srtp) < header_length + tag_length:
             raise MalformedPacket("SRTP packet shorter than header and tag")
         seq, ssrc = struct.unpack_from("!H4xI", srtp, 2)
@@ -142,9 +149,11 @@ class SrtpContext:
         if index < 0 or (stream is not None and not stream.window.is_fresh(index)):
             raise ReplayDetected(f"SRTP packet index {index} replayed or too old")
         header = srtp[:header_length]
-        if self._rtp_gcm is not None:
-            iv = self._gcm_rtp_iv(self._rtp_gcm.salt_int, ssrc, index)
-            payload = self._rtp_gcm.open(iv, srtp[header_length:], header)
+        gcm = self._rtp_gcm
+        if gcm is not None:
+            # RFC 7714 8.1: 00 00 || SSRC || ROC || SEQ, XOR the 96-bit session salt
+            iv = (gcm.salt_int ^ (ssrc << 48) ^ index).to_bytes(12, "big")
+            payload = gcm.open(iv, memoryview(srtp)[header_length:], header)
         else:
             cm = self._rtp_cm
             assert cm is not None
@@ -158,7 +167,8 @@ class SrtpContext:
         if stream is None:
             stream = self._inbound[ssrc] = _Inbound(self.replay_window)
         stream.window.commit(index)
-        stream.highest = max(stream.highest, index)
+        if index > stream.highest:
+            stream.highest = index
         return header + payload
 
     @staticmethod
@@ -193,7 +203,7 @@ class SrtpContext:
     def unprotect_rtcp(self, srtcp: bytes) -> bytes:
         """SRTCP -> RTCP (E = 0 packets are authenticated only)."""
         check_rtcp(srtcp)
-        tag_length = self.profile.srtcp_tag_length
+        tag_length = self._srtcp_tag
         if len(srtcp) < RTCP_HEADER + 4 + tag_length:
             raise MalformedPacket("SRTCP packet shorter than header, index and tag")
         ssrc = int.from_bytes(srtcp[4:8], "big")
