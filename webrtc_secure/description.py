@@ -130,9 +130,7 @@ def is_dtls_client(local_setup: SetupRole, remote_setup: SetupRole) -> bool:
 def _check_ice_credential(name: str, value: str, low: int) -> None:
     # RFC 8839 5.4: ice-char = ALPHA / DIGIT / "+" / "/"; browsers refuse anything else
     if not isinstance(value, str) or not low <= len(value) <= 256 or not set(value) <= _ICE_CHARS:
-        raise SdpError(
-            f"a={name} must be {low} to 256 characters of letters, digits, '+' and '/'"
-        )
+        raise SdpError(f"a={name} must be {low} to 256 characters of letters, digits, '+' and '/'")
 
 
 def _random_cname() -> str:
@@ -239,10 +237,20 @@ class SessionDescription:
 
     def _key(self) -> tuple[Any, ...]:
         return (
-            self.type, self.ice_ufrag, self.ice_pwd, list(self.fingerprints), self.setup,
-            [candidate_to_sdp(c) for c in self.candidates], self.end_of_candidates,
-            list(self.ice_options), self.ice_lite, list(self.media), self.bundle,
-            list(self.attributes), self.session_id, self.session_version,
+            self.type,
+            self.ice_ufrag,
+            self.ice_pwd,
+            list(self.fingerprints),
+            self.setup,
+            [candidate_to_sdp(c) for c in self.candidates],
+            self.end_of_candidates,
+            list(self.ice_options),
+            self.ice_lite,
+            list(self.media),
+            self.bundle,
+            list(self.attributes),
+            self.session_id,
+            self.session_version,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -361,15 +369,22 @@ class SessionDescription:
         """:func:`create_offer` (``kind="offer"``) or :func:`create_answer` to ``remote``."""
         if kind == "offer":
             return create_offer(
-                ice_ufrag=ice_ufrag, ice_pwd=ice_pwd, fingerprints=fingerprints,
-                candidates=candidates, setup=setup,
+                ice_ufrag=ice_ufrag,
+                ice_pwd=ice_pwd,
+                fingerprints=fingerprints,
+                candidates=candidates,
+                setup=setup,
             )
         if kind == "answer":
             if remote is None:
                 raise SdpError("an answer needs the remote offer")
             return create_answer(
-                remote, ice_ufrag=ice_ufrag, ice_pwd=ice_pwd, fingerprints=fingerprints,
-                candidates=candidates, setup=setup,
+                remote,
+                ice_ufrag=ice_ufrag,
+                ice_pwd=ice_pwd,
+                fingerprints=fingerprints,
+                candidates=candidates,
+                setup=setup,
             )
         raise SdpError(f"description type must be 'offer' or 'answer', not {kind!r}")
 
@@ -464,8 +479,12 @@ def _parse(sdp: str, kind: str) -> SessionDescription:
                     name, attr_value = split_attribute(value)
                     if session.add(name, attr_value):
                         pass
-                    elif name == "group" and attr_value is not None and \
-                            attr_value.split()[:1] == ["BUNDLE"] and bundle is None:
+                    elif (
+                        name == "group"
+                        and attr_value is not None
+                        and attr_value.split()[:1] == ["BUNDLE"]
+                        and bundle is None
+                    ):
                         bundle = attr_value.split()[1:] or None
                         if bundle and any(not is_token(m) for m in bundle):
                             raise SdpError(f"malformed a=group:BUNDLE {attr_value!r:.60}")
@@ -509,8 +528,7 @@ def _parse(sdp: str, kind: str) -> SessionDescription:
         live = [t for (b, t), m in zip(sections, media, strict=True) if not m.rejected]
         tag_transport = live[0] if live else None
         if len(live) > 1:
-            logger.debug("%d unbundled media sections: using the first one's transport",
-                         len(live))
+            logger.debug("%d unbundled media sections: using the first one's transport", len(live))
 
     def pick(attribute: str) -> Any:
         if tag_transport is not None:
@@ -668,8 +686,9 @@ def _rejected(offered: MediaSection) -> MediaSection:
         kind=offered.kind,
         mid=offered.mid,
         protocol=offered.protocol,
-        codecs=[Codec(c.payload_type, c.name, c.clock_rate, c.channels)
-                for c in offered.codecs[:1]],
+        codecs=[
+            Codec(c.payload_type, c.name, c.clock_rate, c.channels) for c in offered.codecs[:1]
+        ],
         formats=list(offered.formats[:1]),
         direction=Direction.INACTIVE,
         # aiortc refuses audio/video sections without rtcp-mux even when rejected
@@ -741,15 +760,24 @@ def create_answer(
             kind=offered.kind,
             mid=offered.mid,
             protocol=offered.protocol,
-            codecs=[Codec(
-                chosen.payload_type, chosen.name, chosen.clock_rate, chosen.channels,
-                chosen.fmtp, [fb for fb in chosen.rtcp_feedback if fb in feedback],
-            )],
+            codecs=[
+                Codec(
+                    chosen.payload_type,
+                    chosen.name,
+                    chosen.clock_rate,
+                    chosen.channels,
+                    chosen.fmtp,
+                    [fb for fb in chosen.rtcp_feedback if fb in feedback],
+                )
+            ],
             direction=(offered.direction or Direction.SENDRECV).answer(direction),
             rtcp_mux=True,
             rtcp_rsize=offered.rtcp_rsize,
-            extensions=[HeaderExtension(ext.id, ext.uri, None, ext.attributes)
-                        for ext in offered.extensions if ext.uri in extension_uris],
+            extensions=[
+                HeaderExtension(ext.id, ext.uri, None, ext.attributes)
+                for ext in offered.extensions
+                if ext.uri in extension_uris
+            ],
         )
         assert section.direction is not None
         if section.direction.sends:

@@ -70,13 +70,31 @@ _PROTOCOL = re.compile(r"[A-Za-z0-9/_.\-]+")
 _LINE = re.compile(r"^([a-z])=(.*)$")
 #: Attribute names with their own fields: never accepted as verbatim attributes, so a
 #: hand-built section cannot smuggle a second fingerprint or setup line.
-TRANSPORT_ATTRIBUTES = frozenset({
-    "ice-ufrag", "ice-pwd", "ice-options", "ice-lite", "fingerprint", "setup", "candidate",
-    "end-of-candidates",
-})
+TRANSPORT_ATTRIBUTES = frozenset(
+    {
+        "ice-ufrag",
+        "ice-pwd",
+        "ice-options",
+        "ice-lite",
+        "fingerprint",
+        "setup",
+        "candidate",
+        "end-of-candidates",
+    }
+)
 _MODELLED_MEDIA_ATTRIBUTES = TRANSPORT_ATTRIBUTES | {
-    "mid", "sendrecv", "sendonly", "recvonly", "inactive", "rtcp-mux", "rtcp-rsize", "extmap",
-    "msid", "ssrc", "ssrc-group", "bundle-only",
+    "mid",
+    "sendrecv",
+    "sendonly",
+    "recvonly",
+    "inactive",
+    "rtcp-mux",
+    "rtcp-rsize",
+    "extmap",
+    "msid",
+    "ssrc",
+    "ssrc-group",
+    "bundle-only",
 }
 _CANDIDATE_TYPES = frozenset({"host", "srflx", "prflx", "relay"})
 _TCP_TYPES = frozenset({"active", "passive", "so"})
@@ -234,8 +252,11 @@ def default_address(candidates: list[Any]) -> tuple[int, str]:
     Without one, the RFC 8840 placeholder ``9`` / ``IN IP4 0.0.0.0``.
     """
     # port 0 on an m-line would mean "rejected", so such a candidate never becomes the default
-    udp = [c for c in candidates
-           if c.component == 1 and str(c.transport).lower() == "udp" and int(c.port) != 0]
+    udp = [
+        c
+        for c in candidates
+        if c.component == 1 and str(c.transport).lower() == "udp" and int(c.port) != 0
+    ]
     if not udp:
         return 9, "IN IP4 0.0.0.0"
     best = max(udp, key=lambda c: int(c.priority))
@@ -329,7 +350,7 @@ class Ssrc:
     def cname(self) -> str | None:
         for attribute in self.attributes:
             if attribute.startswith("cname:"):
-                return attribute[len("cname:"):]
+                return attribute[len("cname:") :]
         return None
 
 
@@ -401,8 +422,14 @@ class MediaSection:
                 raise SdpError(f"payload type {codec.payload_type} is out of range")
         if self.rejected and self.bundle_only:
             raise SdpError(f"section {self.mid!r} cannot be both rejected and bundle-only")
-        texts = [self.kind, self.protocol, self.mid or "", self.msid or "", *formats,
-                 *self.attributes]
+        texts = [
+            self.kind,
+            self.protocol,
+            self.mid or "",
+            self.msid or "",
+            *formats,
+            *self.attributes,
+        ]
         for codec in self.codecs:
             if not is_token(codec.name):
                 raise SdpError(f"malformed codec name {codec.name[:20]!r}")
@@ -422,10 +449,13 @@ class MediaSection:
             check_text(text)
         for attribute in self.attributes:
             name, value = split_attribute(attribute)
-            if name in _MODELLED_MEDIA_ATTRIBUTES or (self.is_rtp and (
-                name in ("rtpmap", "fmtp")
-                or (name == "rtcp-fb" and not (value or "").startswith("*"))
-            )):
+            if name in _MODELLED_MEDIA_ATTRIBUTES or (
+                self.is_rtp
+                and (
+                    name in ("rtpmap", "fmtp")
+                    or (name == "rtcp-fb" and not (value or "").startswith("*"))
+                )
+            ):
                 raise SdpError(f"a={name} belongs in its own field, not in attributes")
 
     def lines(self, port: int, connection: str, transport: list[str]) -> list[str]:
@@ -480,8 +510,13 @@ class MediaBuilder:
 
     def __init__(self, kind: str, port: int, protocol: str, formats: list[str]) -> None:
         self.section = MediaSection(
-            kind=kind, mid=None, protocol=protocol, formats=formats, direction=None,
-            rtcp_mux=False, rejected=port == 0,
+            kind=kind,
+            mid=None,
+            protocol=protocol,
+            formats=formats,
+            direction=None,
+            rtcp_mux=False,
+            rejected=port == 0,
         )
         self.port = port
         self.rtpmaps: dict[int, tuple[str, int, int | None]] = {}
@@ -523,8 +558,9 @@ class MediaBuilder:
             if pt in self.fmtps:
                 raise SdpError(f"second a=fmtp for payload type {pt}")
             self.fmtps[pt] = rest
-        elif name == "rtcp-fb" and section.is_rtp and value is not None and \
-                not value.startswith("*"):
+        elif (
+            name == "rtcp-fb" and section.is_rtp and value is not None and not value.startswith("*")
+        ):
             pt, rest = self._payload(name, value)
             self.feedback.setdefault(pt, []).append(rest)
         elif name == "ssrc":
