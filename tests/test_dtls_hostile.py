@@ -262,3 +262,13 @@ def test_random_handshake_message_sequences_end_in_typed_errors(
         )
     assert conn.state in (State.HANDSHAKING, State.FAILED)
     assert conn.error is None or isinstance(conn.error, WebrtcSecureError)
+
+
+def test_a_whole_message_is_not_replaced_by_a_later_different_copy() -> None:
+    r = Reassembler()
+    assert r.add(HandshakeFragment(11, 4, 0, 0, b"good"), 0)
+    assert not r.add(HandshakeFragment(11, 4, 0, 0, b"evil"), 0)
+    assert not r.add(HandshakeFragment(11, 4, 0, 2, b"il"), 0)
+    assert r.add(HandshakeFragment(11, 4, 0, 2, b"od"), 0)  # consistent repeat
+    message = r.pop_ready()
+    assert message is not None and message.body == b"good"

@@ -58,16 +58,20 @@ class Reassembler:
         self.max_messages_ahead = max_messages_ahead
         self.max_fragments_per_message = max_fragments_per_message
         self._partial: dict[int, _Partial] = {}
+        self._whole: dict[int, Message] = {}
         self.dropped = 0
 
     def reset(self, next_seq: int) -> None:
         """Forget everything buffered and expect ``next_seq`` next."""
         self._partial.clear()
+        self._whole.clear()
         self.next_seq = next_seq
 
     @property
     def buffered_bytes(self) -> int:
-        return sum(len(p.data) for p in self._partial.values())
+        return sum(len(p.data) for p in self._partial.values()) + sum(
+            len(m.body) for m in self._whole.values()
+        )
 
     def add(self, fragment: HandshakeFragment, epoch: int) -> bool:
         """Store one fragment. Returns False when it was dropped (old, too far ahead,
@@ -82,7 +86,13 @@ class Reassembler:
             return self._drop("fragment past message end")
         if fragment.fragment_length == 0 and fragment.length != 0:
             return self._drop("empty fragment of a non-empty message")
+        if seq in self._whole:
+            return self._check_whole_repeat(fragment, epoch)
         partial = self._partial.get(seq)
+        if partial is None and fragment.fragment_length == fragment.length:
+            # the usual case, a whole message in one fragment: no coverage bookkeeping
+            self._whole[seq] = Message(fragment.msg_type, seq, fragment.body, epoch)
+            return True
         if partial is None:
             partial = _Partial(fragment.msg_type, fragment.length, epoch)
             self._partial[seq] = partial
@@ -105,8 +115,26 @@ class Reassembler:
         partial.covered[start:end] = b"\x01" * (end - start)
         return True
 
+    def _check_whole_repeat(self, fragment: HandshakeFragment, epoch: int) -> bool:
+        """A fragment of a message already held whole: accept only if it agrees."""
+        whole = self._whole[fragment.message_seq]
+        end = fragment.fragment_offset + fragment.fragment_length
+        if (
+            whole.msg_type != fragment.msg_type
+            or len(whole.body) != fragment.length
+            or whole.epoch != epoch
+            or whole.body[fragment.fragment_offset : end] != fragment.body
+        ):
+            return self._drop("fragment contradicts message %d", fragment.message_seq)
+        return True
+
     def pop_ready(self) -> Message | None:
         """The next in-order complete message, if there is one."""
+        whole = self._whole.pop(self.next_seq, None)
+        if whole is not None:
+            self._partial.pop(self.next_seq, None)
+            self.next_seq += 1
+            return whole
         partial = self._partial.get(self.next_seq)
         if partial is None or partial.missing:
             return None
