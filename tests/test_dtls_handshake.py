@@ -220,3 +220,37 @@ def test_keylog_file_written_only_when_asked(tmp_path: object) -> None:
     assert label == "CLIENT_RANDOM"
     assert bytes.fromhex(client_random) == client._handshake.client_random
     assert bytes.fromhex(master) == client._handshake.master_secret
+
+
+@pytest.mark.parametrize("cookies", [False, True])
+@pytest.mark.parametrize("shape", ["chromium", "pion"])
+def test_browser_shaped_hello_gets_a_dtls12_answer(shape: str, cookies: bool) -> None:
+    """A ~1.5 KB hello in two datagrams offering DTLS 1.3 and 1.2, TLS 1.3 suites first,
+    an X25519MLKEM768 key share, ALPN, record_size_limit and shuffled extensions."""
+    from tests.browser_hello import (
+        chromium_hello_datagrams,
+        hello_verify_cookie,
+        parse_server_hello,
+        pion_hello_datagrams,
+    )
+
+    make = chromium_hello_datagrams if shape == "chromium" else pion_hello_datagrams
+    server = DtlsConnection(False, cert("server"), cookies=cookies)
+    first = make(seed=3)
+    assert len(first) == 2  # the hello spans two datagrams
+    for datagram in first:
+        server.receive_datagram(datagram, 0.0)
+    answer = server.datagrams_to_send(0.0)
+    if cookies:
+        cookie = hello_verify_cookie(answer)
+        assert cookie and sum(len(d) for d in answer) < sum(len(d) for d in first)
+        for datagram in make(seed=3, cookie=cookie):
+            server.receive_datagram(datagram, 0.0)
+        answer = server.datagrams_to_send(0.0)
+    hello = parse_server_hello(answer)
+    assert server.error is None
+    assert hello.server_version == 0xFEFD
+    assert CipherSuite(hello.cipher_suite).name.startswith("ECDHE_ECDSA_")
+    assert 23 in hello.extensions  # extended_master_secret
+    assert 14 in hello.extensions  # use_srtp
+    assert 43 not in hello.extensions  # no supported_versions: this is DTLS 1.2
