@@ -30,7 +30,13 @@ from pyee.asyncio import AsyncIOEventEmitter
 
 from webrtc_secure import ice
 from webrtc_secure.certificate import Certificate
-from webrtc_secure.description import SessionDescription, SetupRole, is_dtls_client
+from webrtc_secure.description import (
+    SessionDescription,
+    SetupRole,
+    create_answer,
+    create_offer,
+    is_dtls_client,
+)
 from webrtc_secure.dtls import AlertDescription, DtlsConnection
 from webrtc_secure.dtls_transport import DtlsTransport
 from webrtc_secure.errors import (
@@ -139,6 +145,7 @@ class SecurePeer(AsyncIOEventEmitter):
         replay_window: int = 128,
         host_addresses: list[str] | None = None,
         use_ice: bool = True,
+        media_kinds: Sequence[str] = ("audio",),
     ) -> None:
         super().__init__()
         self.certificate = certificate or Certificate.generate()
@@ -152,6 +159,8 @@ class SecurePeer(AsyncIOEventEmitter):
         #: False: one plain UDP socket on host_addresses[0], no ICE checks (testing,
         #: servers with a known address); the same SecureProtocol runs on top
         self.use_ice = use_ice
+        #: m-lines of our offers ("audio", "video"); answers mirror the offer instead
+        self.media_kinds = tuple(media_kinds)
         self._udp_remote: tuple[str, int] | None = None
         self._udp_candidate: Any = None
         self._early_dtls: list[bytes] = []
@@ -265,14 +274,24 @@ class SecurePeer(AsyncIOEventEmitter):
             # plain UDP still writes ICE credentials: SDP parsers require them
             ufrag, pwd = secrets.token_hex(4), secrets.token_hex(12)
             candidates = [self._udp_candidate]
-        return SessionDescription.build(
-            kind=kind,
+        fingerprints = self.certificate.fingerprints()
+        if kind == "offer":
+            return create_offer(
+                ice_ufrag=ufrag,
+                ice_pwd=pwd,
+                fingerprints=fingerprints,
+                candidates=candidates,
+                setup=setup,
+                kinds=self.media_kinds,
+            )
+        assert remote is not None
+        return create_answer(
+            remote,
             ice_ufrag=ufrag,
             ice_pwd=pwd,
+            fingerprints=fingerprints,
             candidates=candidates,
-            fingerprints=self.certificate.fingerprints(),
             setup=setup,
-            remote=remote,
         )
 
     # --- connect -------------------------------------------------------------------------
