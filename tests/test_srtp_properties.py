@@ -175,6 +175,10 @@ def test_session_splits_rfc5764_keying_material(profile: Profile) -> None:
     assert client.unprotect_rtcp(server.protect_rtcp(_rtcp())) == _rtcp()
     k = profile.key_length
     assert client.local is not server.local
-    assert SrtpContext(
-        profile, material[:k], material[2 * k : 2 * k + profile.salt_length]
-    ).protect(packet) == client.protect(_rtp(9, 0x1234))
+    fresh_client = SrtpSession.from_keying_material(material, profile, is_client=True)
+    client_key, client_salt = material[:k], material[2 * k : 2 * k + profile.salt_length]
+    assert SrtpContext(profile, client_key, client_salt).protect(packet) == fresh_client.protect(
+        packet
+    )
+    with pytest.raises(ReplayDetected):  # the same index twice would reuse keystream
+        fresh_client.protect(packet)

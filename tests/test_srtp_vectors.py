@@ -9,8 +9,9 @@ import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from tests.conftest import load_vector
+from webrtc_secure.errors import ReplayDetected
 from webrtc_secure.srtp import Profile, SrtpContext
-from webrtc_secure.srtp.kdf import derive, derive_session_keys
+from webrtc_secure.srtp.kdf import SessionKeys, derive, derive_session_keys
 from webrtc_secure.srtp.transforms import AesCmHmac, AesGcm
 
 
@@ -24,8 +25,7 @@ def test_rfc3711_b2_keystream() -> None:
         assert ecb.update(counter).hex() == block["keystream"]
     # our counter-block construction reproduces the first blocks from the IV alone
     first = v["blocks"][0]
-    iv = int.from_bytes(bytes.fromhex(first["counter"]), "big")
-    assert cm.xor_keystream(iv, bytes(16)).hex() == first["keystream"]
+    assert cm.xor_keystream(bytes.fromhex(first["counter"]), bytes(16)).hex() == first["keystream"]
 
 
 def test_rfc3711_b3_key_derivation() -> None:
@@ -65,30 +65,36 @@ def test_gcm_twelve_octet_master_salt_is_padded() -> None:
 @pytest.mark.parametrize("index", [0, 1])
 def test_rfc7714_gcm_examples(index: int) -> None:
     v = load_vector("rfc7714_aes_gcm.json")["vectors"][index]
-    gcm = AesGcm(bytes.fromhex(v["session_encryption_key"]), bytes.fromhex(v["session_salt"]))
+    profile = Profile.AEAD_AES_128_GCM if index == 0 else Profile.AEAD_AES_256_GCM
+    key, salt = bytes.fromhex(v["session_encryption_key"]), bytes.fromhex(v["session_salt"])
+    gcm = AesGcm(key, salt)
     rtp = v["rtp"]
     ssrc, roc, seq = int(rtp["ssrc"], 16), rtp["roc"], int(rtp["seq"], 16)
-    iv = SrtpContext._gcm_rtp_iv(gcm.salt_int, ssrc, (roc << 16) | seq)
-    assert iv.hex() == rtp["iv"]
+    assert gcm.iv(ssrc, (roc << 16) | seq).hex() == rtp["iv"]
     plain = bytes.fromhex(rtp["plaintext_packet"])
-    header = bytes.fromhex(rtp["aad"])
-    assert (header + gcm.seal(iv, plain[len(header) :], header)).hex() == rtp["protected_packet"]
-    assert gcm.seal(iv, b"", plain).hex() == rtp["tag_only_tag"]
+    assert gcm.seal(bytes.fromhex(rtp["iv"]), b"", plain).hex() == rtp["tag_only_tag"]
+    # the whole context, given the RFC's session keys, protects and unprotects
+    keys = SessionKeys(key, salt, b"", key, salt, b"")
+    sender = SrtpContext.from_session_keys(profile, keys)
+    receiver = SrtpContext.from_session_keys(profile, keys)
+    assert sender.protect(plain).hex() == rtp["protected_packet"]
+    assert receiver.unprotect(bytes.fromhex(rtp["protected_packet"])) == plain
+
     rtcp = v["rtcp"]
-    rtcp_iv = SrtpContext._gcm_rtcp_iv(
-        gcm.salt_int, int(rtcp["ssrc"], 16), int(rtcp["srtcp_index"], 16)
-    )
-    assert rtcp_iv.hex() == rtcp["iv"]
+    rtcp_ssrc, rtcp_index = int(rtcp["ssrc"], 16), int(rtcp["srtcp_index"], 16)
+    assert gcm.iv(rtcp_ssrc, rtcp_index).hex() == rtcp["iv"]
     rtcp_plain = bytes.fromhex(rtcp["plaintext_packet"])
-    aad = bytes.fromhex(rtcp["aad_encrypted"])
-    sealed = gcm.seal(rtcp_iv, rtcp_plain[8:], aad)
-    assert (rtcp_plain[:8] + sealed + aad[8:]).hex() == rtcp["protected_packet_e1"]
-    # our receiver, given the RFC's session keys, opens both the E=1 and E=0 forms
-    profile = Profile.AEAD_AES_128_GCM if index == 0 else Profile.AEAD_AES_256_GCM
+    sender.protect_rtcp(rtcp_plain)  # creates the stream at index 1
+    sender._outbound[rtcp_ssrc].rtcp_index = rtcp_index - 1
+    assert sender.protect_rtcp(rtcp_plain).hex() == rtcp["protected_packet_e1"]
+    # our receiver opens both the E=1 and the E=0 (tag only) forms
     for packet in (rtcp["protected_packet_e1"], rtcp["protected_packet_e0_tag_only"]):
-        receiver = SrtpContext(profile, bytes(profile.key_length), bytes(profile.salt_length))
-        receiver._rtcp_gcm = gcm
-        assert receiver.unprotect_rtcp(bytes.fromhex(packet)) == rtcp_plain
+        fresh = SrtpContext.from_session_keys(profile, keys)
+        assert fresh.unprotect_rtcp(bytes.fromhex(packet)) == rtcp_plain
+        with pytest.raises(ReplayDetected):
+            fresh.unprotect_rtcp(bytes.fromhex(packet))
+    with pytest.raises(TypeError):
+        SrtpContext.from_session_keys(profile, keys, window=3)
 
 
 def _vectors() -> list[Any]:

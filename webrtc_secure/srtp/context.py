@@ -4,13 +4,23 @@ RFC 7714).
 Outbound and inbound per-SSRC state are kept apart, so one context can encrypt toward
 a peer and decrypt what that peer encrypted with the same keys (libsrtp's "any
 outbound" and "any inbound" streams). Inbound state changes only after a packet
-authenticated: a forged or replayed packet leaves no trace.
+authenticated: a forged or replayed packet leaves no trace (no ROC advance, no replay
+slot, no new stream).
+
+The per-packet methods are written for speed (they are the media path): the common
+case (plain 12-octet header, next sequence number of a known stream) is decided with a
+few integer operations, per-SSRC IV parts and the ROC octets are cached on the stream,
+and everything else takes a slower, fully general path.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 import struct
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
 
 from webrtc_secure.errors import (
     AuthenticationFailed,
@@ -20,31 +30,52 @@ from webrtc_secure.errors import (
     StreamLimitExceeded,
 )
 from webrtc_secure.replay import DEFAULT_WINDOW, ReplayWindow
-from webrtc_secure.srtp.kdf import derive_session_keys
+from webrtc_secure.srtp.kdf import SessionKeys, derive_session_keys
 from webrtc_secure.srtp.profiles import Profile
-from webrtc_secure.srtp.rtp import RTCP_HEADER, check_rtcp, rtp_header_length
+from webrtc_secure.srtp.rtp import RTCP_HEADER, RTP_FIXED_HEADER, check_rtcp, rtp_header_length
 from webrtc_secure.srtp.transforms import AesCmHmac, AesGcm
+
+logger = logging.getLogger(__name__)
 
 MAX_SRTP_PACKETS = 1 << 48
 MAX_SRTCP_INDEX = (1 << 31) - 1
 MAX_ROC = (1 << 32) - 1
 DEFAULT_MAX_REMOTE_STREAMS = 1024
 _E_FLAG = 0x80000000
+_ROC_ZERO = bytes(4)
+
+_seq_ssrc = struct.Struct("!H4xI").unpack_from
+_u32 = struct.Struct("!I")
+_pack_u32 = _u32.pack
+_unpack_u32 = _u32.unpack_from
+_compare = hmac.compare_digest
 
 
 class _Outbound:
-    __slots__ = ("highest", "rtcp_index")
+    """What we send on one SSRC."""
 
-    def __init__(self) -> None:
+    __slots__ = ("highest", "roc_bytes", "rtcp_base", "rtcp_index", "rtp_base", "window")
+
+    def __init__(self, rtp_base: int, rtcp_base: int, window: int) -> None:
         self.highest = -1  # highest packet index sent (ROC << 16 | SEQ)
-        self.rtcp_index = 0
+        self.roc_bytes = _ROC_ZERO  # ROC of ``highest``, as it enters the HMAC
+        self.rtp_base = rtp_base  # SSRC-dependent part of the RTP IV
+        self.rtcp_base = rtcp_base
+        self.rtcp_index = 0  # last SRTCP index sent; the first one is 1
+        # an index protected twice would reuse keystream: refused like libsrtp does
+        self.window = ReplayWindow(window)
 
 
 class _Inbound:
-    __slots__ = ("highest", "rtcp_window", "window")
+    """What we accepted from one remote SSRC (created only after authentication)."""
 
-    def __init__(self, window: int) -> None:
+    __slots__ = ("highest", "roc_bytes", "rtcp_base", "rtcp_window", "rtp_base", "window")
+
+    def __init__(self, rtp_base: int, rtcp_base: int, window: int) -> None:
         self.highest = -1
+        self.roc_bytes = _ROC_ZERO
+        self.rtp_base = rtp_base
+        self.rtcp_base = rtcp_base
         self.window = ReplayWindow(window)
         self.rtcp_window = ReplayWindow(window)
 
@@ -52,7 +83,8 @@ class _Inbound:
 def estimate_index(highest: int, seq: int) -> int:
     """RFC 3711 Appendix A: the packet index of ``seq`` given the highest index seen.
 
-    The first packet of a stream gets ROC 0, whatever its sequence number.
+    The first packet of a stream (``highest`` -1) gets ROC 0, whatever its sequence
+    number. The result is negative when the packet would predate ROC 0.
     """
     if highest < 0:
         return seq
@@ -61,11 +93,16 @@ def estimate_index(highest: int, seq: int) -> int:
         v = roc - 1 if seq - s_l > 0x8000 else roc
     else:
         v = roc + 1 if s_l - 0x8000 > seq else roc
-    return (v << 16) | seq  # negative when the packet predates the stream's first ROC
+    return (v << 16) | seq
 
 
 class SrtpContext:
-    """SRTP/SRTCP protection for all SSRCs under one master key and salt."""
+    """SRTP/SRTCP protection for all SSRCs under one master key and salt.
+
+    ``replay_window`` is the replay window size in packets (SRTP and SRTCP each);
+    ``max_remote_streams`` bounds how many remote SSRCs the context tracks, so a flood
+    of packets with random SSRCs cannot grow memory.
+    """
 
     def __init__(
         self,
@@ -76,181 +113,304 @@ class SrtpContext:
         replay_window: int = DEFAULT_WINDOW,
         max_remote_streams: int = DEFAULT_MAX_REMOTE_STREAMS,
     ) -> None:
-        self.profile = Profile(profile)
+        profile = Profile(profile)
+        keys = derive_session_keys(profile, master_key, master_salt)
+        self._setup(profile, keys, replay_window, max_remote_streams)
+
+    @classmethod
+    def from_session_keys(cls, profile: Profile, keys: SessionKeys, **options: Any) -> SrtpContext:
+        """A context from already-derived session keys (RFC 7714's examples start there)."""
+        self = cls.__new__(cls)
+        self._setup(
+            Profile(profile),
+            keys,
+            options.pop("replay_window", DEFAULT_WINDOW),
+            options.pop("max_remote_streams", DEFAULT_MAX_REMOTE_STREAMS),
+        )
+        if options:
+            raise TypeError(f"unexpected options {sorted(options)}")
+        return self
+
+    def _setup(
+        self, profile: Profile, keys: SessionKeys, replay_window: int, max_remote_streams: int
+    ) -> None:
+        if replay_window < 1:
+            raise ValueError("replay_window must be at least 1")
+        if max_remote_streams < 1:
+            raise ValueError("max_remote_streams must be at least 1")
+        self.profile = profile
+        self.replay_window = replay_window
+        self.max_remote_streams = max_remote_streams
         # plain attributes: enum properties cost a call per packet
-        self._srtp_tag = self.profile.srtp_tag_length
-        self._srtcp_tag = self.profile.srtcp_tag_length
-        keys = derive_session_keys(self.profile, master_key, master_salt)
-        self._aead = self.profile.is_aead
+        self._srtp_tag = profile.srtp_tag_length
+        self._srtcp_tag = profile.srtcp_tag_length
         self._rtp_cm: AesCmHmac | None = None
         self._rtcp_cm: AesCmHmac | None = None
         self._rtp_gcm: AesGcm | None = None
         self._rtcp_gcm: AesGcm | None = None
-        if self._aead:
-            self._rtp_gcm = AesGcm(keys.rtp_key, keys.rtp_salt)
-            self._rtcp_gcm = AesGcm(keys.rtcp_key, keys.rtcp_salt)
+        self._rtp: AesCmHmac | AesGcm
+        self._rtcp: AesCmHmac | AesGcm
+        if profile.is_aead:
+            self._rtp = self._rtp_gcm = AesGcm(keys.rtp_key, keys.rtp_salt)
+            self._rtcp = self._rtcp_gcm = AesGcm(keys.rtcp_key, keys.rtcp_salt)
         else:
-            self._rtp_cm = AesCmHmac(
-                keys.rtp_key, keys.rtp_salt, keys.rtp_auth_key, self.profile.srtp_tag_length
+            self._rtp = self._rtp_cm = AesCmHmac(
+                keys.rtp_key, keys.rtp_salt, keys.rtp_auth_key, self._srtp_tag
             )
-            self._rtcp_cm = AesCmHmac(
-                keys.rtcp_key, keys.rtcp_salt, keys.rtcp_auth_key, self.profile.srtcp_tag_length
+            self._rtcp = self._rtcp_cm = AesCmHmac(
+                keys.rtcp_key, keys.rtcp_salt, keys.rtcp_auth_key, self._srtcp_tag
             )
-        self.replay_window = replay_window
-        self.max_remote_streams = max_remote_streams
         self._outbound: dict[int, _Outbound] = {}
         self._inbound: dict[int, _Inbound] = {}
         self._rtp_packets = 0  # protected under this master key (RFC 3711 9.2)
 
-    # --- RTP ------------------------------------------------------------------------------
+    @property
+    def remote_stream_count(self) -> int:
+        """Remote SSRCs with state (each created by an authenticated packet)."""
+        return len(self._inbound)
+
+    @property
+    def local_stream_count(self) -> int:
+        """Local SSRCs we protected packets for."""
+        return len(self._outbound)
+
+    @property
+    def packets_protected(self) -> int:
+        """SRTP packets protected under this master key (limit 2^48)."""
+        return self._rtp_packets
+
+    # --- RTP ------------------------------------------------------------------------
 
     def protect(self, rtp: bytes) -> bytes:
-        """RTP -> SRTP."""
-        header_length = rtp_header_length(rtp)
-        seq, ssrc = struct.unpack_from("!H4xI", rtp, 2)
+        """RTP -> SRTP; raises MalformedPacket, ReplayDetected (the index was already
+        protected: that would reuse keystream) or KeyLifetimeExceeded."""
+        if len(rtp) >= RTP_FIXED_HEADER and rtp[0] & 0xDF == 0x80:
+            header_length = RTP_FIXED_HEADER  # version 2, no CSRC, no extension
+        else:
+            header_length = rtp_header_length(rtp)
+        seq, ssrc = _seq_ssrc(rtp, 2)
         stream = self._outbound.get(ssrc)
         if stream is None:
-            stream = self._outbound[ssrc] = _Outbound()
+            stream = self._new_outbound(ssrc)
+        if self._rtp_packets >= MAX_SRTP_PACKETS:
+            raise KeyLifetimeExceeded("SRTP master key protected its maximum packet count")
+        highest = stream.highest
+        if seq and seq == (highest + 1) & 0xFFFF:  # next in order, no wrap
+            index = highest + 1
+            stream.highest = index
+            stream.window.commit(index)
+            roc_bytes = stream.roc_bytes
+        else:
+            index = self._outbound_index(stream, seq)
+            roc_bytes = _pack_u32(index >> 16)
+        self._rtp_packets += 1
+        cm = self._rtp_cm
+        if cm is not None:
+            ctr = cm.ctr
+            ctr.reset_nonce((stream.rtp_base ^ (index << 16)).to_bytes(16, "big"))
+            body = rtp[:header_length] + ctr.update(rtp[header_length:])
+            inner = cm.inner.copy()
+            inner.update(body)
+            inner.update(roc_bytes)
+            outer = cm.outer.copy()
+            outer.update(inner.digest())
+            return body + outer.digest()[: self._srtp_tag]
+        gcm = self._rtp_gcm
+        assert gcm is not None
+        header = rtp[:header_length]
+        iv = (stream.rtp_base ^ index).to_bytes(12, "big")
+        return header + gcm.aead.encrypt(iv, rtp[header_length:], header)
+
+    def _outbound_index(self, stream: _Outbound, seq: int) -> int:
+        """Index of an outbound packet that is not simply the next one; commits it."""
         index = estimate_index(stream.highest, seq)
         if index < 0:
-            index = seq  # a sender that goes backwards past its start keeps ROC 0
-        if index >> 16 > MAX_ROC or self._rtp_packets >= MAX_SRTP_PACKETS:
-            raise KeyLifetimeExceeded("SRTP master key protected its maximum packet count")
-        self._rtp_packets += 1
-        if index > stream.highest:
-            stream.highest = index
-        header = rtp[:header_length]
-        gcm = self._rtp_gcm
-        if gcm is not None:
-            iv = (gcm.salt_int ^ (ssrc << 48) ^ index).to_bytes(12, "big")
-            return header + gcm.seal(iv, memoryview(rtp)[header_length:], header)
-        cm = self._rtp_cm
-        assert cm is not None
-        body = header + cm.xor_keystream(
-            cm.salt_int ^ (ssrc << 64) ^ (index << 16), memoryview(rtp)[header_length:]
-        )
-        return body + cm.tag(body, (index >> 16).to_bytes(4, "big"))
-
-    def unprotect(self, srtp: bytes) -> bytes:
-        """SRTP -> RTP; raises MalformedPacket, AuthenticationFailed, ReplayDetected or
-        StreamLimitExceeded, and leaves no state behind when it does."""
-        header_length = rtp_header_length(srtp)
-        tag_length = self._srtp_tag
-        if len(srtp) < header_length + tag_length:
-            raise MalformedPacket("SRTP packet shorter than header and tag")
-        seq, ssrc = struct.unpack_from("!H4xI", srtp, 2)
-        stream = self._inbound.get(ssrc)
-        if stream is None and len(self._inbound) >= self.max_remote_streams:
-            raise StreamLimitExceeded(
-                f"context already tracks {self.max_remote_streams} remote SSRCs"
-            )
-        highest = stream.highest if stream is not None else -1
-        index = estimate_index(highest, seq)
-        if index < 0 or (stream is not None and not stream.window.is_fresh(index)):
-            raise ReplayDetected(f"SRTP packet index {index} replayed or too old")
-        header = srtp[:header_length]
-        gcm = self._rtp_gcm
-        if gcm is not None:
-            # RFC 7714 8.1: 00 00 || SSRC || ROC || SEQ, XOR the 96-bit session salt
-            iv = (gcm.salt_int ^ (ssrc << 48) ^ index).to_bytes(12, "big")
-            payload = gcm.open(iv, memoryview(srtp)[header_length:], header)
-        else:
-            cm = self._rtp_cm
-            assert cm is not None
-            body, tag = srtp[:-tag_length], srtp[-tag_length:]
-            if not hmac.compare_digest(cm.tag(body, (index >> 16).to_bytes(4, "big")), tag):
-                raise AuthenticationFailed("SRTP authentication tag does not verify")
-            payload = cm.xor_keystream(
-                cm.salt_int ^ (ssrc << 64) ^ (index << 16), body[header_length:]
-            )
-        # authenticated: now, and only now, the stream state may change
-        if stream is None:
-            stream = self._inbound[ssrc] = _Inbound(self.replay_window)
+            raise ReplayDetected(f"SRTP seq {seq} lies before this stream's first packet")
+        if index >> 16 > MAX_ROC:
+            raise KeyLifetimeExceeded("SRTP rollover counter exhausted for this master key")
+        if not stream.window.is_fresh(index):
+            raise ReplayDetected(f"SRTP index {index} already protected or too old")
         stream.window.commit(index)
         if index > stream.highest:
             stream.highest = index
-        return header + payload
+            stream.roc_bytes = _pack_u32(index >> 16)
+        return index
 
-    @staticmethod
-    def _gcm_rtp_iv(salt: int, ssrc: int, index: int) -> bytes:
-        # RFC 7714 8.1: 00 00 || SSRC || ROC || SEQ, XOR the 96-bit session salt
-        return (salt ^ (ssrc << 48) ^ index).to_bytes(12, "big")
+    def _new_outbound(self, ssrc: int) -> _Outbound:
+        stream = _Outbound(self._rtp.iv_base(ssrc), self._rtcp.iv_base(ssrc), self.replay_window)
+        self._outbound[ssrc] = stream
+        return stream
 
-    # --- RTCP -----------------------------------------------------------------------------
+    def unprotect(self, srtp: bytes) -> bytes:
+        """SRTP -> RTP; raises MalformedPacket, AuthenticationFailed, ReplayDetected,
+        StreamLimitExceeded or KeyLifetimeExceeded, and leaves no state behind when it
+        does."""
+        tag_length = self._srtp_tag
+        n = len(srtp)
+        if n >= RTP_FIXED_HEADER + tag_length and srtp[0] & 0xDF == 0x80:
+            header_length = RTP_FIXED_HEADER
+        else:
+            header_length = rtp_header_length(srtp)
+            if n < header_length + tag_length:
+                raise MalformedPacket("SRTP packet shorter than header and tag")
+        seq, ssrc = _seq_ssrc(srtp, 2)
+        stream = self._inbound.get(ssrc)
+        if stream is not None:
+            highest = stream.highest
+            if seq and seq == (highest + 1) & 0xFFFF:  # next in order: fresh by definition
+                index = highest + 1
+                roc_bytes = stream.roc_bytes
+            else:
+                index = _inbound_index(stream.window, highest, seq)
+                roc_bytes = _pack_u32(index >> 16)
+            base = stream.rtp_base
+        else:
+            if len(self._inbound) >= self.max_remote_streams:
+                raise StreamLimitExceeded(
+                    f"context already tracks {self.max_remote_streams} remote SSRCs"
+                )
+            index = seq  # a stream's first packet has ROC 0
+            roc_bytes = _ROC_ZERO
+            base = self._rtp.iv_base(ssrc)
+        cm = self._rtp_cm
+        if cm is not None:
+            body = srtp[: n - tag_length]
+            inner = cm.inner.copy()
+            inner.update(body)
+            inner.update(roc_bytes)
+            outer = cm.outer.copy()
+            outer.update(inner.digest())
+            if not _compare(outer.digest()[:tag_length], srtp[n - tag_length :]):
+                raise AuthenticationFailed("SRTP authentication tag does not verify")
+            ctr = cm.ctr
+            ctr.reset_nonce((base ^ (index << 16)).to_bytes(16, "big"))
+            rtp = body[:header_length] + ctr.update(body[header_length:])
+        else:
+            gcm = self._rtp_gcm
+            assert gcm is not None
+            header = srtp[:header_length]
+            try:
+                rtp = header + gcm.aead.decrypt(
+                    (base ^ index).to_bytes(12, "big"), srtp[header_length:], header
+                )
+            except InvalidTag:
+                raise AuthenticationFailed("SRTP AEAD tag does not verify") from None
+        # authenticated: now, and only now, the stream state may change
+        if stream is None:
+            stream = self._new_inbound(ssrc)
+        stream.window.commit(index)
+        if index > stream.highest:
+            stream.highest = index
+            stream.roc_bytes = roc_bytes
+        return rtp
+
+    def _new_inbound(self, ssrc: int) -> _Inbound:
+        stream = _Inbound(self._rtp.iv_base(ssrc), self._rtcp.iv_base(ssrc), self.replay_window)
+        self._inbound[ssrc] = stream
+        logger.debug("new remote SRTP stream ssrc=%#010x (%d tracked)", ssrc, len(self._inbound))
+        return stream
+
+    # --- RTCP -----------------------------------------------------------------------
 
     def protect_rtcp(self, rtcp: bytes) -> bytes:
-        """RTCP -> SRTCP (always encrypted, E = 1)."""
-        check_rtcp(rtcp)
-        ssrc = int.from_bytes(rtcp[4:8], "big")
+        """RTCP -> SRTCP (always encrypted, E = 1); raises MalformedPacket or
+        KeyLifetimeExceeded once the stream's 31-bit index is used up."""
+        if len(rtcp) < RTCP_HEADER or rtcp[0] >> 6 != 2:
+            check_rtcp(rtcp)
+        (ssrc,) = _unpack_u32(rtcp, 4)
         stream = self._outbound.get(ssrc)
         if stream is None:
-            stream = self._outbound[ssrc] = _Outbound()
-        if stream.rtcp_index >= MAX_SRTCP_INDEX:
+            stream = self._new_outbound(ssrc)
+        index = stream.rtcp_index + 1  # libsrtp and pion send index 1 first
+        if index > MAX_SRTCP_INDEX:
             raise KeyLifetimeExceeded("SRTCP index space exhausted for this master key")
-        stream.rtcp_index += 1  # libsrtp and pion send index 1 first
-        index = stream.rtcp_index
-        e_index = (_E_FLAG | index).to_bytes(4, "big")
-        header, payload = rtcp[:RTCP_HEADER], rtcp[RTCP_HEADER:]
-        if self._rtcp_gcm is not None:
-            iv = self._gcm_rtcp_iv(self._rtcp_gcm.salt_int, ssrc, index)
-            return header + self._rtcp_gcm.seal(iv, payload, header + e_index) + e_index
+        stream.rtcp_index = index
+        e_index = _pack_u32(_E_FLAG | index)
         cm = self._rtcp_cm
-        assert cm is not None
-        body = header + cm.xor_keystream(cm.salt_int ^ (ssrc << 64) ^ (index << 16), payload)
-        body += e_index
-        return body + cm.tag(body)
+        if cm is not None:
+            ctr = cm.ctr
+            ctr.reset_nonce((stream.rtcp_base ^ (index << 16)).to_bytes(16, "big"))
+            body = rtcp[:RTCP_HEADER] + ctr.update(rtcp[RTCP_HEADER:]) + e_index
+            inner = cm.inner.copy()
+            inner.update(body)
+            outer = cm.outer.copy()
+            outer.update(inner.digest())
+            return body + outer.digest()[: self._srtcp_tag]
+        gcm = self._rtcp_gcm
+        assert gcm is not None
+        header = rtcp[:RTCP_HEADER]
+        iv = (stream.rtcp_base ^ index).to_bytes(12, "big")
+        return header + gcm.aead.encrypt(iv, rtcp[RTCP_HEADER:], header + e_index) + e_index
 
     def unprotect_rtcp(self, srtcp: bytes) -> bytes:
-        """SRTCP -> RTCP (E = 0 packets are authenticated only)."""
-        check_rtcp(srtcp)
+        """SRTCP -> RTCP (E = 0 packets are authenticated only); same failures and the
+        same no-trace guarantee as :meth:`unprotect`."""
         tag_length = self._srtcp_tag
-        if len(srtcp) < RTCP_HEADER + 4 + tag_length:
+        n = len(srtcp)
+        if n < RTCP_HEADER + 4 + tag_length or srtcp[0] >> 6 != 2:
+            check_rtcp(srtcp)
             raise MalformedPacket("SRTCP packet shorter than header, index and tag")
-        ssrc = int.from_bytes(srtcp[4:8], "big")
+        (ssrc,) = _unpack_u32(srtcp, 4)
         stream = self._inbound.get(ssrc)
-        if stream is None and len(self._inbound) >= self.max_remote_streams:
-            raise StreamLimitExceeded(
-                f"context already tracks {self.max_remote_streams} remote SSRCs"
-            )
-        header = srtcp[:RTCP_HEADER]
-        if self._rtcp_gcm is not None:
-            e_index_bytes = srtcp[-4:]
-            sealed = srtcp[RTCP_HEADER:-4]
+        if stream is not None:
+            base = stream.rtcp_base
         else:
-            e_index_bytes = srtcp[-4 - tag_length : -tag_length]
-            sealed = srtcp[RTCP_HEADER : -4 - tag_length]
-        e_index = int.from_bytes(e_index_bytes, "big")
-        encrypted, index = bool(e_index & _E_FLAG), e_index & MAX_SRTCP_INDEX
+            if len(self._inbound) >= self.max_remote_streams:
+                raise StreamLimitExceeded(
+                    f"context already tracks {self.max_remote_streams} remote SSRCs"
+                )
+            base = self._rtcp.iv_base(ssrc)
+        cm = self._rtcp_cm
+        # AES-CM: header | ciphertext | E+index | tag; GCM: header | ciphertext+tag | E+index
+        e_index_at = n - 4 - tag_length if cm is not None else n - 4
+        (e_index,) = _unpack_u32(srtcp, e_index_at)
+        index = e_index & MAX_SRTCP_INDEX
         if stream is not None and not stream.rtcp_window.is_fresh(index):
             raise ReplayDetected(f"SRTCP index {index} replayed or too old")
-        if self._rtcp_gcm is not None:
-            iv = self._gcm_rtcp_iv(self._rtcp_gcm.salt_int, ssrc, index)
-            if encrypted:
-                payload = self._rtcp_gcm.open(iv, sealed, header + e_index_bytes)
-            else:
-                # RFC 7714 9.2: unencrypted SRTCP authenticates the whole packet as AAD
-                payload, tag = sealed[:-16], sealed[-16:]
-                self._rtcp_gcm.open(iv, tag, header + payload + e_index_bytes)
-        else:
-            cm = self._rtcp_cm
-            assert cm is not None
-            if not hmac.compare_digest(cm.tag(srtcp[:-tag_length]), srtcp[-tag_length:]):
+        if cm is not None:
+            body = srtcp[: n - tag_length]
+            inner = cm.inner.copy()
+            inner.update(body)
+            outer = cm.outer.copy()
+            outer.update(inner.digest())
+            if not _compare(outer.digest()[:tag_length], srtcp[n - tag_length :]):
                 raise AuthenticationFailed("SRTCP authentication tag does not verify")
-            payload = (
-                cm.xor_keystream(cm.salt_int ^ (ssrc << 64) ^ (index << 16), sealed)
-                if encrypted
-                else sealed
-            )
+            if e_index & _E_FLAG:
+                ctr = cm.ctr
+                ctr.reset_nonce((base ^ (index << 16)).to_bytes(16, "big"))
+                rtcp = srtcp[:RTCP_HEADER] + ctr.update(srtcp[RTCP_HEADER:e_index_at])
+            else:
+                rtcp = srtcp[:e_index_at]
+        else:
+            gcm = self._rtcp_gcm
+            assert gcm is not None
+            iv = (base ^ index).to_bytes(12, "big")
+            e_index_bytes = srtcp[e_index_at:]
+            try:
+                if e_index & _E_FLAG:
+                    header = srtcp[:RTCP_HEADER]
+                    rtcp = header + gcm.aead.decrypt(
+                        iv, srtcp[RTCP_HEADER:e_index_at], header + e_index_bytes
+                    )
+                else:
+                    # RFC 7714 9.2: unencrypted SRTCP is all AAD, the plaintext empty
+                    rtcp = srtcp[: e_index_at - 16]
+                    gcm.aead.decrypt(iv, srtcp[e_index_at - 16 : e_index_at], rtcp + e_index_bytes)
+            except InvalidTag:
+                raise AuthenticationFailed("SRTCP AEAD tag does not verify") from None
         if stream is None:
-            stream = self._inbound[ssrc] = _Inbound(self.replay_window)
+            stream = self._new_inbound(ssrc)
         stream.rtcp_window.commit(index)
-        return header + payload
+        return rtcp
 
-    @staticmethod
-    def _gcm_rtcp_iv(salt: int, ssrc: int, index: int) -> bytes:
-        # RFC 7714 9.1: 00 00 || SSRC || 00 00 || 0 || index(31), XOR the session salt
-        return (salt ^ (ssrc << 48) ^ index).to_bytes(12, "big")
 
-    @property
-    def remote_stream_count(self) -> int:
-        return len(self._inbound)
+def _inbound_index(window: ReplayWindow, highest: int, seq: int) -> int:
+    """Index of an inbound packet that is not simply the next one; checks only."""
+    index = estimate_index(highest, seq)
+    if index < 0:
+        raise ReplayDetected(f"SRTP seq {seq} lies before this stream's first packet")
+    if index >> 16 > MAX_ROC:
+        raise KeyLifetimeExceeded("SRTP rollover counter exhausted for this master key")
+    if not window.is_fresh(index):
+        raise ReplayDetected(f"SRTP index {index} replayed or too old")
+    return index
