@@ -45,6 +45,7 @@ _E_FLAG = 0x80000000
 _ROC_ZERO = bytes(4)
 
 _seq_ssrc = struct.Struct("!H4xI").unpack_from
+_first_seq_ssrc = struct.Struct("!BxH4xI").unpack_from
 _u32 = struct.Struct("!I")
 _pack_u32 = _u32.pack
 _unpack_u32 = _u32.unpack_from
@@ -69,7 +70,15 @@ class _Outbound:
 class _Inbound:
     """What we accepted from one remote SSRC (created only after authentication)."""
 
-    __slots__ = ("highest", "roc_bytes", "rtcp_base", "rtcp_window", "rtp_base", "window")
+    __slots__ = (
+        "highest",
+        "roc_bytes",
+        "rtcp_base",
+        "rtcp_highest",
+        "rtcp_window",
+        "rtp_base",
+        "window",
+    )
 
     def __init__(self, rtp_base: int, rtcp_base: int, window: int) -> None:
         self.highest = -1
@@ -77,6 +86,7 @@ class _Inbound:
         self.rtp_base = rtp_base
         self.rtcp_base = rtcp_base
         self.window = ReplayWindow(window)
+        self.rtcp_highest = -1  # highest SRTCP index accepted; the window may lag behind
         self.rtcp_window = ReplayWindow(window)
 
 
@@ -184,11 +194,12 @@ class SrtpContext:
     def protect(self, rtp: bytes) -> bytes:
         """RTP -> SRTP; raises MalformedPacket, ReplayDetected (the index was already
         protected: that would reuse keystream) or KeyLifetimeExceeded."""
-        if len(rtp) >= RTP_FIXED_HEADER and rtp[0] & 0xDF == 0x80:
-            header_length = RTP_FIXED_HEADER  # version 2, no CSRC, no extension
-        else:
-            header_length = rtp_header_length(rtp)
-        seq, ssrc = _seq_ssrc(rtp, 2)
+        try:
+            first, seq, ssrc = _first_seq_ssrc(rtp)
+        except struct.error:
+            raise MalformedPacket(f"RTP packet of {len(rtp)} octets is too short") from None
+        # version 2 without CSRCs or extension: the 12-octet header needs no more parsing
+        header_length = RTP_FIXED_HEADER if first & 0xDF == 0x80 else rtp_header_length(rtp)
         stream = self._outbound.get(ssrc)
         if stream is None:
             stream = self._new_outbound(ssrc)
@@ -196,9 +207,7 @@ class SrtpContext:
             raise KeyLifetimeExceeded("SRTP master key protected its maximum packet count")
         highest = stream.highest
         if seq and seq == (highest + 1) & 0xFFFF:  # next in order, no wrap
-            index = highest + 1
-            stream.highest = index
-            stream.window.commit(index)
+            index = stream.highest = highest + 1
             roc_bytes = stream.roc_bytes
         else:
             index = self._outbound_index(stream, seq)
@@ -228,6 +237,7 @@ class SrtpContext:
             raise ReplayDetected(f"SRTP seq {seq} lies before this stream's first packet")
         if index >> 16 > MAX_ROC:
             raise KeyLifetimeExceeded("SRTP rollover counter exhausted for this master key")
+        _catch_up(stream.window, stream.highest)
         if not stream.window.is_fresh(index):
             raise ReplayDetected(f"SRTP index {index} already protected or too old")
         stream.window.commit(index)
@@ -255,11 +265,13 @@ class SrtpContext:
                 raise MalformedPacket("SRTP packet shorter than header and tag")
         seq, ssrc = _seq_ssrc(srtp, 2)
         stream = self._inbound.get(ssrc)
+        in_order = False
         if stream is not None:
             highest = stream.highest
             if seq and seq == (highest + 1) & 0xFFFF:  # next in order: fresh by definition
                 index = highest + 1
                 roc_bytes = stream.roc_bytes
+                in_order = True
             else:
                 index = _inbound_index(stream.window, highest, seq)
                 roc_bytes = _pack_u32(index >> 16)
@@ -296,6 +308,9 @@ class SrtpContext:
             except InvalidTag:
                 raise AuthenticationFailed("SRTP AEAD tag does not verify") from None
         # authenticated: now, and only now, the stream state may change
+        if in_order:
+            stream.highest = index  # type: ignore[union-attr]
+            return rtp
         if stream is None:
             stream = self._new_inbound(ssrc)
         stream.window.commit(index)
@@ -365,8 +380,14 @@ class SrtpContext:
         e_index_at = n - 4 - tag_length if cm is not None else n - 4
         (e_index,) = _unpack_u32(srtcp, e_index_at)
         index = e_index & MAX_SRTCP_INDEX
-        if stream is not None and not stream.rtcp_window.is_fresh(index):
-            raise ReplayDetected(f"SRTCP index {index} replayed or too old")
+        in_order = False
+        if stream is not None:
+            if index == stream.rtcp_highest + 1:
+                in_order = True
+            else:
+                _catch_up(stream.rtcp_window, stream.rtcp_highest)
+                if not stream.rtcp_window.is_fresh(index):
+                    raise ReplayDetected(f"SRTCP index {index} replayed or too old")
         if cm is not None:
             body = srtcp[: n - tag_length]
             inner = cm.inner.copy()
@@ -398,9 +419,14 @@ class SrtpContext:
                     gcm.aead.decrypt(iv, srtcp[e_index_at - 16 : e_index_at], rtcp + e_index_bytes)
             except InvalidTag:
                 raise AuthenticationFailed("SRTCP AEAD tag does not verify") from None
+        if in_order:
+            stream.rtcp_highest = index  # type: ignore[union-attr]
+            return rtcp
         if stream is None:
             stream = self._new_inbound(ssrc)
         stream.rtcp_window.commit(index)
+        if index > stream.rtcp_highest:
+            stream.rtcp_highest = index
         return rtcp
 
 
@@ -411,6 +437,21 @@ def _inbound_index(window: ReplayWindow, highest: int, seq: int) -> int:
         raise ReplayDetected(f"SRTP seq {seq} lies before this stream's first packet")
     if index >> 16 > MAX_ROC:
         raise KeyLifetimeExceeded("SRTP rollover counter exhausted for this master key")
+    _catch_up(window, highest)
     if not window.is_fresh(index):
         raise ReplayDetected(f"SRTP index {index} replayed or too old")
     return index
+
+
+def _catch_up(window: ReplayWindow, highest: int) -> None:
+    """Bring a lazily kept window up to ``highest``.
+
+    The in-order fast paths only move the stream's ``highest`` (saving a method call
+    per packet), which is sound because they accept exactly ``highest + 1``: every
+    index between the window's own highest and the stream's was accepted, in order.
+    Out-of-order packets, the only ones that need the bitmap, mark them first.
+    """
+    index = max(window.highest + 1, highest - window.size + 1)
+    while index <= highest:
+        window.commit(index)
+        index += 1
