@@ -18,6 +18,7 @@ from webrtc_secure.errors import (
     StreamLimitExceeded,
     WebrtcSecureError,
 )
+from webrtc_secure.replay import ReplayWindow
 from webrtc_secure.srtp import Profile, SrtpContext, SrtpSession
 from webrtc_secure.srtp.context import MAX_SRTCP_INDEX, estimate_index
 
@@ -67,6 +68,103 @@ def test_any_flipped_bit_or_truncation_is_refused(profile: Profile, data: st.Dat
         with pytest.raises((AuthenticationFailed, MalformedPacket)):
             unprotect(protected[:cut])
         assert rx.remote_stream_count == 0  # nothing failed left a stream behind
+
+
+def _snapshot(ctx: SrtpContext) -> list[tuple[object, ...]]:
+    """Every piece of inbound state, bitmaps included."""
+    return [
+        (
+            ssrc,
+            s.highest,
+            s.roc_bytes,
+            s.window.highest,
+            s.window._bitmap,
+            s.rtcp_highest,
+            s.rtcp_window.highest,
+            s.rtcp_window._bitmap,
+        )
+        for ssrc, s in sorted(ctx._inbound.items())
+    ]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.sampled_from(PROFILES), st.integers(0, 65535), st.data())
+def test_failed_packets_leave_no_trace(profile: Profile, start: int, data: st.DataObject) -> None:
+    tx, rx = _pair(profile, replay_window=16)
+    packets = [tx.protect(_rtp(start + i)) for i in range(8)]
+    reports = [tx.protect_rtcp(_rtcp()) for _ in range(8)]
+    for i in (0, 1, 3, 2, 5):  # some state, one packet out of order, 4 and 6 not yet seen
+        rx.unprotect(packets[i])
+        rx.unprotect_rtcp(reports[i])
+    before = _snapshot(rx)
+    for genuine, unprotect in ((packets[6], rx.unprotect), (reports[6], rx.unprotect_rtcp)):
+        bit = data.draw(st.integers(0, len(genuine) * 8 - 1))
+        forged = bytearray(genuine)
+        forged[bit // 8] ^= 1 << (bit % 8)
+        cut = data.draw(st.integers(0, len(genuine) - 1))
+        for bad in (bytes(forged), genuine[:cut], packets[3], reports[3]):
+            with pytest.raises((AuthenticationFailed, MalformedPacket, ReplayDetected)):
+                unprotect(bad)
+            assert _snapshot(rx) == before
+    # nothing was consumed: the genuine packets, skipped and next, still go through
+    for i in (4, 6, 7):
+        assert rx.unprotect(packets[i]) == _rtp(start + i)
+        assert rx.unprotect_rtcp(reports[i]) == _rtcp()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(PROFILES),
+    st.integers(0, 65535),
+    st.integers(1, 40),
+    st.lists(st.integers(0, 79), min_size=1, max_size=160),
+)
+def test_arrival_order_matches_reference_model(
+    profile: Profile, start: int, window: int, arrivals: list[int]
+) -> None:
+    """Any arrival order, duplicates included, gives exactly what RFC 3711 Appendix A
+    estimation plus an eagerly kept replay window predict (our windows are lazy)."""
+    tx, rx = _pair(profile, replay_window=window)
+    packets = [tx.protect(_rtp(start + i)) for i in range(80)]
+    reports = [tx.protect_rtcp(_rtcp()) for _ in range(80)]
+    model, model_rtcp, highest = ReplayWindow(window), ReplayWindow(window), -1
+    for i in arrivals:
+        true_index = start + i
+        estimated = estimate_index(highest, (start + i) & 0xFFFF)
+        expected: type[Exception] | None = None
+        if estimated < 0 or not model.is_fresh(estimated):
+            expected = ReplayDetected
+        elif estimated != true_index:
+            expected = AuthenticationFailed  # wrong ROC guess: the tag cannot verify
+        if expected is None:
+            assert rx.unprotect(packets[i]) == _rtp(start + i)
+            model.commit(estimated)
+            highest = max(highest, estimated)
+        else:
+            with pytest.raises(expected):
+                rx.unprotect(packets[i])
+        srtcp_index = i + 1
+        if model_rtcp.is_fresh(srtcp_index):
+            assert rx.unprotect_rtcp(reports[i]) == _rtcp()
+            model_rtcp.commit(srtcp_index)
+        else:
+            with pytest.raises(ReplayDetected):
+                rx.unprotect_rtcp(reports[i])
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_sender_refuses_to_reuse_an_index(profile: Profile) -> None:
+    tx, rx = _pair(profile, replay_window=32)
+    sent = {seq: tx.protect(_rtp(seq)) for seq in (10, 12, 11, 50)}  # 11 late: allowed
+    with pytest.raises(ReplayDetected):
+        tx.protect(_rtp(11))  # same index again would reuse the keystream
+    with pytest.raises(ReplayDetected):
+        tx.protect(_rtp(12, payload=b"other"))
+    with pytest.raises(ReplayDetected):
+        tx.protect(_rtp(15))  # behind the window of the highest index sent (50)
+    for seq, packet in sent.items():
+        assert rx.unprotect(packet) == _rtp(seq)
+    assert tx.packets_protected == 4 and tx.local_stream_count == 1
 
 
 @pytest.mark.parametrize("profile", PROFILES)

@@ -17,15 +17,20 @@ from webrtc_secure.srtp.transforms import AesCmHmac, AesGcm
 
 def test_rfc3711_b2_keystream() -> None:
     v = load_vector("rfc3711_b2_aes_cm_keystream.json")
-    key = bytes.fromhex(v.get("session_key") or v["key"])
-    cm = AesCmHmac(key, b"\x00" * 14, b"", 10)
+    key = bytes.fromhex(v["session_key"])
+    salt = bytes.fromhex(v["session_salt_14"])
+    cm = AesCmHmac(key, salt, b"", 10)
     ecb = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
     for block in v["blocks"]:
-        counter = bytes.fromhex(block["counter"])
-        assert ecb.update(counter).hex() == block["keystream"]
-    # our counter-block construction reproduces the first blocks from the IV alone
-    first = v["blocks"][0]
-    assert cm.xor_keystream(bytes.fromhex(first["counter"]), bytes(16)).hex() == first["keystream"]
+        assert ecb.update(bytes.fromhex(block["counter"])).hex() == block["keystream"]
+    # SSRC, ROC and SEQ zero: the IV is the shifted salt, the "offset" of B.2
+    iv = cm.iv(ssrc=0, index=0)
+    assert iv.hex() == v["offset_iv"]
+    # the whole segment from that one IV, so blocks 0xFEFF..0xFF01 are checked too
+    stream = cm.xor_keystream(iv, bytes(v["keystream_segment_length_octets"]))
+    for block in v["blocks"]:
+        at = 16 * block["block_index"]
+        assert stream[at : at + 16].hex() == block["keystream"]
 
 
 def test_rfc3711_b3_key_derivation() -> None:
@@ -107,7 +112,13 @@ def test_whole_packets_from_libsrtp_and_pion(v: Any) -> None:
     key, salt = bytes.fromhex(v["master_key"]), bytes.fromhex(v["master_salt"])
     sender, receiver = SrtpContext(profile, key, salt), SrtpContext(profile, key, salt)
     keys = derive_session_keys(profile, key, salt)
-    assert keys.rtp_key.hex() == v["session_keys"]["srtp_encryption_key"]
+    expected = v["session_keys"]
+    assert keys.rtp_key.hex() == expected["srtp_encryption_key"]
+    assert keys.rtp_salt.hex() == expected["srtp_salt"]
+    assert keys.rtcp_key.hex() == expected["srtcp_encryption_key"]
+    assert keys.rtcp_salt.hex() == expected["srtcp_salt"]
+    assert keys.rtp_auth_key.hex() == expected.get("srtp_auth_key", "")
+    assert keys.rtcp_auth_key.hex() == expected.get("srtcp_auth_key", "")
     for kind, protect, unprotect in (
         ("rtp", sender.protect, receiver.unprotect),
         ("rtcp", sender.protect_rtcp, receiver.unprotect_rtcp),
