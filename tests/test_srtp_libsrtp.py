@@ -7,9 +7,11 @@ from __future__ import annotations
 import os
 import struct
 
+import pylibsrtp
 import pytest
 from pylibsrtp import Policy, Session
 
+from webrtc_secure.errors import ReplayDetected
 from webrtc_secure.srtp import Profile, SrtpContext
 
 pytestmark = pytest.mark.interop
@@ -103,3 +105,19 @@ def test_rtcp_byte_identical_both_directions(profile: Profile) -> None:
     for _ in range(20):
         report = struct.pack("!BBHI", 0x81, 201, 7, 0xCAFE0004) + os.urandom(24)
         assert ours_rx.unprotect_rtcp(lib_tx3.protect_rtcp(report)) == report
+
+
+@pytest.mark.parametrize("profile", list(Profile))
+def test_sender_reordering_and_index_reuse_like_libsrtp(profile: Profile) -> None:
+    """A sender may send late packets inside the window (same bytes as libsrtp) and,
+    like libsrtp, refuses an index it already protected (keystream reuse)."""
+    key, salt = os.urandom(profile.key_length), os.urandom(profile.salt_length)
+    lib_tx, ours_tx = _libsrtp(profile, key, salt, True), SrtpContext(profile, key, salt)
+    for seq in (65534, 1, 65535, 0, 3, 2):
+        packet = _rtp(seq, seq, 0xCAFE0005, os.urandom(50))
+        assert ours_tx.protect(packet) == lib_tx.protect(packet)
+    again = _rtp(0, 0, 0xCAFE0005, b"different payload")
+    with pytest.raises(ReplayDetected):
+        ours_tx.protect(again)
+    with pytest.raises(pylibsrtp.Error):
+        lib_tx.protect(again)

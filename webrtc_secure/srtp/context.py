@@ -50,6 +50,7 @@ _u32 = struct.Struct("!I")
 _pack_u32 = _u32.pack
 _unpack_u32 = _u32.unpack_from
 _compare = hmac.compare_digest
+_join = b"".join
 
 
 class _Outbound:
@@ -345,7 +346,7 @@ class SrtpContext:
         if cm is not None:
             ctr = cm.ctr
             ctr.reset_nonce((stream.rtcp_base ^ (index << 16)).to_bytes(16, "big"))
-            body = rtcp[:RTCP_HEADER] + ctr.update(rtcp[RTCP_HEADER:]) + e_index
+            body = _join((rtcp[:RTCP_HEADER], ctr.update(rtcp[RTCP_HEADER:]), e_index))
             inner = cm.inner.copy()
             inner.update(body)
             outer = cm.outer.copy()
@@ -355,7 +356,7 @@ class SrtpContext:
         assert gcm is not None
         header = rtcp[:RTCP_HEADER]
         iv = (stream.rtcp_base ^ index).to_bytes(12, "big")
-        return header + gcm.aead.encrypt(iv, rtcp[RTCP_HEADER:], header + e_index) + e_index
+        return _join((header, gcm.aead.encrypt(iv, rtcp[RTCP_HEADER:], header + e_index), e_index))
 
     def unprotect_rtcp(self, srtcp: bytes) -> bytes:
         """SRTCP -> RTCP (E = 0 packets are authenticated only); same failures and the
