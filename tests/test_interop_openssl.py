@@ -449,6 +449,23 @@ def test_hello_verify_request_from_ours() -> None:
     assert client_hello_random_and_cookie(first)[0] == client_hello_random_and_cookie(second)[0]
 
 
+def test_stateless_listener_against_openssl_client() -> None:
+    """Our ``dtls listen`` front (DtlsListener) answers the first hello statelessly, then
+    the connection it creates must not reuse the HelloVerifyRequest's epoch-0 record
+    sequence number: OpenSSL's replay window drops such a ServerHello, and the
+    handshake then waits for a retransmission (RFC 6347 4.1, 4.2.1)."""
+    run = run_pair(False, ours_listener=True)
+    assert [hs.msg_type for hs in epoch0_handshakes(run.ours_tap.sent[:1])] == [
+        HANDSHAKE_HELLO_VERIFY_REQUEST
+    ]
+    # checked before assert_agree, whose retransmission check would hide the cause
+    epoch0_sequences = [
+        r.sequence for d in run.ours_tap.sent for r in parse_records(d) if r.epoch == 0
+    ]
+    assert len(epoch0_sequences) == len(set(epoch0_sequences)), epoch0_sequences
+    assert_agree(run)
+
+
 # --- fragmentation --------------------------------------------------------------------------
 
 

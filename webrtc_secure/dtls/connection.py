@@ -137,6 +137,7 @@ class DtlsConnection:
         replay_window: int = 64,
         random: Callable[[int], bytes] = os.urandom,
         keylog_file: str | None = None,
+        first_record_sequence: int = 0,
     ) -> None:
         if mtu < 150:
             raise ValueError("MTU below 150 octets cannot carry DTLS handshake records")
@@ -175,7 +176,10 @@ class DtlsConnection:
         self._outbox: list[bytes] = []
         # record layer state
         self._write_epoch = 0
-        self._write_seq = [0, 0]
+        # a listener that answered a HelloVerifyRequest statelessly (echoing the first
+        # hello's record number) starts here, after the cookied hello's number, so that
+        # the client's replay window does not drop our ServerHello (RFC 6347 4.2.1)
+        self._write_seq = [first_record_sequence, 0]
         self._write_protection: list[RecordProtection | None] = [None, None]
         self._read_protection: RecordProtection | None = None
         self._replay = ReplayWindow(replay_window)

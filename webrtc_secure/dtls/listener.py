@@ -79,6 +79,7 @@ class DtlsListener:
             self.certificate,
             cookie_factory=self.cookies,
             peer_address=addr,
+            first_record_sequence=parsed.record_seq + 1,
             **self.connection_options,
         )
         self.connections[addr] = conn
