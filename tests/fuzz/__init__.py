@@ -1,0 +1,1 @@
+"""Coverage-guided fuzzing (atheris/libFuzzer) of webrtc_secure's parsers and engines."""
