@@ -237,9 +237,18 @@ def test_key_lifetime_limits_raise_before_reuse() -> None:
     with pytest.raises(KeyLifetimeExceeded):
         tx.protect(_rtp(2))
     tx.protect_rtcp(_rtcp(77))
-    tx._outbound[77].rtcp_index = MAX_SRTCP_INDEX
+    tx._outbound[77].rtcp_index = MAX_SRTCP_INDEX - 1
+    assert tx.protect_rtcp(_rtcp(77))[-14:-10] == b"\xff\xff\xff\xff"  # E | 2^31 - 1
     with pytest.raises(KeyLifetimeExceeded):
-        tx.protect_rtcp(_rtcp(77))
+        tx.protect_rtcp(_rtcp(77))  # the index would wrap: refused, nothing sent
+    # and 2^31 SRTCP packets per master key, whatever the SSRCs
+    tx._rtcp_packets = (1 << 31) - 1
+    tx.protect_rtcp(_rtcp(78))
+    assert tx.rtcp_packets_protected == 1 << 31
+    with pytest.raises(KeyLifetimeExceeded):
+        tx.protect_rtcp(_rtcp(79))
+    with pytest.raises(KeyLifetimeExceeded):
+        tx.protect(_rtp(3))  # RTP stays exhausted too
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 MAX_SRTP_PACKETS = 1 << 48
 MAX_SRTCP_INDEX = (1 << 31) - 1
+MAX_SRTCP_PACKETS = 1 << 31
 MAX_ROC = (1 << 32) - 1
 DEFAULT_MAX_REMOTE_STREAMS = 1024
 _E_FLAG = 0x80000000
@@ -173,7 +174,9 @@ class SrtpContext:
             )
         self._outbound: dict[int, _Outbound] = {}
         self._inbound: dict[int, _Inbound] = {}
-        self._rtp_packets = 0  # protected under this master key (RFC 3711 9.2)
+        # RFC 3711 9.2 limits per master key, counted over all SSRCs
+        self._rtp_packets = 0
+        self._rtcp_packets = 0
 
     @property
     def remote_stream_count(self) -> int:
@@ -189,6 +192,11 @@ class SrtpContext:
     def packets_protected(self) -> int:
         """SRTP packets protected under this master key (limit 2^48)."""
         return self._rtp_packets
+
+    @property
+    def rtcp_packets_protected(self) -> int:
+        """SRTCP packets protected under this master key (limit 2^31)."""
+        return self._rtcp_packets
 
     # --- RTP ------------------------------------------------------------------------
 
@@ -338,9 +346,10 @@ class SrtpContext:
         if stream is None:
             stream = self._new_outbound(ssrc)
         index = stream.rtcp_index + 1  # libsrtp and pion send index 1 first
-        if index > MAX_SRTCP_INDEX:
-            raise KeyLifetimeExceeded("SRTCP index space exhausted for this master key")
+        if index > MAX_SRTCP_INDEX or self._rtcp_packets >= MAX_SRTCP_PACKETS:
+            raise KeyLifetimeExceeded("SRTCP master key protected its maximum packet count")
         stream.rtcp_index = index
+        self._rtcp_packets += 1
         e_index = _pack_u32(_E_FLAG | index)
         cm = self._rtcp_cm
         if cm is not None:
