@@ -1,0 +1,78 @@
+"""`make fuzz`: run every fuzz target for FUZZ_SECONDS (default 60) and report
+executions and coverage per target. Crashes land in tests/fuzz/crashes/ and make the
+run fail; copy them to tests/fuzz/regressions/<target>/ once fixed, and the CI pass
+(tests/test_fuzz_regressions.py) replays them forever."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parents[1]))
+
+from tests.fuzz.seeds import write_corpora  # noqa: E402
+from tests.fuzz.target import TARGETS  # noqa: E402
+
+
+def fuzz(
+    target: str, corpus: Path, *, seconds: int | None = None, runs: int | None = None, crashes: Path
+) -> dict[str, object]:
+    crashes.mkdir(parents=True, exist_ok=True)
+    limit = [f"-max_total_time={seconds}"] if seconds else [f"-runs={runs}"]
+    command = [
+        sys.executable,
+        str(HERE / "target.py"),
+        target,
+        *limit,
+        f"-artifact_prefix={crashes}/{target}-",
+        "-print_final_stats=1",
+        "-rss_limit_mb=2048",
+        "-timeout=10",
+        str(corpus),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=(seconds or 60) + 120)
+    output = done.stdout + done.stderr
+    cov = re.findall(r"cov: (\d+)", output)
+    execs = re.search(r"stat::number_of_executed_units: (\d+)", output)
+    rate = re.search(r"stat::average_exec_per_sec:\s+(\d+)", output)
+    return {
+        "target": target,
+        "returncode": done.returncode,
+        "executions": int(execs.group(1)) if execs else None,
+        "exec_per_s": int(rate.group(1)) if rate else None,
+        "coverage_edges": int(cov[-1]) if cov else None,
+        "crashes": sorted(p.name for p in crashes.glob(f"{target}-*")),
+        "tail": output[-1500:] if done.returncode else "",
+    }
+
+
+def main() -> int:
+    seconds = int(os.environ.get("FUZZ_SECONDS", "60"))
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        corpora = write_corpora(Path(tmp))
+        for target in TARGETS:
+            result = fuzz(target, corpora[target], seconds=seconds, crashes=HERE / "crashes")
+            results.append(result)
+            print(
+                f"{target:12s} executions={result['executions']} "
+                f"exec/s={result['exec_per_s']} cov={result['coverage_edges']} "
+                f"crashes={len(result['crashes'])}",
+                flush=True,
+            )
+            if result["returncode"]:
+                print(result["tail"], file=sys.stderr)
+    out = HERE.parents[1] / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "fuzz.json").write_text(json.dumps(results, indent=1))
+    return 1 if any(r["returncode"] or r["crashes"] for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""Seed corpora for the fuzz targets, made from real captures and our own traffic."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+VECTORS = ROOT.parent / "shared" / "vectors"
+sys.path.insert(0, str(ROOT))
+
+
+def _capture_datagrams() -> list[bytes]:
+    out = []
+    for path in sorted(VECTORS.glob("dtls12_handshake_*.json")):
+        out += [bytes.fromhex(d["hex"]) for d in json.loads(path.read_text())["datagrams"]]
+    fixture = ROOT / "tests" / "browser" / "chromium_client_hello.json"
+    if fixture.exists():
+        text = fixture.read_text()
+        for value in json.loads(text).get("raw_datagrams", []):
+            out.append(bytes.fromhex(value))
+    return out
+
+
+def _our_handshake() -> list[bytes]:
+    from tests.dtls_pair import cert
+    from webrtc_secure.dtls import DtlsConnection
+
+    client = DtlsConnection(True, cert("a"), mtu=300)
+    server = DtlsConnection(False, cert("b"), mtu=300)
+    client.connect(0.0)
+    out: list[bytes] = []
+    for _ in range(10):
+        for sender, receiver in ((client, server), (server, client)):
+            for d in sender.datagrams_to_send(0.0):
+                out.append(d)
+                receiver.receive_datagram(d, 0.0)
+    return out
+
+
+def _media() -> list[bytes]:
+    out = []
+    vectors = json.loads((VECTORS / "srtp_packet_vectors.json").read_text())["vectors"]
+    for v in vectors:
+        for kind in ("rtp", "rtcp"):
+            if kind in v:
+                out += [bytes.fromhex(v[kind]["plaintext"]), bytes.fromhex(v[kind]["protected"])]
+    out.append(struct.pack("!BBHII", 0x93, 96, 1, 2, 3) + b"\x00" * 12 + b"\xbe\xde\x00\x01abcd")
+    return out
+
+
+def _sdp() -> list[bytes]:
+    out = []
+    for name in ("chromium_offer.sdp", "chromium_answer.sdp"):
+        path = ROOT / "tests" / "browser" / name
+        if path.exists():
+            out.append(path.read_bytes())
+    return out
+
+
+def write_corpora(base: Path) -> dict[str, Path]:
+    """One directory of seeds per target; returns target -> directory."""
+    datagrams = _capture_datagrams() + _our_handshake()
+    payloads = [d[13:] for d in datagrams if len(d) > 13 and d[0] == 22]
+    seeds = {
+        "records": datagrams,
+        "messages": [bytes([i]) + p[12:] for i, p in enumerate(payloads)],
+        "reassembly": payloads,
+        "dtls_server": datagrams,
+        "dtls_client": datagrams,
+        "rtp": _media(),
+        "sdp": _sdp(),
+    }
+    dirs = {}
+    for target, items in seeds.items():
+        directory = base / target
+        directory.mkdir(parents=True, exist_ok=True)
+        for i, item in enumerate(items):
+            (directory / f"seed-{i:04d}").write_bytes(item)
+        dirs[target] = directory
+    return dirs
+
+
+if __name__ == "__main__":
+    for target, directory in write_corpora(
+        Path(sys.argv[1] if len(sys.argv) > 1 else "fuzz-corpus")
+    ).items():
+        print(target, directory, len(os.listdir(directory)))

@@ -1,0 +1,140 @@
+"""Coverage-guided fuzz targets (atheris/libFuzzer).
+
+    python tests/fuzz/target.py NAME [libFuzzer flags] [CORPUS_DIR ...]
+
+Each target states its contract: parsers may raise only errors from
+``webrtc_secure.errors``; a DtlsConnection's ``receive_datagram`` may raise nothing.
+Anything else is a crash, which libFuzzer saves as ``crash-*`` for a regression test.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import atheris
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+with atheris.instrument_imports(include=["webrtc_secure"]):
+    from webrtc_secure.certificate import Certificate
+    from webrtc_secure.description import SessionDescription
+    from webrtc_secure.dtls.connection import DtlsConnection
+    from webrtc_secure.dtls.messages import (
+        CertificateMessage,
+        CertificateRequest,
+        CertificateVerify,
+        ClientHello,
+        ClientKeyExchange,
+        Finished,
+        HelloVerifyRequest,
+        ServerHello,
+        ServerHelloDone,
+        ServerKeyExchange,
+        parse_handshake_fragments,
+    )
+    from webrtc_secure.dtls.reassembly import Reassembler
+    from webrtc_secure.dtls.records import parse_records
+    from webrtc_secure.errors import WebrtcSecureError
+    from webrtc_secure.srtp import Profile, SrtpContext
+    from webrtc_secure.srtp.rtp import rtp_header_length
+
+MESSAGE_PARSERS = [
+    ClientHello,
+    ServerHello,
+    HelloVerifyRequest,
+    CertificateMessage,
+    ServerKeyExchange,
+    CertificateRequest,
+    ServerHelloDone,
+    CertificateVerify,
+    ClientKeyExchange,
+    Finished,
+]
+_CERT = Certificate.generate()
+_SRTP = {p: SrtpContext(p, bytes(p.key_length), bytes(p.salt_length)) for p in Profile}
+
+
+def _typed_only(fn: Callable[[], object]) -> None:
+    try:
+        fn()
+    except WebrtcSecureError:
+        pass
+
+
+def records(data: bytes) -> None:
+    parse_records(data)  # never raises: malformed input ends the parse
+
+
+def messages(data: bytes) -> None:
+    if not data:
+        return
+    parser = MESSAGE_PARSERS[data[0] % len(MESSAGE_PARSERS)]
+    _typed_only(lambda: parser.parse(data[1:]))
+    _typed_only(lambda: parse_handshake_fragments(data[1:]))
+
+
+def reassembly(data: bytes) -> None:
+    reassembler = Reassembler(max_message_size=4096, max_messages_ahead=4)
+    try:
+        fragments = parse_handshake_fragments(data)
+    except WebrtcSecureError:
+        return
+    for fragment in fragments:
+        reassembler.add(fragment, 0)
+        while (message := reassembler.pop_ready()) is not None:
+            assert len(message.body) <= 4096
+    assert reassembler.buffered_bytes <= 4 * 4096
+
+
+def _engine(is_client: bool) -> Callable[[bytes], None]:
+    def run(data: bytes) -> None:
+        conn = DtlsConnection(is_client, _CERT, cookies=False)
+        conn.connect(0.0)
+        # a datagram may hold several: split on a marker so one input can be a flight
+        for piece in data.split(b"\xff\xfe\xfd"):
+            conn.receive_datagram(piece, 0.0)
+        conn.handle_timer(1.0)
+        conn.datagrams_to_send(1.0)
+
+    return run
+
+
+def rtp(data: bytes) -> None:
+    _typed_only(lambda: rtp_header_length(data))
+    for context in _SRTP.values():
+        _typed_only(lambda c=context: c.unprotect(data))
+        _typed_only(lambda c=context: c.unprotect_rtcp(data))
+        _typed_only(lambda c=context: c.protect(data))
+        _typed_only(lambda c=context: c.protect_rtcp(data))
+
+
+def sdp(data: bytes) -> None:
+    text = data.decode("utf-8", "replace")
+    _typed_only(lambda: SessionDescription.from_sdp(text, "offer"))
+    _typed_only(lambda: SessionDescription.from_json(data))
+
+
+TARGETS: dict[str, Callable[[bytes], None]] = {
+    "records": records,
+    "messages": messages,
+    "reassembly": reassembly,
+    "dtls_server": _engine(False),
+    "dtls_client": _engine(True),
+    "rtp": rtp,
+    "sdp": sdp,
+}
+
+
+def main() -> None:
+    name = sys.argv[1]
+    target = TARGETS[name]
+    atheris.Setup([sys.argv[0], *sys.argv[2:]], target)
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()
