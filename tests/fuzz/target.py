@@ -9,6 +9,7 @@ Anything else is a crash, which libFuzzer saves as ``crash-*`` for a regression 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -58,10 +59,8 @@ _SRTP = {p: SrtpContext(p, bytes(p.key_length), bytes(p.salt_length)) for p in P
 
 
 def _typed_only(fn: Callable[[], object]) -> None:
-    try:
+    with contextlib.suppress(WebrtcSecureError):
         fn()
-    except WebrtcSecureError:
-        pass
 
 
 def records(data: bytes) -> None:
