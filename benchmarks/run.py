@@ -29,6 +29,18 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _keep_other_sections(path: Path, replaced: set[str]) -> list[dict[str, Any]]:
+    """Rows of earlier runs for sections not measured now, so ``--only`` refreshes one
+    section without dropping the others from the table and the JSON."""
+    if not path.exists():
+        return []
+    try:
+        old = json.loads(path.read_text())["rows"]
+    except (ValueError, KeyError, TypeError):
+        return []
+    return [row for row in old if row.get("section") not in replaced]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer iterations")
@@ -52,6 +64,10 @@ def main() -> int:
             f"[{name}: {len(section_rows)} rows in {time.perf_counter() - started:.1f} s]",
             file=sys.stderr,
         )
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    if args.only:
+        rows = _keep_other_sections(out / "bench.json", set(args.only)) + rows
     machine = {
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -73,8 +89,6 @@ def main() -> int:
         )
     table = "\n".join(lines)
     print(table)
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
     (out / "bench.json").write_text(json.dumps({"machine": machine, "rows": rows}, indent=1))
     (out / "bench.md").write_text(table + "\n")
     print(f"\nwritten: {out / 'bench.json'} and {out / 'bench.md'}", file=sys.stderr)

@@ -47,6 +47,7 @@ _ROC_ZERO = bytes(4)
 
 _seq_ssrc = struct.Struct("!H4xI").unpack_from
 _first_seq_ssrc = struct.Struct("!BxH4xI").unpack_from
+_first_ssrc = struct.Struct("!B3xI").unpack_from
 _u32 = struct.Struct("!I")
 _pack_u32 = _u32.pack
 _unpack_u32 = _u32.unpack_from
@@ -339,9 +340,12 @@ class SrtpContext:
     def protect_rtcp(self, rtcp: bytes) -> bytes:
         """RTCP -> SRTCP (always encrypted, E = 1); raises MalformedPacket or
         KeyLifetimeExceeded once the stream's 31-bit index is used up."""
-        if len(rtcp) < RTCP_HEADER or rtcp[0] >> 6 != 2:
+        try:
+            first, ssrc = _first_ssrc(rtcp)
+        except struct.error:
+            raise MalformedPacket(f"RTCP packet of {len(rtcp)} octets is too short") from None
+        if first >> 6 != 2:
             check_rtcp(rtcp)
-        (ssrc,) = _unpack_u32(rtcp, 4)
         stream = self._outbound.get(ssrc)
         if stream is None:
             stream = self._new_outbound(ssrc)
@@ -351,31 +355,34 @@ class SrtpContext:
         stream.rtcp_index = index
         self._rtcp_packets += 1
         e_index = _pack_u32(_E_FLAG | index)
-        cm = self._rtcp_cm
-        if cm is not None:
-            ctr = cm.ctr
-            ctr.reset_nonce((stream.rtcp_base ^ (index << 16)).to_bytes(16, "big"))
-            body = _join((rtcp[:RTCP_HEADER], ctr.update(rtcp[RTCP_HEADER:]), e_index))
-            inner = cm.inner.copy()
-            inner.update(body)
-            outer = cm.outer.copy()
-            outer.update(inner.digest())
-            return body + outer.digest()[: self._srtcp_tag]
         gcm = self._rtcp_gcm
-        assert gcm is not None
-        header = rtcp[:RTCP_HEADER]
-        iv = (stream.rtcp_base ^ index).to_bytes(12, "big")
-        return _join((header, gcm.aead.encrypt(iv, rtcp[RTCP_HEADER:], header + e_index), e_index))
+        if gcm is not None:
+            header = rtcp[:RTCP_HEADER]
+            iv = (stream.rtcp_base ^ index).to_bytes(12, "big")
+            sealed = gcm.aead.encrypt(iv, rtcp[RTCP_HEADER:], header + e_index)
+            return _join((header, sealed, e_index))
+        cm = self._rtcp_cm
+        assert cm is not None
+        ctr = cm.ctr
+        ctr.reset_nonce((stream.rtcp_base ^ (index << 16)).to_bytes(16, "big"))
+        body = _join((rtcp[:RTCP_HEADER], ctr.update(rtcp[RTCP_HEADER:]), e_index))
+        inner = cm.inner.copy()
+        inner.update(body)
+        outer = cm.outer.copy()
+        outer.update(inner.digest())
+        return body + outer.digest()[: self._srtcp_tag]
 
     def unprotect_rtcp(self, srtcp: bytes) -> bytes:
         """SRTCP -> RTCP (E = 0 packets are authenticated only); same failures and the
         same no-trace guarantee as :meth:`unprotect`."""
         tag_length = self._srtcp_tag
         n = len(srtcp)
-        if n < RTCP_HEADER + 4 + tag_length or srtcp[0] >> 6 != 2:
+        if n < RTCP_HEADER + 4 + tag_length:
             check_rtcp(srtcp)
             raise MalformedPacket("SRTCP packet shorter than header, index and tag")
-        (ssrc,) = _unpack_u32(srtcp, 4)
+        first, ssrc = _first_ssrc(srtcp)
+        if first >> 6 != 2:
+            check_rtcp(srtcp)
         stream = self._inbound.get(ssrc)
         if stream is not None:
             base = stream.rtcp_base
