@@ -114,7 +114,11 @@ class SrtpContext:
 
     ``replay_window`` is the replay window size in packets (SRTP and SRTCP each);
     ``max_remote_streams`` bounds how many remote SSRCs the context tracks, so a flood
-    of packets with random SSRCs cannot grow memory.
+    of packets with random SSRCs cannot grow memory. Local SSRCs are not bounded: the
+    application chooses them.
+
+    Not thread-safe: every call may change per-stream state, so use a context from one
+    thread (or one event loop) at a time.
     """
 
     def __init__(
