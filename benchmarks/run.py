@@ -68,6 +68,8 @@ def main() -> int:
     out.mkdir(exist_ok=True)
     if args.only:
         rows = _keep_other_sections(out / "bench.json", set(args.only)) + rows
+        order = {name: i for i, name in enumerate(SECTIONS)}
+        rows.sort(key=lambda row: order.get(row["section"], len(order)))
     machine = {
         "python": platform.python_version(),
         "platform": platform.platform(),
