@@ -6,6 +6,9 @@
   the fuzzer mutates real flights, application data, alerts and timer firings.
   Input: chunks ``op(1) length(2) payload``; op%4: 0 datagram, 1 fire the timer,
   2 send application data, 3 close.
+- ``listener_deep``: a DtlsListener fed datagrams from two addresses (seeded with a
+  cookie exchange and handshake bound to the first), timers and ``forget``; nothing
+  escapes and no stateless reply is larger than its trigger.
 - ``messages_roundtrip``: every handshake message/extension parser; what parses must
   serialize and parse back to the same value.
 - ``records_roundtrip`` / ``fragments_roundtrip``: parse, re-serialize, compare.
@@ -23,6 +26,7 @@ import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from webrtc_secure.certificate import Certificate
 from webrtc_secure.dtls import (
@@ -37,6 +41,7 @@ from webrtc_secure.dtls import (
 )
 from webrtc_secure.dtls.codec import Reader, u16_list, vec
 from webrtc_secure.dtls.cookies import CookieFactory
+from webrtc_secure.dtls.listener import DtlsListener
 from webrtc_secure.dtls.messages import (
     Alert,
     CertificateMessage,
@@ -96,21 +101,40 @@ def seeded_random(label: bytes) -> Callable[[int], bytes]:
     return random
 
 
-def make_engine(is_client: bool, *, mtu: int = MTU) -> DtlsConnection:
-    return DtlsConnection(
-        is_client,
-        CLIENT_CERT if is_client else SERVER_CERT,
-        signature_schemes=[SignatureScheme.RSA_PKCS1_SHA256],
-        cipher_suites=[
+def _options(label: bytes, mtu: int) -> dict[str, Any]:
+    return {
+        "signature_schemes": [SignatureScheme.RSA_PKCS1_SHA256],
+        "cipher_suites": [
             CipherSuite.ECDHE_RSA_AES_128_GCM_SHA256,
             CipherSuite.ECDHE_RSA_CHACHA20_POLY1305_SHA256,
             CipherSuite.ECDHE_RSA_AES_256_GCM_SHA384,
         ],
-        groups=[NamedGroup.X25519, NamedGroup.SECP256R1],
-        mtu=mtu,
-        cookie_factory=CookieFactory(b"fuzz-cookie-secret".ljust(32, b".")),
-        random=seeded_random(b"client" if is_client else b"server"),
+        "groups": [NamedGroup.X25519, NamedGroup.SECP256R1],
+        "mtu": mtu,
+        "random": seeded_random(label),
+    }
+
+
+def _cookies() -> CookieFactory:
+    return CookieFactory(b"fuzz-cookie-secret".ljust(32, b"."))
+
+
+def make_engine(is_client: bool, *, mtu: int = MTU) -> DtlsConnection:
+    """A DtlsConnection whose every output is a function of its input."""
+    label = b"client" if is_client else b"server"
+    return DtlsConnection(
+        is_client,
+        CLIENT_CERT if is_client else SERVER_CERT,
+        cookie_factory=_cookies(),
+        **_options(label, mtu),
     )
+
+
+LISTENER_ADDRESSES = (("192.0.2.1", 5000), ("192.0.2.2", 6000))
+
+
+def make_listener() -> DtlsListener:
+    return DtlsListener(SERVER_CERT, cookie_factory=_cookies(), **_options(b"server", MTU))
 
 
 def chunks(data: bytes) -> list[tuple[int, bytes]]:
@@ -180,6 +204,34 @@ def _engine_target(is_client: bool) -> Callable[[bytes], None]:
 
 dtls_server_deep = _engine_target(False)
 dtls_client_deep = _engine_target(True)
+
+
+def listener_deep(data: bytes) -> None:
+    """A DtlsListener fed datagrams from two addresses. op%4: 0 datagram from the
+    first address, 1 from the second, 2 fire every due timer, 3 forget the first.
+    Nothing may escape, and a stateless reply is never larger than what provoked it."""
+    listener = make_listener()
+    now = 0.0
+    for op, payload in chunks(data):
+        now += 0.01
+        if op in (0, 1):
+            conn, replies = listener.receive_datagram(payload, LISTENER_ADDRESSES[op], now)
+            for reply in replies:
+                assert len(reply) <= len(payload), "the listener amplifies"
+            if conn is not None:
+                assert listener.connections[LISTENER_ADDRESSES[op]] is conn
+        elif op == 2:
+            for conn in list(listener.connections.values()):
+                timer = conn.get_timer()
+                if timer is not None:
+                    now = max(now, timer)
+                    conn.handle_timer(now)
+        else:
+            listener.forget(LISTENER_ADDRESSES[0])
+        for conn in listener.connections.values():
+            conn.datagrams_to_send(now)
+            while conn.next_event() is not None:
+                pass
 
 
 # --- message parsers: parse -> serialize -> parse is the identity -----------------------
@@ -373,6 +425,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "fragments_roundtrip": fragments_roundtrip,
     "reassembly_diff": reassembly_diff,
     "srtp_deep": srtp_deep,
+    "listener_deep": listener_deep,
 }
 
 
@@ -410,6 +463,28 @@ def recorded_handshake(client_mtu: int = MTU, server_mtu: int = MTU) -> dict[str
     }
 
 
+def recorded_listener_handshake() -> list[bytes]:
+    """The client's datagrams of a handshake through a DtlsListener (cookie exchange
+    bound to the first listener address)."""
+    client = make_engine(True)
+    listener = make_listener()
+    addr = LISTENER_ADDRESSES[0]
+    client.connect(0.0)
+    sent: list[bytes] = []
+    for _ in range(20):
+        for datagram in client.datagrams_to_send(0.0):
+            sent.append(datagram)
+            conn, replies = listener.receive_datagram(datagram, addr, 0.0)
+            if conn is not None:
+                replies = replies + conn.datagrams_to_send(0.0)
+            for reply in replies:
+                client.receive_datagram(reply, 0.0)
+    conn = listener.connections.get(addr)
+    if not (client.is_connected and conn is not None and conn.is_connected):
+        raise RuntimeError(f"listener seed handshake failed: {client.error!r}")
+    return sent
+
+
 def captured_datagrams() -> dict[str, list[bytes]]:
     """OpenSSL handshakes from ../shared/vectors and Chromium's ClientHello."""
     out: dict[str, list[bytes]] = {"c2s": [], "s2c": [], "chromium": []}
@@ -430,6 +505,7 @@ def seed_inputs() -> dict[str, list[bytes]]:
     hs = recorded_handshake()
     small = recorded_handshake(300, 300)
     cap = captured_datagrams()
+    via_listener = recorded_listener_handshake()
     c2s, s2c = hs["c2s"], hs["s2c"]
     server = [
         encode_chunks(
@@ -490,6 +566,15 @@ def seed_inputs() -> dict[str, list[bytes]]:
         "fragments_roundtrip": payloads,
         "reassembly_diff": [bytes(range(i, i + 40)) for i in range(0, 200, 20)],
         "srtp_deep": srtp,
+        "listener_deep": [
+            encode_chunks([(0, d) for d in via_listener]),
+            encode_chunks(
+                [(0, via_listener[0]), (1, via_listener[0]), (2, b"")]
+                + [(0, d) for d in via_listener[1:]]
+                + [(3, b""), (0, c2s[-1])]
+            ),
+            encode_chunks([(op, d) for op in (0, 1) for d in cap["chromium"]]),
+        ],
     }
 
 

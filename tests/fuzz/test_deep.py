@@ -17,7 +17,12 @@ from webrtc_secure.dtls import ApplicationData, HandshakeComplete, State
 
 HARNESS = Path(deep.__file__).resolve().parent / "deep_harness.py"
 #: atheris iterations per target in CI: enough to mutate past the seeds, seconds in all
-RUNS = {"dtls_server_deep": 150, "dtls_client_deep": 150, "reassembly_diff": 100}
+RUNS = {
+    "dtls_server_deep": 150,
+    "dtls_client_deep": 150,
+    "listener_deep": 150,
+    "reassembly_diff": 100,
+}
 
 
 def _replay(is_client: bool, data: bytes) -> tuple[deep.DtlsConnection, list[object]]:
