@@ -9,30 +9,17 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from pylibsrtp import Policy, Session
+# the repository root, so the benchmark shares the tests' libsrtp helper
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tests.interop.libsrtp import libsrtp_session
 from webrtc_secure.srtp import Profile, SrtpContext
-
-LIBSRTP_PROFILE = {
-    Profile.AES128_CM_HMAC_SHA1_80: Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
-    Profile.AES128_CM_HMAC_SHA1_32: Policy.SRTP_PROFILE_AES128_CM_SHA1_32,
-    Profile.AEAD_AES_128_GCM: Policy.SRTP_PROFILE_AEAD_AES_128_GCM,
-    Profile.AEAD_AES_256_GCM: Policy.SRTP_PROFILE_AEAD_AES_256_GCM,
-}
-
-
-def _libsrtp(profile: Profile, key: bytes, salt: bytes, outbound: bool) -> Session:
-    return Session(
-        policy=Policy(
-            key=key + salt,
-            ssrc_type=Policy.SSRC_ANY_OUTBOUND if outbound else Policy.SSRC_ANY_INBOUND,
-            srtp_profile=LIBSRTP_PROFILE[profile],
-        )
-    )
 
 
 def _rate(make: Callable[[], Callable[[bytes], bytes]], packets: list[bytes]) -> float:
@@ -81,7 +68,7 @@ def _cases(
         return lambda: getattr(SrtpContext(profile, key, salt), name)  # type: ignore[no-any-return]
 
     def lib(name: str, outbound: bool) -> Factory:
-        return lambda: getattr(_libsrtp(profile, key, salt, outbound), name)  # type: ignore[no-any-return]
+        return lambda: getattr(libsrtp_session(profile, key, salt, outbound), name)  # type: ignore[no-any-return]
 
     return {
         "protect": (rtp, ours("protect"), lib("protect", True)),
@@ -106,7 +93,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 struct.pack("!BBHI", 0x80, 200, (size + 4) // 4, 0x5EED) + os.urandom(size)
                 for _ in range(count)
             ]
-            lib_tx = _libsrtp(profile, key, salt, True)
+            lib_tx = libsrtp_session(profile, key, salt, True)
             srtp = [lib_tx.protect(p) for p in rtp]
             srtcp = [lib_tx.protect_rtcp(p) for p in rtcp]
             cases = _cases(profile, key, salt, rtp, srtp, rtcp, srtcp)

@@ -9,29 +9,12 @@ import struct
 
 import pylibsrtp
 import pytest
-from pylibsrtp import Policy, Session
 
+from tests.interop.libsrtp import libsrtp_session
 from webrtc_secure.errors import ReplayDetected
 from webrtc_secure.srtp import Profile, SrtpContext
 
 pytestmark = pytest.mark.interop
-
-LIBSRTP_PROFILE = {
-    Profile.AES128_CM_HMAC_SHA1_80: Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
-    Profile.AES128_CM_HMAC_SHA1_32: Policy.SRTP_PROFILE_AES128_CM_SHA1_32,
-    Profile.AEAD_AES_128_GCM: Policy.SRTP_PROFILE_AEAD_AES_128_GCM,
-    Profile.AEAD_AES_256_GCM: Policy.SRTP_PROFILE_AEAD_AES_256_GCM,
-}
-
-
-def _libsrtp(profile: Profile, key: bytes, salt: bytes, outbound: bool) -> Session:
-    return Session(
-        policy=Policy(
-            key=key + salt,
-            ssrc_type=Policy.SSRC_ANY_OUTBOUND if outbound else Policy.SSRC_ANY_INBOUND,
-            srtp_profile=LIBSRTP_PROFILE[profile],
-        )
-    )
 
 
 def _rtp(
@@ -75,7 +58,10 @@ def _packets(ssrc: int) -> list[bytes]:
 @pytest.mark.parametrize("profile", list(Profile))
 def test_rtp_byte_identical_both_directions_across_rollover(profile: Profile) -> None:
     key, salt = os.urandom(profile.key_length), os.urandom(profile.salt_length)
-    lib_tx, lib_rx = _libsrtp(profile, key, salt, True), _libsrtp(profile, key, salt, False)
+    lib_tx, lib_rx = (
+        libsrtp_session(profile, key, salt, True),
+        libsrtp_session(profile, key, salt, False),
+    )
     ours_tx, ours_rx = SrtpContext(profile, key, salt), SrtpContext(profile, key, salt)
     for packet in _packets(0xCAFE0001):
         ours = ours_tx.protect(packet)
@@ -83,7 +69,7 @@ def test_rtp_byte_identical_both_directions_across_rollover(profile: Profile) ->
         assert lib_rx.unprotect(ours) == packet
         assert ours_rx.unprotect(ours) == packet
     # libsrtp-protected, ours unprotects (a second SSRC, reordered around the wrap)
-    lib_tx2 = _libsrtp(profile, key, salt, True)
+    lib_tx2 = libsrtp_session(profile, key, salt, True)
     packets = _packets(0xCAFE0002)
     protected = [lib_tx2.protect(p) for p in packets]
     order = list(range(30)) + list(range(32, 40)) + [30, 31] + list(range(40, len(packets)))
@@ -94,14 +80,17 @@ def test_rtp_byte_identical_both_directions_across_rollover(profile: Profile) ->
 @pytest.mark.parametrize("profile", list(Profile))
 def test_rtcp_byte_identical_both_directions(profile: Profile) -> None:
     key, salt = os.urandom(profile.key_length), os.urandom(profile.salt_length)
-    lib_tx, lib_rx = _libsrtp(profile, key, salt, True), _libsrtp(profile, key, salt, False)
+    lib_tx, lib_rx = (
+        libsrtp_session(profile, key, salt, True),
+        libsrtp_session(profile, key, salt, False),
+    )
     ours_tx, ours_rx = SrtpContext(profile, key, salt), SrtpContext(profile, key, salt)
     for i in range(20):
         report = struct.pack("!BBHI", 0x80, 200, 6, 0xCAFE0003) + os.urandom(20 + 4 * i)
         ours = ours_tx.protect_rtcp(report)
         assert ours == lib_tx.protect_rtcp(report)
         assert lib_rx.unprotect_rtcp(ours) == report
-    lib_tx3 = _libsrtp(profile, key, salt, True)
+    lib_tx3 = libsrtp_session(profile, key, salt, True)
     for _ in range(20):
         report = struct.pack("!BBHI", 0x81, 201, 7, 0xCAFE0004) + os.urandom(24)
         assert ours_rx.unprotect_rtcp(lib_tx3.protect_rtcp(report)) == report
@@ -112,7 +101,7 @@ def test_sender_reordering_and_index_reuse_like_libsrtp(profile: Profile) -> Non
     """A sender may send late packets inside the window (same bytes as libsrtp) and,
     like libsrtp, refuses an index it already protected (keystream reuse)."""
     key, salt = os.urandom(profile.key_length), os.urandom(profile.salt_length)
-    lib_tx, ours_tx = _libsrtp(profile, key, salt, True), SrtpContext(profile, key, salt)
+    lib_tx, ours_tx = libsrtp_session(profile, key, salt, True), SrtpContext(profile, key, salt)
     for seq in (65534, 1, 65535, 0, 3, 2):
         packet = _rtp(seq, seq, 0xCAFE0005, os.urandom(50))
         assert ours_tx.protect(packet) == lib_tx.protect(packet)
