@@ -16,6 +16,7 @@ from tests.fuzz import deep
 from webrtc_secure.dtls import ApplicationData, HandshakeComplete, State
 
 HARNESS = Path(deep.__file__).resolve().parent / "deep_harness.py"
+REGRESSIONS = Path(deep.__file__).resolve().parent / "corpus_deep"
 #: atheris iterations per target in CI: enough to mutate past the seeds, seconds in all
 RUNS = {
     "dtls_server_deep": 150,
@@ -48,6 +49,17 @@ def test_recorded_handshake_replays_to_connected_in_a_fresh_engine(is_client: bo
     assert [type(e) for e in events] == [HandshakeComplete, ApplicationData]
     expected = b"hello from the server" if is_client else b"hello from the client"
     assert isinstance(events[1], ApplicationData) and events[1].data == expected
+
+
+def test_saved_regression_inputs_replay_through_their_targets() -> None:
+    replayed = 0
+    for directory in sorted(REGRESSIONS.glob("*/regressions")):
+        target = directory.parent.name
+        assert target in deep.TARGETS, f"{directory} names no target"
+        for path in sorted(directory.iterdir()):
+            deep.TARGETS[target](path.read_bytes())
+            replayed += 1
+    assert (REGRESSIONS / "README.md").exists() and replayed >= 0
 
 
 def test_every_seed_satisfies_its_target() -> None:
