@@ -277,3 +277,48 @@ async def test_description_round_trips_through_sdp_and_json() -> None:
     finally:
         await a.close()
         await b.close()
+
+
+@pytest.mark.parametrize("use_ice", [True, False], ids=["ice", "udp"])
+async def test_first_message_after_handshake_is_delivered_in_connected_state(
+    use_ice: bool,
+) -> None:
+    """The DTLS client's handshake completes while the server's first data may already
+    be in the same datagram batch: handlers must see a connected, keyed peer."""
+    for _ in range(5):
+        a = SecurePeer(host_addresses=HOST, use_ice=use_ice)
+        b = SecurePeer(host_addresses=HOST, use_ice=use_ice)
+        echoes: list[bytes] = []
+        b.on("message", lambda data, b=b: b.send(data))  # echo from inside the handler
+        a.on("message", echoes.append)
+        offer = await a.create_offer()
+        answer = await b.create_answer(offer)
+        await asyncio.gather(a.connect(answer), b.connect(offer))
+        a.send(b"first")
+        await _wait_for(lambda echoes=echoes: echoes == [b"first"])
+        await a.close()
+        await b.close()
+
+
+async def test_a_raising_handler_does_not_stop_reception() -> None:
+    a, b = SecurePeer(host_addresses=HOST), SecurePeer(host_addresses=HOST)
+    received: list[bytes] = []
+    errors: list[BaseException] = []
+
+    def fragile(data: bytes) -> None:
+        received.append(data)
+        if data == b"boom":
+            raise RuntimeError("user handler bug")
+
+    b.on("message", fragile)
+    b.on("error", errors.append)
+    try:
+        assert await _connect(a, b) == [None, None]
+        a.send(b"boom")
+        a.send(b"after")
+        await _wait_for(lambda: received == [b"boom", b"after"])
+        assert isinstance(errors[0], RuntimeError)
+        assert b.state == PeerState.CONNECTED
+    finally:
+        await a.close()
+        await b.close()

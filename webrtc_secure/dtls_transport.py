@@ -36,11 +36,13 @@ class DtlsTransport:
         *,
         on_data: Callable[[bytes], None] | None = None,
         on_closed: Callable[[WebrtcSecureError | None], None] | None = None,
+        on_handshake: Callable[[], None] | None = None,
     ) -> None:
         self.connection = connection
         self._send = send
         self.on_data = on_data
         self.on_closed = on_closed
+        self.on_handshake = on_handshake
         self._loop = asyncio.get_running_loop()
         self._timer: asyncio.TimerHandle | None = None
         self._handshake_done: asyncio.Future[None] = self._loop.create_future()
@@ -98,6 +100,8 @@ class DtlsTransport:
 
     def _dispatch(self, event: Event) -> None:
         if isinstance(event, HandshakeComplete):
+            if self.on_handshake is not None:
+                self.on_handshake()
             if not self._handshake_done.done():
                 self._handshake_done.set_result(None)
         elif isinstance(event, ApplicationData):

@@ -156,7 +156,11 @@ class IceDatagramTransport(asyncio.DatagramTransport):
         try:
             while True:
                 data = await self._connection.recv()
-                self._protocol.datagram_received(data, self.get_extra_info("peername"))
+                try:
+                    self._protocol.datagram_received(data, self.get_extra_info("peername"))
+                except Exception:
+                    # a bug above us must not silently stop all reception
+                    logger.exception("datagram handler failed; datagram dropped")
         except ConnectionError as exc:
             error = exc
         except asyncio.CancelledError:

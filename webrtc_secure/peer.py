@@ -174,6 +174,7 @@ class SecurePeer(AsyncIOEventEmitter):
         self._local: SessionDescription | None = None
         self._controlling: bool | None = None
         self._closing = False
+        self._connect_started = self._ice_done = 0.0
         self._shutdown_task: asyncio.Future[None] | None = None
         self._shutdown_done: asyncio.Future[None] | None = None
 
@@ -316,8 +317,8 @@ class SecurePeer(AsyncIOEventEmitter):
             self._stats.ice_seconds = ice_done - started
             self._set_state(PeerState.CONNECTING)
             is_client = is_dtls_client(self._local.setup, remote.setup)
+            self._connect_started, self._ice_done = started, ice_done
             await self._handshake(is_client, remote)
-            self._stats.dtls_seconds = time.monotonic() - ice_done
         except AlertReceived as exc:
             if exc.alert == AlertDescription.BAD_CERTIFICATE:
                 # the peer hashed our certificate and found another fingerprint in its
@@ -334,12 +335,17 @@ class SecurePeer(AsyncIOEventEmitter):
         except (WebrtcSecureError, asyncio.CancelledError) as exc:
             await self._fail(exc if isinstance(exc, WebrtcSecureError) else None)
             raise
-        self._stats.connect_seconds = time.monotonic() - started
+
+    def _on_handshake_complete(self) -> None:
+        """Runs inside the engine's event dispatch, before any data that arrived with
+        the peer's last flight is delivered: by then we must be connected and keyed."""
+        assert self._dtls is not None
+        now = time.monotonic()
+        self._stats.dtls_seconds = now - self._ice_done
+        self._stats.connect_seconds = now - self._connect_started
         self._set_state(PeerState.CONNECTED)
-        self.emit("datachannel-ready")
         profile = self.srtp_profile
         if profile is not None:
-            assert self._dtls is not None
             material = self._dtls.connection.export_keying_material(
                 DTLS_SRTP_LABEL, profile.keying_material_length
             )
@@ -349,7 +355,18 @@ class SecurePeer(AsyncIOEventEmitter):
                 self._dtls.connection.is_client,
                 replay_window=self.replay_window,
             )
-            self.emit("media-ready", profile)
+        self._deliver("datachannel-ready")
+        if profile is not None:
+            self._deliver("media-ready", profile)
+
+    def _deliver(self, event: str, *args: Any) -> None:
+        """Emit to the user's handlers; a handler that raises is logged and reported as
+        an "error" event, and never tears down the transport or the engine."""
+        try:
+            self.emit(event, *args)
+        except Exception as exc:
+            logger.exception("handler for %r raised", event)
+            self._emit_error(exc)
 
     async def _connect_ice(self, remote: SessionDescription) -> None:
         try:
@@ -382,6 +399,7 @@ class SecurePeer(AsyncIOEventEmitter):
             self._send_datagram,
             on_data=self._on_message,
             on_closed=self._on_dtls_closed,
+            on_handshake=self._on_handshake_complete,
         )
         early, self._early_dtls = self._early_dtls, []
         for datagram in early:  # the peer's hello may beat our own connect() call
@@ -450,18 +468,18 @@ class SecurePeer(AsyncIOEventEmitter):
             if kind == PacketKind.RTP:
                 packet = srtp.unprotect(data)
                 self._stats.rtp_in += 1
-                self.emit("rtp", packet)
+                self._deliver("rtp", packet)
             else:
                 packet = srtp.unprotect_rtcp(data)
                 self._stats.rtcp_in += 1
-                self.emit("rtcp", packet)
+                self._deliver("rtcp", packet)
         except WebrtcSecureError as exc:
             # authentication, replay or parse failure: counted, never delivered
             self._stats.dropped[f"{kind.name.lower()}_{type(exc).__name__}"] += 1
 
     def _on_message(self, data: bytes) -> None:
         self._stats.messages_in += 1
-        self.emit("message", data)
+        self._deliver("message", data)
 
     # --- teardown -----------------------------------------------------------------------
 
@@ -486,7 +504,8 @@ class SecurePeer(AsyncIOEventEmitter):
     def _emit_error(self, error: BaseException) -> None:
         # pyee raises an unhandled "error" event: only emit when someone listens
         if self.listeners("error"):
-            self.emit("error", error)
+            with contextlib.suppress(Exception):
+                self.emit("error", error)
 
     async def _fail(self, error: WebrtcSecureError | None) -> None:
         if error is not None:

@@ -263,7 +263,8 @@ class DtlsConnection:
                 if self._early_records and self._read_protection is not None:
                     queue.extend(self._early_records)
                     self._early_records = []
-        except HandshakeFailure as exc:
+        except DtlsError as exc:
+            # handshake failures, and e.g. sequence exhaustion while answering
             self._fail(exc)
             return
         if peer_retransmitted:

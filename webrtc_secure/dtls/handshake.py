@@ -161,7 +161,9 @@ class Handshake:
         try:
             cert = x509.load_der_x509_certificate(der)
             public_key = cert.public_key()
-        except ValueError as exc:
+        except Exception as exc:
+            # cryptography raises ValueError, UnsupportedAlgorithm, InvalidVersion...
+            # for hostile DER: every one of them is a bad certificate, never a crash
             raise _fail(f"cannot parse peer certificate: {exc}", _A.BAD_CERTIFICATE) from None
         if not isinstance(public_key, (ec.EllipticCurvePublicKey, rsa.RSAPublicKey)):
             raise _fail("peer certificate key is neither ECDSA nor RSA", _A.UNSUPPORTED_CERTIFICATE)

@@ -23,7 +23,13 @@ from webrtc_secure.dtls.messages import (
     HelloVerifyRequest,
     parse_handshake_fragments,
 )
-from webrtc_secure.dtls.records import ContentType, ProtocolVersion, Record, parse_records
+from webrtc_secure.dtls.records import (
+    MAX_SEQUENCE,
+    ContentType,
+    ProtocolVersion,
+    Record,
+    parse_records,
+)
 from webrtc_secure.errors import MalformedPacket
 
 logger = logging.getLogger(__name__)
@@ -61,7 +67,8 @@ class DtlsListener:
             conn.receive_datagram(data, now, addr)
             return conn, []
         parsed = _single_client_hello(data)
-        if parsed is None:
+        if parsed is None or parsed.record_seq >= MAX_SEQUENCE:
+            # (a hello at the last sequence number leaves no number for our answer)
             self.dropped += 1
             return None, []
         if not self.cookies.check(parsed.hello, addr):
