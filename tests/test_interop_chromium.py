@@ -1,0 +1,270 @@
+"""SecurePeer against headless Chromium (BoringSSL DTLS, libsrtp, its own ICE), inside a
+loopback-only network namespace, in both offer/answer directions.
+
+The page (``examples/browser``) sends its fake camera and microphone to
+``examples/browser_echo.py``'s :class:`SecurePeerEcho`, which echoes every RTP packet
+back re-protected with its own keys under the SSRCs of its own description. Asserted
+from the page's getStats(): DTLS connected with the suite and SRTP profile our side
+negotiated, echoed video decoded, echoed audio received; on our side: no
+authentication failures. Screenshots go to ``artifacts/browser/``.
+
+Keyframe requests are proven, not hoped for: the echo withholds the first part of the
+echoed video, the first keyframe included, so the page can only ever decode the echo
+once its PLI (about our SSRC) has come back to its own encoder as our PLI (about its
+SSRC) and a new keyframe has been echoed. The page's sender counts that PLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from examples.browser_echo import SecurePeerEcho
+from tests.browser.cdp import Chromium
+from tests.browser.netns import run_in_loopback_netns
+from tests.browser.session import ARTIFACTS, browser_session, video_playing
+from webrtc_secure import SessionDescription
+
+pytestmark = pytest.mark.interop
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: echoed video withheld from the first video packet on (Chromium's fake camera runs
+#: at 15 fps here, so this drops its first keyframe and about nine frames after it)
+BLACKOUT_SECONDS = 0.6
+
+#: per-kind RTP counters the shared page summary leaves out (keyframes, PLI, NACK)
+VIDEO_RTP_STATS_JS = """(async () => {
+  const out = {inbound: null, outbound: null};
+  (await harness.pc.getStats()).forEach((s) => {
+    if (s.kind !== 'video') return;
+    const pick = (...names) => Object.fromEntries(names.map((n) => [n, s[n]]));
+    if (s.type === 'inbound-rtp') {
+      out.inbound = pick('ssrc', 'pliCount', 'firCount', 'nackCount', 'keyFramesDecoded',
+                         'framesDecoded', 'packetsLost', 'packetsReceived');
+    } else if (s.type === 'outbound-rtp') {
+      out.outbound = pick('ssrc', 'pliCount', 'firCount', 'nackCount', 'keyFramesEncoded',
+                          'framesEncoded', 'packetsSent');
+    }
+  });
+  return out;
+})()"""
+
+
+class KeyframeStarvedEcho(SecurePeerEcho):
+    """The example's echo, minus the first :data:`BLACKOUT_SECONDS` of echoed video."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blackout_until: float | None = None
+        self.withheld = 0
+
+    def _on_rtp(self, packet: bytes) -> None:
+        if self.kinds.get(packet[1] & 0x7F) == "video":
+            now = time.monotonic()
+            if self.blackout_until is None:
+                self.blackout_until = now + BLACKOUT_SECONDS
+            if now < self.blackout_until:
+                self.withheld += 1
+                return
+        super()._on_rtp(packet)
+
+
+def _tls_suite_name(ours: str) -> str:
+    """Our suite enum name in the IANA spelling getStats() uses."""
+    return re.sub(r"^(ECDHE_(?:ECDSA|RSA))_", r"TLS_\1_WITH_", ours)
+
+
+def _sdp_summary(sdp: str) -> dict[str, Any]:
+    """What a description offers, in a few lines: setup, fingerprint, codecs, extras."""
+    description = SessionDescription.from_sdp(
+        sdp, "offer" if "a=setup:actpass" in sdp else "answer"
+    )
+    return {
+        "setup": description.setup.value,
+        "fingerprints": [f.algorithm for f in description.fingerprints],
+        "candidates": len(description.candidates),
+        "media": [
+            {
+                "kind": m.kind,
+                "mid": m.mid,
+                "codecs": [f"{c.payload_type} {c.name}/{c.clock_rate}" for c in m.codecs],
+                "extensions": len(m.extensions),
+                "ssrcs": [s.ssrc for s in m.ssrcs],
+            }
+            for m in description.media
+        ],
+    }
+
+
+def _hello_summary(hello: dict[str, Any]) -> dict[str, Any]:
+    keep = (
+        "msg",
+        "legacy_version",
+        "supported_versions",
+        "cipher_suites",
+        "cipher_suite",
+        "use_srtp",
+        "supported_groups",
+        "key_shares",
+        "extensions",
+        "records",
+        "length",
+    )
+    return {k: hello[k] for k in keep if k in hello}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("mode", ["offer", "answer"], ids=["chromium-offers", "securepeer-offers"])
+def test_chromium_plays_video_echoed_by_securepeer(mode: str) -> None:
+    async def scenario() -> dict[str, Any]:
+        echo = KeyframeStarvedEcho()
+        try:
+            async with browser_session(
+                echo,
+                mode=mode,
+                log_name=f"interop-securepeer-{mode}",  # type: ignore[arg-type]
+            ) as session:
+                await echo.connected(timeout=15)
+                page = await session.wait_stats(video_playing, timeout=20)
+                await session.screenshot(ARTIFACTS / f"interop-securepeer-{mode}.png")
+                video = await session.page.evaluate(VIDEO_RTP_STATS_JS)
+                sniffer = session.sniffer
+                return {
+                    "page": page,
+                    "video": video,
+                    "ours": echo.peer.stats(),
+                    "echoed": dict(echo.echoed),
+                    "withheld": echo.withheld,
+                    "not_echoed": dict(echo.not_echoed),
+                    "rtcp_seen": dict(echo.rtcp_seen),
+                    "keyframe_requests": echo.keyframe_requests,
+                    "keyframe_requests_forwarded": echo.keyframe_requests_forwarded,
+                    "browser_sdp": session.browser_sdp,
+                    "timings": session.timings,
+                    "client_hellos": sniffer.client_hellos() if sniffer else [],
+                    "server_hellos": sniffer.server_hellos() if sniffer else [],
+                }
+        finally:
+            await echo.close()
+
+    report = run_in_loopback_netns(scenario, timeout=50)
+    page, ours, video = report["page"], report["ours"], report["video"]
+    transport = page["transport"]
+    dtls = ours["dtls"]
+    print(
+        f"\n[chromium, page mode {mode}] connect: ICE {1e3 * ours['ice_seconds']:.1f} ms, "
+        f"DTLS {1e3 * ours['dtls_seconds']:.1f} ms; we are DTLS {dtls['role']}: "
+        f"{dtls['cipher_suite']}, {dtls['srtp_profile']}"
+    )
+    print(f"  page transport: {json.dumps(transport)}")
+    print(f"  page video: {json.dumps(video)}")
+    print(
+        f"  echo: echoed {report['echoed']}, withheld {report['withheld']}, "
+        f"not echoed {report['not_echoed']}, rtcp {report['rtcp_seen']}, keyframe "
+        f"requests {report['keyframe_requests_forwarded']}/{report['keyframe_requests']} "
+        f"forwarded; ours dropped {ours['dropped']}; page timings {report['timings']}"
+    )
+    print(
+        f"  chromium's {'offer' if mode == 'offer' else 'answer'}: "
+        f"{json.dumps(_sdp_summary(report['browser_sdp']))}"
+    )
+    for hello in report["client_hellos"] + report["server_hellos"]:
+        print(f"  {json.dumps(_hello_summary(hello))}")
+
+    # the page: connected over DTLS 1.2, echoed video decoding, echoed audio arriving
+    assert transport["dtlsState"] == "connected"
+    assert page["inbound"]["video"]["framesDecoded"] >= 10
+    assert page["inbound"]["audio"]["packetsReceived"] > 0
+    assert (page["video"]["width"], page["video"]["height"]) == (320, 240)
+    assert transport["tlsVersion"] == "FEFD"
+    # both ends name the same suite and profile; roles are complementary (Chromium's
+    # offer is actpass and we answer active; our offer is actpass and Chromium answers
+    # active)
+    assert transport["dtlsCipher"] == _tls_suite_name(dtls["cipher_suite"])
+    assert transport["srtpCipher"] == f"SRTP_{dtls['srtp_profile']}"
+    assert dtls["role"] == ("client" if mode == "offer" else "server")
+    assert transport["dtlsRole"] == ("server" if mode == "offer" else "client")
+    # ours: nothing failed authentication, every packet of a known kind was echoed
+    assert dtls["dropped_authentication"] == 0
+    assert not any("AuthenticationFailed" in reason for reason in ours["dropped"])
+    assert report["echoed"]["audio"] > 0 and report["echoed"]["video"] > 0
+    assert report["not_echoed"] == {}
+    # keyframes: the first one was withheld, so decoding needed the forwarded request
+    assert report["withheld"] > 0
+    assert video["inbound"]["pliCount"] + video["inbound"]["firCount"] >= 1
+    assert report["keyframe_requests_forwarded"] >= 1
+    assert video["outbound"]["pliCount"] >= 1  # our PLI reached Chromium's sender
+    assert video["outbound"]["keyFramesEncoded"] >= 2
+    assert video["inbound"]["keyFramesDecoded"] >= 1
+    # DTLS 1.2 on the wire whoever was the client; Chromium as client also offered 1.3
+    server_hellos, client_hellos = report["server_hellos"], report["client_hellos"]
+    assert len(server_hellos) == 1 and len(client_hellos) == 1
+    assert server_hellos[0]["legacy_version"] == "DTLS 1.2"
+    assert "supported_versions" not in server_hellos[0]["extensions"]
+    if mode == "answer":
+        assert client_hellos[0]["supported_versions"][:2] == ["DTLS 1.3", "DTLS 1.2"]
+
+
+@pytest.mark.timeout(60)
+def test_browser_echo_script_as_documented() -> None:
+    """``python examples/browser_echo.py`` as the README runs it, opened by Chromium."""
+
+    async def scenario() -> dict[str, Any]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(ROOT / "examples" / "browser_echo.py"),
+            "--port",
+            "0",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=str(ROOT),
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        output: list[str] = []
+        try:
+            assert process.stdout is not None
+            first = await asyncio.wait_for(process.stdout.readline(), 15)
+            output.append(first.decode())
+            match = re.match(r"open (http://127\.0\.0\.1:\d+/\S+)", output[0])
+            assert match, output
+            async with Chromium(log_path=ARTIFACTS / "chromium-interop-script.log") as browser:
+                page = await browser.new_page()
+                await page.navigate(match.group(1))
+                deadline = time.monotonic() + 20
+                while True:
+                    stats = await page.evaluate("stats()")
+                    if video_playing(stats) or time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(0.2)
+                await page.screenshot(ARTIFACTS / "interop-securepeer-script.png")
+                # the script reports how it connected once DTLS is up
+                while not any(line.startswith("connected:") for line in output):
+                    line = await asyncio.wait_for(process.stdout.readline(), 10)
+                    assert line, output
+                    output.append(line.decode())
+            return {"stats": stats, "output": output}
+        finally:
+            if process.returncode is None:
+                process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except asyncio.TimeoutError:
+                process.kill()
+                await process.wait()
+
+    report = run_in_loopback_netns(scenario, timeout=50)
+    print("\n[script] " + "".join(report["output"]).strip().replace("\n", "\n[script] "))
+    stats = report["stats"]
+    assert video_playing(stats), stats
+    assert stats["inbound"]["audio"]["packetsReceived"] > 0
+    assert any(line.startswith("connected: ECDHE_ECDSA_") for line in report["output"])
