@@ -81,11 +81,9 @@ async def _exchange(
     local: SessionDescription,
     remote: SessionDescription,
     answer: SessionDescription,
+    received: list[bytes],
+    rtcp: list[bytes],
 ) -> dict[str, Any]:
-    received: list[bytes] = []
-    rtcp: list[bytes] = []
-    peer.on("rtp", received.append)
-    peer.on("rtcp", rtcp.append)
     ours, their_audio = _audio(local), _audio(remote)
     codec = _audio(answer).codecs[0]  # the answer names the negotiated codec first
     assert codec.name.lower() == "opus", codec
@@ -152,16 +150,29 @@ async def _exchange(
     }
 
 
+def _listening_peer(
+    profiles: tuple[Profile, ...],
+) -> tuple[SecurePeer, list[bytes], list[bytes]]:
+    """A SecurePeer that records RTP and RTCP from the start: aiortc may send its first
+    packet in the same moment ``connect()`` returns, before ``_exchange`` runs."""
+    peer = SecurePeer(host_addresses=["127.0.0.1"], srtp_profiles=profiles)
+    received: list[bytes] = []
+    rtcp: list[bytes] = []
+    peer.on("rtp", received.append)
+    peer.on("rtcp", rtcp.append)
+    return peer, received, rtcp
+
+
 async def _aiortc_offers(profiles: tuple[Profile, ...]) -> dict[str, Any]:
     theirs = AiortcPeer(send_audio=True, send_video=False)
-    peer = SecurePeer(host_addresses=["127.0.0.1"], srtp_profiles=profiles)
+    peer, received, rtcp = _listening_peer(profiles)
     try:
         offer = SessionDescription.from_sdp(await theirs.offer(), "offer")
         answer = await peer.create_answer(offer)
         await theirs.accept_answer(answer.to_sdp())
         await asyncio.wait_for(peer.connect(offer), 15)
         await theirs.wait_connected(10)
-        return await _exchange(peer, theirs, answer, offer, answer)
+        return await _exchange(peer, theirs, answer, offer, answer, received, rtcp)
     finally:
         await peer.close()
         await theirs.close()
@@ -169,14 +180,14 @@ async def _aiortc_offers(profiles: tuple[Profile, ...]) -> dict[str, Any]:
 
 async def _securepeer_offers(profiles: tuple[Profile, ...]) -> dict[str, Any]:
     theirs = AiortcPeer(send_audio=True, send_video=False)
-    peer = SecurePeer(host_addresses=["127.0.0.1"], srtp_profiles=profiles)
+    peer, received, rtcp = _listening_peer(profiles)
     try:
         offer = await peer.create_offer()
         answer = SessionDescription.from_sdp(await theirs.answer(offer.to_sdp()), "answer")
         await asyncio.wait_for(peer.connect(answer), 15)
         await theirs.wait_connected(10)
         assert peer.state == PeerState.CONNECTED
-        return await _exchange(peer, theirs, offer, answer, answer)
+        return await _exchange(peer, theirs, offer, answer, answer, received, rtcp)
     finally:
         await peer.close()
         await theirs.close()
