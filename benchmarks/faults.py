@@ -1,12 +1,15 @@
 """`make faults`: DTLS handshake success and completion time under network faults.
 
 Two of our engines handshake through the seeded simulator in tests/netsim.py on a fake
-clock, with the engine's default timers (1 s initial retransmission, doubling to a 60 s
-cap). Each row is 200+ seeds of one configuration, with the default 30 s handshake
-budget. Every failure is re-run with the same seed on a link that heals (loses nothing
-more) after 30 s and a 120 s budget: a live protocol then completes at its next
-scheduled retransmission, so such a seed failed for lack of time under the RFC 6347
-backoff; one that still fails is stuck, which is a bug.
+clock, with the engine's default policy: the RFC 6347 timer (1 s initial
+retransmission, doubling to a 60 s cap) and up to 12 retransmissions of each flight
+(OpenSSL's limit), no wall-clock bound. Each row is 200+ seeds of one configuration.
+Loss, duplication and reordering apply to each direction independently. Besides the
+success rate the table shows the median, p95 and slowest completion, and how many
+completed within 30 s (the wall-clock budget this engine used to have), so the tail
+of the backoff stays visible. Every failure is re-run with the same seed on a link that
+heals (loses nothing more) after 30 s: a live protocol then completes at its next
+scheduled retransmission; one that still fails is stuck, which is a bug.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import statistics
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -29,6 +33,10 @@ from webrtc_secure.dtls import DtlsConnection  # noqa: E402
 
 _CERTS: list[Certificate] = []
 HEAL_AT = 30.0
+#: the old default wall-clock budget, kept as a column
+WITHIN = 30.0
+#: fake seconds a run may take: beyond the 12th retransmission (423 s) and its timer
+MAX_FAKE_TIME = 600.0
 
 
 class HealingNetSim(NetSim):
@@ -57,8 +65,10 @@ def _certs() -> list[Certificate]:
 
 
 def _one(
-    config: dict[str, Any], seed: int, budget: float, heal: bool = False
+    config: dict[str, Any], seed: int, budget: float | None = None, heal: bool = False
 ) -> tuple[bool, float | None]:
+    """One seeded handshake: (both sides connected, completion time in fake seconds).
+    ``budget`` is the engines' wall-clock ``handshake_timeout`` (None: the default)."""
     client_cert, server_cert = _certs()
     mtu = config["mtu"]
     client = DtlsConnection(True, client_cert, mtu=mtu, handshake_timeout=budget)
@@ -79,31 +89,35 @@ def _one(
             "mtu": mtu,
         }
         sim = HealingNetSim(seed, HEAL_AT, **link) if heal else NetSim(seed, **link)
-    result = run_handshake(client, server, sim, max_time=budget + 5)
+    max_time = MAX_FAKE_TIME if budget is None else budget + 5
+    result = run_handshake(client, server, sim, max_time=max_time)
     ok = result.completed and client.is_connected and server.is_connected
     return ok, result.duration if ok else None
 
 
 def _row(config: dict[str, Any]) -> dict[str, Any]:
+    logging.disable(logging.WARNING)  # thousands of expected "handshake failed" lines
     seeds = range(config["seeds"])
     times: list[float] = []
     failed: list[int] = []
     for seed in seeds:
-        ok, duration = _one(config, seed, 30.0)
+        ok, duration = _one(config, seed)
         if ok and duration is not None:
             times.append(duration)
         else:
             failed.append(seed)
-    budget_only = [s for s in failed if _one(config, s, 120.0, heal=True)[0]]
+    recovered = [s for s in failed if _one(config, s, heal=True)[0]]
     times.sort()
     return {
         **config,
         "success_rate": len(times) / len(seeds),
+        "within_30s_rate": sum(t <= WITHIN for t in times) / len(seeds),
         "median_s": statistics.median(times) if times else None,
         "p95_s": times[int(0.95 * (len(times) - 1))] if times else None,
+        "max_s": times[-1] if times else None,
         "failed_seeds": failed,
-        "failed_for_lack_of_time": budget_only,
-        "stuck_after_healing": sorted(set(failed) - set(budget_only)),
+        "completed_once_healed": recovered,
+        "stuck_after_healing": sorted(set(failed) - set(recovered)),
     }
 
 
@@ -164,13 +178,14 @@ def main() -> int:
     with ProcessPoolExecutor() as pool:
         rows = list(pool.map(_row, configurations(args.seeds)))
     lines = [
-        "Budget 30 s (default handshake_timeout). Each failure is re-run on a link that",
-        "heals at 30 s (120 s budget): 'time' = completed then (live, out of time under",
-        "the backoff), 'stuck' = still failed (a bug).",
+        f"{args.seeds} seeds a row; default policy: RFC 6347 timer (1 s doubling to 60 s),",
+        "12 retransmissions per flight, no wall-clock bound. Loss, reordering and",
+        "duplication apply to each direction. Each failure is re-run on a link that heals",
+        "at 30 s: 'healed' = it completed then (live), 'stuck' = it did not (a bug).",
         "",
-        "| MTU | loss | reorder+dup | cookies | success | median s | p95 s "
-        "| failures: time / stuck |",
-        "|---:|---:|---|---|---:|---:|---:|---|",
+        "| MTU | loss | reorder+dup | cookies | success | within 30 s | median s | p95 s "
+        "| max s | failures: healed / stuck |",
+        "|---:|---:|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         disorder = (
@@ -181,8 +196,9 @@ def main() -> int:
         lines.append(
             f"| {r['mtu']} | {int(100 * r['loss'])} % | {disorder} | "
             f"{'on' if r['cookies'] else 'off'} | "
-            f"{100 * r['success_rate']:.1f} % | {_fmt(r['median_s'])} | {_fmt(r['p95_s'])} | "
-            f"{len(r['failed_for_lack_of_time'])} / {len(r['stuck_after_healing'])} |"
+            f"{100 * r['success_rate']:.1f} % | {100 * r['within_30s_rate']:.1f} % | "
+            f"{_fmt(r['median_s'])} | {_fmt(r['p95_s'])} | {_fmt(r['max_s'])} | "
+            f"{len(r['completed_once_healed'])} / {len(r['stuck_after_healing'])} |"
         )
     table = "\n".join(lines)
     print(table)

@@ -60,7 +60,7 @@ class DtlsTransport:
             await asyncio.wait_for(asyncio.shield(self._handshake_done), timeout)
         except asyncio.TimeoutError:
             error = HandshakeTimeout(f"DTLS handshake did not complete within {timeout:g} s")
-            self._abort(error)
+            self.abort(error)
             raise error from None
 
     def datagram_received(self, data: bytes) -> None:
@@ -132,7 +132,11 @@ class DtlsTransport:
         self.connection.handle_timer(self._loop.time())
         self._service()
 
-    def _abort(self, error: WebrtcSecureError) -> None:
+    def abort(self, error: WebrtcSecureError) -> None:
+        """End the association now (the path under it is gone): a pending
+        ``handshake()`` raises ``error``; idempotent."""
+        if self._closed:
+            return
         if not self._handshake_done.done():
             self._handshake_done.set_exception(error)
             self._handshake_done.exception()

@@ -130,7 +130,15 @@ class SecureProtocol(asyncio.DatagramProtocol):
 
 
 class SecurePeer(AsyncIOEventEmitter):
-    """One secure peer connection. See the module docstring for the flow."""
+    """One secure peer connection. See the module docstring for the flow.
+
+    Timeouts: ICE must connect within ``ice_timeout`` seconds. The DTLS handshake
+    retransmits on the RFC 6347 schedule (``retransmit_timeout``, doubling to 60 s) and
+    fails when one flight goes unanswered through 12 retransmissions, when ICE consent
+    expires (RFC 7675, about 30 s of silence from the path), or after
+    ``handshake_timeout`` seconds, a backstop (``None`` for none) set above the
+    retransmission budget so that a live but lossy path is never cut short.
+    """
 
     def __init__(
         self,
@@ -139,7 +147,7 @@ class SecurePeer(AsyncIOEventEmitter):
         ice_servers: Sequence[str] | None = None,
         srtp_profiles: Sequence[Profile] = DEFAULT_PROFILES,
         mtu: int = 1200,
-        handshake_timeout: float = 30.0,
+        handshake_timeout: float | None = 600.0,
         ice_timeout: float = 30.0,
         retransmit_timeout: float = 1.0,
         replay_window: int = 128,
@@ -404,7 +412,10 @@ class SecurePeer(AsyncIOEventEmitter):
         early, self._early_dtls = self._early_dtls, []
         for datagram in early:  # the peer's hello may beat our own connect() call
             self._dtls.datagram_received(datagram)
-        await self._dtls.handshake(self.handshake_timeout + 1.0)
+        # the engine enforces handshake_timeout itself (HandshakeTimeout with its reason);
+        # the transport's bound only catches an engine that failed to
+        bound = None if self.handshake_timeout is None else self.handshake_timeout + 1.0
+        await self._dtls.handshake(bound)
 
     # --- data path ----------------------------------------------------------------------
 
@@ -498,7 +509,12 @@ class SecurePeer(AsyncIOEventEmitter):
         if self._closing or self._state in (PeerState.CLOSED, PeerState.FAILED):
             return
         logger.info("transport lost: %s", exc)
-        if self._state == PeerState.CONNECTED:
+        if self._state == PeerState.CONNECTING and self._dtls is not None:
+            # e.g. ICE consent expired (RFC 7675): no retransmission can get through now
+            self._dtls.abort(
+                IceError(f"the ICE transport closed during the DTLS handshake ({exc})")
+            )
+        elif self._state == PeerState.CONNECTED:
             self._shutdown_task = asyncio.ensure_future(self._shutdown(PeerState.CLOSED))
 
     def _emit_error(self, error: BaseException) -> None:

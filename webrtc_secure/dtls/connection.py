@@ -83,6 +83,14 @@ logger = logging.getLogger(__name__)
 #: records of the next epoch buffered until its keys exist (RFC 6347 4.1)
 MAX_EARLY_RECORDS = 32
 
+#: Retransmissions of one flight before the handshake is abandoned. OpenSSL gives up
+#: after the same number of timeouts (DTLS1_TMO_ALERT_COUNT). With the RFC 6347 timer
+#: (1 s, doubling, capped at 60 s) a flight is resent at 1, 3, 7, 15, 31, 63, 123, ...
+#: 423 s: a live path that loses 30 % in each direction still gets every flight
+#: through, while a dead one is detected by ICE consent (RFC 7675) or the owner's
+#: ``handshake_timeout`` long before that.
+DEFAULT_MAX_RETRANSMISSIONS = 12
+
 
 class State(Enum):
     NEW = "new"
@@ -112,7 +120,17 @@ class DtlsStats:
 
 
 class DtlsConnection:
-    """One DTLS 1.2 association with one peer, as client or server."""
+    """One DTLS 1.2 association with one peer, as client or server.
+
+    Retransmission follows RFC 6347 4.2.4.1: a flight that expects an answer is resent
+    after ``initial_retransmit_timeout`` seconds, the timer doubling on every
+    retransmission up to ``max_retransmit_timeout``, and starting again at the initial
+    value with each new flight. The handshake fails with :class:`HandshakeTimeout` when
+    one flight has been resent ``max_retransmissions`` times without an answer, or when
+    ``handshake_timeout`` seconds (a wall-clock bound; ``None``, the default, sets none)
+    have passed since it started. Without a wall-clock bound a server that never hears
+    a ClientHello waits until it is closed, like a listening socket.
+    """
 
     def __init__(
         self,
@@ -133,7 +151,8 @@ class DtlsConnection:
         require_client_certificate: bool = True,
         initial_retransmit_timeout: float = 1.0,
         max_retransmit_timeout: float = 60.0,
-        handshake_timeout: float = 30.0,
+        handshake_timeout: float | None = None,
+        max_retransmissions: int = DEFAULT_MAX_RETRANSMISSIONS,
         replay_window: int = 64,
         random: Callable[[int], bytes] = os.urandom,
         keylog_file: str | None = None,
@@ -141,6 +160,12 @@ class DtlsConnection:
     ) -> None:
         if mtu < 150:
             raise ValueError("MTU below 150 octets cannot carry DTLS handshake records")
+        if not 0 < initial_retransmit_timeout <= max_retransmit_timeout:
+            raise ValueError("need 0 < initial_retransmit_timeout <= max_retransmit_timeout")
+        if max_retransmissions < 0:
+            raise ValueError("max_retransmissions must not be negative")
+        if handshake_timeout is not None and handshake_timeout <= 0:
+            raise ValueError("handshake_timeout must be positive (or None for no bound)")
         self.is_client = is_client
         self.mtu = mtu
         self.state = State.NEW
@@ -149,6 +174,7 @@ class DtlsConnection:
         self._initial_timeout = initial_retransmit_timeout
         self._max_timeout = max_retransmit_timeout
         self._handshake_timeout = handshake_timeout
+        self._max_retransmissions = max_retransmissions
         self._replay_window_size = replay_window
         self._keylog_file = (
             keylog_file if keylog_file is not None else os.environ.get("SSLKEYLOGFILE")
@@ -188,6 +214,8 @@ class DtlsConnection:
         self._flight: list[FlightItem] | None = None
         self._retransmit_at: float | None = None
         self._timeout = initial_retransmit_timeout
+        self._flight_retransmissions = 0  # timer-driven resends of the current flight
+        self._flight_sent_at = 0.0
         self._last_transmit = -1e9
         self._deadline: float | None = None
         self._now = 0.0
@@ -298,6 +326,16 @@ class DtlsConnection:
             )
             return
         if self._retransmit_at is not None and now >= self._retransmit_at:
+            if self._flight_retransmissions >= self._max_retransmissions:
+                self._fail(
+                    HandshakeTimeout(
+                        f"flight unanswered after {self._flight_retransmissions} "
+                        f"retransmissions ({now - self._flight_sent_at:.0f} s)"
+                    ),
+                    send_alert=False,
+                )
+                return
+            self._flight_retransmissions += 1
             self._timeout = min(self._timeout * 2, self._max_timeout)
             self._retransmit_at = now + self._timeout
             self.stats.retransmissions += 1
@@ -334,6 +372,8 @@ class DtlsConnection:
         self._flight = items
         self.stats.flights_sent += 1
         self._timeout = self._initial_timeout
+        self._flight_retransmissions = 0
+        self._flight_sent_at = self._now
         self._retransmit_at = self._now + self._timeout if expect_reply else None
         self._transmit_flight(self._now)
 
@@ -377,7 +417,8 @@ class DtlsConnection:
         self.state = State.HANDSHAKING
         self._now = now
         self.stats.handshake_started = now
-        self._deadline = now + self._handshake_timeout
+        if self._handshake_timeout is not None:
+            self._deadline = now + self._handshake_timeout
 
     def _overhead(self, epoch: int) -> int:
         protection = self._write_protection[epoch]
