@@ -59,7 +59,7 @@ def test_saved_regression_inputs_replay_through_their_targets() -> None:
         for path in sorted(directory.iterdir()):
             deep.TARGETS[target](path.read_bytes())
             replayed += 1
-    assert (REGRESSIONS / "README.md").exists() and replayed >= 0
+    assert replayed > 0, "no saved regression inputs found"
 
 
 def test_every_seed_satisfies_its_target() -> None:
