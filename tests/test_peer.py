@@ -4,6 +4,7 @@ directions, data and media both ways, tampering, loss, timeouts and teardown."""
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import random
 import struct
@@ -322,3 +323,107 @@ async def test_a_raising_handler_does_not_stop_reception() -> None:
     finally:
         await a.close()
         await b.close()
+
+
+def _ice_idle(peer: SecurePeer) -> bool:
+    """No task of the peer's ICE connection is still running."""
+    connection = peer._ice
+    assert connection is not None
+    tasks = [connection.checks_task, connection._query_consent_task]
+    tasks += [pair.task for pair in connection._check_list]
+    return all(task is None or task.done() for task in tasks)
+
+
+@pytest.mark.parametrize("offerer_is_dtls_client", [False, True], ids=["answerer", "offerer"])
+async def test_ice_proceeds_on_nomination_and_keeps_aioice_running_until_close(
+    offerer_is_dtls_client: bool,
+) -> None:
+    """Both roles: connect() goes on once ICE has a nominated pair (the check list
+    outcome), aioice's own connect() ends in its supervised task and starts consent
+    freshness (RFC 7675), and close() leaves no task and no unretrieved exception."""
+    loop = asyncio.get_running_loop()
+    loop_errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: loop_errors.append(context))
+    a, b = SecurePeer(host_addresses=HOST), SecurePeer(host_addresses=HOST)
+    nominated_at_handshake: list[bool] = []
+    for peer in (a, b):
+
+        def on_state(state: str, peer: SecurePeer = peer) -> None:
+            if state == "connecting":  # ICE is done, DTLS starts now
+                assert peer._ice is not None
+                nominated_at_handshake.append(peer._ice.nominated_pair is not None)
+
+        peer.on("state", on_state)
+
+    def active(offer: SessionDescription) -> SessionDescription:
+        return dataclasses.replace(offer, setup=SetupRole.ACTIVE)
+
+    try:
+        tamper = active if offerer_is_dtls_client else None
+        assert await _connect(a, b, tamper_offer=tamper) == [None, None]
+        assert nominated_at_handshake == [True, True]
+        assert a.stats()["dtls"]["role"] == ("client" if offerer_is_dtls_client else "server")
+        for peer in (a, b):
+            assert peer._ice is not None and peer._ice.checks_task is not None
+            await asyncio.wait_for(asyncio.wait([peer._ice.checks_task]), 5)
+            assert peer._ice.checks_task.exception() is None
+            consent = peer._ice._query_consent_task
+            assert consent is not None and not consent.done()
+        a.send(b"after ICE settled")
+        received: list[bytes] = []
+        b.on("message", received.append)
+        await _wait_for(lambda: received == [b"after ICE settled"])
+    finally:
+        await a.close()
+        await b.close()
+        loop.set_exception_handler(None)
+    assert _ice_idle(a) and _ice_idle(b)
+    assert loop_errors == []
+
+
+async def test_close_right_after_connect_stops_the_ice_checks_task() -> None:
+    """The checks task may still be in aioice's pacing sleep when the user closes."""
+    loop = asyncio.get_running_loop()
+    loop_errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: loop_errors.append(context))
+    a, b = SecurePeer(host_addresses=HOST), SecurePeer(host_addresses=HOST)
+    try:
+        assert await _connect(a, b) == [None, None]
+    finally:
+        await a.close()
+        await b.close()
+        loop.set_exception_handler(None)
+    for peer in (a, b):
+        assert _ice_idle(peer)
+        assert peer._ice is not None
+        consent = peer._ice._query_consent_task
+        assert consent is None or consent.done()
+    assert loop_errors == []
+
+
+async def test_ice_failure_without_candidate_pairs_is_an_ice_error() -> None:
+    """aioice's connect() fails before any check (nothing to pair with): connect()
+    learns it from the end of the supervised task and raises IceError."""
+    loop = asyncio.get_running_loop()
+    loop_errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: loop_errors.append(context))
+    a, b = SecurePeer(host_addresses=HOST), SecurePeer(host_addresses=HOST)
+
+    def ipv6_only(answer: SessionDescription) -> SessionDescription:
+        candidates = [copy.copy(c) for c in answer.candidates]
+        for candidate in candidates:
+            candidate.host = "::1"  # our host candidates are IPv4: no pair forms
+        return dataclasses.replace(answer, candidates=candidates)
+
+    try:
+        offer = await a.create_offer()
+        answer = ipv6_only(await b.create_answer(offer))
+        with pytest.raises(IceError):
+            await asyncio.wait_for(a.connect(answer), 10)
+        assert a.state == PeerState.FAILED
+    finally:
+        await a.close()
+        await b.close()
+        loop.set_exception_handler(None)
+    assert _ice_idle(a)
+    assert loop_errors == []
