@@ -1,0 +1,773 @@
+"""Scale: many concurrent SecurePeer pairs in one process, next to aiortc.
+
+For N = 1, 10, 100 and 1000 pairs (``--quick``: 1 and 10) on loopback, each
+configuration in a fresh child process (a clean RSS baseline, a clean event loop, a
+hard time cap):
+
+- setup: every peer is created (its own certificate), gathers its 127.0.0.1 candidate
+  and the offer/answer is exchanged, all pairs concurrently;
+- bring-up: then the clock starts and every pair's ``connect()`` runs concurrently;
+  the time is until the last pair is media-ready (ICE, DTLS, fingerprint, SRTP keys).
+  Pairs that raise, or are not up at the cap, are failures;
+- memory per peer: RSS after every pair is up minus RSS before the first peer was
+  created (after a warm-up pair came up and closed), divided by the 2N peers;
+- sustained SRTP: every peer sends RTP (160-byte payload, G.711/Opus-sized) to its
+  partner at 50 packets/s for a few seconds. One pacer task sends round-robin so each
+  peer keeps its own 50 pps schedule (a backlog over 100 ms is skipped, as a real-time
+  source would); we count packets delivered to the partner's "rtp" handler within the
+  window, loss after a drain, the one-way latency (a timestamp in the payload), the
+  event-loop lag (how late a 10 ms ``asyncio.sleep`` probe wakes) and the process CPU
+  time (user + system) per wall second, 100 % = one core;
+- knee: on the largest fleet, the number of pairs sending is stepped up while the rest
+  stay idle but established; the knee is the highest offered rate still delivered with
+  <= 1 % loss and loop lag p99 <= 20 ms (one packet interval at 50 pps).
+
+Two transports for ours: ICE (SecurePeer's default, aioice) and plain UDP
+(``use_ice=False``). The reference is aiortc ``RTCPeerConnection`` pairs with one audio
+transceiver: bring-up until both are "connected" and memory per peer, and for the SRTP
+rows the same pacer calls aiortc's own SRTP send path (``RTCDtlsTransport._send_rtp``:
+pylibsrtp, then aioice) and counts what its receive path decrypted (``_handle_rtp_data``
+is replaced by a counter, so no jitter buffer or decoder runs): the same layer as ours.
+aiortc gets ``iceServers=[]`` and aioice answers 127.0.0.1 as its only host address
+during its runs (aioice never gathers loopback by itself): nothing leaves loopback.
+
+The soft RLIMIT_NOFILE is raised up to the hard limit when 2N peers need more sockets.
+
+One configuration by hand (JSON result on stdout; profile it with py-spy)::
+
+    .venv/bin/python benchmarks/scale.py --pairs 1000 --seconds 10
+    py-spy record -o scale.svg -- .venv/bin/python benchmarks/scale.py --pairs 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import os
+import resource
+import statistics
+import struct
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+LOOPBACK = "127.0.0.1"
+RATE = 50  # packets/s per peer
+PAYLOAD = 160  # bytes of RTP payload (20 ms of G.711, a typical Opus frame)
+PROBE_INTERVAL = 0.010  # s between loop-lag probes
+MAX_BACKLOG = 0.100  # s of packets a late pacer still sends; older ones are skipped
+LOSS_OK = 0.01
+LAG_OK = 0.020  # one packet interval at 50 pps
+FULL_SIZES = (1, 10, 100, 1000)
+QUICK_SIZES = (1, 10)
+KNEE_START = 25  # pairs sending in the first knee step; doubled until beyond, then bisected
+KNEE_BISECTIONS = 2
+AIORTC_CAP = 120.0  # s for aiortc's bring-up before we stop counting
+OURS_CAP = 90.0
+
+RTP_HEADER = struct.Struct("!BBHII")
+SEND_TIME = struct.Struct("!d")
+FILLER = bytes(PAYLOAD - SEND_TIME.size)
+
+Sender = Callable[[bytes], "Awaitable[None] | None"]
+Receiver = Callable[[bytes], None]
+
+
+@dataclass
+class Spec:
+    """One configuration, measured in one (child) process."""
+
+    stack: str = "ours"  # "ours" or "aiortc"
+    pairs: int = 10
+    ice: bool = True
+    seconds: float = 3.0
+    knee: bool = False  # after the all-pairs phase, search the knee on this fleet
+    cap: float = OURS_CAP
+    rate: int = RATE  # packets/s per peer
+
+
+# --- the two stacks behind one face -----------------------------------------------------
+
+
+class OursPair:
+    """Two SecurePeers: ``a`` offers, ``b`` answers."""
+
+    def __init__(self, ice: bool) -> None:
+        from webrtc_secure import SecurePeer
+
+        self.a = SecurePeer(host_addresses=[LOOPBACK], use_ice=ice)
+        self.b = SecurePeer(host_addresses=[LOOPBACK], use_ice=ice)
+        self._offer: Any = None
+        self._answer: Any = None
+        self.sequence = [0, 0]  # last RTP sequence number sent by a and by b
+
+    async def prepare(self) -> None:
+        self._offer = await self.a.create_offer()
+        self._answer = await self.b.create_answer(self._offer)
+
+    async def connect(self) -> None:
+        await asyncio.gather(self.a.connect(self._answer), self.b.connect(self._offer))
+
+    def senders(self) -> list[Sender]:
+        return [self.a.send_rtp, self.b.send_rtp]
+
+    def set_receivers(self, for_a: Receiver, for_b: Receiver) -> None:
+        self.a.on("rtp", for_a)
+        self.b.on("rtp", for_b)
+
+    def retransmissions(self) -> int:
+        total = 0
+        for peer in (self.a, self.b):
+            dtls = peer.stats().get("dtls")
+            total += dtls["retransmissions"] if dtls else 0
+        return total
+
+    def phases(self) -> tuple[float, float] | None:
+        """The later peer's ICE and DTLS seconds (SecurePeer.stats())."""
+        sa, sb = self.a.stats(), self.b.stats()
+        if None in (sa["ice_seconds"], sb["ice_seconds"], sa["dtls_seconds"], sb["dtls_seconds"]):
+            return None
+        return max(sa["ice_seconds"], sb["ice_seconds"]), max(
+            sa["dtls_seconds"], sb["dtls_seconds"]
+        )
+
+    async def close(self) -> None:
+        await asyncio.gather(self.a.close(), self.b.close(), return_exceptions=True)
+
+
+class AiortcPair:
+    """Two RTCPeerConnections with one audio transceiver; SRTP through aiortc's own
+    RTCDtlsTransport send and receive paths (no codec, no jitter buffer)."""
+
+    def __init__(self) -> None:
+        from aiortc import RTCConfiguration, RTCPeerConnection
+
+        config = RTCConfiguration(iceServers=[])
+        self.a = RTCPeerConnection(config)
+        self.b = RTCPeerConnection(config)
+        self._answer: Any = None
+        self.sequence = [0, 0]  # last RTP sequence number sent by a and by b
+        loop = asyncio.get_running_loop()
+        self._connected = [loop.create_future(), loop.create_future()]
+        for pc, future in zip((self.a, self.b), self._connected, strict=True):
+            pc.on("connectionstatechange", self._watcher(pc, future))
+
+    @staticmethod
+    def _watcher(pc: Any, future: asyncio.Future[None]) -> Callable[[], None]:
+        def changed() -> None:
+            if future.done():
+                return
+            if pc.connectionState == "connected":
+                future.set_result(None)
+            elif pc.connectionState in ("failed", "closed"):
+                future.set_exception(ConnectionError(f"aiortc {pc.connectionState}"))
+
+        return changed
+
+    async def prepare(self) -> None:
+        self.a.addTransceiver("audio")
+        await self.a.setLocalDescription(await self.a.createOffer())
+        await self.b.setRemoteDescription(self.a.localDescription)
+        self._answer = await self.b.createAnswer()
+        for transceiver in self.b.getTransceivers():
+            await transceiver.receiver.transport.transport.iceGatherer.gather()
+
+    async def connect(self) -> None:
+        await self.b.setLocalDescription(self._answer)
+        await self.a.setRemoteDescription(self.b.localDescription)
+        await asyncio.gather(*self._connected)
+
+    @staticmethod
+    def _dtls(pc: Any) -> Any:
+        return pc.getTransceivers()[0].receiver.transport
+
+    def senders(self) -> list[Sender]:
+        return [self._dtls(self.a)._send_rtp, self._dtls(self.b)._send_rtp]
+
+    def set_receivers(self, for_a: Receiver, for_b: Receiver) -> None:
+        for pc, receive in ((self.a, for_a), (self.b, for_b)):
+
+            async def decrypted(
+                data: bytes, arrival_time_ms: int, receive: Receiver = receive
+            ) -> None:
+                receive(data)
+
+            # the instance attribute shadows the method _recv_next calls after unprotect
+            self._dtls(pc)._handle_rtp_data = decrypted
+
+    def retransmissions(self) -> int:
+        return 0  # OpenSSL does not say
+
+    def phases(self) -> tuple[float, float] | None:
+        return None
+
+    async def close(self) -> None:
+        await asyncio.gather(self.a.close(), self.b.close(), return_exceptions=True)
+
+
+@contextlib.contextmanager
+def aioice_loopback() -> Iterator[None]:
+    """Make aioice gather 127.0.0.1 (it skips loopback by design) while aiortc runs
+    (as benchmarks/peer.py does)."""
+    import aioice.ice
+
+    original = aioice.ice.get_host_addresses
+
+    def loopback(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        return [LOOPBACK] if use_ipv4 else []
+
+    aioice.ice.get_host_addresses = loopback
+    try:
+        yield
+    finally:
+        aioice.ice.get_host_addresses = original
+
+
+def _make_pair(spec: Spec) -> OursPair | AiortcPair:
+    return OursPair(spec.ice) if spec.stack == "ours" else AiortcPair()
+
+
+# --- measurements ----------------------------------------------------------------------
+
+
+def rss_bytes() -> int:
+    """Resident set size now (Linux /proc; elsewhere the peak from getrusage)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def raise_nofile(needed: int) -> dict[str, Any]:
+    """Raise the soft RLIMIT_NOFILE towards ``needed`` (never above the hard limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    enough = soft == resource.RLIM_INFINITY or soft >= needed
+    return {"soft": soft, "hard": hard, "needed": needed, "enough": enough}
+
+
+def _percentile(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@dataclass
+class Fleet:
+    pairs: list[OursPair | AiortcPair]
+    up: list[OursPair | AiortcPair] = field(default_factory=list)
+    setup_seconds: float = 0.0
+    bringup_seconds: float | None = None
+    connect_p50: float | None = None
+    failures: Counter[str] = field(default_factory=Counter)
+
+
+async def bring_up(spec: Spec) -> Fleet:
+    """Create and prepare every pair concurrently, then connect all concurrently."""
+    start = time.perf_counter()
+    fleet = Fleet([_make_pair(spec) for _ in range(spec.pairs)])
+    results = await asyncio.gather(*(p.prepare() for p in fleet.pairs), return_exceptions=True)
+    ready = []
+    for pair, result in zip(fleet.pairs, results, strict=True):
+        if isinstance(result, BaseException):
+            fleet.failures[f"prepare {type(result).__name__}"] += 1
+        else:
+            ready.append(pair)
+    started = time.perf_counter()
+    fleet.setup_seconds = started - start
+
+    async def one(pair: OursPair | AiortcPair) -> float:
+        await pair.connect()
+        return time.perf_counter() - started
+
+    tasks = {asyncio.ensure_future(one(p)): p for p in ready}
+    done, pending = await asyncio.wait(tasks, timeout=spec.cap) if tasks else (set(), set())
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending)
+        fleet.failures[f"not up within {spec.cap:g} s"] += len(pending)
+    times = []
+    for task in done:
+        if task.exception() is not None:
+            fleet.failures[f"connect {type(task.exception()).__name__}"] += 1
+        else:
+            times.append(task.result())
+            fleet.up.append(tasks[task])
+    if times:
+        fleet.bringup_seconds = max(times)
+        fleet.connect_p50 = statistics.median(times)
+    return fleet
+
+
+@dataclass
+class Traffic:
+    pairs_sending: int
+    seconds: float
+    offered_pps: float
+    sent: int
+    skipped: int
+    delivered_in_window: int
+    delivered_total: int
+    delivered_pps: float
+    loss: float  # of the packets sent, never delivered (after the drain)
+    shortfall: float  # of the offered rate, not delivered within the window
+    lag_p50_ms: float | None
+    lag_p99_ms: float | None
+    lag_max_ms: float | None
+    latency_p50_ms: float | None
+    latency_p99_ms: float | None
+    cpu_percent: float
+    delivered_per_cpu_s: float  # capacity that does not depend on what else the machine runs
+    starved_receivers: int  # receivers that got under half their share
+    ok: bool
+
+
+async def traffic(
+    pairs: Sequence[OursPair | AiortcPair], seconds: float, rate: int = RATE
+) -> Traffic:
+    """Every peer of ``pairs`` sends ``rate`` pps to its partner for ``seconds``."""
+    senders: list[Sender] = []
+    received: list[int] = []
+    latencies: list[float] = []
+    now = time.perf_counter
+    unpack_time = SEND_TIME.unpack_from
+
+    def receiver(index: int) -> Receiver:
+        def on_rtp(packet: bytes) -> None:
+            received[index] += 1
+            latencies.append(now() - unpack_time(packet, 12)[0])
+
+        return on_rtp
+
+    for pair in pairs:
+        base = len(senders)
+        senders += pair.senders()
+        received += [0, 0]
+        # a's packets arrive at b (index base + 1) and b's at a (index base)
+        pair.set_receivers(receiver(base), receiver(base + 1))
+    count = len(senders)
+    total_rate = rate * count
+    lags: list[float] = []
+    stop = asyncio.Event()
+
+    async def probe() -> None:
+        while not stop.is_set():
+            t = now()
+            await asyncio.sleep(PROBE_INTERVAL)
+            lags.append(now() - t - PROBE_INTERVAL)
+
+    probe_task = asyncio.ensure_future(probe())
+    # continued across phases: a sender refuses to protect a sequence number twice
+    sequence = [seq for pair in pairs for seq in pair.sequence]
+    sent = skipped = index = 0
+    cpu0, start = time.process_time(), now()
+    end = start + seconds
+    while True:
+        t = now()
+        if t >= end:
+            break
+        due = int((t - start) * total_rate) - sent - skipped
+        backlog = int(total_rate * MAX_BACKLOG) + 1
+        if due > backlog:
+            skipped += due - backlog
+            due = backlog
+        stamp = SEND_TIME.pack(t)
+        for _ in range(due):
+            seq = sequence[index] = sequence[index] + 1
+            packet = (
+                RTP_HEADER.pack(0x80, 0, seq & 0xFFFF, seq * PAYLOAD & 0xFFFFFFFF, 0x1000 + index)
+                + stamp
+                + FILLER
+            )
+            pending = senders[index](packet)
+            if pending is not None:
+                await pending
+            index = index + 1 if index + 1 < count else 0
+        sent += due
+        # until the next packet is due (at most 20 ms, at least 1 ms: batches at scale)
+        await asyncio.sleep(min(0.02, max(0.001, 1 / total_rate)))
+    window = now() - start
+    for i, pair in enumerate(pairs):
+        pair.sequence = sequence[2 * i : 2 * i + 2]
+    in_window = sum(received)
+    cpu = time.process_time() - cpu0
+    stop.set()
+    await probe_task
+    # drain: until nothing more arrives for 200 ms, at most 3 s
+    last, quiet_since, drain_end = in_window, now(), now() + 3.0
+    while now() < drain_end and now() - quiet_since < 0.2:
+        await asyncio.sleep(0.05)
+        total = sum(received)
+        if total != last:
+            last, quiet_since = total, now()
+    delivered = sum(received)
+    share = sent / count if count else 0
+    lag_ms = [1e3 * lag for lag in lags]
+    latency_ms = [1e3 * lat for lat in latencies]
+    loss = 1 - delivered / sent if sent else 0.0
+    behind = 1 - in_window / (total_rate * window) if total_rate else 0.0
+    p99 = _percentile(lag_ms, 0.99)
+    return Traffic(
+        pairs_sending=len(pairs),
+        seconds=window,
+        offered_pps=total_rate,
+        sent=sent,
+        skipped=skipped,
+        delivered_in_window=in_window,
+        delivered_total=delivered,
+        delivered_pps=in_window / window,
+        loss=max(0.0, loss),
+        shortfall=max(0.0, behind),
+        lag_p50_ms=_percentile(lag_ms, 0.5),
+        lag_p99_ms=p99,
+        lag_max_ms=max(lag_ms) if lag_ms else None,
+        latency_p50_ms=_percentile(latency_ms, 0.5),
+        latency_p99_ms=_percentile(latency_ms, 0.99),
+        cpu_percent=100 * cpu / window,
+        delivered_per_cpu_s=in_window / cpu if cpu else 0.0,
+        starved_receivers=sum(1 for r in received if r < share / 2),
+        ok=behind <= LOSS_OK and p99 is not None and p99 <= 1e3 * LAG_OK,
+    )
+
+
+async def find_knee(up: Sequence[OursPair | AiortcPair], spec: Spec) -> list[Traffic]:
+    """Pairs sending (the others stay established and idle): KNEE_START, doubled while
+    within the limits, then bisected between the last step within and the first beyond."""
+    steps: list[Traffic] = []
+
+    async def step(n: int) -> bool:
+        await asyncio.sleep(0.5)  # let the previous step settle
+        steps.append(await traffic(up[:n], spec.seconds, spec.rate))
+        return steps[-1].ok
+
+    good, bad, n = 0, None, KNEE_START
+    while n < len(up):
+        if not await step(n):
+            bad = n
+            break
+        good, n = n, 2 * n
+    for _ in range(KNEE_BISECTIONS if bad is not None else 0):
+        middle = (good + bad) // 2  # type: ignore[operator]
+        if middle in (good, bad):
+            break
+        if await step(middle):
+            good = middle
+        else:
+            bad = middle
+    return steps
+
+
+async def measure(spec: Spec) -> dict[str, Any]:
+    """Warm up, bring up the fleet, memory, traffic with all pairs, the knee steps."""
+    result: dict[str, Any] = {"spec": asdict(spec)}
+    # sockets: ICE and plain UDP use one per peer; headroom for the loop and the rest
+    result["nofile"] = raise_nofile(2 * spec.pairs + 256)
+    context = aioice_loopback() if spec.stack == "aiortc" else contextlib.nullcontext()
+    with context:
+        warm = await bring_up(Spec(spec.stack, 1, spec.ice, 0, False, 30.0))
+        for pair in warm.pairs:
+            await pair.close()
+        del warm
+        gc.collect()
+        rss0 = rss_bytes()
+        fleet = await bring_up(spec)
+        gc.collect()
+        rss1 = rss_bytes()
+        result["setup_s"] = fleet.setup_seconds
+        result["bringup_s"] = fleet.bringup_seconds
+        result["connect_p50_s"] = fleet.connect_p50
+        result["up"] = len(fleet.up)
+        result["failures"] = dict(fleet.failures)
+        result["failed"] = sum(fleet.failures.values())
+        result["retransmissions"] = sum(p.retransmissions() for p in fleet.up)
+        phases = [ph for ph in (p.phases() for p in fleet.up) if ph is not None]
+        if phases:
+            ices, dtlss = [ph[0] for ph in phases], [ph[1] for ph in phases]
+            result["ice_s_p50_max"] = [statistics.median(ices), max(ices)]
+            result["dtls_s_p50_max"] = [statistics.median(dtlss), max(dtlss)]
+        result["rss_baseline_mib"] = rss0 / 2**20
+        result["rss_up_mib"] = rss1 / 2**20
+        result["memory_per_peer_kib"] = (rss1 - rss0) / 1024 / (2 * spec.pairs)
+        if fleet.up and spec.seconds > 0:
+            result["traffic"] = asdict(await traffic(fleet.up, spec.seconds, spec.rate))
+            if spec.knee:
+                result["knee"] = [asdict(step) for step in await find_knee(fleet.up, spec)]
+        closing = [asyncio.ensure_future(p.close()) for p in fleet.pairs]
+        _, still = await asyncio.wait(closing, timeout=30.0)
+        result["close_timeouts"] = len(still)
+    return result
+
+
+# --- the section -----------------------------------------------------------------------
+
+
+def _child(spec: Spec, timeout: float) -> dict[str, Any] | None:
+    """Measure ``spec`` in a fresh interpreter; None if it did not finish in time."""
+    command = [sys.executable, str(Path(__file__).resolve()), "--spec", json.dumps(asdict(spec))]
+    try:
+        done = subprocess.run(
+            command, stdout=subprocess.PIPE, timeout=timeout, check=True, text=True
+        )
+    except subprocess.TimeoutExpired:
+        print(f"scale: {spec} did not finish within {timeout:g} s", file=sys.stderr)
+        return None
+    except subprocess.CalledProcessError as exc:
+        print(f"scale: {spec} failed with exit status {exc.returncode}", file=sys.stderr)
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def _row(
+    benchmark: str,
+    ours: float | None,
+    reference: float | None = None,
+    goal: str = "",
+    reference_name: str = "aiortc",
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "benchmark": benchmark,
+        "ours": ours,
+        "reference": reference,
+        "ratio": ours / reference if ours is not None and reference else None,
+        "goal": goal,
+        "reference_name": reference_name if reference is not None else "",
+        **extra,
+    }
+
+
+def _get(result: dict[str, Any] | None, *keys: str) -> Any:
+    value: Any = result
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _fleet_rows(
+    label: str,
+    n: int,
+    ours: dict[str, Any],
+    ref: dict[str, Any] | None,
+) -> list[dict[str, Any]]:
+    ref_up = _get(ref, "up")
+    note = f", aiortc {ref_up}/{n} up" if ref is not None and ref_up != n else ""
+    return [
+        _row(
+            f"{label}: setup s ({2 * n} certificates, candidates, offer/answer)",
+            ours["setup_s"],
+            _get(ref, "setup_s"),
+        ),
+        _row(
+            f"{label}: bring-up s (all connect() at once -> all media-ready{note})",
+            ours["bringup_s"],
+            _get(ref, "bringup_s"),
+            connect_p50_s=ours["connect_p50_s"],
+            retransmissions=ours["retransmissions"],
+            ice_s_p50_max=ours.get("ice_s_p50_max"),
+            dtls_s_p50_max=ours.get("dtls_s_p50_max"),
+            reference_connect_p50_s=_get(ref, "connect_p50_s"),
+        ),
+        _row(
+            f"{label}: pairs not up" + ("" if ref is None else f" (aiortc: {ref['failed']})"),
+            ours["failed"],
+            goal="0",
+            failures=ours["failures"],
+            reference_failures=_get(ref, "failures"),
+        ),
+        _row(
+            f"{label}: memory per peer KiB (RSS delta / {2 * n} peers)",
+            ours["memory_per_peer_kib"],
+            _get(ref, "memory_per_peer_kib"),
+            rss_mib=[ours["rss_baseline_mib"], ours["rss_up_mib"]],
+            reference_rss_mib=[_get(ref, "rss_baseline_mib"), _get(ref, "rss_up_mib")],
+        ),
+    ]
+
+
+def _traffic_rows(
+    label: str,
+    ours: dict[str, Any],
+    ref: dict[str, Any] | None,
+) -> list[dict[str, Any]]:
+    offered = ours["offered_pps"]
+    rows = [
+        _row(
+            f"{label}: SRTP delivered pps of {offered:,.0f} offered",
+            ours["delivered_pps"],
+            _get(ref, "delivered_pps"),
+            goal=f"{offered:,.0f}",
+            traffic=ours,
+            reference_traffic=ref,
+        )
+    ]
+    if not ours["ok"]:
+        # saturated: what one core delivers, whatever else the shared machine runs
+        rows.append(
+            _row(
+                f"{label}: saturated, delivered packets per CPU second",
+                ours["delivered_per_cpu_s"],
+                _get(ref, "delivered_per_cpu_s"),
+            )
+        )
+    return [
+        *rows,
+        _row(
+            f"{label}: event-loop lag p99 ms",
+            ours["lag_p99_ms"],
+            _get(ref, "lag_p99_ms"),
+            goal=f"<= {1e3 * LAG_OK:g}",
+        ),
+        _row(f"{label}: CPU % of one core", ours["cpu_percent"], _get(ref, "cpu_percent")),
+    ]
+
+
+def knee_of(steps: Sequence[dict[str, Any]]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The highest step within the limits below the lowest step beyond them, and that one."""
+    beyond = [s for s in steps if not s["ok"]]
+    bad = min(beyond, key=lambda s: s["offered_pps"]) if beyond else None
+    within = [
+        s for s in steps if s["ok"] and (bad is None or s["offered_pps"] < bad["offered_pps"])
+    ]
+    good = max(within, key=lambda s: s["offered_pps"]) if within else None
+    return good, bad
+
+
+def _knee_rows(
+    name: str, fleet: int, result: dict[str, Any] | None, ref: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    steps = list(_get(result, "knee") or [])
+    if not steps:
+        return []
+    rows = [
+        _row(
+            f"scale knee {name}: {step['pairs_sending']} of {fleet} pairs sending, "
+            f"{step['offered_pps']:,.0f} pps offered: delivered pps",
+            step["delivered_pps"],
+            goal=f"{step['offered_pps']:,.0f}",
+            traffic=step,
+        )
+        for step in sorted(steps, key=lambda s: s["offered_pps"])
+    ]
+    good, bad = knee_of(steps)
+    ref_good, _ = knee_of(list(_get(ref, "knee") or []))
+    rows.append(
+        _row(
+            f"scale knee {name}: highest offered pps within limits (<= {100 * LOSS_OK:g} % short,"
+            f" lag p99 <= {1e3 * LAG_OK:g} ms; next step beyond: "
+            f"{bad['offered_pps']:,.0f} pps)"
+            if bad
+            else f"scale knee {name}: highest offered pps within limits (none beyond)",
+            good["offered_pps"] if good else 0,
+            ref_good["offered_pps"]
+            if ref_good
+            else (0 if ref is not None and "knee" in ref else None),
+            goal="",
+            beyond=bad,
+        )
+    )
+    return rows
+
+
+def _print_steps(name: str, result: dict[str, Any] | None) -> None:
+    steps = [
+        *(_get(result, "knee") or []),
+        *([_get(result, "traffic")] if _get(result, "traffic") else []),
+    ]
+    if not steps:
+        return
+    print(
+        f"scale: {name} traffic steps (pairs sending, offered, delivered pps, per CPU s, "
+        f"loss, lag p99 ms, latency p99 ms, CPU %, ok)",
+        file=sys.stderr,
+    )
+    for s in sorted(steps, key=lambda s: s["offered_pps"]):
+        print(
+            f"  {s['pairs_sending']:5d} {s['offered_pps']:8,.0f} {s['delivered_pps']:8,.0f} "
+            f"{s['delivered_per_cpu_s']:8,.0f} {100 * s['loss']:5.1f}% {s['lag_p99_ms']:7.1f} "
+            f"{s['latency_p99_ms'] or 0:8.1f} {s['cpu_percent']:4.0f} {s['ok']}",
+            file=sys.stderr,
+        )
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    sizes = QUICK_SIZES if quick else FULL_SIZES
+    seconds = 1.0 if quick else 3.0
+    largest = max(sizes)
+    knee = not quick
+    rows: list[dict[str, Any]] = []
+    big: dict[str, dict[str, Any] | None] = {}
+    for n in sizes:
+        ours = _child(Spec("ours", n, True, seconds, knee and n == largest), OURS_CAP + 300)
+        ref = _child(
+            Spec("aiortc", n, True, seconds, knee and n == largest, AIORTC_CAP), AIORTC_CAP + 300
+        )
+        label = f"scale {n} pair{'s' if n > 1 else ''} ICE"
+        if ours is None:
+            rows.append(_row(f"{label}: did not finish", None))
+            continue
+        rows += _fleet_rows(label, n, ours, ref)
+        if "traffic" in ours:
+            rows += _traffic_rows(
+                f"{label} x 2 x {RATE} pps", ours["traffic"], _get(ref, "traffic")
+            )
+        if n == largest:
+            big["ICE"], big["aiortc"] = ours, ref
+    # plain UDP: no ICE checks and no aioice on the data path, the largest fleet
+    plain = _child(Spec("ours", largest, False, seconds, knee), OURS_CAP + 300)
+    big["plain UDP"] = plain
+    label = f"scale {largest} pairs plain UDP"
+    if plain is not None:
+        rows += _fleet_rows(label, largest, plain, None)
+        if "traffic" in plain:
+            rows += _traffic_rows(f"{label} x 2 x {RATE} pps", plain["traffic"], None)
+    rows += _knee_rows("ICE", largest, big.get("ICE"), big.get("aiortc"))
+    rows += _knee_rows("plain UDP", largest, plain, None)
+    for name, result in big.items():
+        _print_steps(f"{name} {largest} pairs", result)
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--spec", help="one configuration as JSON (what the section runs)")
+    parser.add_argument("--stack", choices=["ours", "aiortc"], default="ours")
+    parser.add_argument("--pairs", type=int, default=100)
+    parser.add_argument("--plain", action="store_true", help="use_ice=False")
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--knee", action="store_true", help="then search the knee")
+    parser.add_argument("--rate", type=int, default=RATE, help="packets/s per peer")
+    parser.add_argument("--out", help="write the JSON result here instead of stdout")
+    args = parser.parse_args()
+    if args.spec:
+        spec = Spec(**json.loads(args.spec))
+    else:
+        cap = AIORTC_CAP if args.stack == "aiortc" else OURS_CAP
+        spec = Spec(args.stack, args.pairs, not args.plain, args.seconds, args.knee, cap, args.rate)
+    result = json.dumps(asyncio.run(measure(spec)))
+    if args.out:
+        Path(args.out).write_text(result)
+    else:
+        print(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

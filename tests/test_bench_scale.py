@@ -1,0 +1,85 @@
+"""Smoke test of the scale benchmark's machinery (benchmarks/scale.py) at N=2.
+
+Functional facts only (pairs up, packets delivered, nothing failed), never timings:
+the machines are shared.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+import scale
+
+
+def _check(result: dict[str, Any], pairs: int) -> None:
+    assert result["up"] == pairs
+    assert result["failed"] == 0, result["failures"]
+    assert result["close_timeouts"] == 0
+    traffic = result["traffic"]
+    assert traffic["pairs_sending"] == pairs
+    assert traffic["sent"] > 0
+    # loopback loses nothing: every packet sent reached the partner's "rtp" handler
+    assert traffic["delivered_total"] == traffic["sent"]
+    assert traffic["starved_receivers"] == 0
+
+
+async def test_knee_search_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(scale, "KNEE_START", 1)
+    result = await scale.measure(scale.Spec("ours", 2, True, 0.3, True, 30.0))
+    _check(result, 2)
+    (step,) = result["knee"]  # one pair of two sending; the next doubling is the fleet
+    assert step["pairs_sending"] == 1
+    assert step["delivered_total"] == step["sent"] > 0
+
+
+def test_knee_of() -> None:
+    steps = [
+        {"offered_pps": 1000, "ok": True},
+        {"offered_pps": 4000, "ok": False},
+        {"offered_pps": 2000, "ok": True},
+        {"offered_pps": 3000, "ok": False},
+        {"offered_pps": 5000, "ok": True},  # noise above the knee is not the knee
+    ]
+    good, bad = scale.knee_of(steps)
+    assert good is not None and good["offered_pps"] == 2000
+    assert bad is not None and bad["offered_pps"] == 3000
+    beyond = {"offered_pps": 10, "ok": False}
+    assert scale.knee_of([beyond]) == (None, beyond)
+
+
+def test_section_rows_and_child_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    # one real child process, as the section runs them
+    child = scale._child(scale.Spec("ours", 1, True, 0.2, False, 30.0), 60.0)
+    assert child is not None
+    _check(child, 1)
+
+    # then the whole quick section (ours over ICE and plain UDP, aiortc), every
+    # configuration at two pairs, in-process
+    seen = set()
+
+    def small(spec: scale.Spec, timeout: float) -> dict[str, Any]:
+        spec.pairs, spec.seconds = 2, 0.3
+        result = asyncio.run(scale.measure(spec))
+        _check(result, 2)
+        seen.add((spec.stack, spec.ice))
+        return result
+
+    monkeypatch.setattr(scale, "_child", small)
+    rows = scale.run(quick=True)
+    assert seen == {("ours", True), ("ours", False), ("aiortc", True)}
+    names = [row["benchmark"] for row in rows]
+    assert len(names) == len(set(names))
+    for row in rows:
+        assert {"benchmark", "ours", "reference", "ratio", "goal", "reference_name"} <= set(row)
+    failed = [row for row in rows if "pairs not up" in row["benchmark"]]
+    assert failed and all(row["ours"] == 0 for row in failed)
+    delivered = [row for row in rows if "SRTP delivered" in row["benchmark"]]
+    assert delivered and all(row["ours"] > 0 for row in delivered)
+    assert all(row["reference"] > 0 for row in delivered if "ICE" in row["benchmark"])
