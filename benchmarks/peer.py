@@ -162,6 +162,9 @@ async def _aiortc_once(offerer_client: bool) -> dict[str, float]:
                 gatherer = transceiver.receiver.transport.transport.iceGatherer
                 await gatherer.gather()  # before the clock, as ours
                 _assert_loopback(c.ip for c in gatherer.getLocalCandidates())
+        # nothing may have started ICE early (aiortc connects from a task it schedules
+        # in every set*Description, which finds no local candidates before gathering)
+        assert offerer.iceConnectionState == answerer.iceConnectionState == "new"
         start = _now()
         await answerer.setLocalDescription(answer)
         await offerer.setRemoteDescription(answerer.localDescription)
