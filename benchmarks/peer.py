@@ -13,7 +13,9 @@ What one run measures, for both stacks alike:
   in tasks (aiortc's equivalent of connect()).
 - "ICE part" ends when the later of the two peers has its nominated pair (ours: the
   "connecting" state that connect() enters after ICE; aiortc: iceConnectionState
-  "completed"). "DTLS part" is the rest: from there to the end of the run.
+  "completed"; both stacks share one event loop, so the later peer's mark can come
+  after the other peer already built its first DTLS flight). "DTLS part" is the rest:
+  from there to the end of the run (datachannel-ready for ours).
 - The run ends when the later of the two peers is ready. Ours: "datachannel-ready"
   (DTLS established, application data can flow) and "media-ready" (SRTP keyed) are
   separate rows. aiortc: connectionState "connected", which its DTLS transport reaches
