@@ -11,16 +11,21 @@ hard time cap):
   Pairs that raise, or are not up at the cap, are failures;
 - memory per peer: RSS after every pair is up minus RSS before the first peer was
   created (after a warm-up pair came up and closed), divided by the 2N peers;
+- idle: CPU and loop lag of the established fleet without media (consent checks,
+  aiortc's RTCP reports);
 - sustained SRTP: every peer sends RTP (160-byte payload, G.711/Opus-sized) to its
   partner at 50 packets/s for a few seconds. One pacer task sends round-robin so each
   peer keeps its own 50 pps schedule (a backlog over 100 ms is skipped, as a real-time
   source would); we count packets delivered to the partner's "rtp" handler within the
-  window, loss after a drain, the one-way latency (a timestamp in the payload), the
-  event-loop lag (how late a 10 ms ``asyncio.sleep`` probe wakes) and the process CPU
-  time (user + system) per wall second, 100 % = one core;
-- knee: on the largest fleet, the number of pairs sending is stepped up while the rest
-  stay idle but established; the knee is the highest offered rate still delivered with
-  <= 1 % loss and loop lag p99 <= 20 ms (one packet interval at 50 pps).
+  window ("short": of the packets due, not delivered in time), loss after a drain, the
+  one-way latency (a timestamp in the payload), the event-loop lag (how late a 10 ms
+  ``asyncio.sleep`` probe wakes) and the process CPU time per wall second, 100 % = one
+  core. Saturated rows add delivered packets per CPU second: the capacity of one core,
+  whatever else the shared machine runs;
+- knee: on the 100- and 1000-pair fleets, the number of pairs sending is stepped (25,
+  doubled while within the limits, then bisected twice) while the rest stay established
+  and idle; the knee is the highest offered rate still delivered <= 1 % short with loop
+  lag p99 <= 20 ms (one packet interval at 50 pps). The steps are printed to stderr.
 
 Two transports for ours: ICE (SecurePeer's default, aioice) and plain UDP
 (``use_ice=False``). The reference is aiortc ``RTCPeerConnection`` pairs with one audio
@@ -33,10 +38,11 @@ during its runs (aioice never gathers loopback by itself): nothing leaves loopba
 
 The soft RLIMIT_NOFILE is raised up to the hard limit when 2N peers need more sockets.
 
-One configuration by hand (JSON result on stdout; profile it with py-spy)::
+One configuration by hand (the JSON result on stdout or in --out), e.g. profiled::
 
-    .venv/bin/python benchmarks/scale.py --pairs 1000 --seconds 10
-    py-spy record -o scale.svg -- .venv/bin/python benchmarks/scale.py --pairs 500
+    .venv/bin/python benchmarks/scale.py --pairs 1000 --seconds 10 --knee
+    py-spy record -o scale.svg -- .venv/bin/python benchmarks/scale.py --pairs 100 \
+        --seconds 15 --out /tmp/scale.json
 """
 
 from __future__ import annotations
@@ -326,7 +332,7 @@ class Traffic:
     delivered_total: int
     delivered_pps: float
     loss: float  # of the packets sent, never delivered (after the drain)
-    shortfall: float  # of the offered rate, not delivered within the window
+    shortfall: float  # of the packets due, not delivered within the window
     lag_p50_ms: float | None
     lag_p99_ms: float | None
     lag_max_ms: float | None
@@ -421,7 +427,8 @@ async def traffic(
     lag_ms = [1e3 * lag for lag in lags]
     latency_ms = [1e3 * lat for lat in latencies]
     loss = 1 - delivered / sent if sent else 0.0
-    behind = 1 - in_window / (total_rate * window) if total_rate else 0.0
+    # of the packets due by the pacer's last wake (sent or skipped), delivered in time
+    behind = 1 - in_window / (sent + skipped) if sent + skipped else 0.0
     p99 = _percentile(lag_ms, 0.99)
     return Traffic(
         pairs_sending=len(pairs),
@@ -446,9 +453,28 @@ async def traffic(
     )
 
 
-async def find_knee(up: Sequence[OursPair | AiortcPair], spec: Spec) -> list[Traffic]:
+async def idle(seconds: float) -> dict[str, float | None]:
+    """CPU and loop lag of the established fleet with no media (timers, consent, RTCP)."""
+    lags: list[float] = []
+    cpu0, start = time.process_time(), time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        t = time.perf_counter()
+        await asyncio.sleep(PROBE_INTERVAL)
+        lags.append(time.perf_counter() - t - PROBE_INTERVAL)
+    window = time.perf_counter() - start
+    lag_ms = [1e3 * lag for lag in lags]
+    return {
+        "cpu_percent": 100 * (time.process_time() - cpu0) / window,
+        "lag_p99_ms": _percentile(lag_ms, 0.99),
+    }
+
+
+async def find_knee(
+    up: Sequence[OursPair | AiortcPair], spec: Spec, everyone: Traffic
+) -> list[Traffic]:
     """Pairs sending (the others stay established and idle): KNEE_START, doubled while
-    within the limits, then bisected between the last step within and the first beyond."""
+    within the limits, then bisected between the last step within and the first beyond
+    (``everyone``, all pairs sending, is the last step)."""
     steps: list[Traffic] = []
 
     async def step(n: int) -> bool:
@@ -462,6 +488,8 @@ async def find_knee(up: Sequence[OursPair | AiortcPair], spec: Spec) -> list[Tra
             bad = n
             break
         good, n = n, 2 * n
+    if bad is None and not everyone.ok:
+        bad = len(up)
     for _ in range(KNEE_BISECTIONS if bad is not None else 0):
         middle = (good + bad) // 2  # type: ignore[operator]
         if middle in (good, bad):
@@ -505,9 +533,12 @@ async def measure(spec: Spec) -> dict[str, Any]:
         result["rss_up_mib"] = rss1 / 2**20
         result["memory_per_peer_kib"] = (rss1 - rss0) / 1024 / (2 * spec.pairs)
         if fleet.up and spec.seconds > 0:
-            result["traffic"] = asdict(await traffic(fleet.up, spec.seconds, spec.rate))
+            result["idle"] = await idle(min(spec.seconds, 2.0))
+            everyone = await traffic(fleet.up, spec.seconds, spec.rate)
+            result["traffic"] = asdict(everyone)
             if spec.knee:
-                result["knee"] = [asdict(step) for step in await find_knee(fleet.up, spec)]
+                steps = await find_knee(fleet.up, spec, everyone)
+                result["knee"] = [asdict(step) for step in steps]
         closing = [asyncio.ensure_future(p.close()) for p in fleet.pairs]
         _, still = await asyncio.wait(closing, timeout=30.0)
         result["close_timeouts"] = len(still)
@@ -650,40 +681,24 @@ def knee_of(steps: Sequence[dict[str, Any]]) -> tuple[dict[str, Any] | None, dic
     return good, bad
 
 
-def _knee_rows(
-    name: str, fleet: int, result: dict[str, Any] | None, ref: dict[str, Any] | None
-) -> list[dict[str, Any]]:
-    steps = list(_get(result, "knee") or [])
-    if not steps:
-        return []
-    rows = [
-        _row(
-            f"scale knee {name}: {step['pairs_sending']} of {fleet} pairs sending, "
-            f"{step['offered_pps']:,.0f} pps offered: delivered pps",
-            step["delivered_pps"],
-            goal=f"{step['offered_pps']:,.0f}",
-            traffic=step,
-        )
-        for step in sorted(steps, key=lambda s: s["offered_pps"])
+def _knee_row(label: str, ours: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any]:
+    """The knee of this fleet: the highest step within the limits, ours next to aiortc."""
+    good, bad = knee_of([*ours.get("knee", []), ours["traffic"]])
+    ref_steps = [
+        *(_get(ref, "knee") or []),
+        *([_get(ref, "traffic")] if _get(ref, "traffic") else []),
     ]
-    good, bad = knee_of(steps)
-    ref_good, _ = knee_of(list(_get(ref, "knee") or []))
-    rows.append(
-        _row(
-            f"scale knee {name}: highest offered pps within limits (<= {100 * LOSS_OK:g} % short,"
-            f" lag p99 <= {1e3 * LAG_OK:g} ms; next step beyond: "
-            f"{bad['offered_pps']:,.0f} pps)"
-            if bad
-            else f"scale knee {name}: highest offered pps within limits (none beyond)",
-            good["offered_pps"] if good else 0,
-            ref_good["offered_pps"]
-            if ref_good
-            else (0 if ref is not None and "knee" in ref else None),
-            goal="",
-            beyond=bad,
-        )
+    ref_good, ref_bad = knee_of(ref_steps)
+    return _row(
+        f"{label}: knee, highest offered pps within limits (pairs sending stepped)",
+        good["offered_pps"] if good else 0,
+        (ref_good["offered_pps"] if ref_good else 0) if ref_steps else None,
+        goal=f"<= {100 * LOSS_OK:g} % short, lag p99 <= {1e3 * LAG_OK:g} ms",
+        within=good,
+        beyond=bad,
+        reference_within=ref_good,
+        reference_beyond=ref_bad,
     )
-    return rows
 
 
 def _print_steps(name: str, result: dict[str, Any] | None) -> None:
@@ -691,11 +706,11 @@ def _print_steps(name: str, result: dict[str, Any] | None) -> None:
         *(_get(result, "knee") or []),
         *([_get(result, "traffic")] if _get(result, "traffic") else []),
     ]
-    if not steps:
+    if len(steps) < 2:
         return
     print(
-        f"scale: {name} traffic steps (pairs sending, offered, delivered pps, per CPU s, "
-        f"loss, lag p99 ms, latency p99 ms, CPU %, ok)",
+        f"scale: {name}, steps: pairs sending, pps offered, delivered, delivered per CPU s, "
+        "loss, loop lag p99 ms, latency p99 ms, CPU %, within limits",
         file=sys.stderr,
     )
     for s in sorted(steps, key=lambda s: s["offered_pps"]):
@@ -707,41 +722,52 @@ def _print_steps(name: str, result: dict[str, Any] | None) -> None:
         )
 
 
+def _idle_row(label: str, ours: dict[str, Any], ref: dict[str, Any] | None) -> dict[str, Any]:
+    return _row(
+        f"{label}: idle (established, no media) CPU % of one core",
+        _get(ours, "idle", "cpu_percent"),
+        _get(ref, "idle", "cpu_percent"),
+        idle=ours.get("idle"),
+        reference_idle=_get(ref, "idle"),
+    )
+
+
 def run(quick: bool = False) -> list[dict[str, Any]]:
     sizes = QUICK_SIZES if quick else FULL_SIZES
     seconds = 1.0 if quick else 3.0
     largest = max(sizes)
-    knee = not quick
     rows: list[dict[str, Any]] = []
-    big: dict[str, dict[str, Any] | None] = {}
     for n in sizes:
-        ours = _child(Spec("ours", n, True, seconds, knee and n == largest), OURS_CAP + 300)
-        ref = _child(
-            Spec("aiortc", n, True, seconds, knee and n == largest, AIORTC_CAP), AIORTC_CAP + 300
-        )
+        knee = not quick and n >= 100
+        ours = _child(Spec("ours", n, True, seconds, knee), OURS_CAP + 300)
+        ref = _child(Spec("aiortc", n, True, seconds, knee, AIORTC_CAP), AIORTC_CAP + 300)
         label = f"scale {n} pair{'s' if n > 1 else ''} ICE"
         if ours is None:
             rows.append(_row(f"{label}: did not finish", None))
             continue
         rows += _fleet_rows(label, n, ours, ref)
-        if "traffic" in ours:
-            rows += _traffic_rows(
-                f"{label} x 2 x {RATE} pps", ours["traffic"], _get(ref, "traffic")
-            )
-        if n == largest:
-            big["ICE"], big["aiortc"] = ours, ref
+        if "traffic" not in ours:
+            continue
+        if n >= 100:
+            rows.append(_idle_row(label, ours, ref))
+        rows += _traffic_rows(f"{label} x 2 x {RATE} pps", ours["traffic"], _get(ref, "traffic"))
+        if knee:
+            rows.append(_knee_row(label, ours, ref))
+            _print_steps(f"ours, {label}", ours)
+            _print_steps(f"aiortc, {label}", ref)
     # plain UDP: no ICE checks and no aioice on the data path, the largest fleet
-    plain = _child(Spec("ours", largest, False, seconds, knee), OURS_CAP + 300)
-    big["plain UDP"] = plain
+    plain = _child(Spec("ours", largest, False, seconds, not quick), OURS_CAP + 300)
     label = f"scale {largest} pairs plain UDP"
-    if plain is not None:
+    if plain is None:
+        rows.append(_row(f"{label}: did not finish", None))
+    else:
         rows += _fleet_rows(label, largest, plain, None)
         if "traffic" in plain:
+            rows.append(_idle_row(label, plain, None))
             rows += _traffic_rows(f"{label} x 2 x {RATE} pps", plain["traffic"], None)
-    rows += _knee_rows("ICE", largest, big.get("ICE"), big.get("aiortc"))
-    rows += _knee_rows("plain UDP", largest, plain, None)
-    for name, result in big.items():
-        _print_steps(f"{name} {largest} pairs", result)
+            if not quick:
+                rows.append(_knee_row(label, plain, None))
+                _print_steps(f"ours, {label}", plain)
     return rows
 
 
