@@ -30,6 +30,7 @@ from pyee.asyncio import AsyncIOEventEmitter
 
 from webrtc_secure import ice
 from webrtc_secure.certificate import Certificate
+from webrtc_secure.demux import PacketKind, classify
 from webrtc_secure.description import (
     SessionDescription,
     SetupRole,
@@ -82,35 +83,6 @@ class PeerStats:
     ice_seconds: float | None = None
     dtls_seconds: float | None = None
     connect_seconds: float | None = None
-
-
-class PacketKind(Enum):
-    """RFC 7983 classes of what arrives on the one ICE component."""
-
-    DTLS = "dtls"
-    RTP = "rtp"
-    RTCP = "rtcp"
-    STUN = "stun"
-    TURN_CHANNEL = "turn_channel"
-    UNKNOWN = "unknown"
-
-
-def classify(data: bytes) -> PacketKind:
-    """First-byte demultiplexing (RFC 7983 7), RTP vs RTCP by payload type (RFC 5761 4)."""
-    if not data:
-        return PacketKind.UNKNOWN
-    first = data[0]
-    if 20 <= first <= 63:
-        return PacketKind.DTLS
-    if 128 <= first <= 191:
-        if len(data) >= 2 and 192 <= data[1] <= 223:
-            return PacketKind.RTCP
-        return PacketKind.RTP
-    if first <= 3:
-        return PacketKind.STUN
-    if 64 <= first <= 79:
-        return PacketKind.TURN_CHANNEL
-    return PacketKind.UNKNOWN
 
 
 class SecureProtocol(asyncio.DatagramProtocol):
