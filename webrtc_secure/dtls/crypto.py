@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -18,6 +19,7 @@ _CURVES: dict[NamedGroup, ec.EllipticCurve] = {
     NamedGroup.SECP256R1: ec.SECP256R1(),
     NamedGroup.SECP384R1: ec.SECP384R1(),
 }
+_ECDH = ec.ECDH()
 _POINT_LENGTH = {NamedGroup.SECP256R1: 65, NamedGroup.SECP384R1: 97, NamedGroup.X25519: 32}
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -40,9 +42,7 @@ class KeyShare:
                 if native
                 else x25519.X25519PrivateKey.from_private_bytes(random(32))
             )
-            self.public_bytes = self._x25519.public_key().public_bytes(
-                Encoding.Raw, PublicFormat.Raw
-            )
+            self.public_bytes = self._x25519.public_key().public_bytes_raw()
         else:
             curve = _CURVES[group]
             if native:
@@ -69,7 +69,7 @@ class KeyShare:
                     raise _illegal("only uncompressed EC points are accepted")
                 curve = _CURVES[self.group]
                 point = ec.EllipticCurvePublicKey.from_encoded_point(curve, peer_public)
-                shared = self._ec.exchange(ec.ECDH(), point)
+                shared = self._ec.exchange(_ECDH, point)
         except ValueError as exc:
             # cryptography refuses points off the curve and x25519 all-zero results
             raise _illegal(f"invalid {self.group.name} peer key: {exc}") from None
@@ -92,18 +92,54 @@ def _illegal(message: str) -> HandshakeFailure:
     return HandshakeFailure(message, AlertDescription.ILLEGAL_PARAMETER)
 
 
-def _hash_of(scheme: SignatureScheme) -> hashes.HashAlgorithm:
-    return hashes.SHA384() if scheme == SignatureScheme.ECDSA_SECP384R1_SHA384 else hashes.SHA256()
+_SHA256 = hashes.SHA256()
+_SHA384 = hashes.SHA384()
+# Signature parameter objects are immutable: build them once, not per handshake
+# (``ec.ECDSA(...)`` alone costs a few microseconds in cryptography's Python layer).
+_ECDSA: dict[int, ec.ECDSA] = {
+    SignatureScheme.ECDSA_SECP256R1_SHA256: ec.ECDSA(_SHA256),
+    SignatureScheme.ECDSA_SECP384R1_SHA384: ec.ECDSA(_SHA384),
+}
+_PSS_SHA256 = padding.PSS(mgf=padding.MGF1(_SHA256), salt_length=_SHA256.digest_size)
+_PKCS1 = padding.PKCS1v15()
+_RSA_SCHEMES = (SignatureScheme.RSA_PSS_RSAE_SHA256, SignatureScheme.RSA_PKCS1_SHA256)
+_P384_SCHEMES = (SignatureScheme.ECDSA_SECP384R1_SHA384, SignatureScheme.ECDSA_SECP256R1_SHA256)
+_EC_SCHEMES = (SignatureScheme.ECDSA_SECP256R1_SHA256, SignatureScheme.ECDSA_SECP384R1_SHA384)
+#: concrete key class -> "ec", "rsa" or None (``isinstance`` on cryptography's ABCs
+#: costs microseconds per call; the answer per concrete class never changes)
+_KIND: dict[type, str | None] = {}
+
+
+def key_kind(key: object) -> str | None:
+    """ "ec" or "rsa" for the keys DTLS here signs or verifies with, else None."""
+    cls = type(key)
+    try:
+        return _KIND[cls]
+    except KeyError:
+        pass
+    kind: str | None = None
+    if isinstance(key, (ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey)):
+        kind = "ec"
+    elif isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
+        kind = "rsa"
+    _KIND[cls] = kind
+    return kind
+
+
+def is_rsa(key: PrivateKey | PublicKey) -> bool:
+    """True for an RSA key, False for an EC one."""
+    return key_kind(key) == "rsa"
 
 
 def usable_schemes(key: PrivateKey | PublicKey) -> tuple[SignatureScheme, ...]:
     """Schemes this key can produce or verify, in our order of preference."""
-    if isinstance(key, (rsa.RSAPrivateKey, rsa.RSAPublicKey)):
-        return (SignatureScheme.RSA_PSS_RSAE_SHA256, SignatureScheme.RSA_PKCS1_SHA256)
+    if is_rsa(key):
+        return _RSA_SCHEMES
     # TLS 1.2 does not tie the ECDSA hash to the curve; prefer the matching one.
-    if key.curve.name == "secp384r1":
-        return (SignatureScheme.ECDSA_SECP384R1_SHA384, SignatureScheme.ECDSA_SECP256R1_SHA256)
-    return (SignatureScheme.ECDSA_SECP256R1_SHA256, SignatureScheme.ECDSA_SECP384R1_SHA384)
+    ec_key = cast(ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey, key)
+    if ec_key.curve.name == "secp384r1":
+        return _P384_SCHEMES
+    return _EC_SCHEMES
 
 
 def choose_scheme(key: PrivateKey, offered: list[int]) -> SignatureScheme | None:
@@ -115,32 +151,39 @@ def choose_scheme(key: PrivateKey, offered: list[int]) -> SignatureScheme | None
 
 
 def sign(key: PrivateKey, scheme: SignatureScheme, data: bytes) -> bytes:
-    algorithm = _hash_of(scheme)
-    if isinstance(key, rsa.RSAPrivateKey):
-        if scheme == SignatureScheme.RSA_PSS_RSAE_SHA256:
-            pss = padding.PSS(mgf=padding.MGF1(algorithm), salt_length=algorithm.digest_size)
-            return key.sign(data, pss, algorithm)
-        return key.sign(data, padding.PKCS1v15(), algorithm)
-    return key.sign(data, ec.ECDSA(algorithm))
+    ecdsa = _ECDSA.get(scheme)
+    if ecdsa is not None and not is_rsa(key):
+        return cast(ec.EllipticCurvePrivateKey, key).sign(data, ecdsa)
+    rsa_key = cast(rsa.RSAPrivateKey, key)
+    if scheme == SignatureScheme.RSA_PSS_RSAE_SHA256:
+        return rsa_key.sign(data, _PSS_SHA256, _SHA256)
+    return rsa_key.sign(data, _PKCS1, _SHA256)
 
 
-def verify(public_key: PublicKey, scheme: int, signature: bytes, data: bytes) -> None:
-    """Check a handshake signature; raises HandshakeFailure(decrypt_error)."""
-    if scheme not in {int(s) for s in usable_schemes(public_key)}:
+def verify(
+    public_key: PublicKey,
+    scheme: int,
+    signature: bytes,
+    data: bytes,
+    schemes: tuple[SignatureScheme, ...] | None = None,
+) -> None:
+    """Check a handshake signature; raises HandshakeFailure(decrypt_error).
+
+    ``schemes`` are the key's :func:`usable_schemes` when the caller has them already.
+    """
+    if scheme not in (schemes if schemes is not None else usable_schemes(public_key)):
         raise HandshakeFailure(
             f"signature scheme {scheme:#06x} does not fit the peer's key",
             AlertDescription.ILLEGAL_PARAMETER,
         )
-    algorithm = _hash_of(SignatureScheme(scheme))
     try:
-        if isinstance(public_key, rsa.RSAPublicKey):
-            if scheme == SignatureScheme.RSA_PSS_RSAE_SHA256:
-                pss = padding.PSS(mgf=padding.MGF1(algorithm), salt_length=algorithm.digest_size)
-                public_key.verify(signature, data, pss, algorithm)
-            else:
-                public_key.verify(signature, data, padding.PKCS1v15(), algorithm)
+        ecdsa = _ECDSA.get(scheme)
+        if ecdsa is not None:
+            cast(ec.EllipticCurvePublicKey, public_key).verify(signature, data, ecdsa)
+        elif scheme == SignatureScheme.RSA_PSS_RSAE_SHA256:
+            cast(rsa.RSAPublicKey, public_key).verify(signature, data, _PSS_SHA256, _SHA256)
         else:
-            public_key.verify(signature, data, ec.ECDSA(algorithm))
+            cast(rsa.RSAPublicKey, public_key).verify(signature, data, _PKCS1, _SHA256)
     except InvalidSignature:
         raise HandshakeFailure(
             "handshake signature does not verify", AlertDescription.DECRYPT_ERROR

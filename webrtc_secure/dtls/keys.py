@@ -1,25 +1,80 @@
 """TLS 1.2 key schedule (RFC 5246 5, 6.3, 7.4.9), extended master secret (RFC 7627)
-and the keying material exporter (RFC 5705). DTLS 1.2 uses all of them unchanged."""
+and the keying material exporter (RFC 5705). DTLS 1.2 uses all of them unchanged.
+
+The PRF is HMAC over one secret many times (P_hash, RFC 5246 5): :class:`Prf` keys
+the HMAC once (the inner and outer hash states after the padded key, RFC 2104) and
+copies those states for every block, instead of re-keying a fresh HMAC per block.
+A handshake keeps one :class:`Prf` over the master secret for the key block, both
+Finished messages and the exporter.
+"""
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 MASTER_SECRET_LENGTH = 48
 VERIFY_DATA_LENGTH = 12
 
+#: hashlib constructors by name (direct constructors, not ``hashlib.new``'s lookup)
+HASHES: dict[str, Callable[..., Any]] = {
+    "sha256": hashlib.sha256,
+    "sha384": hashlib.sha384,
+}
+_BLOCK_SIZE = {"sha256": 64, "sha384": 128}
+#: XOR with the HMAC pads as byte translations (RFC 2104): no loop over bytes
+_IPAD = bytes(i ^ 0x36 for i in range(256))
+_OPAD = bytes(i ^ 0x5C for i in range(256))
+
+
+def hash_constructor(hash_name: str) -> Callable[..., Any]:
+    """The hashlib constructor for ``hash_name`` (a direct one for the PRF hashes)."""
+    new = HASHES.get(hash_name)
+    if new is None:
+        new = functools.partial(hashlib.new, hash_name)
+    return new
+
+
+class Prf:
+    """HMAC-<hash> and P_<hash> under one secret, keyed once."""
+
+    __slots__ = ("_inner", "_outer")
+
+    def __init__(self, hash_name: str, secret: bytes) -> None:
+        new = hash_constructor(hash_name)
+        block = _BLOCK_SIZE.get(hash_name) or new().block_size
+        if len(secret) > block:
+            secret = new(secret).digest()
+        key = secret.ljust(block, b"\x00")
+        self._inner = new(key.translate(_IPAD))
+        self._outer = new(key.translate(_OPAD))
+
+    def hmac(self, message: bytes) -> bytes:
+        """HMAC(secret, message)."""
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()  # type: ignore[no-any-return]
+
+    def __call__(self, label: bytes, seed: bytes, length: int) -> bytes:
+        """P_hash(secret, label || seed) truncated to ``length`` octets."""
+        seed = label + seed
+        hmac = self.hmac
+        a = hmac(seed)
+        out = hmac(a + seed)
+        while len(out) < length:
+            a = hmac(a)
+            out += hmac(a + seed)
+        return out[:length]
+
 
 def prf(hash_name: str, secret: bytes, label: bytes, seed: bytes, length: int) -> bytes:
     """TLS 1.2 PRF: P_<hash>(secret, label || seed) truncated to ``length`` octets."""
-    seed = label + seed
-    out = bytearray()
-    a = seed
-    while len(out) < length:
-        a = hmac.digest(secret, a, hash_name)
-        out += hmac.digest(secret, a + seed, hash_name)
-    return bytes(out[:length])
+    return Prf(hash_name, secret)(label, seed, length)
 
 
 def master_secret(
@@ -50,21 +105,17 @@ class KeyBlock:
     server_write_iv: bytes
 
 
-def key_block(
-    hash_name: str,
-    master: bytes,
+def key_block_from(
+    master_prf: Prf,
     client_random: bytes,
     server_random: bytes,
     key_length: int,
     iv_length: int,
 ) -> KeyBlock:
-    """Split the key expansion (AEAD suites have no MAC keys)."""
-    material = prf(
-        hash_name,
-        master,
-        b"key expansion",
-        server_random + client_random,
-        2 * (key_length + iv_length),
+    """Split the key expansion under a PRF keyed with the master secret (AEAD suites
+    have no MAC keys)."""
+    material = master_prf(
+        b"key expansion", server_random + client_random, 2 * (key_length + iv_length)
     )
     k = key_length
     return KeyBlock(
@@ -75,11 +126,55 @@ def key_block(
     )
 
 
+def key_block(
+    hash_name: str,
+    master: bytes,
+    client_random: bytes,
+    server_random: bytes,
+    key_length: int,
+    iv_length: int,
+) -> KeyBlock:
+    """Split the key expansion (AEAD suites have no MAC keys)."""
+    return key_block_from(
+        Prf(hash_name, master), client_random, server_random, key_length, iv_length
+    )
+
+
+def finished_label(is_client: bool) -> bytes:
+    return b"client finished" if is_client else b"server finished"
+
+
+def verify_data_from_hash(master_prf: Prf, is_client: bool, transcript_hash: bytes) -> bytes:
+    """Finished.verify_data from the hash of the transcript so far."""
+    return master_prf(finished_label(is_client), transcript_hash, VERIFY_DATA_LENGTH)
+
+
 def verify_data(hash_name: str, master: bytes, is_client: bool, transcript: bytes) -> bytes:
     """Finished.verify_data over the transcript so far."""
-    label = b"client finished" if is_client else b"server finished"
-    digest = hashlib.new(hash_name, transcript).digest()
-    return prf(hash_name, master, label, digest, VERIFY_DATA_LENGTH)
+    digest = hash_constructor(hash_name)(transcript).digest()
+    return verify_data_from_hash(Prf(hash_name, master), is_client, digest)
+
+
+def _exporter_seed(client_random: bytes, server_random: bytes, context: bytes | None) -> bytes:
+    seed = client_random + server_random
+    if context is not None:
+        if len(context) > 0xFFFF:
+            raise ValueError("exporter context longer than 65535 octets")
+        seed += len(context).to_bytes(2, "big") + context
+    return seed
+
+
+def export_from(
+    master_prf: Prf,
+    client_random: bytes,
+    server_random: bytes,
+    label: str | bytes,
+    length: int,
+    context: bytes | None = None,
+) -> bytes:
+    """RFC 5705 exporter under a PRF keyed with the master secret."""
+    label_bytes = label.encode("ascii") if isinstance(label, str) else label
+    return master_prf(label_bytes, _exporter_seed(client_random, server_random, context), length)
 
 
 def export_keying_material(
@@ -92,10 +187,4 @@ def export_keying_material(
     context: bytes | None = None,
 ) -> bytes:
     """RFC 5705 exporter; ``EXTRACTOR-dtls_srtp`` uses no context."""
-    label_bytes = label.encode("ascii") if isinstance(label, str) else label
-    seed = client_random + server_random
-    if context is not None:
-        if len(context) > 0xFFFF:
-            raise ValueError("exporter context longer than 65535 octets")
-        seed += len(context).to_bytes(2, "big") + context
-    return prf(hash_name, master, label_bytes, seed, length)
+    return export_from(Prf(hash_name, master), client_random, server_random, label, length, context)
