@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from webrtc_secure.certificate import Certificate, Fingerprint
-from webrtc_secure.dtls import keys
 from webrtc_secure.dtls.cookies import CookieFactory
 from webrtc_secure.dtls.events import ApplicationData, ConnectionClosed, Event, HandshakeComplete
 from webrtc_secure.dtls.flights import FlightItem, pack_flight
@@ -35,6 +34,7 @@ from webrtc_secure.dtls.handshake import (
     Handshake,
     HandshakeConfig,
     ServerHandshake,
+    make_offer,
 )
 from webrtc_secure.dtls.messages import (
     Alert,
@@ -42,18 +42,20 @@ from webrtc_secure.dtls.messages import (
     AlertLevel,
     HandshakeType,
     enum_name,
-    parse_handshake_fragments,
+    split_handshake_fragments,
 )
 from webrtc_secure.dtls.reassembly import Reassembler
 from webrtc_secure.dtls.records import (
     MAX_PLAINTEXT_LENGTH,
     MAX_SEQUENCE,
+    RECORD_HEADER_LENGTH,
     ContentType,
     ProtocolVersion,
-    Record,
     RecordProtection,
-    encode_header,
-    parse_records,
+    RecordTuple,
+    plaintext_record,
+    split_records,
+    unpack_header,
 )
 from webrtc_secure.dtls.suites import (
     DEFAULT_GROUPS,
@@ -98,6 +100,24 @@ class State(Enum):
     CONNECTED = "connected"
     CLOSED = "closed"
     FAILED = "failed"
+
+
+_NEW = State.NEW
+_HANDSHAKING = State.HANDSHAKING
+_CONNECTED = State.CONNECTED
+_CLOSED = State.CLOSED
+_FAILED = State.FAILED
+_DTLS_1_0 = int(ProtocolVersion.DTLS_1_0)
+_DTLS_1_2 = int(ProtocolVersion.DTLS_1_2)
+_HANDSHAKE = int(ContentType.HANDSHAKE)
+_APPLICATION_DATA = int(ContentType.APPLICATION_DATA)
+_ALERT = int(ContentType.ALERT)
+_CHANGE_CIPHER_SPEC = int(ContentType.CHANGE_CIPHER_SPEC)
+_CLIENT_HELLO = int(HandshakeType.CLIENT_HELLO)
+_HELLO_REQUEST = int(HandshakeType.HELLO_REQUEST)
+_EPOCH_1 = 1 << 48
+#: the largest record the application-data fast path takes (RFC 6347 4.1 bound)
+_MAX_CIPHERTEXT = MAX_PLAINTEXT_LENGTH + 2048
 
 
 @dataclass
@@ -181,10 +201,13 @@ class DtlsConnection:
         )
         config = HandshakeConfig(
             certificate=certificate,
-            cipher_suites=tuple(CipherSuite(s) for s in cipher_suites),
-            groups=tuple(NamedGroup(g) for g in groups),
-            signature_schemes=tuple(SignatureScheme(s) for s in signature_schemes),
-            srtp_profiles=tuple(Profile(p) for p in srtp_profiles),
+            # normalized and encoded once per distinct configuration (cached)
+            offer=make_offer(
+                tuple(cipher_suites),
+                tuple(groups),
+                tuple(signature_schemes),
+                tuple(srtp_profiles),
+            ),
             require_extended_master_secret=require_extended_master_secret,
             require_client_certificate=require_client_certificate,
             remote_fingerprints=tuple(remote_fingerprints) if remote_fingerprints else None,
@@ -209,7 +232,7 @@ class DtlsConnection:
         self._write_protection: list[RecordProtection | None] = [None, None]
         self._read_protection: RecordProtection | None = None
         self._replay = ReplayWindow(replay_window)
-        self._early_records: list[Record] = []
+        self._early_records: list[RecordTuple] = []
         # retransmission state
         self._flight: list[FlightItem] | None = None
         self._retransmit_at: float | None = None
@@ -250,16 +273,7 @@ class DtlsConnection:
         """RFC 5705 exporter (e.g. ``EXTRACTOR-dtls_srtp``); only after the handshake."""
         if not self._handshake.done:
             raise DtlsError("keying material can only be exported after the handshake")
-        hs = self._handshake
-        return keys.export_keying_material(
-            hs.hash_name(),
-            hs.master_secret,
-            hs.client_random,
-            hs.server_random,
-            label,
-            length,
-            context,
-        )
+        return self._handshake.export_keying_material(label, length, context)
 
     def connect(self, now: float) -> None:
         """Start the handshake: the client sends its hello, the server arms its timeout."""
@@ -273,23 +287,31 @@ class DtlsConnection:
         """Feed one datagram received from the peer."""
         del addr  # the address binding happens at the transport or in cookies
         self._now = now
-        if self.state in (State.CLOSED, State.FAILED):
+        state = self.state
+        if state is _CLOSED or state is _FAILED:
             return
-        self.stats.datagrams_received += 1
-        records, clean = parse_records(data)
+        stats = self.stats
+        stats.datagrams_received += 1
+        if state is _CONNECTED and self._read_application_data(data):
+            return
+        records, clean = split_records(data)
         if not clean:
-            self.stats.dropped_malformed += 1
-        queue = deque(records)
+            stats.dropped_malformed += 1
         peer_retransmitted = False
         try:
-            while queue:
-                record = queue.popleft()
-                self.stats.records_received += 1
-                peer_retransmitted |= self._handle_record(record)
-                if self.state in (State.CLOSED, State.FAILED):
+            # records of the next epoch that were waiting for its keys follow the rest
+            # of this datagram as soon as the keys exist (the list grows while read)
+            i = 0
+            while i < len(records):
+                ctype, version, epoch_seq, fragment = records[i]
+                i += 1
+                stats.records_received += 1
+                if self._handle_record(ctype, version, epoch_seq, fragment):
+                    peer_retransmitted = True
+                if self.state is _CLOSED or self.state is _FAILED:
                     return
                 if self._early_records and self._read_protection is not None:
-                    queue.extend(self._early_records)
+                    records.extend(self._early_records)
                     self._early_records = []
         except DtlsError as exc:
             # handshake failures, and e.g. sequence exhaustion while answering
@@ -297,6 +319,45 @@ class DtlsConnection:
             return
         if peer_retransmitted:
             self._on_peer_retransmission(now)
+
+    def _read_application_data(self, data: bytes) -> bool:
+        """The connected fast path: a datagram that is exactly one epoch-1 DTLS 1.2
+        application_data record. Returns False (nothing done) for anything else,
+        which the general path handles; for these datagrams both paths do the same
+        checks, in the same order, with the same counters."""
+        n = len(data)
+        if n <= RECORD_HEADER_LENGTH or data[0] != _APPLICATION_DATA:
+            return False
+        _ctype, version, epoch_seq, length = unpack_header(data)
+        protection = self._read_protection
+        if (
+            length != n - RECORD_HEADER_LENGTH
+            or version != _DTLS_1_2
+            or epoch_seq >> 48 != 1
+            or length > _MAX_CIPHERTEXT
+            or protection is None
+        ):
+            return False
+        stats = self.stats
+        stats.records_received += 1
+        seq = epoch_seq & MAX_SEQUENCE
+        replay = self._replay
+        if not replay.is_fresh(seq):
+            stats.dropped_replay += 1
+            return True
+        try:
+            plaintext = protection.open(
+                _APPLICATION_DATA, _DTLS_1_2, epoch_seq, data[RECORD_HEADER_LENGTH:]
+            )
+        except AuthenticationFailed:
+            stats.dropped_authentication += 1
+            return True
+        except MalformedPacket:
+            stats.dropped_malformed += 1
+            return True
+        replay.commit(seq)
+        self._events.append(ApplicationData(plaintext))
+        return True
 
     def datagrams_to_send(self, now: float) -> list[bytes]:
         """Datagrams to put on the wire now (each at most ``mtu`` octets)."""
@@ -350,13 +411,16 @@ class DtlsConnection:
             raise ConnectionClosedError("DTLS connection is not established")
         if len(data) > MAX_PLAINTEXT_LENGTH:
             raise ValueError(f"application data of {len(data)} octets exceeds 2^14")
-        try:
-            record = self._seal(ContentType.APPLICATION_DATA, 1, data)
-        except ConnectionClosedError as exc:
+        seq = self._write_seq[1]
+        if seq > MAX_SEQUENCE:
             # RFC 6347 4.1: a sequence number must never wrap; end the association
+            exc = ConnectionClosedError("record sequence numbers exhausted for this epoch")
             self._finish(State.FAILED, exc, by_peer=False)
-            raise
-        self._outbox.append(record)
+            raise exc
+        self._write_seq[1] = seq + 1
+        protection = self._write_protection[1]
+        assert protection is not None
+        self._outbox.append(protection.seal(_APPLICATION_DATA, _DTLS_1_2, _EPOCH_1 | seq, data))
 
     def close(self) -> None:
         """Send close_notify and close; idempotent."""
@@ -394,12 +458,13 @@ class DtlsConnection:
         self.stats.handshake_completed = self._now
         suite = self.cipher_suite
         assert suite is not None and hs.peer_certificate is not None
-        logger.info(
-            "DTLS handshake complete as %s: %s, SRTP %s",
-            "client" if self.is_client else "server",
-            suite.name,
-            hs.srtp_profile.name if hs.srtp_profile else "none",
-        )
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "DTLS handshake complete as %s: %s, SRTP %s",
+                "client" if self.is_client else "server",
+                suite.name,
+                hs.srtp_profile.name if hs.srtp_profile else "none",
+            )
         self._events.append(HandshakeComplete(suite, hs.srtp_profile, hs.peer_certificate))
 
     def log_master_secret(self, client_random: bytes, master: bytes) -> None:
@@ -432,16 +497,16 @@ class DtlsConnection:
         if seq > MAX_SEQUENCE:
             raise ConnectionClosedError("record sequence numbers exhausted for this epoch")
         self._write_seq[epoch] = seq + 1
-        # OpenSSL and browsers send hellos with 0xfeff; from the ServerHello on, 0xfefd
-        version = (
-            ProtocolVersion.DTLS_1_0
-            if epoch == 0 and self.is_client and not self._handshake.server_random
-            else ProtocolVersion.DTLS_1_2
-        )
         protection = self._write_protection[epoch]
         if protection is not None:
-            payload = protection.encrypt(content_type, version, epoch, seq, payload)
-        return encode_header(content_type, version, epoch, seq, len(payload)) + payload
+            return protection.seal(content_type, _DTLS_1_2, (epoch << 48) | seq, payload)
+        # OpenSSL and browsers send hellos with 0xfeff; from the ServerHello on, 0xfefd
+        version = (
+            _DTLS_1_0
+            if epoch == 0 and self.is_client and not self._handshake.server_random
+            else _DTLS_1_2
+        )
+        return plaintext_record(content_type, version, (epoch << 48) | seq, payload)
 
     def _transmit_flight(self, now: float) -> None:
         if self._flight is None:
@@ -458,91 +523,92 @@ class DtlsConnection:
         self.stats.retransmissions += 1
         self._transmit_flight(now)
 
-    def _handle_record(self, record: Record) -> bool:
+    def _handle_record(self, ctype: int, version: int, epoch_seq: int, fragment: bytes) -> bool:
         """Process one record; returns True when it carried an old handshake message."""
-        if record.epoch == 0:
-            plaintext = record.fragment
-            if self.state == State.CONNECTED and record.content_type != ContentType.HANDSHAKE:
+        epoch = epoch_seq >> 48
+        if epoch == 0:
+            plaintext = fragment
+            if self.state is _CONNECTED and ctype != _HANDSHAKE:
                 # unauthenticated alerts or data after the handshake are forgeries
                 self.stats.dropped_epoch += 1
                 return False
-        elif record.epoch == 1:
-            if self._read_protection is None:
+        elif epoch == 1:
+            protection = self._read_protection
+            if protection is None:
                 if len(self._early_records) < MAX_EARLY_RECORDS:
-                    self._early_records.append(record)
+                    self._early_records.append((ctype, version, epoch_seq, fragment))
                 else:
                     self.stats.dropped_epoch += 1
                 return False
-            if not self._replay.is_fresh(record.sequence_number):
+            seq = epoch_seq & MAX_SEQUENCE
+            if not self._replay.is_fresh(seq):
                 self.stats.dropped_replay += 1
                 return False
             try:
-                plaintext = self._read_protection.decrypt(record)
+                plaintext = protection.open(ctype, version, epoch_seq, fragment)
             except AuthenticationFailed:
                 self.stats.dropped_authentication += 1
                 return False
             except MalformedPacket:
                 self.stats.dropped_malformed += 1
                 return False
-            self._replay.commit(record.sequence_number)
+            self._replay.commit(seq)
         else:
             self.stats.dropped_epoch += 1
             return False
 
-        ctype = record.content_type
-        if ctype == ContentType.HANDSHAKE:
-            return self._handle_handshake_payload(plaintext, record)
-        if ctype == ContentType.APPLICATION_DATA:
-            if record.epoch == 1 and self.state == State.CONNECTED:
+        if ctype == _HANDSHAKE:
+            return self._handle_handshake_payload(plaintext, epoch)
+        if ctype == _APPLICATION_DATA:
+            if epoch == 1 and self.state is _CONNECTED:
                 self._events.append(ApplicationData(plaintext))
             else:
                 self.stats.dropped_epoch += 1
-        elif ctype == ContentType.ALERT:
+        elif ctype == _ALERT:
             self._handle_alert(plaintext)
-        elif ctype == ContentType.CHANGE_CIPHER_SPEC and plaintext != b"\x01":
+        elif ctype == _CHANGE_CIPHER_SPEC and plaintext != b"\x01":
             raise HandshakeFailure("malformed ChangeCipherSpec", AlertDescription.DECODE_ERROR)
         return False
 
-    def _handle_handshake_payload(self, payload: bytes, record: Record) -> bool:
+    def _handle_handshake_payload(self, payload: bytes, epoch: int) -> bool:
         try:
-            fragments = parse_handshake_fragments(payload)
+            fragments = split_handshake_fragments(payload)
         except MalformedPacket:
             self.stats.dropped_malformed += 1
             return False
         old = False
         hs = self._handshake
-        for fragment in fragments:
-            if self.state == State.NEW:
+        reassembler = self._reassembler
+        for msg_type, length, message_seq, fragment_offset, body in fragments:
+            if self.state is _NEW:
                 if self.is_client:
                     return False  # a client that has not started ignores handshake input
                 self._start(self._now)
             if (
-                isinstance(hs, ServerHandshake)
+                msg_type == _CLIENT_HELLO
+                and not self.is_client
+                and message_seq != reassembler.next_seq
+                and isinstance(hs, ServerHandshake)
                 and hs.waiting_for_hello
-                and fragment.msg_type == HandshakeType.CLIENT_HELLO
-                and fragment.message_seq != self._reassembler.next_seq
             ):
                 # Until a hello is accepted the server keeps no sequence state: the hello
                 # after a HelloVerifyRequest carries the next seq, and a retransmitted
                 # cookie-less one (our HelloVerifyRequest was lost) the old one.
-                self._reassembler.reset(fragment.message_seq)
-            if fragment.message_seq < self._reassembler.next_seq:
+                reassembler.reset(message_seq)
+            if message_seq < reassembler.next_seq:
                 old = True
                 continue
-            if self.state == State.CONNECTED:
-                if record.epoch == 1 or fragment.msg_type in (
-                    HandshakeType.CLIENT_HELLO,
-                    HandshakeType.HELLO_REQUEST,
-                ):
+            if self.state is _CONNECTED:
+                if epoch == 1 or msg_type in (_CLIENT_HELLO, _HELLO_REQUEST):
                     # renegotiation is not supported (RFC 5746 would allow refusing it)
                     self._send_alert(AlertLevel.WARNING, AlertDescription.NO_RENEGOTIATION)
                 continue
-            if not self._reassembler.add(fragment, record.epoch):
+            if not reassembler.accept(msg_type, length, message_seq, fragment_offset, body, epoch):
                 self.stats.dropped_fragments += 1
                 continue
-            while (message := self._reassembler.pop_ready()) is not None:
+            while (message := reassembler.pop_ready()) is not None:
                 hs.handle(message)
-                if self.state != State.HANDSHAKING:
+                if self.state is not _HANDSHAKING:
                     break
         return old
 

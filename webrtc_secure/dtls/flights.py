@@ -9,24 +9,32 @@ the MTU. Records are packed several to a datagram.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
-from webrtc_secure.dtls.messages import HANDSHAKE_HEADER_LENGTH, HandshakeFragment
+from webrtc_secure.dtls.messages import (
+    HANDSHAKE_HEADER_LENGTH,
+    encode_handshake_header,
+    framed_message,
+)
 from webrtc_secure.dtls.records import RECORD_HEADER_LENGTH, ContentType
 
 #: smallest handshake fragment body worth starting in a partly-filled datagram
 _MIN_FRAGMENT = 16
 
 
-@dataclass(frozen=True)
-class FlightItem:
-    """One message of a flight: a handshake message or the ChangeCipherSpec."""
+class FlightItem(NamedTuple):
+    """One message of a flight: a handshake message or the ChangeCipherSpec.
+
+    ``framed`` is the message with its unfragmented header (the transcript form) when
+    the sender has it: a message that fits its datagram goes out as exactly that.
+    """
 
     content_type: ContentType
     epoch: int
     msg_type: int = 0
     message_seq: int = 0
     body: bytes = b""
+    framed: bytes | None = None
 
 
 #: (content_type, epoch, plaintext) -> the serialized record, assigning its sequence number
@@ -41,37 +49,41 @@ def pack_flight(
     """Serialize a flight into datagrams no larger than ``mtu``."""
     datagrams: list[bytes] = []
     current = b""
-
-    def flush() -> None:
-        nonlocal current
-        if current:
-            datagrams.append(current)
-            current = b""
-
     for item in items:
-        record_overhead = RECORD_HEADER_LENGTH + overhead_of(item.epoch)
+        epoch = item.epoch
+        record_overhead = RECORD_HEADER_LENGTH + overhead_of(epoch)
+        body = item.body
         if item.content_type != ContentType.HANDSHAKE:
-            if len(current) + record_overhead + len(item.body) > mtu:
-                flush()
-            current += seal(item.content_type, item.epoch, item.body)
+            if len(current) + record_overhead + len(body) > mtu and current:
+                datagrams.append(current)
+                current = b""
+            current += seal(item.content_type, epoch, body)
             continue
-        total = len(item.body)
+        total = len(body)
+        if mtu - len(current) - record_overhead - HANDSHAKE_HEADER_LENGTH >= total:
+            # the whole message fits what is left of this datagram: one record
+            framed = item.framed
+            if framed is None:
+                framed = framed_message(item.msg_type, item.message_seq, body)
+            current += seal(ContentType.HANDSHAKE, epoch, framed)
+            continue
         offset = 0
         while True:
             room = mtu - len(current) - record_overhead - HANDSHAKE_HEADER_LENGTH
             remaining = total - offset
             if room < min(remaining, _MIN_FRAGMENT):
-                flush()
+                if current:
+                    datagrams.append(current)
+                    current = b""
                 room = mtu - record_overhead - HANDSHAKE_HEADER_LENGTH
                 if room <= 0:
                     raise ValueError(f"MTU {mtu} too small for a handshake record")
             size = min(remaining, room)
-            fragment = HandshakeFragment(
-                item.msg_type, total, item.message_seq, offset, item.body[offset : offset + size]
-            )
-            current += seal(ContentType.HANDSHAKE, item.epoch, fragment.serialize())
+            header = encode_handshake_header(item.msg_type, total, item.message_seq, offset, size)
+            current += seal(ContentType.HANDSHAKE, epoch, header + body[offset : offset + size])
             offset += size
             if offset >= total:
                 break
-    flush()
+    if current:
+        datagrams.append(current)
     return datagrams

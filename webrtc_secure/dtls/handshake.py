@@ -11,26 +11,39 @@ Flights (both sides present certificates, as WebRTC requires):
                                        CertificateRequest ServerHelloDone
   5 C: Certificate ClientKeyExchange CertificateVerify [CCS] Finished
   6 S: [CCS] Finished
+
+Work done once, not per message: every message is framed once (that frame is both
+the transcript entry and, when it fits, the record payload); the transcript is
+hashed incrementally once the suite's hash is known, and the session hash and both
+Finished take copies of that running hash; the master secret keys one PRF for the key
+block, both Finished and the exporter; what an endpoint offers (the ClientHello after
+its cookie, the CertificateRequest, its Certificate message) is encoded once per
+configuration and reused by every connection.
 """
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import hmac
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import Enum, auto
-from typing import Protocol
+from typing import Any, NamedTuple, Protocol
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from webrtc_secure.certificate import Certificate, Fingerprint
 from webrtc_secure.dtls import keys
 from webrtc_secure.dtls.codec import u16_list
 from webrtc_secure.dtls.cookies import CookieFactory
-from webrtc_secure.dtls.crypto import KeyShare, PublicKey, choose_scheme, sign, verify
+from webrtc_secure.dtls.crypto import (
+    KeyShare,
+    PublicKey,
+    choose_scheme,
+    key_kind,
+    sign,
+    usable_schemes,
+    verify,
+)
 from webrtc_secure.dtls.flights import FlightItem
 from webrtc_secure.dtls.messages import (
     CLIENT_CERT_ECDSA_SIGN,
@@ -50,14 +63,30 @@ from webrtc_secure.dtls.messages import (
     ServerHello,
     ServerHelloDone,
     ServerKeyExchange,
+    client_hello_tail,
+    encode_certificate_list,
+    encode_certificate_request,
+    encode_client_hello,
+    encode_ecdh_params,
+    encode_hello_verify_request,
+    encode_server_hello,
+    encode_signature,
     encode_use_srtp,
     enum_name,
-    find_extension,
     framed_message,
+    parse_certificate_list,
+    parse_certificate_request,
+    parse_certificate_verify,
+    parse_client_key_exchange,
     parse_ec_point_formats,
+    parse_finished,
+    parse_hello_verify_request,
     parse_renegotiation_info,
+    parse_server_hello_done,
+    parse_server_key_exchange,
     parse_u16_list_extension,
     parse_use_srtp,
+    serialize_extensions,
 )
 from webrtc_secure.dtls.reassembly import Message
 from webrtc_secure.dtls.records import ContentType, ProtocolVersion, RecordProtection
@@ -75,22 +104,113 @@ logger = logging.getLogger(__name__)
 
 MAX_HELLO_VERIFY_REQUESTS = 4
 _A = AlertDescription
+_HANDSHAKE = ContentType.HANDSHAKE
+_CCS_ITEM = FlightItem(ContentType.CHANGE_CIPHER_SPEC, 0, body=b"\x01")
+_SUITES_BY_ID: dict[int, SuiteInfo] = {int(k): v for k, v in SUITES.items()}
+_GROUPS_BY_ID: dict[int, NamedGroup] = {int(g): g for g in NamedGroup}
+_DTLS_1_2 = int(ProtocolVersion.DTLS_1_2)
 
 
-@dataclass(frozen=True)
-class HandshakeConfig:
-    """What an endpoint offers and requires; shared by client and server."""
+class Offer(NamedTuple):
+    """What an endpoint offers, normalized, with the constant bytes it sends."""
 
-    certificate: Certificate
     cipher_suites: tuple[CipherSuite, ...]
     groups: tuple[NamedGroup, ...]
     signature_schemes: tuple[SignatureScheme, ...]
     srtp_profiles: tuple[Profile, ...]
+    #: the ClientHello after its cookie (suites, compression, extensions)
+    client_hello_tail: bytes
+    #: extension types our ClientHello carries (a ServerHello may answer only these)
+    client_extensions: frozenset[int]
+    #: the CertificateRequest body a server sends
+    certificate_request: bytes
+
+
+@functools.lru_cache(maxsize=64)
+def make_offer(
+    cipher_suites: tuple[int, ...],
+    groups: tuple[int, ...],
+    signature_schemes: tuple[int, ...],
+    srtp_profiles: tuple[int, ...],
+) -> Offer:
+    """Normalize a configuration and encode what it sends; cached, because every
+    connection of an application usually shares one configuration."""
+    suites = tuple(CipherSuite(s) for s in cipher_suites)
+    group_list = tuple(NamedGroup(g) for g in groups)
+    schemes = tuple(SignatureScheme(s) for s in signature_schemes)
+    profiles = tuple(Profile(p) for p in srtp_profiles)
+    extensions = [
+        Extension(ExtensionType.EXTENDED_MASTER_SECRET, b""),
+        Extension(ExtensionType.RENEGOTIATION_INFO, b"\x00"),
+        Extension(ExtensionType.SUPPORTED_GROUPS, u16_list(group_list)),
+        Extension(ExtensionType.EC_POINT_FORMATS, b"\x01\x00"),
+        Extension(ExtensionType.SIGNATURE_ALGORITHMS, u16_list(schemes)),
+    ]
+    if profiles:
+        extensions.append(Extension(ExtensionType.USE_SRTP, encode_use_srtp(list(profiles))))
+    return Offer(
+        suites,
+        group_list,
+        schemes,
+        profiles,
+        # our own key type does not restrict the suites: it only signs CertificateVerify
+        client_hello_tail([int(s) for s in suites], b"\x00", extensions),
+        frozenset(int(e.type) for e in extensions),
+        encode_certificate_request(
+            bytes([CLIENT_CERT_ECDSA_SIGN, CLIENT_CERT_RSA_SIGN]), schemes, b""
+        ),
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _certificate_body(der: bytes) -> bytes:
+    """Our Certificate message (the same for every handshake of one certificate)."""
+    return encode_certificate_list([der])
+
+
+@functools.lru_cache(maxsize=64)
+def _server_extensions(
+    secure_renegotiation: bool, ems: bool, point_formats: bool, profile: int | None
+) -> bytes:
+    """The ServerHello extensions block for one negotiated combination."""
+    extensions: list[Extension] = []
+    if secure_renegotiation:
+        extensions.append(Extension(ExtensionType.RENEGOTIATION_INFO, b"\x00"))
+    if ems:
+        extensions.append(Extension(ExtensionType.EXTENDED_MASTER_SECRET, b""))
+    if point_formats:
+        extensions.append(Extension(ExtensionType.EC_POINT_FORMATS, b"\x01\x00"))
+    if profile is not None:
+        extensions.append(Extension(ExtensionType.USE_SRTP, encode_use_srtp([profile])))
+    return serialize_extensions(extensions)
+
+
+class HandshakeConfig(NamedTuple):
+    """What an endpoint offers and requires; shared by client and server."""
+
+    certificate: Certificate
+    offer: Offer
     require_extended_master_secret: bool
     require_client_certificate: bool
     remote_fingerprints: tuple[Fingerprint, ...] | None
     verify_peer: Callable[[bytes], bool] | None
     random: Callable[[int], bytes]
+
+    @property
+    def cipher_suites(self) -> tuple[CipherSuite, ...]:
+        return self.offer.cipher_suites
+
+    @property
+    def groups(self) -> tuple[NamedGroup, ...]:
+        return self.offer.groups
+
+    @property
+    def signature_schemes(self) -> tuple[SignatureScheme, ...]:
+        return self.offer.signature_schemes
+
+    @property
+    def srtp_profiles(self) -> tuple[Profile, ...]:
+        return self.offer.srtp_profiles
 
 
 class HandshakeIO(Protocol):
@@ -107,7 +227,7 @@ def _fail(message: str, alert: AlertDescription) -> HandshakeFailure:
     return HandshakeFailure(message, alert)
 
 
-def _decode(parse: Callable[[bytes], object], body: bytes) -> object:
+def _decode(parse: Callable[[bytes], Any], body: bytes) -> Any:
     try:
         return parse(body)
     except MalformedPacket as exc:
@@ -122,7 +242,10 @@ class Handshake:
     def __init__(self, config: HandshakeConfig, io: HandshakeIO) -> None:
         self.config = config
         self.io = io
+        #: every handshake message so far, framed (what CertificateVerify signs)
         self.transcript = bytearray()
+        #: running hash of ``transcript`` under the suite's PRF hash, once it is known
+        self._transcript_hash: Any = None
         self.send_seq = 0
         self.client_random = b""
         self.server_random = b""
@@ -131,23 +254,42 @@ class Handshake:
         self.srtp_profile: Profile | None = None
         self.extended_master_secret = False
         self.master_secret = b""
+        self._master_prf: keys.Prf | None = None
         self.peer_certificate: bytes | None = None
         self.peer_public_key: PublicKey | None = None
+        self._peer_schemes: tuple[SignatureScheme, ...] = ()
         self.done = False
 
     # --- helpers shared by both roles ---------------------------------------------------
 
-    def own(self, message: object, epoch: int = 0) -> FlightItem:
-        """Frame one of our messages, add it to the transcript, and return its flight item."""
-        msg_type = int(message.msg_type)  # type: ignore[attr-defined]
-        body: bytes = message.serialize()  # type: ignore[attr-defined]
-        self.transcript += framed_message(msg_type, self.send_seq, body)
-        item = FlightItem(ContentType.HANDSHAKE, epoch, msg_type, self.send_seq, body)
-        self.send_seq += 1
-        return item
+    def own_body(self, msg_type: int, body: bytes, epoch: int = 0) -> FlightItem:
+        """Frame one of our messages, add it to the transcript, return its flight item."""
+        seq = self.send_seq
+        framed = framed_message(msg_type, seq, body)
+        self._add_to_transcript(framed)
+        self.send_seq = seq + 1
+        return FlightItem(_HANDSHAKE, epoch, msg_type, seq, body, framed)
+
+    def own(self, message: Any, epoch: int = 0) -> FlightItem:
+        """:meth:`own_body` for a message object (anything with msg_type and serialize)."""
+        return self.own_body(int(message.msg_type), message.serialize(), epoch)
 
     def absorb(self, message: Message) -> None:
-        self.transcript += framed_message(message.msg_type, message.message_seq, message.body)
+        self._add_to_transcript(framed_message(message.msg_type, message.message_seq, message.body))
+
+    def _add_to_transcript(self, framed: bytes) -> None:
+        self.transcript += framed
+        if self._transcript_hash is not None:
+            self._transcript_hash.update(framed)
+
+    def _set_suite(self, suite: SuiteInfo) -> None:
+        """The suite is known: from here on the transcript is also hashed as it grows."""
+        self.suite = suite
+        self._transcript_hash = keys.hash_constructor(suite.hash_name)(self.transcript)
+
+    def transcript_hash(self) -> bytes:
+        """Hash of the transcript so far (a copy of the running hash, finalized)."""
+        return self._transcript_hash.copy().digest()  # type: ignore[no-any-return]
 
     def hash_name(self) -> str:
         assert self.suite is not None
@@ -165,8 +307,9 @@ class Handshake:
             # cryptography raises ValueError, UnsupportedAlgorithm, InvalidVersion...
             # for hostile DER: every one of them is a bad certificate, never a crash
             raise _fail(f"cannot parse peer certificate: {exc}", _A.BAD_CERTIFICATE) from None
-        if not isinstance(public_key, (ec.EllipticCurvePublicKey, rsa.RSAPublicKey)):
+        if key_kind(public_key) is None:
             raise _fail("peer certificate key is neither ECDSA nor RSA", _A.UNSUPPORTED_CERTIFICATE)
+        peer_key: PublicKey = public_key  # type: ignore[assignment]
         fingerprints = self.config.remote_fingerprints
         if fingerprints is not None and not any(fp.matches(der) for fp in fingerprints):
             raise FingerprintMismatch(
@@ -175,25 +318,25 @@ class Handshake:
         if self.config.verify_peer is not None and not self.config.verify_peer(der):
             raise _fail("peer certificate refused by the verify callback", _A.BAD_CERTIFICATE)
         self.peer_certificate = der
-        self.peer_public_key = public_key
+        self.peer_public_key = peer_key
+        self._peer_schemes = usable_schemes(peer_key)
 
     def derive_keys(self, pre_master: bytes) -> None:
         """Master secret (extended when negotiated) and the epoch-1 record keys."""
         suite = self.suite
         assert suite is not None
         if self.extended_master_secret:
-            session_hash = hashlib.new(suite.hash_name, self.transcript).digest()
             self.master_secret = keys.extended_master_secret(
-                suite.hash_name, pre_master, session_hash
+                suite.hash_name, pre_master, self.transcript_hash()
             )
         else:
             self.master_secret = keys.master_secret(
                 suite.hash_name, pre_master, self.client_random, self.server_random
             )
         self.io.log_master_secret(self.client_random, self.master_secret)
-        block = keys.key_block(
-            suite.hash_name,
-            self.master_secret,
+        self._master_prf = keys.Prf(suite.hash_name, self.master_secret)
+        block = keys.key_block_from(
+            self._master_prf,
             self.client_random,
             self.server_random,
             suite.key_length,
@@ -206,33 +349,59 @@ class Handshake:
         else:
             self.io.install_keys(read=client, write=server)
 
-    def finished_for(self, client_side: bool) -> bytes:
-        return keys.verify_data(
-            self.hash_name(), self.master_secret, client_side, bytes(self.transcript)
+    def export_keying_material(self, label: str, length: int, context: bytes | None) -> bytes:
+        """RFC 5705 exporter under this handshake's master secret."""
+        assert self._master_prf is not None
+        return keys.export_from(
+            self._master_prf, self.client_random, self.server_random, label, length, context
         )
+
+    def finished_for(self, client_side: bool) -> bytes:
+        assert self._master_prf is not None
+        return keys.verify_data_from_hash(self._master_prf, client_side, self.transcript_hash())
 
     def check_finished(self, message: Message) -> None:
         if message.epoch == 0:
             raise _fail("Finished arrived unprotected", _A.UNEXPECTED_MESSAGE)
-        finished = _decode(Finished.parse, message.body)
-        assert isinstance(finished, Finished)
+        verify_data = _decode(parse_finished, message.body)
         expected = self.finished_for(not self.is_client)
-        if not hmac.compare_digest(finished.verify_data, expected):
+        if not hmac.compare_digest(verify_data, expected):
             raise _fail("Finished verify_data does not match the transcript", _A.DECRYPT_ERROR)
 
     def handle(self, message: Message) -> None:
         raise NotImplementedError
 
 
-class _ClientState(Enum):
-    START = auto()
-    WAIT_SERVER_HELLO = auto()
-    WAIT_CERTIFICATE = auto()
-    WAIT_KEY_EXCHANGE = auto()
-    WAIT_CERT_REQUEST_OR_DONE = auto()
-    WAIT_HELLO_DONE = auto()
-    WAIT_FINISHED = auto()
-    DONE = auto()
+# States are plain ints: the dispatch compares them on every message.
+_C_START = 0
+_C_WAIT_SERVER_HELLO = 1
+_C_WAIT_CERTIFICATE = 2
+_C_WAIT_KEY_EXCHANGE = 3
+_C_WAIT_CERT_REQUEST_OR_DONE = 4
+_C_WAIT_HELLO_DONE = 5
+_C_WAIT_FINISHED = 6
+_C_DONE = 7
+_CLIENT_STATE_NAMES = (
+    "START",
+    "WAIT_SERVER_HELLO",
+    "WAIT_CERTIFICATE",
+    "WAIT_KEY_EXCHANGE",
+    "WAIT_CERT_REQUEST_OR_DONE",
+    "WAIT_HELLO_DONE",
+    "WAIT_FINISHED",
+    "DONE",
+)
+
+_CLIENT_HELLO = int(HandshakeType.CLIENT_HELLO)
+_SERVER_HELLO = int(HandshakeType.SERVER_HELLO)
+_HELLO_VERIFY_REQUEST = int(HandshakeType.HELLO_VERIFY_REQUEST)
+_CERTIFICATE = int(HandshakeType.CERTIFICATE)
+_SERVER_KEY_EXCHANGE = int(HandshakeType.SERVER_KEY_EXCHANGE)
+_CERTIFICATE_REQUEST = int(HandshakeType.CERTIFICATE_REQUEST)
+_SERVER_HELLO_DONE = int(HandshakeType.SERVER_HELLO_DONE)
+_CERTIFICATE_VERIFY = int(HandshakeType.CERTIFICATE_VERIFY)
+_CLIENT_KEY_EXCHANGE = int(HandshakeType.CLIENT_KEY_EXCHANGE)
+_FINISHED = int(HandshakeType.FINISHED)
 
 
 class ClientHandshake(Handshake):
@@ -240,159 +409,129 @@ class ClientHandshake(Handshake):
 
     def __init__(self, config: HandshakeConfig, io: HandshakeIO) -> None:
         super().__init__(config, io)
-        self.state = _ClientState.START
+        self.state = _C_START
         self.cookie = b""
         self.hello_verify_count = 0
-        self.hello: ClientHello | None = None
-        self.hello_item: FlightItem | None = None
-        self.certificate_request: CertificateRequest | None = None
-        self.server_key_exchange: ServerKeyExchange | None = None
+        #: signature schemes of the server's CertificateRequest (None: not requested)
+        self.requested_schemes: list[int] | None = None
+        #: the server's ECDHE public key
+        self.server_public: bytes = b""
+
+    @property
+    def state_name(self) -> str:
+        return _CLIENT_STATE_NAMES[self.state]
 
     def start(self) -> None:
         self.client_random = self.config.random(32)
-        extensions = [
-            Extension(ExtensionType.EXTENDED_MASTER_SECRET, b""),
-            Extension(ExtensionType.RENEGOTIATION_INFO, b"\x00"),
-            Extension(ExtensionType.SUPPORTED_GROUPS, u16_list(list(self.config.groups))),
-            Extension(ExtensionType.EC_POINT_FORMATS, b"\x01\x00"),
-            Extension(
-                ExtensionType.SIGNATURE_ALGORITHMS, u16_list(list(self.config.signature_schemes))
-            ),
-        ]
-        if self.config.srtp_profiles:
-            extensions.append(
-                Extension(ExtensionType.USE_SRTP, encode_use_srtp(list(self.config.srtp_profiles)))
-            )
-        self.hello = ClientHello(
-            client_version=ProtocolVersion.DTLS_1_2,
-            random=self.client_random,
-            session_id=b"",
-            cookie=b"",
-            # our own key type does not restrict the suites: it only signs CertificateVerify
-            cipher_suites=[int(s) for s in self.config.cipher_suites],
-            compression_methods=b"\x00",
-            extensions=extensions,
-        )
         self._send_hello()
 
     def _send_hello(self) -> None:
-        assert self.hello is not None
-        hello = ClientHello(
-            self.hello.client_version,
-            self.hello.random,
-            self.hello.session_id,
-            self.cookie,
-            self.hello.cipher_suites,
-            self.hello.compression_methods,
-            self.hello.extensions,
+        body = encode_client_hello(
+            _DTLS_1_2, self.client_random, b"", self.cookie, self.config.offer.client_hello_tail
         )
         # the transcript starts with the hello the server finally answers
         self.transcript = bytearray()
-        item = self.own(hello)
-        self.state = _ClientState.WAIT_SERVER_HELLO
+        item = self.own_body(_CLIENT_HELLO, body)
+        self.state = _C_WAIT_SERVER_HELLO
         self.io.send_flight([item], expect_reply=True)
 
     def handle(self, message: Message) -> None:
         t = message.msg_type
         state = self.state
-        if message.epoch != 0 and t != HandshakeType.FINISHED:
+        if message.epoch != 0 and t != _FINISHED:
             raise _fail("handshake message other than Finished in epoch 1", _A.UNEXPECTED_MESSAGE)
-        if state == _ClientState.WAIT_SERVER_HELLO and t == HandshakeType.HELLO_VERIFY_REQUEST:
-            self._on_hello_verify_request(message)
-        elif state == _ClientState.WAIT_SERVER_HELLO and t == HandshakeType.SERVER_HELLO:
+        if state == _C_WAIT_SERVER_HELLO and t == _SERVER_HELLO:
             self._on_server_hello(message)
-        elif state == _ClientState.WAIT_CERTIFICATE and t == HandshakeType.CERTIFICATE:
+        elif state == _C_WAIT_CERTIFICATE and t == _CERTIFICATE:
             self.absorb(message)
-            cert = _decode(CertificateMessage.parse, message.body)
-            assert isinstance(cert, CertificateMessage)
-            self.accept_certificate(cert.certificates)
-            assert self.suite is not None
-            if self.suite.uses_rsa != isinstance(self.peer_public_key, rsa.RSAPublicKey):
+            self.accept_certificate(_decode(parse_certificate_list, message.body))
+            assert self.suite is not None and self.peer_public_key is not None
+            if self.suite.uses_rsa != (key_kind(self.peer_public_key) == "rsa"):
                 raise _fail(
                     "server certificate key does not fit the suite", _A.UNSUPPORTED_CERTIFICATE
                 )
-            self.state = _ClientState.WAIT_KEY_EXCHANGE
-        elif state == _ClientState.WAIT_KEY_EXCHANGE and t == HandshakeType.SERVER_KEY_EXCHANGE:
+            self.state = _C_WAIT_KEY_EXCHANGE
+        elif state == _C_WAIT_KEY_EXCHANGE and t == _SERVER_KEY_EXCHANGE:
             self._on_server_key_exchange(message)
-        elif (
-            state == _ClientState.WAIT_CERT_REQUEST_OR_DONE
-            and t == HandshakeType.CERTIFICATE_REQUEST
+        elif state == _C_WAIT_CERT_REQUEST_OR_DONE and t == _CERTIFICATE_REQUEST:
+            self.absorb(message)
+            _types, schemes, _authorities = _decode(parse_certificate_request, message.body)
+            self.requested_schemes = schemes
+            self.state = _C_WAIT_HELLO_DONE
+        elif t == _SERVER_HELLO_DONE and state in (
+            _C_WAIT_CERT_REQUEST_OR_DONE,
+            _C_WAIT_HELLO_DONE,
         ):
             self.absorb(message)
-            request = _decode(CertificateRequest.parse, message.body)
-            assert isinstance(request, CertificateRequest)
-            self.certificate_request = request
-            self.state = _ClientState.WAIT_HELLO_DONE
-        elif (
-            state in (_ClientState.WAIT_CERT_REQUEST_OR_DONE, _ClientState.WAIT_HELLO_DONE)
-            and t == HandshakeType.SERVER_HELLO_DONE
-        ):
-            self.absorb(message)
-            _decode(ServerHelloDone.parse, message.body)
+            _decode(parse_server_hello_done, message.body)
             self._send_client_flight()
-        elif state == _ClientState.WAIT_FINISHED and t == HandshakeType.FINISHED:
+        elif state == _C_WAIT_FINISHED and t == _FINISHED:
             self.check_finished(message)
             self.absorb(message)
-            self.state = _ClientState.DONE
+            self.state = _C_DONE
             self.done = True
             self.io.handshake_complete()
+        elif state == _C_WAIT_SERVER_HELLO and t == _HELLO_VERIFY_REQUEST:
+            self._on_hello_verify_request(message)
         else:
             raise _fail(
-                f"unexpected {enum_name(HandshakeType, t)} in {state.name}", _A.UNEXPECTED_MESSAGE
+                f"unexpected {enum_name(HandshakeType, t)} in {self.state_name}",
+                _A.UNEXPECTED_MESSAGE,
             )
 
     def _on_hello_verify_request(self, message: Message) -> None:
-        hvr = _decode(HelloVerifyRequest.parse, message.body)
-        assert isinstance(hvr, HelloVerifyRequest)
-        if not hvr.cookie:
+        _version, cookie = _decode(parse_hello_verify_request, message.body)
+        if not cookie:
             raise _fail("HelloVerifyRequest with an empty cookie", _A.ILLEGAL_PARAMETER)
         self.hello_verify_count += 1
         if self.hello_verify_count > MAX_HELLO_VERIFY_REQUESTS:
             raise _fail("too many HelloVerifyRequests", _A.HANDSHAKE_FAILURE)
-        self.cookie = hvr.cookie
+        self.cookie = cookie
         self._send_hello()
 
     def _on_server_hello(self, message: Message) -> None:
         self.absorb(message)
-        hello = _decode(ServerHello.parse, message.body)
-        assert isinstance(hello, ServerHello)
+        hello: ServerHello = _decode(ServerHello.parse, message.body)
         if hello.server_version != ProtocolVersion.DTLS_1_2:
             raise _fail(f"server chose version {hello.server_version:#06x}", _A.PROTOCOL_VERSION)
-        if hello.cipher_suite not in self.config.cipher_suites:
+        suite = _SUITES_BY_ID.get(hello.cipher_suite)
+        if suite is None or suite.suite not in self.config.offer.cipher_suites:
             raise _fail("server chose a cipher suite we did not offer", _A.ILLEGAL_PARAMETER)
         if hello.compression_method != 0:
             raise _fail("server chose compression", _A.ILLEGAL_PARAMETER)
-        offered = {e.type for e in (self.hello.extensions if self.hello else [])}
+        offered = self.config.offer.client_extensions
         for ext in hello.extensions:
             if ext.type not in offered:
                 raise _fail(f"unsolicited extension {ext.type}", _A.UNSUPPORTED_EXTENSION)
         self.server_random = hello.random
-        self.suite = SUITES[CipherSuite(hello.cipher_suite)]
+        self._set_suite(suite)
         try:
             self._check_server_extensions(hello.extensions)
         except MalformedPacket as exc:
             raise _fail(f"malformed ServerHello extension: {exc}", _A.DECODE_ERROR) from None
-        self.state = _ClientState.WAIT_CERTIFICATE
+        self.state = _C_WAIT_CERTIFICATE
 
     def _check_server_extensions(self, extensions: list[Extension]) -> None:
-        ems = find_extension(extensions, ExtensionType.EXTENDED_MASTER_SECRET)
+        # parsed extensions never repeat a type (parse_extension_map refuses that)
+        found = dict(extensions)
+        ems = found.get(ExtensionType.EXTENDED_MASTER_SECRET)
         if ems is not None and ems:
             raise MalformedPacket("extended_master_secret must be empty")
         self.extended_master_secret = ems is not None
         if not self.extended_master_secret and self.config.require_extended_master_secret:
             raise _fail("server did not negotiate extended master secret", _A.HANDSHAKE_FAILURE)
-        reneg = find_extension(extensions, ExtensionType.RENEGOTIATION_INFO)
+        reneg = found.get(ExtensionType.RENEGOTIATION_INFO)
         if reneg is not None and parse_renegotiation_info(reneg):
             raise _fail(
                 "non-empty renegotiation_info in an initial handshake", _A.HANDSHAKE_FAILURE
             )
-        formats = find_extension(extensions, ExtensionType.EC_POINT_FORMATS)
+        formats = found.get(ExtensionType.EC_POINT_FORMATS)
         if formats is not None and 0 not in parse_ec_point_formats(formats):
             raise _fail("server cannot take uncompressed points", _A.ILLEGAL_PARAMETER)
-        srtp = find_extension(extensions, ExtensionType.USE_SRTP)
+        srtp = found.get(ExtensionType.USE_SRTP)
         if srtp is not None:
             profiles, mki = parse_use_srtp(srtp)
-            if len(profiles) != 1 or profiles[0] not in self.config.srtp_profiles:
+            if len(profiles) != 1 or profiles[0] not in self.config.offer.srtp_profiles:
                 raise _fail("server chose an SRTP profile we did not offer", _A.ILLEGAL_PARAMETER)
             if mki:
                 raise _fail("server returned an MKI we did not offer", _A.ILLEGAL_PARAMETER)
@@ -400,56 +539,67 @@ class ClientHandshake(Handshake):
 
     def _on_server_key_exchange(self, message: Message) -> None:
         self.absorb(message)
-        ske = _decode(ServerKeyExchange.parse, message.body)
-        assert isinstance(ske, ServerKeyExchange)
-        if ske.named_group not in self.config.groups:
+        body = message.body
+        group, public, scheme, signature = _decode(parse_server_key_exchange, body)
+        if group not in self.config.offer.groups:
             raise _fail("server chose a group we did not offer", _A.ILLEGAL_PARAMETER)
-        if ske.signature_scheme not in self.config.signature_schemes:
+        if scheme not in self.config.offer.signature_schemes:
             raise _fail("server signed with a scheme we did not offer", _A.ILLEGAL_PARAMETER)
         assert self.peer_public_key is not None
+        # the signature covers the ServerECDHParams exactly as they came (RFC 8422 5.4):
+        # curve type, group and the length-prefixed point, the first 4 + n octets
         verify(
             self.peer_public_key,
-            ske.signature_scheme,
-            ske.signature,
-            self.client_random + self.server_random + ske.params(),
+            scheme,
+            signature,
+            self.client_random + self.server_random + body[: 4 + len(public)],
+            self._peer_schemes,
         )
-        self.group = NamedGroup(ske.named_group)
-        self.server_key_exchange = ske
-        self.state = _ClientState.WAIT_CERT_REQUEST_OR_DONE
+        self.group = _GROUPS_BY_ID[group]
+        self.server_public = public
+        self.state = _C_WAIT_CERT_REQUEST_OR_DONE
 
     def _send_client_flight(self) -> None:
-        ske = self.server_key_exchange
-        assert ske is not None and self.group is not None
+        assert self.group is not None
         share = KeyShare(self.group, self.config.random)
-        pre_master = share.exchange(ske.public_key)
+        pre_master = share.exchange(self.server_public)
         items: list[FlightItem] = []
-        request = self.certificate_request
-        if request is not None:
-            items.append(self.own(CertificateMessage([self.config.certificate.der])))
-        items.append(self.own(ClientKeyExchange(share.public_bytes)))
+        requested = self.requested_schemes
+        certificate = self.config.certificate
+        if requested is not None:
+            items.append(self.own_body(_CERTIFICATE, _certificate_body(certificate.der)))
+        public = share.public_bytes
+        items.append(self.own_body(_CLIENT_KEY_EXCHANGE, len(public).to_bytes(1, "big") + public))
         self.derive_keys(pre_master)
-        if request is not None:
-            key = self.config.certificate.private_key
-            scheme = choose_scheme(key, request.signature_schemes)
+        if requested is not None:
+            key = certificate.private_key
+            scheme = choose_scheme(key, requested)
             if scheme is None:
                 raise _fail(
                     "no common signature scheme for CertificateVerify", _A.HANDSHAKE_FAILURE
                 )
             signature = sign(key, scheme, bytes(self.transcript))
-            items.append(self.own(CertificateVerify(scheme, signature)))
-        items.append(FlightItem(ContentType.CHANGE_CIPHER_SPEC, 0, body=b"\x01"))
-        items.append(self.own(Finished(self.finished_for(True)), epoch=1))
-        self.state = _ClientState.WAIT_FINISHED
+            items.append(self.own_body(_CERTIFICATE_VERIFY, encode_signature(scheme, signature)))
+        items.append(_CCS_ITEM)
+        items.append(self.own_body(_FINISHED, self.finished_for(True), epoch=1))
+        self.state = _C_WAIT_FINISHED
         self.io.send_flight(items, expect_reply=True)
 
 
-class _ServerState(Enum):
-    WAIT_CLIENT_HELLO = auto()
-    WAIT_CERTIFICATE = auto()
-    WAIT_KEY_EXCHANGE = auto()
-    WAIT_CERTIFICATE_VERIFY = auto()
-    WAIT_FINISHED = auto()
-    DONE = auto()
+_S_WAIT_CLIENT_HELLO = 0
+_S_WAIT_CERTIFICATE = 1
+_S_WAIT_KEY_EXCHANGE = 2
+_S_WAIT_CERTIFICATE_VERIFY = 3
+_S_WAIT_FINISHED = 4
+_S_DONE = 5
+_SERVER_STATE_NAMES = (
+    "WAIT_CLIENT_HELLO",
+    "WAIT_CERTIFICATE",
+    "WAIT_KEY_EXCHANGE",
+    "WAIT_CERTIFICATE_VERIFY",
+    "WAIT_FINISHED",
+    "DONE",
+)
 
 
 class ServerHandshake(Handshake):
@@ -463,73 +613,75 @@ class ServerHandshake(Handshake):
         peer_address: object = None,
     ) -> None:
         super().__init__(config, io)
-        self.state = _ServerState.WAIT_CLIENT_HELLO
+        self.state = _S_WAIT_CLIENT_HELLO
         self.cookies = cookies
         self.peer_address = peer_address
         self.share: KeyShare | None = None
 
     @property
+    def state_name(self) -> str:
+        return _SERVER_STATE_NAMES[self.state]
+
+    @property
     def waiting_for_hello(self) -> bool:
-        return self.state == _ServerState.WAIT_CLIENT_HELLO
+        return self.state == _S_WAIT_CLIENT_HELLO
 
     def handle(self, message: Message) -> None:
         t = message.msg_type
         state = self.state
-        if message.epoch != 0 and t != HandshakeType.FINISHED:
+        if message.epoch != 0 and t != _FINISHED:
             raise _fail("handshake message other than Finished in epoch 1", _A.UNEXPECTED_MESSAGE)
-        if state == _ServerState.WAIT_CLIENT_HELLO and t == HandshakeType.CLIENT_HELLO:
+        if state == _S_WAIT_CLIENT_HELLO and t == _CLIENT_HELLO:
             self._on_client_hello(message)
-        elif state == _ServerState.WAIT_CERTIFICATE and t == HandshakeType.CERTIFICATE:
+        elif state == _S_WAIT_CERTIFICATE and t == _CERTIFICATE:
             self.absorb(message)
-            cert = _decode(CertificateMessage.parse, message.body)
-            assert isinstance(cert, CertificateMessage)
-            if not cert.certificates:
+            certificates = _decode(parse_certificate_list, message.body)
+            if not certificates:
                 if self.config.require_client_certificate:
                     raise _fail("client sent no certificate", _A.HANDSHAKE_FAILURE)
             else:
-                self.accept_certificate(cert.certificates)
-            self.state = _ServerState.WAIT_KEY_EXCHANGE
-        elif state == _ServerState.WAIT_KEY_EXCHANGE and t == HandshakeType.CLIENT_KEY_EXCHANGE:
+                self.accept_certificate(certificates)
+            self.state = _S_WAIT_KEY_EXCHANGE
+        elif state == _S_WAIT_KEY_EXCHANGE and t == _CLIENT_KEY_EXCHANGE:
             self.absorb(message)
-            cke = _decode(ClientKeyExchange.parse, message.body)
-            assert isinstance(cke, ClientKeyExchange) and self.share is not None
-            self.derive_keys(self.share.exchange(cke.public_key))
+            public = _decode(parse_client_key_exchange, message.body)
+            assert self.share is not None
+            self.derive_keys(self.share.exchange(public))
             self.state = (
-                _ServerState.WAIT_CERTIFICATE_VERIFY
-                if self.peer_public_key is not None
-                else _ServerState.WAIT_FINISHED
+                _S_WAIT_CERTIFICATE_VERIFY if self.peer_public_key is not None else _S_WAIT_FINISHED
             )
-        elif (
-            state == _ServerState.WAIT_CERTIFICATE_VERIFY and t == HandshakeType.CERTIFICATE_VERIFY
-        ):
-            cv = _decode(CertificateVerify.parse, message.body)
-            assert isinstance(cv, CertificateVerify) and self.peer_public_key is not None
-            if cv.signature_scheme not in self.config.signature_schemes:
+        elif state == _S_WAIT_CERTIFICATE_VERIFY and t == _CERTIFICATE_VERIFY:
+            scheme, signature = _decode(parse_certificate_verify, message.body)
+            assert self.peer_public_key is not None
+            if scheme not in self.config.offer.signature_schemes:
                 raise _fail(
                     "CertificateVerify with a scheme we did not request", _A.ILLEGAL_PARAMETER
                 )
-            verify(self.peer_public_key, cv.signature_scheme, cv.signature, bytes(self.transcript))
+            verify(
+                self.peer_public_key,
+                scheme,
+                signature,
+                bytes(self.transcript),
+                self._peer_schemes,
+            )
             self.absorb(message)
-            self.state = _ServerState.WAIT_FINISHED
-        elif state == _ServerState.WAIT_FINISHED and t == HandshakeType.FINISHED:
+            self.state = _S_WAIT_FINISHED
+        elif state == _S_WAIT_FINISHED and t == _FINISHED:
             self.check_finished(message)
             self.absorb(message)
-            items = [
-                FlightItem(ContentType.CHANGE_CIPHER_SPEC, 0, body=b"\x01"),
-                self.own(Finished(self.finished_for(False)), epoch=1),
-            ]
-            self.state = _ServerState.DONE
+            items = [_CCS_ITEM, self.own_body(_FINISHED, self.finished_for(False), epoch=1)]
+            self.state = _S_DONE
             self.done = True
             self.io.send_flight(items, expect_reply=False)
             self.io.handshake_complete()
         else:
             raise _fail(
-                f"unexpected {enum_name(HandshakeType, t)} in {state.name}", _A.UNEXPECTED_MESSAGE
+                f"unexpected {enum_name(HandshakeType, t)} in {self.state_name}",
+                _A.UNEXPECTED_MESSAGE,
             )
 
     def _on_client_hello(self, message: Message) -> None:
-        hello = _decode(ClientHello.parse, message.body)
-        assert isinstance(hello, ClientHello)
+        hello: ClientHello = _decode(ClientHello.parse, message.body)
         if hello.client_version >> 8 != 0xFE or hello.client_version > ProtocolVersion.DTLS_1_2:
             raise _fail(
                 f"client offers version {hello.client_version:#06x}, not DTLS 1.2",
@@ -537,19 +689,11 @@ class ServerHandshake(Handshake):
             )
         if self.cookies is not None and not self.cookies.check(hello, self.peer_address):
             # stateless: answer and forget; the client's retransmission timer drives retries
-            hvr = HelloVerifyRequest(
+            body = encode_hello_verify_request(
                 ProtocolVersion.DTLS_1_0, self.cookies.make(hello, self.peer_address)
             )
             self.io.send_stateless(
-                [
-                    FlightItem(
-                        ContentType.HANDSHAKE,
-                        0,
-                        HandshakeType.HELLO_VERIFY_REQUEST,
-                        message.message_seq,
-                        hvr.serialize(),
-                    )
-                ]
+                [FlightItem(_HANDSHAKE, 0, _HELLO_VERIFY_REQUEST, message.message_seq, body)]
             )
             return
         if 0 not in hello.compression_methods:
@@ -559,41 +703,44 @@ class ServerHandshake(Handshake):
         except MalformedPacket as exc:
             raise _fail(f"malformed ClientHello extension: {exc}", _A.DECODE_ERROR) from None
         self.send_seq = message.message_seq
+        suite = SUITES[choice.suite]
+        self._set_suite(suite)
         self.absorb(message)
         self.client_random = hello.random
         self.server_random = self.config.random(32)
-        self.suite = SUITES[choice.suite]
         self.group = choice.group
         self.srtp_profile = choice.srtp_profile
         self.extended_master_secret = choice.extended_master_secret
         self._send_server_flight(hello, choice)
 
     def _negotiate(self, hello: ClientHello) -> _Choice:
-        ext = hello.extensions
+        ext = hello.extension_map
+        offer = self.config.offer
         rsa_cert = self.config.certificate.is_rsa
+        offered_suites = hello.cipher_suites
         suite = next(
             (
                 s
-                for s in self.config.cipher_suites
-                if s in hello.cipher_suites and SUITES[s].uses_rsa == rsa_cert
+                for s in offer.cipher_suites
+                if s in offered_suites and SUITES[s].uses_rsa == rsa_cert
             ),
             None,
         )
         if suite is None:
             raise _fail("no cipher suite in common", _A.HANDSHAKE_FAILURE)
-        groups_raw = find_extension(ext, ExtensionType.SUPPORTED_GROUPS)
+        groups_raw = ext.get(ExtensionType.SUPPORTED_GROUPS)
         offered_groups = (
             parse_u16_list_extension(groups_raw)
             if groups_raw is not None
             else [NamedGroup.SECP256R1]
         )
-        group = next((g for g in self.config.groups if g in offered_groups), None)
+        group = next((g for g in offer.groups if g in offered_groups), None)
         if group is None:
             raise _fail("no ECDHE group in common", _A.HANDSHAKE_FAILURE)
-        formats = find_extension(ext, ExtensionType.EC_POINT_FORMATS)
+        formats = ext.get(ExtensionType.EC_POINT_FORMATS)
         if formats is not None and 0 not in parse_ec_point_formats(formats):
             raise _fail("client cannot take uncompressed points", _A.ILLEGAL_PARAMETER)
-        schemes_raw = find_extension(ext, ExtensionType.SIGNATURE_ALGORITHMS)
+        schemes_raw = ext.get(ExtensionType.SIGNATURE_ALGORITHMS)
         # RFC 5246 7.4.1.4.1: absent means sha1, which we do not do; assume SHA-256
         offered_schemes: list[int] = (
             parse_u16_list_extension(schemes_raw)
@@ -604,69 +751,67 @@ class ServerHandshake(Handshake):
             ]
         )
         scheme = choose_scheme(self.config.certificate.private_key, offered_schemes)
-        if scheme is None or scheme not in self.config.signature_schemes:
+        if scheme is None or scheme not in offer.signature_schemes:
             raise _fail("no signature scheme in common", _A.HANDSHAKE_FAILURE)
-        ems_raw = find_extension(ext, ExtensionType.EXTENDED_MASTER_SECRET)
+        ems_raw = ext.get(ExtensionType.EXTENDED_MASTER_SECRET)
         if ems_raw:
             raise MalformedPacket("extended_master_secret must be empty")
         ems = ems_raw is not None
         if not ems and self.config.require_extended_master_secret:
             raise _fail("client does not offer extended master secret", _A.HANDSHAKE_FAILURE)
-        reneg_raw = find_extension(ext, ExtensionType.RENEGOTIATION_INFO)
+        reneg_raw = ext.get(ExtensionType.RENEGOTIATION_INFO)
         if reneg_raw is not None and parse_renegotiation_info(reneg_raw):
             raise _fail("non-empty renegotiation_info in an initial hello", _A.HANDSHAKE_FAILURE)
-        secure_reneg = reneg_raw is not None or EMPTY_RENEGOTIATION_INFO_SCSV in hello.cipher_suites
+        secure_reneg = reneg_raw is not None or EMPTY_RENEGOTIATION_INFO_SCSV in offered_suites
         profile: Profile | None = None
-        srtp_raw = find_extension(ext, ExtensionType.USE_SRTP)
+        srtp_raw = ext.get(ExtensionType.USE_SRTP)
         if srtp_raw is not None:
             offered_profiles, _mki = parse_use_srtp(srtp_raw)
-            profile = next((p for p in self.config.srtp_profiles if p in offered_profiles), None)
+            profile = next((p for p in offer.srtp_profiles if p in offered_profiles), None)
         return _Choice(
-            suite, NamedGroup(group), scheme, profile, ems, secure_reneg, srtp_raw is not None
+            suite,
+            group,
+            scheme,
+            profile,
+            ems,
+            secure_reneg,
+            srtp_raw is not None,
+            formats is not None,
         )
 
     def _send_server_flight(self, hello: ClientHello, choice: _Choice) -> None:
-        extensions: list[Extension] = []
-        if choice.secure_renegotiation:
-            extensions.append(Extension(ExtensionType.RENEGOTIATION_INFO, b"\x00"))
-        if choice.extended_master_secret:
-            extensions.append(Extension(ExtensionType.EXTENDED_MASTER_SECRET, b""))
-        if find_extension(hello.extensions, ExtensionType.EC_POINT_FORMATS) is not None:
-            extensions.append(Extension(ExtensionType.EC_POINT_FORMATS, b"\x01\x00"))
-        if choice.srtp_profile is not None:
-            extensions.append(
-                Extension(ExtensionType.USE_SRTP, encode_use_srtp([choice.srtp_profile]))
-            )
-        server_hello = ServerHello(
-            ProtocolVersion.DTLS_1_2, self.server_random, b"", choice.suite, 0, extensions
+        del hello  # everything the flight depends on is in the choice
+        extensions = _server_extensions(
+            choice.secure_renegotiation,
+            choice.extended_master_secret,
+            choice.client_offered_point_formats,
+            None if choice.srtp_profile is None else int(choice.srtp_profile),
+        )
+        server_hello = encode_server_hello(
+            _DTLS_1_2, self.server_random, b"", choice.suite, 0, extensions
         )
         self.share = KeyShare(choice.group, self.config.random)
-        params = ServerKeyExchange(choice.group, self.share.public_bytes, choice.scheme, b"")
+        params = encode_ecdh_params(choice.group, self.share.public_bytes)
+        certificate = self.config.certificate
         signature = sign(
-            self.config.certificate.private_key,
+            certificate.private_key,
             choice.scheme,
-            self.client_random + self.server_random + params.params(),
+            self.client_random + self.server_random + params,
         )
         items = [
-            self.own(server_hello),
-            self.own(CertificateMessage([self.config.certificate.der])),
-            self.own(
-                ServerKeyExchange(choice.group, self.share.public_bytes, choice.scheme, signature)
+            self.own_body(_SERVER_HELLO, server_hello),
+            self.own_body(_CERTIFICATE, _certificate_body(certificate.der)),
+            self.own_body(
+                _SERVER_KEY_EXCHANGE, params + encode_signature(choice.scheme, signature)
             ),
-            self.own(
-                CertificateRequest(
-                    bytes([CLIENT_CERT_ECDSA_SIGN, CLIENT_CERT_RSA_SIGN]),
-                    [int(s) for s in self.config.signature_schemes],
-                )
-            ),
-            self.own(ServerHelloDone()),
+            self.own_body(_CERTIFICATE_REQUEST, self.config.offer.certificate_request),
+            self.own_body(_SERVER_HELLO_DONE, b""),
         ]
-        self.state = _ServerState.WAIT_CERTIFICATE
+        self.state = _S_WAIT_CERTIFICATE
         self.io.send_flight(items, expect_reply=True)
 
 
-@dataclass(frozen=True)
-class _Choice:
+class _Choice(NamedTuple):
     suite: CipherSuite
     group: NamedGroup
     scheme: SignatureScheme
@@ -674,3 +819,25 @@ class _Choice:
     extended_master_secret: bool
     secure_renegotiation: bool
     client_offered_srtp: bool
+    client_offered_point_formats: bool
+
+
+# message classes kept importable from here for callers that build or parse them
+__all__ = [
+    "CertificateMessage",
+    "CertificateRequest",
+    "CertificateVerify",
+    "ClientHandshake",
+    "ClientHello",
+    "ClientKeyExchange",
+    "Finished",
+    "Handshake",
+    "HandshakeConfig",
+    "HandshakeIO",
+    "HelloVerifyRequest",
+    "Offer",
+    "ServerHandshake",
+    "ServerHelloDone",
+    "ServerKeyExchange",
+    "make_offer",
+]

@@ -7,12 +7,13 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import cached_property
+from typing import NamedTuple
 
 from webrtc_secure.dtls.codec import Reader, u16_list, vec
 from webrtc_secure.errors import MalformedPacket
 
 HANDSHAKE_HEADER_LENGTH = 12
-_HS_HEADER = struct.Struct("!B3sH3s3s")
 RANDOM_LENGTH = 32
 MAX_COOKIE_LENGTH = 255
 
@@ -85,6 +86,14 @@ def enum_name(enum_cls: type[IntEnum], value: int) -> str:
 
 # --- handshake framing ----------------------------------------------------------------
 
+#: The 12-octet fragment header as four fields: type(8)||length(24), message_seq(16),
+#: fragment_offset(24)||fragment_length high 8 bits, fragment_length low 16 bits.
+_FRAGMENT_HEADER = struct.Struct("!IHIH")
+_MAX_U24 = 0xFFFFFF
+
+#: one fragment as plain values: (msg_type, length, message_seq, fragment_offset, body)
+FragmentTuple = tuple[int, int, int, int, bytes]
+
 
 @dataclass(frozen=True)
 class HandshakeFragment:
@@ -112,67 +121,99 @@ class HandshakeFragment:
 def encode_handshake_header(
     msg_type: int, length: int, message_seq: int, offset: int, fragment_length: int
 ) -> bytes:
-    return _HS_HEADER.pack(
-        msg_type,
-        length.to_bytes(3, "big"),
+    if length > _MAX_U24 or offset > _MAX_U24 or fragment_length > _MAX_U24:
+        raise OverflowError("handshake length field over 24 bits")
+    return _FRAGMENT_HEADER.pack(
+        (msg_type << 24) | length,
         message_seq,
-        offset.to_bytes(3, "big"),
-        fragment_length.to_bytes(3, "big"),
+        (offset << 8) | (fragment_length >> 16),
+        fragment_length & 0xFFFF,
     )
 
 
 def framed_message(msg_type: int, message_seq: int, body: bytes) -> bytes:
     """A whole message with its unfragmented 12-octet header: the transcript form."""
-    return encode_handshake_header(msg_type, len(body), message_seq, 0, len(body)) + body
+    length = len(body)
+    if length > _MAX_U24:
+        raise OverflowError("handshake message over 2^24 octets")
+    return (
+        _FRAGMENT_HEADER.pack((msg_type << 24) | length, message_seq, length >> 16, length & 0xFFFF)
+        + body
+    )
 
 
-def parse_handshake_fragments(payload: bytes) -> list[HandshakeFragment]:
-    """Split a handshake record's payload into fragments; raises MalformedPacket."""
-    fragments = []
+def split_handshake_fragments(payload: bytes) -> list[FragmentTuple]:
+    """Split a handshake record's payload into fragments as plain tuples; raises
+    MalformedPacket (and then nothing of the payload is used)."""
+    fragments: list[FragmentTuple] = []
     offset = 0
     end = len(payload)
+    unpack = _FRAGMENT_HEADER.unpack_from
     while offset < end:
         if end - offset < HANDSHAKE_HEADER_LENGTH:
             raise MalformedPacket("truncated handshake fragment header")
-        msg_type, length3, message_seq, offset3, frag3 = _HS_HEADER.unpack_from(payload, offset)
-        length = int.from_bytes(length3, "big")
-        fragment_offset = int.from_bytes(offset3, "big")
-        fragment_length = int.from_bytes(frag3, "big")
+        type_length, message_seq, offset_hi, frag_lo = unpack(payload, offset)
+        length = type_length & _MAX_U24
+        fragment_offset = offset_hi >> 8
+        fragment_length = ((offset_hi & 0xFF) << 16) | frag_lo
         offset += HANDSHAKE_HEADER_LENGTH
         if fragment_length > end - offset:
             raise MalformedPacket("handshake fragment longer than its record")
         if fragment_offset + fragment_length > length:
             raise MalformedPacket("handshake fragment extends past its message length")
-        body = payload[offset : offset + fragment_length]
-        offset += fragment_length
-        fragments.append(HandshakeFragment(msg_type, length, message_seq, fragment_offset, body))
+        stop = offset + fragment_length
+        fragments.append(
+            (type_length >> 24, length, message_seq, fragment_offset, payload[offset:stop])
+        )
+        offset = stop
     return fragments
+
+
+def parse_handshake_fragments(payload: bytes) -> list[HandshakeFragment]:
+    """Split a handshake record's payload into fragments; raises MalformedPacket."""
+    return [HandshakeFragment(*f) for f in split_handshake_fragments(payload)]
 
 
 # --- extensions -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Extension:
+class Extension(NamedTuple):
+    """One hello extension: type and opaque data."""
+
     type: int
     data: bytes
 
 
+_EXT_HEADER = struct.Struct("!HH")
+
+
+def parse_extension_map(r: Reader) -> dict[int, bytes]:
+    """The optional extensions block of a hello as {type: data} in wire order;
+    duplicates are a decode error."""
+    if not r.remaining:
+        return {}
+    block = r.vector(2)
+    extensions: dict[int, bytes] = {}
+    pos = 0
+    end = len(block)
+    unpack = _EXT_HEADER.unpack_from
+    while pos < end:
+        if end - pos < 4:
+            raise MalformedPacket(f"truncated: need 4 octets, have {end - pos}")
+        ext_type, length = unpack(block, pos)
+        pos += 4
+        if length > end - pos:
+            raise MalformedPacket(f"truncated: need {length} octets, have {end - pos}")
+        if ext_type in extensions:
+            raise MalformedPacket(f"duplicate extension {ext_type}")
+        extensions[ext_type] = block[pos : pos + length]
+        pos += length
+    return extensions
+
+
 def parse_extensions(r: Reader) -> list[Extension]:
     """The optional extensions block of a hello; duplicates are a decode error."""
-    if not r.remaining:
-        return []
-    block = Reader(r.vector(2))
-    extensions: list[Extension] = []
-    seen: set[int] = set()
-    while block.remaining:
-        ext_type = block.uint(2)
-        data = block.vector(2)
-        if ext_type in seen:
-            raise MalformedPacket(f"duplicate extension {ext_type}")
-        seen.add(ext_type)
-        extensions.append(Extension(ext_type, data))
-    return extensions
+    return [Extension(t, d) for t, d in parse_extension_map(r).items()]
 
 
 def serialize_extensions(extensions: list[Extension]) -> bytes:
@@ -223,6 +264,27 @@ def parse_renegotiation_info(data: bytes) -> bytes:
 
 
 # --- messages -------------------------------------------------------------------------
+#
+# One dataclass per message for building, inspecting and testing. Each parser and
+# encoder is also a plain function, which the dataclass methods call and which the
+# handshake uses directly: one codec per message, without an object per message on
+# the handshake's path.
+
+
+def client_hello_tail(
+    cipher_suites: list[int] | tuple[int, ...],
+    compression_methods: bytes,
+    extensions: list[Extension],
+) -> bytes:
+    """The ClientHello after the cookie: suites, compression methods and extensions
+    (the same for every hello of one configuration)."""
+    return u16_list(cipher_suites) + vec(compression_methods, 1) + serialize_extensions(extensions)
+
+
+def encode_client_hello(
+    client_version: int, random: bytes, session_id: bytes, cookie: bytes, tail: bytes
+) -> bytes:
+    return client_version.to_bytes(2, "big") + random + vec(session_id, 1) + vec(cookie, 1) + tail
 
 
 @dataclass(frozen=True)
@@ -240,7 +302,7 @@ class ClientHello:
     @classmethod
     def parse(cls, body: bytes) -> ClientHello:
         r = Reader(body)
-        version = r.uint(2)
+        version = r.u16()
         random = r.read(RANDOM_LENGTH)
         session_id = r.vector(1, maximum=32)
         cookie = r.vector(1, maximum=MAX_COOKIE_LENGTH)
@@ -250,16 +312,35 @@ class ClientHello:
         r.expect_end()
         return cls(version, random, session_id, cookie, suites, compression, extensions)
 
+    @cached_property
+    def extension_map(self) -> dict[int, bytes]:
+        """{type: data} of the extensions (the first of a repeated type)."""
+        out: dict[int, bytes] = {}
+        for e in self.extensions:
+            out.setdefault(e.type, e.data)
+        return out
+
     def serialize(self) -> bytes:
-        return (
-            self.client_version.to_bytes(2, "big")
-            + self.random
-            + vec(self.session_id, 1)
-            + vec(self.cookie, 1)
-            + u16_list(self.cipher_suites)
-            + vec(self.compression_methods, 1)
-            + serialize_extensions(self.extensions)
+        return encode_client_hello(
+            self.client_version,
+            self.random,
+            self.session_id,
+            self.cookie,
+            client_hello_tail(self.cipher_suites, self.compression_methods, self.extensions),
         )
+
+
+def parse_hello_verify_request(body: bytes) -> tuple[int, bytes]:
+    """HelloVerifyRequest: (server_version, cookie)."""
+    r = Reader(body)
+    version = r.u16()
+    cookie = r.vector(1, maximum=MAX_COOKIE_LENGTH)
+    r.expect_end()
+    return version, cookie
+
+
+def encode_hello_verify_request(server_version: int, cookie: bytes) -> bytes:
+    return server_version.to_bytes(2, "big") + vec(cookie, 1)
 
 
 @dataclass(frozen=True)
@@ -271,14 +352,29 @@ class HelloVerifyRequest:
 
     @classmethod
     def parse(cls, body: bytes) -> HelloVerifyRequest:
-        r = Reader(body)
-        version = r.uint(2)
-        cookie = r.vector(1, maximum=MAX_COOKIE_LENGTH)
-        r.expect_end()
-        return cls(version, cookie)
+        return cls(*parse_hello_verify_request(body))
 
     def serialize(self) -> bytes:
-        return self.server_version.to_bytes(2, "big") + vec(self.cookie, 1)
+        return encode_hello_verify_request(self.server_version, self.cookie)
+
+
+def encode_server_hello(
+    server_version: int,
+    random: bytes,
+    session_id: bytes,
+    cipher_suite: int,
+    compression_method: int,
+    extensions: bytes,
+) -> bytes:
+    """ServerHello with its extensions block already serialized."""
+    return (
+        server_version.to_bytes(2, "big")
+        + random
+        + vec(session_id, 1)
+        + cipher_suite.to_bytes(2, "big")
+        + bytes((compression_method,))
+        + extensions
+    )
 
 
 @dataclass(frozen=True)
@@ -295,24 +391,39 @@ class ServerHello:
     @classmethod
     def parse(cls, body: bytes) -> ServerHello:
         r = Reader(body)
-        version = r.uint(2)
+        version = r.u16()
         random = r.read(RANDOM_LENGTH)
         session_id = r.vector(1, maximum=32)
-        suite = r.uint(2)
-        compression = r.uint(1)
+        suite = r.u16()
+        compression = r.u8()
         extensions = parse_extensions(r)
         r.expect_end()
         return cls(version, random, session_id, suite, compression, extensions)
 
     def serialize(self) -> bytes:
-        return (
-            self.server_version.to_bytes(2, "big")
-            + self.random
-            + vec(self.session_id, 1)
-            + self.cipher_suite.to_bytes(2, "big")
-            + bytes([self.compression_method])
-            + serialize_extensions(self.extensions)
+        return encode_server_hello(
+            self.server_version,
+            self.random,
+            self.session_id,
+            self.cipher_suite,
+            self.compression_method,
+            serialize_extensions(self.extensions),
         )
+
+
+def parse_certificate_list(body: bytes) -> list[bytes]:
+    """Certificate: the DER certificates, sender's first."""
+    r = Reader(body)
+    chain = Reader(r.vector(3))
+    r.expect_end()
+    certificates = []
+    while chain.remaining:
+        certificates.append(chain.vector(3, minimum=1))
+    return certificates
+
+
+def encode_certificate_list(certificates: list[bytes]) -> bytes:
+    return vec(b"".join(vec(c, 3) for c in certificates), 3)
 
 
 @dataclass(frozen=True)
@@ -325,16 +436,33 @@ class CertificateMessage:
 
     @classmethod
     def parse(cls, body: bytes) -> CertificateMessage:
-        r = Reader(body)
-        chain = Reader(r.vector(3))
-        r.expect_end()
-        certificates = []
-        while chain.remaining:
-            certificates.append(chain.vector(3, minimum=1))
-        return cls(certificates)
+        return cls(parse_certificate_list(body))
 
     def serialize(self) -> bytes:
-        return vec(b"".join(vec(c, 3) for c in self.certificates), 3)
+        return encode_certificate_list(self.certificates)
+
+
+def parse_server_key_exchange(body: bytes) -> tuple[int, bytes, int, bytes]:
+    """ServerKeyExchange: (named_group, public_key, signature_scheme, signature)."""
+    r = Reader(body)
+    if r.u8() != EC_CURVE_TYPE_NAMED:
+        raise MalformedPacket("ServerKeyExchange: only named curves are supported")
+    group = r.u16()
+    public = r.vector(1, minimum=1)
+    scheme = r.u16()
+    signature = r.vector(2, minimum=1)
+    r.expect_end()
+    return group, public, scheme, signature
+
+
+def encode_ecdh_params(named_group: int, public_key: bytes) -> bytes:
+    """The ServerECDHParams octets that the ServerKeyExchange signature covers."""
+    return bytes((EC_CURVE_TYPE_NAMED,)) + named_group.to_bytes(2, "big") + vec(public_key, 1)
+
+
+def encode_signature(signature_scheme: int, signature: bytes) -> bytes:
+    """A DigitallySigned struct (ServerKeyExchange tail, CertificateVerify)."""
+    return signature_scheme.to_bytes(2, "big") + vec(signature, 2)
 
 
 @dataclass(frozen=True)
@@ -350,26 +478,30 @@ class ServerKeyExchange:
 
     @classmethod
     def parse(cls, body: bytes) -> ServerKeyExchange:
-        r = Reader(body)
-        if r.uint(1) != EC_CURVE_TYPE_NAMED:
-            raise MalformedPacket("ServerKeyExchange: only named curves are supported")
-        group = r.uint(2)
-        public = r.vector(1, minimum=1)
-        scheme = r.uint(2)
-        signature = r.vector(2, minimum=1)
-        r.expect_end()
-        return cls(group, public, scheme, signature)
+        return cls(*parse_server_key_exchange(body))
 
     def params(self) -> bytes:
         """The ServerECDHParams octets that the signature covers."""
-        return (
-            bytes([EC_CURVE_TYPE_NAMED])
-            + self.named_group.to_bytes(2, "big")
-            + vec(self.public_key, 1)
-        )
+        return encode_ecdh_params(self.named_group, self.public_key)
 
     def serialize(self) -> bytes:
-        return self.params() + self.signature_scheme.to_bytes(2, "big") + vec(self.signature, 2)
+        return self.params() + encode_signature(self.signature_scheme, self.signature)
+
+
+def parse_certificate_request(body: bytes) -> tuple[bytes, list[int], bytes]:
+    """CertificateRequest: (certificate_types, signature_schemes, authorities)."""
+    r = Reader(body)
+    types = r.vector(1, minimum=1)
+    schemes = r.uint16_list(2, minimum=2)
+    authorities = r.vector(2)
+    r.expect_end()
+    return types, schemes, authorities
+
+
+def encode_certificate_request(
+    certificate_types: bytes, signature_schemes: list[int] | tuple[int, ...], authorities: bytes
+) -> bytes:
+    return vec(certificate_types, 1) + u16_list(signature_schemes) + vec(authorities, 2)
 
 
 @dataclass(frozen=True)
@@ -382,19 +514,17 @@ class CertificateRequest:
 
     @classmethod
     def parse(cls, body: bytes) -> CertificateRequest:
-        r = Reader(body)
-        types = r.vector(1, minimum=1)
-        schemes = r.uint16_list(2, minimum=2)
-        authorities = r.vector(2)
-        r.expect_end()
-        return cls(types, schemes, authorities)
+        return cls(*parse_certificate_request(body))
 
     def serialize(self) -> bytes:
-        return (
-            vec(self.certificate_types, 1)
-            + u16_list(self.signature_schemes)
-            + vec(self.authorities, 2)
+        return encode_certificate_request(
+            self.certificate_types, self.signature_schemes, self.authorities
         )
+
+
+def parse_server_hello_done(body: bytes) -> None:
+    if body:
+        raise MalformedPacket("ServerHelloDone must be empty")
 
 
 @dataclass(frozen=True)
@@ -403,12 +533,19 @@ class ServerHelloDone:
 
     @classmethod
     def parse(cls, body: bytes) -> ServerHelloDone:
-        if body:
-            raise MalformedPacket("ServerHelloDone must be empty")
+        parse_server_hello_done(body)
         return cls()
 
     def serialize(self) -> bytes:
         return b""
+
+
+def parse_client_key_exchange(body: bytes) -> bytes:
+    """ClientKeyExchange: the client's ECDHE public point."""
+    r = Reader(body)
+    public = r.vector(1, minimum=1)
+    r.expect_end()
+    return public
 
 
 @dataclass(frozen=True)
@@ -421,13 +558,19 @@ class ClientKeyExchange:
 
     @classmethod
     def parse(cls, body: bytes) -> ClientKeyExchange:
-        r = Reader(body)
-        public = r.vector(1, minimum=1)
-        r.expect_end()
-        return cls(public)
+        return cls(parse_client_key_exchange(body))
 
     def serialize(self) -> bytes:
         return vec(self.public_key, 1)
+
+
+def parse_certificate_verify(body: bytes) -> tuple[int, bytes]:
+    """CertificateVerify: (signature_scheme, signature)."""
+    r = Reader(body)
+    scheme = r.u16()
+    signature = r.vector(2, minimum=1)
+    r.expect_end()
+    return scheme, signature
 
 
 @dataclass(frozen=True)
@@ -439,14 +582,17 @@ class CertificateVerify:
 
     @classmethod
     def parse(cls, body: bytes) -> CertificateVerify:
-        r = Reader(body)
-        scheme = r.uint(2)
-        signature = r.vector(2, minimum=1)
-        r.expect_end()
-        return cls(scheme, signature)
+        return cls(*parse_certificate_verify(body))
 
     def serialize(self) -> bytes:
-        return self.signature_scheme.to_bytes(2, "big") + vec(self.signature, 2)
+        return encode_signature(self.signature_scheme, self.signature)
+
+
+def parse_finished(body: bytes) -> bytes:
+    """Finished: verify_data (12 octets for every suite here)."""
+    if len(body) != 12:
+        raise MalformedPacket("Finished.verify_data must be 12 octets")
+    return body
 
 
 @dataclass(frozen=True)
@@ -457,9 +603,7 @@ class Finished:
 
     @classmethod
     def parse(cls, body: bytes) -> Finished:
-        if len(body) != 12:
-            raise MalformedPacket("Finished.verify_data must be 12 octets")
-        return cls(body)
+        return cls(parse_finished(body))
 
     def serialize(self) -> bytes:
         return self.verify_data

@@ -10,7 +10,7 @@ or different bytes in an overlap) is dropped, never merged; the first one wins.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from webrtc_secure.dtls.messages import HandshakeFragment
 
@@ -21,8 +21,7 @@ DEFAULT_MAX_MESSAGES_AHEAD = 8
 DEFAULT_MAX_FRAGMENTS_PER_MESSAGE = 512
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(NamedTuple):
     """A whole handshake message, with the epoch of the record(s) it came in."""
 
     msg_type: int
@@ -41,6 +40,17 @@ class _Partial:
         self.missing = length
         self.fragments = 0
         self.epoch = epoch
+
+
+#: coverage flag (0 or 1) -> byte mask (0x00 or 0xFF)
+_FLAG_TO_MASK = bytes([0, 0xFF] + [0] * 254)
+
+
+def _differs_where_covered(old: bytes | bytearray, new: bytes, covered: bytearray) -> bool:
+    """Whether ``new`` disagrees with ``old`` at any covered position: one XOR and one
+    AND over whole integers, not a loop over octets."""
+    diff = int.from_bytes(old, "big") ^ int.from_bytes(new, "big")
+    return bool(diff & int.from_bytes(covered.translate(_FLAG_TO_MASK), "big"))
 
 
 class Reassembler:
@@ -76,56 +86,68 @@ class Reassembler:
     def add(self, fragment: HandshakeFragment, epoch: int) -> bool:
         """Store one fragment. Returns False when it was dropped (old, too far ahead,
         oversized, contradictory or over the fragment budget)."""
-        seq = fragment.message_seq
+        return self.accept(
+            fragment.msg_type,
+            fragment.length,
+            fragment.message_seq,
+            fragment.fragment_offset,
+            fragment.body,
+            epoch,
+        )
+
+    def accept(
+        self, msg_type: int, length: int, seq: int, fragment_offset: int, body: bytes, epoch: int
+    ) -> bool:
+        """:meth:`add` on the fragment's fields (no fragment object needed)."""
         if seq < self.next_seq or seq >= self.next_seq + self.max_messages_ahead:
             return False
-        if fragment.length > self.max_message_size:
-            return self._drop("message of %d octets exceeds the limit", fragment.length)
-        end = fragment.fragment_offset + fragment.fragment_length
-        if end > fragment.length:
+        if length > self.max_message_size:
+            return self._drop("message of %d octets exceeds the limit", length)
+        fragment_length = len(body)
+        end = fragment_offset + fragment_length
+        if end > length:
             return self._drop("fragment past message end")
-        if fragment.fragment_length == 0 and fragment.length != 0:
+        if fragment_length == 0 and length != 0:
             return self._drop("empty fragment of a non-empty message")
         if seq in self._whole:
-            return self._check_whole_repeat(fragment, epoch)
+            return self._check_whole_repeat(msg_type, length, seq, fragment_offset, body, epoch)
         partial = self._partial.get(seq)
-        if partial is None and fragment.fragment_length == fragment.length:
+        if partial is None and fragment_length == length:
             # the usual case, a whole message in one fragment: no coverage bookkeeping
-            self._whole[seq] = Message(fragment.msg_type, seq, fragment.body, epoch)
+            self._whole[seq] = Message(msg_type, seq, body, epoch)
             return True
         if partial is None:
-            partial = _Partial(fragment.msg_type, fragment.length, epoch)
+            partial = _Partial(msg_type, length, epoch)
             self._partial[seq] = partial
-        elif partial.msg_type != fragment.msg_type or len(partial.data) != fragment.length:
+        elif partial.msg_type != msg_type or len(partial.data) != length:
             return self._drop("fragment contradicts message %d header", seq)
         elif partial.epoch != epoch:
             return self._drop("fragment of message %d in another epoch", seq)
         if partial.fragments >= self.max_fragments_per_message:
             return self._drop("too many fragments for message %d", seq)
-        start = fragment.fragment_offset
+        start = fragment_offset
         covered = partial.covered[start:end]
-        if any(covered):
-            old = partial.data[start:end]
-            for i, flag in enumerate(covered):
-                if flag and old[i] != fragment.body[i]:
-                    return self._drop("overlapping fragment with different content")
+        already = covered.count(1)
+        if already and _differs_where_covered(partial.data[start:end], body, covered):
+            return self._drop("overlapping fragment with different content")
         partial.fragments += 1
-        partial.data[start:end] = fragment.body
-        partial.missing -= (end - start) - sum(covered)
+        partial.data[start:end] = body
+        partial.missing -= (end - start) - already
         partial.covered[start:end] = b"\x01" * (end - start)
         return True
 
-    def _check_whole_repeat(self, fragment: HandshakeFragment, epoch: int) -> bool:
+    def _check_whole_repeat(
+        self, msg_type: int, length: int, seq: int, fragment_offset: int, body: bytes, epoch: int
+    ) -> bool:
         """A fragment of a message already held whole: accept only if it agrees."""
-        whole = self._whole[fragment.message_seq]
-        end = fragment.fragment_offset + fragment.fragment_length
+        whole = self._whole[seq]
         if (
-            whole.msg_type != fragment.msg_type
-            or len(whole.body) != fragment.length
+            whole.msg_type != msg_type
+            or len(whole.body) != length
             or whole.epoch != epoch
-            or whole.body[fragment.fragment_offset : end] != fragment.body
+            or whole.body[fragment_offset : fragment_offset + len(body)] != body
         ):
-            return self._drop("fragment contradicts message %d", fragment.message_seq)
+            return self._drop("fragment contradicts message %d", seq)
         return True
 
     def pop_ready(self) -> Message | None:

@@ -1,0 +1,423 @@
+"""The DTLS fast paths against the general code they shortcut.
+
+Each shortcut (the connected application-data receive path, the pre-keyed PRF, the
+running transcript hash, whole-message flight packing, cached hello bytes, the
+24-bit header codec, the overlap check of the reassembler) is fed the same input as
+the slower, obviously correct form and must give the same bytes, events and counters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.fuzz import deep
+from webrtc_secure.dtls import DtlsConnection, keys
+from webrtc_secure.dtls.flights import FlightItem, pack_flight
+from webrtc_secure.dtls.handshake import ClientHandshake, Handshake
+from webrtc_secure.dtls.messages import (
+    ClientHello,
+    ExtensionType,
+    HandshakeFragment,
+    encode_handshake_header,
+    framed_message,
+    parse_handshake_fragments,
+)
+from webrtc_secure.dtls.reassembly import _differs_where_covered
+from webrtc_secure.dtls.records import (
+    ContentType,
+    RecordProtection,
+    encode_header,
+    parse_records,
+)
+from webrtc_secure.dtls.suites import SUITES, CipherSuite
+
+VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
+SLOW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+# --- PRF ----------------------------------------------------------------------------------
+
+
+def _reference_prf(hash_name: str, secret: bytes, label: bytes, seed: bytes, n: int) -> bytes:
+    """RFC 5246 5 P_hash written the plain way, one stdlib HMAC per block."""
+    seed = label + seed
+    out = b""
+    a = seed
+    while len(out) < n:
+        a = hmac.digest(secret, a, hash_name)
+        out += hmac.digest(secret, a + seed, hash_name)
+    return out[:n]
+
+
+def test_prf_known_answers() -> None:
+    vectors = json.loads((VECTORS / "tls12_prf_vectors.json").read_text())["vectors"]
+    checked = 0
+    for v in vectors:
+        if "output" not in v:
+            continue
+        out = keys.prf(
+            v["hash"],
+            bytes.fromhex(v["secret"]),
+            bytes.fromhex(v["label"]),
+            bytes.fromhex(v["seed"]),
+            int(v["output_length"]),
+        )
+        assert out.hex() == v["output"]
+        checked += 1
+    assert checked >= 6
+
+
+def test_key_schedule_known_answers() -> None:
+    vectors = json.loads((VECTORS / "tls12_prf_vectors.json").read_text())["vectors"]
+    (v,) = [v for v in vectors if v.get("name") == "illustrated_tls12_key_schedule"]
+    client_random = bytes.fromhex(v["client_random"])
+    server_random = bytes.fromhex(v["server_random"])
+    master = keys.master_secret(
+        "sha256", bytes.fromhex(v["pre_master_secret"]), client_random, server_random
+    )
+    assert master.hex() == v["master_secret"]
+    block = keys.key_block("sha256", master, client_random, server_random, 16, 4)
+    assert block.client_write_key.hex() == v["client_write_key"]
+    assert block.server_write_key.hex() == v["server_write_key"]
+    assert block.client_write_iv.hex() == v["client_write_iv"]
+    assert block.server_write_iv.hex() == v["server_write_iv"]
+    finished = keys.verify_data_from_hash(
+        keys.Prf("sha256", master), True, bytes.fromhex(v["transcript_sha256"])
+    )
+    assert finished.hex() == v["client_finished_verify_data"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["sha256", "sha384", "sha1", "sha512"]),
+    st.binary(max_size=300),  # longer than the hash block: hashed first (RFC 2104)
+    st.binary(max_size=20),
+    st.binary(max_size=100),
+    st.integers(min_value=0, max_value=200),
+)
+def test_prefixed_hmac_prf_matches_stdlib_hmac(
+    hash_name: str, secret: bytes, label: bytes, seed: bytes, n: int
+) -> None:
+    assert keys.prf(hash_name, secret, label, seed, n) == _reference_prf(
+        hash_name, secret, label, seed, n
+    )
+    assert keys.Prf(hash_name, secret).hmac(seed) == hmac.digest(secret, seed, hash_name)
+
+
+# --- application data: fast receive path == general path ------------------------------------
+
+
+def _deterministic_pair() -> tuple[DtlsConnection, DtlsConnection]:
+    """A connected pair whose keys are a function of nothing but the code."""
+    client, server = deep.make_engine(True), deep.make_engine(False)
+    client.connect(0.0)
+    server.connect(0.0)
+    for _ in range(20):
+        for a, b in ((client, server), (server, client)):
+            for d in a.datagrams_to_send(0.0):
+                b.receive_datagram(d, 0.0)
+        if client.is_connected and server.is_connected:
+            break
+    assert client.is_connected and server.is_connected
+    for conn in (client, server):
+        while conn.next_event() is not None:
+            pass
+    return client, server
+
+
+_OPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("send"), st.integers(0, 1400)),
+        st.tuples(st.just("replay"), st.integers(0, 50)),
+        st.tuples(st.just("flip"), st.integers(0, 50), st.integers(0, 2000)),
+        st.tuples(st.just("truncate"), st.integers(0, 50), st.integers(0, 60)),
+        st.tuples(st.just("extend"), st.integers(0, 50), st.binary(min_size=1, max_size=30)),
+        st.tuples(st.just("concat"), st.integers(0, 50), st.integers(0, 50)),
+        st.tuples(st.just("version"), st.sampled_from([0xFEFF, 0xFEFD, 0x0303])),
+        st.tuples(st.just("epoch"), st.integers(0, 50), st.integers(0, 3)),
+        st.tuples(st.just("length"), st.integers(0, 50), st.integers(-30, 30)),
+        st.tuples(st.just("type"), st.integers(0, 50), st.sampled_from([20, 21, 22, 24])),
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+def _datagrams(client: DtlsConnection, ops: list[tuple[Any, ...]]) -> list[bytes]:
+    pool: list[bytes] = []
+    out: list[bytes] = []
+
+    def pick(i: int) -> bytes | None:
+        return pool[i % len(pool)] if pool else None
+
+    for op in ops:
+        kind = op[0]
+        if kind == "send":
+            client.send(bytes([op[1] % 251]) * op[1])
+            (datagram,) = client.datagrams_to_send(0.0)
+            pool.append(datagram)
+            out.append(datagram)
+            continue
+        if kind == "version":
+            # a correctly protected record under another record-layer version
+            seq = client._write_seq[1]
+            client._write_seq[1] = seq + 1
+            protection = client._write_protection[1]
+            assert protection is not None
+            out.append(protection.seal(23, op[1], (1 << 48) | seq, b"other version"))
+            continue
+        base = pick(op[1])
+        if base is None:
+            continue
+        if kind == "replay":
+            out.append(base)
+        elif kind == "flip":
+            flipped = bytearray(base)
+            flipped[op[2] % len(flipped)] ^= 0x01
+            out.append(bytes(flipped))
+        elif kind == "truncate":
+            out.append(base[: op[2]])
+        elif kind == "extend":
+            out.append(base + op[2])
+        elif kind == "concat":
+            other = pick(op[2])
+            assert other is not None
+            out.append(base + other)
+        elif kind == "epoch":
+            out.append(base[:3] + op[2].to_bytes(2, "big") + base[5:])
+        elif kind == "length":
+            length = max(0, min(0xFFFF, int.from_bytes(base[11:13], "big") + op[2]))
+            out.append(base[:11] + length.to_bytes(2, "big") + base[13:])
+        elif kind == "type":
+            out.append(bytes([op[2]]) + base[1:])
+    return out
+
+
+def _events(conn: DtlsConnection) -> list[object]:
+    out = []
+    while (event := conn.next_event()) is not None:
+        out.append(event)
+    return out
+
+
+@SLOW
+@given(_OPS)
+def test_application_data_fast_path_matches_general_path(ops: list[tuple[Any, ...]]) -> None:
+    client, fast = _deterministic_pair()
+    _client2, general = _deterministic_pair()
+    taken = 0
+    real = fast._read_application_data
+
+    def counting(data: bytes) -> bool:
+        nonlocal taken
+        handled = real(data)
+        taken += handled
+        return handled
+
+    fast._read_application_data = counting  # type: ignore[method-assign]
+    general._read_application_data = lambda data: False  # type: ignore[method-assign]
+    for datagram in _datagrams(client, ops):
+        fast.receive_datagram(datagram, 1.0)
+        general.receive_datagram(datagram, 1.0)
+        assert _events(fast) == _events(general)
+        assert fast.stats == general.stats
+        assert fast.state == general.state
+        assert fast.datagrams_to_send(1.0) == general.datagrams_to_send(1.0)
+    if any(op[0] == "send" for op in ops):
+        assert taken, "the fast path never ran"
+
+
+def test_application_data_both_ways_after_fast_path() -> None:
+    client, server = _deterministic_pair()
+    for i in range(300):
+        client.send(b"c%d" % i)
+        server.send(b"s%d" % i)
+        for d in client.datagrams_to_send(0.0):
+            server.receive_datagram(d, 0.0)
+        for d in server.datagrams_to_send(0.0):
+            client.receive_datagram(d, 0.0)
+        assert [e.data for e in _events(server)] == [b"c%d" % i]  # type: ignore[attr-defined]
+        assert [e.data for e in _events(client)] == [b"s%d" % i]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("suite", list(SUITES))
+def test_record_seal_is_header_plus_encrypt_and_opens(suite: CipherSuite) -> None:
+    info = SUITES[suite]
+    key = bytes(range(info.key_length))
+    iv = bytes(range(100, 100 + info.fixed_iv_length))
+    writer, reader = RecordProtection(info, key, iv), RecordProtection(info, key, iv)
+    for seq, payload in ((0, b""), (1, b"x"), (2**48 - 1, b"y" * 1200)):
+        record = writer.seal(23, 0xFEFD, (1 << 48) | seq, payload)
+        fragment = writer.encrypt(23, 0xFEFD, 1, seq, payload)
+        assert record == encode_header(23, 0xFEFD, 1, seq, len(fragment)) + fragment
+        ((parsed,), clean) = parse_records(record)
+        assert clean and parsed.sequence_number == seq and parsed.epoch == 1
+        assert reader.decrypt(parsed) == payload
+        assert reader.open(23, 0xFEFD, (1 << 48) | seq, parsed.fragment) == payload
+
+
+# --- handshake: running transcript hash, cached hello bytes ---------------------------------
+
+
+def test_running_transcript_hash_equals_hashing_the_whole_transcript() -> None:
+    client, server = _deterministic_pair()
+    for conn in (client, server):
+        hs: Handshake = conn._handshake
+        whole = hashlib.new(hs.hash_name(), bytes(hs.transcript)).digest()
+        assert hs.transcript_hash() == whole
+        # and Finished from the running hash is the textbook verify_data
+        assert hs.finished_for(True) == keys.verify_data(
+            hs.hash_name(), hs.master_secret, True, bytes(hs.transcript)
+        )
+
+
+def test_cached_client_hello_is_the_dataclass_serialization() -> None:
+    conn = DtlsConnection(True, deep.CLIENT_CERT)
+    conn.connect(0.0)
+    (datagram,) = conn.datagrams_to_send(0.0)
+    ((record,), _) = parse_records(datagram)
+    (fragment,) = parse_handshake_fragments(record.fragment)
+    hello = ClientHello.parse(fragment.body)
+    assert hello.serialize() == fragment.body
+    hs = conn._handshake
+    assert isinstance(hs, ClientHandshake)
+    offer = hs.config.offer
+    assert hello.cipher_suites == [int(s) for s in offer.cipher_suites]
+    assert [e.type for e in hello.extensions] == [
+        ExtensionType.EXTENDED_MASTER_SECRET,
+        ExtensionType.RENEGOTIATION_INFO,
+        ExtensionType.SUPPORTED_GROUPS,
+        ExtensionType.EC_POINT_FORMATS,
+        ExtensionType.SIGNATURE_ALGORITHMS,
+        ExtensionType.USE_SRTP,
+    ]
+    assert offer.client_extensions == {e.type for e in hello.extensions}
+
+
+# --- framing --------------------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(0, 255),
+    st.integers(0, 0xFFFFFF),
+    st.integers(0, 0xFFFF),
+    st.integers(0, 0xFFFFFF),
+    st.integers(0, 0xFFFFFF),
+)
+def test_fragment_header_is_the_plain_big_endian_encoding(
+    msg_type: int, length: int, seq: int, offset: int, fragment_length: int
+) -> None:
+    header = encode_handshake_header(msg_type, length, seq, offset, fragment_length)
+    assert header == (
+        bytes([msg_type])
+        + length.to_bytes(3, "big")
+        + seq.to_bytes(2, "big")
+        + offset.to_bytes(3, "big")
+        + fragment_length.to_bytes(3, "big")
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 255), st.integers(0, 0xFFFF), st.binary(max_size=600))
+def test_framed_message_parses_back(msg_type: int, seq: int, body: bytes) -> None:
+    framed = framed_message(msg_type, seq, body)
+    assert framed == HandshakeFragment(msg_type, len(body), seq, 0, body).serialize()
+    assert parse_handshake_fragments(framed) == [
+        HandshakeFragment(msg_type, len(body), seq, 0, body)
+    ]
+
+
+def _reference_pack(
+    items: list[FlightItem],
+    mtu: int,
+    seal: Callable[[int, int, bytes], bytes],
+    overhead_of: Callable[[int], int],
+) -> list[bytes]:
+    """Flight packing the plain way: every handshake message through the fragment loop."""
+    datagrams: list[bytes] = []
+    current = b""
+    for item in items:
+        record_overhead = 13 + overhead_of(item.epoch)
+        if item.content_type != ContentType.HANDSHAKE:
+            if len(current) + record_overhead + len(item.body) > mtu and current:
+                datagrams.append(current)
+                current = b""
+            current += seal(item.content_type, item.epoch, item.body)
+            continue
+        total = len(item.body)
+        offset = 0
+        while True:
+            room = mtu - len(current) - record_overhead - 12
+            remaining = total - offset
+            if room < min(remaining, 16):
+                if current:
+                    datagrams.append(current)
+                    current = b""
+                room = mtu - record_overhead - 12
+            size = min(remaining, room)
+            fragment = HandshakeFragment(
+                item.msg_type, total, item.message_seq, offset, item.body[offset : offset + size]
+            )
+            current += seal(ContentType.HANDSHAKE, item.epoch, fragment.serialize())
+            offset += size
+            if offset >= total:
+                break
+    if current:
+        datagrams.append(current)
+    return datagrams
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.integers(0, 1), st.integers(0, 3000)),
+        min_size=1,
+        max_size=8,
+    ),
+    st.integers(150, 1500),
+    st.booleans(),
+)
+def test_flight_packing_matches_fragmenting_every_message(
+    spec: list[tuple[bool, int, int]], mtu: int, with_framed: bool
+) -> None:
+    items = []
+    for seq, (is_ccs, epoch, size) in enumerate(spec):
+        if is_ccs:
+            items.append(FlightItem(ContentType.CHANGE_CIPHER_SPEC, 0, body=b"\x01"))
+            continue
+        body = bytes([seq]) * size
+        framed = framed_message(11, seq, body) if with_framed else None
+        items.append(FlightItem(ContentType.HANDSHAKE, epoch, 11, seq, body, framed))
+
+    def seal(content_type: int, epoch: int, payload: bytes) -> bytes:
+        return bytes([content_type, epoch]) * 6 + b"h" + b"t" * (24 * epoch) + payload
+
+    def overhead_of(epoch: int) -> int:
+        return 24 * epoch
+
+    packed = pack_flight(items, mtu, seal, overhead_of)
+    assert packed == _reference_pack(items, mtu, seal, overhead_of)
+    assert all(len(d) <= mtu for d in packed)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_overlap_check_matches_a_byte_loop(data: st.DataObject) -> None:
+    n = data.draw(st.integers(1, 64))
+    old = data.draw(st.binary(min_size=n, max_size=n))
+    new = bytearray(old)
+    for i in data.draw(st.lists(st.integers(0, n - 1), max_size=3)):
+        new[i] ^= data.draw(st.integers(1, 255))
+    covered = bytearray(data.draw(st.lists(st.integers(0, 1), min_size=n, max_size=n)))
+    expected = any(c and a != b for c, a, b in zip(covered, old, new, strict=True))
+    assert _differs_where_covered(old, bytes(new), covered) == expected
