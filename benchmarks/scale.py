@@ -38,6 +38,16 @@ during its runs (aioice never gathers loopback by itself): nothing leaves loopba
 
 The soft RLIMIT_NOFILE is raised up to the hard limit when 2N peers need more sockets.
 
+Two things make the saturated numbers swing between runs besides the neighbours on a
+shared machine, and the JSON records both. asyncio's datagram transport receives every
+datagram into a fresh 256 KiB bytes object (``max_size``) and shrinks it: while glibc
+serves 256 KiB with mmap, that is two page faults per packet and about a third of the
+capacity; whether it does depends on the process's allocation history (one earlier
+free of a larger block raises glibc's threshold), so ``page_faults_per_packet`` says
+which regime a step ran in (~2 or ~0). And with 1000 pairs up, a full garbage
+collection pauses the loop for hundreds of milliseconds, which lands in one step's
+lag p99 and not in the next one's.
+
 One configuration by hand (the JSON result on stdout or in --out), e.g. profiled::
 
     .venv/bin/python benchmarks/scale.py --pairs 1000 --seconds 10 --knee
@@ -340,6 +350,9 @@ class Traffic:
     latency_p99_ms: float | None
     cpu_percent: float
     delivered_per_cpu_s: float  # capacity that does not depend on what else the machine runs
+    # asyncio reads each datagram into a fresh 256 KiB bytes: when glibc serves that with
+    # mmap, every packet costs a page fault (see the section's notes)
+    page_faults_per_packet: float
     starved_receivers: int  # receivers that got under half their share
     ok: bool
 
@@ -382,6 +395,7 @@ async def traffic(
     # continued across phases: a sender refuses to protect a sequence number twice
     sequence = [seq for pair in pairs for seq in pair.sequence]
     sent = skipped = index = 0
+    faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     cpu0, start = time.process_time(), now()
     end = start + seconds
     while True:
@@ -413,6 +427,7 @@ async def traffic(
         pair.sequence = sequence[2 * i : 2 * i + 2]
     in_window = sum(received)
     cpu = time.process_time() - cpu0
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0
     stop.set()
     await probe_task
     # drain: until nothing more arrives for 200 ms, at most 3 s
@@ -448,6 +463,7 @@ async def traffic(
         latency_p99_ms=_percentile(latency_ms, 0.99),
         cpu_percent=100 * cpu / window,
         delivered_per_cpu_s=in_window / cpu if cpu else 0.0,
+        page_faults_per_packet=faults / in_window if in_window else 0.0,
         starved_receivers=sum(1 for r in received if r < share / 2),
         ok=behind <= LOSS_OK and p99 is not None and p99 <= 1e3 * LAG_OK,
     )
@@ -710,14 +726,15 @@ def _print_steps(name: str, result: dict[str, Any] | None) -> None:
         return
     print(
         f"scale: {name}, steps: pairs sending, pps offered, delivered, delivered per CPU s, "
-        "loss, loop lag p99 ms, latency p99 ms, CPU %, within limits",
+        "loss, loop lag p99 ms, latency p99 ms, CPU %, page faults per packet, within limits",
         file=sys.stderr,
     )
     for s in sorted(steps, key=lambda s: s["offered_pps"]):
         print(
             f"  {s['pairs_sending']:5d} {s['offered_pps']:8,.0f} {s['delivered_pps']:8,.0f} "
             f"{s['delivered_per_cpu_s']:8,.0f} {100 * s['loss']:5.1f}% {s['lag_p99_ms']:7.1f} "
-            f"{s['latency_p99_ms'] or 0:8.1f} {s['cpu_percent']:4.0f} {s['ok']}",
+            f"{s['latency_p99_ms'] or 0:8.1f} {s['cpu_percent']:4.0f} "
+            f"{s['page_faults_per_packet']:5.2f} {s['ok']}",
             file=sys.stderr,
         )
 
