@@ -148,6 +148,9 @@ class OursPair:
             total += dtls["retransmissions"] if dtls else 0
         return total
 
+    def connected(self) -> bool:
+        return self.a.state.value == "connected" and self.b.state.value == "connected"
+
     def phases(self) -> tuple[float, float] | None:
         """The later peer's ICE and DTLS seconds (SecurePeer.stats())."""
         sa, sb = self.a.stats(), self.b.stats()
@@ -226,6 +229,9 @@ class AiortcPair:
 
     def phases(self) -> tuple[float, float] | None:
         return None
+
+    def connected(self) -> bool:
+        return bool(self.a.connectionState == "connected" == self.b.connectionState)
 
     async def close(self) -> None:
         await asyncio.gather(self.a.close(), self.b.close(), return_exceptions=True)
@@ -354,6 +360,7 @@ class Traffic:
     # mmap, every packet costs a page fault (see the section's notes)
     page_faults_per_packet: float
     starved_receivers: int  # receivers that got under half their share
+    send_errors: dict[str, int]  # by exception type: sends to a connection already lost
     ok: bool
 
 
@@ -395,6 +402,7 @@ async def traffic(
     # continued across phases: a sender refuses to protect a sequence number twice
     sequence = [seq for pair in pairs for seq in pair.sequence]
     sent = skipped = index = 0
+    send_errors: Counter[str] = Counter()
     faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     cpu0, start = time.process_time(), now()
     end = start + seconds
@@ -415,9 +423,12 @@ async def traffic(
                 + stamp
                 + FILLER
             )
-            pending = senders[index](packet)
-            if pending is not None:
-                await pending
+            try:
+                pending = senders[index](packet)
+                if pending is not None:
+                    await pending
+            except Exception as exc:  # a connection lost meanwhile (consent expired)
+                send_errors[type(exc).__name__] += 1
             index = index + 1 if index + 1 < count else 0
         sent += due
         # until the next packet is due (at most 20 ms, at least 1 ms: batches at scale)
@@ -465,6 +476,7 @@ async def traffic(
         delivered_per_cpu_s=in_window / cpu if cpu else 0.0,
         page_faults_per_packet=faults / in_window if in_window else 0.0,
         starved_receivers=sum(1 for r in received if r < share / 2),
+        send_errors=dict(send_errors),
         ok=behind <= LOSS_OK and p99 is not None and p99 <= 1e3 * LAG_OK,
     )
 
@@ -556,8 +568,13 @@ async def measure(spec: Spec) -> dict[str, Any]:
                 steps = await find_knee(fleet.up, spec, everyone)
                 result["knee"] = [asdict(step) for step in steps]
         closing = [asyncio.ensure_future(p.close()) for p in fleet.pairs]
+        result["lost"] = sum(1 for p in fleet.up if not p.connected())
         _, still = await asyncio.wait(closing, timeout=30.0)
         result["close_timeouts"] = len(still)
+        for task in still:
+            task.cancel()
+        if still:
+            await asyncio.wait(still, timeout=5.0)
     return result
 
 
@@ -613,9 +630,13 @@ def _fleet_rows(
     n: int,
     ours: dict[str, Any],
     ref: dict[str, Any] | None,
+    reference_expected: bool = True,
 ) -> list[dict[str, Any]]:
     ref_up = _get(ref, "up")
-    note = f", aiortc {ref_up}/{n} up" if ref is not None and ref_up != n else ""
+    if ref is None:
+        note = ", aiortc did not finish" if reference_expected else ""
+    else:
+        note = f", aiortc {ref_up}/{n} up" if ref_up != n else ""
     return [
         _row(
             f"{label}: setup s ({2 * n} certificates, candidates, offer/answer)",
@@ -633,9 +654,12 @@ def _fleet_rows(
             reference_connect_p50_s=_get(ref, "connect_p50_s"),
         ),
         _row(
-            f"{label}: pairs not up" + ("" if ref is None else f" (aiortc: {ref['failed']})"),
-            ours["failed"],
+            f"{label}: pairs not up, or lost by the end"
+            + ("" if ref is None else f" (aiortc: {ref['failed']} + {ref['lost']})"),
+            ours["failed"] + ours["lost"],
             goal="0",
+            lost=ours["lost"],
+            reference_lost=_get(ref, "lost"),
             failures=ours["failures"],
             reference_failures=_get(ref, "failures"),
         ),
@@ -778,7 +802,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     if plain is None:
         rows.append(_row(f"{label}: did not finish", None))
     else:
-        rows += _fleet_rows(label, largest, plain, None)
+        rows += _fleet_rows(label, largest, plain, None, reference_expected=False)
         if "traffic" in plain:
             rows.append(_idle_row(label, plain, None))
             rows += _traffic_rows(f"{label} x 2 x {RATE} pps", plain["traffic"], None)

@@ -22,6 +22,7 @@ def _check(result: dict[str, Any], pairs: int) -> None:
     assert result["up"] == pairs
     assert result["failed"] == 0, result["failures"]
     assert result["close_timeouts"] == 0
+    assert result["lost"] == 0
     traffic = result["traffic"]
     assert traffic["pairs_sending"] == pairs
     assert traffic["sent"] > 0
@@ -37,6 +38,18 @@ async def test_knee_search_steps(monkeypatch: pytest.MonkeyPatch) -> None:
     (step,) = result["knee"]  # one pair of two sending; the next doubling is the fleet
     assert step["pairs_sending"] == 1
     assert step["delivered_total"] == step["sent"] > 0
+
+
+async def test_traffic_counts_sends_to_a_lost_connection() -> None:
+    fleet = await scale.bring_up(scale.Spec("ours", 2, False, 0.0, False, 30.0))
+    assert len(fleet.up) == 2
+    lost, alive = fleet.up
+    await lost.close()
+    step = await scale.traffic(fleet.up, 0.3)
+    assert not lost.connected() and alive.connected()
+    assert step.send_errors.get("ConnectionClosed", 0) > 0
+    assert step.delivered_total > 0  # the other pair still carried its packets
+    await alive.close()
 
 
 def test_knee_of() -> None:
