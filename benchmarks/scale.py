@@ -110,6 +110,7 @@ class Spec:
     knee: bool = False  # after the all-pairs phase, search the knee on this fleet
     cap: float = OURS_CAP
     rate: int = RATE  # packets/s per peer
+    idle_seconds: float = 6.0  # one consent-freshness interval (4-6 s) and more
 
 
 # --- the two stacks behind one face -----------------------------------------------------
@@ -506,9 +507,12 @@ async def find_knee(
     steps: list[Traffic] = []
 
     async def step(n: int) -> bool:
-        await asyncio.sleep(0.5)  # let the previous step settle
-        steps.append(await traffic(up[:n], spec.seconds, spec.rate))
-        return steps[-1].ok
+        for _ in range(2):  # a step beyond the limits is measured again before it counts
+            await asyncio.sleep(0.5)  # let the previous step settle
+            steps.append(await traffic(up[:n], spec.seconds, spec.rate))
+            if steps[-1].ok:
+                return True
+        return False
 
     good, bad, n = 0, None, KNEE_START
     while n < len(up):
@@ -561,7 +565,7 @@ async def measure(spec: Spec) -> dict[str, Any]:
         result["rss_up_mib"] = rss1 / 2**20
         result["memory_per_peer_kib"] = (rss1 - rss0) / 1024 / (2 * spec.pairs)
         if fleet.up and spec.seconds > 0:
-            result["idle"] = await idle(min(spec.seconds, 2.0))
+            result["idle"] = await idle(spec.idle_seconds)
             everyone = await traffic(fleet.up, spec.seconds, spec.rate)
             result["traffic"] = asdict(everyone)
             if spec.knee:
@@ -711,7 +715,15 @@ def _traffic_rows(
 
 
 def knee_of(steps: Sequence[dict[str, Any]]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The highest step within the limits below the lowest step beyond them, and that one."""
+    """The highest step within the limits below the lowest step beyond them, and that one.
+    A rate measured twice counts as within if either run was (a neighbour's burst on a
+    shared machine is not the knee)."""
+    best: dict[float, dict[str, Any]] = {}
+    for s in steps:
+        kept = best.get(s["offered_pps"])
+        if kept is None or (s["ok"], s["delivered_pps"]) > (kept["ok"], kept["delivered_pps"]):
+            best[s["offered_pps"]] = s
+    steps = list(best.values())
     beyond = [s for s in steps if not s["ok"]]
     bad = min(beyond, key=lambda s: s["offered_pps"]) if beyond else None
     within = [
@@ -729,8 +741,9 @@ def _knee_row(label: str, ours: dict[str, Any], ref: dict[str, Any] | None) -> d
         *([_get(ref, "traffic")] if _get(ref, "traffic") else []),
     ]
     ref_good, ref_bad = knee_of(ref_steps)
+    note = ", aiortc: no step within" if ref_steps and ref_good is None else ""
     return _row(
-        f"{label}: knee, highest offered pps within limits (pairs sending stepped)",
+        f"{label}: knee, highest offered pps within limits (pairs sending stepped{note})",
         good["offered_pps"] if good else 0,
         (ref_good["offered_pps"] if ref_good else 0) if ref_steps else None,
         goal=f"<= {100 * LOSS_OK:g} % short, lag p99 <= {1e3 * LAG_OK:g} ms",
@@ -776,12 +789,16 @@ def _idle_row(label: str, ours: dict[str, Any], ref: dict[str, Any] | None) -> d
 def run(quick: bool = False) -> list[dict[str, Any]]:
     sizes = QUICK_SIZES if quick else FULL_SIZES
     seconds = 1.0 if quick else 3.0
+    idle_s = 1.0 if quick else Spec.idle_seconds
     largest = max(sizes)
     rows: list[dict[str, Any]] = []
     for n in sizes:
         knee = not quick and n >= 100
-        ours = _child(Spec("ours", n, True, seconds, knee), OURS_CAP + 300)
-        ref = _child(Spec("aiortc", n, True, seconds, knee, AIORTC_CAP), AIORTC_CAP + 300)
+        ours = _child(Spec("ours", n, True, seconds, knee, idle_seconds=idle_s), OURS_CAP + 300)
+        ref = _child(
+            Spec("aiortc", n, True, seconds, knee, AIORTC_CAP, idle_seconds=idle_s),
+            AIORTC_CAP + 300,
+        )
         label = f"scale {n} pair{'s' if n > 1 else ''} ICE"
         if ours is None:
             rows.append(_row(f"{label}: did not finish", None))
@@ -797,7 +814,9 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             _print_steps(f"ours, {label}", ours)
             _print_steps(f"aiortc, {label}", ref)
     # plain UDP: no ICE checks and no aioice on the data path, the largest fleet
-    plain = _child(Spec("ours", largest, False, seconds, not quick), OURS_CAP + 300)
+    plain = _child(
+        Spec("ours", largest, False, seconds, not quick, idle_seconds=idle_s), OURS_CAP + 300
+    )
     label = f"scale {largest} pairs plain UDP"
     if plain is None:
         rows.append(_row(f"{label}: did not finish", None))
@@ -822,12 +841,22 @@ def main() -> int:
     parser.add_argument("--knee", action="store_true", help="then search the knee")
     parser.add_argument("--rate", type=int, default=RATE, help="packets/s per peer")
     parser.add_argument("--out", help="write the JSON result here instead of stdout")
+    parser.add_argument("--idle", type=float, default=Spec.idle_seconds, help="idle phase, s")
     args = parser.parse_args()
     if args.spec:
         spec = Spec(**json.loads(args.spec))
     else:
         cap = AIORTC_CAP if args.stack == "aiortc" else OURS_CAP
-        spec = Spec(args.stack, args.pairs, not args.plain, args.seconds, args.knee, cap, args.rate)
+        spec = Spec(
+            args.stack,
+            args.pairs,
+            not args.plain,
+            args.seconds,
+            args.knee,
+            cap,
+            args.rate,
+            args.idle,
+        )
     result = json.dumps(asyncio.run(measure(spec)))
     if args.out:
         Path(args.out).write_text(result)
