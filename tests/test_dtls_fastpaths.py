@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from tests.fuzz import deep
 from webrtc_secure.dtls import DtlsConnection, keys
+from webrtc_secure.dtls.codec import Reader
 from webrtc_secure.dtls.flights import FlightItem, pack_flight
 from webrtc_secure.dtls.handshake import ClientHandshake, Handshake
 from webrtc_secure.dtls.messages import (
@@ -29,7 +30,13 @@ from webrtc_secure.dtls.messages import (
     HandshakeFragment,
     encode_handshake_header,
     framed_message,
+    parse_client_hello,
+    parse_ec_point_formats,
     parse_handshake_fragments,
+    parse_renegotiation_info,
+    parse_server_hello,
+    parse_u16_list_extension,
+    parse_use_srtp,
 )
 from webrtc_secure.dtls.reassembly import _differs_where_covered
 from webrtc_secure.dtls.records import (
@@ -39,6 +46,7 @@ from webrtc_secure.dtls.records import (
     parse_records,
 )
 from webrtc_secure.dtls.suites import SUITES, CipherSuite
+from webrtc_secure.errors import MalformedPacket
 
 VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
 SLOW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -421,3 +429,144 @@ def test_overlap_check_matches_a_byte_loop(data: st.DataObject) -> None:
     covered = bytearray(data.draw(st.lists(st.integers(0, 1), min_size=n, max_size=n)))
     expected = any(c and a != b for c, a, b in zip(covered, old, new, strict=True))
     assert _differs_where_covered(old, bytes(new), covered) == expected
+
+
+# --- hello and extension parsers: slicing parsers == Reader parsers -------------------------
+
+
+def _reader_extensions(r: Reader) -> list[tuple[int, bytes]] | None:
+    if not r.remaining:
+        return []
+    block = Reader(r.vector(2))
+    out: list[tuple[int, bytes]] = []
+    seen: set[int] = set()
+    while block.remaining:
+        ext_type = block.uint(2)
+        data = block.vector(2)
+        if ext_type in seen:
+            raise MalformedPacket("duplicate")
+        seen.add(ext_type)
+        out.append((ext_type, data))
+    return out
+
+
+def _reader_client_hello(body: bytes) -> tuple[object, ...]:
+    r = Reader(body)
+    version = r.uint(2)
+    random = r.read(32)
+    session_id = r.vector(1, maximum=32)
+    cookie = r.vector(1, maximum=255)
+    suites = r.uint16_list(2, minimum=2)
+    compression = r.vector(1, minimum=1)
+    extensions = _reader_extensions(r)
+    r.expect_end()
+    return (version, random, session_id, cookie, suites, compression, extensions)
+
+
+def _reader_server_hello(body: bytes) -> tuple[object, ...]:
+    r = Reader(body)
+    version = r.uint(2)
+    random = r.read(32)
+    session_id = r.vector(1, maximum=32)
+    suite = r.uint(2)
+    compression = r.uint(1)
+    extensions = _reader_extensions(r)
+    r.expect_end()
+    return (version, random, session_id, suite, compression, extensions)
+
+
+def _reader_u16_list(data: bytes) -> object:
+    r = Reader(data)
+    values = r.uint16_list(2, minimum=2)
+    r.expect_end()
+    return values
+
+
+def _reader_use_srtp(data: bytes) -> object:
+    r = Reader(data)
+    profiles = r.uint16_list(2, minimum=2)
+    mki = r.vector(1)
+    r.expect_end()
+    return profiles, mki
+
+
+def _reader_vector1(minimum: int) -> Callable[[bytes], object]:
+    def parse(data: bytes) -> object:
+        r = Reader(data)
+        value = r.vector(1, minimum=minimum)
+        r.expect_end()
+        return value
+
+    return parse
+
+
+def _outcome(parse: Callable[[bytes], Any], data: bytes) -> object:
+    try:
+        return parse(data)
+    except MalformedPacket:
+        return MalformedPacket
+
+
+def _fields(f: Any) -> tuple[object, ...]:
+    return (*f[:-1], list(f.extensions.items()))
+
+
+def _real_hellos() -> list[bytes]:
+    client = DtlsConnection(True, deep.CLIENT_CERT)
+    server = DtlsConnection(False, deep.SERVER_CERT, cookies=False)
+    client.connect(0.0)
+    out = []
+    for a, b in ((client, server), (server, client)):
+        for datagram in a.datagrams_to_send(0.0):
+            b.receive_datagram(datagram, 0.0)
+            for record in parse_records(datagram)[0]:
+                for fragment in parse_handshake_fragments(record.fragment):
+                    if fragment.msg_type in (1, 2):
+                        out.append(fragment.body)
+    return out
+
+
+_HELLOS = _real_hellos()
+
+
+def _mutated(data: st.DataObject) -> bytes:
+    body = bytearray(data.draw(st.sampled_from(_HELLOS)))
+    for _ in range(data.draw(st.integers(0, 3))):
+        kind = data.draw(st.integers(0, 2))
+        i = data.draw(st.integers(0, max(0, len(body) - 1)))
+        if kind == 0 and body:
+            body[i] = data.draw(st.integers(0, 255))
+        elif kind == 1:
+            del body[i:]
+        else:
+            body[i:i] = data.draw(st.binary(min_size=1, max_size=4))
+    return bytes(body)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.data())
+def test_hello_parsers_match_the_reader_forms(data: st.DataObject) -> None:
+    body = _mutated(data) if data.draw(st.booleans()) else data.draw(st.binary(max_size=120))
+    for fast, reference in (
+        (parse_client_hello, _reader_client_hello),
+        (parse_server_hello, _reader_server_hello),
+    ):
+        got = _outcome(fast, body)
+        expected = _outcome(reference, body)
+        assert (got if got is MalformedPacket else _fields(got)) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=12), st.booleans())
+def test_extension_parsers_match_the_reader_forms(data: bytes, well_formed: bool) -> None:
+    if well_formed:
+        data = len(data).to_bytes(2, "big") + data + b"\x00"  # a plausible shape
+    pairs: list[tuple[Callable[[bytes], Any], Callable[[bytes], object]]] = [
+        (parse_u16_list_extension, _reader_u16_list),
+        (parse_use_srtp, _reader_use_srtp),
+        (parse_ec_point_formats, _reader_vector1(1)),
+        (parse_renegotiation_info, _reader_vector1(0)),
+    ]
+    for fast, reference in pairs:
+        for candidate in (data, data[:-1], data[2:], data[1:]):
+            assert _outcome(fast, candidate) == _outcome(reference, candidate)

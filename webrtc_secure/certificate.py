@@ -32,6 +32,9 @@ FINGERPRINT_ALGORITHMS: dict[str, str] = {
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
+#: hashlib constructors for the RFC 8122 names (direct, not through ``hashlib.new``)
+_HASHES = {name: getattr(hashlib, lib) for name, lib in FINGERPRINT_ALGORITHMS.items()}
+
 
 def fingerprint_of_der(der: bytes, algorithm: str = "sha-256") -> str:
     """RFC 8122 fingerprint text (upper-case hex, colon separated) of a DER certificate."""
@@ -78,7 +81,7 @@ class Fingerprint:
 
     def matches(self, der: bytes) -> bool:
         """Constant-time comparison of this fingerprint with the hash of ``der``."""
-        actual = hashlib.new(FINGERPRINT_ALGORITHMS[self.algorithm], der).digest()
+        actual = _HASHES[self.algorithm](der).digest()
         return hmac.compare_digest(actual, self.digest)
 
 
@@ -97,6 +100,7 @@ class Certificate:
         self.x509 = cert
         self.private_key = private_key
         self.der = cert.public_bytes(serialization.Encoding.DER)
+        self._is_rsa = isinstance(private_key, rsa.RSAPrivateKey)
 
     @classmethod
     def generate(
@@ -161,7 +165,7 @@ class Certificate:
     @property
     def is_rsa(self) -> bool:
         """True when the key is RSA (ECDHE_RSA suites), False for ECDSA."""
-        return isinstance(self.private_key, rsa.RSAPrivateKey)
+        return self._is_rsa
 
 
 def _self_sign(key: PrivateKey, common_name: str, valid_days: int) -> x509.Certificate:

@@ -96,11 +96,20 @@ class Reader:
             raise MalformedPacket(f"{self._end - self._pos} trailing octets")
 
 
+_U16_ARRAYS: dict[int, struct.Struct] = {}
+
+
 def u16_values(raw: bytes) -> list[int]:
     """The uint16 values of an even-length octet string."""
-    if len(raw) % 2:
+    n = len(raw)
+    if n % 2:
         raise MalformedPacket("odd length for a list of 16-bit values")
-    return list(struct.unpack(f"!{len(raw) // 2}H", raw))
+    unpacker = _U16_ARRAYS.get(n)
+    if unpacker is None:
+        unpacker = struct.Struct(f"!{n // 2}H")
+        if len(_U16_ARRAYS) < 64:  # the usual list sizes, not every size a peer sends
+            _U16_ARRAYS[n] = unpacker
+    return list(unpacker.unpack(raw))
 
 
 def vec(data: bytes, length_octets: int) -> bytes:

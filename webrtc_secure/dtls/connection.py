@@ -442,7 +442,7 @@ class DtlsConnection:
         self._transmit_flight(self._now)
 
     def send_stateless(self, items: list[FlightItem]) -> None:
-        self._outbox.extend(pack_flight(items, self.mtu, self._seal_item, self._overhead))
+        self._outbox.extend(pack_flight(items, self.mtu, self._seal, self._overhead))
 
     def install_keys(self, read: RecordProtection, write: RecordProtection) -> None:
         self._read_protection = read
@@ -489,9 +489,6 @@ class DtlsConnection:
         protection = self._write_protection[epoch]
         return protection.overhead if protection is not None else 0
 
-    def _seal_item(self, content_type: int, epoch: int, payload: bytes) -> bytes:
-        return self._seal(content_type, epoch, payload)
-
     def _seal(self, content_type: int, epoch: int, payload: bytes) -> bytes:
         seq = self._write_seq[epoch]
         if seq > MAX_SEQUENCE:
@@ -513,8 +510,9 @@ class DtlsConnection:
             return
         self._last_transmit = now
         for item in self._flight:
-            self._write_epoch = max(self._write_epoch, item.epoch)
-        self._outbox.extend(pack_flight(self._flight, self.mtu, self._seal_item, self._overhead))
+            if item.epoch > self._write_epoch:
+                self._write_epoch = item.epoch
+        self._outbox.extend(pack_flight(self._flight, self.mtu, self._seal, self._overhead))
 
     def _on_peer_retransmission(self, now: float) -> None:
         """The peer resent a flight we already processed: our answer was lost."""
@@ -602,6 +600,12 @@ class DtlsConnection:
                 if epoch == 1 or msg_type in (_CLIENT_HELLO, _HELLO_REQUEST):
                     # renegotiation is not supported (RFC 5746 would allow refusing it)
                     self._send_alert(AlertLevel.WARNING, AlertDescription.NO_RENEGOTIATION)
+                continue
+            message = reassembler.accept_in_order(
+                msg_type, length, message_seq, fragment_offset, body, epoch
+            )
+            if message is not None:
+                hs.handle(message)
                 continue
             if not reassembler.accept(msg_type, length, message_seq, fragment_offset, body, epoch):
                 self.stats.dropped_fragments += 1

@@ -50,19 +50,11 @@ from webrtc_secure.dtls.messages import (
     CLIENT_CERT_RSA_SIGN,
     EMPTY_RENEGOTIATION_INFO_SCSV,
     AlertDescription,
-    CertificateMessage,
-    CertificateRequest,
-    CertificateVerify,
-    ClientHello,
-    ClientKeyExchange,
+    ClientHelloFields,
     Extension,
     ExtensionType,
-    Finished,
     HandshakeType,
-    HelloVerifyRequest,
-    ServerHello,
-    ServerHelloDone,
-    ServerKeyExchange,
+    ServerHelloFields,
     client_hello_tail,
     encode_certificate_list,
     encode_certificate_request,
@@ -77,11 +69,13 @@ from webrtc_secure.dtls.messages import (
     parse_certificate_list,
     parse_certificate_request,
     parse_certificate_verify,
+    parse_client_hello,
     parse_client_key_exchange,
     parse_ec_point_formats,
     parse_finished,
     parse_hello_verify_request,
     parse_renegotiation_info,
+    parse_server_hello,
     parse_server_hello_done,
     parse_server_key_exchange,
     parse_u16_list_extension,
@@ -109,6 +103,22 @@ _CCS_ITEM = FlightItem(ContentType.CHANGE_CIPHER_SPEC, 0, body=b"\x01")
 _SUITES_BY_ID: dict[int, SuiteInfo] = {int(k): v for k, v in SUITES.items()}
 _GROUPS_BY_ID: dict[int, NamedGroup] = {int(g): g for g in NamedGroup}
 _DTLS_1_2 = int(ProtocolVersion.DTLS_1_2)
+# Plain ints for the hot paths: looking up an enum member and hashing or comparing it
+# costs several times what an int does.
+_EXT_EMS = int(ExtensionType.EXTENDED_MASTER_SECRET)
+_EXT_RENEGOTIATION_INFO = int(ExtensionType.RENEGOTIATION_INFO)
+_EXT_SUPPORTED_GROUPS = int(ExtensionType.SUPPORTED_GROUPS)
+_EXT_EC_POINT_FORMATS = int(ExtensionType.EC_POINT_FORMATS)
+_EXT_SIGNATURE_ALGORITHMS = int(ExtensionType.SIGNATURE_ALGORITHMS)
+_EXT_USE_SRTP = int(ExtensionType.USE_SRTP)
+_DEFAULT_GROUPS = [int(NamedGroup.SECP256R1)]
+# RFC 5246 7.4.1.4.1: absent signature_algorithms means sha1, which we do not do;
+# assume SHA-256
+_DEFAULT_SCHEMES = [
+    int(SignatureScheme.ECDSA_SECP256R1_SHA256),
+    int(SignatureScheme.RSA_PKCS1_SHA256),
+]
+_PROFILES_BY_ID: dict[int, Profile] = {int(p): p for p in Profile}
 
 
 class Offer(NamedTuple):
@@ -124,6 +134,12 @@ class Offer(NamedTuple):
     client_extensions: frozenset[int]
     #: the CertificateRequest body a server sends
     certificate_request: bytes
+    #: the suites above as ints, for an RSA certificate and for an ECDSA one
+    rsa_suite_ids: tuple[int, ...]
+    ecdsa_suite_ids: tuple[int, ...]
+    group_ids: tuple[int, ...]
+    scheme_ids: tuple[int, ...]
+    profile_ids: tuple[int, ...]
 
 
 @functools.lru_cache(maxsize=64)
@@ -159,6 +175,11 @@ def make_offer(
         encode_certificate_request(
             bytes([CLIENT_CERT_ECDSA_SIGN, CLIENT_CERT_RSA_SIGN]), schemes, b""
         ),
+        tuple(int(s) for s in suites if SUITES[s].uses_rsa),
+        tuple(int(s) for s in suites if not SUITES[s].uses_rsa),
+        tuple(int(g) for g in group_list),
+        tuple(int(s) for s in schemes),
+        tuple(int(p) for p in profiles),
     )
 
 
@@ -265,9 +286,11 @@ class Handshake:
     def own_body(self, msg_type: int, body: bytes, epoch: int = 0) -> FlightItem:
         """Frame one of our messages, add it to the transcript, return its flight item."""
         seq = self.send_seq
-        framed = framed_message(msg_type, seq, body)
-        self._add_to_transcript(framed)
         self.send_seq = seq + 1
+        framed = framed_message(msg_type, seq, body)
+        self.transcript += framed
+        if self._transcript_hash is not None:
+            self._transcript_hash.update(framed)
         return FlightItem(_HANDSHAKE, epoch, msg_type, seq, body, framed)
 
     def own(self, message: Any, epoch: int = 0) -> FlightItem:
@@ -275,9 +298,8 @@ class Handshake:
         return self.own_body(int(message.msg_type), message.serialize(), epoch)
 
     def absorb(self, message: Message) -> None:
-        self._add_to_transcript(framed_message(message.msg_type, message.message_seq, message.body))
-
-    def _add_to_transcript(self, framed: bytes) -> None:
+        """Add one of the peer's messages to the transcript."""
+        framed = framed_message(message.msg_type, message.message_seq, message.body)
         self.transcript += framed
         if self._transcript_hash is not None:
             self._transcript_hash.update(framed)
@@ -491,18 +513,22 @@ class ClientHandshake(Handshake):
 
     def _on_server_hello(self, message: Message) -> None:
         self.absorb(message)
-        hello: ServerHello = _decode(ServerHello.parse, message.body)
-        if hello.server_version != ProtocolVersion.DTLS_1_2:
+        hello: ServerHelloFields = _decode(parse_server_hello, message.body)
+        if hello.server_version != _DTLS_1_2:
             raise _fail(f"server chose version {hello.server_version:#06x}", _A.PROTOCOL_VERSION)
         suite = _SUITES_BY_ID.get(hello.cipher_suite)
-        if suite is None or suite.suite not in self.config.offer.cipher_suites:
+        offer = self.config.offer
+        if suite is None or (
+            hello.cipher_suite not in offer.rsa_suite_ids
+            and hello.cipher_suite not in offer.ecdsa_suite_ids
+        ):
             raise _fail("server chose a cipher suite we did not offer", _A.ILLEGAL_PARAMETER)
         if hello.compression_method != 0:
             raise _fail("server chose compression", _A.ILLEGAL_PARAMETER)
         offered = self.config.offer.client_extensions
-        for ext in hello.extensions:
-            if ext.type not in offered:
-                raise _fail(f"unsolicited extension {ext.type}", _A.UNSUPPORTED_EXTENSION)
+        for ext_type in hello.extensions:
+            if ext_type not in offered:
+                raise _fail(f"unsolicited extension {ext_type}", _A.UNSUPPORTED_EXTENSION)
         self.server_random = hello.random
         self._set_suite(suite)
         try:
@@ -511,39 +537,37 @@ class ClientHandshake(Handshake):
             raise _fail(f"malformed ServerHello extension: {exc}", _A.DECODE_ERROR) from None
         self.state = _C_WAIT_CERTIFICATE
 
-    def _check_server_extensions(self, extensions: list[Extension]) -> None:
-        # parsed extensions never repeat a type (parse_extension_map refuses that)
-        found = dict(extensions)
-        ems = found.get(ExtensionType.EXTENDED_MASTER_SECRET)
+    def _check_server_extensions(self, found: dict[int, bytes]) -> None:
+        ems = found.get(_EXT_EMS)
         if ems is not None and ems:
             raise MalformedPacket("extended_master_secret must be empty")
         self.extended_master_secret = ems is not None
         if not self.extended_master_secret and self.config.require_extended_master_secret:
             raise _fail("server did not negotiate extended master secret", _A.HANDSHAKE_FAILURE)
-        reneg = found.get(ExtensionType.RENEGOTIATION_INFO)
+        reneg = found.get(_EXT_RENEGOTIATION_INFO)
         if reneg is not None and parse_renegotiation_info(reneg):
             raise _fail(
                 "non-empty renegotiation_info in an initial handshake", _A.HANDSHAKE_FAILURE
             )
-        formats = found.get(ExtensionType.EC_POINT_FORMATS)
+        formats = found.get(_EXT_EC_POINT_FORMATS)
         if formats is not None and 0 not in parse_ec_point_formats(formats):
             raise _fail("server cannot take uncompressed points", _A.ILLEGAL_PARAMETER)
-        srtp = found.get(ExtensionType.USE_SRTP)
+        srtp = found.get(_EXT_USE_SRTP)
         if srtp is not None:
             profiles, mki = parse_use_srtp(srtp)
-            if len(profiles) != 1 or profiles[0] not in self.config.offer.srtp_profiles:
+            if len(profiles) != 1 or profiles[0] not in self.config.offer.profile_ids:
                 raise _fail("server chose an SRTP profile we did not offer", _A.ILLEGAL_PARAMETER)
             if mki:
                 raise _fail("server returned an MKI we did not offer", _A.ILLEGAL_PARAMETER)
-            self.srtp_profile = Profile(profiles[0])
+            self.srtp_profile = _PROFILES_BY_ID[profiles[0]]
 
     def _on_server_key_exchange(self, message: Message) -> None:
         self.absorb(message)
         body = message.body
         group, public, scheme, signature = _decode(parse_server_key_exchange, body)
-        if group not in self.config.offer.groups:
+        if group not in self.config.offer.group_ids:
             raise _fail("server chose a group we did not offer", _A.ILLEGAL_PARAMETER)
-        if scheme not in self.config.offer.signature_schemes:
+        if scheme not in self.config.offer.scheme_ids:
             raise _fail("server signed with a scheme we did not offer", _A.ILLEGAL_PARAMETER)
         assert self.peer_public_key is not None
         # the signature covers the ServerECDHParams exactly as they came (RFC 8422 5.4):
@@ -653,7 +677,7 @@ class ServerHandshake(Handshake):
         elif state == _S_WAIT_CERTIFICATE_VERIFY and t == _CERTIFICATE_VERIFY:
             scheme, signature = _decode(parse_certificate_verify, message.body)
             assert self.peer_public_key is not None
-            if scheme not in self.config.offer.signature_schemes:
+            if scheme not in self.config.offer.scheme_ids:
                 raise _fail(
                     "CertificateVerify with a scheme we did not request", _A.ILLEGAL_PARAMETER
                 )
@@ -681,8 +705,8 @@ class ServerHandshake(Handshake):
             )
 
     def _on_client_hello(self, message: Message) -> None:
-        hello: ClientHello = _decode(ClientHello.parse, message.body)
-        if hello.client_version >> 8 != 0xFE or hello.client_version > ProtocolVersion.DTLS_1_2:
+        hello: ClientHelloFields = _decode(parse_client_hello, message.body)
+        if hello.client_version >> 8 != 0xFE or hello.client_version > _DTLS_1_2:
             raise _fail(
                 f"client offers version {hello.client_version:#06x}, not DTLS 1.2",
                 _A.PROTOCOL_VERSION,
@@ -703,74 +727,70 @@ class ServerHandshake(Handshake):
         except MalformedPacket as exc:
             raise _fail(f"malformed ClientHello extension: {exc}", _A.DECODE_ERROR) from None
         self.send_seq = message.message_seq
-        suite = SUITES[choice.suite]
-        self._set_suite(suite)
+        self._set_suite(_SUITES_BY_ID[choice.suite])
         self.absorb(message)
         self.client_random = hello.random
         self.server_random = self.config.random(32)
         self.group = choice.group
         self.srtp_profile = choice.srtp_profile
         self.extended_master_secret = choice.extended_master_secret
-        self._send_server_flight(hello, choice)
+        self._send_server_flight(choice)
 
-    def _negotiate(self, hello: ClientHello) -> _Choice:
-        ext = hello.extension_map
+    def _negotiate(self, hello: ClientHelloFields) -> _Choice:
+        ext = hello.extensions
         offer = self.config.offer
-        rsa_cert = self.config.certificate.is_rsa
         offered_suites = hello.cipher_suites
-        suite = next(
-            (
-                s
-                for s in offer.cipher_suites
-                if s in offered_suites and SUITES[s].uses_rsa == rsa_cert
-            ),
-            None,
-        )
-        if suite is None:
+        suite = 0
+        for candidate in (
+            offer.rsa_suite_ids if self.config.certificate.is_rsa else (offer.ecdsa_suite_ids)
+        ):
+            if candidate in offered_suites:
+                suite = candidate
+                break
+        if not suite:
             raise _fail("no cipher suite in common", _A.HANDSHAKE_FAILURE)
-        groups_raw = ext.get(ExtensionType.SUPPORTED_GROUPS)
+        groups_raw = ext.get(_EXT_SUPPORTED_GROUPS)
         offered_groups = (
-            parse_u16_list_extension(groups_raw)
-            if groups_raw is not None
-            else [NamedGroup.SECP256R1]
+            parse_u16_list_extension(groups_raw) if groups_raw is not None else _DEFAULT_GROUPS
         )
-        group = next((g for g in offer.groups if g in offered_groups), None)
-        if group is None:
+        group = 0
+        for candidate in offer.group_ids:
+            if candidate in offered_groups:
+                group = candidate
+                break
+        if not group:
             raise _fail("no ECDHE group in common", _A.HANDSHAKE_FAILURE)
-        formats = ext.get(ExtensionType.EC_POINT_FORMATS)
+        formats = ext.get(_EXT_EC_POINT_FORMATS)
         if formats is not None and 0 not in parse_ec_point_formats(formats):
             raise _fail("client cannot take uncompressed points", _A.ILLEGAL_PARAMETER)
-        schemes_raw = ext.get(ExtensionType.SIGNATURE_ALGORITHMS)
-        # RFC 5246 7.4.1.4.1: absent means sha1, which we do not do; assume SHA-256
-        offered_schemes: list[int] = (
-            parse_u16_list_extension(schemes_raw)
-            if schemes_raw is not None
-            else [
-                int(SignatureScheme.ECDSA_SECP256R1_SHA256),
-                int(SignatureScheme.RSA_PKCS1_SHA256),
-            ]
+        schemes_raw = ext.get(_EXT_SIGNATURE_ALGORITHMS)
+        offered_schemes = (
+            parse_u16_list_extension(schemes_raw) if schemes_raw is not None else _DEFAULT_SCHEMES
         )
         scheme = choose_scheme(self.config.certificate.private_key, offered_schemes)
-        if scheme is None or scheme not in offer.signature_schemes:
+        if scheme is None or scheme not in offer.scheme_ids:
             raise _fail("no signature scheme in common", _A.HANDSHAKE_FAILURE)
-        ems_raw = ext.get(ExtensionType.EXTENDED_MASTER_SECRET)
+        ems_raw = ext.get(_EXT_EMS)
         if ems_raw:
             raise MalformedPacket("extended_master_secret must be empty")
         ems = ems_raw is not None
         if not ems and self.config.require_extended_master_secret:
             raise _fail("client does not offer extended master secret", _A.HANDSHAKE_FAILURE)
-        reneg_raw = ext.get(ExtensionType.RENEGOTIATION_INFO)
+        reneg_raw = ext.get(_EXT_RENEGOTIATION_INFO)
         if reneg_raw is not None and parse_renegotiation_info(reneg_raw):
             raise _fail("non-empty renegotiation_info in an initial hello", _A.HANDSHAKE_FAILURE)
         secure_reneg = reneg_raw is not None or EMPTY_RENEGOTIATION_INFO_SCSV in offered_suites
         profile: Profile | None = None
-        srtp_raw = ext.get(ExtensionType.USE_SRTP)
+        srtp_raw = ext.get(_EXT_USE_SRTP)
         if srtp_raw is not None:
             offered_profiles, _mki = parse_use_srtp(srtp_raw)
-            profile = next((p for p in offer.srtp_profiles if p in offered_profiles), None)
+            for candidate in offer.profile_ids:
+                if candidate in offered_profiles:
+                    profile = _PROFILES_BY_ID[candidate]
+                    break
         return _Choice(
             suite,
-            group,
+            _GROUPS_BY_ID[group],
             scheme,
             profile,
             ems,
@@ -779,8 +799,7 @@ class ServerHandshake(Handshake):
             formats is not None,
         )
 
-    def _send_server_flight(self, hello: ClientHello, choice: _Choice) -> None:
-        del hello  # everything the flight depends on is in the choice
+    def _send_server_flight(self, choice: _Choice) -> None:
         extensions = _server_extensions(
             choice.secure_renegotiation,
             choice.extended_master_secret,
@@ -812,7 +831,7 @@ class ServerHandshake(Handshake):
 
 
 class _Choice(NamedTuple):
-    suite: CipherSuite
+    suite: int
     group: NamedGroup
     scheme: SignatureScheme
     srtp_profile: Profile | None
@@ -820,24 +839,3 @@ class _Choice(NamedTuple):
     secure_renegotiation: bool
     client_offered_srtp: bool
     client_offered_point_formats: bool
-
-
-# message classes kept importable from here for callers that build or parse them
-__all__ = [
-    "CertificateMessage",
-    "CertificateRequest",
-    "CertificateVerify",
-    "ClientHandshake",
-    "ClientHello",
-    "ClientKeyExchange",
-    "Finished",
-    "Handshake",
-    "HandshakeConfig",
-    "HandshakeIO",
-    "HelloVerifyRequest",
-    "Offer",
-    "ServerHandshake",
-    "ServerHelloDone",
-    "ServerKeyExchange",
-    "make_offer",
-]

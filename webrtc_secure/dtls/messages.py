@@ -7,10 +7,9 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
-from functools import cached_property
 from typing import NamedTuple
 
-from webrtc_secure.dtls.codec import Reader, u16_list, vec
+from webrtc_secure.dtls.codec import Reader, u16_list, u16_values, vec
 from webrtc_secure.errors import MalformedPacket
 
 HANDSHAKE_HEADER_LENGTH = 12
@@ -229,20 +228,34 @@ def find_extension(extensions: list[Extension], ext_type: int) -> bytes | None:
     return None
 
 
+# The extension bodies below are parsed by slicing, not through a Reader: they are
+# tiny and a hello carries several (tests/test_dtls_fastpaths.py holds the Reader
+# forms they must agree with).
+
+
 def parse_u16_list_extension(data: bytes) -> list[int]:
-    r = Reader(data)
-    values = r.uint16_list(2, minimum=2)
-    r.expect_end()
-    return values
+    """supported_groups / signature_algorithms: a non-empty uint16 list, nothing after."""
+    if len(data) < 2:
+        raise MalformedPacket("truncated uint16 list")
+    n = (data[0] << 8) | data[1]
+    if n < 2:
+        raise MalformedPacket("empty uint16 list")
+    if n + 2 != len(data):
+        raise MalformedPacket("uint16 list length does not match its extension")
+    return u16_values(data[2:])
 
 
 def parse_use_srtp(data: bytes) -> tuple[list[int], bytes]:
     """use_srtp: (profile ids, MKI)."""
-    r = Reader(data)
-    profiles = r.uint16_list(2, minimum=2)
-    mki = r.vector(1)
-    r.expect_end()
-    return profiles, mki
+    if len(data) < 2:
+        raise MalformedPacket("truncated use_srtp")
+    n = (data[0] << 8) | data[1]
+    if n < 2:
+        raise MalformedPacket("use_srtp without profiles")
+    mki_at = n + 2
+    if mki_at >= len(data) or mki_at + 1 + data[mki_at] != len(data):
+        raise MalformedPacket("use_srtp lengths do not match the extension")
+    return u16_values(data[2:mki_at]), data[mki_at + 1 :]
 
 
 def encode_use_srtp(profiles: list[int], mki: bytes = b"") -> bytes:
@@ -250,17 +263,17 @@ def encode_use_srtp(profiles: list[int], mki: bytes = b"") -> bytes:
 
 
 def parse_ec_point_formats(data: bytes) -> bytes:
-    r = Reader(data)
-    formats = r.vector(1, minimum=1)
-    r.expect_end()
-    return formats
+    """ec_point_formats: the non-empty list of formats."""
+    if not data or data[0] == 0 or data[0] + 1 != len(data):
+        raise MalformedPacket("malformed ec_point_formats")
+    return data[1:]
 
 
 def parse_renegotiation_info(data: bytes) -> bytes:
-    r = Reader(data)
-    info = r.vector(1)
-    r.expect_end()
-    return info
+    """renegotiation_info: the renegotiated_connection octets (empty initially)."""
+    if not data or data[0] + 1 != len(data):
+        raise MalformedPacket("malformed renegotiation_info")
+    return data[1:]
 
 
 # --- messages -------------------------------------------------------------------------
@@ -287,6 +300,99 @@ def encode_client_hello(
     return client_version.to_bytes(2, "big") + random + vec(session_id, 1) + vec(cookie, 1) + tail
 
 
+_U16 = struct.Struct("!H")
+
+
+def _truncated() -> MalformedPacket:
+    return MalformedPacket("truncated hello")
+
+
+def _parse_hello_extensions(body: bytes, pos: int) -> dict[int, bytes]:
+    """The optional extensions block that ends a hello at ``body[pos:]``."""
+    end = len(body)
+    if pos == end:
+        return {}
+    if end - pos < 2:
+        raise _truncated()
+    stop = pos + 2 + _U16.unpack_from(body, pos)[0]
+    if stop > end:
+        raise _truncated()
+    if stop != end:
+        raise MalformedPacket(f"{end - stop} trailing octets")
+    extensions: dict[int, bytes] = {}
+    pos += 2
+    unpack = _EXT_HEADER.unpack_from
+    while pos < stop:
+        if stop - pos < 4:
+            raise _truncated()
+        ext_type, length = unpack(body, pos)
+        pos += 4
+        if length > stop - pos:
+            raise _truncated()
+        if ext_type in extensions:
+            raise MalformedPacket(f"duplicate extension {ext_type}")
+        extensions[ext_type] = body[pos : pos + length]
+        pos += length
+    return extensions
+
+
+class ClientHelloFields(NamedTuple):
+    """A parsed ClientHello as plain values, extensions as {type: data} in wire order
+    (what the server needs, without building a :class:`ClientHello` per hello)."""
+
+    client_version: int
+    random: bytes
+    session_id: bytes
+    cookie: bytes
+    cipher_suites: list[int]
+    compression_methods: bytes
+    extensions: dict[int, bytes]
+
+
+def parse_client_hello(body: bytes) -> ClientHelloFields:
+    """Parse a ClientHello body; raises MalformedPacket (RFC 6347 4.2.1 layout)."""
+    end = len(body)
+    if end < 35:
+        raise _truncated()
+    version = _U16.unpack_from(body, 0)[0]
+    n = body[34]
+    if n > 32:
+        raise MalformedPacket(f"session_id of {n} octets")
+    pos = 35 + n
+    if pos >= end:
+        raise _truncated()
+    session_id = body[35:pos]
+    start = pos + 1
+    pos = start + body[pos]
+    if pos + 2 > end:
+        raise _truncated()
+    cookie = body[start:pos]
+    n = _U16.unpack_from(body, pos)[0]
+    start = pos + 2
+    pos = start + n
+    if n < 2:
+        raise MalformedPacket("empty cipher_suites")
+    if pos >= end:
+        raise _truncated()
+    suites = u16_values(body[start:pos])
+    n = body[pos]
+    start = pos + 1
+    pos = start + n
+    if n < 1:
+        raise MalformedPacket("empty compression_methods")
+    if pos > end:
+        raise _truncated()
+    return ClientHelloFields(
+        version,
+        body[2:34],
+        session_id,
+        cookie,
+        suites,
+        body[start:pos],
+        _parse_hello_extensions(body, pos),
+    )
+
+
 @dataclass(frozen=True)
 class ClientHello:
     client_version: int
@@ -301,24 +407,16 @@ class ClientHello:
 
     @classmethod
     def parse(cls, body: bytes) -> ClientHello:
-        r = Reader(body)
-        version = r.u16()
-        random = r.read(RANDOM_LENGTH)
-        session_id = r.vector(1, maximum=32)
-        cookie = r.vector(1, maximum=MAX_COOKIE_LENGTH)
-        suites = r.uint16_list(2, minimum=2)
-        compression = r.vector(1, minimum=1)
-        extensions = parse_extensions(r)
-        r.expect_end()
-        return cls(version, random, session_id, cookie, suites, compression, extensions)
-
-    @cached_property
-    def extension_map(self) -> dict[int, bytes]:
-        """{type: data} of the extensions (the first of a repeated type)."""
-        out: dict[int, bytes] = {}
-        for e in self.extensions:
-            out.setdefault(e.type, e.data)
-        return out
+        f = parse_client_hello(body)
+        return cls(
+            f.client_version,
+            f.random,
+            f.session_id,
+            f.cookie,
+            f.cipher_suites,
+            f.compression_methods,
+            [Extension(t, d) for t, d in f.extensions.items()],
+        )
 
     def serialize(self) -> bytes:
         return encode_client_hello(
@@ -377,6 +475,38 @@ def encode_server_hello(
     )
 
 
+class ServerHelloFields(NamedTuple):
+    """A parsed ServerHello as plain values, extensions as {type: data} in wire order."""
+
+    server_version: int
+    random: bytes
+    session_id: bytes
+    cipher_suite: int
+    compression_method: int
+    extensions: dict[int, bytes]
+
+
+def parse_server_hello(body: bytes) -> ServerHelloFields:
+    """Parse a ServerHello body; raises MalformedPacket."""
+    end = len(body)
+    if end < 35:
+        raise _truncated()
+    n = body[34]
+    if n > 32:
+        raise MalformedPacket(f"session_id of {n} octets")
+    pos = 35 + n
+    if pos + 3 > end:
+        raise _truncated()
+    return ServerHelloFields(
+        _U16.unpack_from(body, 0)[0],
+        body[2:34],
+        body[35:pos],
+        _U16.unpack_from(body, pos)[0],
+        body[pos + 2],
+        _parse_hello_extensions(body, pos + 3),
+    )
+
+
 @dataclass(frozen=True)
 class ServerHello:
     server_version: int
@@ -390,15 +520,15 @@ class ServerHello:
 
     @classmethod
     def parse(cls, body: bytes) -> ServerHello:
-        r = Reader(body)
-        version = r.u16()
-        random = r.read(RANDOM_LENGTH)
-        session_id = r.vector(1, maximum=32)
-        suite = r.u16()
-        compression = r.u8()
-        extensions = parse_extensions(r)
-        r.expect_end()
-        return cls(version, random, session_id, suite, compression, extensions)
+        f = parse_server_hello(body)
+        return cls(
+            f.server_version,
+            f.random,
+            f.session_id,
+            f.cipher_suite,
+            f.compression_method,
+            [Extension(t, d) for t, d in f.extensions.items()],
+        )
 
     def serialize(self) -> bytes:
         return encode_server_hello(

@@ -95,6 +95,24 @@ class Reassembler:
             epoch,
         )
 
+    def accept_in_order(
+        self, msg_type: int, length: int, seq: int, fragment_offset: int, body: bytes, epoch: int
+    ) -> Message | None:
+        """:meth:`accept` then :meth:`pop_ready` in one step, for the usual case only: a
+        whole message, the one expected next, with nothing else buffered. Returns that
+        message, or None when the case does not apply, and then nothing was done."""
+        if (
+            seq != self.next_seq
+            or fragment_offset
+            or len(body) != length
+            or length > self.max_message_size
+            or self._whole
+            or self._partial
+        ):
+            return None
+        self.next_seq = seq + 1
+        return Message(msg_type, seq, body, epoch)
+
     def accept(
         self, msg_type: int, length: int, seq: int, fragment_offset: int, body: bytes, epoch: int
     ) -> bool:

@@ -155,7 +155,7 @@ class RecordProtection:
         self._decrypt = aead.decrypt
         self._chacha = suite.is_chacha
         self._iv = iv
-        self._iv_int = int.from_bytes(iv, "big")
+        self._iv_int = int.from_bytes(iv, "big") if self._chacha else 0
         self.overhead = suite.record_overhead
 
     def seal(self, content_type: int, version: int, epoch_seq: int, plaintext: bytes) -> bytes:

@@ -57,21 +57,16 @@ class SuiteInfo:
     hash_name: str
     uses_rsa: bool
     make_aead: Callable[[bytes], Aead]
-
-    @property
-    def is_chacha(self) -> bool:
-        return self.record_iv_length == 0
-
-    @property
-    def record_overhead(self) -> int:
-        """Octets a protected record adds to its plaintext (explicit nonce + tag)."""
-        return self.record_iv_length + 16
+    #: ChaCha20-Poly1305 (nonce from the IV XOR the sequence, nothing explicit)
+    is_chacha: bool
+    #: octets a protected record adds to its plaintext (explicit nonce + tag)
+    record_overhead: int
 
 
 def _suite(suite: CipherSuite, key: int, sha: str, rsa: bool, chacha: bool) -> SuiteInfo:
     if chacha:
-        return SuiteInfo(suite, key, 12, 0, sha, rsa, ChaCha20Poly1305)
-    return SuiteInfo(suite, key, 4, 8, sha, rsa, AESGCM)
+        return SuiteInfo(suite, key, 12, 0, sha, rsa, ChaCha20Poly1305, True, 16)
+    return SuiteInfo(suite, key, 4, 8, sha, rsa, AESGCM, False, 24)
 
 
 SUITES: dict[CipherSuite, SuiteInfo] = {
