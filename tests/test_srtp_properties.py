@@ -230,10 +230,21 @@ def test_remote_stream_limit_bounds_memory() -> None:
     assert rx2.remote_stream_count == 0
 
 
+def _budget_left(ctx: SrtpContext, rtp: int | None = None, rtcp: int | None = None) -> None:
+    """Pretend the key already protected all but ``rtp``/``rtcp`` packets: what is left
+    of its budget, nothing leased to the streams."""
+    ctx._reclaim_leases()
+    if rtp is not None:
+        ctx._rtp_left = rtp
+    if rtcp is not None:
+        ctx._rtcp_left = rtcp
+
+
 def test_key_lifetime_limits_raise_before_reuse() -> None:
     tx, _ = _pair(Profile.AES128_CM_HMAC_SHA1_80)
-    tx._rtp_packets = (1 << 48) - 1
+    _budget_left(tx, rtp=1)
     tx.protect(_rtp(1))
+    assert tx.packets_protected == 1 << 48
     with pytest.raises(KeyLifetimeExceeded):
         tx.protect(_rtp(2))
     tx.protect_rtcp(_rtcp(77))
@@ -242,7 +253,7 @@ def test_key_lifetime_limits_raise_before_reuse() -> None:
     with pytest.raises(KeyLifetimeExceeded):
         tx.protect_rtcp(_rtcp(77))  # the index would wrap: refused, nothing sent
     # and 2^31 SRTCP packets per master key, whatever the SSRCs
-    tx._rtcp_packets = (1 << 31) - 1
+    _budget_left(tx, rtcp=1)
     tx.protect_rtcp(_rtcp(78))
     assert tx.rtcp_packets_protected == 1 << 31
     with pytest.raises(KeyLifetimeExceeded):

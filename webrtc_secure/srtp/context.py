@@ -42,6 +42,11 @@ MAX_SRTCP_INDEX = (1 << 31) - 1
 MAX_SRTCP_PACKETS = 1 << 31
 MAX_ROC = (1 << 32) - 1
 DEFAULT_MAX_REMOTE_STREAMS = 1024
+# Leases of the per-key packet budget handed to one outbound stream at a time (see
+# _Outbound): small enough to be irrelevant next to 2^48 and 2^31, big enough that
+# asking again is rare.
+RTP_LEASE = 1 << 16
+RTCP_LEASE = 1 << 10
 _E_FLAG = 0x80000000
 _ROC_ZERO = bytes(4)
 
@@ -56,16 +61,34 @@ _join = b"".join
 
 
 class _Outbound:
-    """What we send on one SSRC."""
+    """What we send on one SSRC.
 
-    __slots__ = ("highest", "roc_bytes", "rtcp_base", "rtcp_index", "rtp_base", "window")
+    RFC 3711 9.2 caps the packets one master key protects (2^48 SRTP, 2^31 SRTCP),
+    over all SSRCs. Rather than update a shared counter per packet, the context leases
+    blocks of that budget to each stream: ``limit`` - ``highest`` SRTP packets and
+    ``rtcp_limit`` - ``rtcp_index`` SRTCP packets are paid for in advance, so the
+    in-order fast paths only compare against the limit.
+    """
+
+    __slots__ = (
+        "highest",
+        "limit",
+        "roc_bytes",
+        "rtcp_base",
+        "rtcp_index",
+        "rtcp_limit",
+        "rtp_base",
+        "window",
+    )
 
     def __init__(self, rtp_base: int, rtcp_base: int, window: int) -> None:
         self.highest = -1  # highest packet index sent (ROC << 16 | SEQ)
+        self.limit = -1  # the in-order fast path may send up to this index (leased)
         self.roc_bytes = _ROC_ZERO  # ROC of ``highest``, as it enters the HMAC
         self.rtp_base = rtp_base  # SSRC-dependent part of the RTP IV
         self.rtcp_base = rtcp_base
         self.rtcp_index = 0  # last SRTCP index sent; the first one is 1
+        self.rtcp_limit = 0  # SRTCP indices up to this one are leased
         # an index protected twice would reuse keystream: refused like libsrtp does
         self.window = ReplayWindow(window)
 
@@ -117,9 +140,23 @@ class SrtpContext:
     of packets with random SSRCs cannot grow memory. Local SSRCs are not bounded: the
     application chooses them.
 
+    ``SrtpContext(...)`` returns an instance of one private subclass per transform
+    (AES-CM + HMAC-SHA1 or AES-GCM), so each per-packet method is straight-line code:
+    no "which profile" branch, no optional attributes, the keyed primitives one
+    attribute load away.
+
     Not thread-safe: every call may change per-stream state, so use a context from one
     thread (or one event loop) at a time.
     """
+
+    profile: Profile
+    replay_window: int
+    max_remote_streams: int
+
+    def __new__(cls, profile: Profile, *args: Any, **kwargs: Any) -> SrtpContext:
+        if cls is SrtpContext:
+            cls = _AesGcmContext if Profile(profile).is_aead else _AesCmContext
+        return object.__new__(cls)
 
     def __init__(
         self,
@@ -137,7 +174,7 @@ class SrtpContext:
     @classmethod
     def from_session_keys(cls, profile: Profile, keys: SessionKeys, **options: Any) -> SrtpContext:
         """A context from already-derived session keys (RFC 7714's examples start there)."""
-        self = cls.__new__(cls)
+        self = cls.__new__(cls, profile)
         self._setup(
             Profile(profile),
             keys,
@@ -161,27 +198,17 @@ class SrtpContext:
         # plain attributes: enum properties cost a call per packet
         self._srtp_tag = profile.srtp_tag_length
         self._srtcp_tag = profile.srtcp_tag_length
-        self._rtp_cm: AesCmHmac | None = None
-        self._rtcp_cm: AesCmHmac | None = None
-        self._rtp_gcm: AesGcm | None = None
-        self._rtcp_gcm: AesGcm | None = None
-        self._rtp: AesCmHmac | AesGcm
-        self._rtcp: AesCmHmac | AesGcm
-        if profile.is_aead:
-            self._rtp = self._rtp_gcm = AesGcm(keys.rtp_key, keys.rtp_salt)
-            self._rtcp = self._rtcp_gcm = AesGcm(keys.rtcp_key, keys.rtcp_salt)
-        else:
-            self._rtp = self._rtp_cm = AesCmHmac(
-                keys.rtp_key, keys.rtp_salt, keys.rtp_auth_key, self._srtp_tag
-            )
-            self._rtcp = self._rtcp_cm = AesCmHmac(
-                keys.rtcp_key, keys.rtcp_salt, keys.rtcp_auth_key, self._srtcp_tag
-            )
         self._outbound: dict[int, _Outbound] = {}
         self._inbound: dict[int, _Inbound] = {}
-        # RFC 3711 9.2 limits per master key, counted over all SSRCs
-        self._rtp_packets = 0
-        self._rtcp_packets = 0
+        # RFC 3711 9.2 limits per master key, over all SSRCs: what is neither sent nor
+        # leased to a stream (see _Outbound)
+        self._rtp_left = MAX_SRTP_PACKETS
+        self._rtcp_left = MAX_SRTCP_PACKETS
+        self._setup_transforms(keys)
+
+    def _setup_transforms(self, keys: SessionKeys) -> None:
+        """Key the primitives (each subclass its own)."""
+        raise NotImplementedError
 
     @property
     def remote_stream_count(self) -> int:
@@ -196,18 +223,152 @@ class SrtpContext:
     @property
     def packets_protected(self) -> int:
         """SRTP packets protected under this master key (limit 2^48)."""
-        return self._rtp_packets
+        leased = sum(s.limit - s.highest for s in self._outbound.values())
+        return MAX_SRTP_PACKETS - self._rtp_left - leased
 
     @property
     def rtcp_packets_protected(self) -> int:
         """SRTCP packets protected under this master key (limit 2^31)."""
-        return self._rtcp_packets
+        leased = sum(max(0, s.rtcp_limit - s.rtcp_index) for s in self._outbound.values())
+        return MAX_SRTCP_PACKETS - self._rtcp_left - leased
 
-    # --- RTP ------------------------------------------------------------------------
+    # --- the per-packet API (implemented by the subclasses) ---------------------------
 
     def protect(self, rtp: bytes) -> bytes:
         """RTP -> SRTP; raises MalformedPacket, ReplayDetected (the index was already
         protected: that would reuse keystream) or KeyLifetimeExceeded."""
+        raise NotImplementedError
+
+    def unprotect(self, srtp: bytes) -> bytes:
+        """SRTP -> RTP; raises MalformedPacket, AuthenticationFailed, ReplayDetected,
+        StreamLimitExceeded or KeyLifetimeExceeded, and leaves no state behind when it
+        does."""
+        raise NotImplementedError
+
+    def protect_rtcp(self, rtcp: bytes) -> bytes:
+        """RTCP -> SRTCP (always encrypted, E = 1); raises MalformedPacket or
+        KeyLifetimeExceeded once the stream's 31-bit index is used up."""
+        raise NotImplementedError
+
+    def unprotect_rtcp(self, srtcp: bytes) -> bytes:
+        """SRTCP -> RTCP (E = 0 packets are authenticated only); same failures and the
+        same no-trace guarantee as :meth:`unprotect`."""
+        raise NotImplementedError
+
+    # --- shared bookkeeping, off the in-order fast paths ------------------------------
+
+    def _iv_bases(self, ssrc: int) -> tuple[int, int]:
+        """The SSRC-dependent parts of the RTP and RTCP IVs."""
+        raise NotImplementedError
+
+    def _new_outbound(self, ssrc: int) -> _Outbound:
+        stream = _Outbound(*self._iv_bases(ssrc), self.replay_window)
+        self._outbound[ssrc] = stream
+        return stream
+
+    def _outbound_index(self, stream: _Outbound, seq: int) -> int:
+        """Index of an outbound packet the fast path did not take; commits it.
+
+        The packet is paid from the stream's lease when it is the next index and the
+        lease has room (the in-order packet that wraps the sequence number), from the
+        key's budget otherwise; the stream's unused lease moves along when it jumps
+        ahead, and is topped up once used up.
+        """
+        highest = stream.highest
+        index = estimate_index(highest, seq)
+        if index < 0:
+            raise ReplayDetected(f"SRTP seq {seq} lies before this stream's first packet")
+        if index >> 16 > MAX_ROC:
+            raise KeyLifetimeExceeded("SRTP rollover counter exhausted for this master key")
+        _catch_up(stream.window, highest)
+        if not stream.window.is_fresh(index):
+            raise ReplayDetected(f"SRTP index {index} already protected or too old")
+        leased = index == highest + 1 and stream.limit > highest
+        if not leased:
+            if not self._rtp_left:
+                self._reclaim_leases()
+                if not self._rtp_left:
+                    raise KeyLifetimeExceeded("SRTP master key protected its maximum packet count")
+            self._rtp_left -= 1
+        stream.window.commit(index)
+        if index > highest:
+            if not leased:
+                stream.limit += index - highest  # the unused lease moves along
+            stream.highest = index
+            stream.roc_bytes = _pack_u32(index >> 16)
+        if stream.limit <= stream.highest:
+            grant = min(self._rtp_left, RTP_LEASE)
+            self._rtp_left -= grant
+            stream.limit = stream.highest + grant
+        return index
+
+    def _lease_rtcp(self, stream: _Outbound) -> None:
+        """Lease ``stream`` the SRTCP budget for its next index, or raise
+        KeyLifetimeExceeded (the 31-bit index never wraps)."""
+        room = MAX_SRTCP_INDEX - stream.rtcp_index
+        if room > 0 and not self._rtcp_left:
+            self._reclaim_leases()
+        grant = min(room, self._rtcp_left, RTCP_LEASE)
+        if grant <= 0:
+            raise KeyLifetimeExceeded("SRTCP master key protected its maximum packet count")
+        self._rtcp_left -= grant
+        stream.rtcp_limit = stream.rtcp_index + grant
+
+    def _reclaim_leases(self) -> None:
+        """Return every stream's unused lease to the key's budget (it ran out)."""
+        for s in self._outbound.values():
+            self._rtp_left += s.limit - s.highest
+            s.limit = s.highest
+            self._rtcp_left += max(0, s.rtcp_limit - s.rtcp_index)
+            s.rtcp_limit = s.rtcp_index
+
+    def _check_stream_limit(self) -> None:
+        """Refuse a packet that would create a remote stream beyond the bound."""
+        if len(self._inbound) >= self.max_remote_streams:
+            raise StreamLimitExceeded(
+                f"context already tracks {self.max_remote_streams} remote SSRCs"
+            )
+
+    def _new_inbound(self, ssrc: int) -> _Inbound:
+        stream = _Inbound(*self._iv_bases(ssrc), self.replay_window)
+        self._inbound[ssrc] = stream
+        logger.debug("new remote SRTP stream ssrc=%#010x (%d tracked)", ssrc, len(self._inbound))
+        return stream
+
+    def _commit_rtp(self, stream: _Inbound | None, ssrc: int, index: int) -> None:
+        """Record an authenticated SRTP packet that was not simply the next one."""
+        if stream is None:
+            stream = self._new_inbound(ssrc)
+        stream.window.commit(index)
+        if index > stream.highest:
+            stream.highest = index
+            stream.roc_bytes = _pack_u32(index >> 16)
+
+    def _commit_rtcp(self, stream: _Inbound | None, ssrc: int, index: int) -> None:
+        """Record an authenticated SRTCP packet that was not simply the next one."""
+        if stream is None:
+            stream = self._new_inbound(ssrc)
+        stream.rtcp_window.commit(index)
+        if index > stream.rtcp_highest:
+            stream.rtcp_highest = index
+
+
+class _AesCmContext(SrtpContext):
+    """AES128_CM_HMAC_SHA1_80 / _32: AES-CM encryption, truncated HMAC-SHA1."""
+
+    def _setup_transforms(self, keys: SessionKeys) -> None:
+        self._rtp = AesCmHmac(keys.rtp_key, keys.rtp_salt, keys.rtp_auth_key, self._srtp_tag)
+        self._rtcp = AesCmHmac(keys.rtcp_key, keys.rtcp_salt, keys.rtcp_auth_key, self._srtcp_tag)
+        # the primitives themselves, one attribute load away on the hot path
+        self._rtp_ctr = self._rtp.ctr
+        self._rtp_mac = self._rtp.mac
+        self._rtcp_ctr = self._rtcp.ctr
+        self._rtcp_mac = self._rtcp.mac
+
+    def _iv_bases(self, ssrc: int) -> tuple[int, int]:
+        return self._rtp.iv_base(ssrc), self._rtcp.iv_base(ssrc)
+
+    def protect(self, rtp: bytes) -> bytes:
         try:
             first, seq, ssrc = _first_seq_ssrc(rtp)
         except struct.error:
@@ -217,69 +378,34 @@ class SrtpContext:
         stream = self._outbound.get(ssrc)
         if stream is None:
             stream = self._new_outbound(ssrc)
-        if self._rtp_packets >= MAX_SRTP_PACKETS:
-            raise KeyLifetimeExceeded("SRTP master key protected its maximum packet count")
         highest = stream.highest
-        if seq and seq == (highest + 1) & 0xFFFF:  # next in order, no wrap
+        # next in order, no wrap, paid for by the stream's lease
+        if seq and seq == (highest + 1) & 0xFFFF and highest < stream.limit:
             index = stream.highest = highest + 1
             roc_bytes = stream.roc_bytes
         else:
             index = self._outbound_index(stream, seq)
             roc_bytes = _pack_u32(index >> 16)
-        self._rtp_packets += 1
-        cm = self._rtp_cm
-        if cm is not None:
-            ctr = cm.ctr
-            ctr.reset_nonce((stream.rtp_base ^ (index << 16)).to_bytes(16, "big"))
-            body = rtp[:header_length] + ctr.update(rtp[header_length:])
-            inner = cm.inner.copy()
-            inner.update(body)
-            inner.update(roc_bytes)
-            outer = cm.outer.copy()
-            outer.update(inner.digest())
-            return body + outer.digest()[: self._srtp_tag]
-        gcm = self._rtp_gcm
-        assert gcm is not None
+        ctr = self._rtp_ctr
+        ctr.reset_nonce((stream.rtp_base ^ (index << 16)).to_bytes(16, "big"))
         header = rtp[:header_length]
-        iv = (stream.rtp_base ^ index).to_bytes(12, "big")
-        return header + gcm.aead.encrypt(iv, rtp[header_length:], header)
-
-    def _outbound_index(self, stream: _Outbound, seq: int) -> int:
-        """Index of an outbound packet that is not simply the next one; commits it."""
-        index = estimate_index(stream.highest, seq)
-        if index < 0:
-            raise ReplayDetected(f"SRTP seq {seq} lies before this stream's first packet")
-        if index >> 16 > MAX_ROC:
-            raise KeyLifetimeExceeded("SRTP rollover counter exhausted for this master key")
-        _catch_up(stream.window, stream.highest)
-        if not stream.window.is_fresh(index):
-            raise ReplayDetected(f"SRTP index {index} already protected or too old")
-        stream.window.commit(index)
-        if index > stream.highest:
-            stream.highest = index
-            stream.roc_bytes = _pack_u32(index >> 16)
-        return index
-
-    def _new_outbound(self, ssrc: int) -> _Outbound:
-        stream = _Outbound(self._rtp.iv_base(ssrc), self._rtcp.iv_base(ssrc), self.replay_window)
-        self._outbound[ssrc] = stream
-        return stream
+        payload = ctr.update(rtp[header_length:])
+        mac = self._rtp_mac.copy()
+        # one join and one update beat "header + payload" and a second update for the ROC
+        mac.update(_join((header, payload, roc_bytes)))
+        return _join((header, payload, mac.finalize()[: self._srtp_tag]))
 
     def unprotect(self, srtp: bytes) -> bytes:
-        """SRTP -> RTP; raises MalformedPacket, AuthenticationFailed, ReplayDetected,
-        StreamLimitExceeded or KeyLifetimeExceeded, and leaves no state behind when it
-        does."""
         tag_length = self._srtp_tag
-        n = len(srtp)
-        if n >= RTP_FIXED_HEADER + tag_length and srtp[0] & 0xDF == 0x80:
+        end = len(srtp) - tag_length
+        if end >= RTP_FIXED_HEADER and srtp[0] & 0xDF == 0x80:
             header_length = RTP_FIXED_HEADER
         else:
             header_length = rtp_header_length(srtp)
-            if n < header_length + tag_length:
+            if end < header_length:
                 raise MalformedPacket("SRTP packet shorter than header and tag")
         seq, ssrc = _seq_ssrc(srtp, 2)
         stream = self._inbound.get(ssrc)
-        in_order = False
         if stream is not None:
             highest = stream.highest
             if seq and seq == (highest + 1) & 0xFFFF:  # next in order: fresh by definition
@@ -289,61 +415,31 @@ class SrtpContext:
             else:
                 index = _inbound_index(stream.window, highest, seq)
                 roc_bytes = _pack_u32(index >> 16)
+                in_order = False
             base = stream.rtp_base
         else:
-            if len(self._inbound) >= self.max_remote_streams:
-                raise StreamLimitExceeded(
-                    f"context already tracks {self.max_remote_streams} remote SSRCs"
-                )
+            self._check_stream_limit()
             index = seq  # a stream's first packet has ROC 0
             roc_bytes = _ROC_ZERO
             base = self._rtp.iv_base(ssrc)
-        cm = self._rtp_cm
-        if cm is not None:
-            body = srtp[: n - tag_length]
-            inner = cm.inner.copy()
-            inner.update(body)
-            inner.update(roc_bytes)
-            outer = cm.outer.copy()
-            outer.update(inner.digest())
-            if not _compare(outer.digest()[:tag_length], srtp[n - tag_length :]):
-                raise AuthenticationFailed("SRTP authentication tag does not verify")
-            ctr = cm.ctr
-            ctr.reset_nonce((base ^ (index << 16)).to_bytes(16, "big"))
-            rtp = body[:header_length] + ctr.update(body[header_length:])
-        else:
-            gcm = self._rtp_gcm
-            assert gcm is not None
-            header = srtp[:header_length]
-            try:
-                rtp = header + gcm.aead.decrypt(
-                    (base ^ index).to_bytes(12, "big"), srtp[header_length:], header
-                )
-            except InvalidTag:
-                raise AuthenticationFailed("SRTP AEAD tag does not verify") from None
+            in_order = False
+        header = srtp[:header_length]
+        payload = srtp[header_length:end]
+        mac = self._rtp_mac.copy()
+        mac.update(_join((header, payload, roc_bytes)))
+        if not _compare(mac.finalize()[:tag_length], srtp[end:]):
+            raise AuthenticationFailed("SRTP authentication tag does not verify")
+        ctr = self._rtp_ctr
+        ctr.reset_nonce((base ^ (index << 16)).to_bytes(16, "big"))
+        rtp = header + ctr.update(payload)
         # authenticated: now, and only now, the stream state may change
         if in_order:
             stream.highest = index  # type: ignore[union-attr]
             return rtp
-        if stream is None:
-            stream = self._new_inbound(ssrc)
-        stream.window.commit(index)
-        if index > stream.highest:
-            stream.highest = index
-            stream.roc_bytes = roc_bytes
+        self._commit_rtp(stream, ssrc, index)
         return rtp
 
-    def _new_inbound(self, ssrc: int) -> _Inbound:
-        stream = _Inbound(self._rtp.iv_base(ssrc), self._rtcp.iv_base(ssrc), self.replay_window)
-        self._inbound[ssrc] = stream
-        logger.debug("new remote SRTP stream ssrc=%#010x (%d tracked)", ssrc, len(self._inbound))
-        return stream
-
-    # --- RTCP -----------------------------------------------------------------------
-
     def protect_rtcp(self, rtcp: bytes) -> bytes:
-        """RTCP -> SRTCP (always encrypted, E = 1); raises MalformedPacket or
-        KeyLifetimeExceeded once the stream's 31-bit index is used up."""
         try:
             first, ssrc = _first_ssrc(rtcp)
         except struct.error:
@@ -354,100 +450,185 @@ class SrtpContext:
         if stream is None:
             stream = self._new_outbound(ssrc)
         index = stream.rtcp_index + 1  # libsrtp and pion send index 1 first
-        if index > MAX_SRTCP_INDEX or self._rtcp_packets >= MAX_SRTCP_PACKETS:
-            raise KeyLifetimeExceeded("SRTCP master key protected its maximum packet count")
+        if index > stream.rtcp_limit:
+            self._lease_rtcp(stream)
         stream.rtcp_index = index
-        self._rtcp_packets += 1
         e_index = _pack_u32(_E_FLAG | index)
-        gcm = self._rtcp_gcm
-        if gcm is not None:
-            header = rtcp[:RTCP_HEADER]
-            iv = (stream.rtcp_base ^ index).to_bytes(12, "big")
-            sealed = gcm.aead.encrypt(iv, rtcp[RTCP_HEADER:], header + e_index)
-            return _join((header, sealed, e_index))
-        cm = self._rtcp_cm
-        assert cm is not None
-        ctr = cm.ctr
+        ctr = self._rtcp_ctr
         ctr.reset_nonce((stream.rtcp_base ^ (index << 16)).to_bytes(16, "big"))
         body = _join((rtcp[:RTCP_HEADER], ctr.update(rtcp[RTCP_HEADER:]), e_index))
-        inner = cm.inner.copy()
-        inner.update(body)
-        outer = cm.outer.copy()
-        outer.update(inner.digest())
-        return body + outer.digest()[: self._srtcp_tag]
+        mac = self._rtcp_mac.copy()
+        mac.update(body)
+        return body + mac.finalize()[: self._srtcp_tag]
 
     def unprotect_rtcp(self, srtcp: bytes) -> bytes:
-        """SRTCP -> RTCP (E = 0 packets are authenticated only); same failures and the
-        same no-trace guarantee as :meth:`unprotect`."""
         tag_length = self._srtcp_tag
-        n = len(srtcp)
-        if n < RTCP_HEADER + 4 + tag_length:
+        end = len(srtcp) - tag_length  # header | ciphertext | E+index | tag
+        e_index_at = end - 4
+        if e_index_at < RTCP_HEADER:
             check_rtcp(srtcp)
             raise MalformedPacket("SRTCP packet shorter than header, index and tag")
         first, ssrc = _first_ssrc(srtcp)
         if first >> 6 != 2:
             check_rtcp(srtcp)
-        stream = self._inbound.get(ssrc)
-        if stream is not None:
-            base = stream.rtcp_base
-        else:
-            if len(self._inbound) >= self.max_remote_streams:
-                raise StreamLimitExceeded(
-                    f"context already tracks {self.max_remote_streams} remote SSRCs"
-                )
-            base = self._rtcp.iv_base(ssrc)
-        cm = self._rtcp_cm
-        # AES-CM: header | ciphertext | E+index | tag; GCM: header | ciphertext+tag | E+index
-        e_index_at = n - 4 - tag_length if cm is not None else n - 4
         (e_index,) = _unpack_u32(srtcp, e_index_at)
         index = e_index & MAX_SRTCP_INDEX
-        in_order = False
+        stream = self._inbound.get(ssrc)
         if stream is not None:
-            if index == stream.rtcp_highest + 1:
-                in_order = True
-            else:
-                _catch_up(stream.rtcp_window, stream.rtcp_highest)
-                if not stream.rtcp_window.is_fresh(index):
-                    raise ReplayDetected(f"SRTCP index {index} replayed or too old")
-        if cm is not None:
-            body = srtcp[: n - tag_length]
-            inner = cm.inner.copy()
-            inner.update(body)
-            outer = cm.outer.copy()
-            outer.update(inner.digest())
-            if not _compare(outer.digest()[:tag_length], srtcp[n - tag_length :]):
-                raise AuthenticationFailed("SRTCP authentication tag does not verify")
-            if e_index & _E_FLAG:
-                ctr = cm.ctr
-                ctr.reset_nonce((base ^ (index << 16)).to_bytes(16, "big"))
-                rtcp = srtcp[:RTCP_HEADER] + ctr.update(srtcp[RTCP_HEADER:e_index_at])
-            else:
-                rtcp = srtcp[:e_index_at]
+            in_order = index == stream.rtcp_highest + 1
+            if not in_order:
+                _check_rtcp_fresh(stream, index)
+            base = stream.rtcp_base
         else:
-            gcm = self._rtcp_gcm
-            assert gcm is not None
-            iv = (base ^ index).to_bytes(12, "big")
-            e_index_bytes = srtcp[e_index_at:]
-            try:
-                if e_index & _E_FLAG:
-                    header = srtcp[:RTCP_HEADER]
-                    rtcp = header + gcm.aead.decrypt(
-                        iv, srtcp[RTCP_HEADER:e_index_at], header + e_index_bytes
-                    )
-                else:
-                    # RFC 7714 9.2: unencrypted SRTCP is all AAD, the plaintext empty
-                    rtcp = srtcp[: e_index_at - 16]
-                    gcm.aead.decrypt(iv, srtcp[e_index_at - 16 : e_index_at], rtcp + e_index_bytes)
-            except InvalidTag:
-                raise AuthenticationFailed("SRTCP AEAD tag does not verify") from None
+            self._check_stream_limit()
+            base = self._rtcp.iv_base(ssrc)
+            in_order = False
+        mac = self._rtcp_mac.copy()
+        mac.update(srtcp[:end])
+        if not _compare(mac.finalize()[:tag_length], srtcp[end:]):
+            raise AuthenticationFailed("SRTCP authentication tag does not verify")
+        if e_index & _E_FLAG:
+            ctr = self._rtcp_ctr
+            ctr.reset_nonce((base ^ (index << 16)).to_bytes(16, "big"))
+            rtcp = srtcp[:RTCP_HEADER] + ctr.update(srtcp[RTCP_HEADER:e_index_at])
+        else:
+            rtcp = srtcp[:e_index_at]
         if in_order:
             stream.rtcp_highest = index  # type: ignore[union-attr]
             return rtcp
+        self._commit_rtcp(stream, ssrc, index)
+        return rtcp
+
+
+class _AesGcmContext(SrtpContext):
+    """AEAD_AES_128_GCM / AEAD_AES_256_GCM (RFC 7714)."""
+
+    def _setup_transforms(self, keys: SessionKeys) -> None:
+        self._rtp = AesGcm(keys.rtp_key, keys.rtp_salt)
+        self._rtcp = AesGcm(keys.rtcp_key, keys.rtcp_salt)
+        self._rtp_aead = self._rtp.aead
+        self._rtcp_aead = self._rtcp.aead
+
+    def _iv_bases(self, ssrc: int) -> tuple[int, int]:
+        return self._rtp.iv_base(ssrc), self._rtcp.iv_base(ssrc)
+
+    def protect(self, rtp: bytes) -> bytes:
+        try:
+            first, seq, ssrc = _first_seq_ssrc(rtp)
+        except struct.error:
+            raise MalformedPacket(f"RTP packet of {len(rtp)} octets is too short") from None
+        header_length = RTP_FIXED_HEADER if first & 0xDF == 0x80 else rtp_header_length(rtp)
+        stream = self._outbound.get(ssrc)
         if stream is None:
-            stream = self._new_inbound(ssrc)
-        stream.rtcp_window.commit(index)
-        if index > stream.rtcp_highest:
-            stream.rtcp_highest = index
+            stream = self._new_outbound(ssrc)
+        highest = stream.highest
+        # next in order, no wrap, paid for by the stream's lease
+        if seq and seq == (highest + 1) & 0xFFFF and highest < stream.limit:
+            index = stream.highest = highest + 1
+        else:
+            index = self._outbound_index(stream, seq)
+        header = rtp[:header_length]
+        iv = (stream.rtp_base ^ index).to_bytes(12, "big")
+        return header + self._rtp_aead.encrypt(iv, rtp[header_length:], header)
+
+    def unprotect(self, srtp: bytes) -> bytes:
+        n = len(srtp)
+        if n >= RTP_FIXED_HEADER + 16 and srtp[0] & 0xDF == 0x80:
+            header_length = RTP_FIXED_HEADER
+        else:
+            header_length = rtp_header_length(srtp)
+            if n < header_length + 16:
+                raise MalformedPacket("SRTP packet shorter than header and tag")
+        seq, ssrc = _seq_ssrc(srtp, 2)
+        stream = self._inbound.get(ssrc)
+        if stream is not None:
+            highest = stream.highest
+            if seq and seq == (highest + 1) & 0xFFFF:  # next in order: fresh by definition
+                index = highest + 1
+                in_order = True
+            else:
+                index = _inbound_index(stream.window, highest, seq)
+                in_order = False
+            base = stream.rtp_base
+        else:
+            self._check_stream_limit()
+            index = seq  # a stream's first packet has ROC 0
+            base = self._rtp.iv_base(ssrc)
+            in_order = False
+        header = srtp[:header_length]
+        try:
+            rtp = header + self._rtp_aead.decrypt(
+                (base ^ index).to_bytes(12, "big"), srtp[header_length:], header
+            )
+        except InvalidTag:
+            raise AuthenticationFailed("SRTP AEAD tag does not verify") from None
+        # authenticated: now, and only now, the stream state may change
+        if in_order:
+            stream.highest = index  # type: ignore[union-attr]
+            return rtp
+        self._commit_rtp(stream, ssrc, index)
+        return rtp
+
+    def protect_rtcp(self, rtcp: bytes) -> bytes:
+        try:
+            first, ssrc = _first_ssrc(rtcp)
+        except struct.error:
+            raise MalformedPacket(f"RTCP packet of {len(rtcp)} octets is too short") from None
+        if first >> 6 != 2:
+            check_rtcp(rtcp)
+        stream = self._outbound.get(ssrc)
+        if stream is None:
+            stream = self._new_outbound(ssrc)
+        index = stream.rtcp_index + 1  # libsrtp and pion send index 1 first
+        if index > stream.rtcp_limit:
+            self._lease_rtcp(stream)
+        stream.rtcp_index = index
+        e_index = _pack_u32(_E_FLAG | index)
+        header = rtcp[:RTCP_HEADER]
+        iv = (stream.rtcp_base ^ index).to_bytes(12, "big")
+        sealed = self._rtcp_aead.encrypt(iv, rtcp[RTCP_HEADER:], header + e_index)
+        return _join((header, sealed, e_index))
+
+    def unprotect_rtcp(self, srtcp: bytes) -> bytes:
+        e_index_at = len(srtcp) - 4  # header | ciphertext+tag | E+index
+        if e_index_at < RTCP_HEADER + 16:
+            check_rtcp(srtcp)
+            raise MalformedPacket("SRTCP packet shorter than header, index and tag")
+        first, ssrc = _first_ssrc(srtcp)
+        if first >> 6 != 2:
+            check_rtcp(srtcp)
+        (e_index,) = _unpack_u32(srtcp, e_index_at)
+        index = e_index & MAX_SRTCP_INDEX
+        stream = self._inbound.get(ssrc)
+        if stream is not None:
+            in_order = index == stream.rtcp_highest + 1
+            if not in_order:
+                _check_rtcp_fresh(stream, index)
+            base = stream.rtcp_base
+        else:
+            self._check_stream_limit()
+            base = self._rtcp.iv_base(ssrc)
+            in_order = False
+        iv = (base ^ index).to_bytes(12, "big")
+        e_index_bytes = srtcp[e_index_at:]
+        try:
+            if e_index & _E_FLAG:
+                header = srtcp[:RTCP_HEADER]
+                rtcp = header + self._rtcp_aead.decrypt(
+                    iv, srtcp[RTCP_HEADER:e_index_at], header + e_index_bytes
+                )
+            else:
+                # RFC 7714 9.2: unencrypted SRTCP is all AAD, the plaintext empty
+                rtcp = srtcp[: e_index_at - 16]
+                self._rtcp_aead.decrypt(
+                    iv, srtcp[e_index_at - 16 : e_index_at], rtcp + e_index_bytes
+                )
+        except InvalidTag:
+            raise AuthenticationFailed("SRTCP AEAD tag does not verify") from None
+        if in_order:
+            stream.rtcp_highest = index  # type: ignore[union-attr]
+            return rtcp
+        self._commit_rtcp(stream, ssrc, index)
         return rtcp
 
 
@@ -462,6 +643,13 @@ def _inbound_index(window: ReplayWindow, highest: int, seq: int) -> int:
     if not window.is_fresh(index):
         raise ReplayDetected(f"SRTP index {index} replayed or too old")
     return index
+
+
+def _check_rtcp_fresh(stream: _Inbound, index: int) -> None:
+    """Raise ReplayDetected unless SRTCP ``index`` is fresh on ``stream``; checks only."""
+    _catch_up(stream.rtcp_window, stream.rtcp_highest)
+    if not stream.rtcp_window.is_fresh(index):
+        raise ReplayDetected(f"SRTCP index {index} replayed or too old")
 
 
 def _catch_up(window: ReplayWindow, highest: int) -> None:

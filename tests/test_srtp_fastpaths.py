@@ -1,0 +1,198 @@
+"""The per-packet fast paths against the general ones: same bytes, same state, and the
+per-key packet budget leased to streams stays exact."""
+
+from __future__ import annotations
+
+import hmac
+import os
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from webrtc_secure.errors import KeyLifetimeExceeded, ReplayDetected
+from webrtc_secure.srtp import Profile, SrtpContext, SrtpSession
+from webrtc_secure.srtp import context as srtp_context
+from webrtc_secure.srtp.kdf import derive_session_keys
+from webrtc_secure.srtp.transforms import AesCmHmac
+
+PROFILES = list(Profile)
+
+
+def _rtp(seq: int, ssrc: int = 0x1234, size: int = 100) -> bytes:
+    payload = bytes((seq + i) & 0xFF for i in range(size))
+    return struct.pack("!BBHII", 0x80, 96, seq & 0xFFFF, seq * 160, ssrc) + payload
+
+
+def _rtcp(ssrc: int = 0x1234, size: int = 20) -> bytes:
+    return struct.pack("!BBHI", 0x80, 200, 1 + size // 4, ssrc) + os.urandom(size)
+
+
+def _counting_slow_paths(ctx: SrtpContext) -> list[int]:
+    """Count the calls of the outbound general path (instance attribute shadows it)."""
+    calls: list[int] = []
+    general = ctx._outbound_index
+
+    def counted(stream: srtp_context._Outbound, seq: int) -> int:
+        calls.append(seq)
+        return general(stream, seq)
+
+    ctx._outbound_index = counted  # type: ignore[method-assign]
+    return calls
+
+
+def _swapped(n: int) -> list[int]:
+    """0..n-1 with neighbours swapped: 1 0 3 2 ... (no packet is simply the next)."""
+    order = []
+    for i in range(0, n - 1, 2):
+        order += [i + 1, i]
+    return order + ([n - 1] if n % 2 else [])
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("start", [0, 1000, 65500])
+def test_fast_and_general_paths_give_identical_bytes(profile: Profile, start: int) -> None:
+    key, salt = os.urandom(profile.key_length), os.urandom(profile.salt_length)
+    fast, general = SrtpContext(profile, key, salt), SrtpContext(profile, key, salt)
+    general_calls = _counting_slow_paths(general)
+    fast_calls = _counting_slow_paths(fast)
+    seqs = [(start + i) & 0xFFFF for i in range(80)]  # crosses the wrap from 65500
+    in_order = {seq: fast.protect(_rtp(seq)) for seq in seqs}
+    swapped = {seqs[i]: general.protect(_rtp(seqs[i])) for i in _swapped(len(seqs))}
+    assert in_order == swapped
+    assert len(general_calls) == len(seqs)  # every packet took the general path
+    assert len(fast_calls) == (2 if 0 in seqs[1:] else 1)  # first packet (and the wrap)
+    assert fast.packets_protected == general.packets_protected == len(seqs)
+    # receiving: in order (fast), swapped (general), both give the packets back
+    rx_fast, rx_general = SrtpContext(profile, key, salt), SrtpContext(profile, key, salt)
+    for seq in seqs:
+        assert rx_fast.unprotect(in_order[seq]) == _rtp(seq)
+    for i in _swapped(len(seqs)):
+        assert rx_general.unprotect(in_order[seqs[i]]) == _rtp(seqs[i])
+    a, b = rx_fast._inbound[0x1234], rx_general._inbound[0x1234]
+    assert (a.highest, a.roc_bytes) == (b.highest, b.roc_bytes)
+    for seq in seqs[-5:]:  # whichever way the state was built, replays are refused
+        for rx in (rx_fast, rx_general):
+            with pytest.raises(ReplayDetected):
+                rx.unprotect(in_order[seq])
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_rtcp_fast_and_general_paths(profile: Profile) -> None:
+    key, salt = os.urandom(profile.key_length), os.urandom(profile.salt_length)
+    tx = SrtpContext(profile, key, salt)
+    reports = [_rtcp() for _ in range(40)]
+    protected = [tx.protect_rtcp(r) for r in reports]
+    assert tx.rtcp_packets_protected == 40
+    rx_fast, rx_general = SrtpContext(profile, key, salt), SrtpContext(profile, key, salt)
+    for report, packet in zip(reports, protected, strict=True):
+        assert rx_fast.unprotect_rtcp(packet) == report
+    for i in _swapped(len(reports)):
+        assert rx_general.unprotect_rtcp(protected[i]) == reports[i]
+    for rx in (rx_fast, rx_general):
+        assert rx._inbound[0x1234].rtcp_highest == 40
+        for packet in protected[-3:]:
+            with pytest.raises(ReplayDetected):
+                rx.unprotect_rtcp(packet)
+
+
+def test_context_is_one_subclass_per_transform() -> None:
+    for profile in PROFILES:
+        ctx = SrtpContext(profile, bytes(profile.key_length), bytes(profile.salt_length))
+        keys = derive_session_keys(profile, bytes(profile.key_length), bytes(profile.salt_length))
+        other = SrtpContext.from_session_keys(profile, keys)
+        assert isinstance(ctx, SrtpContext) and type(ctx) is type(other)
+        assert ctx.protect(_rtp(5)) == other.protect(_rtp(5))
+    cm = SrtpContext(Profile.AES128_CM_HMAC_SHA1_80, bytes(16), bytes(14))
+    gcm = SrtpContext(Profile.AEAD_AES_128_GCM, bytes(16), bytes(12))
+    assert type(cm) is not type(gcm)
+
+
+def test_session_methods_are_the_contexts_own() -> None:
+    profile = Profile.AES128_CM_HMAC_SHA1_32
+    material = os.urandom(profile.keying_material_length)
+    client = SrtpSession.from_keying_material(material, profile, is_client=True)
+    assert client.protect == client.local.protect
+    assert client.unprotect_rtcp == client.remote.unprotect_rtcp
+
+
+@given(st.binary(max_size=300), st.binary(min_size=0, max_size=40), st.sampled_from([4, 10]))
+def test_hmac_route_matches_the_standard_library(
+    message: bytes, auth_key: bytes, tag_length: int
+) -> None:
+    cm = AesCmHmac(bytes(16), bytes(14), auth_key, tag_length)
+    expected = hmac.digest(auth_key, message, "sha1")[:tag_length]
+    assert cm.tag(message) == expected
+    assert cm.tag(message[:7], message[7:]) == expected  # copies never share state
+    cm.verify(expected, message)
+
+
+# --- the per-key packet budget, leased to streams -----------------------------------
+
+
+@pytest.fixture
+def small_leases(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Leases of a few packets, so renewals and reclaims happen all the time."""
+    monkeypatch.setattr(srtp_context, "RTP_LEASE", 3)
+    monkeypatch.setattr(srtp_context, "RTCP_LEASE", 2)
+
+
+def _left(ctx: SrtpContext, rtp: int, rtcp: int) -> None:
+    ctx._reclaim_leases()
+    ctx._rtp_left, ctx._rtcp_left = rtp, rtcp
+
+
+@pytest.mark.usefixtures("small_leases")
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(PROFILES),
+    st.integers(1, 12),
+    st.lists(st.tuples(st.integers(0, 3), st.integers(-3, 6), st.booleans()), max_size=60),
+)
+def test_budget_is_exact_whatever_the_streams_do(
+    profile: Profile, budget: int, steps: list[tuple[int, int, bool]]
+) -> None:
+    """Streams send in order, jump ahead, send late, repeat themselves, in any mix:
+    exactly ``budget`` packets go out, whichever stream holds which lease."""
+    tx = SrtpContext(profile, bytes(profile.key_length), bytes(profile.salt_length))
+    _left(tx, budget, budget)
+    next_seq = [100] * 4
+    sent = sent_rtcp = 0
+    for stream, step, rtcp in steps:
+        ssrc = 0x1000 + stream
+        try:
+            if rtcp:
+                tx.protect_rtcp(_rtcp(ssrc))
+                sent_rtcp += 1
+            else:
+                seq = max(0, next_seq[stream] + step - 1)  # step 1: in order
+                tx.protect(_rtp(seq, ssrc, 8))
+                next_seq[stream] = max(next_seq[stream], seq + 1)
+                sent += 1
+        except ReplayDetected:
+            pass  # a repeat of an index already sent
+        except KeyLifetimeExceeded:
+            assert (sent if not rtcp else sent_rtcp) == budget
+        assert sent <= budget and sent_rtcp <= budget
+        assert tx.packets_protected == (1 << 48) - budget + sent
+        assert tx.rtcp_packets_protected == (1 << 31) - budget + sent_rtcp
+
+
+@pytest.mark.usefixtures("small_leases")
+def test_a_lease_held_by_an_idle_stream_is_reclaimed() -> None:
+    tx = SrtpContext(Profile.AEAD_AES_128_GCM, bytes(16), bytes(12))
+    _left(tx, rtp=4, rtcp=3)
+    tx.protect(_rtp(1, 0xA))  # stream A: charged, then leases the remaining 3
+    tx.protect_rtcp(_rtcp(0xA))  # leases 2 of 3 SRTCP
+    assert tx._rtp_left == 0 and tx._rtcp_left == 1
+    for seq in (1, 2, 3):  # stream B gets A's unused lease back
+        tx.protect(_rtp(seq, 0xB))
+    tx.protect_rtcp(_rtcp(0xB))
+    tx.protect_rtcp(_rtcp(0xB))
+    for ssrc in (0xA, 0xB, 0xC):
+        with pytest.raises(KeyLifetimeExceeded):
+            tx.protect(_rtp(9, ssrc))
+        with pytest.raises(KeyLifetimeExceeded):
+            tx.protect_rtcp(_rtcp(ssrc))
+    assert tx.packets_protected == 1 << 48 and tx.rtcp_packets_protected == 1 << 31
