@@ -9,6 +9,15 @@ the 20 ms pacing sleep (RFC 8445's Ta) that was pending when the pair got nomina
 aioice's own ``connect()`` keeps running in a task that this class supervises: it
 still paces checks while the check list runs, cancels the remaining checks and starts
 consent freshness (RFC 7675) at its end, exactly as it would for a direct caller.
+
+:class:`IceDatagramTransport` carries the media of an established session. Its fast
+paths lean on three aioice internals, all isolated here and checked by
+``tests/test_ice_fastpath.py``: the ``_nominated`` dict (replaced by one that reports
+every change, so the transport can cache the nominated pair), the host
+``StunProtocol`` of the nominated pair (whose ``datagram_received`` it wraps, so that
+non-STUN datagrams skip aioice's parse attempt, receive queue and ``recv()``), and the
+``max_size`` of asyncio's selector datagram transport. When any of them is not what
+this module expects, the transport falls back to aioice's public ``recv()``/``sendto``.
 """
 
 from __future__ import annotations
@@ -27,6 +36,82 @@ from webrtc_secure.errors import IceError
 logger = logging.getLogger(__name__)
 
 COMPONENT = 1
+
+#: Receive buffer for the sockets that carry media. asyncio's selector datagram
+#: transport reads every datagram into a fresh bytes object of ``max_size`` (256 KiB)
+#: and shrinks it: above glibc's mmap threshold that is an mmap and an munmap, two
+#: page faults, per packet. 64 KiB stays below the threshold and still holds the
+#: largest UDP payload (65507 bytes over IPv4, 65527 over IPv6): nothing is truncated.
+RECEIVE_BUFFER = 65536
+
+
+def limit_receive_buffer(transport: object) -> bool:
+    """Shrink asyncio's per-datagram read buffer to :data:`RECEIVE_BUFFER`.
+
+    ``max_size`` is a private attribute of asyncio's selector (and proactor) datagram
+    transports; other loops (uvloop) have no such attribute and are left alone.
+    Returns whether the buffer was changed.
+    """
+    size = getattr(transport, "max_size", None)
+    if type(size) is not int or size <= RECEIVE_BUFFER:
+        return False
+    try:
+        transport.max_size = RECEIVE_BUFFER  # type: ignore[attr-defined]
+    except AttributeError:  # a read-only attribute of some other transport
+        return False
+    return True
+
+
+class _NominatedPairs(dict[int, "aioice.ice.CandidatePair"]):
+    """aioice's ``_nominated`` (component -> pair), which reports every change.
+
+    aioice assigns items when a pair gets nominated (also a later renomination by the
+    controlling side) and clears the dict on close; every mutating method calls
+    ``on_change`` so that a cached nominated pair is never stale.
+    """
+
+    def __init__(self, on_change: Callable[[], None]) -> None:
+        super().__init__()
+        self._on_change = on_change
+
+    def __setitem__(self, key: int, value: aioice.ice.CandidatePair) -> None:
+        super().__setitem__(key, value)
+        self._on_change()
+
+    def __delitem__(self, key: int) -> None:
+        super().__delitem__(key)
+        self._on_change()
+
+    def clear(self) -> None:
+        super().clear()
+        self._on_change()
+
+    def pop(self, *args: Any) -> Any:
+        try:
+            return super().pop(*args)
+        finally:
+            self._on_change()
+
+    def popitem(self) -> tuple[int, aioice.ice.CandidatePair]:
+        try:
+            return super().popitem()
+        finally:
+            self._on_change()
+
+    def setdefault(self, key: int, default: Any = None) -> Any:
+        try:
+            return super().setdefault(key, default)
+        finally:
+            self._on_change()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        super().update(*args, **kwargs)
+        self._on_change()
+
+    def __ior__(self, other: Any) -> _NominatedPairs:  # type: ignore[misc,override]
+        super().__ior__(other)
+        self._on_change()
+        return self
 
 
 class _CheckListStateQueue(asyncio.Queue[int]):
@@ -60,6 +145,12 @@ class IceConnection(aioice.Connection):
         super().__init__(**kwargs)
         # the queue is still empty here: replacing it loses nothing
         self._check_list_state = _CheckListStateQueue(self._check_list_settled)
+        # likewise still empty: aioice only ever mutates this dict in place
+        self._nominated: dict[int, aioice.ice.CandidatePair] = _NominatedPairs(
+            self._nomination_changed
+        )
+        #: called (no arguments) whenever the nominated pair changes or goes away
+        self.nomination_watchers: list[Callable[[], None]] = []
         self._outcome: int | None = None
         self._outcome_waiter: asyncio.Future[None] | None = None
         #: aioice's connect(), running from our connect() until its own end
@@ -69,6 +160,19 @@ class IceConnection(aioice.Connection):
     def nominated_pair(self) -> aioice.ice.CandidatePair | None:
         """The nominated pair of our one component, or None."""
         return self._nominated.get(COMPONENT)
+
+    @property
+    def tracks_nomination(self) -> bool:
+        """Whether ``nomination_watchers`` hear of every change of the nominated pair
+        (aioice still keeps its pairs in the dict this class gave it)."""
+        return type(self._nominated) is _NominatedPairs
+
+    def _nomination_changed(self) -> None:
+        for watcher in list(self.nomination_watchers):
+            try:
+                watcher()
+            except Exception:  # called from inside aioice: never break it
+                logger.exception("nomination watcher failed")
 
     def _check_list_settled(self, outcome: int) -> None:
         if self._outcome is None:
@@ -230,8 +334,52 @@ async def connect_ice(
     return transport
 
 
+def _hookable(protocol: object) -> bool:
+    """Whether the receive fast path may wrap this protocol's ``datagram_received``:
+    aioice's own host-socket ``StunProtocol`` on an asyncio datagram transport.
+
+    TURN-relayed pairs are excluded (their transport is aioice's ``TurnTransport``,
+    which unwraps ChannelData and Data indications first) and keep aioice's path, as
+    does any protocol whose ``datagram_received`` is already replaced."""
+    candidate = getattr(protocol, "local_candidate", None)
+    return (
+        type(protocol) is aioice.ice.StunProtocol
+        and getattr(candidate, "type", None) == "host"
+        # the loop's own socket transport (asyncio's is a plain Transport subclass,
+        # not a DatagramTransport); aioice's TurnTransport is neither
+        and isinstance(getattr(protocol, "transport", None), asyncio.BaseTransport)
+        and "datagram_received" not in vars(protocol)
+    )
+
+
 class IceDatagramTransport(asyncio.DatagramTransport):
-    """A nominated ICE pair seen as a connected datagram transport."""
+    """A nominated ICE pair seen as a connected datagram transport.
+
+    Fast paths, both bound to the nominated pair and rebound whenever it changes
+    (:attr:`IceConnection.nomination_watchers`):
+
+    - send: the pair's socket ``sendto`` and remote address are cached, so a
+      datagram costs one call (aioice's ``send()`` would only call the same
+      ``sendto``, from a task per datagram);
+    - receive: the pair's host socket hands every datagram whose first byte is not
+      STUN (RFC 7983: 0..3) straight to our protocol. STUN (connectivity checks and
+      consent freshness, RFC 7675) still goes to aioice.
+
+    Everything else, datagrams on another socket, on a TURN-relayed pair or before
+    the transport existed, arrives through aioice's receive queue and ``recv()``,
+    which a read task keeps draining; that task also notices when aioice closes.
+    """
+
+    __slots__ = (
+        "_closing",
+        "_connection",
+        "_hooked",
+        "_protocol",
+        "_reader",
+        "_remote",
+        "_send_tasks",
+        "_socket_sendto",
+    )
 
     def __init__(self, connection: IceConnection, protocol: asyncio.DatagramProtocol) -> None:
         super().__init__()
@@ -239,11 +387,78 @@ class IceDatagramTransport(asyncio.DatagramTransport):
         self._protocol = protocol
         self._closing = False
         self._send_tasks: set[asyncio.Task[None]] = set()
+        #: the nominated pair's socket sendto and remote address, or None: slow path
+        self._socket_sendto: Callable[[bytes, Any], None] | None = None
+        self._remote: tuple[str, int] | None = None
+        #: the StunProtocol whose datagram_received we wrapped, or None
+        self._hooked: aioice.ice.StunProtocol | None = None
         protocol.connection_made(self)
+        # aioice's queue may hold datagrams that arrived before this transport: the
+        # read task's first step returns them all without suspending, so they reach
+        # the protocol before anything the fast path sees later
         self._reader = asyncio.ensure_future(self._read_loop())
+        if connection.tracks_nomination:
+            connection.nomination_watchers.append(self._bind)
+            self._bind()
+        else:
+            logger.warning("aioice no longer keeps the dict we track: ICE fast paths off")
+
+    @property
+    def fast_send(self) -> bool:
+        """Whether sends go straight to the nominated pair's socket."""
+        return self._socket_sendto is not None
+
+    @property
+    def fast_receive(self) -> bool:
+        """Whether non-STUN datagrams of the nominated pair skip aioice."""
+        return self._hooked is not None
+
+    def _bind(self) -> None:
+        """(Re)bind both fast paths to the nominated pair, or turn them off."""
+        pair = None if self._closing else self._connection.nominated_pair
+        protocol = pair.protocol if pair is not None else None
+        if self._hooked is not None and self._hooked is not protocol:
+            self._unhook()
+        self._socket_sendto = self._remote = None
+        if pair is None or type(protocol) is not aioice.ice.StunProtocol:
+            return
+        transport = getattr(protocol, "transport", None)
+        if transport is None:
+            return
+        # StunProtocol.send_data is exactly this call, for host, reflexive and TURN
+        # pairs alike (a TurnTransport's sendto relays without blocking)
+        self._socket_sendto = transport.sendto
+        self._remote = pair.remote_addr
+        if self._hooked is None and _hookable(protocol):
+            self._hook(protocol)
+
+    def _hook(self, stun: aioice.ice.StunProtocol) -> None:
+        # asyncio's transport looks datagram_received up on the protocol for every
+        # datagram, so an instance attribute takes over; deleting it restores aioice
+        to_aioice = stun.datagram_received
+        to_us = self._protocol.datagram_received
+
+        def datagram_received(data: bytes, addr: Any) -> None:
+            if data and data[0] > 3:  # RFC 7983: not STUN, so DTLS, SRTP or SRTCP
+                try:
+                    to_us(data, addr)
+                except Exception:
+                    # a bug above us must not reach asyncio's reader callback
+                    logger.exception("datagram handler failed; datagram dropped")
+            else:
+                to_aioice(data, addr)
+
+        stun.datagram_received = datagram_received  # type: ignore[method-assign,assignment]
+        self._hooked = stun
+        limit_receive_buffer(stun.transport)
+
+    def _unhook(self) -> None:
+        stun, self._hooked = self._hooked, None
+        if stun is not None:
+            vars(stun).pop("datagram_received", None)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        pair = self._connection._nominated.get(COMPONENT)
+        pair = self._connection.nominated_pair
         if name == "peername" and pair is not None:
             return pair.remote_addr
         if name == "sockname" and pair is not None:
@@ -254,17 +469,14 @@ class IceDatagramTransport(asyncio.DatagramTransport):
         return self._closing
 
     def sendto(self, data: bytes, addr: Any = None) -> None:  # type: ignore[override]
-        if self._closing:
+        sendto = self._socket_sendto
+        if sendto is not None:
+            sendto(data, self._remote)
             return
-        pair = self._connection._nominated.get(COMPONENT)
-        if pair is None:
+        if self._closing or self._connection.nominated_pair is None:
             return
-        transport = getattr(pair.protocol, "transport", None)
-        if type(pair.protocol) is aioice.ice.StunProtocol and transport is not None:
-            # host and server-reflexive pairs: aioice's send() is only this sendto, and
-            # going through it would cost a task per datagram
-            transport.sendto(data, pair.remote_addr)
-            return
+        # no cached pair: a protocol other than aioice's StunProtocol, or aioice's
+        # dict is no longer ours. Its public send() costs a task per datagram
         task = asyncio.ensure_future(self._connection.sendto(data, COMPONENT))
         self._send_tasks.add(task)
         task.add_done_callback(self._send_done)
@@ -292,14 +504,21 @@ class IceDatagramTransport(asyncio.DatagramTransport):
             pass
         finally:
             closing = self._closing
-            self._closing = True
+            self._stop()
             if not closing:
                 self._protocol.connection_lost(error)
+
+    def _stop(self) -> None:
+        self._closing = True
+        with contextlib.suppress(ValueError):
+            self._connection.nomination_watchers.remove(self._bind)
+        self._unhook()
+        self._socket_sendto = self._remote = None
 
     def close(self) -> None:
         if self._closing:
             return
-        self._closing = True
+        self._stop()
         self._reader.cancel()
         for task in self._send_tasks:
             task.cancel()

@@ -1,0 +1,392 @@
+"""IceDatagramTransport's fast paths over a nominated aioice pair, and their fallbacks.
+
+The fast paths lean on aioice internals (the ``_nominated`` dict, the host
+``StunProtocol`` and its ``datagram_received``) and on asyncio's private ``max_size``.
+These tests fail when one of them changes, while the transport itself falls back to
+aioice's public path: ``test_fast_paths_are_active`` names what broke.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aioice
+import aioice.ice
+import aioice.stun
+import pytest
+
+from tests.test_ice import _pair, _until
+from webrtc_secure import ice
+
+DTLS = b"\x16\xfe\xfd" + bytes(20)  # first byte 22: DTLS (RFC 7983)
+LARGEST_UDP_IPV4 = 65507  # 65535 - 20 (IPv4 header) - 8 (UDP header)
+
+
+class Recorder(asyncio.DatagramProtocol):
+    """Our side of the transport: what it received, and whether it was told of loss."""
+
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+        self.lost: list[Exception | None] = []
+        self.raise_on: bytes | None = None
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.received.append(data)
+        if data == self.raise_on:
+            raise RuntimeError("handler bug")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost.append(exc)
+
+
+class Stack:
+    """Two connected IceConnections, each with an IceDatagramTransport on top."""
+
+    def __init__(self, a: ice.IceConnection, b: ice.IceConnection) -> None:
+        self.a, self.b = a, b
+        self.ra, self.rb = Recorder(), Recorder()
+        self.ta: ice.IceDatagramTransport | None = None
+        self.tb: ice.IceDatagramTransport | None = None
+        #: datagrams that went through aioice's Connection.data_received (slow path)
+        self.slow: dict[str, int] = {"a": 0, "b": 0}
+        for name, connection in (("a", a), ("b", b)):
+            original = connection.data_received
+
+            def counted(data: bytes, component: int, name: str = name, f: Any = original) -> None:
+                self.slow[name] += 1
+                f(data, component)
+
+            connection.data_received = counted  # type: ignore[method-assign]
+
+    def open(self) -> None:
+        self.ta = ice.IceDatagramTransport(self.a, self.ra)
+        self.tb = ice.IceDatagramTransport(self.b, self.rb)
+
+    async def close(self) -> None:
+        for transport in (self.ta, self.tb):
+            if transport is not None:
+                transport.close()
+        for connection in (self.a, self.b):
+            await connection.close()
+
+
+async def _connected(
+    before_open: Callable[[Stack], Awaitable[None]] | None = None,
+) -> Stack:
+    a, b = await _pair()
+    await asyncio.wait_for(asyncio.gather(a.connect(), b.connect()), 10)
+    stack = Stack(a, b)
+    if before_open is not None:
+        await before_open(stack)
+    stack.open()
+    return stack
+
+
+@pytest.fixture
+async def stacks() -> AsyncIterator[list[Stack]]:
+    opened: list[Stack] = []
+    yield opened
+    for stack in opened:
+        await stack.close()
+
+
+def _nominated_protocol(connection: ice.IceConnection) -> aioice.ice.StunProtocol:
+    pair = connection.nominated_pair
+    assert pair is not None
+    return pair.protocol
+
+
+async def test_fast_paths_are_active(stacks: list[Stack]) -> None:
+    """What the fast paths need from aioice and asyncio is still there."""
+    stack = await _connected()
+    stacks.append(stack)
+    for connection, transport in ((stack.a, stack.ta), (stack.b, stack.tb)):
+        assert transport is not None
+        assert connection.tracks_nomination, "aioice replaced its _nominated dict"
+        protocol = _nominated_protocol(connection)
+        assert type(protocol) is aioice.ice.StunProtocol, "aioice's host protocol changed"
+        assert transport.fast_send and transport.fast_receive
+        assert "datagram_received" in vars(protocol)  # our wrapper, on this instance only
+        assert protocol.transport.max_size == ice.RECEIVE_BUFFER  # type: ignore[attr-defined]
+
+
+async def test_fast_receive_skips_aioice_and_keeps_order_with_early_data(
+    stacks: list[Stack],
+) -> None:
+    """Data queued in aioice before the transport existed arrives first, through
+    aioice's recv(); everything later skips aioice's queue."""
+
+    async def early(stack: Stack) -> None:
+        pair = stack.b.nominated_pair
+        assert pair is not None
+        # b sends before a's transport exists: it waits in a's aioice queue
+        pair.protocol.transport.sendto(b"\x16early", pair.remote_addr)
+        await _until(lambda: stack.slow["a"] == 1)
+
+    stack = await _connected(early)
+    stacks.append(stack)
+    await _until(lambda: len(stack.ra.received) == 1)
+    assert stack.ra.received == [b"\x16early"] and stack.slow["a"] == 1
+    assert stack.tb is not None and stack.ta is not None
+    for i in range(20):
+        stack.tb.sendto(b"\x80\x00" + bytes([i]) * 50)  # RTP range
+        stack.ta.sendto(DTLS)
+    await _until(lambda: len(stack.ra.received) == 21 and len(stack.rb.received) == 20)
+    assert stack.ra.received[1:] == [b"\x80\x00" + bytes([i]) * 50 for i in range(20)]
+    assert stack.rb.received == [DTLS] * 20
+    assert stack.slow == {"a": 1, "b": 0}  # only the early datagram went through aioice
+
+
+async def test_stun_still_reaches_aioice_and_consent_freshness_holds(
+    stacks: list[Stack], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Consent checks (RFC 7675) run through the wrapped protocols both ways: requests
+    reach aioice's request handling, responses its transactions. Were either lost,
+    aioice would close the connection after CONSENT_FAILURES unanswered checks."""
+    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.02)
+    stack = await _connected()
+    stacks.append(stack)
+    requests = {"a": 0, "b": 0}
+    for name, connection in (("a", stack.a), ("b", stack.b)):
+        original = connection.request_received
+
+        def counted(*args: Any, name: str = name, f: Any = original) -> None:
+            requests[name] += 1
+            f(*args)
+
+        connection.request_received = counted  # type: ignore[method-assign,assignment]
+    # aioice's connect() ends in its task and starts consent freshness there
+    for connection in (stack.a, stack.b):
+        assert connection.checks_task is not None
+        await asyncio.wait_for(asyncio.wait([connection.checks_task]), 10)
+    enough = 3 * aioice.ice.CONSENT_FAILURES
+    await _until(lambda: min(requests.values()) >= enough)
+    for connection in (stack.a, stack.b):
+        consent = connection._query_consent_task
+        assert consent is not None and not consent.done(), "consent expired"
+    assert stack.ra.lost == stack.rb.lost == []
+    assert stack.slow == {"a": 0, "b": 0}  # STUN never counts as data
+    # media still flows on the same sockets
+    assert stack.ta is not None
+    stack.ta.sendto(DTLS)
+    await _until(lambda: stack.rb.received == [DTLS])
+
+
+async def test_largest_udp_datagram_arrives_whole(stacks: list[Stack]) -> None:
+    """The 64 KiB receive buffer still holds the largest UDP payload over IPv4."""
+    stack = await _connected()
+    stacks.append(stack)
+    assert stack.tb is not None and stack.tb.fast_send
+    big = b"\x80\x00" + bytes(LARGEST_UDP_IPV4 - 2)
+    stack.tb.sendto(big)
+    await _until(lambda: bool(stack.ra.received))
+    assert [len(d) for d in stack.ra.received] == [LARGEST_UDP_IPV4]
+    assert stack.ra.received[0] == big and stack.slow["a"] == 0
+
+
+async def test_plain_udp_transport_buffer_holds_the_largest_datagram() -> None:
+    loop = asyncio.get_running_loop()
+    recorder = Recorder()
+    transport, _ = await loop.create_datagram_endpoint(
+        lambda: recorder, local_addr=("127.0.0.1", 0)
+    )
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        assert ice.limit_receive_buffer(transport)
+        assert not ice.limit_receive_buffer(transport)  # already small enough
+        sender.sendto(bytes(LARGEST_UDP_IPV4), transport.get_extra_info("sockname"))
+        await _until(lambda: bool(recorder.received))
+        assert [len(d) for d in recorder.received] == [LARGEST_UDP_IPV4]
+    finally:
+        sender.close()
+        transport.close()
+
+
+def test_receive_buffer_left_alone_without_asyncio_max_size() -> None:
+    class Other:  # e.g. uvloop's transports, which have no max_size
+        pass
+
+    class ReadOnly:
+        @property
+        def max_size(self) -> int:
+            return 1 << 18
+
+    assert not ice.limit_receive_buffer(Other())
+    assert not ice.limit_receive_buffer(ReadOnly())
+
+
+async def test_a_raising_protocol_does_not_stop_the_fast_path(
+    stacks: list[Stack], caplog: pytest.LogCaptureFixture
+) -> None:
+    stack = await _connected()
+    stacks.append(stack)
+    stack.ra.raise_on = b"\x16boom"
+    assert stack.tb is not None
+    with caplog.at_level(logging.ERROR, logger="webrtc_secure.ice"):
+        stack.tb.sendto(b"\x16boom")
+        stack.tb.sendto(b"\x16after")
+        await _until(lambda: len(stack.ra.received) == 2)
+    assert stack.ra.received == [b"\x16boom", b"\x16after"]
+    assert any("datagram handler failed" in r.getMessage() for r in caplog.records)
+
+
+async def test_without_nomination_tracking_everything_takes_aioice_path(
+    stacks: list[Stack], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Should aioice replace its _nominated dict, the transport neither caches a pair
+    nor wraps a protocol, and data still flows both ways through aioice."""
+
+    async def plain_dict(stack: Stack) -> None:
+        for connection in (stack.a, stack.b):
+            connection._nominated = dict(connection._nominated)
+
+    with caplog.at_level(logging.WARNING, logger="webrtc_secure.ice"):
+        stack = await _connected(plain_dict)
+    stacks.append(stack)
+    assert any("fast paths off" in r.getMessage() for r in caplog.records)
+    assert stack.ta is not None and stack.tb is not None
+    for transport, connection in ((stack.ta, stack.a), (stack.tb, stack.b)):
+        assert not transport.fast_send and not transport.fast_receive
+        assert "datagram_received" not in vars(_nominated_protocol(connection))
+    stack.ta.sendto(DTLS)
+    stack.tb.sendto(b"\x80\x00rtp")
+    await _until(lambda: stack.rb.received == [DTLS] and stack.ra.received == [b"\x80\x00rtp"])
+    assert stack.slow == {"a": 1, "b": 1}
+
+
+async def test_protocol_already_wrapped_keeps_aioice_receive_path(stacks: list[Stack]) -> None:
+    async def wrapped(stack: Stack) -> None:
+        protocol = _nominated_protocol(stack.a)
+        protocol.datagram_received = protocol.datagram_received  # type: ignore[method-assign]
+
+    stack = await _connected(wrapped)
+    stacks.append(stack)
+    assert stack.ta is not None and stack.tb is not None
+    assert stack.ta.fast_send and not stack.ta.fast_receive
+    assert stack.tb.fast_receive
+    stack.tb.sendto(DTLS)
+    await _until(lambda: stack.ra.received == [DTLS])
+    assert stack.slow["a"] == 1
+
+
+def test_only_host_stun_protocols_on_a_socket_transport_are_wrapped() -> None:
+    """TURN-relayed pairs (aioice's TurnTransport, a relay candidate) and anything
+    that is not aioice's own StunProtocol keep aioice's receive path."""
+
+    class Socketish(asyncio.BaseTransport):
+        pass
+
+    def protocol(kind: str, transport: object, cls: Any = aioice.ice.StunProtocol) -> Any:
+        stun = cls.__new__(cls)  # no event loop needed for the attributes we look at
+        stun.local_candidate = aioice.Candidate(
+            foundation="f",
+            component=1,
+            transport="udp",
+            priority=1,
+            host="127.0.0.1",
+            port=9,
+            type=kind,
+        )
+        stun.transport = transport
+        return stun
+
+    class Derived(aioice.ice.StunProtocol):
+        pass
+
+    assert ice._hookable(protocol("host", Socketish()))
+    assert not ice._hookable(protocol("relay", Socketish()))
+    assert not ice._hookable(protocol("host", object()))  # TurnTransport is no transport
+    turn_like = aioice.turn.TurnTransport.__new__(aioice.turn.TurnTransport)
+    assert not ice._hookable(protocol("host", turn_like))
+    assert not ice._hookable(protocol("host", Socketish(), Derived))
+
+
+async def test_data_on_a_socket_that_is_not_the_nominated_one_still_arrives(
+    stacks: list[Stack],
+) -> None:
+    """A second host socket of a: what reaches it goes through aioice's queue."""
+    a, b = await _pair()
+    extra = await a.get_component_candidates(ice.COMPONENT, ["127.0.0.1"])
+    assert extra
+    await asyncio.wait_for(asyncio.gather(a.connect(), b.connect()), 10)
+    stack = Stack(a, b)
+    stack.open()
+    stacks.append(stack)
+    nominated = _nominated_protocol(a)
+    other = next(p for p in a._protocols if p is not nominated)
+    assert "datagram_received" not in vars(other)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sender.sendto(b"\x16elsewhere", other.transport.get_extra_info("sockname"))
+        await _until(lambda: stack.ra.received == [b"\x16elsewhere"])
+    finally:
+        sender.close()
+    assert stack.slow["a"] == 1
+
+
+async def test_a_new_nominated_pair_rebinds_both_fast_paths(stacks: list[Stack]) -> None:
+    """A renomination (aioice sets _nominated again) moves the cached send target and
+    the receive wrapper; clearing the dict (aioice's close) turns both off."""
+    a, b = await _pair()
+    extra = await a.get_component_candidates(ice.COMPONENT, ["127.0.0.1"])
+    await asyncio.wait_for(asyncio.gather(a.connect(), b.connect()), 10)
+    stack = Stack(a, b)
+    stack.open()
+    stacks.append(stack)
+    assert stack.ta is not None and stack.tb is not None
+    first = a.nominated_pair
+    assert first is not None
+    other = next(p for p in a._protocols if p.local_candidate is extra[0])
+    # b learns a's new address as a peer-reflexive candidate when a sends from it
+    listener = Recorder()
+    loop = asyncio.get_running_loop()
+    sink, _ = await loop.create_datagram_endpoint(lambda: listener, local_addr=("127.0.0.1", 0))
+    try:
+        host, port = sink.get_extra_info("sockname")[:2]
+        remote = aioice.Candidate(
+            foundation="sink",
+            component=1,
+            transport="udp",
+            priority=1,
+            host=host,
+            port=port,
+            type="host",
+        )
+        a._nominated[ice.COMPONENT] = aioice.ice.CandidatePair(other, remote)
+        assert "datagram_received" not in vars(first.protocol)  # restored to aioice's
+        assert "datagram_received" in vars(other)
+        stack.ta.sendto(DTLS)
+        await _until(lambda: listener.received == [DTLS])
+        sink.sendto(b"\x16from sink", other.transport.get_extra_info("sockname"))
+        await _until(lambda: stack.ra.received == [b"\x16from sink"])
+        assert stack.slow["a"] == 0
+        a._nominated.clear()
+        assert not stack.ta.fast_send and not stack.ta.fast_receive
+        assert "datagram_received" not in vars(other)
+        stack.ta.sendto(DTLS)  # no pair: dropped, no error
+    finally:
+        sink.close()
+
+
+async def test_close_unwraps_and_aioice_close_is_seen_as_loss(stacks: list[Stack]) -> None:
+    stack = await _connected()
+    stacks.append(stack)
+    assert stack.ta is not None and stack.tb is not None
+    protocol_a = _nominated_protocol(stack.a)
+    stack.ta.close()
+    assert stack.ta.is_closing() and not stack.ta.fast_send and not stack.ta.fast_receive
+    assert "datagram_received" not in vars(protocol_a)
+    assert stack.a.nomination_watchers == []
+    assert stack.ra.lost == [None]
+    stack.ta.sendto(DTLS)  # after close: nothing, no error
+    # aioice closing under b (what consent expiry does) ends b's transport
+    protocol_b = _nominated_protocol(stack.b)
+    await stack.b.close()
+    await asyncio.wait_for(stack.tb.wait_closed(), 5)
+    assert len(stack.rb.lost) == 1 and isinstance(stack.rb.lost[0], ConnectionError)
+    assert "datagram_received" not in vars(protocol_b)
+    assert stack.b.nomination_watchers == []
