@@ -15,7 +15,7 @@ from webrtc_secure.errors import KeyLifetimeExceeded, ReplayDetected
 from webrtc_secure.srtp import Profile, SrtpContext, SrtpSession
 from webrtc_secure.srtp import context as srtp_context
 from webrtc_secure.srtp.kdf import derive_session_keys
-from webrtc_secure.srtp.transforms import AesCmHmac
+from webrtc_secure.srtp.transforms import AesCmHmac, AesGcm
 
 PROFILES = list(Profile)
 
@@ -196,3 +196,34 @@ def test_a_lease_held_by_an_idle_stream_is_reclaimed() -> None:
         with pytest.raises(KeyLifetimeExceeded):
             tx.protect_rtcp(_rtcp(ssrc))
     assert tx.packets_protected == 1 << 48 and tx.rtcp_packets_protected == 1 << 31
+
+
+def _unencrypted_srtcp(profile: Profile, key: bytes, salt: bytes, rtcp: bytes, index: int) -> bytes:
+    """An E = 0 SRTCP packet (authenticated only), built from the transforms directly:
+    our senders always encrypt, so this is the only way to get one."""
+    keys = derive_session_keys(profile, key, salt)
+    ssrc = int.from_bytes(rtcp[4:8], "big")
+    e_index = index.to_bytes(4, "big")
+    if profile.is_aead:
+        gcm = AesGcm(keys.rtcp_key, keys.rtcp_salt)
+        return rtcp + gcm.seal(gcm.iv(ssrc, index), b"", rtcp + e_index) + e_index
+    cm = AesCmHmac(keys.rtcp_key, keys.rtcp_salt, keys.rtcp_auth_key, profile.srtcp_tag_length)
+    return rtcp + e_index + cm.tag(rtcp, e_index)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_unencrypted_srtcp_on_a_known_stream(profile: Profile) -> None:
+    """E = 0 packets never take the encrypted fast path; mixed with E = 1 packets, in
+    order and late, every one is accepted once and the state ends the same."""
+    key, salt = os.urandom(profile.key_length), os.urandom(profile.salt_length)
+    tx, rx = SrtpContext(profile, key, salt), SrtpContext(profile, key, salt)
+    reports = [_rtcp() for _ in range(12)]
+    packets = [tx.protect_rtcp(r) for r in reports]  # indices 1..12
+    for i in (2, 5, 6, 9):  # the same indices sent unencrypted instead
+        packets[i] = _unencrypted_srtcp(profile, key, salt, reports[i], i + 1)
+    for i in (0, 1, 2, 3, 4, 6, 5, 7, 8, 10, 9, 11):
+        assert rx.unprotect_rtcp(packets[i]) == reports[i]
+    assert rx._inbound[0x1234].rtcp_highest == 12
+    for packet in packets:
+        with pytest.raises(ReplayDetected):
+            rx.unprotect_rtcp(packet)

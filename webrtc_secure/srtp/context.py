@@ -94,26 +94,37 @@ class _Outbound:
 
 
 class _Inbound:
-    """What we accepted from one remote SSRC (created only after authentication)."""
+    """What we accepted from one remote SSRC (created only after authentication).
+
+    SRTCP progress is kept as ``rtcp_next``, the E || index word the next in-order
+    encrypted packet carries, so the fast path compares the received word as it is,
+    without masking the E flag off; ``rtcp_base_e`` is the SRTCP IV base with that E
+    bit XORed in, so the word also goes into the IV as it is.
+    """
 
     __slots__ = (
         "highest",
         "roc_bytes",
-        "rtcp_base",
-        "rtcp_highest",
+        "rtcp_base_e",
+        "rtcp_next",
         "rtcp_window",
         "rtp_base",
         "window",
     )
 
-    def __init__(self, rtp_base: int, rtcp_base: int, window: int) -> None:
+    def __init__(self, rtp_base: int, rtcp_base_e: int, window: int) -> None:
         self.highest = -1
         self.roc_bytes = _ROC_ZERO
         self.rtp_base = rtp_base
-        self.rtcp_base = rtcp_base
+        self.rtcp_base_e = rtcp_base_e
         self.window = ReplayWindow(window)
-        self.rtcp_highest = -1  # highest SRTCP index accepted; the window may lag behind
+        self.rtcp_next = _E_FLAG  # E = 1, index 0: nothing accepted yet
         self.rtcp_window = ReplayWindow(window)
+
+    @property
+    def rtcp_highest(self) -> int:
+        """Highest SRTCP index accepted, -1 before the first; the window may lag."""
+        return self.rtcp_next - _E_FLAG - 1
 
 
 def estimate_index(highest: int, seq: int) -> int:
@@ -257,6 +268,9 @@ class SrtpContext:
 
     # --- shared bookkeeping, off the in-order fast paths ------------------------------
 
+    #: the SRTCP E flag as it enters the IV's XOR term (see _Inbound)
+    _rtcp_e_in_iv: int
+
     def _iv_bases(self, ssrc: int) -> tuple[int, int]:
         """The SSRC-dependent parts of the RTP and RTCP IVs."""
         raise NotImplementedError
@@ -330,7 +344,8 @@ class SrtpContext:
             )
 
     def _new_inbound(self, ssrc: int) -> _Inbound:
-        stream = _Inbound(*self._iv_bases(ssrc), self.replay_window)
+        rtp_base, rtcp_base = self._iv_bases(ssrc)
+        stream = _Inbound(rtp_base, rtcp_base ^ self._rtcp_e_in_iv, self.replay_window)
         self._inbound[ssrc] = stream
         logger.debug("new remote SRTP stream ssrc=%#010x (%d tracked)", ssrc, len(self._inbound))
         return stream
@@ -344,17 +359,31 @@ class SrtpContext:
             stream.highest = index
             stream.roc_bytes = _pack_u32(index >> 16)
 
+    def _rtcp_base_checked(self, stream: _Inbound | None, ssrc: int, e_index: int) -> int:
+        """The E-adjusted SRTCP IV base for a packet the fast path did not take, once
+        the replay or stream-limit check passed (it raises otherwise)."""
+        if stream is None:
+            self._check_stream_limit()
+            return self._iv_bases(ssrc)[1] ^ self._rtcp_e_in_iv
+        _catch_up(stream.rtcp_window, stream.rtcp_highest)
+        index = e_index & MAX_SRTCP_INDEX
+        if not stream.rtcp_window.is_fresh(index):
+            raise ReplayDetected(f"SRTCP index {index} replayed or too old")
+        return stream.rtcp_base_e
+
     def _commit_rtcp(self, stream: _Inbound | None, ssrc: int, index: int) -> None:
         """Record an authenticated SRTCP packet that was not simply the next one."""
         if stream is None:
             stream = self._new_inbound(ssrc)
         stream.rtcp_window.commit(index)
         if index > stream.rtcp_highest:
-            stream.rtcp_highest = index
+            stream.rtcp_next = _E_FLAG + index + 1
 
 
 class _AesCmContext(SrtpContext):
     """AES128_CM_HMAC_SHA1_80 / _32: AES-CM encryption, truncated HMAC-SHA1."""
+
+    _rtcp_e_in_iv = _E_FLAG << 16  # the SRTCP index enters the IV shifted by 16
 
     def _setup_transforms(self, keys: SessionKeys) -> None:
         self._rtp = AesCmHmac(keys.rtp_key, keys.rtp_salt, keys.rtp_auth_key, self._srtp_tag)
@@ -472,36 +501,36 @@ class _AesCmContext(SrtpContext):
         if first >> 6 != 2:
             check_rtcp(srtcp)
         (e_index,) = _unpack_u32(srtcp, e_index_at)
-        index = e_index & MAX_SRTCP_INDEX
         stream = self._inbound.get(ssrc)
-        if stream is not None:
-            in_order = index == stream.rtcp_highest + 1
-            if not in_order:
-                _check_rtcp_fresh(stream, index)
-            base = stream.rtcp_base
+        if stream is not None and e_index == stream.rtcp_next:
+            # encrypted and the next index: fresh by definition
+            iv = stream.rtcp_base_e ^ (e_index << 16)
+            in_order = True
         else:
-            self._check_stream_limit()
-            base = self._rtcp.iv_base(ssrc)
+            base_e = self._rtcp_base_checked(stream, ssrc, e_index)
+            iv = base_e ^ ((e_index | _E_FLAG) << 16)
             in_order = False
         mac = self._rtcp_mac.copy()
         mac.update(srtcp[:end])
         if not _compare(mac.finalize()[:tag_length], srtcp[end:]):
             raise AuthenticationFailed("SRTCP authentication tag does not verify")
-        if e_index & _E_FLAG:
+        if in_order or e_index & _E_FLAG:
             ctr = self._rtcp_ctr
-            ctr.reset_nonce((base ^ (index << 16)).to_bytes(16, "big"))
+            ctr.reset_nonce(iv.to_bytes(16, "big"))
             rtcp = srtcp[:RTCP_HEADER] + ctr.update(srtcp[RTCP_HEADER:e_index_at])
         else:
             rtcp = srtcp[:e_index_at]
         if in_order:
-            stream.rtcp_highest = index  # type: ignore[union-attr]
+            stream.rtcp_next = e_index + 1  # type: ignore[union-attr]
             return rtcp
-        self._commit_rtcp(stream, ssrc, index)
+        self._commit_rtcp(stream, ssrc, e_index & MAX_SRTCP_INDEX)
         return rtcp
 
 
 class _AesGcmContext(SrtpContext):
     """AEAD_AES_128_GCM / AEAD_AES_256_GCM (RFC 7714)."""
+
+    _rtcp_e_in_iv = _E_FLAG
 
     def _setup_transforms(self, keys: SessionKeys) -> None:
         self._rtp = AesGcm(keys.rtp_key, keys.rtp_salt)
@@ -597,22 +626,19 @@ class _AesGcmContext(SrtpContext):
         first, ssrc = _first_ssrc(srtcp)
         if first >> 6 != 2:
             check_rtcp(srtcp)
-        (e_index,) = _unpack_u32(srtcp, e_index_at)
-        index = e_index & MAX_SRTCP_INDEX
-        stream = self._inbound.get(ssrc)
-        if stream is not None:
-            in_order = index == stream.rtcp_highest + 1
-            if not in_order:
-                _check_rtcp_fresh(stream, index)
-            base = stream.rtcp_base
-        else:
-            self._check_stream_limit()
-            base = self._rtcp.iv_base(ssrc)
-            in_order = False
-        iv = (base ^ index).to_bytes(12, "big")
         e_index_bytes = srtcp[e_index_at:]
+        e_index = int.from_bytes(e_index_bytes, "big")
+        stream = self._inbound.get(ssrc)
+        if stream is not None and e_index == stream.rtcp_next:
+            # encrypted and the next index: fresh by definition
+            iv = (stream.rtcp_base_e ^ e_index).to_bytes(12, "big")
+            in_order = True
+        else:
+            base_e = self._rtcp_base_checked(stream, ssrc, e_index)
+            iv = (base_e ^ (e_index | _E_FLAG)).to_bytes(12, "big")
+            in_order = False
         try:
-            if e_index & _E_FLAG:
+            if in_order or e_index & _E_FLAG:
                 header = srtcp[:RTCP_HEADER]
                 rtcp = header + self._rtcp_aead.decrypt(
                     iv, srtcp[RTCP_HEADER:e_index_at], header + e_index_bytes
@@ -626,9 +652,9 @@ class _AesGcmContext(SrtpContext):
         except InvalidTag:
             raise AuthenticationFailed("SRTCP AEAD tag does not verify") from None
         if in_order:
-            stream.rtcp_highest = index  # type: ignore[union-attr]
+            stream.rtcp_next = e_index + 1  # type: ignore[union-attr]
             return rtcp
-        self._commit_rtcp(stream, ssrc, index)
+        self._commit_rtcp(stream, ssrc, e_index & MAX_SRTCP_INDEX)
         return rtcp
 
 
@@ -643,13 +669,6 @@ def _inbound_index(window: ReplayWindow, highest: int, seq: int) -> int:
     if not window.is_fresh(index):
         raise ReplayDetected(f"SRTP index {index} replayed or too old")
     return index
-
-
-def _check_rtcp_fresh(stream: _Inbound, index: int) -> None:
-    """Raise ReplayDetected unless SRTCP ``index`` is fresh on ``stream``; checks only."""
-    _catch_up(stream.rtcp_window, stream.rtcp_highest)
-    if not stream.rtcp_window.is_fresh(index):
-        raise ReplayDetected(f"SRTCP index {index} replayed or too old")
 
 
 def _catch_up(window: ReplayWindow, highest: int) -> None:
