@@ -390,3 +390,17 @@ async def test_close_unwraps_and_aioice_close_is_seen_as_loss(stacks: list[Stack
     assert len(stack.rb.lost) == 1 and isinstance(stack.rb.lost[0], ConnectionError)
     assert "datagram_received" not in vars(protocol_b)
     assert stack.b.nomination_watchers == []
+
+
+async def test_close_leaves_a_wrapper_that_is_not_ours(stacks: list[Stack]) -> None:
+    stack = await _connected()
+    stacks.append(stack)
+    assert stack.ta is not None
+    protocol = _nominated_protocol(stack.a)
+
+    def someone_elses(data: bytes, addr: Any) -> None:
+        pass
+
+    protocol.datagram_received = someone_elses  # type: ignore[method-assign,assignment]
+    stack.ta.close()
+    assert vars(protocol).get("datagram_received") is someone_elses

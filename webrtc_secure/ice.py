@@ -373,6 +373,7 @@ class IceDatagramTransport(asyncio.DatagramTransport):
     __slots__ = (
         "_closing",
         "_connection",
+        "_hook_function",
         "_hooked",
         "_protocol",
         "_reader",
@@ -392,6 +393,7 @@ class IceDatagramTransport(asyncio.DatagramTransport):
         self._remote: tuple[str, int] | None = None
         #: the StunProtocol whose datagram_received we wrapped, or None
         self._hooked: aioice.ice.StunProtocol | None = None
+        self._hook_function: Callable[[bytes, Any], None] | None = None
         protocol.connection_made(self)
         # aioice's queue may hold datagrams that arrived before this transport: the
         # read task's first step returns them all without suspending, so they reach
@@ -439,7 +441,9 @@ class IceDatagramTransport(asyncio.DatagramTransport):
         to_us = self._protocol.datagram_received
 
         def datagram_received(data: bytes, addr: Any) -> None:
-            if data and data[0] > 3:  # RFC 7983: not STUN, so DTLS, SRTP or SRTCP
+            # RFC 7983: not STUN, so DTLS, SRTP/SRTCP or what our protocol counts as
+            # unknown. From any source address, as on aioice's path
+            if data and data[0] > 3:
                 try:
                     to_us(data, addr)
                 except Exception:
@@ -449,13 +453,15 @@ class IceDatagramTransport(asyncio.DatagramTransport):
                 to_aioice(data, addr)
 
         stun.datagram_received = datagram_received  # type: ignore[method-assign,assignment]
-        self._hooked = stun
+        self._hooked, self._hook_function = stun, datagram_received
         limit_receive_buffer(stun.transport)
 
     def _unhook(self) -> None:
-        stun, self._hooked = self._hooked, None
-        if stun is not None:
-            vars(stun).pop("datagram_received", None)
+        stun, function = self._hooked, self._hook_function
+        self._hooked = self._hook_function = None
+        # only our own wrapper: whatever replaced it since is not ours to remove
+        if stun is not None and vars(stun).get("datagram_received") is function:
+            del stun.datagram_received
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         pair = self._connection.nominated_pair
