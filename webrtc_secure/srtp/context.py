@@ -66,31 +66,44 @@ class _Outbound:
     RFC 3711 9.2 caps the packets one master key protects (2^48 SRTP, 2^31 SRTCP),
     over all SSRCs. Rather than update a shared counter per packet, the context leases
     blocks of that budget to each stream: ``limit`` - ``highest`` SRTP packets and
-    ``rtcp_limit`` - ``rtcp_index`` SRTCP packets are paid for in advance, so the
+    ``rtcp_limit_e`` - ``rtcp_e`` SRTCP packets are paid for in advance, so the
     in-order fast paths only compare against the limit.
+
+    SRTCP is counted in E || index words (E = 1, as every packet we send carries it),
+    with ``rtcp_base_e`` the IV base with that E bit XORed in, so the word goes into
+    the packet and the IV as it is.
     """
 
     __slots__ = (
         "highest",
         "limit",
         "roc_bytes",
-        "rtcp_base",
-        "rtcp_index",
-        "rtcp_limit",
+        "rtcp_base_e",
+        "rtcp_e",
+        "rtcp_limit_e",
         "rtp_base",
         "window",
     )
 
-    def __init__(self, rtp_base: int, rtcp_base: int, window: int) -> None:
+    def __init__(self, rtp_base: int, rtcp_base_e: int, window: int) -> None:
         self.highest = -1  # highest packet index sent (ROC << 16 | SEQ)
         self.limit = -1  # the in-order fast path may send up to this index (leased)
         self.roc_bytes = _ROC_ZERO  # ROC of ``highest``, as it enters the HMAC
         self.rtp_base = rtp_base  # SSRC-dependent part of the RTP IV
-        self.rtcp_base = rtcp_base
-        self.rtcp_index = 0  # last SRTCP index sent; the first one is 1
-        self.rtcp_limit = 0  # SRTCP indices up to this one are leased
+        self.rtcp_base_e = rtcp_base_e
+        self.rtcp_e = _E_FLAG  # E || the last SRTCP index sent; the first one is 1
+        self.rtcp_limit_e = _E_FLAG  # E || the last SRTCP index leased
         # an index protected twice would reuse keystream: refused like libsrtp does
         self.window = ReplayWindow(window)
+
+    @property
+    def rtcp_index(self) -> int:
+        """The last SRTCP index sent (0 before the first packet)."""
+        return self.rtcp_e - _E_FLAG
+
+    @rtcp_index.setter
+    def rtcp_index(self, index: int) -> None:
+        self.rtcp_e = _E_FLAG + index
 
 
 class _Inbound:
@@ -240,7 +253,7 @@ class SrtpContext:
     @property
     def rtcp_packets_protected(self) -> int:
         """SRTCP packets protected under this master key (limit 2^31)."""
-        leased = sum(max(0, s.rtcp_limit - s.rtcp_index) for s in self._outbound.values())
+        leased = sum(max(0, s.rtcp_limit_e - s.rtcp_e) for s in self._outbound.values())
         return MAX_SRTCP_PACKETS - self._rtcp_left - leased
 
     # --- the per-packet API (implemented by the subclasses) ---------------------------
@@ -276,7 +289,8 @@ class SrtpContext:
         raise NotImplementedError
 
     def _new_outbound(self, ssrc: int) -> _Outbound:
-        stream = _Outbound(*self._iv_bases(ssrc), self.replay_window)
+        rtp_base, rtcp_base = self._iv_bases(ssrc)
+        stream = _Outbound(rtp_base, rtcp_base ^ self._rtcp_e_in_iv, self.replay_window)
         self._outbound[ssrc] = stream
         return stream
 
@@ -326,15 +340,15 @@ class SrtpContext:
         if grant <= 0:
             raise KeyLifetimeExceeded("SRTCP master key protected its maximum packet count")
         self._rtcp_left -= grant
-        stream.rtcp_limit = stream.rtcp_index + grant
+        stream.rtcp_limit_e = stream.rtcp_e + grant
 
     def _reclaim_leases(self) -> None:
         """Return every stream's unused lease to the key's budget (it ran out)."""
         for s in self._outbound.values():
             self._rtp_left += s.limit - s.highest
             s.limit = s.highest
-            self._rtcp_left += max(0, s.rtcp_limit - s.rtcp_index)
-            s.rtcp_limit = s.rtcp_index
+            self._rtcp_left += max(0, s.rtcp_limit_e - s.rtcp_e)
+            s.rtcp_limit_e = s.rtcp_e
 
     def _check_stream_limit(self) -> None:
         """Refuse a packet that would create a remote stream beyond the bound."""
@@ -478,14 +492,14 @@ class _AesCmContext(SrtpContext):
         stream = self._outbound.get(ssrc)
         if stream is None:
             stream = self._new_outbound(ssrc)
-        index = stream.rtcp_index + 1  # libsrtp and pion send index 1 first
-        if index > stream.rtcp_limit:
+        e_index = stream.rtcp_e + 1  # E || index; libsrtp and pion send index 1 first
+        if e_index > stream.rtcp_limit_e:
             self._lease_rtcp(stream)
-        stream.rtcp_index = index
-        e_index = _pack_u32(_E_FLAG | index)
+        stream.rtcp_e = e_index
         ctr = self._rtcp_ctr
-        ctr.reset_nonce((stream.rtcp_base ^ (index << 16)).to_bytes(16, "big"))
-        body = _join((rtcp[:RTCP_HEADER], ctr.update(rtcp[RTCP_HEADER:]), e_index))
+        ctr.reset_nonce((stream.rtcp_base_e ^ (e_index << 16)).to_bytes(16, "big"))
+        e_index_bytes = _pack_u32(e_index)
+        body = _join((rtcp[:RTCP_HEADER], ctr.update(rtcp[RTCP_HEADER:]), e_index_bytes))
         mac = self._rtcp_mac.copy()
         mac.update(body)
         return body + mac.finalize()[: self._srtcp_tag]
@@ -608,15 +622,15 @@ class _AesGcmContext(SrtpContext):
         stream = self._outbound.get(ssrc)
         if stream is None:
             stream = self._new_outbound(ssrc)
-        index = stream.rtcp_index + 1  # libsrtp and pion send index 1 first
-        if index > stream.rtcp_limit:
+        e_index = stream.rtcp_e + 1  # E || index; libsrtp and pion send index 1 first
+        if e_index > stream.rtcp_limit_e:
             self._lease_rtcp(stream)
-        stream.rtcp_index = index
-        e_index = _pack_u32(_E_FLAG | index)
+        stream.rtcp_e = e_index
+        e_index_bytes = _pack_u32(e_index)
         header = rtcp[:RTCP_HEADER]
-        iv = (stream.rtcp_base ^ index).to_bytes(12, "big")
-        sealed = self._rtcp_aead.encrypt(iv, rtcp[RTCP_HEADER:], header + e_index)
-        return _join((header, sealed, e_index))
+        iv = (stream.rtcp_base_e ^ e_index).to_bytes(12, "big")
+        sealed = self._rtcp_aead.encrypt(iv, rtcp[RTCP_HEADER:], header + e_index_bytes)
+        return _join((header, sealed, e_index_bytes))
 
     def unprotect_rtcp(self, srtcp: bytes) -> bytes:
         e_index_at = len(srtcp) - 4  # header | ciphertext+tag | E+index
@@ -626,8 +640,8 @@ class _AesGcmContext(SrtpContext):
         first, ssrc = _first_ssrc(srtcp)
         if first >> 6 != 2:
             check_rtcp(srtcp)
+        (e_index,) = _unpack_u32(srtcp, e_index_at)  # cheaper than int.from_bytes
         e_index_bytes = srtcp[e_index_at:]
-        e_index = int.from_bytes(e_index_bytes, "big")
         stream = self._inbound.get(ssrc)
         if stream is not None and e_index == stream.rtcp_next:
             # encrypted and the next index: fresh by definition
