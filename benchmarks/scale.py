@@ -40,13 +40,14 @@ The soft RLIMIT_NOFILE is raised up to the hard limit when 2N peers need more so
 
 Two things make the saturated numbers swing between runs besides the neighbours on a
 shared machine, and the JSON records both. asyncio's datagram transport receives every
-datagram into a fresh 256 KiB bytes object (``max_size``) and shrinks it: while glibc
-serves 256 KiB with mmap, that is two page faults per packet and about a third of the
-capacity; whether it does depends on the process's allocation history (one earlier
-free of a larger block raises glibc's threshold), so ``page_faults_per_packet`` says
-which regime a step ran in (~2 or ~0). And with 1000 pairs up, a full garbage
-collection pauses the loop for hundreds of milliseconds, which lands in one step's
-lag p99 and not in the next one's.
+datagram into a fresh bytes object of ``max_size`` (256 KiB by default) and shrinks it:
+while glibc serves 256 KiB with mmap, that is two page faults per packet and about a
+third of the capacity; whether it does depends on the process's allocation history
+(one earlier free of a larger block raises glibc's threshold). SecurePeer's media
+sockets read into 64 KiB (``webrtc_secure/ice.py``), which avoids it; aiortc's keep the
+default, so ``page_faults_per_packet`` says which regime its steps ran in (~2 or ~0).
+And with 1000 pairs up, a full garbage collection pauses the loop for hundreds of
+milliseconds, which lands in one step's lag p99 and not in the next one's.
 
 One configuration by hand (the JSON result on stdout or in --out), e.g. profiled::
 
@@ -358,8 +359,8 @@ class Traffic:
     latency_p99_ms: float | None
     cpu_percent: float
     delivered_per_cpu_s: float  # capacity that does not depend on what else the machine runs
-    # asyncio reads each datagram into a fresh 256 KiB bytes: when glibc serves that with
-    # mmap, every packet costs a page fault (see the section's notes)
+    # asyncio reads each datagram into a fresh bytes of the transport's max_size: at the
+    # default 256 KiB, glibc may serve it with mmap and fault per packet (module notes)
     page_faults_per_packet: float
     starved_receivers: int  # receivers that got under half their share
     send_errors: dict[str, int]  # by exception type: sends to a connection already lost
