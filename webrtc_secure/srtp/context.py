@@ -8,9 +8,11 @@ authenticated: a forged or replayed packet leaves no trace (no ROC advance, no r
 slot, no new stream).
 
 The per-packet methods are written for speed (they are the media path): the common
-case (plain 12-octet header, next sequence number of a known stream) is decided with a
-few integer operations, per-SSRC IV parts and the ROC octets are cached on the stream,
-and everything else takes a slower, fully general path.
+case (plain 12-octet header, next sequence number of a known stream) is decided with
+one comparison against the sequence number the stream expects, the IV base with the
+ROC already in and the ROC octets are cached on the stream, the per-key packet limits
+are paid in advance (see _Outbound), and everything else takes a slower, fully general
+path. ``benchmarks/srtp.py`` measures them against libsrtp.
 """
 
 from __future__ import annotations
@@ -42,10 +44,8 @@ MAX_SRTCP_INDEX = (1 << 31) - 1
 MAX_SRTCP_PACKETS = 1 << 31
 MAX_ROC = (1 << 32) - 1
 DEFAULT_MAX_REMOTE_STREAMS = 1024
-# Leases of the per-key packet budget handed to one outbound stream at a time (see
-# _Outbound): small enough to be irrelevant next to 2^48 and 2^31, big enough that
-# asking again is rare.
-RTP_LEASE = 1 << 16
+# SRTCP indices paid for at a time from the per-key budget (see _Outbound): small
+# next to 2^31, big enough that asking again is rare.
 RTCP_LEASE = 1 << 10
 _E_FLAG = 0x80000000
 _ROC_ZERO = bytes(4)
@@ -60,41 +60,65 @@ _compare = hmac.compare_digest
 _join = b"".join
 
 
-class _Outbound:
+class _RtpState:
+    """SRTP progress on one SSRC, shaped for the in-order fast paths.
+
+    ``next_seq`` is the sequence number the fast path takes next: the one after the
+    highest index's, 65536 after 65535, so the packet that wraps goes the general way
+    (it moves the ROC). ``iv_roc`` is the IV base with the ROC of the highest index
+    already in, so the fast path XORs in only the sequence number, and ``roc_bytes`` is
+    that ROC as it enters the HMAC. ``highest`` itself is derived.
+    """
+
+    __slots__ = ("iv_roc", "next_seq", "roc", "roc_bytes", "rtp_base", "window")
+
+    def __init__(self, rtp_base: int, window: int) -> None:
+        self.rtp_base = rtp_base  # SSRC-dependent part of the RTP IV
+        self.roc = 0
+        self.next_seq = 0  # highest -1: nothing yet; seq 0 would be index 0
+        self.iv_roc = rtp_base
+        self.roc_bytes = _ROC_ZERO
+        self.window = ReplayWindow(window)
+
+    @property
+    def highest(self) -> int:
+        """Highest packet index (ROC << 16 | SEQ), -1 before the first packet."""
+        return (self.roc << 16) + self.next_seq - 1
+
+    def advance(self, index: int, iv_shift: int) -> None:
+        """Make ``index`` (above the current highest) the highest; ``iv_shift`` is how
+        far the transform shifts the index into its IV."""
+        roc = index >> 16
+        if roc != self.roc:
+            self.roc = roc
+            self.roc_bytes = _pack_u32(roc)
+            self.iv_roc = self.rtp_base ^ (roc << 16 << iv_shift)
+        self.next_seq = (index & 0xFFFF) + 1
+
+
+class _Outbound(_RtpState):
     """What we send on one SSRC.
 
     RFC 3711 9.2 caps the packets one master key protects (2^48 SRTP, 2^31 SRTCP),
-    over all SSRCs. Rather than update a shared counter per packet, the context leases
-    blocks of that budget to each stream: ``limit`` - ``highest`` SRTP packets and
-    ``rtcp_limit_e`` - ``rtcp_e`` SRTCP packets are paid for in advance, so the
-    in-order fast paths only compare against the limit.
+    over all SSRCs. Rather than update a shared counter per packet, the context pays
+    in advance: an SRTP stream in the context's ``_open`` map has the rest of its ROC
+    (``65536 - next_seq`` packets) paid for, so the fast path takes only streams from
+    that map, and an SRTCP stream has ``rtcp_limit_e - rtcp_e`` indices paid for.
 
     SRTCP is counted in E || index words (E = 1, as every packet we send carries it),
     with ``rtcp_base_e`` the IV base with that E bit XORed in, so the word goes into
     the packet and the IV as it is.
     """
 
-    __slots__ = (
-        "highest",
-        "limit",
-        "roc_bytes",
-        "rtcp_base_e",
-        "rtcp_e",
-        "rtcp_limit_e",
-        "rtp_base",
-        "window",
-    )
+    __slots__ = ("rtcp_base_e", "rtcp_e", "rtcp_limit_e")
 
     def __init__(self, rtp_base: int, rtcp_base_e: int, window: int) -> None:
-        self.highest = -1  # highest packet index sent (ROC << 16 | SEQ)
-        self.limit = -1  # the in-order fast path may send up to this index (leased)
-        self.roc_bytes = _ROC_ZERO  # ROC of ``highest``, as it enters the HMAC
-        self.rtp_base = rtp_base  # SSRC-dependent part of the RTP IV
+        # an index protected twice would reuse keystream: the window refuses it, as
+        # libsrtp does
+        super().__init__(rtp_base, window)
         self.rtcp_base_e = rtcp_base_e
         self.rtcp_e = _E_FLAG  # E || the last SRTCP index sent; the first one is 1
-        self.rtcp_limit_e = _E_FLAG  # E || the last SRTCP index leased
-        # an index protected twice would reuse keystream: refused like libsrtp does
-        self.window = ReplayWindow(window)
+        self.rtcp_limit_e = _E_FLAG  # E || the last SRTCP index paid for
 
     @property
     def rtcp_index(self) -> int:
@@ -106,7 +130,7 @@ class _Outbound:
         self.rtcp_e = _E_FLAG + index
 
 
-class _Inbound:
+class _Inbound(_RtpState):
     """What we accepted from one remote SSRC (created only after authentication).
 
     SRTCP progress is kept as ``rtcp_next``, the E || index word the next in-order
@@ -115,22 +139,11 @@ class _Inbound:
     bit XORed in, so the word also goes into the IV as it is.
     """
 
-    __slots__ = (
-        "highest",
-        "roc_bytes",
-        "rtcp_base_e",
-        "rtcp_next",
-        "rtcp_window",
-        "rtp_base",
-        "window",
-    )
+    __slots__ = ("rtcp_base_e", "rtcp_next", "rtcp_window")
 
     def __init__(self, rtp_base: int, rtcp_base_e: int, window: int) -> None:
-        self.highest = -1
-        self.roc_bytes = _ROC_ZERO
-        self.rtp_base = rtp_base
+        super().__init__(rtp_base, window)
         self.rtcp_base_e = rtcp_base_e
-        self.window = ReplayWindow(window)
         self.rtcp_next = _E_FLAG  # E = 1, index 0: nothing accepted yet
         self.rtcp_window = ReplayWindow(window)
 
@@ -223,6 +236,8 @@ class SrtpContext:
         self._srtp_tag = profile.srtp_tag_length
         self._srtcp_tag = profile.srtcp_tag_length
         self._outbound: dict[int, _Outbound] = {}
+        # the outbound streams whose rest of the ROC is paid for (see _Outbound)
+        self._open: dict[int, _Outbound] = {}
         self._inbound: dict[int, _Inbound] = {}
         # RFC 3711 9.2 limits per master key, over all SSRCs: what is neither sent nor
         # leased to a stream (see _Outbound)
@@ -247,8 +262,8 @@ class SrtpContext:
     @property
     def packets_protected(self) -> int:
         """SRTP packets protected under this master key (limit 2^48)."""
-        leased = sum(s.limit - s.highest for s in self._outbound.values())
-        return MAX_SRTP_PACKETS - self._rtp_left - leased
+        paid = sum(0x10000 - s.next_seq for s in self._open.values())
+        return MAX_SRTP_PACKETS - self._rtp_left - paid
 
     @property
     def rtcp_packets_protected(self) -> int:
@@ -281,6 +296,8 @@ class SrtpContext:
 
     # --- shared bookkeeping, off the in-order fast paths ------------------------------
 
+    #: how far the SRTP index is shifted into the IV (16 for AES-CM, 0 for GCM)
+    _rtp_iv_shift: int
     #: the SRTCP E flag as it enters the IV's XOR term (see _Inbound)
     _rtcp_e_in_iv: int
 
@@ -294,14 +311,17 @@ class SrtpContext:
         self._outbound[ssrc] = stream
         return stream
 
-    def _outbound_index(self, stream: _Outbound, seq: int) -> int:
-        """Index of an outbound packet the fast path did not take; commits it.
+    def _outbound_index(self, ssrc: int, seq: int) -> tuple[int, int]:
+        """The IV (as an integer) and index of an outbound packet the fast path did not
+        take; commits it.
 
-        The packet is paid from the stream's lease when it is the next index and the
-        lease has room (the in-order packet that wraps the sequence number), from the
-        key's budget otherwise; the stream's unused lease moves along when it jumps
-        ahead, and is topped up once used up.
+        The packet is charged to the key's budget, after giving back what the stream
+        had paid in advance; then the rest of the (new) ROC is paid for again, when the
+        budget allows, so the stream's next in-order packets take the fast path.
         """
+        stream = self._outbound.get(ssrc)
+        if stream is None:
+            stream = self._new_outbound(ssrc)
         highest = stream.highest
         index = estimate_index(highest, seq)
         if index < 0:
@@ -311,24 +331,21 @@ class SrtpContext:
         _catch_up(stream.window, highest)
         if not stream.window.is_fresh(index):
             raise ReplayDetected(f"SRTP index {index} already protected or too old")
-        leased = index == highest + 1 and stream.limit > highest
-        if not leased:
+        if self._open.pop(ssrc, None) is not None:
+            self._rtp_left += 0x10000 - stream.next_seq
+        if not self._rtp_left:
+            self._reclaim_leases()
             if not self._rtp_left:
-                self._reclaim_leases()
-                if not self._rtp_left:
-                    raise KeyLifetimeExceeded("SRTP master key protected its maximum packet count")
-            self._rtp_left -= 1
+                raise KeyLifetimeExceeded("SRTP master key protected its maximum packet count")
+        self._rtp_left -= 1
         stream.window.commit(index)
         if index > highest:
-            if not leased:
-                stream.limit += index - highest  # the unused lease moves along
-            stream.highest = index
-            stream.roc_bytes = _pack_u32(index >> 16)
-        if stream.limit <= stream.highest:
-            grant = min(self._rtp_left, RTP_LEASE)
-            self._rtp_left -= grant
-            stream.limit = stream.highest + grant
-        return index
+            stream.advance(index, self._rtp_iv_shift)
+        rest = 0x10000 - stream.next_seq
+        if rest <= self._rtp_left:
+            self._rtp_left -= rest
+            self._open[ssrc] = stream
+        return stream.rtp_base ^ (index << self._rtp_iv_shift), index
 
     def _lease_rtcp(self, stream: _Outbound) -> None:
         """Lease ``stream`` the SRTCP budget for its next index, or raise
@@ -343,10 +360,12 @@ class SrtpContext:
         stream.rtcp_limit_e = stream.rtcp_e + grant
 
     def _reclaim_leases(self) -> None:
-        """Return every stream's unused lease to the key's budget (it ran out)."""
+        """Give what every stream paid in advance back to the key's budget (it ran
+        out)."""
+        for s in self._open.values():
+            self._rtp_left += 0x10000 - s.next_seq
+        self._open.clear()
         for s in self._outbound.values():
-            self._rtp_left += s.limit - s.highest
-            s.limit = s.highest
             self._rtcp_left += max(0, s.rtcp_limit_e - s.rtcp_e)
             s.rtcp_limit_e = s.rtcp_e
 
@@ -364,14 +383,33 @@ class SrtpContext:
         logger.debug("new remote SRTP stream ssrc=%#010x (%d tracked)", ssrc, len(self._inbound))
         return stream
 
+    def _inbound_index(self, stream: _Inbound | None, ssrc: int, seq: int) -> tuple[int, int]:
+        """The IV (as an integer) and index of an inbound packet the fast path did not
+        take; checks only (raises ReplayDetected, KeyLifetimeExceeded or
+        StreamLimitExceeded)."""
+        if stream is None:
+            self._check_stream_limit()
+            index = seq  # a stream's first packet has ROC 0
+            base = self._iv_bases(ssrc)[0]
+        else:
+            index = estimate_index(stream.highest, seq)
+            if index < 0:
+                raise ReplayDetected(f"SRTP seq {seq} lies before this stream's first packet")
+            if index >> 16 > MAX_ROC:
+                raise KeyLifetimeExceeded("SRTP rollover counter exhausted for this master key")
+            _catch_up(stream.window, stream.highest)
+            if not stream.window.is_fresh(index):
+                raise ReplayDetected(f"SRTP index {index} replayed or too old")
+            base = stream.rtp_base
+        return base ^ (index << self._rtp_iv_shift), index
+
     def _commit_rtp(self, stream: _Inbound | None, ssrc: int, index: int) -> None:
         """Record an authenticated SRTP packet that was not simply the next one."""
         if stream is None:
             stream = self._new_inbound(ssrc)
         stream.window.commit(index)
         if index > stream.highest:
-            stream.highest = index
-            stream.roc_bytes = _pack_u32(index >> 16)
+            stream.advance(index, self._rtp_iv_shift)
 
     def _rtcp_base_checked(self, stream: _Inbound | None, ssrc: int, e_index: int) -> int:
         """The E-adjusted SRTCP IV base for a packet the fast path did not take, once
@@ -397,7 +435,8 @@ class SrtpContext:
 class _AesCmContext(SrtpContext):
     """AES128_CM_HMAC_SHA1_80 / _32: AES-CM encryption, truncated HMAC-SHA1."""
 
-    _rtcp_e_in_iv = _E_FLAG << 16  # the SRTCP index enters the IV shifted by 16
+    _rtp_iv_shift = 16  # the index enters the IV shifted by 16 (RFC 3711 4.1.1)
+    _rtcp_e_in_iv = _E_FLAG << 16
 
     def _setup_transforms(self, keys: SessionKeys) -> None:
         self._rtp = AesCmHmac(keys.rtp_key, keys.rtp_salt, keys.rtp_auth_key, self._srtp_tag)
@@ -418,19 +457,16 @@ class _AesCmContext(SrtpContext):
             raise MalformedPacket(f"RTP packet of {len(rtp)} octets is too short") from None
         # version 2 without CSRCs or extension: the 12-octet header needs no more parsing
         header_length = RTP_FIXED_HEADER if first & 0xDF == 0x80 else rtp_header_length(rtp)
-        stream = self._outbound.get(ssrc)
-        if stream is None:
-            stream = self._new_outbound(ssrc)
-        highest = stream.highest
-        # next in order, no wrap, paid for by the stream's lease
-        if seq and seq == (highest + 1) & 0xFFFF and highest < stream.limit:
-            index = stream.highest = highest + 1
+        stream = self._open.get(ssrc)
+        if stream is not None and seq == stream.next_seq:  # next in order, paid for
+            stream.next_seq = seq + 1
+            iv = stream.iv_roc ^ (seq << 16)
             roc_bytes = stream.roc_bytes
         else:
-            index = self._outbound_index(stream, seq)
+            iv, index = self._outbound_index(ssrc, seq)
             roc_bytes = _pack_u32(index >> 16)
         ctr = self._rtp_ctr
-        ctr.reset_nonce((stream.rtp_base ^ (index << 16)).to_bytes(16, "big"))
+        ctr.reset_nonce(iv.to_bytes(16, "big"))
         header = rtp[:header_length]
         payload = ctr.update(rtp[header_length:])
         mac = self._rtp_mac.copy()
@@ -449,22 +485,13 @@ class _AesCmContext(SrtpContext):
                 raise MalformedPacket("SRTP packet shorter than header and tag")
         seq, ssrc = _seq_ssrc(srtp, 2)
         stream = self._inbound.get(ssrc)
-        if stream is not None:
-            highest = stream.highest
-            if seq and seq == (highest + 1) & 0xFFFF:  # next in order: fresh by definition
-                index = highest + 1
-                roc_bytes = stream.roc_bytes
-                in_order = True
-            else:
-                index = _inbound_index(stream.window, highest, seq)
-                roc_bytes = _pack_u32(index >> 16)
-                in_order = False
-            base = stream.rtp_base
+        if stream is not None and seq == stream.next_seq:  # next in order: fresh
+            iv = stream.iv_roc ^ (seq << 16)
+            roc_bytes = stream.roc_bytes
+            in_order = True
         else:
-            self._check_stream_limit()
-            index = seq  # a stream's first packet has ROC 0
-            roc_bytes = _ROC_ZERO
-            base = self._rtp.iv_base(ssrc)
+            iv, index = self._inbound_index(stream, ssrc, seq)
+            roc_bytes = _pack_u32(index >> 16)
             in_order = False
         header = srtp[:header_length]
         payload = srtp[header_length:end]
@@ -473,11 +500,11 @@ class _AesCmContext(SrtpContext):
         if not _compare(mac.finalize()[:tag_length], srtp[end:]):
             raise AuthenticationFailed("SRTP authentication tag does not verify")
         ctr = self._rtp_ctr
-        ctr.reset_nonce((base ^ (index << 16)).to_bytes(16, "big"))
+        ctr.reset_nonce(iv.to_bytes(16, "big"))
         rtp = header + ctr.update(payload)
         # authenticated: now, and only now, the stream state may change
         if in_order:
-            stream.highest = index  # type: ignore[union-attr]
+            stream.next_seq = seq + 1  # type: ignore[union-attr]
             return rtp
         self._commit_rtp(stream, ssrc, index)
         return rtp
@@ -544,6 +571,7 @@ class _AesCmContext(SrtpContext):
 class _AesGcmContext(SrtpContext):
     """AEAD_AES_128_GCM / AEAD_AES_256_GCM (RFC 7714)."""
 
+    _rtp_iv_shift = 0
     _rtcp_e_in_iv = _E_FLAG
 
     def _setup_transforms(self, keys: SessionKeys) -> None:
@@ -561,18 +589,14 @@ class _AesGcmContext(SrtpContext):
         except struct.error:
             raise MalformedPacket(f"RTP packet of {len(rtp)} octets is too short") from None
         header_length = RTP_FIXED_HEADER if first & 0xDF == 0x80 else rtp_header_length(rtp)
-        stream = self._outbound.get(ssrc)
-        if stream is None:
-            stream = self._new_outbound(ssrc)
-        highest = stream.highest
-        # next in order, no wrap, paid for by the stream's lease
-        if seq and seq == (highest + 1) & 0xFFFF and highest < stream.limit:
-            index = stream.highest = highest + 1
+        stream = self._open.get(ssrc)
+        if stream is not None and seq == stream.next_seq:  # next in order, paid for
+            stream.next_seq = seq + 1
+            iv = stream.iv_roc ^ seq
         else:
-            index = self._outbound_index(stream, seq)
+            iv = self._outbound_index(ssrc, seq)[0]
         header = rtp[:header_length]
-        iv = (stream.rtp_base ^ index).to_bytes(12, "big")
-        return header + self._rtp_aead.encrypt(iv, rtp[header_length:], header)
+        return header + self._rtp_aead.encrypt(iv.to_bytes(12, "big"), rtp[header_length:], header)
 
     def unprotect(self, srtp: bytes) -> bytes:
         n = len(srtp)
@@ -584,30 +608,22 @@ class _AesGcmContext(SrtpContext):
                 raise MalformedPacket("SRTP packet shorter than header and tag")
         seq, ssrc = _seq_ssrc(srtp, 2)
         stream = self._inbound.get(ssrc)
-        if stream is not None:
-            highest = stream.highest
-            if seq and seq == (highest + 1) & 0xFFFF:  # next in order: fresh by definition
-                index = highest + 1
-                in_order = True
-            else:
-                index = _inbound_index(stream.window, highest, seq)
-                in_order = False
-            base = stream.rtp_base
+        if stream is not None and seq == stream.next_seq:  # next in order: fresh
+            iv = stream.iv_roc ^ seq
+            in_order = True
         else:
-            self._check_stream_limit()
-            index = seq  # a stream's first packet has ROC 0
-            base = self._rtp.iv_base(ssrc)
+            iv, index = self._inbound_index(stream, ssrc, seq)
             in_order = False
         header = srtp[:header_length]
         try:
             rtp = header + self._rtp_aead.decrypt(
-                (base ^ index).to_bytes(12, "big"), srtp[header_length:], header
+                iv.to_bytes(12, "big"), srtp[header_length:], header
             )
         except InvalidTag:
             raise AuthenticationFailed("SRTP AEAD tag does not verify") from None
         # authenticated: now, and only now, the stream state may change
         if in_order:
-            stream.highest = index  # type: ignore[union-attr]
+            stream.next_seq = seq + 1  # type: ignore[union-attr]
             return rtp
         self._commit_rtp(stream, ssrc, index)
         return rtp
@@ -672,25 +688,12 @@ class _AesGcmContext(SrtpContext):
         return rtcp
 
 
-def _inbound_index(window: ReplayWindow, highest: int, seq: int) -> int:
-    """Index of an inbound packet that is not simply the next one; checks only."""
-    index = estimate_index(highest, seq)
-    if index < 0:
-        raise ReplayDetected(f"SRTP seq {seq} lies before this stream's first packet")
-    if index >> 16 > MAX_ROC:
-        raise KeyLifetimeExceeded("SRTP rollover counter exhausted for this master key")
-    _catch_up(window, highest)
-    if not window.is_fresh(index):
-        raise ReplayDetected(f"SRTP index {index} replayed or too old")
-    return index
-
-
 def _catch_up(window: ReplayWindow, highest: int) -> None:
     """Bring a lazily kept window up to ``highest``.
 
-    The in-order fast paths only move the stream's ``highest`` (saving a method call
-    per packet), which is sound because they accept exactly ``highest + 1``: every
-    index between the window's own highest and the stream's was accepted, in order.
+    The in-order fast paths only move the stream's highest (saving a method call per
+    packet), which is sound because they accept exactly ``highest + 1``: every index
+    between the window's own highest and the stream's was accepted, in order.
     Out-of-order packets, the only ones that need the bitmap, mark them first.
     """
     index = max(window.highest + 1, highest - window.size + 1)
