@@ -30,11 +30,16 @@ from webrtc_secure.dtls.messages import (
     HandshakeFragment,
     encode_handshake_header,
     framed_message,
+    parse_certificate_list,
+    parse_certificate_request,
+    parse_certificate_verify,
     parse_client_hello,
+    parse_client_key_exchange,
     parse_ec_point_formats,
     parse_handshake_fragments,
     parse_renegotiation_info,
     parse_server_hello,
+    parse_server_key_exchange,
     parse_u16_list_extension,
     parse_use_srtp,
 )
@@ -570,3 +575,85 @@ def test_extension_parsers_match_the_reader_forms(data: bytes, well_formed: bool
     for fast, reference in pairs:
         for candidate in (data, data[:-1], data[2:], data[1:]):
             assert _outcome(fast, candidate) == _outcome(reference, candidate)
+
+
+def _reader_certificate_list(body: bytes) -> object:
+    r = Reader(body)
+    chain = Reader(r.vector(3))
+    r.expect_end()
+    out = []
+    while chain.remaining:
+        out.append(chain.vector(3, minimum=1))
+    return out
+
+
+def _reader_server_key_exchange(body: bytes) -> object:
+    r = Reader(body)
+    if r.u8() != 3:
+        raise MalformedPacket("named curves only")
+    group = r.u16()
+    public = r.vector(1, minimum=1)
+    scheme = r.u16()
+    signature = r.vector(2, minimum=1)
+    r.expect_end()
+    return group, public, scheme, signature
+
+
+def _reader_certificate_request(body: bytes) -> object:
+    r = Reader(body)
+    types = r.vector(1, minimum=1)
+    schemes = r.uint16_list(2, minimum=2)
+    authorities = r.vector(2)
+    r.expect_end()
+    return types, schemes, authorities
+
+
+def _reader_certificate_verify(body: bytes) -> object:
+    r = Reader(body)
+    scheme = r.u16()
+    signature = r.vector(2, minimum=1)
+    r.expect_end()
+    return scheme, signature
+
+
+def _real_messages() -> dict[int, list[bytes]]:
+    client = DtlsConnection(True, deep.CLIENT_CERT)
+    server = DtlsConnection(False, deep.SERVER_CERT, cookies=False)
+    client.connect(0.0)
+    out: dict[int, list[bytes]] = {}
+    for _ in range(3):
+        for a, b in ((client, server), (server, client)):
+            for datagram in a.datagrams_to_send(0.0):
+                b.receive_datagram(datagram, 0.0)
+                for record in parse_records(datagram)[0]:
+                    if record.epoch == 0 and record.content_type == ContentType.HANDSHAKE:
+                        for fragment in parse_handshake_fragments(record.fragment):
+                            out.setdefault(fragment.msg_type, []).append(fragment.body)
+    return out
+
+
+_MESSAGES = _real_messages()
+_MESSAGE_PARSERS: dict[int, tuple[Callable[[bytes], Any], Callable[[bytes], object]]] = {
+    11: (parse_certificate_list, _reader_certificate_list),
+    12: (parse_server_key_exchange, _reader_server_key_exchange),
+    13: (parse_certificate_request, _reader_certificate_request),
+    15: (parse_certificate_verify, _reader_certificate_verify),
+    16: (parse_client_key_exchange, _reader_vector1(1)),
+}
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(sorted(_MESSAGE_PARSERS)), st.data())
+def test_message_parsers_match_the_reader_forms(msg_type: int, data: st.DataObject) -> None:
+    fast, reference = _MESSAGE_PARSERS[msg_type]
+    body = bytearray(_MESSAGES[msg_type][0])
+    for _ in range(data.draw(st.integers(0, 3))):
+        kind = data.draw(st.integers(0, 2))
+        i = data.draw(st.integers(0, max(0, len(body) - 1)))
+        if kind == 0 and body:
+            body[i] = data.draw(st.sampled_from([0, 1, 2, 3, 0xFF, body[i] ^ 1]))
+        elif kind == 1:
+            del body[i:]
+        else:
+            body[i:i] = data.draw(st.binary(min_size=1, max_size=4))
+    assert _outcome(fast, bytes(body)) == _outcome(reference, bytes(body))

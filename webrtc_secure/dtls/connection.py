@@ -37,23 +37,26 @@ from webrtc_secure.dtls.handshake import (
     make_offer,
 )
 from webrtc_secure.dtls.messages import (
+    HANDSHAKE_HEADER_LENGTH,
     Alert,
     AlertDescription,
     AlertLevel,
+    FragmentTuple,
     HandshakeType,
     enum_name,
     split_handshake_fragments,
+    unpack_fragment_header,
 )
 from webrtc_secure.dtls.reassembly import Reassembler
 from webrtc_secure.dtls.records import (
     MAX_PLAINTEXT_LENGTH,
     MAX_SEQUENCE,
+    RECORD_HEADER,
     RECORD_HEADER_LENGTH,
     ContentType,
     ProtocolVersion,
     RecordProtection,
     RecordTuple,
-    plaintext_record,
     split_records,
     unpack_header,
 )
@@ -116,6 +119,8 @@ _CHANGE_CIPHER_SPEC = int(ContentType.CHANGE_CIPHER_SPEC)
 _CLIENT_HELLO = int(HandshakeType.CLIENT_HELLO)
 _HELLO_REQUEST = int(HandshakeType.HELLO_REQUEST)
 _EPOCH_1 = 1 << 48
+#: an unprotected record's header (records.plaintext_record, inlined in _seal)
+_PLAIN_HEADER = RECORD_HEADER.pack
 #: the largest record the application-data fast path takes (RFC 6347 4.1 bound)
 _MAX_CIPHERTEXT = MAX_PLAINTEXT_LENGTH + 2048
 
@@ -200,19 +205,19 @@ class DtlsConnection:
             keylog_file if keylog_file is not None else os.environ.get("SSLKEYLOGFILE")
         )
         config = HandshakeConfig(
-            certificate=certificate,
+            certificate,
             # normalized and encoded once per distinct configuration (cached)
-            offer=make_offer(
+            make_offer(
                 tuple(cipher_suites),
                 tuple(groups),
                 tuple(signature_schemes),
                 tuple(srtp_profiles),
             ),
-            require_extended_master_secret=require_extended_master_secret,
-            require_client_certificate=require_client_certificate,
-            remote_fingerprints=tuple(remote_fingerprints) if remote_fingerprints else None,
-            verify_peer=verify_peer,
-            random=random,
+            require_extended_master_secret,
+            require_client_certificate,
+            tuple(remote_fingerprints) if remote_fingerprints else None,
+            verify_peer,
+            random,
         )
         self._handshake: Handshake
         if is_client:
@@ -503,7 +508,7 @@ class DtlsConnection:
             if epoch == 0 and self.is_client and not self._handshake.server_random
             else _DTLS_1_2
         )
-        return plaintext_record(content_type, version, (epoch << 48) | seq, payload)
+        return _PLAIN_HEADER(content_type, version, (epoch << 48) | seq, len(payload)) + payload
 
     def _transmit_flight(self, now: float) -> None:
         if self._flight is None:
@@ -569,11 +574,28 @@ class DtlsConnection:
         return False
 
     def _handle_handshake_payload(self, payload: bytes, epoch: int) -> bool:
-        try:
-            fragments = split_handshake_fragments(payload)
-        except MalformedPacket:
-            self.stats.dropped_malformed += 1
-            return False
+        framed: bytes | None = None
+        fragments: Sequence[FragmentTuple]
+        if len(payload) >= HANDSHAKE_HEADER_LENGTH:
+            type_length, seq, offset_hi, length_lo = unpack_fragment_header(payload)
+            length = type_length & 0xFFFFFF
+            if (
+                offset_hi == length >> 16
+                and length_lo == length & 0xFFFF
+                and length == len(payload) - HANDSHAKE_HEADER_LENGTH
+            ):
+                # the usual record: one whole message (offset 0, fragment = message),
+                # and the record payload is already its transcript form
+                framed = payload
+                fragments = (
+                    (type_length >> 24, length, seq, 0, payload[HANDSHAKE_HEADER_LENGTH:]),
+                )
+        if framed is None:
+            try:
+                fragments = split_handshake_fragments(payload)
+            except MalformedPacket:
+                self.stats.dropped_malformed += 1
+                return False
         old = False
         hs = self._handshake
         reassembler = self._reassembler
@@ -602,7 +624,7 @@ class DtlsConnection:
                     self._send_alert(AlertLevel.WARNING, AlertDescription.NO_RENEGOTIATION)
                 continue
             message = reassembler.accept_in_order(
-                msg_type, length, message_seq, fragment_offset, body, epoch
+                msg_type, length, message_seq, fragment_offset, body, epoch, framed
             )
             if message is not None:
                 hs.handle(message)

@@ -151,6 +151,7 @@ def choose_scheme(key: PrivateKey, offered: list[int]) -> SignatureScheme | None
 
 
 def sign(key: PrivateKey, scheme: SignatureScheme, data: bytes) -> bytes:
+    # the scheme was chosen among this key's usable_schemes: no isinstance needed
     ecdsa = _ECDSA.get(scheme)
     if ecdsa is not None and not is_rsa(key):
         return cast(ec.EllipticCurvePrivateKey, key).sign(data, ecdsa)
@@ -177,6 +178,7 @@ def verify(
             AlertDescription.ILLEGAL_PARAMETER,
         )
     try:
+        # the scheme fits the key (checked above): no isinstance needed
         ecdsa = _ECDSA.get(scheme)
         if ecdsa is not None:
             cast(ec.EllipticCurvePublicKey, public_key).verify(signature, data, ecdsa)

@@ -50,38 +50,44 @@ def pack_flight(
     """Serialize a flight into datagrams no larger than ``mtu``."""
     datagrams: list[bytes] = []
     current = b""
-    for item in items:
-        epoch = item.epoch
-        record_overhead = RECORD_HEADER_LENGTH + overhead_of(epoch)
-        body = item.body
-        if item.content_type != _HANDSHAKE:
-            if len(current) + record_overhead + len(body) > mtu and current:
+    used = 0  # len(current)
+    last_epoch = -1
+    record_overhead = 0
+    for content_type, epoch, msg_type, message_seq, body, framed in items:
+        if epoch != last_epoch:
+            last_epoch = epoch
+            record_overhead = RECORD_HEADER_LENGTH + overhead_of(epoch)
+        total = len(body)
+        if content_type != _HANDSHAKE:
+            if used + record_overhead + total > mtu and current:
                 datagrams.append(current)
                 current = b""
-            current += seal(item.content_type, epoch, body)
+            current += seal(content_type, epoch, body)
+            used = len(current)
             continue
-        total = len(body)
-        if mtu - len(current) - record_overhead - HANDSHAKE_HEADER_LENGTH >= total:
+        if mtu - used - record_overhead - HANDSHAKE_HEADER_LENGTH >= total:
             # the whole message fits what is left of this datagram: one record
-            framed = item.framed
             if framed is None:
-                framed = framed_message(item.msg_type, item.message_seq, body)
+                framed = framed_message(msg_type, message_seq, body)
             current += seal(_HANDSHAKE, epoch, framed)
+            used = len(current)
             continue
         offset = 0
         while True:
-            room = mtu - len(current) - record_overhead - HANDSHAKE_HEADER_LENGTH
+            room = mtu - used - record_overhead - HANDSHAKE_HEADER_LENGTH
             remaining = total - offset
             if room < min(remaining, _MIN_FRAGMENT):
                 if current:
                     datagrams.append(current)
                     current = b""
+                    used = 0
                 room = mtu - record_overhead - HANDSHAKE_HEADER_LENGTH
                 if room <= 0:
                     raise ValueError(f"MTU {mtu} too small for a handshake record")
             size = min(remaining, room)
-            header = encode_handshake_header(item.msg_type, total, item.message_seq, offset, size)
+            header = encode_handshake_header(msg_type, total, message_seq, offset, size)
             current += seal(_HANDSHAKE, epoch, header + body[offset : offset + size])
+            used = len(current)
             offset += size
             if offset >= total:
                 break

@@ -49,6 +49,7 @@ from webrtc_secure.dtls.messages import (
     CLIENT_CERT_ECDSA_SIGN,
     CLIENT_CERT_RSA_SIGN,
     EMPTY_RENEGOTIATION_INFO_SCSV,
+    FRAGMENT_HEADER,
     AlertDescription,
     ClientHelloFields,
     Extension,
@@ -65,7 +66,6 @@ from webrtc_secure.dtls.messages import (
     encode_signature,
     encode_use_srtp,
     enum_name,
-    framed_message,
     parse_certificate_list,
     parse_certificate_request,
     parse_certificate_verify,
@@ -103,6 +103,9 @@ _CCS_ITEM = FlightItem(ContentType.CHANGE_CIPHER_SPEC, 0, body=b"\x01")
 _SUITES_BY_ID: dict[int, SuiteInfo] = {int(k): v for k, v in SUITES.items()}
 _GROUPS_BY_ID: dict[int, NamedGroup] = {int(g): g for g in NamedGroup}
 _DTLS_1_2 = int(ProtocolVersion.DTLS_1_2)
+#: the unfragmented 12-octet handshake header (framed_message, written out in the two
+#: places every message passes; handshake messages here are far below 2^24 octets)
+_FRAME = FRAGMENT_HEADER.pack
 # Plain ints for the hot paths: looking up an enum member and hashing or comparing it
 # costs several times what an int does.
 _EXT_EMS = int(ExtensionType.EXTENDED_MASTER_SECRET)
@@ -248,13 +251,6 @@ def _fail(message: str, alert: AlertDescription) -> HandshakeFailure:
     return HandshakeFailure(message, alert)
 
 
-def _decode(parse: Callable[[bytes], Any], body: bytes) -> Any:
-    try:
-        return parse(body)
-    except MalformedPacket as exc:
-        raise _fail(f"cannot decode handshake message: {exc}", _A.DECODE_ERROR) from None
-
-
 class Handshake:
     """State shared by both roles: transcript, randoms, negotiated parameters, keys."""
 
@@ -287,11 +283,13 @@ class Handshake:
         """Frame one of our messages, add it to the transcript, return its flight item."""
         seq = self.send_seq
         self.send_seq = seq + 1
-        framed = framed_message(msg_type, seq, body)
+        length = len(body)
+        framed = _FRAME(msg_type << 24 | length, seq, length >> 16, length & 0xFFFF) + body
         self.transcript += framed
         if self._transcript_hash is not None:
             self._transcript_hash.update(framed)
-        return FlightItem(_HANDSHAKE, epoch, msg_type, seq, body, framed)
+        # tuple.__new__ builds the NamedTuple without its generated Python __new__
+        return tuple.__new__(FlightItem, (_HANDSHAKE, epoch, msg_type, seq, body, framed))
 
     def own(self, message: Any, epoch: int = 0) -> FlightItem:
         """:meth:`own_body` for a message object (anything with msg_type and serialize)."""
@@ -299,7 +297,11 @@ class Handshake:
 
     def absorb(self, message: Message) -> None:
         """Add one of the peer's messages to the transcript."""
-        framed = framed_message(message.msg_type, message.message_seq, message.body)
+        framed = message.framed
+        if framed is None:
+            msg_type, seq, body, _epoch, _ = message
+            length = len(body)
+            framed = _FRAME(msg_type << 24 | length, seq, length >> 16, length & 0xFFFF) + body
         self.transcript += framed
         if self._transcript_hash is not None:
             self._transcript_hash.update(framed)
@@ -385,7 +387,7 @@ class Handshake:
     def check_finished(self, message: Message) -> None:
         if message.epoch == 0:
             raise _fail("Finished arrived unprotected", _A.UNEXPECTED_MESSAGE)
-        verify_data = _decode(parse_finished, message.body)
+        verify_data = parse_finished(message.body)
         expected = self.finished_for(not self.is_client)
         if not hmac.compare_digest(verify_data, expected):
             raise _fail("Finished verify_data does not match the transcript", _A.DECRYPT_ERROR)
@@ -462,47 +464,52 @@ class ClientHandshake(Handshake):
         state = self.state
         if message.epoch != 0 and t != _FINISHED:
             raise _fail("handshake message other than Finished in epoch 1", _A.UNEXPECTED_MESSAGE)
-        if state == _C_WAIT_SERVER_HELLO and t == _SERVER_HELLO:
-            self._on_server_hello(message)
-        elif state == _C_WAIT_CERTIFICATE and t == _CERTIFICATE:
-            self.absorb(message)
-            self.accept_certificate(_decode(parse_certificate_list, message.body))
-            assert self.suite is not None and self.peer_public_key is not None
-            if self.suite.uses_rsa != (key_kind(self.peer_public_key) == "rsa"):
+        # every parse error in a message is decode_error (the handlers parse with the
+        # plain functions of messages.py, which raise MalformedPacket)
+        try:
+            if state == _C_WAIT_SERVER_HELLO and t == _SERVER_HELLO:
+                self._on_server_hello(message)
+            elif state == _C_WAIT_CERTIFICATE and t == _CERTIFICATE:
+                self.absorb(message)
+                self.accept_certificate(parse_certificate_list(message.body))
+                assert self.suite is not None and self.peer_public_key is not None
+                if self.suite.uses_rsa != (key_kind(self.peer_public_key) == "rsa"):
+                    raise _fail(
+                        "server certificate key does not fit the suite", _A.UNSUPPORTED_CERTIFICATE
+                    )
+                self.state = _C_WAIT_KEY_EXCHANGE
+            elif state == _C_WAIT_KEY_EXCHANGE and t == _SERVER_KEY_EXCHANGE:
+                self._on_server_key_exchange(message)
+            elif state == _C_WAIT_CERT_REQUEST_OR_DONE and t == _CERTIFICATE_REQUEST:
+                self.absorb(message)
+                _types, schemes, _authorities = parse_certificate_request(message.body)
+                self.requested_schemes = schemes
+                self.state = _C_WAIT_HELLO_DONE
+            elif t == _SERVER_HELLO_DONE and state in (
+                _C_WAIT_CERT_REQUEST_OR_DONE,
+                _C_WAIT_HELLO_DONE,
+            ):
+                self.absorb(message)
+                parse_server_hello_done(message.body)
+                self._send_client_flight()
+            elif state == _C_WAIT_FINISHED and t == _FINISHED:
+                self.check_finished(message)
+                self.absorb(message)
+                self.state = _C_DONE
+                self.done = True
+                self.io.handshake_complete()
+            elif state == _C_WAIT_SERVER_HELLO and t == _HELLO_VERIFY_REQUEST:
+                self._on_hello_verify_request(message)
+            else:
                 raise _fail(
-                    "server certificate key does not fit the suite", _A.UNSUPPORTED_CERTIFICATE
+                    f"unexpected {enum_name(HandshakeType, t)} in {self.state_name}",
+                    _A.UNEXPECTED_MESSAGE,
                 )
-            self.state = _C_WAIT_KEY_EXCHANGE
-        elif state == _C_WAIT_KEY_EXCHANGE and t == _SERVER_KEY_EXCHANGE:
-            self._on_server_key_exchange(message)
-        elif state == _C_WAIT_CERT_REQUEST_OR_DONE and t == _CERTIFICATE_REQUEST:
-            self.absorb(message)
-            _types, schemes, _authorities = _decode(parse_certificate_request, message.body)
-            self.requested_schemes = schemes
-            self.state = _C_WAIT_HELLO_DONE
-        elif t == _SERVER_HELLO_DONE and state in (
-            _C_WAIT_CERT_REQUEST_OR_DONE,
-            _C_WAIT_HELLO_DONE,
-        ):
-            self.absorb(message)
-            _decode(parse_server_hello_done, message.body)
-            self._send_client_flight()
-        elif state == _C_WAIT_FINISHED and t == _FINISHED:
-            self.check_finished(message)
-            self.absorb(message)
-            self.state = _C_DONE
-            self.done = True
-            self.io.handshake_complete()
-        elif state == _C_WAIT_SERVER_HELLO and t == _HELLO_VERIFY_REQUEST:
-            self._on_hello_verify_request(message)
-        else:
-            raise _fail(
-                f"unexpected {enum_name(HandshakeType, t)} in {self.state_name}",
-                _A.UNEXPECTED_MESSAGE,
-            )
+        except MalformedPacket as exc:
+            raise _fail(f"cannot decode handshake message: {exc}", _A.DECODE_ERROR) from None
 
     def _on_hello_verify_request(self, message: Message) -> None:
-        _version, cookie = _decode(parse_hello_verify_request, message.body)
+        _version, cookie = parse_hello_verify_request(message.body)
         if not cookie:
             raise _fail("HelloVerifyRequest with an empty cookie", _A.ILLEGAL_PARAMETER)
         self.hello_verify_count += 1
@@ -513,7 +520,7 @@ class ClientHandshake(Handshake):
 
     def _on_server_hello(self, message: Message) -> None:
         self.absorb(message)
-        hello: ServerHelloFields = _decode(parse_server_hello, message.body)
+        hello: ServerHelloFields = parse_server_hello(message.body)
         if hello.server_version != _DTLS_1_2:
             raise _fail(f"server chose version {hello.server_version:#06x}", _A.PROTOCOL_VERSION)
         suite = _SUITES_BY_ID.get(hello.cipher_suite)
@@ -564,7 +571,7 @@ class ClientHandshake(Handshake):
     def _on_server_key_exchange(self, message: Message) -> None:
         self.absorb(message)
         body = message.body
-        group, public, scheme, signature = _decode(parse_server_key_exchange, body)
+        group, public, scheme, signature = parse_server_key_exchange(body)
         if group not in self.config.offer.group_ids:
             raise _fail("server chose a group we did not offer", _A.ILLEGAL_PARAMETER)
         if scheme not in self.config.offer.scheme_ids:
@@ -655,57 +662,64 @@ class ServerHandshake(Handshake):
         state = self.state
         if message.epoch != 0 and t != _FINISHED:
             raise _fail("handshake message other than Finished in epoch 1", _A.UNEXPECTED_MESSAGE)
-        if state == _S_WAIT_CLIENT_HELLO and t == _CLIENT_HELLO:
-            self._on_client_hello(message)
-        elif state == _S_WAIT_CERTIFICATE and t == _CERTIFICATE:
-            self.absorb(message)
-            certificates = _decode(parse_certificate_list, message.body)
-            if not certificates:
-                if self.config.require_client_certificate:
-                    raise _fail("client sent no certificate", _A.HANDSHAKE_FAILURE)
-            else:
-                self.accept_certificate(certificates)
-            self.state = _S_WAIT_KEY_EXCHANGE
-        elif state == _S_WAIT_KEY_EXCHANGE and t == _CLIENT_KEY_EXCHANGE:
-            self.absorb(message)
-            public = _decode(parse_client_key_exchange, message.body)
-            assert self.share is not None
-            self.derive_keys(self.share.exchange(public))
-            self.state = (
-                _S_WAIT_CERTIFICATE_VERIFY if self.peer_public_key is not None else _S_WAIT_FINISHED
-            )
-        elif state == _S_WAIT_CERTIFICATE_VERIFY and t == _CERTIFICATE_VERIFY:
-            scheme, signature = _decode(parse_certificate_verify, message.body)
-            assert self.peer_public_key is not None
-            if scheme not in self.config.offer.scheme_ids:
-                raise _fail(
-                    "CertificateVerify with a scheme we did not request", _A.ILLEGAL_PARAMETER
+        # every parse error in a message is decode_error (the handlers parse with the
+        # plain functions of messages.py, which raise MalformedPacket)
+        try:
+            if state == _S_WAIT_CLIENT_HELLO and t == _CLIENT_HELLO:
+                self._on_client_hello(message)
+            elif state == _S_WAIT_CERTIFICATE and t == _CERTIFICATE:
+                self.absorb(message)
+                certificates = parse_certificate_list(message.body)
+                if not certificates:
+                    if self.config.require_client_certificate:
+                        raise _fail("client sent no certificate", _A.HANDSHAKE_FAILURE)
+                else:
+                    self.accept_certificate(certificates)
+                self.state = _S_WAIT_KEY_EXCHANGE
+            elif state == _S_WAIT_KEY_EXCHANGE and t == _CLIENT_KEY_EXCHANGE:
+                self.absorb(message)
+                public = parse_client_key_exchange(message.body)
+                assert self.share is not None
+                self.derive_keys(self.share.exchange(public))
+                self.state = (
+                    _S_WAIT_CERTIFICATE_VERIFY
+                    if self.peer_public_key is not None
+                    else _S_WAIT_FINISHED
                 )
-            verify(
-                self.peer_public_key,
-                scheme,
-                signature,
-                bytes(self.transcript),
-                self._peer_schemes,
-            )
-            self.absorb(message)
-            self.state = _S_WAIT_FINISHED
-        elif state == _S_WAIT_FINISHED and t == _FINISHED:
-            self.check_finished(message)
-            self.absorb(message)
-            items = [_CCS_ITEM, self.own_body(_FINISHED, self.finished_for(False), epoch=1)]
-            self.state = _S_DONE
-            self.done = True
-            self.io.send_flight(items, expect_reply=False)
-            self.io.handshake_complete()
-        else:
-            raise _fail(
-                f"unexpected {enum_name(HandshakeType, t)} in {self.state_name}",
-                _A.UNEXPECTED_MESSAGE,
-            )
+            elif state == _S_WAIT_CERTIFICATE_VERIFY and t == _CERTIFICATE_VERIFY:
+                scheme, signature = parse_certificate_verify(message.body)
+                assert self.peer_public_key is not None
+                if scheme not in self.config.offer.scheme_ids:
+                    raise _fail(
+                        "CertificateVerify with a scheme we did not request", _A.ILLEGAL_PARAMETER
+                    )
+                verify(
+                    self.peer_public_key,
+                    scheme,
+                    signature,
+                    bytes(self.transcript),
+                    self._peer_schemes,
+                )
+                self.absorb(message)
+                self.state = _S_WAIT_FINISHED
+            elif state == _S_WAIT_FINISHED and t == _FINISHED:
+                self.check_finished(message)
+                self.absorb(message)
+                items = [_CCS_ITEM, self.own_body(_FINISHED, self.finished_for(False), epoch=1)]
+                self.state = _S_DONE
+                self.done = True
+                self.io.send_flight(items, expect_reply=False)
+                self.io.handshake_complete()
+            else:
+                raise _fail(
+                    f"unexpected {enum_name(HandshakeType, t)} in {self.state_name}",
+                    _A.UNEXPECTED_MESSAGE,
+                )
+        except MalformedPacket as exc:
+            raise _fail(f"cannot decode handshake message: {exc}", _A.DECODE_ERROR) from None
 
     def _on_client_hello(self, message: Message) -> None:
-        hello: ClientHelloFields = _decode(parse_client_hello, message.body)
+        hello: ClientHelloFields = parse_client_hello(message.body)
         if hello.client_version >> 8 != 0xFE or hello.client_version > _DTLS_1_2:
             raise _fail(
                 f"client offers version {hello.client_version:#06x}, not DTLS 1.2",
@@ -788,15 +802,19 @@ class ServerHandshake(Handshake):
                 if candidate in offered_profiles:
                     profile = _PROFILES_BY_ID[candidate]
                     break
-        return _Choice(
-            suite,
-            _GROUPS_BY_ID[group],
-            scheme,
-            profile,
-            ems,
-            secure_reneg,
-            srtp_raw is not None,
-            formats is not None,
+        # (tuple.__new__: without the NamedTuple's generated Python __new__)
+        return tuple.__new__(
+            _Choice,
+            (
+                suite,
+                _GROUPS_BY_ID[group],
+                scheme,
+                profile,
+                ems,
+                secure_reneg,
+                srtp_raw is not None,
+                formats is not None,
+            ),
         )
 
     def _send_server_flight(self, choice: _Choice) -> None:

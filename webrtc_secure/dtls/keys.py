@@ -13,8 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 MASTER_SECRET_LENGTH = 48
 VERIFY_DATA_LENGTH = 12
@@ -44,7 +43,7 @@ class Prf:
     __slots__ = ("_inner", "_outer")
 
     def __init__(self, hash_name: str, secret: bytes) -> None:
-        new = hash_constructor(hash_name)
+        new = HASHES.get(hash_name) or hash_constructor(hash_name)
         block = _BLOCK_SIZE.get(hash_name) or new().block_size
         if len(secret) > block:
             secret = new(secret).digest()
@@ -61,15 +60,33 @@ class Prf:
         return outer.digest()  # type: ignore[no-any-return]
 
     def __call__(self, label: bytes, seed: bytes, length: int) -> bytes:
-        """P_hash(secret, label || seed) truncated to ``length`` octets."""
+        """P_hash(secret, label || seed) truncated to ``length`` octets.
+
+        A(0) = label || seed, A(i) = HMAC(A(i-1)), output HMAC(A(i) || label || seed)
+        for i = 1, 2, ...; the HMACs are written out here (this runs for every key
+        derivation and Finished)."""
         seed = label + seed
-        hmac = self.hmac
-        a = hmac(seed)
-        out = hmac(a + seed)
-        while len(out) < length:
-            a = hmac(a)
-            out += hmac(a + seed)
-        return out[:length]
+        inner = self._inner
+        outer = self._outer
+        h = inner.copy()
+        h.update(seed)
+        o = outer.copy()
+        o.update(h.digest())
+        a = o.digest()
+        out = b""
+        while True:
+            h = inner.copy()
+            h.update(a + seed)
+            o = outer.copy()
+            o.update(h.digest())
+            out += o.digest()
+            if len(out) >= length:
+                return out[:length]  # type: ignore[no-any-return]
+            h = inner.copy()
+            h.update(a)
+            o = outer.copy()
+            o.update(h.digest())
+            a = o.digest()
 
 
 def prf(hash_name: str, secret: bytes, label: bytes, seed: bytes, length: int) -> bytes:
@@ -95,8 +112,7 @@ def extended_master_secret(hash_name: str, pre_master: bytes, session_hash: byte
     return prf(hash_name, pre_master, b"extended master secret", session_hash, MASTER_SECRET_LENGTH)
 
 
-@dataclass(frozen=True)
-class KeyBlock:
+class KeyBlock(NamedTuple):
     """AEAD write keys and implicit IVs for both directions."""
 
     client_write_key: bytes
@@ -140,13 +156,10 @@ def key_block(
     )
 
 
-def finished_label(is_client: bool) -> bytes:
-    return b"client finished" if is_client else b"server finished"
-
-
 def verify_data_from_hash(master_prf: Prf, is_client: bool, transcript_hash: bytes) -> bytes:
     """Finished.verify_data from the hash of the transcript so far."""
-    return master_prf(finished_label(is_client), transcript_hash, VERIFY_DATA_LENGTH)
+    label = b"client finished" if is_client else b"server finished"
+    return master_prf(label, transcript_hash, VERIFY_DATA_LENGTH)
 
 
 def verify_data(hash_name: str, master: bytes, is_client: bool, transcript: bytes) -> bytes:

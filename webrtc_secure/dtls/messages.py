@@ -87,7 +87,10 @@ def enum_name(enum_cls: type[IntEnum], value: int) -> str:
 
 #: The 12-octet fragment header as four fields: type(8)||length(24), message_seq(16),
 #: fragment_offset(24)||fragment_length high 8 bits, fragment_length low 16 bits.
-_FRAGMENT_HEADER = struct.Struct("!IHIH")
+FRAGMENT_HEADER = struct.Struct("!IHIH")
+_FRAGMENT_HEADER = FRAGMENT_HEADER
+#: ``unpack_fragment_header(payload)`` -> the four fields above, from offset 0
+unpack_fragment_header = FRAGMENT_HEADER.unpack_from
 _MAX_U24 = 0xFFFFFF
 
 #: one fragment as plain values: (msg_type, length, message_seq, fragment_offset, body)
@@ -338,7 +341,10 @@ def _parse_hello_extensions(body: bytes, pos: int) -> dict[int, bytes]:
 
 class ClientHelloFields(NamedTuple):
     """A parsed ClientHello as plain values, extensions as {type: data} in wire order
-    (what the server needs, without building a :class:`ClientHello` per hello)."""
+    (what the server needs, without building a :class:`ClientHello` per hello).
+
+    The parsers build these and ServerHelloFields with ``tuple.__new__``, which skips
+    the NamedTuple's generated Python ``__new__`` (the field order is the contract)."""
 
     client_version: int
     random: bytes
@@ -382,14 +388,17 @@ def parse_client_hello(body: bytes) -> ClientHelloFields:
         raise MalformedPacket("empty compression_methods")
     if pos > end:
         raise _truncated()
-    return ClientHelloFields(
-        version,
-        body[2:34],
-        session_id,
-        cookie,
-        suites,
-        body[start:pos],
-        _parse_hello_extensions(body, pos),
+    return tuple.__new__(
+        ClientHelloFields,
+        (
+            version,
+            body[2:34],
+            session_id,
+            cookie,
+            suites,
+            body[start:pos],
+            _parse_hello_extensions(body, pos),
+        ),
     )
 
 
@@ -497,13 +506,16 @@ def parse_server_hello(body: bytes) -> ServerHelloFields:
     pos = 35 + n
     if pos + 3 > end:
         raise _truncated()
-    return ServerHelloFields(
-        _U16.unpack_from(body, 0)[0],
-        body[2:34],
-        body[35:pos],
-        _U16.unpack_from(body, pos)[0],
-        body[pos + 2],
-        _parse_hello_extensions(body, pos + 3),
+    return tuple.__new__(
+        ServerHelloFields,
+        (
+            _U16.unpack_from(body, 0)[0],
+            body[2:34],
+            body[35:pos],
+            _U16.unpack_from(body, pos)[0],
+            body[pos + 2],
+            _parse_hello_extensions(body, pos + 3),
+        ),
     )
 
 
@@ -543,12 +555,22 @@ class ServerHello:
 
 def parse_certificate_list(body: bytes) -> list[bytes]:
     """Certificate: the DER certificates, sender's first."""
-    r = Reader(body)
-    chain = Reader(r.vector(3))
-    r.expect_end()
+    end = len(body)
+    if end < 3 or ((body[0] << 16) | (body[1] << 8) | body[2]) + 3 != end:
+        raise MalformedPacket("certificate_list length does not match the message")
     certificates = []
-    while chain.remaining:
-        certificates.append(chain.vector(3, minimum=1))
+    pos = 3
+    while pos < end:
+        if end - pos < 3:
+            raise MalformedPacket("truncated certificate length")
+        n = (body[pos] << 16) | (body[pos + 1] << 8) | body[pos + 2]
+        if n < 1:
+            raise MalformedPacket("empty certificate")
+        start = pos + 3
+        pos = start + n
+        if pos > end:
+            raise MalformedPacket("certificate longer than its list")
+        certificates.append(body[start:pos])
     return certificates
 
 
@@ -574,15 +596,20 @@ class CertificateMessage:
 
 def parse_server_key_exchange(body: bytes) -> tuple[int, bytes, int, bytes]:
     """ServerKeyExchange: (named_group, public_key, signature_scheme, signature)."""
-    r = Reader(body)
-    if r.u8() != EC_CURVE_TYPE_NAMED:
+    end = len(body)
+    if not end:
+        raise MalformedPacket("empty ServerKeyExchange")
+    if body[0] != EC_CURVE_TYPE_NAMED:
         raise MalformedPacket("ServerKeyExchange: only named curves are supported")
-    group = r.u16()
-    public = r.vector(1, minimum=1)
-    scheme = r.u16()
-    signature = r.vector(2, minimum=1)
-    r.expect_end()
-    return group, public, scheme, signature
+    if end < 4 or body[3] < 1:
+        raise MalformedPacket("truncated ServerKeyExchange or empty point")
+    pos = 4 + body[3]
+    if pos + 4 > end:
+        raise MalformedPacket("truncated ServerKeyExchange")
+    n = (body[pos + 2] << 8) | body[pos + 3]
+    if n < 1 or pos + 4 + n != end:
+        raise MalformedPacket("ServerKeyExchange signature length does not match")
+    return (body[1] << 8) | body[2], body[4:pos], (body[pos] << 8) | body[pos + 1], body[pos + 4 :]
 
 
 def encode_ecdh_params(named_group: int, public_key: bytes) -> bytes:
@@ -620,12 +647,21 @@ class ServerKeyExchange:
 
 def parse_certificate_request(body: bytes) -> tuple[bytes, list[int], bytes]:
     """CertificateRequest: (certificate_types, signature_schemes, authorities)."""
-    r = Reader(body)
-    types = r.vector(1, minimum=1)
-    schemes = r.uint16_list(2, minimum=2)
-    authorities = r.vector(2)
-    r.expect_end()
-    return types, schemes, authorities
+    end = len(body)
+    if not end or body[0] < 1:
+        raise MalformedPacket("CertificateRequest without certificate types")
+    pos = 1 + body[0]
+    if pos + 2 > end:
+        raise MalformedPacket("truncated CertificateRequest")
+    n = (body[pos] << 8) | body[pos + 1]
+    start = pos + 2
+    stop = start + n
+    if n < 2 or stop + 2 > end:
+        raise MalformedPacket("CertificateRequest signature schemes do not fit")
+    schemes = u16_values(body[start:stop])
+    if stop + 2 + ((body[stop] << 8) | body[stop + 1]) != end:
+        raise MalformedPacket("CertificateRequest authorities length does not match")
+    return body[1:pos], schemes, body[stop + 2 :]
 
 
 def encode_certificate_request(
@@ -672,10 +708,9 @@ class ServerHelloDone:
 
 def parse_client_key_exchange(body: bytes) -> bytes:
     """ClientKeyExchange: the client's ECDHE public point."""
-    r = Reader(body)
-    public = r.vector(1, minimum=1)
-    r.expect_end()
-    return public
+    if not body or body[0] < 1 or body[0] + 1 != len(body):
+        raise MalformedPacket("ClientKeyExchange point length does not match")
+    return body[1:]
 
 
 @dataclass(frozen=True)
@@ -696,11 +731,12 @@ class ClientKeyExchange:
 
 def parse_certificate_verify(body: bytes) -> tuple[int, bytes]:
     """CertificateVerify: (signature_scheme, signature)."""
-    r = Reader(body)
-    scheme = r.u16()
-    signature = r.vector(2, minimum=1)
-    r.expect_end()
-    return scheme, signature
+    if len(body) < 4:
+        raise MalformedPacket("truncated CertificateVerify")
+    n = (body[2] << 8) | body[3]
+    if n < 1 or n + 4 != len(body):
+        raise MalformedPacket("CertificateVerify signature length does not match")
+    return (body[0] << 8) | body[1], body[4:]
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,14 @@ DEFAULT_MAX_FRAGMENTS_PER_MESSAGE = 512
 
 
 class Message(NamedTuple):
-    """A whole handshake message, with the epoch of the record(s) it came in."""
+    """A whole handshake message, with the epoch of the record(s) it came in, and its
+    transcript form (header and body) when it arrived as that, unfragmented."""
 
     msg_type: int
     message_seq: int
     body: bytes
     epoch: int
+    framed: bytes | None = None
 
 
 class _Partial:
@@ -96,7 +98,14 @@ class Reassembler:
         )
 
     def accept_in_order(
-        self, msg_type: int, length: int, seq: int, fragment_offset: int, body: bytes, epoch: int
+        self,
+        msg_type: int,
+        length: int,
+        seq: int,
+        fragment_offset: int,
+        body: bytes,
+        epoch: int,
+        framed: bytes | None = None,
     ) -> Message | None:
         """:meth:`accept` then :meth:`pop_ready` in one step, for the usual case only: a
         whole message, the one expected next, with nothing else buffered. Returns that
@@ -111,7 +120,8 @@ class Reassembler:
         ):
             return None
         self.next_seq = seq + 1
-        return Message(msg_type, seq, body, epoch)
+        # tuple.__new__ builds the NamedTuple without its generated Python __new__
+        return tuple.__new__(Message, (msg_type, seq, body, epoch, framed))
 
     def accept(
         self, msg_type: int, length: int, seq: int, fragment_offset: int, body: bytes, epoch: int

@@ -25,7 +25,7 @@ MAX_CIPHERTEXT_LENGTH = (1 << 14) + 2048
 
 _HEADER = struct.Struct("!BHHHIH")  # type, version, epoch, seq_hi(16), seq_lo(32), length
 #: the same 13 octets with epoch||seq as one 64-bit field (what the AEAD layer uses)
-_HEADER_Q = struct.Struct("!BHQH")
+RECORD_HEADER = _HEADER_Q = struct.Struct("!BHQH")
 #: header followed by the 8-octet GCM explicit nonce, packed in one call
 _HEADER_EXPLICIT = struct.Struct("!BHQHQ")
 #: AEAD additional data: epoch||seq, type, version, plaintext length
