@@ -240,7 +240,7 @@ class SrtpContext:
         self._open: dict[int, _Outbound] = {}
         self._inbound: dict[int, _Inbound] = {}
         # RFC 3711 9.2 limits per master key, over all SSRCs: what is neither sent nor
-        # leased to a stream (see _Outbound)
+        # paid in advance by a stream (see _Outbound)
         self._rtp_left = MAX_SRTP_PACKETS
         self._rtcp_left = MAX_SRTCP_PACKETS
         self._setup_transforms(keys)
@@ -268,8 +268,8 @@ class SrtpContext:
     @property
     def rtcp_packets_protected(self) -> int:
         """SRTCP packets protected under this master key (limit 2^31)."""
-        leased = sum(max(0, s.rtcp_limit_e - s.rtcp_e) for s in self._outbound.values())
-        return MAX_SRTCP_PACKETS - self._rtcp_left - leased
+        paid = sum(max(0, s.rtcp_limit_e - s.rtcp_e) for s in self._outbound.values())
+        return MAX_SRTCP_PACKETS - self._rtcp_left - paid
 
     # --- the per-packet API (implemented by the subclasses) ---------------------------
 
@@ -348,8 +348,8 @@ class SrtpContext:
         return stream.rtp_base ^ (index << self._rtp_iv_shift), index
 
     def _lease_rtcp(self, stream: _Outbound) -> None:
-        """Lease ``stream`` the SRTCP budget for its next index, or raise
-        KeyLifetimeExceeded (the 31-bit index never wraps)."""
+        """Pay ``stream``'s next SRTCP indices in advance from the key's budget, or
+        raise KeyLifetimeExceeded (the 31-bit index never wraps)."""
         room = MAX_SRTCP_INDEX - stream.rtcp_index
         if room > 0 and not self._rtcp_left:
             self._reclaim_leases()
@@ -470,7 +470,7 @@ class _AesCmContext(SrtpContext):
         header = rtp[:header_length]
         payload = ctr.update(rtp[header_length:])
         mac = self._rtp_mac.copy()
-        # one join and one update beat "header + payload" and a second update for the ROC
+        # one join and one update: fewer calls than "header + payload" and an update more
         mac.update(_join((header, payload, roc_bytes)))
         return _join((header, payload, mac.finalize()[: self._srtp_tag]))
 

@@ -8,10 +8,11 @@ SrtpContext` can copy them into its own attributes for the hot path:
   ``reset_nonce`` (about 0.6 us). Building a fresh CTR context costs about 11 us, and
   producing the keystream with ECB over counter blocks needs the counter blocks built
   and a Python-level XOR, which costs more than re-aiming even for 160-octet packets.
-- HMAC-SHA1: one pre-keyed ``cryptography`` HMAC, copied per packet. Of the routes
-  measured (pre-keyed ``hashlib.sha1`` inner and outer states, ``hmac.digest``,
-  ``_hashlib`` HMAC copies, ``hashes.Hash`` copies) it needs the fewest C calls
-  (copy, update, finalize) and is the fastest at every packet size.
+- HMAC-SHA1: one pre-keyed ``cryptography`` HMAC, copied per packet: three C calls
+  (copy, update, finalize). Of the routes measured it was the fastest: a few percent
+  ahead of pre-keyed ``hashlib.sha1`` inner and outer states (two copies, two digests)
+  at 160 octets and level at 1200; ``hmac.digest`` (about 3 us whatever the size),
+  ``_hashlib`` HMAC copies and ``hashes.Hash`` copies are slower.
 - AES-GCM: one ``AESGCM`` object per key.
 
 The IV helpers spell out the RFC formulas; the context caches their SSRC-dependent
