@@ -10,25 +10,25 @@ costs one HMAC each and no memory.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from webrtc_secure.certificate import Certificate
 from webrtc_secure.dtls.connection import DtlsConnection
 from webrtc_secure.dtls.cookies import CookieFactory
 from webrtc_secure.dtls.messages import (
-    ClientHello,
+    ClientHelloFields,
     HandshakeFragment,
     HandshakeType,
     HelloVerifyRequest,
-    parse_handshake_fragments,
+    parse_client_hello,
+    split_handshake_fragments,
 )
 from webrtc_secure.dtls.records import (
     MAX_SEQUENCE,
     ContentType,
     ProtocolVersion,
     Record,
-    parse_records,
+    split_records,
 )
 from webrtc_secure.errors import MalformedPacket
 
@@ -49,7 +49,8 @@ class DtlsListener:
         self.certificate = certificate
         self.max_connections = max_connections
         self.cookies = cookie_factory or CookieFactory()
-        self.connection_options = connection_options
+        # the listener runs the cookie exchange for its connections (see receive_datagram)
+        self.connection_options = {**connection_options, "cookies": False}
         self.connections: dict[object, DtlsConnection] = {}
         self.hello_verify_requests_sent = 0
         self.dropped = 0
@@ -81,10 +82,11 @@ class DtlsListener:
             )
             self.dropped += 1
             return None, []
+        # The listener has just checked this hello's cookie: the connection, which is
+        # bound to the address that proved it receives, does not check it again.
         conn = DtlsConnection(
             False,
             self.certificate,
-            cookie_factory=self.cookies,
             peer_address=addr,
             first_record_sequence=parsed.record_seq + 1,
             **self.connection_options,
@@ -99,31 +101,22 @@ class DtlsListener:
         self.connections.pop(addr, None)
 
 
-@dataclass(frozen=True)
-class _Hello:
-    hello: ClientHello
+class _Hello(NamedTuple):
+    hello: ClientHelloFields
     record_seq: int
     message_seq: int
 
 
 def _single_client_hello(data: bytes) -> _Hello | None:
     """The ClientHello of a datagram, when it holds a whole one in epoch 0."""
-    records, _ = parse_records(data)
-    for record in records:
-        if record.content_type != ContentType.HANDSHAKE or record.epoch != 0:
+    records, _ = split_records(data)
+    for ctype, _version, epoch_seq, fragment in records:
+        if ctype != ContentType.HANDSHAKE or epoch_seq >> 48:
             continue
         try:
-            for fragment in parse_handshake_fragments(record.fragment):
-                if (
-                    fragment.msg_type == HandshakeType.CLIENT_HELLO
-                    and fragment.fragment_offset == 0
-                    and fragment.fragment_length == fragment.length
-                ):
-                    return _Hello(
-                        ClientHello.parse(fragment.body),
-                        record.sequence_number,
-                        fragment.message_seq,
-                    )
+            for msg_type, length, message_seq, offset, body in split_handshake_fragments(fragment):
+                if msg_type == HandshakeType.CLIENT_HELLO and offset == 0 and len(body) == length:
+                    return _Hello(parse_client_hello(body), epoch_seq & MAX_SEQUENCE, message_seq)
         except MalformedPacket:
             return None
     return None
