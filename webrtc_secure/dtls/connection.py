@@ -41,7 +41,6 @@ from webrtc_secure.dtls.messages import (
     Alert,
     AlertDescription,
     AlertLevel,
-    FragmentTuple,
     HandshakeType,
     enum_name,
     split_handshake_fragments,
@@ -252,7 +251,7 @@ class DtlsConnection:
 
     @property
     def is_connected(self) -> bool:
-        return self.state == State.CONNECTED
+        return self.state is _CONNECTED
 
     @property
     def peer_certificate(self) -> bytes | None:
@@ -304,20 +303,24 @@ class DtlsConnection:
             stats.dropped_malformed += 1
         peer_retransmitted = False
         try:
-            # records of the next epoch that were waiting for its keys follow the rest
-            # of this datagram as soon as the keys exist (the list grows while read)
-            i = 0
-            while i < len(records):
-                ctype, version, epoch_seq, fragment = records[i]
-                i += 1
-                stats.records_received += 1
-                if self._handle_record(ctype, version, epoch_seq, fragment):
-                    peer_retransmitted = True
-                if self.state is _CLOSED or self.state is _FAILED:
-                    return
-                if self._early_records and self._read_protection is not None:
-                    records.extend(self._early_records)
-                    self._early_records = []
+            while True:
+                for ctype, version, epoch_seq, fragment in records:
+                    stats.records_received += 1
+                    if ctype == _HANDSHAKE and epoch_seq < _EPOCH_1:
+                        # an unprotected handshake record: all _handle_record would do
+                        # is pass it on
+                        if self._handle_handshake_payload(fragment, 0):
+                            peer_retransmitted = True
+                    elif self._handle_record(ctype, version, epoch_seq, fragment):
+                        peer_retransmitted = True
+                    state = self.state
+                    if state is _CLOSED or state is _FAILED:
+                        return
+                # records of the next epoch that were waiting for its keys follow the
+                # rest of this datagram once the keys exist
+                if not self._early_records or self._read_protection is None:
+                    break
+                records, self._early_records = self._early_records, []
         except DtlsError as exc:
             # handshake failures, and e.g. sequence exhaustion while answering
             self._fail(exc)
@@ -455,7 +458,7 @@ class DtlsConnection:
 
     def handshake_complete(self) -> None:
         hs = self._handshake
-        self.state = State.CONNECTED
+        self.state = _CONNECTED
         self._deadline = None
         if self.is_client:
             self._flight = None  # nothing of ours is left for the server to ask again
@@ -484,7 +487,7 @@ class DtlsConnection:
     # --- internals ----------------------------------------------------------------------
 
     def _start(self, now: float) -> None:
-        self.state = State.HANDSHAKING
+        self.state = _HANDSHAKING
         self._now = now
         self.stats.handshake_started = now
         if self._handshake_timeout is not None:
@@ -574,31 +577,38 @@ class DtlsConnection:
         return False
 
     def _handle_handshake_payload(self, payload: bytes, epoch: int) -> bool:
-        framed: bytes | None = None
-        fragments: Sequence[FragmentTuple]
-        if len(payload) >= HANDSHAKE_HEADER_LENGTH:
+        reassembler = self._reassembler
+        if len(payload) >= HANDSHAKE_HEADER_LENGTH and self.state is _HANDSHAKING:
             type_length, seq, offset_hi, length_lo = unpack_fragment_header(payload)
             length = type_length & 0xFFFFFF
             if (
-                offset_hi == length >> 16
+                seq == reassembler.next_seq
+                and offset_hi == length >> 16
                 and length_lo == length & 0xFFFF
                 and length == len(payload) - HANDSHAKE_HEADER_LENGTH
             ):
-                # the usual record: one whole message (offset 0, fragment = message),
-                # and the record payload is already its transcript form
-                framed = payload
-                fragments = (
-                    (type_length >> 24, length, seq, 0, payload[HANDSHAKE_HEADER_LENGTH:]),
+                # The usual record: the next message, whole (offset 0, the fragment is
+                # the message), and the payload is already its transcript form. This is
+                # what the loop below does with it, without the loop.
+                message = reassembler.accept_in_order(
+                    type_length >> 24,
+                    length,
+                    seq,
+                    0,
+                    payload[HANDSHAKE_HEADER_LENGTH:],
+                    epoch,
+                    payload,
                 )
-        if framed is None:
-            try:
-                fragments = split_handshake_fragments(payload)
-            except MalformedPacket:
-                self.stats.dropped_malformed += 1
-                return False
+                if message is not None:
+                    self._handshake.handle(message)
+                    return False
+        try:
+            fragments = split_handshake_fragments(payload)
+        except MalformedPacket:
+            self.stats.dropped_malformed += 1
+            return False
         old = False
         hs = self._handshake
-        reassembler = self._reassembler
         for msg_type, length, message_seq, fragment_offset, body in fragments:
             if self.state is _NEW:
                 if self.is_client:
@@ -624,7 +634,7 @@ class DtlsConnection:
                     self._send_alert(AlertLevel.WARNING, AlertDescription.NO_RENEGOTIATION)
                 continue
             message = reassembler.accept_in_order(
-                msg_type, length, message_seq, fragment_offset, body, epoch, framed
+                msg_type, length, message_seq, fragment_offset, body, epoch
             )
             if message is not None:
                 hs.handle(message)

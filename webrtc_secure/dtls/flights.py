@@ -30,7 +30,7 @@ class FlightItem(NamedTuple):
     the sender has it: a message that fits its datagram goes out as exactly that.
     """
 
-    content_type: ContentType
+    content_type: int  # a ContentType value
     epoch: int
     msg_type: int = 0
     message_seq: int = 0

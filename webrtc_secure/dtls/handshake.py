@@ -98,8 +98,8 @@ logger = logging.getLogger(__name__)
 
 MAX_HELLO_VERIFY_REQUESTS = 4
 _A = AlertDescription
-_HANDSHAKE = ContentType.HANDSHAKE
-_CCS_ITEM = FlightItem(ContentType.CHANGE_CIPHER_SPEC, 0, body=b"\x01")
+_HANDSHAKE = int(ContentType.HANDSHAKE)
+_CCS_ITEM = FlightItem(int(ContentType.CHANGE_CIPHER_SPEC), 0, body=b"\x01")
 _SUITES_BY_ID: dict[int, SuiteInfo] = {int(k): v for k, v in SUITES.items()}
 _GROUPS_BY_ID: dict[int, NamedGroup] = {int(g): g for g in NamedGroup}
 _DTLS_1_2 = int(ProtocolVersion.DTLS_1_2)

@@ -100,19 +100,19 @@ def split_records(datagram: bytes) -> tuple[list[RecordTuple], bool]:
     offset = 0
     end = len(datagram)
     clean = True
+    unpack = _HEADER_Q.unpack_from
     while offset < end:
         if end - offset < RECORD_HEADER_LENGTH:
             return records, False
-        ctype, version, epoch_seq, length = _HEADER_Q.unpack_from(datagram, offset)
-        offset += RECORD_HEADER_LENGTH
-        if length > end - offset or length > MAX_CIPHERTEXT_LENGTH:
+        ctype, version, epoch_seq, length = unpack(datagram, offset)
+        start = offset + RECORD_HEADER_LENGTH
+        offset = start + length
+        if offset > end or length > MAX_CIPHERTEXT_LENGTH:
             return records, False
-        stop = offset + length
         if ctype in _CONTENT_TYPES and version in _ACCEPTED_VERSIONS:
-            records.append((ctype, version, epoch_seq, datagram[offset:stop]))
+            records.append((ctype, version, epoch_seq, datagram[start:offset]))
         else:
             clean = False
-        offset = stop
     return records, clean
 
 
