@@ -16,12 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzz import deep
+from webrtc_secure import Certificate
 from webrtc_secure.dtls import DtlsConnection, keys
 from webrtc_secure.dtls.codec import Reader
+from webrtc_secure.dtls.crypto import Digest, scheme_hash
+from webrtc_secure.dtls.crypto import sign as crypto_sign
+from webrtc_secure.dtls.crypto import verify as crypto_verify
 from webrtc_secure.dtls.flights import FlightItem, pack_flight
 from webrtc_secure.dtls.handshake import ClientHandshake, Handshake
 from webrtc_secure.dtls.messages import (
@@ -50,8 +55,8 @@ from webrtc_secure.dtls.records import (
     encode_header,
     parse_records,
 )
-from webrtc_secure.dtls.suites import SUITES, CipherSuite
-from webrtc_secure.errors import MalformedPacket
+from webrtc_secure.dtls.suites import SUITES, CipherSuite, SignatureScheme
+from webrtc_secure.errors import HandshakeFailure, MalformedPacket
 
 VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
 SLOW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -657,3 +662,42 @@ def test_message_parsers_match_the_reader_forms(msg_type: int, data: st.DataObje
         else:
             body[i:i] = data.draw(st.binary(min_size=1, max_size=4))
     assert _outcome(fast, bytes(body)) == _outcome(reference, bytes(body))
+
+
+# --- CertificateVerify over the running hash == over the whole transcript -----------------
+
+
+@pytest.mark.parametrize(
+    ("make_cert", "scheme"),
+    [
+        (lambda: deep.CLIENT_CERT, SignatureScheme.RSA_PKCS1_SHA256),
+        (lambda: deep.CLIENT_CERT, SignatureScheme.RSA_PSS_RSAE_SHA256),
+        (Certificate.generate, SignatureScheme.ECDSA_SECP256R1_SHA256),
+        (
+            lambda: Certificate.generate(curve=ec.SECP384R1()),
+            SignatureScheme.ECDSA_SECP384R1_SHA384,
+        ),
+    ],
+)
+def test_signature_over_a_digest_is_the_signature_over_the_message(
+    make_cert: Callable[[], Certificate], scheme: SignatureScheme
+) -> None:
+    certificate = make_cert()
+    message = bytes(range(256)) * 10
+    digest = Digest(hashlib.new(scheme_hash(scheme), message).digest())
+    public = certificate.private_key.public_key()
+    for signed, checked in ((message, digest), (digest, message), (digest, digest)):
+        signature = crypto_sign(certificate.private_key, scheme, signed)
+        crypto_verify(public, scheme, signature, checked)
+    with pytest.raises(HandshakeFailure):
+        crypto_verify(public, scheme, signature, Digest(bytes(len(digest.value))))
+
+
+def test_certificate_verify_uses_the_running_hash_only_when_the_hashes_agree() -> None:
+    client, _server = _deterministic_pair()
+    hs: Handshake = client._handshake
+    assert hs.hash_name() == "sha256"
+    assert hs.signed_transcript(SignatureScheme.RSA_PKCS1_SHA256) == Digest(
+        hashlib.sha256(bytes(hs.transcript)).digest()
+    )
+    assert hs.signed_transcript(SignatureScheme.ECDSA_SECP384R1_SHA384) == bytes(hs.transcript)

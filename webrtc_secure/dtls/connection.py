@@ -364,7 +364,8 @@ class DtlsConnection:
             stats.dropped_malformed += 1
             return True
         replay.commit(seq)
-        self._events.append(ApplicationData(plaintext))
+        # (tuple.__new__: the event without its NamedTuple's Python-level __new__)
+        self._events.append(tuple.__new__(ApplicationData, (plaintext,)))
         return True
 
     def datagrams_to_send(self, now: float) -> list[bytes]:
@@ -567,7 +568,7 @@ class DtlsConnection:
             return self._handle_handshake_payload(plaintext, epoch)
         if ctype == _APPLICATION_DATA:
             if epoch == 1 and self.state is _CONNECTED:
-                self._events.append(ApplicationData(plaintext))
+                self._events.append(tuple.__new__(ApplicationData, (plaintext,)))
             else:
                 self.stats.dropped_epoch += 1
         elif ctype == _ALERT:

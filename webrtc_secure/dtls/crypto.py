@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import cast
+from typing import NamedTuple, cast
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, x25519
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils, x25519
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from webrtc_secure.dtls.messages import AlertDescription
@@ -94,12 +94,30 @@ def _illegal(message: str) -> HandshakeFailure:
 
 _SHA256 = hashes.SHA256()
 _SHA384 = hashes.SHA384()
+_PREHASHED_SHA256 = utils.Prehashed(_SHA256)
+_PREHASHED_SHA384 = utils.Prehashed(_SHA384)
+
+
+class Digest(NamedTuple):
+    """A message already hashed with its scheme's hash (:func:`scheme_hash`), to sign
+    or verify without hashing it again (the handshake keeps a running hash)."""
+
+    value: bytes
+
+
+def scheme_hash(scheme: int) -> str:
+    """The hashlib name of the hash a signature scheme signs with."""
+    return "sha384" if scheme == SignatureScheme.ECDSA_SECP384R1_SHA384 else "sha256"
+
+
 # Signature parameter objects are immutable: build them once, not per handshake
 # (``ec.ECDSA(...)`` alone costs a few microseconds in cryptography's Python layer).
-_ECDSA: dict[int, ec.ECDSA] = {
-    SignatureScheme.ECDSA_SECP256R1_SHA256: ec.ECDSA(_SHA256),
-    SignatureScheme.ECDSA_SECP384R1_SHA384: ec.ECDSA(_SHA384),
+# Index [0] signs a message, [1] a Digest of it.
+_ECDSA: dict[int, tuple[ec.ECDSA, ec.ECDSA]] = {
+    SignatureScheme.ECDSA_SECP256R1_SHA256: (ec.ECDSA(_SHA256), ec.ECDSA(_PREHASHED_SHA256)),
+    SignatureScheme.ECDSA_SECP384R1_SHA384: (ec.ECDSA(_SHA384), ec.ECDSA(_PREHASHED_SHA384)),
 }
+_RSA_HASH = (_SHA256, _PREHASHED_SHA256)
 _PSS_SHA256 = padding.PSS(mgf=padding.MGF1(_SHA256), salt_length=_SHA256.digest_size)
 _PKCS1 = padding.PKCS1v15()
 _RSA_SCHEMES = (SignatureScheme.RSA_PSS_RSAE_SHA256, SignatureScheme.RSA_PKCS1_SHA256)
@@ -150,25 +168,31 @@ def choose_scheme(key: PrivateKey, offered: list[int]) -> SignatureScheme | None
     return None
 
 
-def sign(key: PrivateKey, scheme: SignatureScheme, data: bytes) -> bytes:
+def sign(key: PrivateKey, scheme: SignatureScheme, data: bytes | Digest) -> bytes:
+    """Sign ``data`` (the message, or its :class:`Digest` under the scheme's hash)."""
+    if isinstance(data, Digest):
+        message, prehashed = data.value, 1
+    else:
+        message, prehashed = data, 0
     # the scheme was chosen among this key's usable_schemes: no isinstance needed
     ecdsa = _ECDSA.get(scheme)
     if ecdsa is not None and not is_rsa(key):
-        return cast(ec.EllipticCurvePrivateKey, key).sign(data, ecdsa)
+        return cast(ec.EllipticCurvePrivateKey, key).sign(message, ecdsa[prehashed])
     rsa_key = cast(rsa.RSAPrivateKey, key)
     if scheme == SignatureScheme.RSA_PSS_RSAE_SHA256:
-        return rsa_key.sign(data, _PSS_SHA256, _SHA256)
-    return rsa_key.sign(data, _PKCS1, _SHA256)
+        return rsa_key.sign(message, _PSS_SHA256, _RSA_HASH[prehashed])
+    return rsa_key.sign(message, _PKCS1, _RSA_HASH[prehashed])
 
 
 def verify(
     public_key: PublicKey,
     scheme: int,
     signature: bytes,
-    data: bytes,
+    data: bytes | Digest,
     schemes: tuple[SignatureScheme, ...] | None = None,
 ) -> None:
-    """Check a handshake signature; raises HandshakeFailure(decrypt_error).
+    """Check a handshake signature over ``data`` (the message or its :class:`Digest`);
+    raises HandshakeFailure(decrypt_error).
 
     ``schemes`` are the key's :func:`usable_schemes` when the caller has them already.
     """
@@ -177,15 +201,23 @@ def verify(
             f"signature scheme {scheme:#06x} does not fit the peer's key",
             AlertDescription.ILLEGAL_PARAMETER,
         )
+    if isinstance(data, Digest):
+        message, prehashed = data.value, 1
+    else:
+        message, prehashed = data, 0
     try:
         # the scheme fits the key (checked above): no isinstance needed
         ecdsa = _ECDSA.get(scheme)
         if ecdsa is not None:
-            cast(ec.EllipticCurvePublicKey, public_key).verify(signature, data, ecdsa)
+            cast(ec.EllipticCurvePublicKey, public_key).verify(signature, message, ecdsa[prehashed])
         elif scheme == SignatureScheme.RSA_PSS_RSAE_SHA256:
-            cast(rsa.RSAPublicKey, public_key).verify(signature, data, _PSS_SHA256, _SHA256)
+            cast(rsa.RSAPublicKey, public_key).verify(
+                signature, message, _PSS_SHA256, _RSA_HASH[prehashed]
+            )
         else:
-            cast(rsa.RSAPublicKey, public_key).verify(signature, data, _PKCS1, _SHA256)
+            cast(rsa.RSAPublicKey, public_key).verify(
+                signature, message, _PKCS1, _RSA_HASH[prehashed]
+            )
     except InvalidSignature:
         raise HandshakeFailure(
             "handshake signature does not verify", AlertDescription.DECRYPT_ERROR

@@ -36,10 +36,12 @@ from webrtc_secure.dtls import keys
 from webrtc_secure.dtls.codec import u16_list
 from webrtc_secure.dtls.cookies import CookieFactory
 from webrtc_secure.dtls.crypto import (
+    Digest,
     KeyShare,
     PublicKey,
     choose_scheme,
     key_kind,
+    scheme_hash,
     sign,
     usable_schemes,
     verify,
@@ -314,6 +316,13 @@ class Handshake:
     def transcript_hash(self) -> bytes:
         """Hash of the transcript so far (a copy of the running hash, finalized)."""
         return self._transcript_hash.copy().digest()  # type: ignore[no-any-return]
+
+    def signed_transcript(self, scheme: int) -> bytes | Digest:
+        """What CertificateVerify signs: the transcript, as the running hash's digest
+        when the scheme hashes with the suite's PRF hash (no second pass over it)."""
+        if self._transcript_hash is not None and scheme_hash(scheme) == self.hash_name():
+            return Digest(self.transcript_hash())
+        return bytes(self.transcript)
 
     def hash_name(self) -> str:
         assert self.suite is not None
@@ -609,7 +618,7 @@ class ClientHandshake(Handshake):
                 raise _fail(
                     "no common signature scheme for CertificateVerify", _A.HANDSHAKE_FAILURE
                 )
-            signature = sign(key, scheme, bytes(self.transcript))
+            signature = sign(key, scheme, self.signed_transcript(scheme))
             items.append(self.own_body(_CERTIFICATE_VERIFY, encode_signature(scheme, signature)))
         items.append(_CCS_ITEM)
         items.append(self.own_body(_FINISHED, self.finished_for(True), epoch=1))
@@ -697,7 +706,7 @@ class ServerHandshake(Handshake):
                     self.peer_public_key,
                     scheme,
                     signature,
-                    bytes(self.transcript),
+                    self.signed_transcript(scheme),
                     self._peer_schemes,
                 )
                 self.absorb(message)
