@@ -41,43 +41,26 @@ gathers loopback itself). Every local candidate of both stacks is checked to be
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import gc
 import statistics
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import aioice.ice
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from loopback import LOOPBACK, aioice_loopback
 
 from webrtc_secure import SecurePeer, SessionDescription, SetupRole
 
 #: one run may not take longer than this (a lost datagram costs a 1 s retransmission)
 RUN_TIMEOUT = 15.0
-LOOPBACK = "127.0.0.1"
 #: (row label, whether the offerer is the DTLS client)
 ROLE_SETUPS = (("answerer DTLS client", False), ("offerer DTLS client", True))
-
-
-@contextlib.contextmanager
-def _aioice_loopback() -> Iterator[None]:
-    """Make aioice gather 127.0.0.1 (it skips loopback by design) while aiortc runs."""
-    original = aioice.ice.get_host_addresses
-
-    def loopback(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        return [LOOPBACK] if use_ipv4 else []
-
-    aioice.ice.get_host_addresses = loopback
-    try:
-        yield
-    finally:
-        aioice.ice.get_host_addresses = original
 
 
 def _split(start: float, ice_done: list[float], ready: dict[str, float]) -> dict[str, float]:
@@ -196,7 +179,7 @@ async def _run_pair(first_ours: bool, offerer_client: bool) -> tuple[dict[str, f
 
     async def theirs() -> dict[str, float]:
         gc.collect()
-        with _aioice_loopback():
+        with aioice_loopback():
             return await _aiortc_once(offerer_client)
 
     if first_ours:

@@ -72,14 +72,16 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-LOOPBACK = "127.0.0.1"
+from loopback import LOOPBACK, aioice_loopback
+
 RATE = 50  # packets/s per peer
 PAYLOAD = 160  # bytes of RTP payload (20 ms of G.711, a typical Opus frame)
 PROBE_INTERVAL = 0.010  # s between loop-lag probes
@@ -238,24 +240,6 @@ class AiortcPair:
 
     async def close(self) -> None:
         await asyncio.gather(self.a.close(), self.b.close(), return_exceptions=True)
-
-
-@contextlib.contextmanager
-def aioice_loopback() -> Iterator[None]:
-    """Make aioice gather 127.0.0.1 (it skips loopback by design) while aiortc runs
-    (as benchmarks/peer.py does)."""
-    import aioice.ice
-
-    original = aioice.ice.get_host_addresses
-
-    def loopback(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-        return [LOOPBACK] if use_ipv4 else []
-
-    aioice.ice.get_host_addresses = loopback
-    try:
-        yield
-    finally:
-        aioice.ice.get_host_addresses = original
 
 
 def _make_pair(spec: Spec) -> OursPair | AiortcPair:
