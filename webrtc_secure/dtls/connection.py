@@ -346,27 +346,40 @@ class DtlsConnection:
             or protection is None
         ):
             return False
-        stats = self.stats
-        stats.records_received += 1
+        self.stats.records_received += 1
+        plaintext = self._open(
+            protection, _APPLICATION_DATA, _DTLS_1_2, epoch_seq, data[RECORD_HEADER_LENGTH:]
+        )
+        if plaintext is not None:
+            # (tuple.__new__: the event without its NamedTuple's Python-level __new__)
+            self._events.append(tuple.__new__(ApplicationData, (plaintext,)))
+        return True
+
+    def _open(
+        self,
+        protection: RecordProtection,
+        ctype: int,
+        version: int,
+        epoch_seq: int,
+        fragment: bytes,
+    ) -> bytes | None:
+        """Replay check, authenticated decryption and replay-window commit of one
+        protected record; None (counted) when it is replayed, forged or malformed."""
         seq = epoch_seq & MAX_SEQUENCE
         replay = self._replay
         if not replay.is_fresh(seq):
-            stats.dropped_replay += 1
-            return True
+            self.stats.dropped_replay += 1
+            return None
         try:
-            plaintext = protection.open(
-                _APPLICATION_DATA, _DTLS_1_2, epoch_seq, data[RECORD_HEADER_LENGTH:]
-            )
+            plaintext = protection.open(ctype, version, epoch_seq, fragment)
         except AuthenticationFailed:
-            stats.dropped_authentication += 1
-            return True
+            self.stats.dropped_authentication += 1
+            return None
         except MalformedPacket:
-            stats.dropped_malformed += 1
-            return True
+            self.stats.dropped_malformed += 1
+            return None
         replay.commit(seq)
-        # (tuple.__new__: the event without its NamedTuple's Python-level __new__)
-        self._events.append(tuple.__new__(ApplicationData, (plaintext,)))
-        return True
+        return plaintext
 
     def datagrams_to_send(self, now: float) -> list[bytes]:
         """Datagrams to put on the wire now (each at most ``mtu`` octets)."""
@@ -547,19 +560,10 @@ class DtlsConnection:
                 else:
                     self.stats.dropped_epoch += 1
                 return False
-            seq = epoch_seq & MAX_SEQUENCE
-            if not self._replay.is_fresh(seq):
-                self.stats.dropped_replay += 1
+            opened = self._open(protection, ctype, version, epoch_seq, fragment)
+            if opened is None:
                 return False
-            try:
-                plaintext = protection.open(ctype, version, epoch_seq, fragment)
-            except AuthenticationFailed:
-                self.stats.dropped_authentication += 1
-                return False
-            except MalformedPacket:
-                self.stats.dropped_malformed += 1
-                return False
-            self._replay.commit(seq)
+            plaintext = opened
         else:
             self.stats.dropped_epoch += 1
             return False
