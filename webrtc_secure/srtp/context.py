@@ -301,9 +301,31 @@ class SrtpContext:
     #: the SRTCP E flag as it enters the IV's XOR term (see _Inbound)
     _rtcp_e_in_iv: int
 
+    #: the keyed RTP and RTCP transforms (set by the subclass's _setup_transforms)
+    _rtp: AesCmHmac | AesGcm
+    _rtcp: AesCmHmac | AesGcm
+
     def _iv_bases(self, ssrc: int) -> tuple[int, int]:
         """The SSRC-dependent parts of the RTP and RTCP IVs."""
-        raise NotImplementedError
+        return self._rtp.iv_base(ssrc), self._rtcp.iv_base(ssrc)
+
+    def _next_rtcp_send(self, rtcp: bytes) -> tuple[_Outbound, int]:
+        """The outbound stream of an RTCP packet and its next E || index word (leased
+        from the key's budget when the stream's lease is used up); checks the header."""
+        try:
+            first, ssrc = _first_ssrc(rtcp)
+        except struct.error:
+            raise MalformedPacket(f"RTCP packet of {len(rtcp)} octets is too short") from None
+        if first >> 6 != 2:
+            check_rtcp(rtcp)
+        stream = self._outbound.get(ssrc)
+        if stream is None:
+            stream = self._new_outbound(ssrc)
+        e_index = stream.rtcp_e + 1  # E || index; libsrtp and pion send index 1 first
+        if e_index > stream.rtcp_limit_e:
+            self._lease_rtcp(stream)
+        stream.rtcp_e = e_index
+        return stream, e_index
 
     def _new_outbound(self, ssrc: int) -> _Outbound:
         rtp_base, rtcp_base = self._iv_bases(ssrc)
@@ -447,9 +469,6 @@ class _AesCmContext(SrtpContext):
         self._rtcp_ctr = self._rtcp.ctr
         self._rtcp_mac = self._rtcp.mac
 
-    def _iv_bases(self, ssrc: int) -> tuple[int, int]:
-        return self._rtp.iv_base(ssrc), self._rtcp.iv_base(ssrc)
-
     def protect(self, rtp: bytes) -> bytes:
         try:
             first, seq, ssrc = _first_seq_ssrc(rtp)
@@ -510,19 +529,7 @@ class _AesCmContext(SrtpContext):
         return rtp
 
     def protect_rtcp(self, rtcp: bytes) -> bytes:
-        try:
-            first, ssrc = _first_ssrc(rtcp)
-        except struct.error:
-            raise MalformedPacket(f"RTCP packet of {len(rtcp)} octets is too short") from None
-        if first >> 6 != 2:
-            check_rtcp(rtcp)
-        stream = self._outbound.get(ssrc)
-        if stream is None:
-            stream = self._new_outbound(ssrc)
-        e_index = stream.rtcp_e + 1  # E || index; libsrtp and pion send index 1 first
-        if e_index > stream.rtcp_limit_e:
-            self._lease_rtcp(stream)
-        stream.rtcp_e = e_index
+        stream, e_index = self._next_rtcp_send(rtcp)
         ctr = self._rtcp_ctr
         ctr.reset_nonce((stream.rtcp_base_e ^ (e_index << 16)).to_bytes(16, "big"))
         e_index_bytes = _pack_u32(e_index)
@@ -580,9 +587,6 @@ class _AesGcmContext(SrtpContext):
         self._rtp_aead = self._rtp.aead
         self._rtcp_aead = self._rtcp.aead
 
-    def _iv_bases(self, ssrc: int) -> tuple[int, int]:
-        return self._rtp.iv_base(ssrc), self._rtcp.iv_base(ssrc)
-
     def protect(self, rtp: bytes) -> bytes:
         try:
             first, seq, ssrc = _first_seq_ssrc(rtp)
@@ -629,19 +633,7 @@ class _AesGcmContext(SrtpContext):
         return rtp
 
     def protect_rtcp(self, rtcp: bytes) -> bytes:
-        try:
-            first, ssrc = _first_ssrc(rtcp)
-        except struct.error:
-            raise MalformedPacket(f"RTCP packet of {len(rtcp)} octets is too short") from None
-        if first >> 6 != 2:
-            check_rtcp(rtcp)
-        stream = self._outbound.get(ssrc)
-        if stream is None:
-            stream = self._new_outbound(ssrc)
-        e_index = stream.rtcp_e + 1  # E || index; libsrtp and pion send index 1 first
-        if e_index > stream.rtcp_limit_e:
-            self._lease_rtcp(stream)
-        stream.rtcp_e = e_index
+        stream, e_index = self._next_rtcp_send(rtcp)
         e_index_bytes = _pack_u32(e_index)
         header = rtcp[:RTCP_HEADER]
         iv = (stream.rtcp_base_e ^ e_index).to_bytes(12, "big")
