@@ -16,9 +16,11 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import aioice.stun
 import pytest
 
 from tests.dtls_pair import cert, run
+from tests.test_ice import _pair, _until
 from webrtc_secure import PeerState, SecurePeer, ice
 from webrtc_secure.dtls import DtlsConnection, State
 from webrtc_secure.dtls.records import split_records
@@ -317,3 +319,109 @@ async def test_flood_before_connect_leaves_memory_bounded(source: str) -> None:
     finally:
         await a.close()
         await b.close()
+
+
+# --- the ICE layer: what may arrive before nomination, and the STUN amplification budget -----
+
+
+class _Recorder(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.received: list[tuple[bytes, Any]] = []
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.received.append((data, addr))
+
+
+async def test_before_nomination_only_validated_sources_reach_a_bounded_queue(
+    attacker: socket.socket,
+) -> None:
+    """b runs its checks while a has not called connect(): a answers them and, as they
+    are authenticated, b's address becomes validated on that socket; b's DTLS then
+    waits (16 at most) for a's transport, the attacker's is dropped throughout."""
+    a, b = await _pair()
+    b_connect = asyncio.ensure_future(b.connect())
+    try:
+        await _until(lambda: bool(a._validated))
+        b_socket = b._protocols[0].transport
+        a_address = a._protocols[0].transport.get_extra_info("sockname")
+        for i in range(ice.MAX_EARLY_DATAGRAMS + 4):
+            attacker.sendto(b"\x16attacker", a_address)
+            b_socket.sendto(b"\x16peer %d" % i, a_address)
+        await _until(
+            lambda: (
+                a.dropped["unvalidated_source"] == ice.MAX_EARLY_DATAGRAMS + 4
+                and a.dropped["early_overflow"] == 4
+            )
+        )
+        assert a._queue.qsize() == ice.MAX_EARLY_DATAGRAMS
+        await asyncio.wait_for(asyncio.gather(a.connect(), b_connect), 10)
+        recorder = _Recorder()
+        transport = ice.IceDatagramTransport(a, recorder)
+        await _until(lambda: len(recorder.received) == ice.MAX_EARLY_DATAGRAMS)
+        assert [d for d, _ in recorder.received] == [
+            b"\x16peer %d" % i for i in range(ice.MAX_EARLY_DATAGRAMS)
+        ]
+        # after nomination: the nominated 5-tuple only
+        attacker.sendto(b"\x16attacker", a_address)
+        b_socket.sendto(b"\x16after", a_address)
+        await _until(lambda: a.dropped["unexpected_source"] == 1)
+        await _until(lambda: recorder.received[-1][0] == b"\x16after")
+        transport.close()
+    finally:
+        b_connect.cancel()
+        await a.close()
+        await b.close()
+
+
+def _binding_request(*attributes: tuple[str, Any], key: bytes | None = None) -> bytes:
+    message = aioice.stun.Message(
+        message_method=aioice.stun.Method.BINDING, message_class=aioice.stun.Class.REQUEST
+    )
+    for name, value in attributes:
+        message.attributes[name] = value
+    if key is not None:
+        message.add_message_integrity(key)
+        message.add_fingerprint()
+    return bytes(message)
+
+
+async def test_unauthenticated_stun_is_never_answered_with_more_bytes(
+    attacker: socket.socket,
+) -> None:
+    """aioice answers requests it cannot authenticate with an unsigned 400 or 401. A
+    bare 20-byte Binding request drew a 48-byte 400 (2.4x): now an error goes out only
+    when it is no larger than its request, which every real check is (USERNAME,
+    MESSAGE-INTEGRITY, FINGERPRINT, PRIORITY, ICE-CONTROLLING: 80 bytes and more)."""
+    peer = SecurePeer(host_addresses=["127.0.0.1"])
+    try:
+        await peer.create_offer()
+        target = _address(peer)
+        bare = _binding_request()
+        wrong_password = _binding_request(
+            ("USERNAME", f"{peer._ice.local_username}:someone"),
+            ("PRIORITY", 1),
+            ("ICE-CONTROLLING", 1),
+            key=b"not the password",
+        )
+        answers: list[bytes] = []
+        loop = asyncio.get_running_loop()
+        loop.add_reader(attacker.fileno(), lambda: answers.append(attacker.recv(65536)))
+        try:
+            attacker.sendto(bare, target)
+            attacker.sendto(wrong_password, target)
+
+            async def answered() -> None:
+                while not answers:
+                    await asyncio.sleep(0.002)
+
+            await asyncio.wait_for(answered(), 5)
+            await _settle()
+        finally:
+            loop.remove_reader(attacker.fileno())
+        assert len(bare) == 20
+        assert peer.stats()["dropped"]["stun_error_suppressed"] == 1
+        (answer,) = answers  # the 401, to the request that carried enough bytes
+        assert answer[:2] == b"\x01\x11"  # Binding error response
+        assert len(answer) <= len(wrong_password)
+    finally:
+        await peer.close()
