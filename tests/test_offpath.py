@@ -425,3 +425,37 @@ async def test_unauthenticated_stun_is_never_answered_with_more_bytes(
         assert len(answer) <= len(wrong_password)
     finally:
         await peer.close()
+
+
+def test_server_still_answers_a_retransmitted_final_flight_once_connected() -> None:
+    """What the epoch-0 discard must not break: the server's last flight (CCS, Finished)
+    is lost, the client resends its own; its epoch-1 Finished (authenticated) alone
+    makes the connected server resend, and the client completes."""
+    client = DtlsConnection(True, cert("alice"), cookies=False)
+    server = DtlsConnection(False, cert("bob"), cookies=False)
+    client.connect(0.0)
+    server.connect(0.0)
+    now = 0.0
+    while True:
+        now += 0.01
+        for datagram in client.datagrams_to_send(now):
+            server.receive_datagram(datagram, now)
+        if server.state is State.CONNECTED:
+            break
+        for datagram in server.datagrams_to_send(now):
+            client.receive_datagram(datagram, now)
+        assert now < 1.0
+    lost = server.datagrams_to_send(now)  # the server's final flight never arrives
+    assert lost and client.state is State.HANDSHAKING
+    timer = client.get_timer()
+    assert timer is not None
+    client.handle_timer(timer)
+    resent = client.datagrams_to_send(timer)
+    for datagram in resent:
+        server.receive_datagram(datagram, timer)
+    assert server.stats.dropped_unexpected_handshake >= 1  # its epoch-0 part
+    answer = server.datagrams_to_send(timer)
+    assert answer
+    for datagram in answer:
+        client.receive_datagram(datagram, timer)
+    assert client.state is State.CONNECTED
