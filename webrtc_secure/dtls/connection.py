@@ -116,7 +116,6 @@ _APPLICATION_DATA = int(ContentType.APPLICATION_DATA)
 _ALERT = int(ContentType.ALERT)
 _CHANGE_CIPHER_SPEC = int(ContentType.CHANGE_CIPHER_SPEC)
 _CLIENT_HELLO = int(HandshakeType.CLIENT_HELLO)
-_HELLO_REQUEST = int(HandshakeType.HELLO_REQUEST)
 _EPOCH_1 = 1 << 48
 #: an unprotected record's header (records.plaintext_record, inlined in _seal)
 _PLAIN_HEADER = RECORD_HEADER.pack
@@ -136,6 +135,11 @@ class DtlsStats:
     dropped_replay: int = 0
     dropped_epoch: int = 0
     dropped_fragments: int = 0
+    #: unprotected (epoch 0) handshake records after the handshake: unauthenticated,
+    #: so never acted on (no renegotiation refusal, no retransmission)
+    dropped_unexpected_handshake: int = 0
+    #: authenticated renegotiation attempts refused with no_renegotiation (one per record)
+    renegotiations_refused: int = 0
     flights_sent: int = 0
     retransmissions: int = 0
     handshake_started: float | None = None
@@ -582,8 +586,17 @@ class DtlsConnection:
         return False
 
     def _handle_handshake_payload(self, payload: bytes, epoch: int) -> bool:
+        state = self.state
+        if state is _CONNECTED and epoch == 0:
+            # Anyone can write an epoch-0 record. Once connected, the peer's genuine
+            # handshake traffic is a retransmitted final flight, whose epoch-1 Finished
+            # (authenticated) triggers our retransmission by itself; acting on the
+            # unprotected part would let a forger make us send (one alert per fragment
+            # once made a 65 KB datagram send 5,454 of them).
+            self.stats.dropped_unexpected_handshake += 1
+            return False
         reassembler = self._reassembler
-        if len(payload) >= HANDSHAKE_HEADER_LENGTH and self.state is _HANDSHAKING:
+        if len(payload) >= HANDSHAKE_HEADER_LENGTH and state is _HANDSHAKING:
             type_length, seq, offset_hi, length_lo = unpack_fragment_header(payload)
             length = type_length & 0xFFFFFF
             if (
@@ -613,6 +626,7 @@ class DtlsConnection:
             self.stats.dropped_malformed += 1
             return False
         old = False
+        refused = False
         hs = self._handshake
         for msg_type, length, message_seq, fragment_offset, body in fragments:
             if self.state is _NEW:
@@ -634,8 +648,13 @@ class DtlsConnection:
                 old = True
                 continue
             if self.state is _CONNECTED:
-                if epoch == 1 or msg_type in (_CLIENT_HELLO, _HELLO_REQUEST):
-                    # renegotiation is not supported (RFC 5746 would allow refusing it)
+                # (only epoch 1 gets here: authenticated.) Renegotiation is not
+                # supported (RFC 5746 would allow refusing it): one warning alert per
+                # record, however many fragments it carries, so that no record makes
+                # us send more than one datagram
+                if not refused:
+                    refused = True
+                    self.stats.renegotiations_refused += 1
                     self._send_alert(AlertLevel.WARNING, AlertDescription.NO_RENEGOTIATION)
                 continue
             message = reassembler.accept_in_order(
