@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import handshake_captures, load_vector
 from webrtc_secure.certificate import Certificate
 from webrtc_secure.dtls import (
     ApplicationData,
@@ -75,7 +76,6 @@ from webrtc_secure.srtp import Profile, SrtpContext
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 ROOT = Path(__file__).resolve().parents[2]
-VECTORS = ROOT.parent / "shared" / "vectors"
 MTU = 1200
 
 
@@ -486,9 +486,9 @@ def recorded_listener_handshake() -> list[bytes]:
 
 
 def captured_datagrams() -> dict[str, list[bytes]]:
-    """OpenSSL handshakes from ../shared/vectors and Chromium's ClientHello."""
+    """OpenSSL handshakes from tests/vectors and Chromium's ClientHello."""
     out: dict[str, list[bytes]] = {"c2s": [], "s2c": [], "chromium": []}
-    for path in sorted(VECTORS.glob("dtls12_handshake_*.json")):
+    for path in handshake_captures():
         for d in json.loads(path.read_text())["datagrams"]:
             key = "c2s" if d["direction"].startswith("client") else "s2c"
             out[key].append(bytes.fromhex(d["hex"]))
@@ -552,7 +552,7 @@ def seed_inputs() -> dict[str, list[bytes]]:
         bytes([15]) + b"\x00\x08\x00\x17\x00\x00\xff\x01\x00\x01\x00",  # extension block
     ]
     srtp = []
-    for v in json.loads((VECTORS / "srtp_packet_vectors.json").read_text())["vectors"]:
+    for v in load_vector("srtp_packet_vectors.json")["vectors"]:
         profile = _PROFILES.index(Profile(int(v["dtls_srtp_profile_id"], 16)))
         for kind, mode in (("rtp", 0), ("rtcp", 1)):
             if kind in v:
