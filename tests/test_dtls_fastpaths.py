@@ -296,8 +296,20 @@ def test_running_transcript_hash_equals_hashing_the_whole_transcript() -> None:
         )
 
 
+def _client() -> DtlsConnection:
+    return DtlsConnection(
+        True, deep.CLIENT_CERT, remote_fingerprints=deep.SERVER_CERT.fingerprints()
+    )
+
+
+def _server() -> DtlsConnection:
+    return DtlsConnection(
+        False, deep.SERVER_CERT, cookies=False, remote_fingerprints=deep.CLIENT_CERT.fingerprints()
+    )
+
+
 def test_cached_client_hello_is_the_dataclass_serialization() -> None:
-    conn = DtlsConnection(True, deep.CLIENT_CERT)
+    conn = _client()
     conn.connect(0.0)
     (datagram,) = conn.datagrams_to_send(0.0)
     ((record,), _) = parse_records(datagram)
@@ -520,8 +532,7 @@ def _fields(f: Any) -> tuple[object, ...]:
 
 
 def _real_hellos() -> list[bytes]:
-    client = DtlsConnection(True, deep.CLIENT_CERT)
-    server = DtlsConnection(False, deep.SERVER_CERT, cookies=False)
+    client, server = _client(), _server()
     client.connect(0.0)
     out = []
     for a, b in ((client, server), (server, client)):
@@ -620,8 +631,7 @@ def _reader_certificate_verify(body: bytes) -> object:
 
 
 def _real_messages() -> dict[int, list[bytes]]:
-    client = DtlsConnection(True, deep.CLIENT_CERT)
-    server = DtlsConnection(False, deep.SERVER_CERT, cookies=False)
+    client, server = _client(), _server()
     client.connect(0.0)
     out: dict[int, list[bytes]] = {}
     for _ in range(3):

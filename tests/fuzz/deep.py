@@ -126,6 +126,8 @@ def make_engine(is_client: bool, *, mtu: int = MTU) -> DtlsConnection:
         is_client,
         CLIENT_CERT if is_client else SERVER_CERT,
         cookie_factory=_cookies(),
+        # each side pins the other's certificate, as a real endpoint does
+        remote_fingerprints=(SERVER_CERT if is_client else CLIENT_CERT).fingerprints(),
         **_options(label, mtu),
     )
 
@@ -134,7 +136,12 @@ LISTENER_ADDRESSES = (("192.0.2.1", 5000), ("192.0.2.2", 6000))
 
 
 def make_listener() -> DtlsListener:
-    return DtlsListener(SERVER_CERT, cookie_factory=_cookies(), **_options(b"server", MTU))
+    return DtlsListener(
+        SERVER_CERT,
+        cookie_factory=_cookies(),
+        remote_fingerprints=CLIENT_CERT.fingerprints(),
+        **_options(b"server", MTU),
+    )
 
 
 def chunks(data: bytes) -> list[tuple[int, bytes]]:

@@ -30,8 +30,8 @@ def _our_handshake() -> list[bytes]:
     from tests.dtls_pair import cert
     from webrtc_secure.dtls import DtlsConnection
 
-    client = DtlsConnection(True, cert("a"), mtu=300)
-    server = DtlsConnection(False, cert("b"), mtu=300)
+    client = DtlsConnection(True, cert("a"), mtu=300, remote_fingerprints=cert("b").fingerprints())
+    server = DtlsConnection(False, cert("b"), mtu=300, remote_fingerprints=cert("a").fingerprints())
     client.connect(0.0)
     out: list[bytes] = []
     for _ in range(10):
