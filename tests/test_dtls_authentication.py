@@ -6,13 +6,18 @@ completed a handshake with any certificate, a man-in-the-middle's included."""
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import logging
+import re
+import sys
 from typing import Any
 
 import pytest
 
 from tests.dtls_pair import cert, drain_events, pins, run
-from webrtc_secure import ConfigurationError, WebrtcSecureError
+from tests.interop.openssl_cli import OpenSslCliPeer
+from webrtc_secure import ConfigurationError, WebrtcSecureError, cli_dtls
 from webrtc_secure.dtls import AlertDescription, DtlsConnection, HandshakeComplete, State
 from webrtc_secure.dtls.listener import DtlsListener
 from webrtc_secure.errors import FingerprintMismatch, HandshakeFailure
@@ -146,3 +151,62 @@ def test_a_verify_callback_alone_authenticates(is_client: bool) -> None:
         else:
             assert isinstance(checking.error, HandshakeFailure)
             assert checking.error.alert == AlertDescription.BAD_CERTIFICATE
+
+
+# --- the dtls command line ------------------------------------------------------------------
+
+
+def _cli_args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    cli_dtls.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_cli_needs_a_fingerprint_or_the_explicit_flag() -> None:
+    # refused before any socket is opened
+    with pytest.raises(SystemExit, match="--fingerprint"):
+        asyncio.run(cli_dtls.run(_cli_args("connect", "127.0.0.1:9")))
+    fp = f"sha-256:{cert('server').fingerprint()}"
+    with pytest.raises(SystemExit, match="exclude each other"):
+        asyncio.run(
+            cli_dtls.run(
+                _cli_args(
+                    "connect",
+                    "127.0.0.1:9",
+                    "--fingerprint",
+                    fp,
+                    "--insecure-skip-fingerprint-check",
+                )
+            )
+        )
+
+
+def _cli(*argv: str) -> OpenSslCliPeer:
+    return OpenSslCliPeer([sys.executable, "-m", "webrtc_secure", "dtls", *argv, "--timeout", "10"])
+
+
+_LOCAL_FP = re.compile(rb"local-fingerprint sha-256 ([0-9A-F:]+)")
+_PORT = re.compile(rb"listening on 127\.0\.0\.1:(\d+)")
+
+
+def test_cli_insecure_listener_and_pinning_client_over_loopback() -> None:
+    with _cli("listen", "127.0.0.1:0", "--insecure-skip-fingerprint-check") as server:
+        port = server.wait_for(_PORT).group(1).decode()
+        # a client pinning someone else fails ...
+        wrong = f"sha-256:{cert('mallory').fingerprint()}"
+        with _cli("connect", f"127.0.0.1:{port}", "--fingerprint", wrong) as client:
+            client.wait_for(b"handshake failed: FingerprintMismatch")
+            assert client.proc.wait(timeout=10) == 1
+    with _cli("listen", "127.0.0.1:0", "--insecure-skip-fingerprint-check") as server:
+        port = server.wait_for(_PORT).group(1).decode()
+        server_fp = server.wait_for(_LOCAL_FP).group(1).decode()
+        # ... and one pinning the listener's printed fingerprint completes
+        right = f"sha-256:{server_fp}"
+        with _cli("connect", f"127.0.0.1:{port}", "--fingerprint", right) as client:
+            client.wait_for(b"peer-verified yes")
+            server.wait_for(b"peer-verified NO (--insecure-skip-fingerprint-check)")
+            client.write(b"pinned\n")
+            server.wait_for(b"pinned\n")
+            assert client.proc.stdin is not None
+            client.proc.stdin.close()
+            assert client.proc.wait(timeout=10) == 0
