@@ -32,6 +32,9 @@ from webrtc_secure import Certificate  # noqa: E402
 from webrtc_secure.dtls import DtlsConnection  # noqa: E402
 
 _CERTS: list[Certificate] = []
+#: one-way delay of each direction (seconds), plus up to JITTER more per datagram
+DELAY = 0.010
+JITTER = 0.005
 HEAL_AT = 30.0
 #: the old default wall-clock budget, kept as a column
 WITHIN = 30.0
@@ -64,17 +67,52 @@ def _certs() -> list[Certificate]:
     return _CERTS
 
 
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """One seeded handshake: both sides connected, when (fake seconds), and how many
+    datagrams both sides sent until it completed or failed."""
+
+    ok: bool
+    duration: float | None
+    datagrams: int
+
+
+#: timer settings by policy name (``--policy``); "rfc6347" is the schedule this engine
+#: used before it took the path's round-trip time into account
+POLICIES: dict[str, dict[str, float]] = {
+    "rfc6347": {"initial_retransmit_timeout": 1.0, "max_retransmit_timeout": 60.0},
+}
+
+
+def _policy(config: dict[str, Any]) -> dict[str, float]:
+    return POLICIES[config.get("policy", "rfc6347")]
+
+
 def _one(
     config: dict[str, Any], seed: int, budget: float | None = None, heal: bool = False
 ) -> tuple[bool, float | None]:
     """One seeded handshake: (both sides connected, completion time in fake seconds).
     ``budget`` is the engines' wall-clock ``handshake_timeout`` (None: the default)."""
+    outcome = _run(config, seed, budget, heal)
+    return outcome.ok, outcome.duration
+
+
+def _run(
+    config: dict[str, Any], seed: int, budget: float | None = None, heal: bool = False
+) -> Outcome:
     client_cert, server_cert = _certs()
     mtu = config["mtu"]
-    client = DtlsConnection(True, client_cert, mtu=mtu, handshake_timeout=budget)
+    timer = _policy(config)
+    client = DtlsConnection(True, client_cert, mtu=mtu, handshake_timeout=budget, **timer)
     server = DtlsConnection(
-        False, server_cert, mtu=mtu, handshake_timeout=budget, cookies=config["cookies"]
+        False,
+        server_cert,
+        mtu=mtu,
+        handshake_timeout=budget,
+        cookies=config["cookies"],
+        **timer,
     )
+    delay = config.get("delay", DELAY)
     if config.get("blackhole"):
         start, end = config["blackhole"]
         sim = NetSim(
@@ -85,14 +123,15 @@ def _one(
             "loss": config["loss"],
             "duplicate": config["duplicate"],
             "reorder": config["reorder"],
-            "jitter": 0.005,
+            "delay": delay,
+            "jitter": JITTER,
             "mtu": mtu,
         }
         sim = HealingNetSim(seed, HEAL_AT, **link) if heal else NetSim(seed, **link)
     max_time = MAX_FAKE_TIME if budget is None else budget + 5
     result = run_handshake(client, server, sim, max_time=max_time)
     ok = result.completed and client.is_connected and server.is_connected
-    return ok, result.duration if ok else None
+    return Outcome(ok, result.duration if ok else None, result.datagrams)
 
 
 def _row(config: dict[str, Any]) -> dict[str, Any]:
@@ -100,10 +139,12 @@ def _row(config: dict[str, Any]) -> dict[str, Any]:
     seeds = range(config["seeds"])
     times: list[float] = []
     failed: list[int] = []
+    datagrams: list[int] = []
     for seed in seeds:
-        ok, duration = _one(config, seed)
-        if ok and duration is not None:
-            times.append(duration)
+        outcome = _run(config, seed)
+        datagrams.append(outcome.datagrams)
+        if outcome.ok and outcome.duration is not None:
+            times.append(outcome.duration)
         else:
             failed.append(seed)
     recovered = [s for s in failed if _one(config, s, heal=True)[0]]
@@ -115,13 +156,15 @@ def _row(config: dict[str, Any]) -> dict[str, Any]:
         "median_s": statistics.median(times) if times else None,
         "p95_s": times[int(0.95 * (len(times) - 1))] if times else None,
         "max_s": times[-1] if times else None,
+        "datagrams_mean": statistics.fmean(datagrams),
+        "datagrams_max": max(datagrams),
         "failed_seeds": failed,
         "completed_once_healed": recovered,
         "stuck_after_healing": sorted(set(failed) - set(recovered)),
     }
 
 
-def configurations(seeds: int) -> list[dict[str, Any]]:
+def configurations(seeds: int, policy: str = "rfc6347") -> list[dict[str, Any]]:
     rows = []
     for mtu in (1200, 300):
         for loss in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5):
@@ -134,6 +177,7 @@ def configurations(seeds: int) -> list[dict[str, Any]]:
                         "cookies": False,
                         "reorder": 0.3 if disorder else 0.0,
                         "duplicate": 0.1 if disorder else 0.0,
+                        "policy": policy,
                     }
                 )
     # HelloVerifyRequest costs a round trip: the same path with cookies on
@@ -146,6 +190,7 @@ def configurations(seeds: int) -> list[dict[str, Any]]:
                 "duplicate": 0.1,
                 "seeds": seeds,
                 "cookies": True,
+                "policy": policy,
             }
         )
     rows.append(
@@ -157,6 +202,7 @@ def configurations(seeds: int) -> list[dict[str, Any]]:
             "seeds": seeds,
             "cookies": False,
             "blackhole": (0.0, 5.0),
+            "policy": policy,
         }
     )
     return rows
@@ -169,6 +215,7 @@ def _fmt(value: float | None) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, default=200)
+    parser.add_argument("--policy", choices=sorted(POLICIES), default="rfc6347")
     print(
         "DTLS handshakes between two of our engines (client and server), fake clock; "
         "SecurePeer runs without cookies over ICE.",
@@ -176,7 +223,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     with ProcessPoolExecutor() as pool:
-        rows = list(pool.map(_row, configurations(args.seeds)))
+        rows = list(pool.map(_row, configurations(args.seeds, args.policy)))
     lines = [
         f"{args.seeds} seeds a row; default policy: RFC 6347 timer (1 s doubling to 60 s),",
         "12 retransmissions per flight, no wall-clock bound. Loss, reordering and",
@@ -184,8 +231,8 @@ def main() -> int:
         "at 30 s: 'healed' = it completed then (live), 'stuck' = it did not (a bug).",
         "",
         "| MTU | loss | reorder+dup | cookies | success | within 30 s | median s | p95 s "
-        "| max s | failures: healed / stuck |",
-        "|---:|---:|---|---|---:|---:|---:|---:|---:|---|",
+        "| max s | datagrams mean / max | failures: healed / stuck |",
+        "|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         disorder = (
@@ -198,6 +245,7 @@ def main() -> int:
             f"{'on' if r['cookies'] else 'off'} | "
             f"{100 * r['success_rate']:.1f} % | {100 * r['within_30s_rate']:.1f} % | "
             f"{_fmt(r['median_s'])} | {_fmt(r['p95_s'])} | {_fmt(r['max_s'])} | "
+            f"{r['datagrams_mean']:.1f} / {r['datagrams_max']} | "
             f"{len(r['completed_once_healed'])} / {len(r['stuck_after_healing'])} |"
         )
     table = "\n".join(lines)
