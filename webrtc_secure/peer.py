@@ -112,13 +112,13 @@ class SecurePeer(AsyncIOEventEmitter):
       ``HandshakeTimeout``). As the DTLS server that is the ClientHello of a remote
       side that never started its handshake (never called connect()); as the client,
       an answer to our hello. 30 s covers a browser client's hello retransmissions
-      (libwebrtc: from 50 ms, doubling) and our own client's 12 (about 24 s).
+      (libwebrtc: from 50 ms, doubling) and our own client's 12 (about 27 s).
     - the retransmission timer: each flight is resent after ``retransmit_timeout``
       seconds, doubling up to 3 s. ``None`` (the default) derives it from the
       round-trip time ICE measured on the nominated pair, 1.5 x RTT within
-      [50 ms, 3 s] (RFC 9147 5.8.2, libwebrtc's clamp), or 400 ms without ICE.
-    - 12 retransmissions: a flight unanswered through 12 of them (about 24 s from a
-      50 ms start) fails the handshake with ``HandshakeTimeout``.
+      [100 ms, 3 s] (RFC 9147 5.8.2), or 400 ms without ICE.
+    - 12 retransmissions: a flight unanswered through 12 of them (about 27 s from a
+      100 ms start) fails the handshake with ``HandshakeTimeout``.
     - ICE consent (RFC 7675): if the path stops answering (about 30 s of silence),
       aioice closes it and ``connect()`` fails with ``IceError``.
     - ``handshake_timeout`` (600 s, ``None`` for none): a wall-clock backstop on the
