@@ -119,13 +119,21 @@ def _run(
     client_cert, server_cert = _certs()
     mtu = config["mtu"]
     timer = _policy(config)
-    client = DtlsConnection(True, client_cert, mtu=mtu, handshake_timeout=budget, **timer)
+    client = DtlsConnection(
+        True,
+        client_cert,
+        mtu=mtu,
+        handshake_timeout=budget,
+        remote_fingerprints=server_cert.fingerprints(),
+        **timer,
+    )
     server = DtlsConnection(
         False,
         server_cert,
         mtu=mtu,
         handshake_timeout=budget,
         cookies=config["cookies"],
+        remote_fingerprints=client_cert.fingerprints(),
         **timer,
     )
     delay = config.get("delay", DELAY)

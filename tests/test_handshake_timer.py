@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -33,6 +34,19 @@ RTT_20MS = (0, 0.1, 0.3, 0.7, 1.5, 3.1, 6.1, 9.1, 12.1, 15.1, 18.1, 21.1, 24.1)
 NO_RTT = (0, 0.4, 1.2, 2.8, 5.8, 8.8, 11.8, 14.8, 17.8, 20.8, 23.8, 26.8, 29.8)
 
 
+def _client(**kwargs: Any) -> DtlsConnection:
+    """Our client engine, pinning the server's certificate as SecurePeer does."""
+    return DtlsConnection(
+        True, cert("client"), remote_fingerprints=cert("server").fingerprints(), **kwargs
+    )
+
+
+def _server(**kwargs: Any) -> DtlsConnection:
+    return DtlsConnection(
+        False, cert("server"), remote_fingerprints=cert("client").fingerprints(), **kwargs
+    )
+
+
 def _sends_until_failure(conn: DtlsConnection) -> tuple[list[float], float]:
     """Drive a client nobody answers: when it sent its hello, and when it gave up."""
     conn.connect(0.0)
@@ -56,7 +70,7 @@ def test_the_initial_timeout_is_one_and_a_half_rtt_within_100_ms_and_3_s(
     rtt: float | None, expected: float
 ) -> None:
     assert initial_retransmit_timeout_for(rtt) == pytest.approx(expected)
-    conn = DtlsConnection(True, cert("client"), round_trip_time=rtt)
+    conn = _client(round_trip_time=rtt)
     assert conn.initial_retransmit_timeout == pytest.approx(expected)
     assert conn.max_retransmit_timeout == 3.0
 
@@ -64,20 +78,18 @@ def test_the_initial_timeout_is_one_and_a_half_rtt_within_100_ms_and_3_s(
 @pytest.mark.parametrize("rtt", [-0.01, math.nan])
 def test_a_negative_or_nan_rtt_is_refused(rtt: float) -> None:
     with pytest.raises(ValueError):
-        DtlsConnection(True, cert("client"), round_trip_time=rtt)
+        _client(round_trip_time=rtt)
 
 
 def test_a_flight_is_resent_twelve_times_from_the_rtt_timer_capped_at_3_s() -> None:
-    sent_at, gave_up_at = _sends_until_failure(
-        DtlsConnection(True, cert("client"), round_trip_time=0.02)
-    )
+    sent_at, gave_up_at = _sends_until_failure(_client(round_trip_time=0.02))
     assert sent_at == pytest.approx(RTT_20MS)
     # the 12-retransmission give-up is kept: one capped timer after the last copy
     assert gave_up_at == pytest.approx(27.1)
 
 
 def test_without_an_rtt_the_timer_starts_at_400_ms() -> None:
-    conn = DtlsConnection(True, cert("client"))
+    conn = _client()
     sent_at, gave_up_at = _sends_until_failure(conn)
     assert sent_at == pytest.approx(NO_RTT)
     assert gave_up_at == pytest.approx(32.8)
@@ -86,22 +98,20 @@ def test_without_an_rtt_the_timer_starts_at_400_ms() -> None:
 
 
 def test_an_explicit_initial_timeout_wins_over_the_rtt() -> None:
-    conn = DtlsConnection(
-        True, cert("client"), round_trip_time=0.02, initial_retransmit_timeout=0.5
-    )
+    conn = _client(round_trip_time=0.02, initial_retransmit_timeout=0.5)
     assert _sends_until_failure(conn)[0][:4] == pytest.approx([0, 0.5, 1.5, 3.5])
 
 
 def test_a_cap_below_the_derived_initial_timeout_lowers_it() -> None:
-    conn = DtlsConnection(True, cert("client"), round_trip_time=1.0, max_retransmit_timeout=1.0)
+    conn = _client(round_trip_time=1.0, max_retransmit_timeout=1.0)
     assert conn.initial_retransmit_timeout == 1.0
 
 
 @pytest.mark.parametrize("lost", range(1, 8))
 def test_completion_follows_the_schedule_exactly(lost: int) -> None:
     # the first `lost` hellos are dropped; the next one starts a clean 4-flight exchange
-    client = DtlsConnection(True, cert("client"), round_trip_time=0.02)
-    server = DtlsConnection(False, cert("server"), round_trip_time=0.02, cookies=False)
+    client = _client(round_trip_time=0.02)
+    server = _server(round_trip_time=0.02, cookies=False)
     sim = NetSim(
         0,
         a_to_b=LinkConfig(delay=0.01, drop_indices=frozenset(range(lost))),
@@ -117,8 +127,8 @@ def test_a_resent_finished_flight_goes_out_twice_and_a_first_one_once() -> None:
     # client resends its Certificate..Finished flight twice, the server answers the
     # first copy with its own final flight twice (the second copy arrives within the
     # hold-off and is not answered again)
-    client = DtlsConnection(True, cert("client"), round_trip_time=0.02)
-    server = DtlsConnection(False, cert("server"), round_trip_time=0.02, cookies=False)
+    client = _client(round_trip_time=0.02)
+    server = _server(round_trip_time=0.02, cookies=False)
     sim = NetSim(
         0,
         a_to_b=LinkConfig(delay=0.01),
@@ -137,8 +147,8 @@ def test_a_resent_finished_flight_goes_out_twice_and_a_first_one_once() -> None:
 
 
 def test_a_clean_handshake_sends_each_flight_once() -> None:
-    client = DtlsConnection(True, cert("client"), round_trip_time=0.02)
-    server = DtlsConnection(False, cert("server"), round_trip_time=0.02, cookies=False)
+    client = _client(round_trip_time=0.02)
+    server = _server(round_trip_time=0.02, cookies=False)
     result = run_handshake(client, server, NetSim(0, delay=0.01), max_time=60)
     assert result.completed and result.datagrams == 4
     assert client.stats.retransmissions == server.stats.retransmissions == 0
@@ -148,7 +158,7 @@ def test_a_clean_handshake_sends_each_flight_once() -> None:
 
 
 def test_a_server_gives_up_waiting_for_a_client_hello_after_first_flight_timeout() -> None:
-    server = DtlsConnection(False, cert("server"), first_flight_timeout=5.0)
+    server = _server(first_flight_timeout=5.0)
     server.connect(100.0)
     assert server.get_timer() == 105.0
     server.handle_timer(104.9)
@@ -166,10 +176,8 @@ def test_a_server_gives_up_waiting_for_a_client_hello_after_first_flight_timeout
 
 @pytest.mark.parametrize("cookies", [False, True])
 def test_a_client_hello_disarms_the_first_flight_bound(cookies: bool) -> None:
-    client = DtlsConnection(True, cert("client"), round_trip_time=0.02)
-    server = DtlsConnection(
-        False, cert("server"), round_trip_time=0.02, cookies=cookies, first_flight_timeout=0.5
-    )
+    client = _client(round_trip_time=0.02)
+    server = _server(round_trip_time=0.02, cookies=cookies, first_flight_timeout=0.5)
     # the hello arrives just before the bound, the rest of the handshake after it
     sim = NetSim(0, a_to_b=LinkConfig(delay=0.45), b_to_a=LinkConfig(delay=0.45))
     result = run_handshake(client, server, sim, max_time=60)
@@ -177,9 +185,7 @@ def test_a_client_hello_disarms_the_first_flight_bound(cookies: bool) -> None:
 
 
 def test_a_client_gives_up_when_nothing_answers_its_hello_within_the_bound() -> None:
-    client = DtlsConnection(
-        True, cert("client"), round_trip_time=0.02, first_flight_timeout=2.0
-    )
+    client = _client(round_trip_time=0.02, first_flight_timeout=2.0)
     sent_at, gave_up_at = _sends_until_failure(client)
     assert sent_at == pytest.approx(RTT_20MS[:5]) and gave_up_at == 2.0
     assert isinstance(client.error, FirstFlightTimeout)
@@ -187,11 +193,11 @@ def test_a_client_gives_up_when_nothing_answers_its_hello_within_the_bound() -> 
 
 
 def test_without_the_bound_a_server_waits_like_a_listening_socket() -> None:
-    server = DtlsConnection(False, cert("server"))
+    server = _server()
     server.connect(0.0)
     assert server.get_timer() is None
     with pytest.raises(ValueError):
-        DtlsConnection(False, cert("server"), first_flight_timeout=0)
+        _server(first_flight_timeout=0)
 
 
 # --- SecurePeer --------------------------------------------------------------------------
