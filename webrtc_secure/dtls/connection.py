@@ -107,7 +107,7 @@ DEFAULT_MAX_RETRANSMISSIONS = 12
 # as 2 x the ICE RTT clamped to [50 ms, 3 s]. We take RFC 9147's factor, libwebrtc's
 # ceiling, and a 100 ms floor: one ICE check's RTT says nothing of its variance, of
 # the peer's time to compute a flight (ECDHE, a signature, in Python here) or of
-# reordering, and below 100 ms `make faults` counted up to 70 % more datagrams on a
+# reordering, and below 100 ms `make faults` counted up to 73 % more datagrams on a
 # reordering 20 ms path (spurious retransmissions) for a p95 at 30 % loss of 0.45 s
 # instead of 0.85 s. The backoff still doubles (a congested path sees the rate of
 # retransmissions fall quickly), but stops at 3 s: a flight is a few datagrams, one
