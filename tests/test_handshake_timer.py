@@ -243,9 +243,11 @@ async def test_secure_peer_starts_the_dtls_timer_from_the_ice_rtt() -> None:
         for peer in (a, b):
             assert peer._ice is not None
             rtt = round_trip_time(peer._ice)
-            # a loopback check: well under 66 ms, so the 100 ms floor applies
-            assert rtt is not None and 0 <= rtt < 0.066
-            assert peer.stats()["dtls"]["initial_retransmit_timeout"] == 0.1
+            # the nominated pair's check was timed (its value depends on the machine's
+            # load, so no bound on it here), and the engine started from it
+            assert rtt is not None and 0 <= rtt < 5
+            timeout = peer.stats()["dtls"]["initial_retransmit_timeout"]
+            assert timeout == initial_retransmit_timeout_for(rtt) >= 0.1
     finally:
         await a.close()
         await b.close()
