@@ -270,7 +270,8 @@ class ClientHello13:
         cookie = r.vector(1) if dtls else b""
         suites = tuple(r.uint16_list(2, minimum=2))
         compression = r.vector(1, minimum=1)
-        extensions = _extensions_tuple(r)
+        # a 1.3 hello always has extensions (supported_versions at least)
+        extensions = _required_extensions(r)
         r.expect_end()
         return cls(random, suites, extensions, session_id, cookie, legacy_version, compression)
 
@@ -321,7 +322,7 @@ class ServerHello13:
         suite = r.u16()
         if r.u8() != 0:
             raise MalformedPacket("ServerHello compression method is not null")
-        extensions = _extensions_tuple(r)
+        extensions = _required_extensions(r)
         r.expect_end()
         return cls(random, suite, extensions, session_id, legacy_version)
 
