@@ -20,6 +20,7 @@ malformed too.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import NamedTuple
@@ -110,9 +111,9 @@ class KeyShareEntry(NamedTuple):
     key_exchange: bytes
 
 
-def encode_supported_versions_client(versions: list[int] | tuple[int, ...]) -> bytes:
+def encode_supported_versions_client(versions: Sequence[int]) -> bytes:
     """ClientHello supported_versions: ProtocolVersion versions<2..254>."""
-    return u16_list(versions, 1)
+    return u16_list(tuple(versions), 1)
 
 
 def parse_supported_versions_client(data: bytes) -> list[int]:
@@ -142,7 +143,7 @@ def _read_entry(r: Reader) -> KeyShareEntry:
     return KeyShareEntry(group, r.vector(2, minimum=1))
 
 
-def encode_key_share_client(entries: list[KeyShareEntry] | tuple[KeyShareEntry, ...]) -> bytes:
+def encode_key_share_client(entries: Sequence[KeyShareEntry]) -> bytes:
     """ClientHello key_share: KeyShareEntry client_shares<0..2^16-1>."""
     return vec(b"".join(_encode_entry(e) for e in entries), 2)
 
@@ -200,9 +201,9 @@ def parse_cookie(data: bytes) -> bytes:
     return cookie
 
 
-def encode_u16_list_extension(values: list[int] | tuple[int, ...]) -> bytes:
+def encode_u16_list_extension(values: Sequence[int]) -> bytes:
     """supported_groups / signature_algorithms / signature_algorithms_cert."""
-    return u16_list(values)
+    return u16_list(tuple(values))
 
 
 def parse_u16_list(data: bytes) -> list[int]:
