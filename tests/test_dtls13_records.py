@@ -186,7 +186,7 @@ def test_round_trip(suite_id: CipherSuite13, sequence_length: int, with_length: 
             sequence_length=sequence_length,
             with_length=with_length,
         )
-        opened = receiver.open(_only_ciphertext(record))
+        opened = receiver.open_record(_only_ciphertext(record))
         assert opened == (ContentType13.APPLICATION_DATA, content, 3, i)
     assert receiver.highest_sequence == 299
 
@@ -198,7 +198,7 @@ def test_connection_id_round_trip() -> None:
     assert record[0] & 0x10 and record[1:5] == cid
     parsed = _only_ciphertext(record, cid_length=4)
     assert parsed.connection_id == cid
-    assert receiver.open(parsed).content == b"x" * 20
+    assert receiver.open_record(parsed).content == b"x" * 20
     # without a negotiated CID length the record cannot be delimited
     assert split_datagram(record) == ([], False)
 
@@ -231,8 +231,8 @@ def test_several_records_in_one_datagram() -> None:
     assert isinstance(records[1], PlaintextRecord)
     assert parse_ack(records[1].fragment) == [RecordNumber(0, 0)]
     assert isinstance(records[2], CiphertextRecord) and isinstance(records[3], CiphertextRecord)
-    assert receiver.open(records[2]).content == b"encrypted extensions"
-    assert receiver.open(records[3]).content == b"finished"
+    assert receiver.open_record(records[2]).content == b"encrypted extensions"
+    assert receiver.open_record(records[3]).content == b"finished"
 
 
 def test_plaintext_record_limits() -> None:
@@ -277,24 +277,24 @@ def test_reordered_records_within_the_window() -> None:
     for i in range(0, 200, 4):  # swap neighbours in blocks
         order[i : i + 4] = reversed(order[i : i + 4])
     for i in order:
-        assert receiver.open(_only_ciphertext(records[i])).sequence_number == i
+        assert receiver.open_record(_only_ciphertext(records[i])).sequence_number == i
 
 
 def test_replay_and_forgery_do_not_move_the_window() -> None:
     sender, receiver = _pair()
     first = sender.protect(ContentType13.APPLICATION_DATA, b"one")
-    receiver.open(_only_ciphertext(first))
+    receiver.open_record(_only_ciphertext(first))
     with pytest.raises(ReplayDetected):
-        receiver.open(_only_ciphertext(first))
+        receiver.open_record(_only_ciphertext(first))
     forged = bytearray(sender.protect(ContentType13.APPLICATION_DATA, b"two"))
     forged[-1] ^= 1
     with pytest.raises(AuthenticationFailed):
-        receiver.open(_only_ciphertext(bytes(forged)))
+        receiver.open_record(_only_ciphertext(bytes(forged)))
     assert receiver.failures == 1 and receiver.highest_sequence == 0
     assert not receiver.integrity_exhausted
     # the genuine record with that sequence number still opens
     forged[-1] ^= 1
-    assert receiver.open(_only_ciphertext(bytes(forged))).content == b"two"
+    assert receiver.open_record(_only_ciphertext(bytes(forged))).content == b"two"
 
 
 def test_tampered_header_fails_authentication() -> None:
@@ -307,18 +307,18 @@ def test_tampered_header_fails_authentication() -> None:
         assert clean
         assert isinstance(parsed[0], CiphertextRecord)
         with pytest.raises(AuthenticationFailed):
-            receiver.open(parsed[0])
+            receiver.open_record(parsed[0])
     assert receiver.highest_sequence == -1
 
 
 def test_short_and_foreign_records() -> None:
     _, receiver = _pair()
     with pytest.raises(AuthenticationFailed):
-        receiver.open(CiphertextRecord(b"\x2b\x00", b"", 3, 1, bytes(15)))
+        receiver.open_record(CiphertextRecord(b"\x2b\x00", b"", 3, 1, bytes(15)))
     with pytest.raises(AuthenticationFailed):
-        receiver.open(CiphertextRecord(b"\x2a\x00", b"", 2, 1, bytes(40)))
+        receiver.open_record(CiphertextRecord(b"\x2a\x00", b"", 2, 1, bytes(40)))
     with pytest.raises(AuthenticationFailed):
-        receiver.open(CiphertextRecord(b"\x2b\x00", b"", 3, 1, bytes(40)))
+        receiver.open_record(CiphertextRecord(b"\x2b\x00", b"", 3, 1, bytes(40)))
     assert receiver.failures == 1  # only the last one reached the AEAD
 
 
@@ -359,17 +359,20 @@ def test_inner_plaintext() -> None:
         parse_inner_plaintext(b"abc\x14\x00")  # change_cipher_spec has no place in 1.3
 
 
-def test_all_zero_inner_plaintext_is_malformed_and_not_committed() -> None:
-    suite = AES128
-    keys = keys13.traffic_keys("sha256", bytes(32), 16)
-    aead = RecordAead(suite, keys.key, keys.iv)
-    header = encode_unified_header(3, 0, 16 + 8)
-    sealed = aead.seal(0, bytes(8), header)
+def _seal_by_hand(keys: keys13.TrafficKeys, inner: bytes) -> bytes:
+    """An epoch-3, sequence-0 AES-128-GCM record around any inner plaintext (what a
+    peer that ignores the rules could send)."""
+    header = encode_unified_header(3, 0, len(inner) + 16)
+    sealed = RecordAead(AES128, keys.key, keys.iv).seal(0, inner, header)
     mask = record_number_mask(keys.sn_key, sealed[:16], False)
-    wire = header[:1] + bytes([mask[0], mask[1]]) + header[3:] + sealed
-    receiver = ReceiveEpoch(suite, keys, 3)
+    return header[:1] + bytes([mask[0], mask[1]]) + header[3:] + sealed
+
+
+def test_all_zero_inner_plaintext_is_malformed_and_not_committed() -> None:
+    keys = keys13.traffic_keys("sha256", bytes(32), 16)
+    receiver = ReceiveEpoch(AES128, keys, 3)
     with pytest.raises(MalformedPacket):
-        receiver.open(_only_ciphertext(wire))
+        receiver.open_record(_only_ciphertext(_seal_by_hand(keys, bytes(8))))
     assert receiver.highest_sequence == -1
 
 
@@ -428,7 +431,7 @@ def test_garbage_datagrams_never_crash(data: bytes, cid_length: int) -> None:
     for record in records:
         if isinstance(record, CiphertextRecord):
             with pytest.raises((AuthenticationFailed, ReplayDetected, MalformedPacket)):
-                receiver.open(record)
+                receiver.open_record(record)
         else:
             assert record.content_type in (21, 22, 26)
     assert receiver.highest_sequence == -1
@@ -463,5 +466,22 @@ def test_round_trip_property(
     if first_sequence:
         receiver.replay.commit(first_sequence - 1)
     record = sender.protect(content_type, content, padding, sequence_length, with_length)
-    opened = receiver.open(_only_ciphertext(record))
+    opened = receiver.open_record(_only_ciphertext(record))
     assert opened == (content_type, content, 5, first_sequence)
+
+
+def test_record_overflow() -> None:
+    """Inner plaintext over 2^14 + 1 octets (content, type and padding) is refused
+    after authentication; a ciphertext over 2^14 + 256 before it."""
+    keys = keys13.traffic_keys("sha256", bytes(32), 16)
+    receiver = ReceiveEpoch(AES128, keys, 3)
+    too_long = bytes(1 << 14) + b"\x17" + bytes(10)
+    with pytest.raises(MalformedPacket):
+        receiver.open_record(_only_ciphertext(_seal_by_hand(keys, too_long)))
+    assert receiver.highest_sequence == -1
+    fits = bytes(1 << 14) + b"\x17"
+    assert len(receiver.open_record(_only_ciphertext(_seal_by_hand(keys, fits))).content) == 1 << 14
+    with pytest.raises(MalformedPacket):
+        receiver.open_record(CiphertextRecord(b"\x2b\x00", b"", 3, 1, bytes((1 << 14) + 257)))
+    with pytest.raises(ValueError):  # and we never send one
+        SendEpoch(AES128, keys, 3).protect(23, bytes(1 << 14), padding=1)

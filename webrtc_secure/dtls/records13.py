@@ -66,6 +66,9 @@ CID_BIT = 0x10
 SEQ16_BIT = 0x08
 LENGTH_BIT = 0x04
 EPOCH_BITS = 0x03
+#: fixed bits, no CID, 16-bit sequence number, length present
+_COMMON_MASK = FIXED_MASK | CID_BIT | SEQ16_BIT | LENGTH_BIT
+_COMMON_BITS = FIXED_BITS | SEQ16_BIT | LENGTH_BIT
 
 #: first octets that start a DTLSPlaintext record (RFC 9147 4.1, erratum 8100)
 PLAINTEXT_TYPES = frozenset((ContentType13.ALERT, ContentType13.HANDSHAKE, ContentType13.ACK))
@@ -180,8 +183,15 @@ def split_datagram(datagram: bytes, connection_id_length: int = 0) -> tuple[list
     RFC 9147 4.5.2 says invalid records are dropped silently, and without a
     trustworthy boundary nothing after it can be found.
     """
-    records: list[Record13] = []
     end = len(datagram)
+    if end > 5 and datagram[0] & _COMMON_MASK == _COMMON_BITS:
+        # fast path: one record with a 16-bit sequence number and a length that
+        # fills the datagram (what every application data datagram looks like)
+        length = (datagram[3] << 8) | datagram[4]
+        if length + 5 == end and length <= MAX_CIPHERTEXT_LENGTH:
+            record = (datagram[:5], b"", datagram[0] & EPOCH_BITS, 2, datagram[5:])
+            return [tuple.__new__(CiphertextRecord, record)], True
+    records: list[Record13] = []
     offset = 0
     unpack_plain = _PLAINTEXT_HEADER.unpack_from
     while offset < end:
@@ -361,20 +371,21 @@ class RecordAead:
             raise AuthenticationFailed("record failed authentication") from None
 
 
-class SendEpoch:
+class SendEpoch(RecordAead):
     """Protects the records we send in one epoch (2 = handshake, 3 = application
-    data 0, 4 and up after each KeyUpdate)."""
+    data 0, 4 and up after each KeyUpdate): a :class:`RecordAead` with the unified
+    header, the record number mask and the sequence counter."""
 
-    __slots__ = ("_limit", "_mask", "_seal", "epoch", "next_sequence")
+    __slots__ = ("_limit", "_mask", "epoch", "next_sequence")
 
     def __init__(
         self, suite: Suite13Info, keys: TrafficKeys, epoch: int, first_sequence: int = 0
     ) -> None:
-        if len(keys.iv) != IV_LENGTH or len(keys.sn_key) != suite.key_length:
+        if len(keys.sn_key) != suite.key_length:
             raise ValueError("traffic keys do not fit the suite (derive them with sn_key=True)")
+        super().__init__(suite, keys.key, keys.iv)
         self.epoch = epoch
         self.next_sequence = first_sequence
-        self._seal = RecordAead(suite, keys.key, keys.iv).seal
         self._mask = make_mask_function(keys.sn_key, suite.is_chacha)
         self._limit = min(suite.confidentiality_limit, MAX_SEQUENCE + 1)
 
@@ -402,20 +413,20 @@ class SendEpoch:
         inner = content + _TYPE_OCTET[content_type]
         if padding:
             inner += bytes(padding)
-        first = FIXED_BITS | (self.epoch & EPOCH_BITS)
+        nonce = (self._iv ^ seq).to_bytes(IV_LENGTH, "big")
         if sequence_length == 2 and with_length and not connection_id:
             # the common shape, packed in one call each way
-            first |= SEQ16_BIT | LENGTH_BIT
+            first = FIXED_BITS | SEQ16_BIT | LENGTH_BIT | (self.epoch & EPOCH_BITS)
             low = seq & 0xFFFF
             length = len(inner) + TAG_LENGTH
-            sealed = self._seal(seq, inner, _HDR_S_L.pack(first, low, length))
+            sealed = self._encrypt(nonce, inner, _HDR_S_L.pack(first, low, length))
             mask = self._mask(sealed[:SAMPLE_LENGTH])
             return _HDR_S_L.pack(first, low ^ ((mask[0] << 8) | mask[1]), length) + sealed
         length_field = len(inner) + TAG_LENGTH if with_length else None
         header = encode_unified_header(
             self.epoch, seq, length_field, sequence_length, connection_id
         )
-        sealed = self._seal(seq, inner, header)
+        sealed = self._encrypt(nonce, inner, header)
         mask = self._mask(sealed[:SAMPLE_LENGTH])
         at = 1 + len(connection_id)
         if sequence_length == 2:
@@ -434,7 +445,7 @@ class Opened(NamedTuple):
     sequence_number: int
 
 
-class ReceiveEpoch:
+class ReceiveEpoch(RecordAead):
     """Deprotects the records the peer sends in one epoch, with its replay window.
 
     The replay check comes after deprotection (RFC 9147 4.5.1: checking first would
@@ -443,7 +454,7 @@ class ReceiveEpoch:
     authentication under this key, for the RFC 9147 4.5.3 integrity limit.
     """
 
-    __slots__ = ("_mask", "_open", "epoch", "failures", "integrity_limit", "replay")
+    __slots__ = ("_mask", "epoch", "failures", "integrity_limit", "replay")
 
     def __init__(
         self,
@@ -452,10 +463,10 @@ class ReceiveEpoch:
         epoch: int,
         window_size: int = DEFAULT_WINDOW,
     ) -> None:
-        if len(keys.iv) != IV_LENGTH or len(keys.sn_key) != suite.key_length:
+        if len(keys.sn_key) != suite.key_length:
             raise ValueError("traffic keys do not fit the suite (derive them with sn_key=True)")
+        super().__init__(suite, keys.key, keys.iv)
         self.epoch = epoch
-        self._open = RecordAead(suite, keys.key, keys.iv).open
         self._mask = make_mask_function(keys.sn_key, suite.is_chacha)
         self.replay = ReplayWindow(window_size)
         self.failures = 0
@@ -466,11 +477,16 @@ class ReceiveEpoch:
         """Highest sequence number deprotected so far in this epoch (-1 before any)."""
         return self.replay.highest
 
-    def open(self, record: CiphertextRecord) -> Opened:
+    @property
+    def integrity_exhausted(self) -> bool:
+        """True once forged records reached the RFC 9147 4.5.3 limit for this key."""
+        return self.failures >= self.integrity_limit
+
+    def open_record(self, record: CiphertextRecord) -> Opened:
         """Unmask the sequence number, deprotect, check and commit the replay window.
 
         Raises AuthenticationFailed (too short to sample, or the AEAD refused it),
-        ReplayDetected, or MalformedPacket (no content type inside)."""
+        ReplayDetected, or MalformedPacket (no content type inside, record_overflow)."""
         if record.epoch_bits != self.epoch & EPOCH_BITS:
             raise AuthenticationFailed(
                 f"record for epoch bits {record.epoch_bits}, not epoch {self.epoch}"
@@ -478,34 +494,45 @@ class ReceiveEpoch:
         body = record.encrypted_record
         if len(body) < SAMPLE_LENGTH:
             raise AuthenticationFailed("record shorter than the record number sample")
+        if len(body) > MAX_CIPHERTEXT_LENGTH:
+            # RFC 8446 5.2: more than 2^14 + 256 octets is a record_overflow
+            raise MalformedPacket(f"protected record of {len(body)} octets")
         mask = self._mask(body[:SAMPLE_LENGTH])
         header = record.header
         at = 1 + len(record.connection_id)
+        replay = self.replay
+        expected = replay.highest + 1
+        # RFC 9147 4.2.2: the candidate nearest to one past the highest deprotected
         if record.sequence_length == 2:
             low = ((header[at] << 8) | header[at + 1]) ^ ((mask[0] << 8) | mask[1])
             aad = header[:at] + _U16.pack(low) + header[at + 2 :]
-            bits = 16
+            seq = (expected & ~0xFFFF) | low
+            if seq + 0x8000 <= expected and seq <= MAX_SEQUENCE - 0x10000:
+                seq += 0x10000
+            elif seq > expected + 0x8000 and seq >= 0x10000:
+                seq -= 0x10000
         else:
             low = header[at] ^ mask[0]
             aad = header[:at] + _TYPE_OCTET[low] + header[at + 1 :]
-            bits = 8
-        replay = self.replay
-        seq = reconstruct_sequence(replay.highest + 1, low, bits)
+            seq = reconstruct_sequence(expected, low, 8)
         try:
-            inner = self._open(seq, body, aad)
-        except AuthenticationFailed:
+            inner = self._decrypt((self._iv ^ seq).to_bytes(IV_LENGTH, "big"), body, aad)
+        except InvalidTag:
             self.failures += 1
-            raise
+            raise AuthenticationFailed("DTLS 1.3 record failed authentication") from None
         if not replay.is_fresh(seq):
             raise ReplayDetected(f"epoch {self.epoch} record {seq} already received")
-        content_type, content = parse_inner_plaintext(inner)
+        if len(inner) > MAX_PLAINTEXT_LENGTH + 1:
+            # RFC 8446 5.4: DTLSInnerPlaintext over 2^14 + 1 octets is a record_overflow
+            raise MalformedPacket(f"inner plaintext of {len(inner)} octets")
+        content_type = inner[-1] if inner else 0
+        if content_type in INNER_TYPES:
+            content = inner[:-1]  # no padding: the common case, one copy
+        else:
+            content_type, content = parse_inner_plaintext(inner)
         replay.commit(seq)
-        return Opened(content_type, content, self.epoch, seq)
-
-    @property
-    def integrity_exhausted(self) -> bool:
-        """True once forged records reached the RFC 9147 4.5.3 limit for this key."""
-        return self.failures >= self.integrity_limit
+        # (tuple.__new__: without the NamedTuple's generated Python __new__)
+        return tuple.__new__(Opened, (content_type, content, self.epoch, seq))
 
 
 # --- ACK (RFC 9147 7) -----------------------------------------------------------------
