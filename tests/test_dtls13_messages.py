@@ -35,6 +35,7 @@ from webrtc_secure.dtls.messages13 import (
     KeyUpdate,
     ServerHello13,
     certificate_verify_content,
+    check_downgrade,
     encode_cookie,
     encode_key_share_client,
     encode_key_share_hrr,
@@ -50,10 +51,12 @@ from webrtc_secure.dtls.messages13 import (
     parse_supported_versions_server,
     parse_transcript_message,
     parse_u16_list,
+    select_version,
     transcript_message,
+    with_downgrade_sentinel,
 )
 from webrtc_secure.dtls.records13 import PlaintextRecord, split_datagram
-from webrtc_secure.errors import MalformedPacket
+from webrtc_secure.errors import HandshakeFailure, MalformedPacket
 
 HERE = Path(__file__).resolve().parent
 
@@ -305,3 +308,25 @@ def test_every_truncation_of_the_rfc8448_messages(trace: Any) -> None:
 def test_garbage_only_raises_malformed(data: bytes, which: int) -> None:
     with contextlib.suppress(MalformedPacket):
         PARSERS[which](data)
+
+
+def test_version_negotiation_and_downgrade_protection() -> None:
+    # server side: our preference order decides among what the client offered
+    assert select_version([0xFEFC, 0xFEFD], [0xFEFC, 0xFEFD]) == 0xFEFC
+    assert select_version([0xFEFD], [0xFEFC, 0xFEFD]) == 0xFEFD
+    assert select_version([0xFEFC, 0xFEFD], [0xFEFD]) == 0xFEFD
+    assert select_version([0xFEFF], [0xFEFC, 0xFEFD]) is None
+    # a 1.3-capable server answering 1.2 marks its random
+    random = bytes(range(32))
+    marked = with_downgrade_sentinel(random, 0xFEFD)
+    assert marked[:24] == random[:24] and marked[24:] == b"DOWNGRD\x01"
+    assert with_downgrade_sentinel(random, 0xFEFF)[24:] == b"DOWNGRD\x00"
+    with pytest.raises(ValueError):
+        with_downgrade_sentinel(bytes(31), 0xFEFD)
+    # a client that offered 1.3 refuses 1.2 with the sentinel: illegal_parameter
+    with pytest.raises(HandshakeFailure) as info:
+        check_downgrade(marked, 0xFEFD, we_offered_1_3=True)
+    assert info.value.alert == 47
+    check_downgrade(marked, 0xFEFD, we_offered_1_3=False)  # we only spoke 1.2
+    check_downgrade(random, 0xFEFD, we_offered_1_3=True)  # a genuine 1.2-only server
+    check_downgrade(marked, 0xFEFC, we_offered_1_3=True)  # 1.3 was negotiated

@@ -27,12 +27,13 @@ from typing import NamedTuple
 
 from webrtc_secure.dtls.codec import Reader, u16_list, vec
 from webrtc_secure.dtls.messages import (
+    AlertDescription,
     Extension,
     find_extension,
     parse_extensions,
     serialize_extensions,
 )
-from webrtc_secure.errors import MalformedPacket
+from webrtc_secure.errors import HandshakeFailure, MalformedPacket
 
 RANDOM_LENGTH = 32
 DTLS_1_3 = 0xFEFC
@@ -467,3 +468,37 @@ class KeyUpdate:
         if len(body) != 1 or body[0] > 1:
             raise MalformedPacket("KeyUpdate is one octet, 0 or 1")
         return cls(body[0] == 1)
+
+
+# --- version negotiation (RFC 8446 4.1.3, 4.2.1; RFC 9147 5.3) ------------------------
+
+
+def select_version(offered: Sequence[int], supported: Sequence[int]) -> int | None:
+    """As server: the first of our ``supported`` versions (in our preference order)
+    that the client's supported_versions offered, or None."""
+    for version in supported:
+        if version in offered:
+            return version
+    return None
+
+
+def with_downgrade_sentinel(random: bytes, negotiated: int) -> bytes:
+    """As a 1.3-capable server negotiating (D)TLS 1.2: ServerHello.random with its
+    last 8 octets set to "DOWNGRD" 01 (RFC 8446 4.1.3). Anything older gets 00."""
+    if len(random) != RANDOM_LENGTH:
+        raise ValueError("ServerHello.random is 32 octets")
+    sentinel = DOWNGRADE_TLS12 if negotiated in (DTLS_1_2, TLS_1_2) else DOWNGRADE_TLS11
+    return random[:24] + sentinel
+
+
+def check_downgrade(server_random: bytes, negotiated: int, we_offered_1_3: bool) -> None:
+    """As client: refuse a ServerHello that picked an older version although we
+    offered 1.3 and the server's random says it supports 1.3 (RFC 8446 4.1.3:
+    illegal_parameter)."""
+    if not we_offered_1_3 or negotiated in (DTLS_1_3, TLS_1_3):
+        return
+    if server_random[-8:] in (DOWNGRADE_TLS12, DOWNGRADE_TLS11):
+        raise HandshakeFailure(
+            "ServerHello picked an older version but carries the TLS 1.3 downgrade sentinel",
+            AlertDescription.ILLEGAL_PARAMETER,
+        )
