@@ -25,12 +25,18 @@ from cryptography import x509
 from tests.interop.tls13_openssl import OpenSslTls13, tls_records
 from webrtc_secure import Certificate
 from webrtc_secure.dtls import keys13
+from webrtc_secure.dtls.cookies13 import (
+    RetryCookies,
+    RetryState,
+    client_hello1_hash,
+    hello_retry_request,
+    retry_transcript,
+)
 from webrtc_secure.dtls.crypto import sign, verify
 from webrtc_secure.dtls.groups import ClientKeyShare, Group, server_key_share
 from webrtc_secure.dtls.keys13 import TLS13_LABEL_PREFIX, KeySchedule
 from webrtc_secure.dtls.messages import Extension
 from webrtc_secure.dtls.messages13 import (
-    HELLO_RETRY_REQUEST_RANDOM,
     TLS_1_2,
     TLS_1_3,
     Certificate13,
@@ -46,11 +52,11 @@ from webrtc_secure.dtls.messages13 import (
     ServerHello13,
     certificate_verify_content,
     encode_key_share_client,
-    encode_key_share_hrr,
     encode_key_share_server,
     encode_supported_versions_client,
     encode_supported_versions_server,
     encode_u16_list_extension,
+    parse_cookie,
     parse_key_share_client,
     parse_key_share_hrr,
     parse_key_share_server,
@@ -80,6 +86,7 @@ OPENSSL_GROUP_NAMES = {
     Group.SECP256R1: "secp256r1",
 }
 SCHEMES = [0x0403, 0x0804, 0x0503]
+RETRY_COOKIES = RetryCookies()
 
 
 class TlsDirection:
@@ -194,26 +201,28 @@ def _serve(
     shares = {e.group: e.key_exchange for e in parse_key_share_client(share_raw)}
     hrr = group not in shares
     if hrr:
-        # HelloRetryRequest: ClientHello1 becomes message_hash in the transcript
-        retry = ServerHello13(
-            HELLO_RETRY_REQUEST_RANDOM,
-            suite_id,
-            (
-                Extension(
-                    ExtensionType13.SUPPORTED_VERSIONS, encode_supported_versions_server(TLS_1_3)
-                ),
-                Extension(ExtensionType13.KEY_SHARE, encode_key_share_hrr(group)),
-            ),
-            hello.legacy_session_id,
-            TLS_1_2,
-        )
-        retry_msg = transcript_message(HandshakeType13.SERVER_HELLO, retry.serialize())
-        transcript = [keys13.message_hash(suite.hash_name, hello1_msg), retry_msg]
+        # a stateless HelloRetryRequest: everything needed later travels in the
+        # cookie, and the transcript is rebuilt from the cookie OpenSSL echoes
+        address = ("127.0.0.1", 5000)
+        state = RetryState(suite_id, group, client_hello1_hash(suite.hash_name, hello1_msg), 100.0)
+        cookie = RETRY_COOKIES.make(state, address)
+        retry = hello_retry_request(suite_id, group, cookie, False, hello.legacy_session_id)
+        retry_msg = transcript_message(HandshakeType13.SERVER_HELLO, retry)
         client.receive(plaintext_record(ContentType13.HANDSHAKE, retry_msg))
+        del state, cookie, retry, retry_msg  # nothing kept across the round trip
         hello2 = [r for r in tls_records(client.take()) if r[0] == ContentType13.HANDSHAKE]
         hello2_msg = hello2[0][1]
-        transcript.append(hello2_msg)
         hello = ClientHello13.parse(parse_transcript_message(hello2_msg)[1], dtls=False)
+        echoed_raw = hello.extension(ExtensionType13.COOKIE)
+        assert echoed_raw is not None
+        echoed = parse_cookie(echoed_raw)
+        reopened = RETRY_COOKIES.open(echoed, address, 101.0)
+        assert reopened is not None and reopened.group == group
+        assert RETRY_COOKIES.open(echoed, ("127.0.0.1", 5001), 101.0) is None
+        transcript = retry_transcript(reopened, echoed, False, hello.legacy_session_id)
+        # the rebuilt prefix is what a stateful server would have hashed
+        assert transcript[0] == keys13.message_hash(suite.hash_name, hello1_msg)
+        transcript.append(hello2_msg)
         share_raw = hello.extension(ExtensionType13.KEY_SHARE)
         assert share_raw is not None
         shares = {e.group: e.key_exchange for e in parse_key_share_client(share_raw)}
@@ -323,7 +332,8 @@ def test_we_serve_openssl(suite_id: CipherSuite13, group: Group) -> None:
 
 
 def test_we_serve_openssl_with_hello_retry_request() -> None:
-    """OpenSSL offers secp256r1 without a share: our HelloRetryRequest asks for it."""
+    """OpenSSL offers secp256r1 without a share: our stateless HelloRetryRequest asks
+    for it with a cookie, and the transcript is rebuilt from the echoed cookie."""
     _, info = _serve(CipherSuite13.TLS_AES_128_GCM_SHA256, Group.SECP256R1, Certificate.generate())
     assert info["hrr"]
 
