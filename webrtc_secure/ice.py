@@ -50,7 +50,7 @@ import aioice
 import aioice.ice
 import aioice.stun
 
-from webrtc_secure.errors import IceError
+from webrtc_secure.errors import ConfigurationError, IceError
 
 logger = logging.getLogger(__name__)
 
@@ -445,32 +445,43 @@ def round_trip_time(connection: IceConnection) -> float | None:
     return None if pair is None else connection.check_round_trips.get(pair)
 
 
-def create_ice_connection(*, controlling: bool, ice_servers: Sequence[str] = ()) -> IceConnection:
-    """An aioice Connection; ``ice_servers`` are ``stun:host:port`` or ``turn:host:port``
-    URLs (TURN credentials as ``turn:user:password@host:port``)."""
-    stun: tuple[str, int] | None = None
-    turn: tuple[str, int] | None = None
-    turn_user = turn_password = None
+def ice_server_options(ice_servers: Sequence[str]) -> dict[str, Any]:
+    """aioice's server arguments for ``stun:host:port`` and ``turn:host:port`` URLs
+    (TURN credentials as ``turn:user:password@host:port``), at most one of each.
+
+    Anything else is a ConfigurationError: another scheme, a URL that is not text, no
+    host, a port outside 1..65535.
+    """
+    options: dict[str, Any] = {
+        "stun_server": None,
+        "turn_server": None,
+        "turn_username": None,
+        "turn_password": None,
+    }
     for url in ice_servers:
+        if not isinstance(url, str):
+            raise ConfigurationError(f"ICE server URL must be text, not {type(url).__name__}")
         scheme, _, rest = url.partition(":")
         credentials, _, hostport = rest.rpartition("@")
         host, _, port = hostport.rpartition(":")
-        if not host or not port.isdigit():
-            raise IceError(f"ICE server URL must be scheme:host:port, not {url!r}")
-        if scheme == "stun":
-            stun = (host, int(port))
-        elif scheme == "turn":
-            turn = (host, int(port))
-            turn_user, _, turn_password = credentials.partition(":")
-        else:
-            raise IceError(f"unsupported ICE server scheme {scheme!r}")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigurationError(f"ICE server URL must be scheme:host:port, not {url!r:.80}")
+        if scheme not in ("stun", "turn"):
+            raise ConfigurationError(f"unsupported ICE server scheme {scheme!r:.20} (stun, turn)")
+        key = f"{scheme}_server"
+        if options[key] is not None:
+            raise ConfigurationError(f"more than one {scheme}: server (aioice uses one)")
+        options[key] = (host, int(port))
+        if scheme == "turn":
+            user, _, password = credentials.partition(":")
+            options["turn_username"], options["turn_password"] = user, password
+    return options
+
+
+def create_ice_connection(*, controlling: bool, ice_servers: Sequence[str] = ()) -> IceConnection:
+    """An aioice Connection with the servers of :func:`ice_server_options`."""
     return IceConnection(
-        ice_controlling=controlling,
-        components=1,
-        stun_server=stun,
-        turn_server=turn,
-        turn_username=turn_user,
-        turn_password=turn_password,
+        ice_controlling=controlling, components=1, **ice_server_options(ice_servers)
     )
 
 

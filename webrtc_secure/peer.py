@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import math
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -39,13 +41,18 @@ from webrtc_secure.description import (
     is_dtls_client,
 )
 from webrtc_secure.dtls import AlertDescription, DtlsConnection
+from webrtc_secure.dtls.connection import DEFAULT_MAX_RETRANSMIT_TIMEOUT
 from webrtc_secure.dtls_transport import DtlsTransport
 from webrtc_secure.errors import (
     AlertReceived,
+    ConfigurationError,
     ConnectionClosed,
     DtlsError,
     FingerprintMismatch,
     IceError,
+    InvalidStateError,
+    MalformedPacket,
+    PacketTooLarge,
     SdpError,
     WebrtcSecureError,
 )
@@ -142,6 +149,20 @@ class SecurePeer(AsyncIOEventEmitter):
         use_ice: bool = True,
         media_kinds: Sequence[str] = ("audio",),
     ) -> None:
+        _check_options(
+            certificate=certificate,
+            ice_servers=ice_servers,
+            srtp_profiles=srtp_profiles,
+            mtu=mtu,
+            handshake_timeout=handshake_timeout,
+            ice_timeout=ice_timeout,
+            retransmit_timeout=retransmit_timeout,
+            first_flight_timeout=first_flight_timeout,
+            replay_window=replay_window,
+            host_addresses=host_addresses,
+            use_ice=use_ice,
+            media_kinds=media_kinds,
+        )
         super().__init__()
         self.certificate = certificate or Certificate.generate()
         self.srtp_profiles = tuple(srtp_profiles)
@@ -179,6 +200,10 @@ class SecurePeer(AsyncIOEventEmitter):
         self._connect_started = self._ice_done = 0.0
         self._shutdown_task: asyncio.Future[None] | None = None
         self._shutdown_done: asyncio.Future[None] | None = None
+        #: create_offer()/create_answer() is under way; connect() was called
+        self._describing = self._connect_called = False
+        #: the offer create_answer() answered (connect() must be given the same one)
+        self._answered: SessionDescription | None = None
         #: pyee (>= 11) keeps {event: {key: handler to call}} in _events and runs a
         #: handler with _emit_run; _deliver_media relies on both, else uses emit()
         self._direct_dispatch = isinstance(vars(self).get("_events"), dict) and callable(
@@ -252,18 +277,60 @@ class SecurePeer(AsyncIOEventEmitter):
     # --- signaling -----------------------------------------------------------------------
 
     async def create_offer(self) -> SessionDescription:
-        """Gather candidates and describe this peer as the offerer (actpass, controlling)."""
-        await self._ensure_transport(controlling=True)
-        self._local = self._describe("offer", SetupRole.ACTPASS)
+        """Gather candidates and describe this peer as the offerer (actpass, controlling).
+
+        Once per peer (no renegotiation): a second or concurrent call, or one after
+        ``create_answer()`` or on a closed peer, raises InvalidStateError and changes
+        nothing.
+        """
+        self._begin_describing("create_offer")
+        try:
+            await self._ensure_transport(controlling=True)
+            self._check_open("create_offer")
+            self._local = self._describe("offer", SetupRole.ACTPASS)
+        finally:
+            self._describing = False
         return self._local
 
-    async def create_answer(self, remote_offer: SessionDescription) -> SessionDescription:
-        """Answer an offer: ICE-controlled, DTLS role chosen as browsers do."""
-        _require_fingerprint(remote_offer)
-        await self._ensure_transport(controlling=False)
-        setup = SetupRole.answer_to(remote_offer.setup)
-        self._local = self._describe("answer", setup, remote_offer)
+    async def create_answer(
+        self, remote_offer: SessionDescription | str | bytes | Mapping[str, Any]
+    ) -> SessionDescription:
+        """Answer an offer: ICE-controlled, DTLS role chosen as browsers do.
+
+        ``remote_offer`` is a SessionDescription, its SDP text, or the browser's
+        ``{"type": "offer", "sdp": ...}`` as JSON text or a dict; anything else, or an
+        answer, raises SdpError. Once per peer, like ``create_offer()``
+        (InvalidStateError).
+        """
+        remote_offer = _as_description(remote_offer, "offer", "create_answer()")
+        self._begin_describing("create_answer")
+        try:
+            await self._ensure_transport(controlling=False)
+            self._check_open("create_answer")
+            setup = SetupRole.answer_to(remote_offer.setup)
+            self._local = self._describe("answer", setup, remote_offer)
+            self._answered = remote_offer
+        finally:
+            self._describing = False
         return self._local
+
+    def _check_open(self, what: str) -> None:
+        if self._closing or self._state in (PeerState.CLOSED, PeerState.FAILED):
+            raise InvalidStateError(f"{what}() on a {self._state.value} peer")
+
+    def _begin_describing(self, what: str) -> None:
+        """Refuse a description in the wrong state, before anything changes."""
+        self._check_open(what)
+        if self._describing:
+            raise InvalidStateError(
+                f"{what}() while create_offer() or create_answer() is still under way"
+            )
+        if self._local is not None:
+            raise InvalidStateError(
+                f"{what}(): this peer already made its {self._local.type} "
+                "(renegotiation is not supported: use a new SecurePeer)"
+            )
+        self._describing = True
 
     async def _ensure_transport(self, controlling: bool) -> None:
         if self._ice is not None or self._transport is not None:
@@ -277,9 +344,12 @@ class SecurePeer(AsyncIOEventEmitter):
             return
         host = (self.host_addresses or ["127.0.0.1"])[0]
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: SecureProtocol(self), local_addr=(host, 0)
-        )
+        try:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: SecureProtocol(self), local_addr=(host, 0)
+            )
+        except OSError as exc:  # e.g. an address no interface of this host has
+            raise IceError(f"could not bind a UDP socket on {host}: {exc.strerror}") from None
         self._transport = transport
         ice.limit_receive_buffer(transport)
         self._udp_candidate = ice.host_candidate(transport.get_extra_info("sockname"))
@@ -316,14 +386,30 @@ class SecurePeer(AsyncIOEventEmitter):
 
     # --- connect -------------------------------------------------------------------------
 
-    async def connect(self, remote: SessionDescription) -> None:
+    async def connect(self, remote: SessionDescription | str | bytes | Mapping[str, Any]) -> None:
         """ICE, then DTLS, then the fingerprint check, then SRTP keys.
 
+        ``remote`` is the other side's description: on the offerer its answer, on the
+        answerer the offer it answered. A SessionDescription, its SDP text, or the
+        browser's ``{"type": ..., "sdp": ...}`` as JSON text or a dict; anything else
+        raises SdpError, and so does a description of the wrong type.
+
         Raises IceError, HandshakeTimeout, FingerprintMismatch, HandshakeFailure or
-        AlertReceived (all WebrtcSecureError) and leaves the peer ``failed``.
+        AlertReceived (all WebrtcSecureError) and leaves the peer ``failed``. Called
+        before ``create_offer()``/``create_answer()`` has returned, a second time
+        (also while the first call runs), or on a closed peer, it raises
+        InvalidStateError and the peer goes on as it was.
         """
+        self._check_open("connect")
+        if self._connect_called:
+            raise InvalidStateError(
+                f"connect() was already called (the peer is {self._state.value}); "
+                "a peer connects once"
+            )
         if self._local is None:
-            raise SdpError("create an offer or answer before connect()")
+            raise InvalidStateError("create an offer or answer before connect()")
+        remote = self._remote_for_connect(remote)
+        self._connect_called = True
         _require_fingerprint(remote)
         started = time.monotonic()
         try:
@@ -355,6 +441,24 @@ class SecurePeer(AsyncIOEventEmitter):
         except (WebrtcSecureError, asyncio.CancelledError) as exc:
             await self._fail(exc if isinstance(exc, WebrtcSecureError) else None)
             raise
+
+    def _remote_for_connect(
+        self, remote: SessionDescription | str | bytes | Mapping[str, Any]
+    ) -> SessionDescription:
+        assert self._local is not None
+        expected = "answer" if self._local.type == "offer" else "offer"
+        description = _as_description(remote, expected, "connect()")
+        answered = self._answered
+        if answered is not None and (
+            description.ice_ufrag != answered.ice_ufrag
+            or description.ice_pwd != answered.ice_pwd
+            or description.fingerprints != answered.fingerprints
+        ):
+            raise SdpError(
+                "connect() on the answerer takes the offer that create_answer() answered; "
+                "this one has other ICE credentials or fingerprints"
+            )
+        return description
 
     def _on_handshake_complete(self) -> None:
         """Runs inside the engine's event dispatch, before any data that arrived with
@@ -452,21 +556,44 @@ class SecurePeer(AsyncIOEventEmitter):
     def send_rtp(self, packet: bytes) -> None:
         """Protect an RTP packet with SRTP and send it.
 
-        Raises ConnectionClosed unless the peer is connected with SRTP keys."""
+        Raises ConnectionClosed unless the peer is connected with SRTP keys;
+        MalformedPacket for anything but the bytes of an RTP packet (bytes or
+        bytearray); PacketTooLarge when the protected packet would exceed one UDP
+        datagram (:data:`MAX_DATAGRAM` octets); KeyLifetimeExceeded or
+        StreamLimitExceeded from the SRTP context."""
         srtp = self._srtp
         if srtp is None:
             raise ConnectionClosed("media is not ready (no SRTP keys)")
-        self._send_datagram(srtp.protect(packet))
+        try:
+            protected = srtp.protect(packet)
+        except TypeError:
+            _check_packet_type(packet, "send_rtp")
+            raise
+        if len(protected) > MAX_DATAGRAM:
+            raise PacketTooLarge(
+                f"RTP packet of {len(packet)} octets exceeds one UDP datagram once protected"
+            )
+        self._send_datagram(protected)
         self._stats.rtp_out += 1
 
     def send_rtcp(self, packet: bytes) -> None:
         """Protect an RTCP packet with SRTCP and send it.
 
-        Raises ConnectionClosed unless the peer is connected with SRTP keys."""
+        Raises ConnectionClosed unless the peer is connected with SRTP keys, and
+        MalformedPacket or PacketTooLarge as :meth:`send_rtp` does."""
         srtp = self._srtp
         if srtp is None:
             raise ConnectionClosed("media is not ready (no SRTP keys)")
-        self._send_datagram(srtp.protect_rtcp(packet))
+        try:
+            protected = srtp.protect_rtcp(packet)
+        except TypeError:
+            _check_packet_type(packet, "send_rtcp")
+            raise
+        if len(protected) > MAX_DATAGRAM:
+            raise PacketTooLarge(
+                f"RTCP packet of {len(packet)} octets exceeds one UDP datagram once protected"
+            )
+        self._send_datagram(protected)
         self._stats.rtcp_out += 1
 
     def _send_datagram(self, data: bytes) -> None:
@@ -642,6 +769,147 @@ class _Returning:
 def _require_fingerprint(description: SessionDescription) -> None:
     if not description.fingerprints:
         raise SdpError("remote description has no a=fingerprint: refusing an unauthenticated peer")
+
+
+def _as_description(value: object, expected: str, what: str) -> SessionDescription:
+    """What ``connect()`` or ``create_answer()`` was given, as a SessionDescription of
+    type ``expected``; SdpError that says what to pass for anything else."""
+    hint = (
+        f"{what} takes the remote {expected}: a SessionDescription, its SDP text "
+        f'("v=0 ..."), or {{"type": "{expected}", "sdp": "..."}} as JSON text or a dict'
+    )
+    if isinstance(value, SessionDescription):
+        description = value
+    elif isinstance(value, (str, bytes)):
+        if isinstance(value, bytes):
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise SdpError(f"the description is not UTF-8 text; {hint}") from None
+        start = value.lstrip()[:2]
+        if start.startswith("{"):
+            description = SessionDescription.from_json(value)
+        elif start == "v=":
+            # SDP does not say whether it is an offer or an answer: the caller's role does
+            description = SessionDescription.from_sdp(value, expected)
+        else:
+            raise SdpError(f"the text is neither SDP nor JSON; {hint}")
+    elif isinstance(value, Mapping):
+        kind, sdp = value.get("type"), value.get("sdp")
+        if not isinstance(kind, str) or not isinstance(sdp, str):
+            raise SdpError(f"the dict needs string fields 'type' and 'sdp'; {hint}")
+        description = SessionDescription.from_sdp(sdp, kind)
+    else:
+        raise SdpError(f"got a {type(value).__name__}; {hint}")
+    if description.type != expected:
+        raise SdpError(f"{what} got an {description.type}; {hint}")
+    _require_fingerprint(description)
+    return description
+
+
+def _check_packet_type(packet: object, what: str) -> None:
+    """Turn a protect() TypeError caused by the caller's argument into MalformedPacket."""
+    if not isinstance(packet, (bytes, bytearray)):
+        raise MalformedPacket(
+            f"{what}() takes the packet as bytes or bytearray, not {type(packet).__name__}"
+        )
+
+
+#: the largest UDP payload over IPv4 (65535 - 20 - 8): no datagram we send exceeds it
+MAX_DATAGRAM = 65507
+#: the smallest ``mtu``: the DTLS engine cannot fit its handshake records in less
+MIN_MTU = 150
+#: the largest SRTP ``replay_window``: its bitmap is shifted per packet (libsrtp: 2^15 - 1)
+MAX_REPLAY_WINDOW = 32768
+#: what ``media_kinds`` may name: one m-line each in our offers
+MEDIA_KINDS = ("audio", "video")
+
+
+def _is_number(value: object) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
+
+
+def _check_options(
+    *,
+    certificate: object,
+    ice_servers: object,
+    srtp_profiles: object,
+    mtu: object,
+    handshake_timeout: object,
+    ice_timeout: object,
+    retransmit_timeout: object,
+    first_flight_timeout: object,
+    replay_window: object,
+    host_addresses: object,
+    use_ice: object,
+    media_kinds: object,
+) -> None:
+    """SecurePeer's options within their documented limits, else ConfigurationError:
+    found at construction, never as a stray ValueError or a hang in connect()."""
+    if certificate is not None and not isinstance(certificate, Certificate):
+        raise ConfigurationError("certificate must be a webrtc_secure.Certificate (or None)")
+    if ice_servers is not None:
+        if isinstance(ice_servers, (str, bytes)) or not isinstance(ice_servers, Sequence):
+            raise ConfigurationError("ice_servers must be a list of URLs, e.g. ['stun:host:3478']")
+        ice.ice_server_options(ice_servers)  # ConfigurationError for a bad URL
+    if isinstance(srtp_profiles, (str, bytes)) or not isinstance(srtp_profiles, Sequence):
+        raise ConfigurationError("srtp_profiles must be a sequence of srtp.Profile values")
+    for profile in srtp_profiles:
+        if not isinstance(profile, Profile):
+            raise ConfigurationError(f"srtp_profiles: {profile!r} is not an srtp.Profile")
+    if len(set(srtp_profiles)) != len(srtp_profiles):
+        raise ConfigurationError("srtp_profiles lists a profile twice")
+    if not isinstance(mtu, int) or isinstance(mtu, bool) or not MIN_MTU <= mtu <= MAX_DATAGRAM:
+        raise ConfigurationError(f"mtu must be an int from {MIN_MTU} to {MAX_DATAGRAM} octets")
+    if not _is_number(ice_timeout) or ice_timeout <= 0:  # type: ignore[operator]
+        raise ConfigurationError("ice_timeout must be a positive number of seconds")
+    for name, value in (
+        ("handshake_timeout", handshake_timeout),
+        ("first_flight_timeout", first_flight_timeout),
+    ):
+        if value is not None and (not _is_number(value) or value <= 0):  # type: ignore[operator]
+            raise ConfigurationError(f"{name} must be a positive number of seconds, or None")
+    if retransmit_timeout is not None and (
+        not _is_number(retransmit_timeout)
+        or not 0 < retransmit_timeout <= DEFAULT_MAX_RETRANSMIT_TIMEOUT  # type: ignore[operator]
+    ):
+        raise ConfigurationError(
+            "retransmit_timeout must be above 0 and at most "
+            f"{DEFAULT_MAX_RETRANSMIT_TIMEOUT:g} s (the timer's cap), or None"
+        )
+    if (
+        not isinstance(replay_window, int)
+        or isinstance(replay_window, bool)
+        or not 1 <= replay_window <= MAX_REPLAY_WINDOW
+    ):
+        raise ConfigurationError(f"replay_window must be an int from 1 to {MAX_REPLAY_WINDOW}")
+    if host_addresses is not None:
+        if isinstance(host_addresses, (str, bytes)) or not isinstance(host_addresses, Sequence):
+            raise ConfigurationError(
+                "host_addresses must be a list of IP addresses, e.g. ['127.0.0.1']"
+            )
+        if not host_addresses:
+            raise ConfigurationError("host_addresses is empty: give an address, or None")
+        for address in host_addresses:
+            try:
+                parsed = ipaddress.ip_address(address)
+            except ValueError:
+                raise ConfigurationError(
+                    f"host_addresses: {address!r} is not an IP address (names are not resolved)"
+                ) from None
+            if parsed.is_unspecified or parsed.is_multicast:
+                raise ConfigurationError(f"host_addresses: {address} cannot be a candidate")
+    if not isinstance(use_ice, bool):
+        raise ConfigurationError("use_ice must be True or False")
+    if isinstance(media_kinds, (str, bytes)) or not isinstance(media_kinds, Sequence):
+        raise ConfigurationError("media_kinds must be a sequence such as ('audio', 'video')")
+    for kind in media_kinds:
+        if kind not in MEDIA_KINDS:
+            raise ConfigurationError(f"media_kinds: {kind!r} is not one of {MEDIA_KINDS}")
 
 
 __all__ = ["DTLS_SRTP_LABEL", "DtlsError", "PeerState", "SecurePeer", "SecureProtocol"]
