@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import logging
 import math
@@ -56,6 +57,8 @@ from webrtc_secure.errors import (
     SdpError,
     WebrtcSecureError,
 )
+from webrtc_secure.ice import IceCandidate
+from webrtc_secure.sdp import MAX_CANDIDATES
 from webrtc_secure.srtp import DEFAULT_PROFILES, Profile, SrtpSession
 
 logger = logging.getLogger(__name__)
@@ -204,6 +207,15 @@ class SecurePeer(AsyncIOEventEmitter):
         self._describing = self._connect_called = False
         #: the offer create_answer() answered (connect() must be given the same one)
         self._answered: SessionDescription | None = None
+        #: trickle ICE: the task that gathers and announces our candidates
+        #: (trickle=True); remote candidates that came before the ICE checks took the
+        #: description's; whether they now go straight to ICE; whether the remote's
+        #: list has ended (a=end-of-candidates, no trickle support, or a None)
+        self._gathering: asyncio.Task[None] | None = None
+        self._trickled_in: list[tuple[str | None, Any]] = []
+        self._trickle_direct = False
+        self._remote_ended = False
+        self._remote_candidates = 0
         #: pyee (>= 11) keeps {event: {key: handler to call}} in _events and runs a
         #: handler with _emit_run; _deliver_media relies on both, else uses emit()
         self._direct_dispatch = isinstance(vars(self).get("_events"), dict) and callable(
@@ -276,40 +288,49 @@ class SecurePeer(AsyncIOEventEmitter):
 
     # --- signaling -----------------------------------------------------------------------
 
-    async def create_offer(self) -> SessionDescription:
+    async def create_offer(self, *, trickle: bool = False) -> SessionDescription:
         """Gather candidates and describe this peer as the offerer (actpass, controlling).
+
+        ``trickle=True`` returns at once, before gathering: the offer carries no
+        candidates (``a=ice-options:trickle``, no ``a=end-of-candidates``), and each
+        local candidate follows as an ``"icecandidate"`` event, then ``None`` (needs
+        ICE: ConfigurationError with ``use_ice=False``).
 
         Once per peer (no renegotiation): a second or concurrent call, or one after
         ``create_answer()`` or on a closed peer, raises InvalidStateError and changes
         nothing.
         """
-        self._begin_describing("create_offer")
+        self._begin_describing("create_offer", trickle)
         try:
-            await self._ensure_transport(controlling=True)
+            await self._ensure_transport(controlling=True, trickle=trickle)
             self._check_open("create_offer")
-            self._local = self._describe("offer", SetupRole.ACTPASS)
+            self._local = _trickled(self._describe("offer", SetupRole.ACTPASS), trickle)
         finally:
             self._describing = False
         return self._local
 
     async def create_answer(
-        self, remote_offer: SessionDescription | str | bytes | Mapping[str, Any]
+        self,
+        remote_offer: SessionDescription | str | bytes | Mapping[str, Any],
+        *,
+        trickle: bool = False,
     ) -> SessionDescription:
         """Answer an offer: ICE-controlled, DTLS role chosen as browsers do.
 
         ``remote_offer`` is a SessionDescription, its SDP text, or the browser's
         ``{"type": "offer", "sdp": ...}`` as JSON text or a dict; anything else, or an
-        answer, raises SdpError. Once per peer, like ``create_offer()``
-        (InvalidStateError).
+        answer, raises SdpError. ``trickle`` as for ``create_offer()``. Once per peer,
+        like ``create_offer()`` (InvalidStateError).
         """
         remote_offer = _as_description(remote_offer, "offer", "create_answer()")
-        self._begin_describing("create_answer")
+        self._begin_describing("create_answer", trickle)
         try:
-            await self._ensure_transport(controlling=False)
+            await self._ensure_transport(controlling=False, trickle=trickle)
             self._check_open("create_answer")
             setup = SetupRole.answer_to(remote_offer.setup)
-            self._local = self._describe("answer", setup, remote_offer)
+            self._local = _trickled(self._describe("answer", setup, remote_offer), trickle)
             self._answered = remote_offer
+            self._remote_ended = _candidates_complete(remote_offer)
         finally:
             self._describing = False
         return self._local
@@ -318,8 +339,13 @@ class SecurePeer(AsyncIOEventEmitter):
         if self._closing or self._state in (PeerState.CLOSED, PeerState.FAILED):
             raise InvalidStateError(f"{what}() on a {self._state.value} peer")
 
-    def _begin_describing(self, what: str) -> None:
+    def _begin_describing(self, what: str, trickle: bool) -> None:
         """Refuse a description in the wrong state, before anything changes."""
+        if trickle and not self.use_ice:
+            raise ConfigurationError(
+                "trickle=True needs ICE: plain UDP (use_ice=False) has one candidate, "
+                "which goes in the description"
+            )
         self._check_open(what)
         if self._describing:
             raise InvalidStateError(
@@ -332,7 +358,7 @@ class SecurePeer(AsyncIOEventEmitter):
             )
         self._describing = True
 
-    async def _ensure_transport(self, controlling: bool) -> None:
+    async def _ensure_transport(self, controlling: bool, trickle: bool = False) -> None:
         if self._ice is not None or self._transport is not None:
             return
         self._controlling = controlling
@@ -340,6 +366,11 @@ class SecurePeer(AsyncIOEventEmitter):
             self._ice = ice.create_ice_connection(
                 controlling=controlling, ice_servers=self._ice_servers
             )
+            if trickle:
+                # runs once the caller has its description: the candidates follow it
+                self._gathering = asyncio.ensure_future(self._gather_and_announce())
+                self._gathering.add_done_callback(self._gathering_done)
+                return
             await ice.gather_candidates(self._ice, self.host_addresses)
             return
         host = (self.host_addresses or ["127.0.0.1"])[0]
@@ -353,6 +384,139 @@ class SecurePeer(AsyncIOEventEmitter):
         self._transport = transport
         ice.limit_receive_buffer(transport)
         self._udp_candidate = ice.host_candidate(transport.get_extra_info("sockname"))
+
+    async def _gather_and_announce(self) -> None:
+        """trickle=True: gather, then one "icecandidate" event per local candidate and
+        a final ``None`` (end-of-candidates)."""
+        connection = self._ice
+        assert connection is not None
+        await ice.gather_candidates(connection, self.host_addresses)
+        if self._closing:
+            return
+        mid, index = _transport_mid(self._local)
+        for candidate in connection.local_candidates:
+            self._deliver(
+                "icecandidate",
+                IceCandidate.from_aioice(
+                    candidate,
+                    sdp_mid=mid,
+                    sdp_mline_index=index,
+                    username_fragment=connection.local_username,
+                ),
+            )
+        self._deliver("icecandidate", None)
+
+    def _gathering_done(self, task: asyncio.Task[None]) -> None:
+        # connect() re-raises a gathering failure; this only reports it (and retrieves
+        # it) for a peer that never gets that far
+        if not task.cancelled() and (error := task.exception()) is not None:
+            logger.warning("gathering candidates failed: %s", error)
+            if not self._closing:
+                self._emit_error(error)
+
+    async def add_ice_candidate(
+        self, candidate: IceCandidate | Mapping[str, Any] | str | bytes | None
+    ) -> None:
+        """Add a candidate the remote side trickled, or end its list.
+
+        ``candidate`` is what the other side's ``"icecandidate"`` event (or a browser's
+        ``onicecandidate``) gave: an :class:`IceCandidate`, the browser's
+        ``RTCIceCandidateInit`` dict ``{"candidate": "candidate:...", "sdpMid": ...,
+        "sdpMLineIndex": ...}`` or its JSON, or the ``candidate:...`` text. ``None``,
+        JSON ``null`` or an empty ``candidate`` is end-of-candidates: once ICE has
+        tried every pair it may then report failure (without it, ``ice_timeout``
+        bounds the wait); a repeated end is ignored.
+
+        Allowed from ``create_offer()``/``create_answer()`` on; candidates that come
+        before ``connect()`` has handed the description's to ICE wait for it (at most
+        MAX_CANDIDATES, 128, in all). TCP candidates are accepted and ignored (aioice
+        speaks UDP). Raises SdpError for a malformed candidate, an ``sdpMid`` or
+        ``sdpMLineIndex`` the session does not have, or a ``usernameFragment`` not
+        the remote description's; InvalidStateError before a description, after
+        end-of-candidates, on a closed peer, or without ICE (``use_ice=False``).
+        """
+        self._check_open("add_ice_candidate")
+        if not self.use_ice:
+            raise InvalidStateError(
+                "add_ice_candidate() needs ICE: plain UDP (use_ice=False) takes the remote "
+                "address from the description"
+            )
+        connection = self._ice
+        if connection is None:
+            raise InvalidStateError("add_ice_candidate() before create_offer() or create_answer()")
+        parsed = IceCandidate.coerce(candidate)
+        if self._remote_ended:
+            if parsed is None:
+                return
+            raise InvalidStateError(
+                "a candidate after end-of-candidates (the remote description said "
+                "a=end-of-candidates or did not offer trickle, or None was added)"
+            )
+        if parsed is None:
+            self._remote_ended = True
+            if self._trickle_direct:
+                await ice.add_remote_candidates(connection, (), end_of_candidates=True)
+            return
+        self._check_candidate_target(parsed)
+        if self._remote_candidates >= MAX_CANDIDATES:
+            raise SdpError(f"more than {MAX_CANDIDATES} trickled candidates")
+        self._remote_candidates += 1
+        remote = parsed.to_aioice()
+        if self._trickle_direct:
+            await ice.add_remote_candidates(connection, (remote,))
+        else:
+            self._trickled_in.append((parsed.username_fragment, remote))
+
+    def _check_candidate_target(self, candidate: IceCandidate) -> None:
+        """The m-line and ICE generation a trickled candidate names must be ours."""
+        local = self._local
+        if local is not None:
+            if candidate.sdp_mid is not None:
+                if candidate.sdp_mid not in local.mids:
+                    raise SdpError(
+                        f"candidate for sdpMid {candidate.sdp_mid!r}: the session's mids "
+                        f"are {local.mids}"
+                    )
+            elif (
+                candidate.sdp_mline_index is not None
+                and candidate.sdp_mline_index >= len(local.media)
+            ):
+                raise SdpError(
+                    f"candidate for sdpMLineIndex {candidate.sdp_mline_index}: the session "
+                    f"has {len(local.media)} m-lines"
+                )
+        remote = self._answered  # the offerer learns the remote ufrag in connect()
+        fragment = candidate.username_fragment
+        if remote is not None and fragment is not None and fragment != remote.ice_ufrag:
+            raise SdpError(
+                f"candidate for ICE ufrag {fragment!r}, the remote description's is "
+                f"{remote.ice_ufrag!r}"
+            )
+
+    async def _hand_over_candidates(self, remote: SessionDescription) -> None:
+        """The description's candidates and those trickled so far to ICE; from then on
+        add_ice_candidate() goes straight to ICE. Trickled ones that arrive meanwhile
+        are taken in the same loop, so ICE sees every candidate before an end."""
+        connection = self._ice
+        assert connection is not None
+        if _candidates_complete(remote):
+            self._remote_ended = True
+        batch = list(remote.candidates)
+        while True:
+            for fragment, candidate in self._trickled_in:
+                if fragment is not None and fragment != remote.ice_ufrag:
+                    # the offerer could not check it on arrival: another ICE generation
+                    self._stats.dropped["stale_ice_candidate"] += 1
+                else:
+                    batch.append(candidate)
+            self._trickled_in.clear()
+            if not batch:
+                break
+            await ice.add_remote_candidates(connection, batch)
+            batch = []
+        self._trickle_direct = True
+        if self._remote_ended:
+            await ice.add_remote_candidates(connection, (), end_of_candidates=True)
 
     def _describe(
         self, kind: str, setup: SetupRole, remote: SessionDescription | None = None
@@ -493,17 +657,22 @@ class SecurePeer(AsyncIOEventEmitter):
             self._emit_error(exc)
 
     async def _connect_ice(self, remote: SessionDescription) -> None:
-        try:
-            self._transport = await asyncio.wait_for(
-                ice.connect_ice(
-                    self._ice,
-                    remote.ice_ufrag,
-                    remote.ice_pwd,
-                    remote.candidates,
-                    lambda: SecureProtocol(self),
-                ),
-                self.ice_timeout,
+        if self._gathering is not None:
+            await self._gathering  # trickle=True: ICE needs our candidates first
+
+        async def checks() -> ice.IceDatagramTransport:
+            await self._hand_over_candidates(remote)
+            return await ice.connect_ice(
+                self._ice,
+                remote.ice_ufrag,
+                remote.ice_pwd,
+                (),  # handed over already, and the list may stay open for trickling
+                lambda: SecureProtocol(self),
+                end_of_candidates=False,
             )
+
+        try:
+            self._transport = await asyncio.wait_for(checks(), self.ice_timeout)
         except asyncio.TimeoutError:
             raise IceError(f"ICE did not connect within {self.ice_timeout:g} s") from None
         if not self._transport.is_closing():  # ICE may have closed under us already
@@ -805,6 +974,35 @@ def _as_description(value: object, expected: str, what: str) -> SessionDescripti
         raise SdpError(f"{what} got an {description.type}; {hint}")
     _require_fingerprint(description)
     return description
+
+
+def _candidates_complete(description: SessionDescription) -> bool:
+    """Whether a remote description's candidates are all there is: it says
+    a=end-of-candidates, or it does not support trickle (RFC 8840 4.1.2: no
+    a=ice-options:trickle), so nothing will be trickled after it."""
+    return description.end_of_candidates or "trickle" not in description.ice_options
+
+
+def _trickled(description: SessionDescription, trickle: bool) -> SessionDescription:
+    """Our description as a trickling peer sends it: no candidates (the events carry
+    them), a=ice-options:trickle, no a=end-of-candidates."""
+    if not trickle:
+        return description
+    options = list(description.ice_options)
+    if "trickle" not in options:
+        options.append("trickle")
+    return dataclasses.replace(
+        description, candidates=[], end_of_candidates=False, ice_options=options
+    )
+
+
+def _transport_mid(description: SessionDescription | None) -> tuple[str | None, int | None]:
+    """sdpMid and sdpMLineIndex of the m-line that carries the transport (the BUNDLE
+    tag), for the candidates we trickle; (None, None) with no m-line."""
+    section = description.transport_section if description is not None else None
+    if description is None or section is None:
+        return None, None
+    return section.mid, description.media.index(section)
 
 
 def _check_packet_type(packet: object, what: str) -> None:
