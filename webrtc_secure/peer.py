@@ -114,6 +114,57 @@ class SecureProtocol(asyncio.DatagramProtocol):
 class SecurePeer(AsyncIOEventEmitter):
     """One secure peer connection. See the module docstring for the flow.
 
+    Events (pyee: ``peer.on(event, handler)``; a handler that raises is logged and
+    reported as ``error``, and the peer carries on; an ``async def`` handler is
+    scheduled):
+
+    ===================== ================================ ===============================
+    event                 arguments                        when
+    ===================== ================================ ===============================
+    ``state``             the new state, a ``PeerState``   every change: ``checking``,
+                          value (str)                      ``connecting``, ``connected``,
+                                                           ``closed``, ``failed``
+    ``icecandidate``      ``IceCandidate``, then ``None``  ``trickle=True`` only: each local
+                                                           candidate, after
+                                                           ``create_offer()`` /
+                                                           ``create_answer()`` returned;
+                                                           ``None`` is end-of-candidates
+    ``datachannel-ready`` none                             the DTLS handshake completed:
+                                                           application data can flow
+    ``datachannel``       ``DataChannel``                  a channel the remote opened
+    ``message``           ``bytes``                        DTLS application data arrived
+                                                           (the raw API)
+    ``media-ready``       ``Profile`` (SRTP profile)       connected with SRTP keys (not
+                                                           when no profile was negotiated)
+    ``rtp``               ``bytes``: one RTP packet        each authenticated, decrypted
+                                                           RTP packet
+    ``rtcp``              ``bytes``: one RTCP compound     each authenticated, decrypted
+                                                           RTCP packet
+    ``error``             the exception                    ``connect()`` failed (it raises
+                                                           the same), the connection failed
+                                                           once up, a handler raised, or
+                                                           trickle gathering failed; only
+                                                           emitted when someone listens
+    ``closed``            none                             once, after ``close()``, the
+                                                           peer's close_notify, a fatal
+                                                           error or the path's loss
+    ===================== ================================ ===============================
+
+    Limits (each refused at construction with ConfigurationError): ``mtu`` an int from
+    150 (the DTLS handshake's minimum) to 65,507 (one UDP datagram); ``ice_timeout`` a
+    positive number of seconds, ``handshake_timeout`` and ``first_flight_timeout`` one
+    or None; ``retransmit_timeout`` above 0 and at most 3 s, or None; ``replay_window``
+    1 to 32,768 packets; ``host_addresses`` a non-empty list of IP address literals
+    (not 0.0.0.0, ::, multicast), or None; ``media_kinds`` "audio"/"video" entries;
+    ``srtp_profiles`` distinct ``Profile`` values (empty: no SRTP); ``ice_servers`` at
+    most one ``stun:host:port`` and one ``turn:[user:password@]host:port``;
+    ``certificate`` a ``Certificate`` or None. A description is taken once
+    (``create_offer()`` or ``create_answer()``, no renegotiation) and ``connect()``
+    runs once: anything else is InvalidStateError and changes nothing. Descriptions
+    given as text or dicts that do not parse, or of the wrong type, are SdpError;
+    ``send_rtp()``/``send_rtcp()`` refuse non-bytes (MalformedPacket) and packets that
+    would exceed one UDP datagram once protected (PacketTooLarge).
+
     Every timeout of ``connect()``, in the order they can strike:
 
     - ``ice_timeout`` (30 s): ICE must nominate a pair within it, else ``IceError``.
