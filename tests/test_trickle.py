@@ -239,3 +239,23 @@ def test_ice_candidate_codec_round_trips_and_refuses_garbage() -> None:
                   {"candidate": text, "usernameFragment": "no spaces"}):
         with pytest.raises(SdpError):
             IceCandidate.coerce(value)
+
+
+async def test_trickle_gathering_failure_is_reported_and_fails_connect() -> None:
+    # 192.0.2.1 (TEST-NET-1) is on no interface of this host: gathering cannot bind
+    a = SecurePeer(host_addresses=["192.0.2.1"])
+    b = SecurePeer(host_addresses=HOST)
+    errors: list[BaseException] = []
+    candidates: list[IceCandidate | None] = []
+    a.on("error", errors.append)
+    a.on("icecandidate", candidates.append)
+    try:
+        offer = await a.create_offer(trickle=True)  # returns before gathering
+        await _wait_for(lambda: bool(errors))
+        assert isinstance(errors[0], IceError) and candidates == []
+        answer = await b.create_answer(offer)
+        with pytest.raises(IceError):
+            await a.connect(answer)
+        assert a.state == PeerState.FAILED
+    finally:
+        await asyncio.gather(a.close(), b.close())

@@ -458,11 +458,11 @@ class SecurePeer(AsyncIOEventEmitter):
         self._deliver("icecandidate", None)
 
     def _gathering_done(self, task: asyncio.Task[None]) -> None:
-        # connect() re-raises a gathering failure; this only reports it (and retrieves
-        # it) for a peer that never gets that far
+        # connect() re-raises a gathering failure (and reports it); this retrieves it,
+        # and reports it for a peer whose connect() has not started yet
         if not task.cancelled() and (error := task.exception()) is not None:
             logger.warning("gathering candidates failed: %s", error)
-            if not self._closing:
+            if not self._closing and not self._connect_called:
                 self._emit_error(error)
 
     async def add_ice_candidate(
