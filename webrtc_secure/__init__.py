@@ -14,14 +14,17 @@ from webrtc_secure.errors import (
     HandshakeFailure,
     HandshakeTimeout,
     IceError,
+    InvalidStateError,
     KeyLifetimeExceeded,
     MalformedPacket,
+    PacketTooLarge,
     ReplayDetected,
     SdpError,
     SrtpError,
     StreamLimitExceeded,
     WebrtcSecureError,
 )
+from webrtc_secure.ice import IceCandidate
 from webrtc_secure.peer import PeerState, SecurePeer
 
 __all__ = [
@@ -37,9 +40,12 @@ __all__ = [
     "FirstFlightTimeout",
     "HandshakeFailure",
     "HandshakeTimeout",
+    "IceCandidate",
     "IceError",
+    "InvalidStateError",
     "KeyLifetimeExceeded",
     "MalformedPacket",
+    "PacketTooLarge",
     "PeerState",
     "ReplayDetected",
     "SdpError",

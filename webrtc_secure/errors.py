@@ -20,6 +20,16 @@ class ConfigurationError(WebrtcSecureError):
     """
 
 
+class InvalidStateError(WebrtcSecureError):
+    """The call does not fit the object's state, and changed nothing.
+
+    For example a second or concurrent ``connect()``, ``create_offer()`` or
+    ``create_answer()`` on a :class:`~webrtc_secure.peer.SecurePeer` (renegotiation is
+    not supported), a call on a closed peer, or a trickled candidate after
+    end-of-candidates. A connection that was up stays up.
+    """
+
+
 # --- packet-level failures (shared by SRTP and the DTLS record layer) -------------
 
 
@@ -33,6 +43,11 @@ class AuthenticationFailed(WebrtcSecureError):
 
 class ReplayDetected(WebrtcSecureError):
     """The packet's index was already seen or lies behind the replay window."""
+
+
+class PacketTooLarge(WebrtcSecureError):
+    """A packet to send would not fit in one UDP datagram (65,507 octets) once
+    protected; nothing was sent."""
 
 
 # --- SRTP ---------------------------------------------------------------------------

@@ -41,16 +41,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aioice
 import aioice.ice
 import aioice.stun
 
-from webrtc_secure.errors import IceError
+from webrtc_secure.errors import ConfigurationError, IceError, InvalidStateError, SdpError
+from webrtc_secure.sdp import MAX_MEDIA_SECTIONS, check_text, is_token, parse_candidate
 
 logger = logging.getLogger(__name__)
 
@@ -445,32 +449,43 @@ def round_trip_time(connection: IceConnection) -> float | None:
     return None if pair is None else connection.check_round_trips.get(pair)
 
 
-def create_ice_connection(*, controlling: bool, ice_servers: Sequence[str] = ()) -> IceConnection:
-    """An aioice Connection; ``ice_servers`` are ``stun:host:port`` or ``turn:host:port``
-    URLs (TURN credentials as ``turn:user:password@host:port``)."""
-    stun: tuple[str, int] | None = None
-    turn: tuple[str, int] | None = None
-    turn_user = turn_password = None
+def ice_server_options(ice_servers: Sequence[str]) -> dict[str, Any]:
+    """aioice's server arguments for ``stun:host:port`` and ``turn:host:port`` URLs
+    (TURN credentials as ``turn:user:password@host:port``), at most one of each.
+
+    Anything else is a ConfigurationError: another scheme, a URL that is not text, no
+    host, a port outside 1..65535.
+    """
+    options: dict[str, Any] = {
+        "stun_server": None,
+        "turn_server": None,
+        "turn_username": None,
+        "turn_password": None,
+    }
     for url in ice_servers:
+        if not isinstance(url, str):
+            raise ConfigurationError(f"ICE server URL must be text, not {type(url).__name__}")
         scheme, _, rest = url.partition(":")
         credentials, _, hostport = rest.rpartition("@")
         host, _, port = hostport.rpartition(":")
-        if not host or not port.isdigit():
-            raise IceError(f"ICE server URL must be scheme:host:port, not {url!r}")
-        if scheme == "stun":
-            stun = (host, int(port))
-        elif scheme == "turn":
-            turn = (host, int(port))
-            turn_user, _, turn_password = credentials.partition(":")
-        else:
-            raise IceError(f"unsupported ICE server scheme {scheme!r}")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigurationError(f"ICE server URL must be scheme:host:port, not {url!r:.80}")
+        if scheme not in ("stun", "turn"):
+            raise ConfigurationError(f"unsupported ICE server scheme {scheme!r:.20} (stun, turn)")
+        key = f"{scheme}_server"
+        if options[key] is not None:
+            raise ConfigurationError(f"more than one {scheme}: server (aioice uses one)")
+        options[key] = (host, int(port))
+        if scheme == "turn":
+            user, _, password = credentials.partition(":")
+            options["turn_username"], options["turn_password"] = user, password
+    return options
+
+
+def create_ice_connection(*, controlling: bool, ice_servers: Sequence[str] = ()) -> IceConnection:
+    """An aioice Connection with the servers of :func:`ice_server_options`."""
     return IceConnection(
-        ice_controlling=controlling,
-        components=1,
-        stun_server=stun,
-        turn_server=turn,
-        turn_username=turn_user,
-        turn_password=turn_password,
+        ice_controlling=controlling, components=1, **ice_server_options(ice_servers)
     )
 
 
@@ -514,20 +529,175 @@ async def gather_candidates(connection: IceConnection, host_addresses: list[str]
     connection._local_candidates_end = True
 
 
+#: longest candidate text (JSON included) accepted from signaling
+MAX_CANDIDATE_TEXT = 1024
+#: an ICE ufrag: ice-chars (RFC 8839 5.4), at most 256
+_ICE_FRAGMENT = re.compile(r"[A-Za-z0-9+/]{1,256}")
+
+
+@dataclass(frozen=True, slots=True)
+class IceCandidate:
+    """One trickled ICE candidate, as the browser's ``RTCIceCandidateInit`` carries it.
+
+    ``candidate`` is the SDP attribute without its ``a=``: ``"candidate:1 1 udp ..."``.
+    ``sdp_mid``/``sdp_mline_index`` name the m-line (with BUNDLE, the BUNDLE tag's),
+    ``username_fragment`` the ICE ufrag of the description it belongs to. The
+    browser's end-of-candidates (a null candidate, or ``candidate: ""``) has no
+    instance: :meth:`from_dict` returns None for it. Construction validates the
+    candidate (SdpError), so every instance parses into an :class:`aioice.Candidate`.
+    """
+
+    candidate: str
+    sdp_mid: str | None = None
+    sdp_mline_index: int | None = None
+    username_fragment: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.candidate, str) or len(self.candidate) > MAX_CANDIDATE_TEXT:
+            raise SdpError(f"a candidate is text of at most {MAX_CANDIDATE_TEXT} characters")
+        if not self.candidate.startswith("candidate:"):
+            raise SdpError(f"a candidate starts with 'candidate:', not {self.candidate[:30]!r}")
+        check_text(self.candidate)
+        parse_candidate(self.candidate[len("candidate:") :])
+        mid = self.sdp_mid
+        if mid is not None and (not isinstance(mid, str) or len(mid) > 32 or not is_token(mid)):
+            raise SdpError(f"malformed sdpMid {mid!r:.40}")
+        index = self.sdp_mline_index
+        if index is not None and (
+            not isinstance(index, int)
+            or isinstance(index, bool)
+            or not 0 <= index < MAX_MEDIA_SECTIONS
+        ):
+            raise SdpError(f"sdpMLineIndex must be an int from 0 to {MAX_MEDIA_SECTIONS - 1}")
+        fragment = self.username_fragment
+        if fragment is not None and (
+            not isinstance(fragment, str) or not _ICE_FRAGMENT.fullmatch(fragment)
+        ):
+            raise SdpError(f"malformed usernameFragment {fragment!r:.40}")
+
+    @classmethod
+    def from_aioice(
+        cls,
+        candidate: Any,
+        *,
+        sdp_mid: str | None = None,
+        sdp_mline_index: int | None = None,
+        username_fragment: str | None = None,
+    ) -> IceCandidate:
+        """The trickle form of a local :class:`aioice.Candidate`."""
+        return cls(f"candidate:{candidate.to_sdp()}", sdp_mid, sdp_mline_index, username_fragment)
+
+    def to_aioice(self) -> Any:
+        """The :class:`aioice.Candidate` (already validated)."""
+        return parse_candidate(self.candidate[len("candidate:") :])
+
+    def to_dict(self) -> dict[str, Any]:
+        """``RTCIceCandidateInit``: what ``pc.addIceCandidate()`` takes."""
+        out: dict[str, Any] = {
+            "candidate": self.candidate,
+            "sdpMid": self.sdp_mid,
+            "sdpMLineIndex": self.sdp_mline_index,
+        }
+        if self.username_fragment is not None:
+            out["usernameFragment"] = self.username_fragment
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> IceCandidate | None:
+        """From ``RTCIceCandidateInit`` (``event.candidate.toJSON()`` in a browser);
+        None for end-of-candidates (an empty ``candidate``)."""
+        candidate = data.get("candidate", "")
+        if candidate == "":
+            return None
+        if isinstance(candidate, str) and candidate.startswith("a="):
+            candidate = candidate[2:]
+        return cls(
+            candidate,
+            data.get("sdpMid"),
+            data.get("sdpMLineIndex"),
+            data.get("usernameFragment"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> IceCandidate | None:
+        """:meth:`from_dict` of JSON text; ``null`` is end-of-candidates too."""
+        if len(text) > 2 * MAX_CANDIDATE_TEXT:
+            raise SdpError("candidate JSON is too long")
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError):
+            raise SdpError("candidate is not valid JSON") from None
+        if data is None:
+            return None
+        if not isinstance(data, dict):
+            raise SdpError("candidate JSON must be an object with a 'candidate' field")
+        return cls.from_dict(data)
+
+    @classmethod
+    def coerce(cls, value: object) -> IceCandidate | None:
+        """What ``SecurePeer.add_ice_candidate()`` accepts: an IceCandidate, an
+        ``RTCIceCandidateInit`` dict, JSON text of one, the ``candidate:...`` text
+        (``a=`` optional), or None / ``""`` for end-of-candidates."""
+        if value is None or isinstance(value, cls):
+            return value
+        if isinstance(value, Mapping):
+            return cls.from_dict(value)
+        if isinstance(value, (str, bytes)):
+            if isinstance(value, bytes):
+                try:
+                    value = value.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise SdpError("candidate is not UTF-8 text") from None
+            text = value.strip()
+            if text.startswith("{") or text == "null":
+                return cls.from_json(text)
+            return cls.from_dict({"candidate": text})
+        raise SdpError(
+            "a candidate is an IceCandidate, a dict {'candidate': 'candidate:...', 'sdpMid': "
+            f"..., 'sdpMLineIndex': ...}}, its JSON, the candidate text, or None; not a "
+            f"{type(value).__name__}"
+        )
+
+
+async def add_remote_candidates(
+    connection: IceConnection, candidates: Iterable[Any], *, end_of_candidates: bool = False
+) -> None:
+    """Hand remote :class:`aioice.Candidate` objects to ICE, then end-of-candidates if
+    asked. TCP candidates are skipped (aioice speaks UDP only). A candidate after
+    end-of-candidates is an InvalidStateError (aioice's ValueError)."""
+    try:
+        for candidate in candidates:
+            if candidate.transport.lower() == "udp":
+                await connection.add_remote_candidate(candidate)
+        if end_of_candidates:
+            await connection.add_remote_candidate(None)
+    except ValueError as exc:
+        raise InvalidStateError(f"ICE refused the candidate: {exc}") from None
+
+
 async def connect_ice(
     connection: IceConnection,
     remote_ufrag: str,
     remote_pwd: str,
     remote_candidates: Sequence[Any],
     protocol_factory: Callable[[], asyncio.DatagramProtocol],
+    *,
+    end_of_candidates: bool = True,
 ) -> IceDatagramTransport:
-    """Run the ICE checks and return a transport bound to the nominated pair."""
+    """Run the ICE checks and return a transport bound to the nominated pair.
+
+    ``end_of_candidates=False`` leaves the remote list open for trickled candidates
+    (:func:`add_remote_candidates`): ICE then reports failure only after a later
+    end-of-candidates, or never (the caller's timeout).
+    """
     connection.remote_username = remote_ufrag
     connection.remote_password = remote_pwd
-    for candidate in remote_candidates:
-        if candidate.transport.lower() == "udp":
-            await connection.add_remote_candidate(candidate)
-    await connection.add_remote_candidate(None)
+    await add_remote_candidates(
+        connection, remote_candidates, end_of_candidates=end_of_candidates
+    )
     try:
         await connection.connect()
     except ConnectionError as exc:

@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import ipaddress
 import logging
+import math
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -39,16 +42,23 @@ from webrtc_secure.description import (
     is_dtls_client,
 )
 from webrtc_secure.dtls import AlertDescription, DtlsConnection
+from webrtc_secure.dtls.connection import DEFAULT_MAX_RETRANSMIT_TIMEOUT
 from webrtc_secure.dtls_transport import DtlsTransport
 from webrtc_secure.errors import (
     AlertReceived,
+    ConfigurationError,
     ConnectionClosed,
     DtlsError,
     FingerprintMismatch,
     IceError,
+    InvalidStateError,
+    MalformedPacket,
+    PacketTooLarge,
     SdpError,
     WebrtcSecureError,
 )
+from webrtc_secure.ice import IceCandidate
+from webrtc_secure.sdp import MAX_CANDIDATES
 from webrtc_secure.srtp import DEFAULT_PROFILES, Profile, SrtpSession
 
 logger = logging.getLogger(__name__)
@@ -104,6 +114,57 @@ class SecureProtocol(asyncio.DatagramProtocol):
 class SecurePeer(AsyncIOEventEmitter):
     """One secure peer connection. See the module docstring for the flow.
 
+    Events (pyee: ``peer.on(event, handler)``; a handler that raises is logged and
+    reported as ``error``, and the peer carries on; an ``async def`` handler is
+    scheduled):
+
+    ===================== ================================ ===============================
+    event                 arguments                        when
+    ===================== ================================ ===============================
+    ``state``             the new state, a ``PeerState``   every change: ``checking``,
+                          value (str)                      ``connecting``, ``connected``,
+                                                           ``closed``, ``failed``
+    ``icecandidate``      ``IceCandidate``, then ``None``  ``trickle=True`` only: each local
+                                                           candidate, after
+                                                           ``create_offer()`` /
+                                                           ``create_answer()`` returned;
+                                                           ``None`` is end-of-candidates
+    ``datachannel-ready`` none                             the DTLS handshake completed:
+                                                           application data can flow
+    ``datachannel``       ``DataChannel``                  a channel the remote opened
+    ``message``           ``bytes``                        DTLS application data arrived
+                                                           (the raw API)
+    ``media-ready``       ``Profile`` (SRTP profile)       connected with SRTP keys (not
+                                                           when no profile was negotiated)
+    ``rtp``               ``bytes``: one RTP packet        each authenticated, decrypted
+                                                           RTP packet
+    ``rtcp``              ``bytes``: one RTCP compound     each authenticated, decrypted
+                                                           RTCP packet
+    ``error``             the exception                    ``connect()`` failed (it raises
+                                                           the same), the connection failed
+                                                           once up, a handler raised, or
+                                                           trickle gathering failed; only
+                                                           emitted when someone listens
+    ``closed``            none                             once, after ``close()``, the
+                                                           peer's close_notify, a fatal
+                                                           error or the path's loss
+    ===================== ================================ ===============================
+
+    Limits (each refused at construction with ConfigurationError): ``mtu`` an int from
+    150 (the DTLS handshake's minimum) to 65,507 (one UDP datagram); ``ice_timeout`` a
+    positive number of seconds, ``handshake_timeout`` and ``first_flight_timeout`` one
+    or None; ``retransmit_timeout`` above 0 and at most 3 s, or None; ``replay_window``
+    1 to 32,768 packets; ``host_addresses`` a non-empty list of IP address literals
+    (not 0.0.0.0, ::, multicast), or None; ``media_kinds`` "audio"/"video" entries;
+    ``srtp_profiles`` distinct ``Profile`` values (empty: no SRTP); ``ice_servers`` at
+    most one ``stun:host:port`` and one ``turn:[user:password@]host:port``;
+    ``certificate`` a ``Certificate`` or None. A description is taken once
+    (``create_offer()`` or ``create_answer()``, no renegotiation) and ``connect()``
+    runs once: anything else is InvalidStateError and changes nothing. Descriptions
+    given as text or dicts that do not parse, or of the wrong type, are SdpError;
+    ``send_rtp()``/``send_rtcp()`` refuse non-bytes (MalformedPacket) and packets that
+    would exceed one UDP datagram once protected (PacketTooLarge).
+
     Every timeout of ``connect()``, in the order they can strike:
 
     - ``ice_timeout`` (30 s): ICE must nominate a pair within it, else ``IceError``.
@@ -142,6 +203,20 @@ class SecurePeer(AsyncIOEventEmitter):
         use_ice: bool = True,
         media_kinds: Sequence[str] = ("audio",),
     ) -> None:
+        _check_options(
+            certificate=certificate,
+            ice_servers=ice_servers,
+            srtp_profiles=srtp_profiles,
+            mtu=mtu,
+            handshake_timeout=handshake_timeout,
+            ice_timeout=ice_timeout,
+            retransmit_timeout=retransmit_timeout,
+            first_flight_timeout=first_flight_timeout,
+            replay_window=replay_window,
+            host_addresses=host_addresses,
+            use_ice=use_ice,
+            media_kinds=media_kinds,
+        )
         super().__init__()
         self.certificate = certificate or Certificate.generate()
         self.srtp_profiles = tuple(srtp_profiles)
@@ -179,6 +254,19 @@ class SecurePeer(AsyncIOEventEmitter):
         self._connect_started = self._ice_done = 0.0
         self._shutdown_task: asyncio.Future[None] | None = None
         self._shutdown_done: asyncio.Future[None] | None = None
+        #: create_offer()/create_answer() is under way; connect() was called
+        self._describing = self._connect_called = False
+        #: the offer create_answer() answered (connect() must be given the same one)
+        self._answered: SessionDescription | None = None
+        #: trickle ICE: the task that gathers and announces our candidates
+        #: (trickle=True); remote candidates that came before the ICE checks took the
+        #: description's; whether they now go straight to ICE; whether the remote's
+        #: list has ended (a=end-of-candidates, no trickle support, or a None)
+        self._gathering: asyncio.Task[None] | None = None
+        self._trickled_in: list[tuple[str | None, Any]] = []
+        self._trickle_direct = False
+        self._remote_ended = False
+        self._remote_candidates = 0
         #: pyee (>= 11) keeps {event: {key: handler to call}} in _events and runs a
         #: handler with _emit_run; _deliver_media relies on both, else uses emit()
         self._direct_dispatch = isinstance(vars(self).get("_events"), dict) and callable(
@@ -251,21 +339,77 @@ class SecurePeer(AsyncIOEventEmitter):
 
     # --- signaling -----------------------------------------------------------------------
 
-    async def create_offer(self) -> SessionDescription:
-        """Gather candidates and describe this peer as the offerer (actpass, controlling)."""
-        await self._ensure_transport(controlling=True)
-        self._local = self._describe("offer", SetupRole.ACTPASS)
+    async def create_offer(self, *, trickle: bool = False) -> SessionDescription:
+        """Gather candidates and describe this peer as the offerer (actpass, controlling).
+
+        ``trickle=True`` returns at once, before gathering: the offer carries no
+        candidates (``a=ice-options:trickle``, no ``a=end-of-candidates``), and each
+        local candidate follows as an ``"icecandidate"`` event, then ``None`` (needs
+        ICE: ConfigurationError with ``use_ice=False``).
+
+        Once per peer (no renegotiation): a second or concurrent call, or one after
+        ``create_answer()`` or on a closed peer, raises InvalidStateError and changes
+        nothing.
+        """
+        self._begin_describing("create_offer", trickle)
+        try:
+            await self._ensure_transport(controlling=True, trickle=trickle)
+            self._check_open("create_offer")
+            self._local = _trickled(self._describe("offer", SetupRole.ACTPASS), trickle)
+        finally:
+            self._describing = False
         return self._local
 
-    async def create_answer(self, remote_offer: SessionDescription) -> SessionDescription:
-        """Answer an offer: ICE-controlled, DTLS role chosen as browsers do."""
-        _require_fingerprint(remote_offer)
-        await self._ensure_transport(controlling=False)
-        setup = SetupRole.answer_to(remote_offer.setup)
-        self._local = self._describe("answer", setup, remote_offer)
+    async def create_answer(
+        self,
+        remote_offer: SessionDescription | str | bytes | Mapping[str, Any],
+        *,
+        trickle: bool = False,
+    ) -> SessionDescription:
+        """Answer an offer: ICE-controlled, DTLS role chosen as browsers do.
+
+        ``remote_offer`` is a SessionDescription, its SDP text, or the browser's
+        ``{"type": "offer", "sdp": ...}`` as JSON text or a dict; anything else, or an
+        answer, raises SdpError. ``trickle`` as for ``create_offer()``. Once per peer,
+        like ``create_offer()`` (InvalidStateError).
+        """
+        remote_offer = _as_description(remote_offer, "offer", "create_answer()")
+        self._begin_describing("create_answer", trickle)
+        try:
+            await self._ensure_transport(controlling=False, trickle=trickle)
+            self._check_open("create_answer")
+            setup = SetupRole.answer_to(remote_offer.setup)
+            self._local = _trickled(self._describe("answer", setup, remote_offer), trickle)
+            self._answered = remote_offer
+            self._remote_ended = _candidates_complete(remote_offer)
+        finally:
+            self._describing = False
         return self._local
 
-    async def _ensure_transport(self, controlling: bool) -> None:
+    def _check_open(self, what: str) -> None:
+        if self._closing or self._state in (PeerState.CLOSED, PeerState.FAILED):
+            raise InvalidStateError(f"{what}() on a {self._state.value} peer")
+
+    def _begin_describing(self, what: str, trickle: bool) -> None:
+        """Refuse a description in the wrong state, before anything changes."""
+        if trickle and not self.use_ice:
+            raise ConfigurationError(
+                "trickle=True needs ICE: plain UDP (use_ice=False) has one candidate, "
+                "which goes in the description"
+            )
+        self._check_open(what)
+        if self._describing:
+            raise InvalidStateError(
+                f"{what}() while create_offer() or create_answer() is still under way"
+            )
+        if self._local is not None:
+            raise InvalidStateError(
+                f"{what}(): this peer already made its {self._local.type} "
+                "(renegotiation is not supported: use a new SecurePeer)"
+            )
+        self._describing = True
+
+    async def _ensure_transport(self, controlling: bool, trickle: bool = False) -> None:
         if self._ice is not None or self._transport is not None:
             return
         self._controlling = controlling
@@ -273,16 +417,157 @@ class SecurePeer(AsyncIOEventEmitter):
             self._ice = ice.create_ice_connection(
                 controlling=controlling, ice_servers=self._ice_servers
             )
+            if trickle:
+                # runs once the caller has its description: the candidates follow it
+                self._gathering = asyncio.ensure_future(self._gather_and_announce())
+                self._gathering.add_done_callback(self._gathering_done)
+                return
             await ice.gather_candidates(self._ice, self.host_addresses)
             return
         host = (self.host_addresses or ["127.0.0.1"])[0]
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: SecureProtocol(self), local_addr=(host, 0)
-        )
+        try:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: SecureProtocol(self), local_addr=(host, 0)
+            )
+        except OSError as exc:  # e.g. an address no interface of this host has
+            raise IceError(f"could not bind a UDP socket on {host}: {exc.strerror}") from None
         self._transport = transport
         ice.limit_receive_buffer(transport)
         self._udp_candidate = ice.host_candidate(transport.get_extra_info("sockname"))
+
+    async def _gather_and_announce(self) -> None:
+        """trickle=True: gather, then one "icecandidate" event per local candidate and
+        a final ``None`` (end-of-candidates)."""
+        connection = self._ice
+        assert connection is not None
+        await ice.gather_candidates(connection, self.host_addresses)
+        if self._closing:
+            return
+        mid, index = _transport_mid(self._local)
+        for candidate in connection.local_candidates:
+            self._deliver(
+                "icecandidate",
+                IceCandidate.from_aioice(
+                    candidate,
+                    sdp_mid=mid,
+                    sdp_mline_index=index,
+                    username_fragment=connection.local_username,
+                ),
+            )
+        self._deliver("icecandidate", None)
+
+    def _gathering_done(self, task: asyncio.Task[None]) -> None:
+        # connect() re-raises a gathering failure (and reports it); this retrieves it,
+        # and reports it for a peer whose connect() has not started yet
+        if not task.cancelled() and (error := task.exception()) is not None:
+            logger.warning("gathering candidates failed: %s", error)
+            if not self._closing and not self._connect_called:
+                self._emit_error(error)
+
+    async def add_ice_candidate(
+        self, candidate: IceCandidate | Mapping[str, Any] | str | bytes | None
+    ) -> None:
+        """Add a candidate the remote side trickled, or end its list.
+
+        ``candidate`` is what the other side's ``"icecandidate"`` event (or a browser's
+        ``onicecandidate``) gave: an :class:`IceCandidate`, the browser's
+        ``RTCIceCandidateInit`` dict ``{"candidate": "candidate:...", "sdpMid": ...,
+        "sdpMLineIndex": ...}`` or its JSON, or the ``candidate:...`` text. ``None``,
+        JSON ``null`` or an empty ``candidate`` is end-of-candidates: once ICE has
+        tried every pair it may then report failure (without it, ``ice_timeout``
+        bounds the wait); a repeated end is ignored.
+
+        Allowed from ``create_offer()``/``create_answer()`` on; candidates that come
+        before ``connect()`` has handed the description's to ICE wait for it (at most
+        MAX_CANDIDATES, 128, in all). TCP candidates are accepted and ignored (aioice
+        speaks UDP). Raises SdpError for a malformed candidate, an ``sdpMid`` or
+        ``sdpMLineIndex`` the session does not have, or a ``usernameFragment`` not
+        the remote description's; InvalidStateError before a description, after
+        end-of-candidates, on a closed peer, or without ICE (``use_ice=False``).
+        """
+        self._check_open("add_ice_candidate")
+        if not self.use_ice:
+            raise InvalidStateError(
+                "add_ice_candidate() needs ICE: plain UDP (use_ice=False) takes the remote "
+                "address from the description"
+            )
+        connection = self._ice
+        if connection is None:
+            raise InvalidStateError("add_ice_candidate() before create_offer() or create_answer()")
+        parsed = IceCandidate.coerce(candidate)
+        if self._remote_ended:
+            if parsed is None:
+                return
+            raise InvalidStateError(
+                "a candidate after end-of-candidates (the remote description said "
+                "a=end-of-candidates or did not offer trickle, or None was added)"
+            )
+        if parsed is None:
+            self._remote_ended = True
+            if self._trickle_direct:
+                await ice.add_remote_candidates(connection, (), end_of_candidates=True)
+            return
+        self._check_candidate_target(parsed)
+        if self._remote_candidates >= MAX_CANDIDATES:
+            raise SdpError(f"more than {MAX_CANDIDATES} trickled candidates")
+        self._remote_candidates += 1
+        remote = parsed.to_aioice()
+        if self._trickle_direct:
+            await ice.add_remote_candidates(connection, (remote,))
+        else:
+            self._trickled_in.append((parsed.username_fragment, remote))
+
+    def _check_candidate_target(self, candidate: IceCandidate) -> None:
+        """The m-line and ICE generation a trickled candidate names must be ours."""
+        local = self._local
+        if local is not None:
+            if candidate.sdp_mid is not None:
+                if candidate.sdp_mid not in local.mids:
+                    raise SdpError(
+                        f"candidate for sdpMid {candidate.sdp_mid!r}: the session's mids "
+                        f"are {local.mids}"
+                    )
+            elif (
+                candidate.sdp_mline_index is not None
+                and candidate.sdp_mline_index >= len(local.media)
+            ):
+                raise SdpError(
+                    f"candidate for sdpMLineIndex {candidate.sdp_mline_index}: the session "
+                    f"has {len(local.media)} m-lines"
+                )
+        remote = self._answered  # the offerer learns the remote ufrag in connect()
+        fragment = candidate.username_fragment
+        if remote is not None and fragment is not None and fragment != remote.ice_ufrag:
+            raise SdpError(
+                f"candidate for ICE ufrag {fragment!r}, the remote description's is "
+                f"{remote.ice_ufrag!r}"
+            )
+
+    async def _hand_over_candidates(self, remote: SessionDescription) -> None:
+        """The description's candidates and those trickled so far to ICE; from then on
+        add_ice_candidate() goes straight to ICE. Trickled ones that arrive meanwhile
+        are taken in the same loop, so ICE sees every candidate before an end."""
+        connection = self._ice
+        assert connection is not None
+        if _candidates_complete(remote):
+            self._remote_ended = True
+        batch = list(remote.candidates)
+        while True:
+            for fragment, candidate in self._trickled_in:
+                if fragment is not None and fragment != remote.ice_ufrag:
+                    # the offerer could not check it on arrival: another ICE generation
+                    self._stats.dropped["stale_ice_candidate"] += 1
+                else:
+                    batch.append(candidate)
+            self._trickled_in.clear()
+            if not batch:
+                break
+            await ice.add_remote_candidates(connection, batch)
+            batch = []
+        self._trickle_direct = True
+        if self._remote_ended:
+            await ice.add_remote_candidates(connection, (), end_of_candidates=True)
 
     def _describe(
         self, kind: str, setup: SetupRole, remote: SessionDescription | None = None
@@ -316,14 +601,30 @@ class SecurePeer(AsyncIOEventEmitter):
 
     # --- connect -------------------------------------------------------------------------
 
-    async def connect(self, remote: SessionDescription) -> None:
+    async def connect(self, remote: SessionDescription | str | bytes | Mapping[str, Any]) -> None:
         """ICE, then DTLS, then the fingerprint check, then SRTP keys.
 
+        ``remote`` is the other side's description: on the offerer its answer, on the
+        answerer the offer it answered. A SessionDescription, its SDP text, or the
+        browser's ``{"type": ..., "sdp": ...}`` as JSON text or a dict; anything else
+        raises SdpError, and so does a description of the wrong type.
+
         Raises IceError, HandshakeTimeout, FingerprintMismatch, HandshakeFailure or
-        AlertReceived (all WebrtcSecureError) and leaves the peer ``failed``.
+        AlertReceived (all WebrtcSecureError) and leaves the peer ``failed``. Called
+        before ``create_offer()``/``create_answer()`` has returned, a second time
+        (also while the first call runs), or on a closed peer, it raises
+        InvalidStateError and the peer goes on as it was.
         """
+        self._check_open("connect")
+        if self._connect_called:
+            raise InvalidStateError(
+                f"connect() was already called (the peer is {self._state.value}); "
+                "a peer connects once"
+            )
         if self._local is None:
-            raise SdpError("create an offer or answer before connect()")
+            raise InvalidStateError("create an offer or answer before connect()")
+        remote = self._remote_for_connect(remote)
+        self._connect_called = True
         _require_fingerprint(remote)
         started = time.monotonic()
         try:
@@ -355,6 +656,24 @@ class SecurePeer(AsyncIOEventEmitter):
         except (WebrtcSecureError, asyncio.CancelledError) as exc:
             await self._fail(exc if isinstance(exc, WebrtcSecureError) else None)
             raise
+
+    def _remote_for_connect(
+        self, remote: SessionDescription | str | bytes | Mapping[str, Any]
+    ) -> SessionDescription:
+        assert self._local is not None
+        expected = "answer" if self._local.type == "offer" else "offer"
+        description = _as_description(remote, expected, "connect()")
+        answered = self._answered
+        if answered is not None and (
+            description.ice_ufrag != answered.ice_ufrag
+            or description.ice_pwd != answered.ice_pwd
+            or description.fingerprints != answered.fingerprints
+        ):
+            raise SdpError(
+                "connect() on the answerer takes the offer that create_answer() answered; "
+                "this one has other ICE credentials or fingerprints"
+            )
+        return description
 
     def _on_handshake_complete(self) -> None:
         """Runs inside the engine's event dispatch, before any data that arrived with
@@ -389,17 +708,22 @@ class SecurePeer(AsyncIOEventEmitter):
             self._emit_error(exc)
 
     async def _connect_ice(self, remote: SessionDescription) -> None:
-        try:
-            self._transport = await asyncio.wait_for(
-                ice.connect_ice(
-                    self._ice,
-                    remote.ice_ufrag,
-                    remote.ice_pwd,
-                    remote.candidates,
-                    lambda: SecureProtocol(self),
-                ),
-                self.ice_timeout,
+        if self._gathering is not None:
+            await self._gathering  # trickle=True: ICE needs our candidates first
+
+        async def checks() -> ice.IceDatagramTransport:
+            await self._hand_over_candidates(remote)
+            return await ice.connect_ice(
+                self._ice,
+                remote.ice_ufrag,
+                remote.ice_pwd,
+                (),  # handed over already, and the list may stay open for trickling
+                lambda: SecureProtocol(self),
+                end_of_candidates=False,
             )
+
+        try:
+            self._transport = await asyncio.wait_for(checks(), self.ice_timeout)
         except asyncio.TimeoutError:
             raise IceError(f"ICE did not connect within {self.ice_timeout:g} s") from None
         if not self._transport.is_closing():  # ICE may have closed under us already
@@ -452,21 +776,44 @@ class SecurePeer(AsyncIOEventEmitter):
     def send_rtp(self, packet: bytes) -> None:
         """Protect an RTP packet with SRTP and send it.
 
-        Raises ConnectionClosed unless the peer is connected with SRTP keys."""
+        Raises ConnectionClosed unless the peer is connected with SRTP keys;
+        MalformedPacket for anything but the bytes of an RTP packet (bytes or
+        bytearray); PacketTooLarge when the protected packet would exceed one UDP
+        datagram (:data:`MAX_DATAGRAM` octets); KeyLifetimeExceeded or
+        StreamLimitExceeded from the SRTP context."""
         srtp = self._srtp
         if srtp is None:
             raise ConnectionClosed("media is not ready (no SRTP keys)")
-        self._send_datagram(srtp.protect(packet))
+        try:
+            protected = srtp.protect(packet)
+        except TypeError:
+            _check_packet_type(packet, "send_rtp")
+            raise
+        if len(protected) > MAX_DATAGRAM:
+            raise PacketTooLarge(
+                f"RTP packet of {len(packet)} octets exceeds one UDP datagram once protected"
+            )
+        self._send_datagram(protected)
         self._stats.rtp_out += 1
 
     def send_rtcp(self, packet: bytes) -> None:
         """Protect an RTCP packet with SRTCP and send it.
 
-        Raises ConnectionClosed unless the peer is connected with SRTP keys."""
+        Raises ConnectionClosed unless the peer is connected with SRTP keys, and
+        MalformedPacket or PacketTooLarge as :meth:`send_rtp` does."""
         srtp = self._srtp
         if srtp is None:
             raise ConnectionClosed("media is not ready (no SRTP keys)")
-        self._send_datagram(srtp.protect_rtcp(packet))
+        try:
+            protected = srtp.protect_rtcp(packet)
+        except TypeError:
+            _check_packet_type(packet, "send_rtcp")
+            raise
+        if len(protected) > MAX_DATAGRAM:
+            raise PacketTooLarge(
+                f"RTCP packet of {len(packet)} octets exceeds one UDP datagram once protected"
+            )
+        self._send_datagram(protected)
         self._stats.rtcp_out += 1
 
     def _send_datagram(self, data: bytes) -> None:
@@ -642,6 +989,176 @@ class _Returning:
 def _require_fingerprint(description: SessionDescription) -> None:
     if not description.fingerprints:
         raise SdpError("remote description has no a=fingerprint: refusing an unauthenticated peer")
+
+
+def _as_description(value: object, expected: str, what: str) -> SessionDescription:
+    """What ``connect()`` or ``create_answer()`` was given, as a SessionDescription of
+    type ``expected``; SdpError that says what to pass for anything else."""
+    hint = (
+        f"{what} takes the remote {expected}: a SessionDescription, its SDP text "
+        f'("v=0 ..."), or {{"type": "{expected}", "sdp": "..."}} as JSON text or a dict'
+    )
+    if isinstance(value, SessionDescription):
+        description = value
+    elif isinstance(value, (str, bytes)):
+        if isinstance(value, bytes):
+            try:
+                value = value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise SdpError(f"the description is not UTF-8 text; {hint}") from None
+        start = value.lstrip()[:2]
+        if start.startswith("{"):
+            description = SessionDescription.from_json(value)
+        elif start == "v=":
+            # SDP does not say whether it is an offer or an answer: the caller's role does
+            description = SessionDescription.from_sdp(value, expected)
+        else:
+            raise SdpError(f"the text is neither SDP nor JSON; {hint}")
+    elif isinstance(value, Mapping):
+        kind, sdp = value.get("type"), value.get("sdp")
+        if not isinstance(kind, str) or not isinstance(sdp, str):
+            raise SdpError(f"the dict needs string fields 'type' and 'sdp'; {hint}")
+        description = SessionDescription.from_sdp(sdp, kind)
+    else:
+        raise SdpError(f"got a {type(value).__name__}; {hint}")
+    if description.type != expected:
+        raise SdpError(f"{what} got an {description.type}; {hint}")
+    _require_fingerprint(description)
+    return description
+
+
+def _candidates_complete(description: SessionDescription) -> bool:
+    """Whether a remote description's candidates are all there is: it says
+    a=end-of-candidates, or it does not support trickle (RFC 8840 4.1.2: no
+    a=ice-options:trickle), so nothing will be trickled after it."""
+    return description.end_of_candidates or "trickle" not in description.ice_options
+
+
+def _trickled(description: SessionDescription, trickle: bool) -> SessionDescription:
+    """Our description as a trickling peer sends it: no candidates (the events carry
+    them), a=ice-options:trickle, no a=end-of-candidates."""
+    if not trickle:
+        return description
+    options = list(description.ice_options)
+    if "trickle" not in options:
+        options.append("trickle")
+    return dataclasses.replace(
+        description, candidates=[], end_of_candidates=False, ice_options=options
+    )
+
+
+def _transport_mid(description: SessionDescription | None) -> tuple[str | None, int | None]:
+    """sdpMid and sdpMLineIndex of the m-line that carries the transport (the BUNDLE
+    tag), for the candidates we trickle; (None, None) with no m-line."""
+    section = description.transport_section if description is not None else None
+    if description is None or section is None:
+        return None, None
+    return section.mid, description.media.index(section)
+
+
+def _check_packet_type(packet: object, what: str) -> None:
+    """Turn a protect() TypeError caused by the caller's argument into MalformedPacket."""
+    if not isinstance(packet, (bytes, bytearray)):
+        raise MalformedPacket(
+            f"{what}() takes the packet as bytes or bytearray, not {type(packet).__name__}"
+        )
+
+
+#: the largest UDP payload over IPv4 (65535 - 20 - 8): no datagram we send exceeds it
+MAX_DATAGRAM = 65507
+#: the smallest ``mtu``: the DTLS engine cannot fit its handshake records in less
+MIN_MTU = 150
+#: the largest SRTP ``replay_window``: its bitmap is shifted per packet (libsrtp: 2^15 - 1)
+MAX_REPLAY_WINDOW = 32768
+#: what ``media_kinds`` may name: one m-line each in our offers
+MEDIA_KINDS = ("audio", "video")
+
+
+def _is_number(value: object) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
+
+
+def _check_options(
+    *,
+    certificate: object,
+    ice_servers: object,
+    srtp_profiles: object,
+    mtu: object,
+    handshake_timeout: object,
+    ice_timeout: object,
+    retransmit_timeout: object,
+    first_flight_timeout: object,
+    replay_window: object,
+    host_addresses: object,
+    use_ice: object,
+    media_kinds: object,
+) -> None:
+    """SecurePeer's options within their documented limits, else ConfigurationError:
+    found at construction, never as a stray ValueError or a hang in connect()."""
+    if certificate is not None and not isinstance(certificate, Certificate):
+        raise ConfigurationError("certificate must be a webrtc_secure.Certificate (or None)")
+    if ice_servers is not None:
+        if isinstance(ice_servers, (str, bytes)) or not isinstance(ice_servers, Sequence):
+            raise ConfigurationError("ice_servers must be a list of URLs, e.g. ['stun:host:3478']")
+        ice.ice_server_options(ice_servers)  # ConfigurationError for a bad URL
+    if isinstance(srtp_profiles, (str, bytes)) or not isinstance(srtp_profiles, Sequence):
+        raise ConfigurationError("srtp_profiles must be a sequence of srtp.Profile values")
+    for profile in srtp_profiles:
+        if not isinstance(profile, Profile):
+            raise ConfigurationError(f"srtp_profiles: {profile!r} is not an srtp.Profile")
+    if len(set(srtp_profiles)) != len(srtp_profiles):
+        raise ConfigurationError("srtp_profiles lists a profile twice")
+    if not isinstance(mtu, int) or isinstance(mtu, bool) or not MIN_MTU <= mtu <= MAX_DATAGRAM:
+        raise ConfigurationError(f"mtu must be an int from {MIN_MTU} to {MAX_DATAGRAM} octets")
+    if not _is_number(ice_timeout) or ice_timeout <= 0:  # type: ignore[operator]
+        raise ConfigurationError("ice_timeout must be a positive number of seconds")
+    for name, value in (
+        ("handshake_timeout", handshake_timeout),
+        ("first_flight_timeout", first_flight_timeout),
+    ):
+        if value is not None and (not _is_number(value) or value <= 0):  # type: ignore[operator]
+            raise ConfigurationError(f"{name} must be a positive number of seconds, or None")
+    if retransmit_timeout is not None and (
+        not _is_number(retransmit_timeout)
+        or not 0 < retransmit_timeout <= DEFAULT_MAX_RETRANSMIT_TIMEOUT  # type: ignore[operator]
+    ):
+        raise ConfigurationError(
+            "retransmit_timeout must be above 0 and at most "
+            f"{DEFAULT_MAX_RETRANSMIT_TIMEOUT:g} s (the timer's cap), or None"
+        )
+    if (
+        not isinstance(replay_window, int)
+        or isinstance(replay_window, bool)
+        or not 1 <= replay_window <= MAX_REPLAY_WINDOW
+    ):
+        raise ConfigurationError(f"replay_window must be an int from 1 to {MAX_REPLAY_WINDOW}")
+    if host_addresses is not None:
+        if isinstance(host_addresses, (str, bytes)) or not isinstance(host_addresses, Sequence):
+            raise ConfigurationError(
+                "host_addresses must be a list of IP addresses, e.g. ['127.0.0.1']"
+            )
+        if not host_addresses:
+            raise ConfigurationError("host_addresses is empty: give an address, or None")
+        for address in host_addresses:
+            try:
+                parsed = ipaddress.ip_address(address)
+            except ValueError:
+                raise ConfigurationError(
+                    f"host_addresses: {address!r} is not an IP address (names are not resolved)"
+                ) from None
+            if parsed.is_unspecified or parsed.is_multicast:
+                raise ConfigurationError(f"host_addresses: {address} cannot be a candidate")
+    if not isinstance(use_ice, bool):
+        raise ConfigurationError("use_ice must be True or False")
+    if isinstance(media_kinds, (str, bytes)) or not isinstance(media_kinds, Sequence):
+        raise ConfigurationError("media_kinds must be a sequence such as ('audio', 'video')")
+    for kind in media_kinds:
+        if kind not in MEDIA_KINDS:
+            raise ConfigurationError(f"media_kinds: {kind!r} is not one of {MEDIA_KINDS}")
 
 
 __all__ = ["DTLS_SRTP_LABEL", "DtlsError", "PeerState", "SecurePeer", "SecureProtocol"]
