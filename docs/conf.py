@@ -41,7 +41,9 @@ myst_heading_anchors = 3
 # --- API reference ---------------------------------------------------------------------
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
-autodoc_default_options = {"members": True, "show-inheritance": True}
+autodoc_default_options = {"members": True, "undoc-members": True, "show-inheritance": True}
+# show `srtp_profiles=DEFAULT_PROFILES`, not the expanded tuple of enum members
+autodoc_preserve_defaults = True
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 
@@ -51,6 +53,7 @@ mermaid_use_local = "mermaid/mermaid.esm.min.mjs"  # relative to _static
 mermaid_version = ""
 mermaid_init_config = {"startOnLoad": False, "sequence": {"showSequenceNumbers": False}}
 mermaid_fullscreen = False
+mermaid_height = "auto"  # scale with the page width, keep the aspect ratio
 
 # --- HTML ----------------------------------------------------------------------------
 html_theme = "furo"

@@ -85,9 +85,10 @@ class WireEvent:
             flags += " RETRANSMISSION"
         if self.lost:
             flags += " LOST"
-        return (
-            f"{' + '.join(names)}<br/>"
-            f"t={self.time * 1000:.0f} ms, {self.size} B, epoch/seq {seqs}{flags}"
+        # at most three message names a line keeps the diagram narrow enough to read
+        lines = [" + ".join(names[i : i + 3]) for i in range(0, len(names), 3)]
+        return "<br/>".join(
+            [*lines, f"t={self.time * 1000:.0f} ms, {self.size} B, epoch/seq {seqs}{flags}"]
         )
 
 
