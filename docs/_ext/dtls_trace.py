@@ -55,6 +55,10 @@ class RecordInfo:
     sequence_number: int
     #: what the record carries: handshake message names, ChangeCipherSpec, ...
     contents: tuple[str, ...]
+    #: what a retransmission repeats (unlike the record sequence number): each handshake
+    #: fragment's (type, message_seq, offset, length), or for a protected record its
+    #: type, epoch and length
+    identity: tuple[object, ...]
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,8 @@ class Trace:
 
     events: list[WireEvent] = field(default_factory=list)
     notes: list[tuple[float, str, str]] = field(default_factory=list)  # (time, side, text)
+    #: the engines' own count of retransmitted flights, side by side with the tap's view
+    retransmitted_flights: dict[str, int] = field(default_factory=dict)
 
 
 def decode_datagram(datagram: bytes) -> tuple[RecordInfo, ...]:
@@ -106,15 +112,13 @@ def decode_datagram(datagram: bytes) -> tuple[RecordInfo, ...]:
     infos: list[RecordInfo] = []
     for ctype, _version, epoch_seq, fragment in records:
         epoch, seq = epoch_seq >> 48, epoch_seq & ((1 << 48) - 1)
+        identity: tuple[object, ...] = (ctype, epoch, len(fragment))
         if ctype == ContentType.CHANGE_CIPHER_SPEC:
             contents: tuple[str, ...] = ("ChangeCipherSpec",)
         elif ctype == ContentType.HANDSHAKE and epoch == 0:
-            contents = tuple(
-                _TYPE_NAMES.get(HandshakeType(f[0]), enum_name(HandshakeType, f[0]))
-                if f[0] in HandshakeType._value2member_map_
-                else str(f[0])
-                for f in split_handshake_fragments(fragment)
-            )
+            fragments = split_handshake_fragments(fragment)
+            contents = tuple(_message_name(f[0]) for f in fragments)
+            identity = tuple((f[0], f[2], f[3], len(f[4])) for f in fragments)
         elif ctype == ContentType.HANDSHAKE:
             # the only handshake message DTLS 1.2 protects is Finished
             contents = ("Finished (encrypted)",)
@@ -122,13 +126,20 @@ def decode_datagram(datagram: bytes) -> tuple[RecordInfo, ...]:
             contents = ("Alert",)
         else:
             contents = ("application data",)
-        infos.append(RecordInfo(epoch, seq, contents))
+        infos.append(RecordInfo(epoch, seq, contents, identity))
     return tuple(infos)
+
+
+def _message_name(msg_type: int) -> str:
+    try:
+        return _TYPE_NAMES.get(HandshakeType(msg_type), enum_name(HandshakeType, msg_type))
+    except ValueError:
+        return str(msg_type)
 
 
 def _shape(records: tuple[RecordInfo, ...], size: int) -> tuple[object, ...]:
     """What stays the same when a flight's datagram is sent again (not the seqs)."""
-    return (size, tuple((r.epoch, r.contents) for r in records))
+    return (size, tuple(r.identity for r in records))
 
 
 def run_handshake(
@@ -177,6 +188,9 @@ def run_handshake(
                     done.add(name)
                     trace.notes.append((now, name, _completion_note(conn, event)))
         if len(done) == 2 and not in_flight:
+            trace.retransmitted_flights = {
+                name: conn.stats.retransmissions for name, conn in sides.items()
+            }
             return trace
         deadlines = [t for t in (client.get_timer(), server.get_timer()) if t is not None]
         if in_flight:
