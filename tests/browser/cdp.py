@@ -220,6 +220,10 @@ class Chromium:
                 page.console.append(f"console.{params.get('type')}: {args}")
             elif method == "Runtime.exceptionThrown":
                 page.console.append(f"exception: {params['exceptionDetails']}")
+            elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
+                # failed loads and network errors (only after ``Log.enable``)
+                entry = params["entry"]
+                page.console.append(f"log.error: {entry.get('text')} {entry.get('url', '')}")
         for waiter in list(self._waiters):
             name, want_session, future = waiter
             if name == method and want_session in (None, session) and not future.done():
