@@ -69,6 +69,16 @@ def _closed_udp_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def test_ipv6_addresses_print_as_the_address_argument_takes_them() -> None:
+    with _cli("listen", "[::1]:0", INSECURE) as server:
+        port = server.wait_for(re.compile(rb"listening on \[::1\]:(\d+)")).group(1).decode()
+        result = dtls("dtls", "connect", f"[::1]:{port}", INSECURE, "--timeout", "10")
+        assert result.returncode == 0, result.stderr
+        assert "peer [::1]:" in result.stderr
+    result = dtls("dtls", "listen", "[2001:db8::1]:0", INSECURE)  # documentation prefix
+    assert_one_line_error(result, 1, r"cannot listen on \[2001:db8::1\]:0: .*not an address")
+
+
 # --- one-line errors with an exit status ----------------------------------------------------
 
 

@@ -264,7 +264,7 @@ def _bind_error(host: str, port: int, exc: OSError) -> CliError:
         errno.EACCES: f"no permission to use port {port}",
     }
     reason = reasons.get(exc.errno or 0, exc.strerror or str(exc))
-    return CliError(f"cannot listen on {host}:{port}: {reason}")
+    return CliError(f"cannot listen on {_hostport(host, port)}: {reason}")
 
 
 class _Progress:
@@ -340,7 +340,8 @@ async def _run(args: argparse.Namespace) -> int:
                 lambda: protocol, remote_addr=address
             )
         except OSError as exc:
-            raise CliError(f"cannot send to {host}:{port}: {exc.strerror or exc}") from None
+            reason = exc.strerror or str(exc)
+            raise CliError(f"cannot send to {_hostport(host, port)}: {reason}") from None
         # printed before the handshake, so that the peer can pin it
         _print_local_fingerprint(certificate)
         conn = DtlsConnection(True, certificate, **options)
@@ -356,7 +357,7 @@ async def _run(args: argparse.Namespace) -> int:
             raise _bind_error(host, port, exc) from None
         _print_local_fingerprint(certificate)
         print(
-            f"listening on {host}:{transport.get_extra_info('sockname')[1]}",
+            f"listening on {_hostport(host, transport.get_extra_info('sockname')[1])}",
             file=sys.stderr,
             flush=True,
         )
@@ -371,7 +372,7 @@ async def _run(args: argparse.Namespace) -> int:
             hint = ""
             if isinstance(exc, HandshakeTimeout) and protocol.network_error is not None:
                 hint = (
-                    f" ({host}:{port} answered {protocol.network_error.strerror!r}: "
+                    f" ({_hostport(host, port)} answered {protocol.network_error.strerror!r}: "
                     "is the peer listening?)"
                 )
             print(f"handshake failed: {type(exc).__name__}: {exc}{hint}", file=sys.stderr)
@@ -400,6 +401,11 @@ async def _run(args: argparse.Namespace) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await pump
         transport.close()
+
+
+def _hostport(host: str, port: int) -> str:
+    """HOST:PORT as the address argument takes it (IPv6 in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _print_local_fingerprint(certificate: Certificate) -> None:
@@ -489,7 +495,7 @@ def _print_summary(
         conn.peer_certificate, expected.algorithm if expected else "sha-256"
     )
     lines = [
-        f"peer {peer[0]}:{peer[1]}",
+        f"peer {_hostport(peer[0], peer[1])}",
         "protocol DTLSv1.2",
         f"cipher {conn.cipher_suite.name} (0x{int(conn.cipher_suite):04x})",
         f"srtp-profile {conn.srtp_profile.name if conn.srtp_profile else 'none'}",
