@@ -1,4 +1,4 @@
-"""Command line: ``python -m webrtc_secure {dtls,echo-demo} ...``."""
+"""Command line: ``python -m webrtc_secure {dtls,echo,echo-demo} ...``."""
 
 from __future__ import annotations
 
@@ -6,13 +6,28 @@ import argparse
 import asyncio
 import logging
 import sys
+from typing import NoReturn
 
 from webrtc_secure import cli_dtls, cli_echo
+from webrtc_secure.errors import WebrtcSecureError
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (exit status 2), not usage + error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m webrtc_secure", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="count", default=0)
+    parser = _Parser(prog="python -m webrtc_secure", description=__doc__)
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="show progress; -vv for debug output and tracebacks (default: quiet)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     cli_dtls.add_arguments(sub.add_parser("dtls", help="DTLS-SRTP client/server over UDP"))
     cli_echo.add_echo_arguments(sub.add_parser("echo", help="one echo peer (answer or offer)"))
@@ -32,8 +47,13 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(cli_echo.run_demo(args))
     except KeyboardInterrupt:
         return 130
+    except (WebrtcSecureError, OSError) as exc:
+        # an error nobody below turned into a message: one line, the traceback on -vv
+        if args.verbose >= 2:
+            raise
+        print(f"{parser.prog}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
     parser.error(f"unknown command {args.command}")
-    return 2
 
 
 if __name__ == "__main__":

@@ -12,32 +12,49 @@ from webrtc_secure.echo import Signaling, run_answerer, run_offerer
 
 
 def add_echo_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--role", choices=["answer", "offer"], required=True)
+    parser.add_argument(
+        "--role",
+        choices=["answer", "offer"],
+        required=True,
+        help="answer: wait for an offer and echo; offer: send, count the echoes (required)",
+    )
     parser.add_argument(
         "--signal",
         choices=["tcp", "stdin"],
         default="tcp",
-        help="signaling over a loopback TCP socket, or copy-paste",
+        help="signaling over a loopback TCP socket, or copy-paste (default: %(default)s)",
     )
-    parser.add_argument("--port", type=int, default=8765, help="signaling TCP port")
-    parser.add_argument("--count", type=int, default=50, help="messages and RTP packets")
+    parser.add_argument(
+        "--port", type=int, default=8765, help="signaling TCP port (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--count", type=int, default=50, help="messages and RTP packets (default: %(default)s)"
+    )
     parser.add_argument(
         "--interval",
         type=float,
         default=0.02,
-        help="seconds between packets (0.02 = audio pacing; 0 = as fast)",
+        help="seconds between packets, 0.02 = audio pacing, 0 = as fast as possible "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--host-address",
         action="append",
         default=None,
-        help="gather ICE host candidates on exactly this address (repeatable; default 127.0.0.1)",
+        help="gather ICE host candidates on exactly this address (repeatable; default: 127.0.0.1)",
     )
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--count", type=int, default=50)
-    parser.add_argument("--interval", type=float, default=0.02)
+    parser.add_argument(
+        "--count", type=int, default=50, help="messages and RTP packets (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=0.02,
+        help="seconds between packets (default: %(default)s)",
+    )
 
 
 async def run_echo(args: argparse.Namespace) -> int:

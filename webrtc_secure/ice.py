@@ -10,6 +10,16 @@ aioice's own ``connect()`` keeps running in a task that this class supervises: i
 still paces checks while the check list runs, cancels the remaining checks and starts
 consent freshness (RFC 7675) at its end, exactly as it would for a direct caller.
 
+Consent freshness is this class's own :meth:`IceConnection.query_consent`: aioice sends
+each consent check once and gives up on consent after six unanswered ones in a row, so
+at 30 % loss each way (a check and its answer both arrive with 0.49) a healthy path lost
+consent in about 5 % of 30 s windows per endpoint (measured: 10 % of a session's, as
+either endpoint's expiry ends it). Here each check is a STUN transaction retransmitted
+on STUN's schedule (RFC 8489 6.2.1, aioice's 0.5 s RTO: copies at 0, 0.5, 1.5 and 3.5 s,
+all before the next check is due 4..6 s later; a path that answers sees one copy), and
+consent expires, as RFC 7675 5.1 words it, 30 s after the last response, not after a
+count of failures. ``tests/test_ice_consent.py`` measures both through a lossy relay.
+
 :class:`IceDatagramTransport` carries the media of an established session. Its fast
 paths lean on three aioice internals, all isolated here and checked by
 ``tests/test_ice_fastpath.py``: the ``_nominated`` dict (replaced by one that reports
@@ -43,6 +53,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -77,6 +88,12 @@ MAX_EARLY_DATAGRAMS = 16
 _UNAUTHENTICATED_ERRORS = (400, 401)
 
 _SUCCEEDED = aioice.ice.CandidatePair.State.SUCCEEDED
+
+#: Retransmissions of each consent check (RFC 7675 checks are STUN transactions): with
+#: aioice's 0.5 s RTO the copies go at 0, 0.5, 1.5 and 3.5 s, inside the 4 s before the
+#: next check at the earliest. At 30 % loss each way a check then goes unanswered with
+#: 0.51^4 = 7 % instead of 51 %, and six in a row (30 s) with 1e-7 instead of 1.8 %.
+CONSENT_RETRANSMISSIONS = 3
 
 
 def limit_receive_buffer(transport: object) -> bool:
@@ -209,6 +226,16 @@ class IceConnection(aioice.Connection):
         self.checks_task: asyncio.Task[None] | None = None
         #: round-trip time (seconds) of each pair's first successful check
         self.check_round_trips: dict[aioice.ice.CandidatePair, float] = {}
+        #: consent freshness (see query_consent): None takes aioice's CONSENT_INTERVAL
+        #: (5 s, randomized 0.8..1.2) and CONSENT_INTERVAL * CONSENT_FAILURES (30 s)
+        self.consent_interval: float | None = None
+        self.consent_timeout: float | None = None
+        self.consent_retransmissions = CONSENT_RETRANSMISSIONS
+        #: consent checks by outcome: ``sent``, ``answered``, ``unanswered``
+        self.consent_checks: Counter[str] = Counter()
+        #: loop time of the last consent response (None before consent freshness runs)
+        self.consent_confirmed: float | None = None
+        self.consent_expired = False
 
     @property
     def nominated_pair(self) -> aioice.ice.CandidatePair | None:
@@ -416,6 +443,81 @@ class IceConnection(aioice.Connection):
             and pair not in self.check_round_trips
         ):
             self.check_round_trips[pair] = check_round_trip(loop.time() - started)
+
+    # --- consent freshness (RFC 7675) ----------------------------------------------------
+
+    async def query_consent(self) -> None:
+        """Check consent every ``consent_interval`` (randomized 0.8..1.2) on each nominated
+        pair; close the connection ``consent_timeout`` after the last response.
+
+        Replaces aioice's loop (started by its ``connect()``, stopped by its ``close()``
+        through ``_query_consent_task``), which sends each check once and waits for it
+        before the next: here each check is its own task, retransmitted
+        ``consent_retransmissions`` times on STUN's schedule, so a slow answer never
+        delays the next check, and any authenticated success response renews consent.
+        """
+        assert self.remote_password is not None  # set before connect() started us
+        loop = asyncio.get_running_loop()
+        # the nominating check has just been answered: consent starts fresh
+        self.consent_confirmed = loop.time()
+        checks: set[asyncio.Task[None]] = set()
+        try:
+            next_check = loop.time() + self._consent_delay()
+            while True:
+                now = loop.time()
+                expires = self.consent_confirmed + self._consent_timeout()
+                if now >= expires:
+                    break
+                if now >= next_check:
+                    for pair in list(self._nominated.values()):
+                        task = loop.create_task(self._consent_check(pair))
+                        checks.add(task)
+                        task.add_done_callback(checks.discard)
+                    next_check = now + self._consent_delay()
+                await asyncio.sleep(min(next_check, expires) - now)
+        finally:
+            for task in list(checks):
+                task.cancel()
+        logger.info(
+            "ICE consent expired: no response for %.1f s (%s)",
+            loop.time() - self.consent_confirmed,
+            dict(self.consent_checks),
+        )
+        self.consent_expired = True
+        # as aioice does: close() must not cancel the task it is running in
+        self._query_consent_task = None
+        await self.close()
+
+    def _consent_delay(self) -> float:
+        interval = self.consent_interval
+        if interval is None:
+            interval = aioice.ice.CONSENT_INTERVAL
+        return float(interval) * (0.8 + 0.4 * random.random())
+
+    def _consent_timeout(self) -> float:
+        if self.consent_timeout is not None:
+            return self.consent_timeout
+        return float(aioice.ice.CONSENT_INTERVAL * aioice.ice.CONSENT_FAILURES)
+
+    async def _consent_check(self, pair: aioice.ice.CandidatePair) -> None:
+        """One consent check: a Binding request with a fresh transaction id (RFC 7675
+        5.1), retransmitted by aioice's STUN transaction; an error response or silence
+        leaves consent where it was."""
+        assert self.remote_password is not None
+        request = self.build_request(pair, nominate=False)
+        self.consent_checks["sent"] += 1
+        try:
+            await pair.protocol.request(
+                request,
+                pair.remote_addr,
+                integrity_key=self.remote_password.encode("utf8"),
+                retransmissions=self.consent_retransmissions,
+            )
+        except aioice.stun.TransactionError:
+            self.consent_checks["unanswered"] += 1
+            return
+        self.consent_checks["answered"] += 1
+        self.consent_confirmed = asyncio.get_running_loop().time()
 
     async def close(self) -> None:
         """Stop the checks task (if still running), then close as aioice does."""

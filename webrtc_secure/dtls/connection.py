@@ -886,7 +886,8 @@ class DtlsConnection:
             self._finish(State.CLOSED, None, by_peer=True)
         elif alert.level == AlertLevel.FATAL:
             name = enum_name(AlertDescription, alert.description)
-            logger.warning("peer sent fatal alert %s", name)
+            # the owner gets the typed error (event, handshake()): INFO, so it is not reported twice
+            logger.info("peer sent fatal alert %s", name)
             self._finish(
                 State.FAILED,
                 AlertReceived(f"peer sent fatal alert {name}", alert.description),
@@ -904,7 +905,9 @@ class DtlsConnection:
             )
 
     def _fail(self, error: DtlsError, *, send_alert: bool = True) -> None:
-        logger.warning("DTLS %s failed: %s", "client" if self.is_client else "server", error)
+        # the owner gets the typed error (ConnectionClosed event, handshake() raising it) and
+        # decides how to report it; a WARNING here printed every failure twice
+        logger.info("DTLS %s failed: %s", "client" if self.is_client else "server", error)
         if send_alert and error.alert is not None:
             self._send_alert(AlertLevel.FATAL, AlertDescription(error.alert))
         self._finish(State.FAILED, error, by_peer=False)

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from webrtc_secure.errors import ConfigurationError
+
+#: format() type characters that ask for the number rather than the name
+_NUMERIC_FORMATS = frozenset("bcdoxXneEfFgG%")
+
 
 class Profile(IntEnum):
     """The SRTP protection profiles this library speaks, by their use_srtp id."""
@@ -17,6 +22,26 @@ class Profile(IntEnum):
     AES128_CM_HMAC_SHA1_32 = 0x0002
     AEAD_AES_128_GCM = 0x0007
     AEAD_AES_256_GCM = 0x0008
+
+    def __str__(self) -> str:
+        # IntEnum prints as its number ("7"); users read profiles in CLI output, logs and
+        # f-strings, so show the name. ``%d``, ``int()`` and ``f"{p:04x}"`` still give the id.
+        return self.name
+
+    def __format__(self, spec: str) -> str:
+        if spec and spec[-1] in _NUMERIC_FORMATS:
+            return int.__format__(self, spec)
+        return format(self.name, spec)
+
+    @property
+    def rfc_name(self) -> str:
+        """The registry name (RFC 5764 4.1.2, RFC 7714 14.2): ``SRTP_AES128_CM_HMAC_SHA1_80``."""
+        return f"SRTP_{self.name}"
+
+    @property
+    def openssl_name(self) -> str:
+        """The name OpenSSL's ``-use_srtp`` takes: ``SRTP_AES128_CM_SHA1_80``."""
+        return f"SRTP_{self.name.replace('_HMAC_SHA1', '_SHA1')}"
 
     @property
     def key_length(self) -> int:
@@ -59,3 +84,32 @@ DEFAULT_PROFILES: tuple[Profile, ...] = (
     Profile.AES128_CM_HMAC_SHA1_80,
     Profile.AES128_CM_HMAC_SHA1_32,
 )
+
+
+def parse_profile(text: str) -> Profile:
+    """A profile from any of its names, case-insensitively.
+
+    Accepts the enum name this library prints (``AEAD_AES_128_GCM``), the RFC name
+    (``SRTP_AES128_CM_HMAC_SHA1_80``) and OpenSSL's (``SRTP_AES128_CM_SHA1_80``), with or
+    without the ``SRTP_`` prefix. Raises ConfigurationError naming the valid spellings.
+    """
+    key = text.strip().upper()
+    for profile in Profile:
+        if key in (profile.name, profile.rfc_name, profile.openssl_name, profile.openssl_name[5:]):
+            return profile
+    known = ", ".join(
+        p.rfc_name if p.rfc_name == p.openssl_name else f"{p.rfc_name} ({p.openssl_name})"
+        for p in Profile
+    )
+    raise ConfigurationError(f"unknown SRTP profile {text!r}; known: {known}")
+
+
+def parse_profiles(text: str) -> list[Profile]:
+    """A colon- or comma-separated preference list of profile names (see parse_profile)."""
+    names = [name for name in text.replace(",", ":").split(":") if name.strip()]
+    if not names:
+        raise ConfigurationError("the SRTP profile list is empty")
+    profiles = [parse_profile(name) for name in names]
+    if len(set(profiles)) != len(profiles):
+        raise ConfigurationError(f"an SRTP profile appears twice in {text!r}")
+    return profiles
