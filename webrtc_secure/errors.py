@@ -93,3 +93,22 @@ class SdpError(WebrtcSecureError):
 
 class IceError(WebrtcSecureError):
     """ICE could not establish a path to the peer."""
+
+
+# --- SCTP ---------------------------------------------------------------------------
+
+
+class SctpError(WebrtcSecureError):
+    """Base class of SCTP failures (codec and association)."""
+
+
+class MalformedSctpPacket(SctpError, MalformedPacket):
+    """An SCTP packet, chunk, parameter or error cause does not parse.
+
+    Raised for every encoding defect: truncation, a length field that lies about the
+    bytes present, a count that overruns its chunk, a chunk shorter than its fixed part.
+    """
+
+
+class ChecksumMismatch(MalformedSctpPacket):
+    """The packet's CRC32c does not match its contents (RFC 9260 6.8)."""
