@@ -41,7 +41,7 @@ from webrtc_secure.sctp.parameters import (
 _HEADER = struct.Struct("!BBH")
 _DATA = struct.Struct("!BBHIHHI")  # header + TSN, stream, SSN, PPID
 _IDATA = struct.Struct("!BBHIHHII")  # header + TSN, stream, reserved, MID, PPID/FSN
-_INIT = struct.Struct("!BBHIIHHI")  # header + tag, a_rwnd, OS, MIS, initial TSN
+_INIT_FIXED = struct.Struct("!IIHHI")  # tag, a_rwnd, OS, MIS, initial TSN
 _SACK = struct.Struct("!BBHIIHH")  # header + cum TSN, a_rwnd, #gaps, #dups
 _U32 = struct.Struct("!I")
 _HEADER_U32 = struct.Struct("!BBHI")
@@ -87,6 +87,24 @@ def _chunk(type_: int, flags: int, value: bytes) -> bytes:
     if length > MAX_CHUNK_LENGTH:
         raise ValueError(f"chunk type {type_} of {length} octets exceeds the 16-bit length")
     return _HEADER.pack(type_, flags, length) + value + padding(length)
+
+
+def _tlv_chunk(type_: int, flags: int, fixed: bytes, tlvs: list[bytes]) -> bytes:
+    """A chunk whose value is ``fixed`` then padded TLVs.
+
+    RFC 9260 3.2: the chunk length counts the padding of every parameter except the
+    last one's, which is the chunk's own terminating padding. The octets emitted are the
+    same either way; only the length field differs.
+    """
+    trailing = 0
+    if tlvs:
+        last = tlvs[-1]
+        trailing = len(last) - ((last[2] << 8) | last[3])
+    value = fixed + b"".join(tlvs)
+    length = 4 + len(value) - trailing
+    if length > MAX_CHUNK_LENGTH:
+        raise ValueError(f"chunk type {type_} of {length} octets exceeds the 16-bit length")
+    return _HEADER.pack(type_, flags, length) + value
 
 
 def _exact(body: bytes, size: int, what: str) -> None:
@@ -194,24 +212,17 @@ class _InitBase:
     type: ClassVar[int] = ChunkType.INIT
 
     def serialize(self) -> bytes:
-        params = b"".join(p.serialize() for p in self.parameters)
-        length = 20 + len(params)
-        if length > MAX_CHUNK_LENGTH:
-            raise ValueError(f"INIT chunk of {length} octets exceeds the 16-bit length")
-        # parameters are padded TLVs, so length is already a multiple of 4 unless the
-        # last one is; serialize() pads the chunk as a whole either way
-        return (
-            _INIT.pack(
-                self.type,
-                0,
-                length,
+        return _tlv_chunk(
+            self.type,
+            0,
+            _INIT_FIXED.pack(
                 self.initiate_tag,
                 self.a_rwnd,
                 self.outbound_streams,
                 self.inbound_streams,
                 self.initial_tsn,
-            )
-            + params
+            ),
+            [p.serialize() for p in self.parameters],
         )
 
     @property
@@ -276,7 +287,7 @@ class HeartbeatChunk:
     type: ClassVar[int] = ChunkType.HEARTBEAT
 
     def serialize(self) -> bytes:
-        return _chunk(self.type, 0, encode_tlv(ParameterType.HEARTBEAT_INFO, self.info))
+        return _tlv_chunk(self.type, 0, b"", [encode_tlv(ParameterType.HEARTBEAT_INFO, self.info)])
 
     @property
     def encoded_size(self) -> int:
@@ -291,7 +302,7 @@ class HeartbeatAckChunk:
     type: ClassVar[int] = ChunkType.HEARTBEAT_ACK
 
     def serialize(self) -> bytes:
-        return _chunk(self.type, 0, encode_tlv(ParameterType.HEARTBEAT_INFO, self.info))
+        return _tlv_chunk(self.type, 0, b"", [encode_tlv(ParameterType.HEARTBEAT_INFO, self.info)])
 
     @property
     def encoded_size(self) -> int:
@@ -307,8 +318,8 @@ class AbortChunk:
     type: ClassVar[int] = ChunkType.ABORT
 
     def serialize(self) -> bytes:
-        return _chunk(
-            self.type, FLAG_T if self.t_bit else 0, b"".join(c.serialize() for c in self.causes)
+        return _tlv_chunk(
+            self.type, FLAG_T if self.t_bit else 0, b"", [c.serialize() for c in self.causes]
         )
 
     @property
@@ -353,7 +364,7 @@ class ErrorChunk:
     type: ClassVar[int] = ChunkType.ERROR
 
     def serialize(self) -> bytes:
-        return _chunk(self.type, 0, b"".join(c.serialize() for c in self.causes))
+        return _tlv_chunk(self.type, 0, b"", [c.serialize() for c in self.causes])
 
     @property
     def encoded_size(self) -> int:
@@ -461,7 +472,7 @@ class ReconfigChunk:
     type: ClassVar[int] = ChunkType.RE_CONFIG
 
     def serialize(self) -> bytes:
-        return _chunk(self.type, 0, b"".join(p.serialize() for p in self.parameters))
+        return _tlv_chunk(self.type, 0, b"", [p.serialize() for p in self.parameters])
 
     @property
     def encoded_size(self) -> int:
