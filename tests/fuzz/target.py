@@ -38,7 +38,13 @@ with atheris.instrument_imports(include=["webrtc_secure"]):
     )
     from webrtc_secure.dtls.reassembly import Reassembler
     from webrtc_secure.dtls.records import parse_records
-    from webrtc_secure.errors import WebrtcSecureError
+    from webrtc_secure.errors import ChecksumMismatch, MalformedSctpPacket, WebrtcSecureError
+    from webrtc_secure.sctp import parse_chunk, parse_packet, serialize_packet
+    from webrtc_secure.sctp.parameters import (
+        parse_error_causes,
+        parse_init_parameters,
+        parse_reconfig_parameters,
+    )
     from webrtc_secure.srtp import Profile, SrtpContext
     from webrtc_secure.srtp.rtp import rtp_header_length
 
@@ -116,6 +122,32 @@ def sdp(data: bytes) -> None:
     _typed_only(lambda: SessionDescription.from_json(data))
 
 
+def sctp_packet(data: bytes) -> None:
+    """SCTP codec: only MalformedSctpPacket may escape; what parses re-encodes to a
+    packet that parses the same, and never holds more chunks than 4-octet slots."""
+    with contextlib.suppress(MalformedSctpPacket):
+        parse_packet(data)  # the CRC gate (almost always ChecksumMismatch)
+    with contextlib.suppress(MalformedSctpPacket):
+        parse_packet(data, allow_zero_checksum=True)
+    try:
+        packet = parse_packet(data, verify_checksum=False)  # everything past the CRC
+    except ChecksumMismatch as e:
+        raise AssertionError("checksum verification was off") from e
+    except MalformedSctpPacket:
+        packet = None
+    if packet is not None:
+        assert len(packet.chunks) <= (len(data) - 12) // 4
+        assert parse_packet(serialize_packet(packet)) == packet
+    with contextlib.suppress(MalformedSctpPacket):
+        chunk = parse_chunk(data)
+        assert parse_chunk(chunk.serialize()) == chunk
+    # the TLV areas on their own, chosen by the first octet
+    if data:
+        parser = (parse_init_parameters, parse_reconfig_parameters, parse_error_causes)[data[0] % 3]
+        with contextlib.suppress(MalformedSctpPacket):
+            assert len(parser(data[1:])) <= len(data) // 4
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "records": records,
     "messages": messages,
@@ -124,6 +156,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "dtls_client": _engine(True),
     "rtp": rtp,
     "sdp": sdp,
+    "sctp_packet": sctp_packet,
 }
 
 
