@@ -3,7 +3,10 @@ round trips of every chunk, padding rules, bundling, and malformed input."""
 
 from __future__ import annotations
 
+import json
 import struct
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +24,7 @@ from webrtc_secure.sctp import (
     AddOutgoingStreamsRequest,
     CauseCode,
     Chunk,
+    ChunkType,
     CookieAckChunk,
     CookieEchoChunk,
     CookiePreservativeParameter,
@@ -416,13 +420,6 @@ MALFORMED_CHUNK_AREAS = {
     "init-short": _hex("01000010 00000001 00000002 00030004"),
     "init-param-zero-length": _hex("01000018 00000001 00000002 00030004 00000005 00070000"),
     "init-param-past-chunk": _hex("01000018 00000001 00000002 00030004 00000005 00070010"),
-    "init-bad-zero-checksum-param": _hex("01000018 00000001 00000002 00030004 00000005 80010004"),
-    "init-bad-forward-tsn-param": _hex(
-        "0100001c 00000001 00000002 00030004 00000005 c0000008 00000000"
-    ),
-    "init-odd-address-types": _hex(
-        "0100001b 00000001 00000002 00030004 00000005 000c0007 000500 00"
-    ),
     "sack-short": _hex("03000008 00000001"),
     "sack-gap-count-past-chunk": _hex("03000010 00000001 00001000 ffff0000"),
     "sack-dup-count-past-chunk": _hex("03000010 00000001 00001000 0000ffff"),
@@ -432,8 +429,6 @@ MALFORMED_CHUNK_AREAS = {
     "heartbeat-info-past-chunk": _hex("04000008 00010010"),
     "abort-cause-zero-length": _hex("06000008 000c0000"),
     "abort-cause-past-chunk": _hex("06000008 000c0040"),
-    "error-stream-cause-short": _hex("09000008 00010004"),
-    "error-missing-param-count-lies": _hex("0900000c 00020008 00000005"),
     "shutdown-short": _hex("07000004"),
     "shutdown-long": _hex("0700000c 00000001 00000002"),
     "shutdown-ack-long": _hex("08000008 00000000"),
@@ -442,10 +437,6 @@ MALFORMED_CHUNK_AREAS = {
     "forward-tsn-short": _hex("c0000006 0000 0000"),
     "forward-tsn-odd": _hex("c000000a 00000001 0001 0000"),
     "iforward-tsn-odd": _hex("c200000c 00000001 00010000"),
-    "reconfig-outgoing-short": _hex("8200000c 000d0008 00000001"),
-    "reconfig-outgoing-odd-streams": _hex("82000017 000d0013 00000001 00000002 00000003 000100 00"),
-    "reconfig-response-bad-size": _hex("82000014 00100010 00000001 00000001 00000001"),
-    "reconfig-add-streams-short": _hex("8200000c 00110008 00000001"),
     "reconfig-param-zero-length": _hex("82000008 000d0000"),
 }
 
@@ -458,6 +449,42 @@ def test_malformed_chunks_raise_typed_errors(area: bytes) -> None:
     with pytest.raises(MalformedSctpPacket) as info:
         parse_packet(raw)
     assert not isinstance(info.value, ChecksumMismatch)
+
+
+WRONG_SIZED_VALUES = {
+    # well-framed TLVs whose value does not fit their type: kept raw, never a failed packet
+    "init-bad-zero-checksum-param": _hex("01000018 00000001 00000002 00030004 00000005 80010004"),
+    "init-bad-forward-tsn-param": _hex(
+        "0100001c 00000001 00000002 00030004 00000005 c0000008 00000000"
+    ),
+    "init-odd-address-types": _hex(
+        "0100001b 00000001 00000002 00030004 00000005 000c0007 000500 00"
+    ),
+    "error-stream-cause-short": _hex("09000008 00010004"),
+    "error-missing-param-count-lies": _hex("0900000c 00020008 00000005"),
+    "reconfig-outgoing-short": _hex("8200000c 000d0008 00000001"),
+    "reconfig-outgoing-odd-streams": _hex("82000017 000d0013 00000001 00000002 00000003 000100 00"),
+    "reconfig-response-bad-size": _hex("82000014 00100010 00000001 00000001 00000001"),
+    "reconfig-add-streams-short": _hex("8200000c 00110008 00000001"),
+}
+
+
+@pytest.mark.parametrize("area", list(WRONG_SIZED_VALUES.values()), ids=list(WRONG_SIZED_VALUES))
+def test_wrong_sized_known_tlvs_are_kept_raw(area: bytes) -> None:
+    (chunk,) = parse_packet(_packet(area)).chunks
+    items = getattr(chunk, "parameters", None) or chunk.causes  # type: ignore[union-attr]
+    assert len(items) == 1
+    assert isinstance(items[0], (UnknownParameter, UnknownCause))
+    # re-encoded unchanged, so it can be echoed in an Unrecognized Parameter
+    assert chunk.serialize() == area
+
+
+def test_draft_zero_checksum_parameter_without_method_is_kept_raw() -> None:
+    # draft-tuexen-tsvwg-sctp-zero-checksum-00 had no error detection method
+    init = _hex("01000018 00000001 00000002 00030004 00000005 80010004")
+    (chunk,) = parse_packet(_packet(init)).chunks
+    assert isinstance(chunk, InitChunk)
+    assert chunk.parameters == (UnknownParameter(0x8001, b""),)
 
 
 @pytest.mark.parametrize("size", range(COMMON_HEADER_SIZE + 4))
@@ -498,3 +525,60 @@ def test_empty_user_data_parses_for_the_association_to_refuse() -> None:
 def test_bytes_like_input_is_accepted() -> None:
     raw = serialize_packet(Packet(1, 2, 3, (CookieAckChunk(),)))
     assert parse_packet(bytearray(raw)) == parse_packet(memoryview(raw)) == parse_packet(raw)  # type: ignore[arg-type]
+
+
+# --- captures from another stack (tests/vectors/sctp_captures.json) ----------------------
+
+CAPTURES = json.loads((Path(__file__).parent / "vectors" / "sctp_captures.json").read_text())
+
+
+def _value(tlv: bytes) -> bytes:
+    return tlv[4 : struct.unpack_from("!H", tlv, 2)[0]]
+
+
+@pytest.mark.parametrize(
+    "vector", CAPTURES["packets"], ids=[v["name"] for v in CAPTURES["packets"]]
+)
+def test_captured_packets(vector: dict[str, Any]) -> None:
+    raw = bytes.fromhex(vector["hex"])
+    if vector["checksum_valid"]:
+        packet = parse_packet(raw)
+    else:
+        with pytest.raises(ChecksumMismatch):
+            parse_packet(raw)
+        packet = parse_packet(raw, verify_checksum=False)
+    assert (packet.source_port, packet.destination_port, packet.verification_tag) == (
+        vector["source_port"],
+        vector["destination_port"],
+        vector["verification_tag"],
+    )
+    assert [ChunkType(c.type).name for c in packet.chunks] == [c["type"] for c in vector["chunks"]]
+    for chunk, expected in zip(packet.chunks, vector["chunks"], strict=True):
+        assert struct.unpack_from("!H", chunk.serialize(), 2)[0] == expected["length"]
+        for name, value in expected.items():
+            if name in ("type", "length"):
+                continue
+            if name == "parameters":
+                got = [(p.type, _value(p.serialize())) for p in chunk.parameters]  # type: ignore[union-attr]
+                assert got == [(e["type"], bytes.fromhex(e["value"])) for e in value]
+            elif isinstance(value, list):
+                assert list(getattr(chunk, name)) == value
+            else:
+                assert getattr(chunk, name) == value
+    if vector["checksum_valid"]:
+        # byte for byte: same chunk lengths, padding and CRC placement as the capture
+        assert serialize_packet(packet) == raw
+
+
+def test_captured_init_parameters_are_typed() -> None:
+    raw = bytes.fromhex(CAPTURES["packets"][0]["hex"])
+    (init,) = parse_packet(raw).chunks
+    assert isinstance(init, InitChunk)
+    assert init.parameters[:3] == (
+        EcnCapableParameter(),
+        ForwardTsnSupportedParameter(),
+        SupportedExtensionsParameter((192, 15, 193, 128, 130)),
+    )
+    # RFC 4895 AUTH parameters: not implemented, kept raw with their types
+    assert [p.type for p in init.parameters[3:]] == [0x8002, 0x8004, 0x8003]
+    assert all(isinstance(p, UnknownParameter) for p in init.parameters[3:])

@@ -20,7 +20,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import ClassVar, TypeAlias
+from typing import ClassVar, TypeAlias, TypeVar
 
 from webrtc_secure.errors import MalformedSctpPacket
 
@@ -94,6 +94,30 @@ def _pack_u16_list(values: tuple[int, ...]) -> bytes:
 def _exact(value: bytes, size: int, what: str) -> None:
     if len(value) != size:
         raise MalformedSctpPacket(f"{what}: value of {len(value)} octets, expected {size}")
+
+
+_T = TypeVar("_T")
+
+
+def _or_unknown(
+    parser: Callable[[bytes], _T] | None, type_: int, value: bytes
+) -> _T | UnknownParameter:
+    """The typed parameter, or the raw one when the type is unknown or its value does
+    not fit the type's fixed layout.
+
+    Framing (the TLV lengths) is always strict: a lie there means the rest of the chunk
+    cannot be located. A well-framed parameter whose value is the wrong size for its
+    type is kept raw instead of failing the whole packet: the association then treats
+    it as unrecognized by its upper two bits (RFC 9260 3.2.1). One real case: the
+    early zero-checksum drafts sent 0x8001 without the error detection method, and an
+    INIT that carries it must still set up an association (without zero checksum).
+    """
+    if parser is None:
+        return UnknownParameter(type_, value)
+    try:
+        return parser(value)
+    except MalformedSctpPacket:
+        return UnknownParameter(type_, value)
 
 
 # --- INIT / INIT-ACK parameters (RFC 9260 3.3.2, 3.3.3 and the extensions) ------------
@@ -348,7 +372,7 @@ def parse_init_parameters(data: bytes) -> tuple[InitParameter, ...]:
     out: list[InitParameter] = []
     for type_, value in iter_tlvs(data, "INIT parameter"):
         parser = _INIT_PARSERS.get(type_)
-        out.append(parser(value) if parser is not None else UnknownParameter(type_, value))
+        out.append(_or_unknown(parser, type_, value))
     return tuple(out)
 
 
@@ -517,7 +541,7 @@ def parse_reconfig_parameters(data: bytes) -> tuple[ReconfigParameter, ...]:
     out: list[ReconfigParameter] = []
     for type_, value in iter_tlvs(data, "RE-CONFIG parameter"):
         parser = _RECONFIG_PARSERS.get(type_)
-        out.append(parser(value) if parser is not None else UnknownParameter(type_, value))
+        out.append(_or_unknown(parser, type_, value))
     return tuple(out)
 
 
@@ -753,5 +777,12 @@ def parse_error_causes(data: bytes) -> tuple[ErrorCause, ...]:
     out: list[ErrorCause] = []
     for code, value in iter_tlvs(data, "error cause"):
         parser = _CAUSE_PARSERS.get(code)
-        out.append(parser(value) if parser is not None else UnknownCause(code, value))
+        if parser is None:
+            out.append(UnknownCause(code, value))
+            continue
+        try:
+            out.append(parser(value))
+        except MalformedSctpPacket:
+            # well framed, wrong size for its code: keep it raw (see _or_unknown)
+            out.append(UnknownCause(code, value))
     return tuple(out)
