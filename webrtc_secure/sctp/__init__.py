@@ -4,6 +4,13 @@ The codec (packet.py, chunks.py, parameters.py) turns bytes into frozen dataclas
 and back; the association drives the protocol.
 """
 
+from webrtc_secure.sctp import events
+from webrtc_secure.sctp.association import (
+    Association,
+    AssociationConfig,
+    AssociationState,
+    AssociationStats,
+)
 from webrtc_secure.sctp.chunks import (
     DATA_HEADER_SIZE,
     IDATA_HEADER_SIZE,
@@ -30,6 +37,15 @@ from webrtc_secure.sctp.chunks import (
     encoded_size,
     parse_chunk,
     parse_chunks,
+)
+from webrtc_secure.sctp.events import (
+    AssociationClosed,
+    AssociationEstablished,
+    BufferedAmountLow,
+    Event,
+    IncomingStreamsReset,
+    MessageReceived,
+    OutgoingStreamsReset,
 )
 from webrtc_secure.sctp.packet import (
     COMMON_HEADER_SIZE,
@@ -89,6 +105,13 @@ __all__ = [
     "AbortChunk",
     "AddIncomingStreamsRequest",
     "AddOutgoingStreamsRequest",
+    "Association",
+    "AssociationClosed",
+    "AssociationConfig",
+    "AssociationEstablished",
+    "AssociationState",
+    "AssociationStats",
+    "BufferedAmountLow",
     "CauseCode",
     "Chunk",
     "ChunkType",
@@ -101,6 +124,7 @@ __all__ = [
     "ErrorCause",
     "ErrorChunk",
     "ErrorDetectionMethod",
+    "Event",
     "ForwardTsnChunk",
     "ForwardTsnSupportedParameter",
     "HeartbeatAckChunk",
@@ -108,6 +132,7 @@ __all__ = [
     "IDataChunk",
     "IForwardTsnChunk",
     "IncomingSsnResetRequest",
+    "IncomingStreamsReset",
     "InitAckChunk",
     "InitChunk",
     "InitParameter",
@@ -115,10 +140,12 @@ __all__ = [
     "InvalidStreamIdentifierCause",
     "Ipv4AddressParameter",
     "Ipv6AddressParameter",
+    "MessageReceived",
     "MissingMandatoryParameterCause",
     "NoUserDataCause",
     "OutOfResourceCause",
     "OutgoingSsnResetRequest",
+    "OutgoingStreamsReset",
     "Packet",
     "ParameterType",
     "ProtocolViolationCause",
@@ -148,6 +175,7 @@ __all__ = [
     "bundle",
     "crc32c",
     "encoded_size",
+    "events",
     "packet_size",
     "parse_chunk",
     "parse_chunks",

@@ -285,6 +285,7 @@ class SackOutcome:
     """What one SACK changed."""
 
     accepted: bool = True
+    stale: bool = False
     cumulative_advanced: bool = False
     bytes_acked: int = 0
     fast_retransmit: bool = False
@@ -318,6 +319,10 @@ class RetransmitQueue:
         self.abandoned_messages: list[OutgoingMessage] = []  # newly abandoned, for the owner
         self.abandoned_count = 0
         self._pending_retransmit = 0
+        # Karn's rule extended: a SACK that follows a retransmission may have been sent
+        # because of it, so chunks sent before the latest retransmission give no RTT
+        # sample (otherwise each T3 expiry feeds RTO-sized samples back into the RTO).
+        self._last_retransmission = float("-inf")
 
     @property
     def cumulative_tsn(self) -> int:
@@ -369,6 +374,7 @@ class RetransmitQueue:
             chunk.first_sent = now
         else:
             self.retransmissions += 1
+            self._last_retransmission = now
         chunk.transmissions += 1
         if chunk.retransmit:
             chunk.retransmit = False
@@ -403,9 +409,12 @@ class RetransmitQueue:
     ) -> SackOutcome:
         outcome = SackOutcome()
         cum = self.cumulative_unwrapped + diff32(cumulative_tsn, self.cumulative_tsn)
-        if cum < self.cumulative_unwrapped or cum >= self.next_unwrapped:
-            # Older than what we know (reordered) or acking a TSN never sent.
+        if cum < self.cumulative_unwrapped:
+            outcome.stale = True  # overtaken by a newer SACK (reordering)
             outcome.accepted = False
+            return outcome
+        if cum >= self.next_unwrapped:
+            outcome.accepted = False  # acknowledges a TSN never sent
             return outcome
         flight_before = self.flight_size
         rtt_chunk: SentChunk | None = None
@@ -445,7 +454,11 @@ class RetransmitQueue:
                     if chunk.transmissions == 1:
                         rtt_chunk = chunk  # blocks ascend: the newest measurement wins
                 self._leave(chunk)
-        if rtt_chunk is not None and rtt_chunk.transmissions == 1:
+        if (
+            rtt_chunk is not None
+            and rtt_chunk.transmissions == 1
+            and rtt_chunk.first_sent > self._last_retransmission
+        ):
             outcome.rtt = now - rtt_chunk.first_sent
             self.rto.observe(outcome.rtt)
         # Miss indications (7.2.4) for chunks below the highest newly acked TSN.
@@ -471,6 +484,9 @@ class RetransmitQueue:
             self.cc.on_all_acked()
         elif outcome.cumulative_advanced:
             self.t3_deadline = now + self.rto.rto
+        elif outcome.rtt is not None and self.t3_deadline is not None:
+            # A fresh measurement undid a backed-off RTO: do not wait out the old one.
+            self.t3_deadline = min(self.t3_deadline, now + self.rto.rto)
         return outcome
 
     def _leave(self, chunk: SentChunk) -> None:
