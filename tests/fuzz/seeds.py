@@ -124,6 +124,7 @@ def write_corpora(base: Path) -> dict[str, Path]:
         "rtp": _media(),
         "sdp": _sdp(),
         "sctp_packet": _sctp(),
+        "sctp_aiortc_diff": _sctp(),
     }
     dirs = {}
     for target, items in seeds.items():
