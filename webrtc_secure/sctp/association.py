@@ -136,6 +136,7 @@ DEFAULT_MAX_PACKET_SIZE = 1200 - DTLS_RECORD_OVERHEAD  # 1163
 MIN_PACKET_SIZE = 256
 MAX_PENDING_REPLIES = 64  # stateless INIT-ACKs and OOTB answers waiting to be sent
 MAX_STREAM_RESET_IDS = 2048
+MAX_PENDING_CONTROL = 256
 
 
 class AssociationState(enum.Enum):
@@ -581,6 +582,14 @@ class Association:
         )
         self._stats.chunks_out += len(chunks)
 
+    def _queue_control(self, chunk: Chunk) -> None:
+        """Queue a control chunk for the next packet; answers to a flood of input
+        (HEARTBEAT-ACKs, ERRORs) are capped until the caller collects packets."""
+        if len(self._control) >= MAX_PENDING_CONTROL:
+            self._stats.dropped["control_queue_full"] += 1
+            return
+        self._control.append(chunk)
+
     def _emit(self, event: Event) -> None:
         self._events.append(event)
 
@@ -762,7 +771,7 @@ class Association:
             return
         if self.state is AssociationState.CLOSED:
             self._establish(state, now)
-            self._control.append(CookieAckChunk())
+            self._queue_control(CookieAckChunk())
             return
         if self.state in (AssociationState.COOKIE_WAIT, AssociationState.COOKIE_ECHOED):
             # 5.2.4 B/D: the cookie answers our own INIT's tag (collision).
@@ -772,12 +781,12 @@ class Association:
                 self._stats.dropped["cookie_tag_mismatch"] += 1
                 return
             self._establish(state, now)
-            self._control.append(CookieAckChunk())
+            self._queue_control(CookieAckChunk())
             return
         # Established (or shutting down).
         if state.local_tag == self._local_tag and state.peer_tag == self._peer_tag:
             # 5.2.4 D: our COOKIE-ACK was lost.
-            self._control.append(CookieAckChunk())
+            self._queue_control(CookieAckChunk())
             return
         if state.local_tie_tag == self._local_tag and state.peer_tie_tag == self._peer_tag:
             # 5.2.4 A: the peer restarted. Not supported: one association per DTLS.
@@ -861,7 +870,7 @@ class Association:
             if state in _UP_STATES:
                 self._handle_sack(chunk, now)
         elif isinstance(chunk, HeartbeatChunk):
-            self._control.append(HeartbeatAckChunk(chunk.info))
+            self._queue_control(HeartbeatAckChunk(chunk.info))
         elif isinstance(chunk, HeartbeatAckChunk):
             self._handle_heartbeat_ack(chunk, now)
         elif isinstance(chunk, InitAckChunk):
@@ -894,7 +903,7 @@ class Association:
         action = chunk.type >> 6
         self._stats.dropped["chunk_unknown"] += 1
         if action in (1, 3) and self._peer_tag:
-            self._control.append(ErrorChunk((UnrecognizedChunkTypeCause(chunk.serialize()),)))
+            self._queue_control(ErrorChunk((UnrecognizedChunkTypeCause(chunk.serialize()),)))
         return action >= 2
 
     def _handle_abort(self, chunk: AbortChunk) -> None:
@@ -931,7 +940,7 @@ class Association:
             if receive.tracker.classify(chunk.tsn) is Verdict.ACCEPTED:
                 receive.tracker.add(chunk.tsn)
             self._stats.dropped["data_bad_stream"] += 1
-            self._control.append(ErrorChunk((InvalidStreamIdentifierCause(chunk.stream_id),)))
+            self._queue_control(ErrorChunk((InvalidStreamIdentifierCause(chunk.stream_id),)))
             return
         if isinstance(chunk, IDataChunk):
             fragment = InboundFragment(
@@ -1071,11 +1080,11 @@ class Association:
     def _queue_shutdown_chunk(self) -> None:
         if self.state is AssociationState.SHUTDOWN_SENT:
             assert self._receive is not None
-            self._control.append(ShutdownChunk(self._receive.cumulative_tsn))
+            self._queue_control(ShutdownChunk(self._receive.cumulative_tsn))
             self._sack_pending = self._sack_now = False
             self._ack_deadline = None
         elif self.state is AssociationState.SHUTDOWN_ACK_SENT:
-            self._control.append(ShutdownAckChunk())
+            self._queue_control(ShutdownAckChunk())
 
     def _handle_shutdown(self, chunk: ShutdownChunk, now: float) -> None:
         rq = self._retransmit
@@ -1144,7 +1153,7 @@ class Association:
         request = self._reset_request
         if request is None:
             return
-        self._control.append(
+        self._queue_control(
             ReconfigChunk(
                 (
                     OutgoingSsnResetRequest(
@@ -1177,7 +1186,7 @@ class Association:
                     responses.append(ReconfigResponse(seq, ReconfigResult.DENIED))
                 self._stats.dropped["reconfig_unsupported"] += 1
         if responses:
-            self._control.append(ReconfigChunk(tuple(responses)))
+            self._queue_control(ReconfigChunk(tuple(responses)))
 
     def _handle_peer_reset(self, request: OutgoingSsnResetRequest) -> ReconfigResponse:
         seq = request.request_seq
@@ -1212,7 +1221,7 @@ class Association:
         self._emit(IncomingStreamsReset(streams))
         if announce:
             # We answered "in progress": tell the peer now rather than when it asks again.
-            self._control.append(
+            self._queue_control(
                 ReconfigChunk((ReconfigResponse(seq, ReconfigResult.SUCCESS_PERFORMED),))
             )
 
@@ -1287,7 +1296,7 @@ class Association:
                 if self._hb_outstanding and self._count_error("HEARTBEAT"):
                     return
                 self._hb_outstanding = True
-                self._control.append(HeartbeatChunk(self._heartbeat_info(now)))
+                self._queue_control(HeartbeatChunk(self._heartbeat_info(now)))
                 self._hb_deadline = now + self._rto.rto + interval
         request = self._reset_request
         if request is not None and now >= request.deadline:
@@ -1331,7 +1340,7 @@ class Association:
             self._sack_now or (self._sack_pending and (data or self._control))
         ):
             if self.state is AssociationState.SHUTDOWN_SENT:
-                self._control.append(ShutdownChunk(self._receive.cumulative_tsn))
+                self._queue_control(ShutdownChunk(self._receive.cumulative_tsn))
                 self._t2 = now + self._rto.rto
             else:
                 control.append(self._sack_chunk())
