@@ -86,6 +86,7 @@ from .chunks import (
     ShutdownChunk,
     ShutdownCompleteChunk,
     UnknownChunk,
+    parse_chunk,
 )
 from .cookie import (
     FLAG_FORWARD_TSN,
@@ -346,19 +347,56 @@ class Association:
         into one association (RFC 9260 5.2.1)."""
         if self.state is not AssociationState.CLOSED or self._finished:
             return
-        self._init_chunk = InitChunk(
-            initiate_tag=self._local_tag,
-            a_rwnd=self.config.receive_window,
-            outbound_streams=self.config.streams,
-            inbound_streams=self.config.streams,
-            initial_tsn=self._local_initial_tsn,
-            parameters=self._capability_parameters(),
-        )
+        if self._init_chunk is None:
+            self._init_chunk = self._make_init()
         self.state = AssociationState.COOKIE_WAIT
         self._t1_rto = self.config.rto_initial
         self._t1_count = 0
         self._t1 = now + self._t1_rto
         self._send_packet_now([self._init_chunk], verification_tag=0)
+
+    # --- SNAP (draft-hancke-tsvwg-snap): INIT chunks exchanged in SDP -------------------
+
+    def snap_init(self) -> bytes:
+        """Our INIT chunk for ``a=sctp-init`` (base64 is the SDP layer's job). No state
+        changes and no timer starts; the same bytes come back on every call, as later
+        offers and answers must repeat the value."""
+        if self._init_chunk is None:
+            self._init_chunk = self._make_init()
+        return self._init_chunk.serialize()
+
+    def start_snap(self, remote_init_chunk: bytes, now: float) -> None:
+        """Establish from the peer's ``a=sctp-init`` INIT chunk and ours, without the
+        INIT / COOKIE exchange (call once DTLS is up). Raises MalformedSctpPacket for
+        bytes that are not one valid INIT chunk, InvalidAssociationState if this
+        association already started another way."""
+        if self.state is not AssociationState.CLOSED or self._finished:
+            raise InvalidAssociationState(f"cannot start SNAP in state {self.state.value}")
+        chunk = parse_chunk(bytes(remote_init_chunk))
+        if not isinstance(chunk, InitChunk):
+            raise MalformedSctpPacket(f"a=sctp-init holds chunk type {chunk.type}, not INIT")
+        if (
+            chunk.initiate_tag == 0
+            or chunk.outbound_streams == 0
+            or chunk.inbound_streams == 0
+            or chunk.a_rwnd < 1500
+        ):
+            raise MalformedSctpPacket(
+                "a=sctp-init INIT has a zero tag, no streams or a tiny window"
+            )
+        self.snap_init()
+        state = CookieState(
+            local_tag=self._local_tag,
+            peer_tag=chunk.initiate_tag,
+            local_initial_tsn=self._local_initial_tsn,
+            peer_initial_tsn=chunk.initial_tsn,
+            peer_a_rwnd=chunk.a_rwnd,
+            outbound_streams=min(self.config.streams, chunk.inbound_streams),
+            inbound_streams=min(self.config.streams, chunk.outbound_streams),
+            flags=self._peer_flags(chunk),
+            created_at=now,
+        )
+        self._establish(state, now)
 
     def send(
         self,
@@ -525,6 +563,16 @@ class Association:
             tag = self._random_u32()
             if tag:
                 return tag
+
+    def _make_init(self) -> InitChunk:
+        return InitChunk(
+            initiate_tag=self._local_tag,
+            a_rwnd=self.config.receive_window,
+            outbound_streams=self.config.streams,
+            inbound_streams=self.config.streams,
+            initial_tsn=self._local_initial_tsn,
+            parameters=self._capability_parameters(),
+        )
 
     def _capability_parameters(self) -> tuple[InitParameter, ...]:
         extensions = [ChunkType.RE_CONFIG, ChunkType.FORWARD_TSN]
