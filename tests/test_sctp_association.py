@@ -243,3 +243,24 @@ def test_message_received_is_whole() -> None:
     pair.a.send(0, 53, big, pair.now)
     assert pair.run_until(lambda: len(pair.messages("b")) == 1)
     assert pair.messages("b") == [MessageReceived(0, 53, big)]
+
+
+@pytest.mark.parametrize("lag", [0.0, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05])
+@pytest.mark.parametrize("loss", [0.0, 0.3])
+def test_init_collision_converges_whatever_the_timing(lag: float, loss: float) -> None:
+    """b connects ``lag`` seconds after a: before a's INIT arrives, as it arrives, after
+    b answered it statelessly, after a's COOKIE-ECHO left (one-way delay 10 ms)."""
+    for seed in range(3):
+        pair = make_pair(seed, loss=loss)
+        pair.a.connect(pair.now)
+        pair.pump.run_for(lag)
+        pair.b.connect(pair.now)
+        assert pair.run_until(pair.established, 300), (lag, seed)
+        pair.a.send(0, 51, b"ping", pair.now)
+        pair.b.send(0, 51, b"pong", pair.now)
+        assert pair.run_until(
+            lambda p=pair: len(p.messages("a")) == 1 and len(p.messages("b")) == 1, 300
+        )
+        for side in ("a", "b"):
+            assert len(pair.events(side, AssociationEstablished)) == 1
+        assert healthy(pair.a) and healthy(pair.b)
