@@ -114,7 +114,6 @@ from .parameters import (
     InitParameter,
     InvalidStreamIdentifierCause,
     OutgoingSsnResetRequest,
-    ProtocolViolationCause,
     ReconfigParameter,
     ReconfigResponse,
     ReconfigResult,
@@ -662,10 +661,9 @@ class Association:
         """One more unanswered retransmission; True (and closed) past the limit."""
         self._errors += 1
         if self._errors > self.config.max_retransmits:
-            self._send_packet_now(
-                [AbortChunk(False, (ProtocolViolationCause(b"too many retransmissions"),))],
-                self._peer_tag,
-            )
+            # 8.1: the peer is unreachable; an ABORT (no cause) tells it, should it
+            # still be listening.
+            self._send_packet_now([AbortChunk(False, ())], self._peer_tag)
             self._close(AssociationTimeout(f"{what}: peer unreachable after {self._errors} tries"))
             return True
         return False
@@ -1279,7 +1277,12 @@ class Association:
             self._stats.dropped["reconfig_response_unexpected"] += 1
             return
         result = response.result
-        if result == ReconfigResult.IN_PROGRESS:
+        if result in (
+            ReconfigResult.IN_PROGRESS,
+            ReconfigResult.ERROR_REQUEST_ALREADY_IN_PROGRESS,
+        ):
+            # The peer waits for data still in flight, or is busy with its own
+            # request: ask again after an RTO with the same sequence number.
             request.deadline = now + self._rto.rto
             return
         self._reset_request = None
