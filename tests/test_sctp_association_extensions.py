@@ -192,3 +192,25 @@ def test_snap_accepts_the_draft_example_and_refuses_garbage() -> None:
         assert not fresh.is_established
     with pytest.raises(InvalidAssociationState):
         ours.start_snap(remote, 0.0)
+
+
+# --- I-DATA interleaving (RFC 8260) -----------------------------------------------------
+
+
+@pytest.mark.parametrize("interleaving", [True, False])
+def test_a_large_message_does_not_block_others_with_idata(interleaving: bool) -> None:
+    pair = make_pair(
+        27,
+        a=config(1, interleaving=interleaving, remote_max_message_size=0),
+        b=config(2, interleaving=interleaving),
+    )
+    assert pair.connect()
+    big = b"B" * 250_000
+    pair.a.send(1, 53, big, pair.now)
+    pair.pump.run_for(0.005)  # the big message is under way
+    pair.a.send(2, 51, b"small", pair.now)
+    assert pair.run_until(lambda: len(pair.messages("b")) == 2)
+    order = [m.stream_id for m in pair.messages("b")]
+    # With I-DATA the small message overtakes the big one; with DATA it cannot.
+    assert order == ([2, 1] if interleaving else [1, 2])
+    assert [m.data for m in pair.messages("b") if m.stream_id == 1] == [big]
