@@ -7,6 +7,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from webrtc_secure.sctp.congestion import CongestionControl, initial_cwnd
 from webrtc_secure.sctp.receive_queue import (
@@ -393,3 +395,42 @@ def test_cwnd_slow_start_then_congestion_avoidance() -> None:
     assert cc.cwnd == 10000 and cc.partial_bytes_acked == 0
     cc.on_timeout()
     assert cc.cwnd == 1000 and cc.ssthresh == 5000
+
+
+# --- properties ---------------------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 4), st.integers(1, 3000), st.booleans()), max_size=30),
+    st.lists(st.integers(16, 1200), min_size=1, max_size=10),
+    st.booleans(),
+)
+def test_outbox_fragments_rebuild_every_message_in_stream_order(
+    messages: list[tuple[int, int, bool]], payloads: list[int], interleaving: bool
+) -> None:
+    out = Outbox(interleaving=interleaving)
+    sent: dict[int, list[bytes]] = {}
+    for i, (sid, size, ordered) in enumerate(messages):
+        data = bytes([i % 256]) * size
+        out.push(OutgoingMessage(sid, 51, data, ordered=ordered))
+        sent.setdefault(sid, []).append(data)
+    rebuilt: dict[int, list[bytes]] = {}
+    partial: dict[int, list[bytes]] = {}
+    current: OutgoingMessage | None = None
+    step = 0
+    while (f := out.next_fragment(payloads[step % len(payloads)], 0.0)) is not None:
+        step += 1
+        assert len(f.data) <= payloads[(step - 1) % len(payloads)]
+        if not interleaving:
+            # DATA: one message's fragments are consecutive (RFC 9260 6.9)
+            assert current is None or f.message is current
+            current = None if f.ending else f.message
+        sid = f.message.stream_id
+        assert f.beginning == (sid not in partial)
+        partial.setdefault(sid, []).append(f.data)
+        if f.ending:
+            rebuilt.setdefault(sid, []).append(b"".join(partial.pop(sid)))
+    assert rebuilt == sent
+    assert out.total == 0 and all(out.buffered_amount(s) == 0 for s in sent)
+    assert out.empty
