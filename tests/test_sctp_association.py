@@ -4,7 +4,9 @@ zero-checksum negotiation, shutdown, abort, timeouts, send-side errors, heartbea
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -22,12 +24,15 @@ from webrtc_secure.sctp.association import (
     AssociationConfig,
     AssociationState,
 )
+from webrtc_secure.sctp.chunks import InitAckChunk
 from webrtc_secure.sctp.events import (
     AssociationClosed,
     AssociationEstablished,
     BufferedAmountLow,
     MessageReceived,
 )
+from webrtc_secure.sctp.packet import parse_packet
+from webrtc_secure.sctp.parameters import SupportedExtensionsParameter
 
 
 def test_default_packet_size_fits_one_dtls_record_in_1200_octets() -> None:
@@ -264,3 +269,21 @@ def test_init_collision_converges_whatever_the_timing(lag: float, loss: float) -
         for side in ("a", "b"):
             assert len(pair.events(side, AssociationEstablished)) == 1
         assert healthy(pair.a) and healthy(pair.b)
+
+
+def test_answers_a_captured_usrsctp_init_statelessly() -> None:
+    """usrsctp's INIT (Firefox's SCTP stack; captured, in tests/vectors) carries AUTH
+    parameters we do not implement: they are skipped and the INIT-ACK names what we
+    negotiate, addressed to usrsctp's tag."""
+    vectors = json.loads((Path(__file__).parent / "vectors" / "sctp_captures.json").read_text())
+    [init] = [p for p in vectors["packets"] if p["name"] == "usrsctp-init"]
+    b = Association(config(2))
+    b.receive_datagram(bytes.fromhex(init["hex"]), 0.0)
+    [reply] = b.datagrams_to_send(0.0)
+    packet = parse_packet(reply)
+    assert packet.verification_tag == init["chunks"][0]["initiate_tag"]
+    [ack] = packet.chunks
+    assert isinstance(ack, InitAckChunk) and ack.cookie and ack.initiate_tag != 0
+    [ext] = [p for p in ack.parameters if isinstance(p, SupportedExtensionsParameter)]
+    assert 130 in ext.chunk_types and 192 in ext.chunk_types
+    assert b.state is AssociationState.CLOSED and not b.stats.dropped
