@@ -434,3 +434,19 @@ def test_outbox_fragments_rebuild_every_message_in_stream_order(
     assert rebuilt == sent
     assert out.total == 0 and all(out.buffered_amount(s) == 0 for s in sent)
     assert out.empty
+
+
+def test_t3_keeps_running_while_only_a_forward_tsn_is_owed() -> None:
+    # Regression: with every outstanding chunk abandoned, flight size is zero; T3 must
+    # still run so that a lost FORWARD-TSN is sent again (else the peer never moves its
+    # cumulative TSN, and a shutdown waits forever).
+    out, rq = Outbox(), _rq()
+    out.push(OutgoingMessage(1, 51, b"a" * 50, max_retransmits=0))
+    out.push(OutgoingMessage(1, 51, b"b" * 50, max_retransmits=0))
+    _send_all(out, rq, 0.0)  # 1000, 1001
+    rq.on_t3_expired(1.0)  # both abandoned, nothing to retransmit
+    assert rq.forward_tsn_needed and rq.flight_size == 0
+    rq.on_sack(999, 100000, (), 1.1)  # a SACK that does not move the ack point
+    assert rq.t3_deadline is not None
+    rq.on_sack(1001, 100000, (), 1.2)  # the FORWARD-TSN got through
+    assert not rq.forward_tsn_needed and rq.t3_deadline is None

@@ -883,6 +883,7 @@ class Association:
                 self._stats.dropped["bad_tag"] += 1
                 return
         had_data = False
+        had_gaps = self._receive is not None and self._receive.tracker.has_gaps
         for chunk in chunks:
             if self.state is AssociationState.CLOSED:
                 break
@@ -891,7 +892,7 @@ class Association:
             if not self._handle_chunk(chunk, now):
                 break
         if had_data:
-            self._after_data_packet(now)
+            self._after_data_packet(now, had_gaps)
         self._after_receive(now)
 
     def _out_of_the_blue(self, tag: int, chunks: tuple[Chunk, ...]) -> None:
@@ -1021,14 +1022,17 @@ class Association:
             self._stats.dropped[f"data_{verdict.value}"] += 1
         self._sack_pending = True
 
-    def _after_data_packet(self, now: float) -> None:
+    def _after_data_packet(self, now: float, had_gaps: bool) -> None:
         receive = self._receive
         if receive is None:
             return
         self._deliver()
         self._data_packets_unacked += 1
+        # 6.7: SACK at once while gaps exist and when a packet fills them, so the
+        # sender learns of losses (and their repair) without the delayed-ack wait.
         if (
             self._data_packets_unacked >= 2
+            or had_gaps
             or receive.tracker.has_gaps
             or self.state is AssociationState.SHUTDOWN_SENT
         ):
@@ -1391,8 +1395,13 @@ class Association:
             self._sack_now or (self._sack_pending and (data or self._control))
         ):
             if self.state is AssociationState.SHUTDOWN_SENT:
+                # 9.2: answer DATA with SHUTDOWN (its cumulative TSN acknowledges) and
+                # restart T2; gaps or duplicates need a SACK as well.
                 self._queue_control(ShutdownChunk(self._receive.cumulative_tsn))
                 self._t2 = now + self._rto.rto
+                tracker = self._receive.tracker
+                if tracker.has_gaps or tracker.has_duplicates:
+                    control.append(self._sack_chunk())
             else:
                 control.append(self._sack_chunk())
             self._sack_now = self._sack_pending = False

@@ -480,8 +480,12 @@ class RetransmitQueue:
         self._advance_ack_point()
         # T3-rtx rules R2 / R3 (6.3.2).
         if self.flight_size == 0 and not self._pending_retransmit:
-            self.t3_deadline = None
             self.cc.on_all_acked()
+            if not self.forward_tsn_needed:
+                self.t3_deadline = None
+            elif self.t3_deadline is None or outcome.cumulative_advanced:
+                # Only abandoned chunks remain: T3 keeps the FORWARD-TSN going.
+                self.t3_deadline = now + self.rto.rto
         elif outcome.cumulative_advanced:
             self.t3_deadline = now + self.rto.rto
         elif outcome.rtt is not None and self.t3_deadline is not None:
