@@ -450,3 +450,18 @@ def test_t3_keeps_running_while_only_a_forward_tsn_is_owed() -> None:
     assert rq.t3_deadline is not None
     rq.on_sack(1001, 100000, (), 1.2)  # the FORWARD-TSN got through
     assert not rq.forward_tsn_needed and rq.t3_deadline is None
+
+
+def test_cwnd_decays_after_idle_periods() -> None:
+    out, rq = Outbox(), _rq()
+    rq.cc.cwnd = 64000
+    out.push(OutgoingMessage(0, 51, b"x" * 100))
+    _send_all(out, rq, 0.0)
+    rq.on_sack(1000, 100000, (), 0.1)
+    assert rq.rto.rto == pytest.approx(0.4)  # 0.1 s RTT, clamped to rto_min
+    rq.restart_after_idle(0.3)  # idle for less than one RTO: unchanged
+    assert rq.cc.cwnd == 64000
+    rq.restart_after_idle(1.55)  # three RTOs of silence: halved three times
+    assert rq.cc.cwnd == 8000
+    rq.restart_after_idle(100.0)  # never below 4 MTU
+    assert rq.cc.cwnd == 4000

@@ -1476,6 +1476,8 @@ class Association:
                 rq.sent(chunk, now)
         if rq.has_retransmissions:
             return out  # 6.1: retransmissions before new data
+        if not self._outbox.empty:
+            rq.restart_after_idle(now)
         while rq.can_send_new(min(max_payload, self._outbox.total or max_payload)):
             fragment = self._outbox.next_fragment(max_payload, now)
             if fragment is None:

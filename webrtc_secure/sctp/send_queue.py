@@ -323,6 +323,7 @@ class RetransmitQueue:
         # because of it, so chunks sent before the latest retransmission give no RTT
         # sample (otherwise each T3 expiry feeds RTO-sized samples back into the RTO).
         self._last_retransmission = float("-inf")
+        self._last_sent: float | None = None
 
     @property
     def cumulative_tsn(self) -> int:
@@ -343,6 +344,19 @@ class RetransmitQueue:
     @property
     def last_assigned_tsn(self) -> int:
         return add32(self.next_tsn, -1)
+
+    def restart_after_idle(self, now: float) -> None:
+        """7.2.1: after no data was sent for an RTO or more, cwnd falls back to
+        max(cwnd / 2, 4 * MTU) for every RTO of silence (a burst must not use a
+        window measured long ago)."""
+        if self.flight_size or self._last_sent is None:
+            return
+        idle = now - self._last_sent
+        rto = self.rto.rto
+        while idle >= rto and self.cc.cwnd > 4 * self.cc.mtu:
+            self.cc.cwnd = max(self.cc.cwnd // 2, 4 * self.cc.mtu)
+            idle -= rto
+        self._last_sent = now
 
     def can_send_new(self, size: int) -> bool:
         """Room in cwnd (may overshoot by less than one MTU, 6.1 B) and in the peer's
@@ -370,6 +384,7 @@ class RetransmitQueue:
 
     def sent(self, chunk: SentChunk, now: float) -> None:
         """``chunk`` went on the wire (first time or again)."""
+        self._last_sent = now
         if chunk.transmissions == 0:
             chunk.first_sent = now
         else:
