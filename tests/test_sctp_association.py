@@ -287,3 +287,15 @@ def test_answers_a_captured_usrsctp_init_statelessly() -> None:
     [ext] = [p for p in ack.parameters if isinstance(p, SupportedExtensionsParameter)]
     assert 130 in ext.chunk_types and 192 in ext.chunk_types
     assert b.state is AssociationState.CLOSED and not b.stats.dropped
+
+
+def test_heartbeats_only_on_an_idle_association() -> None:
+    pair = make_pair(12, a=config(1, heartbeat_interval=1.0), b=config(2, heartbeat_interval=1.0))
+    assert pair.connect()
+    seen = capture(pair)
+    for _ in range(50):  # data every 100 ms for 5 s: no heartbeat needed
+        pair.a.send(0, 51, b"tick", pair.now)
+        pair.pump.run_for(0.1)
+    assert "HeartbeatChunk" not in chunk_types(seen, "a->b")
+    pair.pump.run_for(3.0)  # idle: heartbeats start
+    assert "HeartbeatChunk" in chunk_types(seen, "a->b")

@@ -1345,8 +1345,15 @@ class Association:
             self._sack_now = True
         if self._hb_deadline is not None and now >= self._hb_deadline:
             interval = self.config.heartbeat_interval
+            rq = self._retransmit
+            busy_until = None
+            if rq is not None and interval is not None and rq.last_sent is not None:
+                busy_until = rq.last_sent + interval
             if self.state is not AssociationState.ESTABLISHED or interval is None:
                 self._hb_deadline = None
+            elif not self._hb_outstanding and busy_until is not None and busy_until > now:
+                # 8.3: heartbeats probe an idle path; DATA and its SACKs do it otherwise.
+                self._hb_deadline = busy_until
             else:
                 if self._hb_outstanding and self._count_error("HEARTBEAT"):
                     return

@@ -323,7 +323,7 @@ class RetransmitQueue:
         # because of it, so chunks sent before the latest retransmission give no RTT
         # sample (otherwise each T3 expiry feeds RTO-sized samples back into the RTO).
         self._last_retransmission = float("-inf")
-        self._last_sent: float | None = None
+        self.last_sent: float | None = None  # when DATA last went out
 
     @property
     def cumulative_tsn(self) -> int:
@@ -349,14 +349,14 @@ class RetransmitQueue:
         """7.2.1: after no data was sent for an RTO or more, cwnd falls back to
         max(cwnd / 2, 4 * MTU) for every RTO of silence (a burst must not use a
         window measured long ago)."""
-        if self.flight_size or self._last_sent is None:
+        if self.flight_size or self.last_sent is None:
             return
-        idle = now - self._last_sent
+        idle = now - self.last_sent
         rto = self.rto.rto
         while idle >= rto and self.cc.cwnd > 4 * self.cc.mtu:
             self.cc.cwnd = max(self.cc.cwnd // 2, 4 * self.cc.mtu)
             idle -= rto
-        self._last_sent = now
+        self.last_sent = now
 
     def can_send_new(self, size: int) -> bool:
         """Room in cwnd (may overshoot by less than one MTU, 6.1 B) and in the peer's
@@ -384,7 +384,7 @@ class RetransmitQueue:
 
     def sent(self, chunk: SentChunk, now: float) -> None:
         """``chunk`` went on the wire (first time or again)."""
-        self._last_sent = now
+        self.last_sent = now
         if chunk.transmissions == 0:
             chunk.first_sent = now
         else:
