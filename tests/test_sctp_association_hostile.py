@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import tracemalloc
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -479,3 +480,32 @@ def test_generated_chunk_sequences_never_break_the_engine(
     pair.pump.run_for(30)  # timers keep running without raising or stalling
     assert healthy(pair.a) and healthy(pair.b)
     assert all(isinstance(m, MessageReceived) for m in pair.messages("b"))
+
+
+@pytest.mark.slow
+def test_memory_stays_bounded_under_a_flood_of_never_completing_data() -> None:
+    """25,000 packets of first fragments at random TSNs inside and past the window:
+    stored fragments stop at the cap (lowered to 5,000 here so that the flood reaches
+    it quickly; the default 20,000 measured about 13 MB), and memory stays bounded."""
+    pair, tag, next_tsn = _established(13)
+    b = pair.b
+    receive = b._receive
+    assert receive is not None
+    receive.max_stored = 5000
+    rng = random.Random(1)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for i in range(25000):
+            tsn = next_tsn + 1 + rng.randrange(70000)
+            payload = b"F" * rng.randint(1, 64)
+            chunk = _data(b, tsn, rng.randrange(1 << 16), payload, beginning=True, ending=False)
+            b.receive_datagram(_packet(tag, chunk), pair.now)
+            if i % 10 == 0:
+                b.datagrams_to_send(pair.now)
+        held = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert receive.stored <= receive.max_stored
+    assert held < 10_000_000, held
+    assert b.stats.dropped["data_buffer_full"] > 0 and healthy(b)
