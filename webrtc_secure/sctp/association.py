@@ -19,7 +19,22 @@ What it does:
 * PR-SCTP (RFC 3758): FORWARD-TSN / I-FORWARD-TSN, abandonment by retransmission
   count or lifetime;
 * stream reset (RFC 6525) both ways, as RFC 8831 closes data channels;
-* zero checksum (RFC 9653, error detection method 1 = DTLS) when both ends offer it.
+* zero checksum (RFC 9653, error detection method 1 = DTLS) when both ends offer it;
+* SNAP (draft-hancke-tsvwg-snap): ``snap_init`` / ``start_snap`` skip the handshake
+  when both INIT chunks travelled in SDP (``a=sctp-init``).
+
+``send`` raises MessageTooLarge, SendBufferFull, InvalidAssociationState (closing,
+closed, stream outside the negotiated count, RE-CONFIG not negotiated) and its
+subclass StreamResetPending; ``AssociationClosed.error`` is None (SHUTDOWN),
+AssociationAborted (ABORT either way) or AssociationTimeout (retransmission limits).
+
+Not implemented (each ends as a counted drop or a refusal, never a hang): peer restart
+(RFC 9260 5.2.4 A; one association lives and dies with its DTLS connection), the peer
+asking us to reset our outgoing streams or to add streams (answered "denied"; a data
+channel closes by resetting its own outgoing stream), reporting unrecognized INIT
+parameters back, path MTU discovery (the packet size is fixed), Max.Burst beyond the
+cwnd decay after idle, and an event for a stream reset the peer refuses (logged and
+counted as ``reconfig_refused``; the streams become usable again).
 
 Every hostile or malformed input ends as a counted drop in ``stats.dropped`` (by
 reason) or as a typed error in an :class:`AssociationClosed` event; nothing raises out
@@ -30,9 +45,10 @@ Defaults, and why:
 * ``max_packet_size`` 1163: the DTLS engine's datagrams are at most 1200 octets
   (its ``mtu``), and an AES-GCM record costs 13 (header) + 8 (explicit nonce) + 16
   (tag) = 37 of them, the largest overhead of our suites (ChaCha20-Poly1305: 29).
-  dcSCTP budgets 1191 from a 1280-octet IPv6 path (-40 IPv6, -8 UDP, -37 DTLS,
-  -4 TURN channel); our 1200 is already the UDP payload budget.
-* ``receive_window`` 1 MiB, as aiortc (``_advertised_rwnd``) and pion advertise.
+  dcSCTP's default of 1191 is the same budget counted from a 1280-octet IPv6 path
+  (-40 IPv6, -8 UDP, -37 DTLS, -4 TURN channel); our 1200 is already the UDP payload.
+* ``receive_window`` 1 MiB, as aiortc (``_advertised_rwnd``) and pion
+  (``initialRecvBufSize``) advertise; it bounds one association at rwnd / RTT.
 * ``rto_initial`` 1 s (RFC 6298 2.1 and RFC 9260's RTO.Initial; aiortc uses 3 s);
   ``rto_min`` 0.4 s rather than RFC 9260's 1 s: a data channel is interactive, and a
   1 s floor makes every tail loss cost a second (WebRTC stacks use lower floors too);
