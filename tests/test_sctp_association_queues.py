@@ -283,9 +283,10 @@ def test_sack_acks_measures_rtt_and_stops_t3() -> None:
     out, rq = Outbox(), _rq()
     out.push(OutgoingMessage(0, 51, b"z" * 250))
     assert _send_all(out, rq, 0.0) == [1000, 1001, 1002]
-    assert rq.flight_size == 250 and rq.t3_deadline == 1.0
+    # Whole chunks count: 16-octet DATA headers, padding to 4.
+    assert rq.flight_size == 116 + 116 + 68 and rq.t3_deadline == 1.0
     result = rq.on_sack(1002, 100000, (), 0.1)
-    assert result.cumulative_advanced and result.bytes_acked == 250
+    assert result.cumulative_advanced and result.bytes_acked == 300
     assert rq.rto.srtt == pytest.approx(0.1)
     assert rq.flight_size == 0 and rq.t3_deadline is None and rq.outstanding == 0
 
@@ -465,3 +466,22 @@ def test_cwnd_decays_after_idle_periods() -> None:
     assert rq.cc.cwnd == 8000
     rq.restart_after_idle(100.0)  # never below 4 MTU
     assert rq.cc.cwnd == 4000
+
+
+def test_overlapping_gap_blocks_cost_one_walk() -> None:
+    out, rq = Outbox(), _rq()
+    for _ in range(2000):
+        out.push(OutgoingMessage(0, 51, b"t"))
+    _send_all(out, rq, 0.0)
+    walked = 0
+    real_get = rq.chunks.get
+
+    class Counting(dict):  # type: ignore[type-arg]
+        def get(self, key, default=None):  # type: ignore[no-untyped-def]
+            nonlocal walked
+            walked += 1
+            return real_get(key, default)
+
+    rq.chunks = Counting(rq.chunks)
+    result = rq.on_sack(999, 100000, tuple((1, 1999) for _ in range(256)), 0.1)
+    assert result.bytes_acked == 1999 * 20 and walked <= 2100

@@ -710,6 +710,7 @@ class Association:
             mtu=cfg.max_packet_size,
             peer_rwnd=state.peer_a_rwnd,
             rto=self._rto,
+            chunk_header=IDATA_HEADER_SIZE if self.interleaving else DATA_HEADER_SIZE,
         )
         # RFC 6525 5.1: request sequence numbers start at the initial TSN.
         self._next_request_seq = state.local_initial_tsn
@@ -1486,7 +1487,7 @@ class Association:
         if rq.has_retransmissions:
             budget = mtu - COMMON_HEADER_SIZE
             for chunk in rq.retransmission_candidates(fast_only=True):
-                size = (header + chunk.size + 3) & ~3
+                size = chunk.size
                 if size > budget:
                     break
                 budget -= size

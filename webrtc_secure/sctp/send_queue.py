@@ -72,10 +72,7 @@ class SentChunk:
     retransmit: bool = False  # marked for retransmission
     fast: bool = False  # marked by fast retransmit (sent once regardless of cwnd)
     misses: int = 0
-
-    @property
-    def size(self) -> int:
-        return len(self.data)
+    size: int = 0  # octets it takes in a packet: cwnd, flight size and rwnd count these
 
     @property
     def stream_id(self) -> int:
@@ -303,7 +300,11 @@ class RetransmitQueue:
         mtu: int,
         peer_rwnd: int,
         rto: RtoEstimator,
+        chunk_header: int = 16,
     ) -> None:
+        # Flight size and cwnd count whole chunks (header and padding), not just user
+        # data: otherwise a window of 4 kB would let thousands of 1-byte messages fly.
+        self.chunk_header = chunk_header
         self.next_tsn = initial_tsn
         self.next_unwrapped = 1 << 32 | initial_tsn
         self.cumulative_unwrapped = self.next_unwrapped - 1  # the peer's cum ack
@@ -375,6 +376,7 @@ class RetransmitQueue:
             beginning=fragment.beginning,
             ending=fragment.ending,
             fsn=fragment.fsn,
+            size=(self.chunk_header + len(fragment.data) + 3) & ~3,
         )
         self.next_tsn = add32(self.next_tsn, 1)
         self.next_unwrapped += 1
@@ -450,7 +452,9 @@ class RetransmitQueue:
             self.cumulative_unwrapped = cum
             if self.advanced_unwrapped < cum:
                 self.advanced_unwrapped = cum
-        # Gap ack blocks, relative to the cumulative TSN.
+        # Gap ack blocks, relative to the cumulative TSN. Valid blocks are merged
+        # first so that each TSN is looked at once, however the blocks overlap.
+        valid: list[tuple[int, int]] = []
         for index, (start, end) in enumerate(gap_blocks):
             if index >= MAX_GAP_BLOCKS_PROCESSED:
                 outcome.invalid_gap_blocks += len(gap_blocks) - index
@@ -458,7 +462,11 @@ class RetransmitQueue:
             if not 1 <= start <= end or cum + end >= self.next_unwrapped:
                 outcome.invalid_gap_blocks += 1
                 continue
-            for tsn in range(cum + start, cum + end + 1):
+            valid.append((start, end))
+        valid.sort()
+        done = cum  # highest TSN already walked
+        for start, end in valid:
+            for tsn in range(max(cum + start, done + 1), cum + end + 1):
                 chunk = self.chunks.get(tsn)
                 if chunk is None or chunk.acked:
                     continue
@@ -467,8 +475,9 @@ class RetransmitQueue:
                     outcome.bytes_acked += chunk.size
                     highest_newly_acked = max(highest_newly_acked, tsn)
                     if chunk.transmissions == 1:
-                        rtt_chunk = chunk  # blocks ascend: the newest measurement wins
+                        rtt_chunk = chunk  # ascending: the newest measurement wins
                 self._leave(chunk)
+            done = max(done, cum + end)
         if (
             rtt_chunk is not None
             and rtt_chunk.transmissions == 1
