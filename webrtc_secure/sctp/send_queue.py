@@ -320,10 +320,11 @@ class RetransmitQueue:
         self.abandoned_messages: list[OutgoingMessage] = []  # newly abandoned, for the owner
         self.abandoned_count = 0
         self._pending_retransmit = 0
-        # Karn's rule extended: a SACK that follows a retransmission may have been sent
-        # because of it, so chunks sent before the latest retransmission give no RTT
-        # sample (otherwise each T3 expiry feeds RTO-sized samples back into the RTO).
-        self._last_retransmission = float("-inf")
+        # Karn's rule extended: after a T3 expiry, a SACK may acknowledge chunks sent
+        # long before only because the retransmission prompted it, so chunks sent
+        # before the latest expiry give no RTT sample (otherwise each expiry feeds an
+        # RTO-sized sample back into the RTO, which then only grows).
+        self._last_timeout = float("-inf")
         self.last_sent: float | None = None  # when DATA last went out
 
     @property
@@ -391,7 +392,6 @@ class RetransmitQueue:
             chunk.first_sent = now
         else:
             self.retransmissions += 1
-            self._last_retransmission = now
         chunk.transmissions += 1
         if chunk.retransmit:
             chunk.retransmit = False
@@ -481,7 +481,7 @@ class RetransmitQueue:
         if (
             rtt_chunk is not None
             and rtt_chunk.transmissions == 1
-            and rtt_chunk.first_sent > self._last_retransmission
+            and rtt_chunk.first_sent > self._last_timeout
         ):
             outcome.rtt = now - rtt_chunk.first_sent
             self.rto.observe(outcome.rtt)
@@ -571,6 +571,7 @@ class RetransmitQueue:
     def on_t3_expired(self, now: float) -> None:
         """6.3.3: back off, collapse cwnd, mark everything outstanding for resending."""
         self.t3_deadline = None
+        self._last_timeout = now
         self.rto.backoff()
         self.cc.on_timeout()
         for chunk in list(self.chunks.values()):
