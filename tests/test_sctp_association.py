@@ -299,3 +299,38 @@ def test_heartbeats_only_on_an_idle_association() -> None:
     assert "HeartbeatChunk" not in chunk_types(seen, "a->b")
     pair.pump.run_for(3.0)  # idle: heartbeats start
     assert "HeartbeatChunk" in chunk_types(seen, "a->b")
+
+
+@pytest.mark.parametrize("loss", [0.0, 0.2])
+def test_both_sides_shut_down_at_once(loss: float) -> None:
+    for seed in range(4):
+        pair = make_pair(seed, loss=loss)
+        assert pair.connect()
+        for i in range(10):
+            pair.a.send(0, 51, bytes([i]) * 3000, pair.now)
+            pair.b.send(0, 51, bytes([i]) * 3000, pair.now)
+        pair.a.shutdown(pair.now)
+        pair.b.shutdown(pair.now)
+        assert pair.run_until(pair.closed, 300), seed
+        assert len(pair.messages("a")) == 10 and len(pair.messages("b")) == 10
+        for side in ("a", "b"):
+            assert pair.events(side, AssociationClosed) == [AssociationClosed(None)]
+        assert healthy(pair.a) and healthy(pair.b)
+
+
+def test_shutdown_or_abort_before_the_handshake_completes() -> None:
+    a = Association(config(1))
+    a.connect(0.0)
+    a.shutdown(0.0)
+    assert a.state is AssociationState.CLOSED
+    assert a.next_event() == AssociationClosed(None)
+    b = Association(config(2))
+    b.connect(0.0)
+    b.datagrams_to_send(0.0)
+    b.abort("changed my mind", 0.1)
+    assert b.datagrams_to_send(0.1) == []  # no peer tag known yet: no ABORT to send
+    event = b.next_event()
+    assert isinstance(event, AssociationClosed) and isinstance(event.error, AssociationAborted)
+    assert b.get_timer() is None
+    with pytest.raises(InvalidAssociationState):
+        b.send(0, 51, b"x", 0.2)

@@ -505,7 +505,7 @@ class Association:
         """Send ABORT with a User-Initiated Abort cause and close."""
         if self._finished:
             return
-        if self.state is not AssociationState.CLOSED or self._peer_tag:
+        if self._peer_tag:  # before INIT-ACK the peer's tag is unknown: nothing to send
             cause = UserInitiatedAbortCause(reason.encode("utf-8", "replace")[:256])
             self._send_packet_now([AbortChunk(False, (cause,))], self._peer_tag)
         self._close(AssociationAborted(f"aborted locally: {reason}"))
