@@ -334,3 +334,12 @@ def test_shutdown_or_abort_before_the_handshake_completes() -> None:
     assert b.get_timer() is None
     with pytest.raises(InvalidAssociationState):
         b.send(0, 51, b"x", 0.2)
+
+
+def test_passive_side_sends_what_it_queued_before_the_handshake() -> None:
+    pair = make_pair(14)
+    pair.b.send(3, 51, b"queued on the side that never called connect", 0.0)
+    assert pair.b.buffered_amount(3) > 0
+    assert pair.connect()  # only a sends INIT
+    assert pair.run_until(lambda: len(pair.messages("a")) == 1)
+    assert pair.messages("a")[0].data == b"queued on the side that never called connect"
