@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.dtls_pair import cert
+from tests.dtls_pair import cert, pins
 from tests.netsim import NetSim, Pump
 from tests.sctp_pair import config
 from webrtc_secure.dtls import DtlsConnection
@@ -70,11 +70,22 @@ class SctpOverDtls:
 @pytest.mark.parametrize("loss", [0.0, 0.1])
 def test_messages_over_dtls_fit_a_1200_octet_path(loss: float) -> None:
     client = SctpOverDtls(
-        DtlsConnection(True, cert("client"), random=random.Random(1).randbytes),
+        DtlsConnection(
+            True,
+            cert("client"),
+            remote_fingerprints=pins("server"),
+            random=random.Random(1).randbytes,
+        ),
         Association(config(1, remote_max_message_size=0)),
     )
     server = SctpOverDtls(
-        DtlsConnection(False, cert("server"), cookies=False, random=random.Random(2).randbytes),
+        DtlsConnection(
+            False,
+            cert("server"),
+            cookies=False,
+            remote_fingerprints=pins("client"),
+            random=random.Random(2).randbytes,
+        ),
         Association(config(2, remote_max_message_size=0)),
     )
     sim = NetSim(5, loss=loss, reorder=0.1, duplicate=0.02, delay=0.01, mtu=1200)
