@@ -1,18 +1,26 @@
-"""webrtc_secure: WebRTC's security layer (DTLS 1.2, DTLS-SRTP, SRTP/SRTCP) on asyncio."""
+"""webrtc_secure: WebRTC's security layer (DTLS 1.2, DTLS-SRTP, SRTP/SRTCP) and data
+channels (SCTP over DTLS, DCEP) on asyncio."""
 
 from webrtc_secure.certificate import Certificate, Fingerprint
+from webrtc_secure.datachannel import DataChannel, Priority, ReadyState
 from webrtc_secure.description import SessionDescription, SetupRole
 from webrtc_secure.errors import (
     AlertReceived,
     AuthenticationFailed,
     CertificateError,
+    ChannelIdInUse,
+    ChannelMessageTooLarge,
     ConnectionClosed,
+    DataChannelError,
     DtlsError,
     FingerprintMismatch,
     HandshakeFailure,
     HandshakeTimeout,
     IceError,
+    InvalidChannelParameters,
+    InvalidChannelState,
     KeyLifetimeExceeded,
+    MalformedDcepMessage,
     MalformedPacket,
     ReplayDetected,
     SdpError,
@@ -27,16 +35,25 @@ __all__ = [
     "AuthenticationFailed",
     "Certificate",
     "CertificateError",
+    "ChannelIdInUse",
+    "ChannelMessageTooLarge",
     "ConnectionClosed",
+    "DataChannel",
+    "DataChannelError",
     "DtlsError",
     "Fingerprint",
     "FingerprintMismatch",
     "HandshakeFailure",
     "HandshakeTimeout",
     "IceError",
+    "InvalidChannelParameters",
+    "InvalidChannelState",
     "KeyLifetimeExceeded",
+    "MalformedDcepMessage",
     "MalformedPacket",
     "PeerState",
+    "Priority",
+    "ReadyState",
     "ReplayDetected",
     "SdpError",
     "SecurePeer",
