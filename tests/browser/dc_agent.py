@@ -214,6 +214,25 @@ class ChannelAgent:
         await self.wait_for(lambda: len(self.received.get(label, ())) >= count,
                             f"{count} messages on {label}", timeout)
 
+    async def wait_settled(self, label: str, count: int, quiet: float = 1.0,
+                           timeout: float = 20.0) -> int:
+        """For a channel that may lose messages (maxRetransmits 0): wait until ``count``
+        arrived or none arrived for ``quiet`` seconds; the number that arrived."""
+        deadline = time.monotonic() + timeout
+        last, last_change = -1, time.monotonic()
+        while True:
+            got = len(self.received.get(label, ()))
+            now = time.monotonic()
+            if got != last:
+                last, last_change = got, now
+            if got >= count or now - last_change >= quiet:
+                return got
+            if now > deadline:
+                raise TimeoutError(f"{self.prefix}: {label} still receiving after {timeout}s")
+            self._changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), 0.1)
+
     async def wait_closed(self, label: str, timeout: float = 15.0) -> None:
         await self.wait_for(lambda: self.has(label, "close"), f"close of {label}", timeout)
 
