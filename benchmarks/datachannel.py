@@ -98,8 +98,9 @@ class _OursPair:
         if not self.remote.done():
             self.remote.set_result(channel)
 
-    async def describe(self, label: str = "bench") -> None:
-        self.channel = self.a.create_data_channel(label)
+    async def describe(self, label: str | None = "bench") -> None:
+        if label is not None:
+            self.channel = self.a.create_data_channel(label)
         self.offer = await self.a.create_offer()
         answer_sdp = (await self.b.create_answer(self.offer)).to_sdp()
         self.answer = SessionDescription.from_sdp(answer_sdp, "answer")
@@ -242,7 +243,8 @@ async def _throughput_raw(total: int) -> dict[str, float]:
     """Our DTLS transport alone: ``RAW_RECORD``-byte records, a window in flight."""
     pair = _OursPair()
     try:
-        await pair.up()
+        await pair.describe(None)  # no channel: SCTP stays idle
+        await asyncio.wait_for(pair.connect(), RUN_TIMEOUT)
         sender, receiver = pair.a._dtls, pair.b._dtls
         assert sender is not None and receiver is not None
         loop = asyncio.get_running_loop()
