@@ -95,6 +95,65 @@ class IceError(WebrtcSecureError):
     """ICE could not establish a path to the peer."""
 
 
+# --- SCTP ---------------------------------------------------------------------------
+
+
+class SctpError(WebrtcSecureError):
+    """Base class of SCTP failures (codec and association)."""
+
+
+class MalformedSctpPacket(SctpError, MalformedPacket):
+    """An SCTP packet, chunk, parameter or error cause does not parse.
+
+    Raised for every encoding defect: truncation, a length field that lies about the
+    bytes present, a count that overruns its chunk, a chunk shorter than its fixed part.
+    """
+
+
+class ChecksumMismatch(MalformedSctpPacket):
+    """The packet's CRC32c does not match its contents (RFC 9260 6.8)."""
+
+
+# SCTP association errors (sctp/association.py): what send() raises and what an
+# AssociationClosed event carries.
+
+
+class AssociationAborted(SctpError):
+    """The association was aborted: the peer sent ABORT (its error causes are in
+    ``causes``, as text) or the local side called ``abort``."""
+
+    def __init__(self, message: str, causes: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.causes = causes
+
+
+class AssociationTimeout(SctpError):
+    """The peer stopped answering: INIT, COOKIE-ECHO, DATA, HEARTBEAT or SHUTDOWN went
+    unacknowledged more often than the configured retransmission limit allows."""
+
+
+class SctpProtocolViolation(SctpError):
+    """The peer broke the protocol in a way that ends the association."""
+
+
+class MessageTooLarge(SctpError):
+    """A message exceeds the peer's maximum message size (SDP ``a=max-message-size``)."""
+
+
+class SendBufferFull(SctpError):
+    """Queuing the message would exceed the association's send buffer."""
+
+
+class InvalidAssociationState(SctpError):
+    """The operation is not possible now: the association is closing or closed, the
+    extension it needs was not negotiated, or the stream is being reset."""
+
+
+class StreamResetPending(InvalidAssociationState):
+    """The stream has an outgoing reset pending (its channel is closing): no new sends
+    until ``OutgoingStreamsReset`` is reported for it."""
+
+
 # --- data channels (RFC 8831, DCEP RFC 8832) ----------------------------------------
 
 
@@ -119,5 +178,6 @@ class InvalidChannelState(DataChannelError):
     """The channel is not open (connecting, closing or closed): nothing was sent."""
 
 
-class ChannelMessageTooLarge(DataChannelError):
-    """The message is larger than the remote's ``a=max-message-size``; nothing was queued."""
+class ChannelMessageTooLarge(DataChannelError, MessageTooLarge):
+    """The message is larger than the remote's ``a=max-message-size``; nothing was queued
+    (also a :class:`MessageTooLarge`, what the association itself would raise)."""

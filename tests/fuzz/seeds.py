@@ -61,6 +61,56 @@ def _sdp() -> list[bytes]:
     return out
 
 
+def _sctp() -> list[bytes]:
+    """SCTP packets covering every chunk, parameter and cause the codec knows, built by
+    our serializer and by aiortc's (an independent encoder: its parameter padding and
+    chunk lengths differ from ours where RFC 9260 lets them)."""
+    from tests.test_sctp_codec import ALL_CAUSES, ALL_PARAMETERS, WIRE
+    from webrtc_secure.sctp import (
+        AbortChunk,
+        InitAckChunk,
+        InitChunk,
+        Packet,
+        ReconfigChunk,
+        SackChunk,
+        serialize_chunks,
+        serialize_packet,
+    )
+    from webrtc_secure.sctp.parameters import (
+        AddOutgoingStreamsRequest,
+        ReconfigResponse,
+        SsnTsnResetRequest,
+    )
+
+    out = [serialize_chunks(5000, 5000, 1, [wire]) for _, _, wire in WIRE]
+    out.append(serialize_packet(Packet(5000, 5000, 2, tuple(c for _, c, _ in WIRE))))
+    out.append(serialize_packet(Packet(5000, 5000, 0, (InitChunk(1, 2, 3, 4, 5, ALL_PARAMETERS),))))
+    out.append(serialize_packet(Packet(1, 2, 3, (InitAckChunk(1, 2, 3, 4, 5, ALL_PARAMETERS),))))
+    out.append(
+        serialize_packet(Packet(1, 2, 3, (AbortChunk(True, ALL_CAUSES),)), zero_checksum=True)
+    )
+    reconfig = (
+        SsnTsnResetRequest(1),
+        ReconfigResponse(2, 1, 3, 4),
+        AddOutgoingStreamsRequest(5, 6),
+    )
+    out.append(serialize_packet(Packet(1, 2, 3, (ReconfigChunk(reconfig),))))
+    sack = SackChunk(100, 5000, tuple((i, i + 1) for i in range(1, 40, 3)), (7, 8, 9))
+    out.append(serialize_packet(Packet(1, 2, 3, (sack,))))
+    try:
+        from aiortc import rtcsctptransport as a
+    except ImportError:  # a test-only dependency; our own seeds suffice to start
+        return out
+    init = a.InitChunk()
+    init.initiate_tag, init.advertised_rwnd, init.initial_tsn = 7, 131072, 99
+    init.outbound_streams = init.inbound_streams = 65535
+    init.params = [(0xC000, b""), (0x8008, bytes([192, 130])), (7, b"odd-cookie")]
+    data = a.DataChunk(flags=3)
+    data.user_data = b"hello"
+    out += [a.serialize_packet(5000, 5000, 9, c) for c in (init, data, a.CookieAckChunk())]
+    return out
+
+
 def write_corpora(base: Path) -> dict[str, Path]:
     """One directory of seeds per target; returns target -> directory."""
     datagrams = _capture_datagrams() + _our_handshake()
@@ -73,6 +123,8 @@ def write_corpora(base: Path) -> dict[str, Path]:
         "dtls_client": datagrams,
         "rtp": _media(),
         "sdp": _sdp(),
+        "sctp_packet": _sctp(),
+        "sctp_aiortc_diff": _sctp(),
     }
     dirs = {}
     for target, items in seeds.items():

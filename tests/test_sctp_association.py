@@ -1,0 +1,245 @@
+"""The SCTP association against itself on a fake clock: handshake (one side or both
+sides calling connect), reliable ordered messages both ways, fragmentation, I-DATA and
+zero-checksum negotiation, shutdown, abort, timeouts, send-side errors, heartbeat."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from tests.sctp_pair import capture, chunk_types, config, healthy, make_pair
+from webrtc_secure.errors import (
+    AssociationAborted,
+    AssociationTimeout,
+    InvalidAssociationState,
+    MessageTooLarge,
+    SendBufferFull,
+)
+from webrtc_secure.sctp.association import (
+    DEFAULT_MAX_PACKET_SIZE,
+    Association,
+    AssociationConfig,
+    AssociationState,
+)
+from webrtc_secure.sctp.events import (
+    AssociationClosed,
+    AssociationEstablished,
+    BufferedAmountLow,
+    MessageReceived,
+)
+
+
+def test_default_packet_size_fits_one_dtls_record_in_1200_octets() -> None:
+    assert DEFAULT_MAX_PACKET_SIZE + 13 + 8 + 16 == 1200
+
+
+@pytest.mark.parametrize("both", [False, True], ids=["one-init", "init-collision"])
+def test_handshake_establishes_once_on_each_side(both: bool) -> None:
+    pair = make_pair(3)
+    assert pair.connect(both=both)
+    for side in ("a", "b"):
+        assert len(pair.events(side, AssociationEstablished)) == 1
+    assert pair.a.interleaving and pair.b.interleaving
+    assert pair.a.zero_checksum and pair.b.zero_checksum
+    pair.pump.run_for(5)
+    assert pair.a.state is AssociationState.ESTABLISHED
+    assert pair.b.state is AssociationState.ESTABLISHED
+    assert healthy(pair.a) and healthy(pair.b)
+
+
+def test_listener_keeps_no_state_before_cookie_echo() -> None:
+    b = Association(config(2))
+    a = Association(config(1))
+    a.connect(0.0)
+    [init] = a.datagrams_to_send(0.0)
+    for _ in range(100):
+        b.receive_datagram(init, 0.0)
+    acks = b.datagrams_to_send(0.0)
+    assert 1 <= len(acks) <= 64  # bounded answer queue
+    assert b.state is AssociationState.CLOSED
+    assert b.get_timer() is None and b.next_event() is None
+    # Any one of the INIT-ACKs completes the handshake.
+    a.receive_datagram(acks[-1], 0.01)
+    [echo] = a.datagrams_to_send(0.01)
+    b.receive_datagram(echo, 0.02)
+    assert b.state is AssociationState.ESTABLISHED
+    assert isinstance(b.next_event(), AssociationEstablished)
+
+
+@pytest.mark.parametrize("interleaving", [False, True])
+def test_reliable_ordered_messages_both_ways(interleaving: bool) -> None:
+    pair = make_pair(
+        5,
+        a=config(11, interleaving=interleaving, remote_max_message_size=0),
+        b=config(12, remote_max_message_size=0),
+    )
+    rng = random.Random(1)
+    a_msgs = [rng.randbytes(rng.randint(1, 70000)) for _ in range(30)]
+    b_msgs = [rng.randbytes(rng.randint(1, 3000)) for _ in range(100)]
+    for i, m in enumerate(a_msgs):
+        pair.a.send(i % 4, 53, m, 0.0)  # queued before the association is up
+    seen = capture(pair)
+    assert pair.connect()
+    for m in b_msgs:
+        pair.b.send(7, 51, m, pair.now)
+    assert pair.run_until(
+        lambda: len(pair.messages("b")) == len(a_msgs) and len(pair.messages("a")) == len(b_msgs)
+    )
+    for sid in range(4):
+        got = [m.data for m in pair.messages("b") if m.stream_id == sid]
+        assert got == [m for i, m in enumerate(a_msgs) if i % 4 == sid]
+    assert [m.data for m in pair.messages("a")] == b_msgs
+    assert {m.ppid for m in pair.messages("b")} == {53}
+    kinds = set(chunk_types(seen))
+    assert ("IDataChunk" in kinds) is interleaving and ("DataChunk" in kinds) is not interleaving
+    assert max(len(d) for _, d in seen) <= DEFAULT_MAX_PACKET_SIZE
+    assert healthy(pair.a) and healthy(pair.b)
+
+
+def test_sack_bundling_and_delayed_ack() -> None:
+    pair = make_pair(1)
+    assert pair.connect()
+    seen = capture(pair)
+    pair.a.send(0, 51, b"one", pair.now)
+    start = pair.now
+    assert pair.run_until(lambda: pair.a.stats.srtt is not None, 5)
+    sacks = [(d, data) for d, data in seen if d == "b->a"]
+    assert chunk_types(sacks) == ["SackChunk"]
+    # One packet with data: the SACK waits for the delayed-ack timer (200 ms).
+    assert pair.now - start >= 0.2
+    assert pair.a.stats.srtt is not None and pair.a.stats.srtt >= 0.2
+
+
+@pytest.mark.parametrize(
+    ("a_zero", "b_zero", "expected"), [(True, True, True), (True, False, False)]
+)
+def test_zero_checksum_only_when_both_offer_it(a_zero: bool, b_zero: bool, expected: bool) -> None:
+    pair = make_pair(2, a=config(1, zero_checksum=a_zero), b=config(2, zero_checksum=b_zero))
+    seen = capture(pair)
+    assert pair.connect()
+    pair.a.send(0, 51, b"x" * 100, pair.now)
+    assert pair.run_until(lambda: len(pair.messages("b")) == 1)
+    assert pair.a.zero_checksum is expected and pair.b.zero_checksum is expected
+    data_packets = [
+        d
+        for _, d in seen
+        if "DataChunk" in chunk_types([("", d)])[0:1] or "IDataChunk" in chunk_types([("", d)])
+    ]
+    assert data_packets
+    zero = [d[8:12] == b"\0\0\0\0" for d in data_packets]
+    assert all(zero) if expected else not any(zero)
+    # INIT and COOKIE-ECHO always carry a real CRC32c.
+    for _, d in seen[:3]:
+        assert d[8:12] != b"\0\0\0\0"
+
+
+def test_graceful_shutdown_delivers_queued_data_first() -> None:
+    pair = make_pair(4, loss=0.1)
+    assert pair.connect()
+    msgs = [bytes([i]) * 2000 for i in range(40)]
+    for m in msgs:
+        pair.a.send(1, 51, m, pair.now)
+    pair.a.shutdown(pair.now)
+    assert pair.a.state is AssociationState.SHUTDOWN_PENDING
+    with pytest.raises(InvalidAssociationState):
+        pair.a.send(1, 51, b"late", pair.now)
+    assert pair.run_until(pair.closed, 120)
+    assert [m.data for m in pair.messages("b")] == msgs
+    assert pair.events("a", AssociationClosed) == [AssociationClosed(None)]
+    assert pair.events("b", AssociationClosed) == [AssociationClosed(None)]
+    assert pair.a.state is AssociationState.CLOSED and pair.b.state is AssociationState.CLOSED
+    assert pair.a.get_timer() is None and pair.b.get_timer() is None
+
+
+def test_abort_reaches_the_peer_as_an_error() -> None:
+    pair = make_pair(6)
+    assert pair.connect()
+    pair.a.abort("bye", pair.now)
+    assert pair.run_until(pair.closed, 5)
+    [closed_b] = pair.events("b", AssociationClosed)
+    assert isinstance(closed_b.error, AssociationAborted) and "bye" in str(closed_b.error)
+    [closed_a] = pair.events("a", AssociationClosed)
+    assert isinstance(closed_a.error, AssociationAborted)
+
+
+def test_unreachable_peer_ends_in_a_timeout() -> None:
+    pair = make_pair(7, a=config(1, heartbeat_interval=None))
+    assert pair.connect()
+    pair.sim.links = {k: type(v)(loss=1.0) for k, v in pair.sim.links.items()}
+    pair.a.send(0, 51, b"lost", pair.now)
+    assert pair.run_until(lambda: bool(pair.events("a", AssociationClosed)), 3600)
+    [closed] = pair.events("a", AssociationClosed)
+    assert isinstance(closed.error, AssociationTimeout)
+    assert pair.a.stats.t3_expirations == pair.a.config.max_retransmits + 1
+
+
+def test_init_without_answer_times_out() -> None:
+    a = Association(config(1, max_init_retransmits=3))
+    a.connect(0.0)
+    now = 0.0
+    sent = len(a.datagrams_to_send(now))
+    while (timer := a.get_timer()) is not None:
+        now = timer
+        a.handle_timer(now)
+        sent += len(a.datagrams_to_send(now))
+    assert sent == 4  # INIT and three retransmissions, 1 + 2 + 4 + 8 s apart
+    assert now == pytest.approx(15.0)
+    event = None
+    while (e := a.next_event()) is not None:
+        event = e
+    assert isinstance(event, AssociationClosed) and isinstance(event.error, AssociationTimeout)
+
+
+def test_send_errors() -> None:
+    a = Association(config(1, remote_max_message_size=1000, send_buffer_size=5000))
+    with pytest.raises(MessageTooLarge):
+        a.send(0, 51, b"x" * 1001, 0.0)
+    for _ in range(5):
+        a.send(0, 51, b"x" * 1000, 0.0)
+    with pytest.raises(SendBufferFull):
+        a.send(0, 51, b"x", 0.0)
+    with pytest.raises(ValueError):
+        a.send(0, 51, b"", 0.0)
+    assert a.buffered_amount(0) == 5000
+    with pytest.raises(InvalidAssociationState):
+        a.reset_streams([0], 0.0)  # not established
+
+
+def test_buffered_amount_low_event() -> None:
+    pair = make_pair(8)
+    assert pair.connect()
+    pair.a.set_buffered_amount_low_threshold(3, 5000)
+    for _ in range(20):
+        pair.a.send(3, 51, b"y" * 1000, pair.now)
+    assert pair.a.buffered_amount(3) == 20000
+    assert pair.run_until(lambda: len(pair.messages("b")) == 20)
+    assert pair.events("a", BufferedAmountLow) == [BufferedAmountLow(3)]
+    assert pair.a.buffered_amount(3) == 0
+
+
+def test_heartbeat_measures_rtt_on_an_idle_association() -> None:
+    pair = make_pair(9, a=config(1, heartbeat_interval=2.0), b=config(2, heartbeat_interval=2.0))
+    assert pair.connect()
+    assert pair.a.stats.srtt is None
+    pair.pump.run_for(5)
+    assert pair.a.stats.srtt == pytest.approx(0.02, abs=0.005)
+    assert pair.a.is_established and pair.b.is_established
+
+
+def test_config_is_validated() -> None:
+    with pytest.raises(ValueError):
+        AssociationConfig(max_packet_size=100)
+    with pytest.raises(ValueError):
+        AssociationConfig(rto_min=2.0, rto_initial=1.0)
+    with pytest.raises(ValueError):
+        AssociationConfig(delayed_ack=1.0)
+
+
+def test_message_received_is_whole() -> None:
+    pair = make_pair(10, a=config(1, remote_max_message_size=0))
+    assert pair.connect()
+    big = random.Random(3).randbytes(250_000)
+    pair.a.send(0, 53, big, pair.now)
+    assert pair.run_until(lambda: len(pair.messages("b")) == 1)
+    assert pair.messages("b") == [MessageReceived(0, 53, big)]

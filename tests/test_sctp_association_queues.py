@@ -1,0 +1,395 @@
+"""Unit tests of the association's pure pieces: TSN tracking and SACK fields,
+reassembly and ordered delivery (DATA and I-DATA), FORWARD-TSN skipping, the send
+side (fragmentation, SACK processing, fast retransmit, T3, PR-SCTP), RTO and cwnd."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from webrtc_secure.sctp.congestion import CongestionControl, initial_cwnd
+from webrtc_secure.sctp.receive_queue import (
+    InboundFragment,
+    ReceiveQueue,
+    TsnTracker,
+    Verdict,
+)
+from webrtc_secure.sctp.rto import RtoEstimator
+from webrtc_secure.sctp.send_queue import Outbox, OutgoingMessage, RetransmitQueue
+from webrtc_secure.sctp.serial import add32, diff16, diff32, lt32
+
+# --- serial arithmetic ---------------------------------------------------------------
+
+
+def test_serial_comparisons_wrap() -> None:
+    assert lt32(0xFFFFFFFF, 0)
+    assert not lt32(0, 0xFFFFFFFF)
+    assert diff32(2, 0xFFFFFFFE) == 4
+    assert diff16(1, 0xFFFF) == 2
+    assert add32(0xFFFFFFFF, 2) == 1
+
+
+# --- TSN tracker ---------------------------------------------------------------------
+
+
+def test_tracker_cumulative_gaps_and_duplicates() -> None:
+    t = TsnTracker(100)
+    for tsn in (100, 101, 103, 104, 107):
+        assert t.classify(tsn) is Verdict.ACCEPTED
+        t.add(tsn)
+    assert t.cumulative == 101
+    assert t.gap_blocks() == ((2, 3), (6, 6))
+    assert t.classify(101) is Verdict.DUPLICATE
+    assert t.classify(104) is Verdict.DUPLICATE
+    t.note_duplicate(101)
+    assert t.take_duplicates() == (101,)
+    assert t.take_duplicates() == ()
+    t.add(102)
+    assert t.cumulative == 104
+    assert t.gap_blocks() == ((3, 3),)
+
+
+def test_tracker_wraps_and_refuses_far_tsns() -> None:
+    t = TsnTracker(0xFFFFFFFE, max_window=1000)
+    for tsn in (0xFFFFFFFE, 0xFFFFFFFF, 0, 1):
+        t.add(tsn)
+    assert t.cumulative == 1
+    assert t.classify(1 + 1001) is Verdict.OUT_OF_WINDOW
+    assert t.classify(0x80000000) is Verdict.OUT_OF_WINDOW
+    assert t.classify(0xFFFFFFF0) is Verdict.DUPLICATE  # behind: already acknowledged
+
+
+def test_tracker_forward() -> None:
+    t = TsnTracker(10)
+    t.add(10)
+    t.add(13)
+    t.add(15)
+    assert t.forward(12)
+    assert t.cumulative == 13
+    assert t.gap_blocks() == ((2, 2),)
+    assert not t.forward(11)  # stale
+    assert not t.forward(13 + 70000)  # outside the window
+
+
+def test_duplicate_list_is_bounded() -> None:
+    t = TsnTracker(1)
+    t.add(1)
+    for _ in range(1000):
+        t.note_duplicate(1)
+    assert len(t.take_duplicates()) == 32
+
+
+# --- reassembly and delivery -----------------------------------------------------------
+
+
+def _frag(
+    tsn: int,
+    data: bytes,
+    *,
+    sid: int = 0,
+    seq: int = 0,
+    b: bool = True,
+    e: bool = True,
+    u: bool = False,
+    ppid: int = 51,
+    fsn: int = 0,
+) -> InboundFragment:
+    return InboundFragment(tsn, sid, seq, ppid, data, u, b, e, fsn)
+
+
+def test_data_fragments_reassemble_in_any_order() -> None:
+    q = ReceiveQueue(1)
+    parts = [
+        _frag(1, b"aa", b=True, e=False),
+        _frag(2, b"bb", b=False, e=False),
+        _frag(3, b"cc", b=False, e=True),
+    ]
+    for order in ([2, 0, 1], [1, 2, 0]):
+        q = ReceiveQueue(1)
+        for i in order:
+            assert q.receive(parts[i]) is Verdict.ACCEPTED
+        assert [m.data for m in q.pop_messages()] == [b"aabbcc"]
+        assert q.buffered == 0 and q.stored == 0
+
+
+def test_ordered_messages_wait_for_their_turn_unordered_do_not() -> None:
+    q = ReceiveQueue(1)
+    q.receive(_frag(2, b"second", seq=1))
+    q.receive(_frag(3, b"fast", u=True, sid=1))
+    assert [m.data for m in q.pop_messages()] == [b"fast"]
+    assert q.buffered == len(b"second")
+    q.receive(_frag(1, b"first", seq=0))
+    assert [m.data for m in q.pop_messages()] == [b"first", b"second"]
+    assert q.buffered == 0
+
+
+def test_interleaved_fragments_of_two_streams() -> None:
+    q = ReceiveQueue(1, interleaving=True)
+    q.receive(_frag(1, b"A1", sid=1, seq=0, b=True, e=False, ppid=53))
+    q.receive(_frag(2, b"B", sid=2, seq=0, ppid=51))
+    assert [m.data for m in q.pop_messages()] == [b"B"]
+    q.receive(_frag(4, b"A3", sid=1, seq=0, b=False, e=True, fsn=2))
+    q.receive(_frag(3, b"A2", sid=1, seq=0, b=False, e=False, fsn=1))
+    [m] = q.pop_messages()
+    assert (m.stream_id, m.ppid, m.data) == (1, 53, b"A1A2A3")
+
+
+def test_interleaved_rejects_repeated_and_impossible_fragments() -> None:
+    q = ReceiveQueue(1, interleaving=True)
+    assert q.receive(_frag(1, b"x", b=False, e=False, fsn=5)) is Verdict.ACCEPTED
+    assert q.receive(_frag(2, b"y", b=False, e=False, fsn=5)) is Verdict.INVALID
+    assert q.receive(_frag(3, b"z", b=False, e=True, fsn=3)) is Verdict.INVALID  # 5 > 3
+    assert q.receive(_frag(4, b"", b=True, e=True)) is Verdict.INVALID
+    assert q.tracker.cumulative == 1
+
+
+def test_inconsistent_data_run_is_dropped_not_delivered() -> None:
+    q = ReceiveQueue(1)
+    q.receive(_frag(1, b"a", sid=1, b=True, e=False))
+    q.receive(_frag(2, b"b", sid=2, b=False, e=True))
+    assert q.pop_messages() == []
+    assert q.dropped_messages == 1 and q.buffered == 0
+
+
+def test_forward_tsn_skips_lost_ordered_message_and_releases_the_next() -> None:
+    q = ReceiveQueue(1)
+    q.receive(_frag(1, b"m0-part", seq=0, b=True, e=False))  # message 0 never completes
+    q.receive(_frag(3, b"m1", seq=1))
+    assert q.pop_messages() == []
+    assert q.skip(2, ((0, False, 0),))
+    assert [m.data for m in q.pop_messages()] == [b"m1"]
+    assert q.cumulative_tsn == 3 and q.buffered == 0 and q.stored == 0
+
+
+def test_iforward_tsn_skips_by_mid() -> None:
+    q = ReceiveQueue(1, interleaving=True)
+    q.receive(_frag(1, b"x", sid=3, seq=0, b=True, e=False))
+    q.receive(_frag(3, b"y", sid=3, seq=1))
+    q.receive(_frag(4, b"u", sid=3, seq=0, u=True, b=True, e=False))
+    assert q.skip(2, ((3, False, 0), (3, True, 0)))
+    assert [m.data for m in q.pop_messages()] == [b"y"]
+    assert q.buffered == 0
+
+
+def test_forward_tsn_outside_window_is_refused() -> None:
+    q = ReceiveQueue(1)
+    assert not q.skip(add32(1, 1 << 20), ())
+    assert q.cumulative_tsn == 0
+
+
+def test_receive_window_bounds_buffering_but_next_tsn_gets_in() -> None:
+    q = ReceiveQueue(1, window=100)
+    assert q.receive(_frag(2, b"x" * 90, seq=1)) is Verdict.ACCEPTED
+    assert q.rwnd == 10
+    assert q.receive(_frag(3, b"y" * 20, seq=2)) is Verdict.BUFFER_FULL
+    assert q.receive(_frag(1, b"z" * 20, seq=0)) is Verdict.ACCEPTED  # next in line
+    assert [m.data[:1] for m in q.pop_messages()] == [b"z", b"x"]
+
+
+def test_stream_reset_restarts_sequence_numbers() -> None:
+    q = ReceiveQueue(1)
+    q.receive(_frag(1, b"a", sid=5, seq=0))
+    q.reset_streams((5,))
+    q.receive(_frag(2, b"b", sid=5, seq=0))
+    assert [m.data for m in q.pop_messages()] == [b"a", b"b"]
+
+
+def test_random_fragment_order_delivers_each_message_once_in_order() -> None:
+    rng = random.Random(7)
+    for interleaving in (False, True):
+        q = ReceiveQueue(1000, interleaving=interleaving)
+        frags: list[InboundFragment] = []
+        tsn = 1000
+        messages = [bytes([i]) * rng.randint(1, 50) for i in range(40)]
+        for seq, msg in enumerate(messages):
+            pieces = [msg[i : i + 7] for i in range(0, len(msg), 7)]
+            for n, piece in enumerate(pieces):
+                frags.append(_frag(tsn, piece, seq=seq, b=n == 0, e=n == len(pieces) - 1, fsn=n))
+                tsn += 1
+        shuffled = frags + frags[:10]
+        rng.shuffle(shuffled)
+        for f in shuffled:
+            q.receive(f)
+        assert [m.data for m in q.pop_messages()] == messages
+        assert q.buffered == 0 and q.stored == 0
+
+
+# --- send side -----------------------------------------------------------------------------
+
+
+def test_outbox_fragments_and_round_robins() -> None:
+    out = Outbox(interleaving=False)
+    out.push(OutgoingMessage(1, 51, b"a" * 25))
+    out.push(OutgoingMessage(2, 51, b"b" * 5))
+    pieces = []
+    while (f := out.next_fragment(10, 0.0)) is not None:
+        pieces.append((f.message.stream_id, f.data, f.beginning, f.ending))
+    # without I-DATA the started message finishes first
+    assert pieces == [
+        (1, b"a" * 10, True, False),
+        (1, b"a" * 10, False, False),
+        (1, b"a" * 5, False, True),
+        (2, b"b" * 5, True, True),
+    ]
+    out = Outbox(interleaving=True)
+    out.push(OutgoingMessage(1, 51, b"a" * 25))
+    out.push(OutgoingMessage(2, 51, b"b" * 5))
+    order = []
+    while (f := out.next_fragment(10, 0.0)) is not None:
+        order.append(f.message.stream_id)
+    assert order == [1, 2, 1, 1]
+
+
+def test_outbox_assigns_ssn_and_reports_buffered_amount_low() -> None:
+    out = Outbox()
+    out.set_threshold(1, 10)
+    out.push(OutgoingMessage(1, 51, b"x" * 15))
+    out.push(OutgoingMessage(1, 51, b"y" * 5))
+    assert out.buffered_amount(1) == 20
+    f1 = out.next_fragment(100, 0.0)
+    assert f1 is not None and f1.message.seq == 0
+    assert out.low == [1]
+    f2 = out.next_fragment(100, 0.0)
+    assert f2 is not None and f2.message.seq == 1
+    assert out.buffered_amount(1) == 0
+
+
+def test_outbox_drops_expired_unsent_messages() -> None:
+    out = Outbox()
+    out.push(OutgoingMessage(1, 51, b"old", ordered=False, expires_at=1.0))
+    out.push(OutgoingMessage(1, 51, b"new"))
+    f = out.next_fragment(100, 2.0)
+    assert f is not None and f.data == b"new" and f.message.seq == 0
+    assert out.total == 0
+
+
+def _send_all(out: Outbox, rq: RetransmitQueue, now: float, size: int = 100) -> list[int]:
+    tsns = []
+    while (f := out.next_fragment(size, now)) is not None:
+        chunk = rq.assign(f)
+        rq.sent(chunk, now)
+        tsns.append(chunk.tsn)
+    return tsns
+
+
+def _rq(tsn: int = 1000) -> RetransmitQueue:
+    return RetransmitQueue(tsn, mtu=1000, peer_rwnd=100000, rto=RtoEstimator())
+
+
+def test_sack_acks_measures_rtt_and_stops_t3() -> None:
+    out, rq = Outbox(), _rq()
+    out.push(OutgoingMessage(0, 51, b"z" * 250))
+    assert _send_all(out, rq, 0.0) == [1000, 1001, 1002]
+    assert rq.flight_size == 250 and rq.t3_deadline == 1.0
+    result = rq.on_sack(1002, 100000, (), 0.1)
+    assert result.cumulative_advanced and result.bytes_acked == 250
+    assert rq.rto.srtt == pytest.approx(0.1)
+    assert rq.flight_size == 0 and rq.t3_deadline is None and rq.outstanding == 0
+
+
+def test_sack_validation_rejects_stale_future_and_absurd_gaps() -> None:
+    out, rq = Outbox(), _rq()
+    out.push(OutgoingMessage(0, 51, b"z" * 500))
+    _send_all(out, rq, 0.0)
+    assert not rq.on_sack(1010, 1000, (), 0.1).accepted  # acks the unsent
+    assert rq.on_sack(1000, 1000, (), 0.1).accepted
+    assert not rq.on_sack(999, 1000, (), 0.1).accepted  # older than the ack point
+    r = rq.on_sack(1000, 1000, ((3, 1), (0, 2), (1, 60000)), 0.1)
+    assert r.invalid_gap_blocks == 3 and r.bytes_acked == 0
+    r = rq.on_sack(1000, 1000, tuple((1, 1) for _ in range(5000)), 0.1)
+    assert r.invalid_gap_blocks == 5000 - 256
+
+
+def test_three_miss_reports_fast_retransmit_and_halve_cwnd() -> None:
+    out, rq = Outbox(), _rq()
+    out.push(OutgoingMessage(0, 51, b"q" * 600))
+    _send_all(out, rq, 0.0)  # TSNs 1000..1005
+    cwnd = rq.cc.cwnd
+    for end in (1, 2):
+        assert not rq.on_sack(999, 100000, ((2, 1 + end),), 0.1).fast_retransmit
+    r = rq.on_sack(999, 100000, ((2, 4),), 0.1)
+    assert r.fast_retransmit and rq.cc.in_fast_recovery
+    assert rq.cc.cwnd == max(cwnd // 2, 4 * 1000)
+    [chunk] = rq.retransmission_candidates(fast_only=True)
+    assert chunk.tsn == 1000
+    rq.sent(chunk, 0.2)
+    assert rq.retransmissions == 1 and not rq.has_retransmissions
+
+
+def test_t3_expiry_marks_everything_and_backs_off() -> None:
+    out, rq = Outbox(), _rq()
+    out.push(OutgoingMessage(0, 51, b"q" * 300))
+    _send_all(out, rq, 0.0)
+    rq.on_t3_expired(1.0)
+    assert rq.rto.rto == 2.0 and rq.cc.cwnd == 1000 and rq.flight_size == 0
+    assert [c.tsn for c in rq.retransmission_candidates()] == [1000, 1001, 1002]
+
+
+def test_pr_sctp_max_retransmits_abandons_and_forward_tsn_names_the_stream() -> None:
+    out, rq = Outbox(), _rq()
+    out.push(OutgoingMessage(4, 51, b"a" * 150, max_retransmits=0))
+    out.push(OutgoingMessage(4, 51, b"b" * 50))
+    _send_all(out, rq, 0.0)  # 1000, 1001 = message 0 (ssn 0); 1002 = message 1
+    rq.on_sack(999, 100000, ((3, 3),), 0.1)
+    rq.on_t3_expired(1.0)  # message 0 may not be retransmitted: abandoned
+    assert rq.abandoned_count == 1
+    assert rq.forward_tsn_needed
+    assert rq.forward_tsn(interleaving=False) == (1001, ((4, False, 0),))
+    assert [c.tsn for c in rq.retransmission_candidates()] == []
+    rq.on_sack(1002, 100000, (), 1.1)
+    assert not rq.forward_tsn_needed and rq.outstanding == 0
+
+
+def test_pr_sctp_lifetime_abandons_outstanding_chunks() -> None:
+    out, rq = Outbox(), _rq()
+    out.push(OutgoingMessage(2, 51, b"x" * 10, ordered=False, expires_at=0.5))
+    _send_all(out, rq, 0.0)
+    rq.expire(0.6)
+    assert rq.forward_tsn(interleaving=True) == (1000, ((2, True, 0),))
+    assert rq.forward_tsn(interleaving=False) == (1000, ())
+
+
+def test_zero_window_allows_one_probe() -> None:
+    rq = RetransmitQueue(1, mtu=1000, peer_rwnd=0, rto=RtoEstimator())
+    assert rq.can_send_new(100)  # nothing in flight: probe
+    out = Outbox()
+    out.push(OutgoingMessage(0, 51, b"p" * 100))
+    _send_all(out, rq, 0.0)
+    assert not rq.can_send_new(100)
+
+
+# --- RTO and congestion control ---------------------------------------------------------------
+
+
+def test_rto_follows_rfc6298() -> None:
+    r = RtoEstimator(rto_initial=1.0, rto_min=0.2, rto_max=10.0)
+    assert r.rto == 1.0
+    r.observe(0.1)
+    assert r.srtt == pytest.approx(0.1) and r.rttvar == pytest.approx(0.05)
+    assert r.rto == pytest.approx(0.3)
+    r.observe(0.3)
+    assert r.rttvar == pytest.approx(0.75 * 0.05 + 0.25 * 0.2)
+    assert r.srtt == pytest.approx(0.875 * 0.1 + 0.125 * 0.3)
+    for _ in range(10):
+        r.backoff()
+    assert r.rto == 10.0
+    with pytest.raises(ValueError):
+        RtoEstimator(rto_initial=0.1, rto_min=0.2)
+
+
+def test_cwnd_slow_start_then_congestion_avoidance() -> None:
+    cc = CongestionControl(mtu=1000, ssthresh=8000)
+    assert cc.cwnd == initial_cwnd(1000) == 4000
+    cc.on_ack(3000, True, flight_before=4000)
+    assert cc.cwnd == 5000  # at most one MTU per SACK
+    cc.on_ack(1000, True, flight_before=1000)
+    assert cc.cwnd == 5000  # window not used: no growth
+    cc.cwnd = 9000
+    for _ in range(8):
+        cc.on_ack(1000, True, flight_before=9000)
+    assert cc.cwnd == 9000
+    cc.on_ack(1000, True, flight_before=9000)
+    assert cc.cwnd == 10000 and cc.partial_bytes_acked == 0
+    cc.on_timeout()
+    assert cc.cwnd == 1000 and cc.ssthresh == 5000

@@ -1,0 +1,1450 @@
+"""The SCTP association: a sans-I/O engine (RFC 9260 as profiled by RFC 8261/8831).
+
+One association over one DTLS connection: no multihoming, no IP addresses, ports from
+SDP. The face is the one every engine of the project has: ``receive_datagram(data,
+now)`` takes one SCTP packet (one DTLS application-data record), ``datagrams_to_send
+(now)`` hands out SCTP packets of at most ``max_packet_size`` octets, ``get_timer`` /
+``handle_timer`` drive retransmission, and ``next_event`` reports what happened.
+
+What it does:
+
+* handshake INIT / INIT-ACK / COOKIE-ECHO / COOKIE-ACK with a stateless HMAC cookie
+  (cookie.py); both ends may call ``connect`` (simultaneous INIT, RFC 9260 5.2.1);
+* DATA or I-DATA (RFC 8260, when both ends offer it) with SACK (gap blocks and
+  duplicates), delayed SACK (every second packet or ``delayed_ack``), bundling of
+  control and data chunks up to ``max_packet_size``;
+* retransmission: T1-init/cookie, T2-shutdown, T3-rtx with the RFC 6298 RTO, fast
+  retransmit, cwnd per RFC 9260 7.2, the peer's receive window;
+* HEARTBEAT / HEARTBEAT-ACK (RTT samples), ABORT, ERROR, SHUTDOWN sequence;
+* PR-SCTP (RFC 3758): FORWARD-TSN / I-FORWARD-TSN, abandonment by retransmission
+  count or lifetime;
+* stream reset (RFC 6525) both ways, as RFC 8831 closes data channels;
+* zero checksum (RFC 9653, error detection method 1 = DTLS) when both ends offer it.
+
+Every hostile or malformed input ends as a counted drop in ``stats.dropped`` (by
+reason) or as a typed error in an :class:`AssociationClosed` event; nothing raises out
+of ``receive_datagram`` / ``handle_timer``.
+
+Defaults, and why:
+
+* ``max_packet_size`` 1163: the DTLS engine's datagrams are at most 1200 octets
+  (its ``mtu``), and an AES-GCM record costs 13 (header) + 8 (explicit nonce) + 16
+  (tag) = 37 of them, the largest overhead of our suites (ChaCha20-Poly1305: 29).
+  dcSCTP budgets 1191 from a 1280-octet IPv6 path (-40 IPv6, -8 UDP, -37 DTLS,
+  -4 TURN channel); our 1200 is already the UDP payload budget.
+* ``receive_window`` 1 MiB, as aiortc (``_advertised_rwnd``) and pion advertise.
+* ``rto_initial`` 1 s (RFC 6298 2.1 and RFC 9260's RTO.Initial; aiortc uses 3 s);
+  ``rto_min`` 0.4 s rather than RFC 9260's 1 s: a data channel is interactive, and a
+  1 s floor makes every tail loss cost a second (WebRTC stacks use lower floors too);
+  ``rto_max`` 60 s. Association.Max.Retrans 10 and Max.Init.Retransmits 8 (RFC 9260
+  15, also aiortc's values).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import logging
+import os
+import struct
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from ..errors import (
+    AssociationAborted,
+    AssociationTimeout,
+    ChecksumMismatch,
+    InvalidAssociationState,
+    MalformedSctpPacket,
+    MessageTooLarge,
+    SctpError,
+    SendBufferFull,
+    StreamResetPending,
+)
+from .chunks import (
+    DATA_HEADER_SIZE,
+    IDATA_HEADER_SIZE,
+    AbortChunk,
+    Chunk,
+    ChunkType,
+    CookieAckChunk,
+    CookieEchoChunk,
+    DataChunk,
+    ErrorChunk,
+    ForwardTsnChunk,
+    HeartbeatAckChunk,
+    HeartbeatChunk,
+    IDataChunk,
+    IForwardTsnChunk,
+    InitAckChunk,
+    InitChunk,
+    ReconfigChunk,
+    SackChunk,
+    ShutdownAckChunk,
+    ShutdownChunk,
+    ShutdownCompleteChunk,
+    UnknownChunk,
+)
+from .cookie import (
+    FLAG_FORWARD_TSN,
+    FLAG_INTERLEAVING,
+    FLAG_RECONFIG,
+    FLAG_ZERO_CHECKSUM,
+    CookieState,
+    open_cookie,
+    seal_cookie,
+)
+from .events import (
+    AssociationClosed,
+    AssociationEstablished,
+    BufferedAmountLow,
+    Event,
+    IncomingStreamsReset,
+    MessageReceived,
+    OutgoingStreamsReset,
+)
+from .packet import COMMON_HEADER_SIZE, parse_packet, serialize_chunks
+from .parameters import (
+    ErrorDetectionMethod,
+    ForwardTsnSupportedParameter,
+    IncomingSsnResetRequest,
+    InitParameter,
+    InvalidStreamIdentifierCause,
+    OutgoingSsnResetRequest,
+    ProtocolViolationCause,
+    ReconfigParameter,
+    ReconfigResponse,
+    ReconfigResult,
+    StaleCookieCause,
+    StateCookieParameter,
+    SupportedExtensionsParameter,
+    UnrecognizedChunkTypeCause,
+    UserInitiatedAbortCause,
+    ZeroChecksumAcceptableParameter,
+)
+from .receive_queue import InboundFragment, ReceiveQueue, Verdict
+from .rto import RtoEstimator
+from .send_queue import Outbox, OutgoingMessage, RetransmitQueue, SentChunk
+from .serial import add32, le32
+
+logger = logging.getLogger(__name__)
+
+DTLS_RECORD_OVERHEAD = 13 + 8 + 16  # header + explicit nonce + AES-GCM tag
+DEFAULT_MAX_PACKET_SIZE = 1200 - DTLS_RECORD_OVERHEAD  # 1163
+MIN_PACKET_SIZE = 256
+MAX_PENDING_REPLIES = 64  # stateless INIT-ACKs and OOTB answers waiting to be sent
+MAX_STREAM_RESET_IDS = 2048
+MAX_PENDING_CONTROL = 256
+
+
+class AssociationState(enum.Enum):
+    """RFC 9260 4 states (CLOSED covers both "not yet" and "no more")."""
+
+    CLOSED = "closed"
+    COOKIE_WAIT = "cookie-wait"
+    COOKIE_ECHOED = "cookie-echoed"
+    ESTABLISHED = "established"
+    SHUTDOWN_PENDING = "shutdown-pending"
+    SHUTDOWN_SENT = "shutdown-sent"
+    SHUTDOWN_RECEIVED = "shutdown-received"
+    SHUTDOWN_ACK_SENT = "shutdown-ack-sent"
+
+
+_DATA_STATES = frozenset(
+    {
+        AssociationState.ESTABLISHED,
+        AssociationState.SHUTDOWN_PENDING,
+        AssociationState.SHUTDOWN_RECEIVED,
+    }
+)
+_RECEIVING_STATES = frozenset(
+    {
+        AssociationState.ESTABLISHED,
+        AssociationState.SHUTDOWN_PENDING,
+        AssociationState.SHUTDOWN_SENT,
+    }
+)
+_UP_STATES = frozenset(
+    {
+        AssociationState.ESTABLISHED,
+        AssociationState.SHUTDOWN_PENDING,
+        AssociationState.SHUTDOWN_SENT,
+        AssociationState.SHUTDOWN_RECEIVED,
+        AssociationState.SHUTDOWN_ACK_SENT,
+    }
+)
+
+
+def _random_bytes(n: int) -> bytes:
+    return os.urandom(n)
+
+
+@dataclass(frozen=True)
+class AssociationConfig:
+    """Settings of one association; see the module docstring for the defaults."""
+
+    local_port: int = 5000
+    remote_port: int = 5000
+    max_packet_size: int = DEFAULT_MAX_PACKET_SIZE
+    max_message_size: int = 262144
+    remote_max_message_size: int = 65536
+    streams: int = 65535
+    receive_window: int = 1 << 20
+    send_buffer_size: int = 1 << 22
+    rto_initial: float = 1.0
+    rto_min: float = 0.4
+    rto_max: float = 60.0
+    max_init_retransmits: int = 8
+    max_retransmits: int = 10
+    heartbeat_interval: float | None = 30.0
+    delayed_ack: float = 0.2
+    interleaving: bool = True
+    zero_checksum: bool = True
+    cookie_lifetime: float = 60.0
+    random: Callable[[int], bytes] = _random_bytes
+
+    def __post_init__(self) -> None:
+        for name in ("local_port", "remote_port"):
+            if not 0 < getattr(self, name) <= 0xFFFF:
+                raise ValueError(f"{name} must be in 1..65535")
+        if not MIN_PACKET_SIZE <= self.max_packet_size <= 0xFFFF:
+            raise ValueError(f"max_packet_size must be in {MIN_PACKET_SIZE}..65535")
+        if self.max_message_size <= 0 or self.remote_max_message_size < 0:
+            raise ValueError("message sizes must be positive (remote: 0 = unlimited)")
+        if not 1 <= self.streams <= 65535:
+            raise ValueError("streams must be in 1..65535")
+        if self.receive_window < 1500 or self.send_buffer_size <= 0:
+            raise ValueError("receive_window must be >= 1500 and send_buffer_size > 0")
+        if not 0 < self.rto_min <= self.rto_initial <= self.rto_max:
+            raise ValueError("need 0 < rto_min <= rto_initial <= rto_max")
+        if self.max_init_retransmits < 0 or self.max_retransmits < 0:
+            raise ValueError("retransmission limits must not be negative")
+        if self.heartbeat_interval is not None and self.heartbeat_interval <= 0:
+            raise ValueError("heartbeat_interval must be positive (None disables)")
+        if not 0 < self.delayed_ack <= 0.5:
+            raise ValueError("delayed_ack must be in (0, 0.5] (RFC 9260 6.2)")
+        if self.cookie_lifetime <= 0:
+            raise ValueError("cookie_lifetime must be positive")
+
+
+@dataclass
+class AssociationStats:
+    """Counters of one association (``dropped`` by reason)."""
+
+    packets_in: int = 0
+    packets_out: int = 0
+    chunks_in: int = 0
+    chunks_out: int = 0
+    retransmissions: int = 0
+    fast_retransmits: int = 0
+    t3_expirations: int = 0
+    abandoned_messages: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    error_causes: Counter[str] = field(default_factory=Counter)  # from the peer's ERRORs
+    srtt: float | None = None
+    rto: float = 0.0
+    cwnd: int = 0
+    peer_rwnd: int = 0
+    messages_in: int = 0
+    messages_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+
+@dataclass
+class _ResetRequest:
+    """Our outstanding RE-CONFIG outgoing SSN reset request."""
+
+    seq: int
+    streams: tuple[int, ...]
+    last_tsn: int
+    deadline: float
+
+
+class Association:
+    """One SCTP association, sans-I/O (see the module docstring)."""
+
+    def __init__(self, config: AssociationConfig | None = None) -> None:
+        self.config = config = config or AssociationConfig()
+        self._random = config.random
+        self._secret = config.random(32)
+        self.state = AssociationState.CLOSED
+        self._finished = False  # CLOSED after having been up (or given up)
+        self._local_tag = self._random_tag()
+        self._local_initial_tsn = self._random_u32()
+        self._peer_tag = 0
+        self._rto = RtoEstimator(config.rto_initial, config.rto_min, config.rto_max)
+        self._stats = AssociationStats()
+        self._events: deque[Event] = deque()
+        self._event_bytes = 0  # received message bytes not yet taken by next_event
+        self._replies: list[bytes] = []  # ready packets (stateless answers, final ones)
+        self._control: list[Chunk] = []  # control chunks for the next packet(s)
+        self._outbox = Outbox(interleaving=False, capacity=config.send_buffer_size)
+        self._retransmit: RetransmitQueue | None = None
+        self._receive: ReceiveQueue | None = None
+        # Negotiated.
+        self.interleaving = False
+        self.zero_checksum = False
+        self._forward_tsn = False
+        self._reconfig = False
+        self._outbound_streams = config.streams
+        self._inbound_streams = config.streams
+        # Handshake.
+        self._init_chunk: InitChunk | None = None
+        self._pending_state: CookieState | None = None  # from INIT-ACK, until COOKIE-ACK
+        self._cookie: bytes | None = None
+        self._t1: float | None = None
+        self._t1_rto = config.rto_initial
+        self._t1_count = 0
+        # Shutdown.
+        self._t2: float | None = None
+        self._t2_count = 0
+        self._shutdown_chunk: Chunk | None = None
+        # Errors counted toward Association.Max.Retrans (RFC 9260 8.1).
+        self._errors = 0
+        # SACK.
+        self._sack_pending = False
+        self._sack_now = False
+        self._ack_deadline: float | None = None
+        self._data_packets_unacked = 0
+        # Heartbeat.
+        self._hb_deadline: float | None = None
+        self._hb_outstanding = False
+        # PR-SCTP.
+        self._forward_pending = False
+        # Stream reset (RFC 6525).
+        self._next_request_seq = 0
+        self._reset_waiting: list[int] = []  # streams to reset, not yet requested
+        self._reset_request: _ResetRequest | None = None
+        self._peer_next_request_seq = 0
+        self._peer_last_result: ReconfigResult | None = None
+        self._deferred_reset: tuple[int, int, tuple[int, ...]] | None = None  # seq, tsn, ids
+
+    # --- public API ------------------------------------------------------------------------------
+
+    @property
+    def stats(self) -> AssociationStats:
+        s = self._stats
+        s.srtt = self._rto.srtt
+        s.rto = self._rto.rto
+        if self._retransmit is not None:
+            s.cwnd = self._retransmit.cc.cwnd
+            s.peer_rwnd = self._retransmit.peer_rwnd
+            s.retransmissions = self._retransmit.retransmissions
+            s.fast_retransmits = self._retransmit.fast_retransmits
+            s.abandoned_messages = self._retransmit.abandoned_count
+        return s
+
+    @property
+    def is_established(self) -> bool:
+        return self.state is AssociationState.ESTABLISHED
+
+    def connect(self, now: float) -> None:
+        """Send INIT (active open). Both ends may do this; the collision resolves
+        into one association (RFC 9260 5.2.1)."""
+        if self.state is not AssociationState.CLOSED or self._finished:
+            return
+        self._init_chunk = InitChunk(
+            initiate_tag=self._local_tag,
+            a_rwnd=self.config.receive_window,
+            outbound_streams=self.config.streams,
+            inbound_streams=self.config.streams,
+            initial_tsn=self._local_initial_tsn,
+            parameters=self._capability_parameters(),
+        )
+        self.state = AssociationState.COOKIE_WAIT
+        self._t1_rto = self.config.rto_initial
+        self._t1_count = 0
+        self._t1 = now + self._t1_rto
+        self._send_packet_now([self._init_chunk], verification_tag=0)
+
+    def send(
+        self,
+        stream_id: int,
+        ppid: int,
+        data: bytes,
+        now: float,
+        *,
+        ordered: bool = True,
+        max_retransmits: int | None = None,
+        lifetime: float | None = None,
+    ) -> None:
+        """Queue one message. Before the association is up it waits in the queue."""
+        if self._finished or self.state in (
+            AssociationState.SHUTDOWN_PENDING,
+            AssociationState.SHUTDOWN_SENT,
+            AssociationState.SHUTDOWN_RECEIVED,
+            AssociationState.SHUTDOWN_ACK_SENT,
+        ):
+            raise InvalidAssociationState(f"cannot send in state {self.state.value}")
+        if not 0 <= stream_id < self._outbound_streams:
+            raise InvalidAssociationState(
+                f"stream {stream_id} outside the {self._outbound_streams} negotiated streams"
+            )
+        if not 0 <= ppid <= 0xFFFFFFFF:
+            raise ValueError("ppid must be a 32-bit unsigned integer")
+        if not data:
+            raise ValueError("SCTP cannot carry an empty message (RFC 8831 6.6: send one byte)")
+        if max_retransmits is not None and max_retransmits < 0:
+            raise ValueError("max_retransmits must not be negative")
+        if lifetime is not None and lifetime < 0:
+            raise ValueError("lifetime must not be negative")
+        limit = self.config.remote_max_message_size
+        if limit and len(data) > limit:
+            raise MessageTooLarge(f"{len(data)} octets exceed the peer's maximum of {limit}")
+        if self._outbox.is_paused(stream_id):
+            raise StreamResetPending(f"stream {stream_id} is being reset")
+        if not self._outbox.has_room(len(data)):
+            raise SendBufferFull(
+                f"{len(data)} more octets would exceed the {self._outbox.capacity}-octet buffer"
+            )
+        self._outbox.push(
+            OutgoingMessage(
+                stream_id,
+                ppid,
+                bytes(data),
+                ordered=ordered,
+                max_retransmits=max_retransmits,
+                expires_at=None if lifetime is None else now + lifetime,
+            )
+        )
+        self._stats.messages_out += 1
+        self._stats.bytes_out += len(data)
+
+    def buffered_amount(self, stream_id: int) -> int:
+        """Octets queued on ``stream_id`` and not yet sent once."""
+        return self._outbox.buffered_amount(stream_id)
+
+    def set_buffered_amount_low_threshold(self, stream_id: int, threshold: int) -> None:
+        self._outbox.set_threshold(stream_id, threshold)
+
+    def reset_streams(self, stream_ids: Iterable[int], now: float) -> None:
+        """Reset our outgoing ``stream_ids`` (RFC 6525 5.1.2): what was queued on them
+        is sent first, then the request goes out; :class:`OutgoingStreamsReset`
+        reports completion. Sends on those streams raise until then."""
+        ids = sorted(set(stream_ids))
+        if self.state is not AssociationState.ESTABLISHED:
+            raise InvalidAssociationState(f"cannot reset streams in state {self.state.value}")
+        if not self._reconfig:
+            raise InvalidAssociationState("the peer does not support RE-CONFIG (RFC 6525)")
+        for sid in ids:
+            if not 0 <= sid < self._outbound_streams:
+                raise ValueError(f"stream {sid} outside the negotiated streams")
+        for sid in ids:
+            if sid not in self._reset_waiting and not (
+                self._reset_request is not None and sid in self._reset_request.streams
+            ):
+                self._outbox.pause(sid)
+                self._reset_waiting.append(sid)
+        self._maybe_request_reset(now)
+
+    def shutdown(self, now: float) -> None:
+        """Graceful close (RFC 9260 9.2): queued data is delivered first."""
+        if self.state is AssociationState.ESTABLISHED:
+            self.state = AssociationState.SHUTDOWN_PENDING
+            self._check_shutdown(now)
+        elif self.state in (AssociationState.COOKIE_WAIT, AssociationState.COOKIE_ECHOED):
+            self._close(None)
+
+    def abort(self, reason: str, now: float) -> None:
+        """Send ABORT with a User-Initiated Abort cause and close."""
+        if self._finished:
+            return
+        if self.state is not AssociationState.CLOSED or self._peer_tag:
+            cause = UserInitiatedAbortCause(reason.encode("utf-8", "replace")[:256])
+            self._send_packet_now([AbortChunk(False, (cause,))], self._peer_tag)
+        self._close(AssociationAborted(f"aborted locally: {reason}"))
+
+    def next_event(self) -> Event | None:
+        if not self._events:
+            return None
+        event = self._events.popleft()
+        if isinstance(event, MessageReceived):
+            self._event_bytes -= len(event.data)
+        return event
+
+    def get_timer(self) -> float | None:
+        deadlines = [self._t1, self._t2, self._ack_deadline, self._hb_deadline]
+        if self._retransmit is not None:
+            deadlines.append(self._retransmit.t3_deadline)
+        if self._reset_request is not None:
+            deadlines.append(self._reset_request.deadline)
+        present = [d for d in deadlines if d is not None]
+        return min(present) if present else None
+
+    def handle_timer(self, now: float) -> None:
+        try:
+            self._handle_timer(now)
+        except Exception:  # never out of the engine: count it, tests assert zero
+            logger.exception("SCTP association: internal error in a timer")
+            self._stats.dropped["internal_error"] += 1
+
+    def receive_datagram(self, data: bytes, now: float, addr: object = None) -> None:
+        """Take one SCTP packet."""
+        self._stats.packets_in += 1
+        try:
+            packet = parse_packet(bytes(data), allow_zero_checksum=self.zero_checksum)
+        except ChecksumMismatch:
+            self._stats.dropped["checksum"] += 1
+            return
+        except MalformedSctpPacket:
+            self._stats.dropped["malformed"] += 1
+            return
+        if (
+            packet.destination_port != self.config.local_port
+            or packet.source_port != self.config.remote_port
+        ):
+            self._stats.dropped["port"] += 1
+            return
+        self._stats.chunks_in += len(packet.chunks)
+        try:
+            self._handle_packet(packet.verification_tag, packet.chunks, now)
+        except Exception:  # never out of the engine: count it, tests assert zero
+            logger.exception("SCTP association: internal error handling a packet")
+            self._stats.dropped["internal_error"] += 1
+
+    def datagrams_to_send(self, now: float) -> list[bytes]:
+        try:
+            self._produce(now)
+        except Exception:  # never out of the engine: count it, tests assert zero
+            logger.exception("SCTP association: internal error building packets")
+            self._stats.dropped["internal_error"] += 1
+        out, self._replies = self._replies, []
+        self._stats.packets_out += len(out)
+        return out
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    def _random_u32(self) -> int:
+        return int.from_bytes(self._random(4), "big")
+
+    def _random_tag(self) -> int:
+        while True:
+            tag = self._random_u32()
+            if tag:
+                return tag
+
+    def _capability_parameters(self) -> tuple[InitParameter, ...]:
+        extensions = [ChunkType.RE_CONFIG, ChunkType.FORWARD_TSN]
+        if self.config.interleaving:
+            extensions += [ChunkType.I_DATA, ChunkType.I_FORWARD_TSN]
+        params: list[InitParameter] = [
+            SupportedExtensionsParameter(tuple(int(e) for e in extensions)),
+            ForwardTsnSupportedParameter(),
+        ]
+        if self.config.zero_checksum:
+            params.append(ZeroChecksumAcceptableParameter(ErrorDetectionMethod.DTLS))
+        return tuple(params)
+
+    def _peer_flags(self, init: InitChunk | InitAckChunk) -> int:
+        """What the peer's INIT / INIT-ACK offers, intersected with our config."""
+        extensions: set[int] = set()
+        forward = False
+        zero = False
+        for p in init.parameters:
+            if isinstance(p, SupportedExtensionsParameter):
+                extensions.update(p.chunk_types)
+            elif isinstance(p, ForwardTsnSupportedParameter):
+                forward = True
+            elif isinstance(p, ZeroChecksumAcceptableParameter):
+                zero = p.error_detection_method == ErrorDetectionMethod.DTLS
+        flags = 0
+        if forward or ChunkType.FORWARD_TSN in extensions:
+            flags |= FLAG_FORWARD_TSN
+        if ChunkType.RE_CONFIG in extensions:
+            flags |= FLAG_RECONFIG
+        if (
+            self.config.interleaving
+            and ChunkType.I_DATA in extensions
+            and ChunkType.I_FORWARD_TSN in extensions
+        ):
+            flags |= FLAG_INTERLEAVING
+        if self.config.zero_checksum and zero:
+            flags |= FLAG_ZERO_CHECKSUM
+        return flags
+
+    def _send_packet_now(
+        self, chunks: list[Chunk], verification_tag: int, *, checksum: bool = True
+    ) -> None:
+        if len(self._replies) >= MAX_PENDING_REPLIES:
+            self._stats.dropped["reply_queue_full"] += 1
+            return
+        self._replies.append(
+            serialize_chunks(
+                self.config.local_port,
+                self.config.remote_port,
+                verification_tag,
+                [c.serialize() for c in chunks],
+                zero_checksum=not checksum,
+            )
+        )
+        self._stats.chunks_out += len(chunks)
+
+    def _queue_control(self, chunk: Chunk) -> None:
+        """Queue a control chunk for the next packet; answers to a flood of input
+        (HEARTBEAT-ACKs, ERRORs) are capped until the caller collects packets."""
+        if len(self._control) >= MAX_PENDING_CONTROL:
+            self._stats.dropped["control_queue_full"] += 1
+            return
+        self._control.append(chunk)
+
+    def _emit(self, event: Event) -> None:
+        self._events.append(event)
+
+    def _close(self, error: SctpError | None) -> None:
+        if self._finished:
+            return
+        was = self.state
+        self.state = AssociationState.CLOSED
+        self._finished = True
+        self._t1 = self._t2 = self._ack_deadline = self._hb_deadline = None
+        if self._retransmit is not None:
+            self._retransmit.t3_deadline = None
+        self._reset_request = None
+        self._control.clear()
+        if error is None:
+            logger.info("SCTP association closed (was %s)", was.value)
+        else:
+            logger.info("SCTP association closed (was %s): %s", was.value, error)
+        self._emit(AssociationClosed(error))
+
+    def _count_error(self, what: str) -> bool:
+        """One more unanswered retransmission; True (and closed) past the limit."""
+        self._errors += 1
+        if self._errors > self.config.max_retransmits:
+            self._send_packet_now(
+                [AbortChunk(False, (ProtocolViolationCause(b"too many retransmissions"),))],
+                self._peer_tag,
+            )
+            self._close(AssociationTimeout(f"{what}: peer unreachable after {self._errors} tries"))
+            return True
+        return False
+
+    # --- establishment ---------------------------------------------------------------------------
+
+    def _establish(self, state: CookieState, now: float) -> None:
+        """Create the TCB from the parameters both INITs agreed on."""
+        cfg = self.config
+        self._local_tag = state.local_tag
+        self._peer_tag = state.peer_tag
+        self._local_initial_tsn = state.local_initial_tsn
+        self._outbound_streams = state.outbound_streams
+        self._inbound_streams = state.inbound_streams
+        self._forward_tsn = bool(state.flags & FLAG_FORWARD_TSN)
+        self._reconfig = bool(state.flags & FLAG_RECONFIG)
+        self.interleaving = bool(state.flags & FLAG_INTERLEAVING)
+        self.zero_checksum = bool(state.flags & FLAG_ZERO_CHECKSUM)
+        self._outbox.interleaving = self.interleaving
+        self._receive = ReceiveQueue(
+            state.peer_initial_tsn,
+            interleaving=self.interleaving,
+            window=cfg.receive_window,
+            max_message_size=cfg.max_message_size,
+        )
+        self._retransmit = RetransmitQueue(
+            state.local_initial_tsn,
+            mtu=cfg.max_packet_size,
+            peer_rwnd=state.peer_a_rwnd,
+            rto=self._rto,
+        )
+        # RFC 6525 5.1: request sequence numbers start at the initial TSN.
+        self._next_request_seq = state.local_initial_tsn
+        self._peer_next_request_seq = state.peer_initial_tsn
+        self._t1 = None
+        self._errors = 0
+        self.state = AssociationState.ESTABLISHED
+        if cfg.heartbeat_interval is not None:
+            self._hb_deadline = now + cfg.heartbeat_interval
+        logger.info(
+            "SCTP association established (I-DATA %s, zero checksum %s, PR-SCTP %s)",
+            self.interleaving,
+            self.zero_checksum,
+            self._forward_tsn,
+        )
+        self._emit(AssociationEstablished())
+
+    def _handle_init(self, packet_tag: int, init: InitChunk, now: float) -> None:
+        if packet_tag != 0:
+            self._stats.dropped["init_bad_tag"] += 1
+            return
+        if (
+            init.initiate_tag == 0
+            or init.outbound_streams == 0
+            or init.inbound_streams == 0
+            or init.a_rwnd < 1500
+        ):
+            self._stats.dropped["init_invalid"] += 1
+            return
+        if self._finished:
+            self._stats.dropped["init_after_close"] += 1
+            return
+        local_tie = peer_tie = 0
+        if self.state in (AssociationState.COOKIE_WAIT, AssociationState.COOKIE_ECHOED):
+            # 5.2.1: answer with the tag and TSN of our own INIT.
+            local_tag, local_tsn = self._local_tag, self._local_initial_tsn
+        elif self.state is AssociationState.CLOSED:
+            local_tag, local_tsn = self._random_tag(), self._random_u32()
+        else:
+            # 5.2.2: unexpected INIT in an established association (peer restart?):
+            # new tags, ours and the peer's old ones as tie-tags. No state changes.
+            local_tag, local_tsn = self._random_tag(), self._random_u32()
+            local_tie, peer_tie = self._local_tag, self._peer_tag
+        state = CookieState(
+            local_tag=local_tag,
+            peer_tag=init.initiate_tag,
+            local_initial_tsn=local_tsn,
+            peer_initial_tsn=init.initial_tsn,
+            peer_a_rwnd=init.a_rwnd,
+            outbound_streams=min(self.config.streams, init.inbound_streams),
+            inbound_streams=min(self.config.streams, init.outbound_streams),
+            flags=self._peer_flags(init),
+            created_at=now,
+            local_tie_tag=local_tie,
+            peer_tie_tag=peer_tie,
+        )
+        ack = InitAckChunk(
+            initiate_tag=local_tag,
+            a_rwnd=self.config.receive_window,
+            outbound_streams=self.config.streams,
+            inbound_streams=self.config.streams,
+            initial_tsn=local_tsn,
+            parameters=(
+                StateCookieParameter(seal_cookie(state, self._secret)),
+                *self._capability_parameters(),
+            ),
+        )
+        self._send_packet_now([ack], init.initiate_tag)
+
+    def _handle_init_ack(self, ack: InitAckChunk, now: float) -> None:
+        if self.state is not AssociationState.COOKIE_WAIT:
+            self._stats.dropped["init_ack_unexpected"] += 1
+            return
+        cookie = ack.cookie
+        if ack.initiate_tag == 0 or cookie is None or ack.outbound_streams == 0:
+            self._stats.dropped["init_ack_invalid"] += 1
+            return
+        if ack.inbound_streams == 0 or ack.a_rwnd < 1500:
+            self._stats.dropped["init_ack_invalid"] += 1
+            return
+        self._peer_tag = ack.initiate_tag
+        self._cookie = cookie
+        flags = self._peer_flags(ack)
+        self._pending_state = CookieState(
+            local_tag=self._local_tag,
+            peer_tag=ack.initiate_tag,
+            local_initial_tsn=self._local_initial_tsn,
+            peer_initial_tsn=ack.initial_tsn,
+            peer_a_rwnd=ack.a_rwnd,
+            outbound_streams=min(self.config.streams, ack.inbound_streams),
+            inbound_streams=min(self.config.streams, ack.outbound_streams),
+            flags=flags,
+            created_at=now,
+        )
+        # The peer may answer COOKIE-ECHO with a zero checksum once it saw our offer.
+        self.zero_checksum = bool(flags & FLAG_ZERO_CHECKSUM)
+        self.state = AssociationState.COOKIE_ECHOED
+        self._t1_rto = self.config.rto_initial
+        self._t1_count = 0
+        self._t1 = now + self._t1_rto
+        self._send_packet_now([CookieEchoChunk(cookie)], self._peer_tag)
+
+    def _handle_cookie_echo(self, packet_tag: int, echo: CookieEchoChunk, now: float) -> None:
+        state = open_cookie(echo.cookie, self._secret)
+        if state is None:
+            self._stats.dropped["cookie_invalid"] += 1
+            return
+        if packet_tag != state.local_tag:
+            self._stats.dropped["cookie_bad_tag"] += 1
+            return
+        age = now - state.created_at
+        if age > self.config.cookie_lifetime:
+            self._stats.dropped["cookie_stale"] += 1
+            stale = StaleCookieCause(
+                min(0xFFFFFFFF, int((age - self.config.cookie_lifetime) * 1e6))
+            )
+            self._send_packet_now([ErrorChunk((stale,))], state.peer_tag)
+            return
+        if self._finished:
+            self._stats.dropped["cookie_after_close"] += 1
+            return
+        if self.state is AssociationState.CLOSED:
+            self._establish(state, now)
+            self._queue_control(CookieAckChunk())
+            return
+        if self.state in (AssociationState.COOKIE_WAIT, AssociationState.COOKIE_ECHOED):
+            # 5.2.4 B/D: the cookie answers our own INIT's tag (collision).
+            if state.local_tag != self._local_tag or state.local_initial_tsn != (
+                self._local_initial_tsn
+            ):
+                self._stats.dropped["cookie_tag_mismatch"] += 1
+                return
+            self._establish(state, now)
+            self._queue_control(CookieAckChunk())
+            return
+        # Established (or shutting down).
+        if state.local_tag == self._local_tag and state.peer_tag == self._peer_tag:
+            # 5.2.4 D: our COOKIE-ACK was lost.
+            self._queue_control(CookieAckChunk())
+            return
+        if state.local_tie_tag == self._local_tag and state.peer_tie_tag == self._peer_tag:
+            # 5.2.4 A: the peer restarted. Not supported: one association per DTLS.
+            self._stats.dropped["peer_restart"] += 1
+            return
+        self._stats.dropped["cookie_tag_mismatch"] += 1
+
+    def _handle_cookie_ack(self, now: float) -> None:
+        if self.state is not AssociationState.COOKIE_ECHOED or self._pending_state is None:
+            return  # a duplicate: nothing to do
+        self._establish(self._pending_state, now)
+
+    # --- packet dispatch -------------------------------------------------------------------------
+
+    def _handle_packet(self, tag: int, chunks: tuple[Chunk, ...], now: float) -> None:
+        first = chunks[0]
+        if any(isinstance(c, InitChunk) for c in chunks):
+            if len(chunks) != 1:
+                self._stats.dropped["init_bundled"] += 1
+                return
+            assert isinstance(first, InitChunk)
+            self._handle_init(tag, first, now)
+            return
+        if isinstance(first, CookieEchoChunk):
+            self._handle_cookie_echo(tag, first, now)
+            rest = chunks[1:]
+            if not rest or self.state not in _UP_STATES or tag != self._local_tag:
+                return
+            chunks = rest
+        elif self.state is AssociationState.CLOSED:
+            self._out_of_the_blue(tag, chunks)
+            return
+        else:
+            for chunk in chunks:
+                if isinstance(chunk, AbortChunk):
+                    expected = self._peer_tag if chunk.t_bit else self._local_tag
+                    if tag != expected:
+                        self._stats.dropped["abort_bad_tag"] += 1
+                        return
+                    self._handle_abort(chunk)
+                    return
+            if isinstance(first, ShutdownCompleteChunk):
+                expected = self._peer_tag if first.t_bit else self._local_tag
+                if tag != expected:
+                    self._stats.dropped["bad_tag"] += 1
+                    return
+            elif tag != self._local_tag:
+                self._stats.dropped["bad_tag"] += 1
+                return
+        had_data = False
+        for chunk in chunks:
+            if self.state is AssociationState.CLOSED:
+                break
+            if isinstance(chunk, DataChunk | IDataChunk):
+                had_data = True
+            if not self._handle_chunk(chunk, now):
+                break
+        if had_data:
+            self._after_data_packet(now)
+        self._after_receive(now)
+
+    def _out_of_the_blue(self, tag: int, chunks: tuple[Chunk, ...]) -> None:
+        """RFC 9260 8.4 for a packet while no association exists."""
+        for chunk in chunks:
+            if isinstance(chunk, ShutdownAckChunk):
+                self._send_packet_now([ShutdownCompleteChunk(True)], tag)
+                return
+            if isinstance(chunk, AbortChunk | ShutdownCompleteChunk):
+                return
+        self._stats.dropped["out_of_the_blue"] += 1
+
+    def _handle_chunk(self, chunk: Chunk, now: float) -> bool:
+        """Process one chunk; False stops processing the rest of the packet."""
+        state = self.state
+        if isinstance(chunk, DataChunk | IDataChunk):
+            if state not in _RECEIVING_STATES:
+                self._stats.dropped["data_wrong_state"] += 1
+                return True
+            self._handle_data(chunk)
+        elif isinstance(chunk, SackChunk):
+            if state in _UP_STATES:
+                self._handle_sack(chunk, now)
+        elif isinstance(chunk, HeartbeatChunk):
+            self._queue_control(HeartbeatAckChunk(chunk.info))
+        elif isinstance(chunk, HeartbeatAckChunk):
+            self._handle_heartbeat_ack(chunk, now)
+        elif isinstance(chunk, InitAckChunk):
+            self._handle_init_ack(chunk, now)
+        elif isinstance(chunk, CookieAckChunk):
+            self._handle_cookie_ack(now)
+        elif isinstance(chunk, ShutdownChunk):
+            self._handle_shutdown(chunk, now)
+        elif isinstance(chunk, ShutdownAckChunk):
+            self._handle_shutdown_ack(now)
+        elif isinstance(chunk, ShutdownCompleteChunk):
+            if state is AssociationState.SHUTDOWN_ACK_SENT:
+                self._close(None)
+            return False
+        elif isinstance(chunk, ErrorChunk):
+            self._handle_error(chunk, now)
+        elif isinstance(chunk, ForwardTsnChunk | IForwardTsnChunk):
+            self._handle_forward_tsn(chunk)
+        elif isinstance(chunk, ReconfigChunk):
+            if state in _UP_STATES:
+                self._handle_reconfig(chunk, now)
+        elif isinstance(chunk, UnknownChunk):
+            return self._handle_unknown(chunk)
+        else:  # INIT, ABORT and COOKIE-ECHO are handled per packet
+            self._stats.dropped["chunk_misplaced"] += 1
+        return True
+
+    def _handle_unknown(self, chunk: UnknownChunk) -> bool:
+        """RFC 9260 3.2: the upper two bits of the type say what to do."""
+        action = chunk.type >> 6
+        self._stats.dropped["chunk_unknown"] += 1
+        if action in (1, 3) and self._peer_tag:
+            self._queue_control(ErrorChunk((UnrecognizedChunkTypeCause(chunk.serialize()),)))
+        return action >= 2
+
+    def _handle_abort(self, chunk: AbortChunk) -> None:
+        if self._finished:
+            return
+        causes = tuple(type(c).__name__ for c in chunk.causes)
+        reason = ""
+        for c in chunk.causes:
+            if isinstance(c, UserInitiatedAbortCause):
+                reason = c.reason.decode("utf-8", "replace")
+        self._close(AssociationAborted(f"peer sent ABORT {reason}".strip(), causes))
+
+    def _handle_error(self, chunk: ErrorChunk, now: float) -> None:
+        for cause in chunk.causes:
+            self._stats.error_causes[type(cause).__name__] += 1
+            if isinstance(cause, StaleCookieCause) and self.state is AssociationState.COOKIE_ECHOED:
+                # 5.2.6: start over with a fresh INIT.
+                self.state = AssociationState.CLOSED
+                self._t1 = None
+                self.connect(now)
+
+    # --- DATA / SACK -----------------------------------------------------------------------------
+
+    def _handle_data(self, chunk: DataChunk | IDataChunk) -> None:
+        receive = self._receive
+        assert receive is not None
+        if isinstance(chunk, IDataChunk) != self.interleaving:
+            self._stats.dropped["data_wrong_kind"] += 1
+            return
+        if chunk.immediate:
+            self._sack_now = True
+        if chunk.stream_id >= self._inbound_streams:
+            # 6.5: acknowledge, report, discard.
+            if receive.tracker.classify(chunk.tsn) is Verdict.ACCEPTED:
+                receive.tracker.add(chunk.tsn)
+            self._stats.dropped["data_bad_stream"] += 1
+            self._queue_control(ErrorChunk((InvalidStreamIdentifierCause(chunk.stream_id),)))
+            return
+        if isinstance(chunk, IDataChunk):
+            fragment = InboundFragment(
+                chunk.tsn,
+                chunk.stream_id,
+                chunk.mid,
+                chunk.ppid,
+                chunk.user_data,
+                chunk.unordered,
+                chunk.beginning,
+                chunk.ending,
+                chunk.fsn,
+            )
+        else:
+            fragment = InboundFragment(
+                chunk.tsn,
+                chunk.stream_id,
+                chunk.stream_seq,
+                chunk.ppid,
+                chunk.user_data,
+                chunk.unordered,
+                chunk.beginning,
+                chunk.ending,
+            )
+        # Count queued events against the window so an application that stops reading
+        # stops the peer too.
+        receive.window = max(0, self.config.receive_window - self._event_bytes)
+        verdict = receive.receive(fragment)
+        if verdict is Verdict.DUPLICATE:
+            self._sack_now = True
+        elif verdict is not Verdict.ACCEPTED:
+            self._stats.dropped[f"data_{verdict.value}"] += 1
+        self._sack_pending = True
+
+    def _after_data_packet(self, now: float) -> None:
+        receive = self._receive
+        if receive is None:
+            return
+        self._deliver()
+        self._data_packets_unacked += 1
+        if (
+            self._data_packets_unacked >= 2
+            or receive.tracker.has_gaps
+            or self.state is AssociationState.SHUTDOWN_SENT
+        ):
+            self._sack_now = True
+        elif self._ack_deadline is None:
+            self._ack_deadline = now + self.config.delayed_ack
+
+    def _deliver(self) -> None:
+        receive = self._receive
+        if receive is None:
+            return
+        for message in receive.pop_messages():
+            self._stats.messages_in += 1
+            self._stats.bytes_in += len(message.data)
+            self._event_bytes += len(message.data)
+            self._emit(MessageReceived(message.stream_id, message.ppid, message.data))
+        if receive.dropped_messages:
+            self._stats.dropped["message_refused"] += receive.dropped_messages
+            receive.dropped_messages = 0
+        if self._deferred_reset is not None:
+            self._try_deferred_reset()
+
+    def _handle_sack(self, chunk: SackChunk, now: float) -> None:
+        rq = self._retransmit
+        assert rq is not None
+        outcome = rq.on_sack(chunk.cumulative_tsn, chunk.a_rwnd, chunk.gap_blocks, now)
+        if not outcome.accepted:
+            self._stats.dropped["sack_stale" if outcome.stale else "sack_invalid"] += 1
+            return
+        if outcome.invalid_gap_blocks:
+            self._stats.dropped["sack_gap_block_invalid"] += outcome.invalid_gap_blocks
+        if outcome.cumulative_advanced:
+            self._errors = 0
+        self._after_abandonment()
+        if rq.forward_tsn_needed:
+            self._forward_pending = True
+
+    def _after_abandonment(self) -> None:
+        rq = self._retransmit
+        if rq is None:
+            return
+        for message in rq.abandoned_messages:
+            self._outbox.abandon(message)
+        rq.abandoned_messages.clear()
+
+    def _sack_chunk(self) -> SackChunk:
+        receive = self._receive
+        assert receive is not None
+        duplicates = receive.tracker.take_duplicates()
+        room = (self.config.max_packet_size - COMMON_HEADER_SIZE - 16) // 4 - len(duplicates)
+        blocks = receive.tracker.gap_blocks(max(1, min(room, 256)))
+        window = max(0, self.config.receive_window - receive.buffered - self._event_bytes)
+        return SackChunk(receive.cumulative_tsn, window, blocks, duplicates)
+
+    # --- heartbeat -------------------------------------------------------------------------------
+
+    def _heartbeat_info(self, now: float) -> bytes:
+        body = struct.pack("!d", now) + self._random(8)
+        return body + hmac.digest(self._secret, body, hashlib.sha256)[:8]
+
+    def _handle_heartbeat_ack(self, chunk: HeartbeatAckChunk, now: float) -> None:
+        info = chunk.info
+        if len(info) != 24 or not hmac.compare_digest(
+            info[16:], hmac.digest(self._secret, info[:16], hashlib.sha256)[:8]
+        ):
+            self._stats.dropped["heartbeat_ack_invalid"] += 1
+            return
+        sent = struct.unpack("!d", info[:8])[0]
+        if self._hb_outstanding and 0 <= now - sent <= self.config.rto_max * 2:
+            self._rto.observe(now - sent)
+        self._hb_outstanding = False
+        self._errors = 0
+
+    # --- shutdown --------------------------------------------------------------------------------
+
+    def _check_shutdown(self, now: float) -> None:
+        rq = self._retransmit
+        if rq is None:
+            return
+        all_acked = self._outbox.empty and rq.outstanding == 0
+        if self.state is AssociationState.SHUTDOWN_PENDING and all_acked:
+            self.state = AssociationState.SHUTDOWN_SENT
+            self._start_t2(now)
+            self._shutdown_chunk = None  # built at send time with the current cum TSN
+        elif self.state is AssociationState.SHUTDOWN_RECEIVED and all_acked:
+            self.state = AssociationState.SHUTDOWN_ACK_SENT
+            self._start_t2(now)
+
+    def _start_t2(self, now: float) -> None:
+        self._t2_count = 0
+        self._t2 = now + self._rto.rto
+        self._hb_deadline = None
+        self._queue_shutdown_chunk()
+
+    def _queue_shutdown_chunk(self) -> None:
+        if self.state is AssociationState.SHUTDOWN_SENT:
+            assert self._receive is not None
+            self._queue_control(ShutdownChunk(self._receive.cumulative_tsn))
+            self._sack_pending = self._sack_now = False
+            self._ack_deadline = None
+        elif self.state is AssociationState.SHUTDOWN_ACK_SENT:
+            self._queue_control(ShutdownAckChunk())
+
+    def _handle_shutdown(self, chunk: ShutdownChunk, now: float) -> None:
+        rq = self._retransmit
+        if rq is None or self.state not in _UP_STATES:
+            return
+        if rq.on_sack(chunk.cumulative_tsn, rq.peer_rwnd + rq.flight_size, (), now).accepted:
+            self._after_abandonment()
+        if self.state in (AssociationState.ESTABLISHED, AssociationState.SHUTDOWN_PENDING):
+            self.state = AssociationState.SHUTDOWN_RECEIVED
+            self._check_shutdown(now)
+        elif self.state is AssociationState.SHUTDOWN_SENT:
+            # 9.2: both sides shut down at once.
+            self.state = AssociationState.SHUTDOWN_ACK_SENT
+            self._start_t2(now)
+
+    def _handle_shutdown_ack(self, now: float) -> None:
+        if self.state in (AssociationState.SHUTDOWN_SENT, AssociationState.SHUTDOWN_ACK_SENT):
+            self._send_packet_now([ShutdownCompleteChunk(False)], self._peer_tag)
+            self._close(None)
+        elif self.state in (AssociationState.COOKIE_WAIT, AssociationState.COOKIE_ECHOED):
+            # 8.5.1 E: answer as out of the blue.
+            self._send_packet_now([ShutdownCompleteChunk(True)], self._peer_tag)
+
+    # --- PR-SCTP ---------------------------------------------------------------------------------
+
+    def _handle_forward_tsn(self, chunk: ForwardTsnChunk | IForwardTsnChunk) -> None:
+        receive = self._receive
+        if receive is None or self.state not in _RECEIVING_STATES or not self._forward_tsn:
+            self._stats.dropped["forward_tsn_unexpected"] += 1
+            return
+        if isinstance(chunk, IForwardTsnChunk) != self.interleaving:
+            self._stats.dropped["forward_tsn_wrong_kind"] += 1
+            return
+        if isinstance(chunk, IForwardTsnChunk):
+            entries = chunk.streams
+        else:
+            entries = tuple((sid, False, ssn) for sid, ssn in chunk.streams)
+        entries = tuple(e for e in entries if e[0] < self._inbound_streams)
+        if not receive.skip(chunk.new_cumulative_tsn, entries):
+            self._stats.dropped["forward_tsn_out_of_window"] += 1
+        self._deliver()
+        self._sack_pending = self._sack_now = True
+
+    # --- stream reset (RFC 6525) -----------------------------------------------------------------
+
+    def _maybe_request_reset(self, now: float) -> None:
+        rq = self._retransmit
+        if self._reset_request is not None or not self._reset_waiting or rq is None:
+            return
+        if self.state is not AssociationState.ESTABLISHED:
+            return
+        if not all(self._outbox.drained(sid) for sid in self._reset_waiting):
+            return  # queued messages go first (RFC 8831 6.7)
+        streams = tuple(self._reset_waiting[:MAX_STREAM_RESET_IDS])
+        del self._reset_waiting[: len(streams)]
+        self._reset_request = _ResetRequest(
+            seq=self._next_request_seq,
+            streams=streams,
+            last_tsn=rq.last_assigned_tsn,
+            deadline=now + self._rto.rto,
+        )
+        self._next_request_seq = add32(self._next_request_seq, 1)
+        self._queue_reset_request()
+
+    def _queue_reset_request(self) -> None:
+        request = self._reset_request
+        if request is None:
+            return
+        self._queue_control(
+            ReconfigChunk(
+                (
+                    OutgoingSsnResetRequest(
+                        request.seq,
+                        add32(self._peer_next_request_seq, -1),
+                        request.last_tsn,
+                        request.streams,
+                    ),
+                )
+            )
+        )
+
+    def _handle_reconfig(self, chunk: ReconfigChunk, now: float) -> None:
+        if not self._reconfig:
+            self._stats.dropped["reconfig_unexpected"] += 1
+            return
+        responses: list[ReconfigParameter] = []
+        for param in chunk.parameters[:2]:
+            if isinstance(param, OutgoingSsnResetRequest):
+                responses.append(self._handle_peer_reset(param))
+            elif isinstance(param, ReconfigResponse):
+                self._handle_reset_response(param, now)
+            elif isinstance(param, IncomingSsnResetRequest):
+                # We close our streams when we decide to; the data-channel layer
+                # answers a remote close with its own outgoing reset.
+                responses.append(ReconfigResponse(param.request_seq, ReconfigResult.DENIED))
+            else:
+                seq = getattr(param, "request_seq", None)
+                if isinstance(seq, int):
+                    responses.append(ReconfigResponse(seq, ReconfigResult.DENIED))
+                self._stats.dropped["reconfig_unsupported"] += 1
+        if responses:
+            self._queue_control(ReconfigChunk(tuple(responses)))
+
+    def _handle_peer_reset(self, request: OutgoingSsnResetRequest) -> ReconfigResponse:
+        seq = request.request_seq
+        expected = self._peer_next_request_seq
+        if seq == add32(expected, -1) and self._peer_last_result is not None:
+            # A retransmission: answer as before (or with the outcome since then).
+            return ReconfigResponse(seq, self._peer_last_result)
+        if seq != expected:
+            self._stats.dropped["reconfig_bad_seq"] += 1
+            return ReconfigResponse(seq, ReconfigResult.ERROR_BAD_SEQUENCE_NUMBER)
+        if self._deferred_reset is not None:
+            return ReconfigResponse(seq, ReconfigResult.ERROR_REQUEST_ALREADY_IN_PROGRESS)
+        self._peer_next_request_seq = add32(expected, 1)
+        streams = tuple(s for s in request.streams if s < self._inbound_streams)
+        self._deferred_reset = (seq, request.last_tsn, streams)
+        self._peer_last_result = ReconfigResult.IN_PROGRESS
+        self._try_deferred_reset(announce=False)
+        return ReconfigResponse(seq, self._peer_last_result)
+
+    def _try_deferred_reset(self, *, announce: bool = True) -> None:
+        """5.2.2: perform the peer's reset once every TSN up to its last one arrived."""
+        receive = self._receive
+        deferred = self._deferred_reset
+        if receive is None or deferred is None:
+            return
+        seq, last_tsn, streams = deferred
+        if not le32(last_tsn, receive.cumulative_tsn):
+            return
+        self._deferred_reset = None
+        receive.reset_streams(streams)
+        self._peer_last_result = ReconfigResult.SUCCESS_PERFORMED
+        self._emit(IncomingStreamsReset(streams))
+        if announce:
+            # We answered "in progress": tell the peer now rather than when it asks again.
+            self._queue_control(
+                ReconfigChunk((ReconfigResponse(seq, ReconfigResult.SUCCESS_PERFORMED),))
+            )
+
+    def _handle_reset_response(self, response: ReconfigResponse, now: float) -> None:
+        request = self._reset_request
+        if request is None or response.response_seq != request.seq:
+            self._stats.dropped["reconfig_response_unexpected"] += 1
+            return
+        result = response.result
+        if result == ReconfigResult.IN_PROGRESS:
+            request.deadline = now + self._rto.rto
+            return
+        self._reset_request = None
+        self._errors = 0
+        if result in (ReconfigResult.SUCCESS_PERFORMED, ReconfigResult.SUCCESS_NOTHING_TO_DO):
+            for sid in request.streams:
+                self._outbox.reset(sid)
+            self._emit(OutgoingStreamsReset(request.streams))
+        else:
+            logger.warning("SCTP stream reset of %s refused: result %s", request.streams, result)
+            self._stats.dropped["reconfig_refused"] += 1
+            for sid in request.streams:
+                self._outbox.reset(sid)  # the streams stay usable with their old numbers
+        self._maybe_request_reset(now)
+
+    # --- after input -----------------------------------------------------------------------------
+
+    def _after_receive(self, now: float) -> None:
+        if self.state is AssociationState.CLOSED:
+            return
+        self._check_shutdown(now)
+        self._maybe_request_reset(now)
+
+    # --- timers ----------------------------------------------------------------------------------
+
+    def _handle_timer(self, now: float) -> None:
+        if self._t1 is not None and now >= self._t1:
+            self._t1_count += 1
+            if self._t1_count > self.config.max_init_retransmits:
+                self._close(AssociationTimeout("no answer to INIT / COOKIE-ECHO"))
+                return
+            self._t1_rto = min(self._t1_rto * 2, self.config.rto_max)
+            self._t1 = now + self._t1_rto
+            if self.state is AssociationState.COOKIE_WAIT and self._init_chunk is not None:
+                self._send_packet_now([self._init_chunk], 0)
+            elif self.state is AssociationState.COOKIE_ECHOED and self._cookie is not None:
+                self._send_packet_now([CookieEchoChunk(self._cookie)], self._peer_tag)
+        if self._t2 is not None and now >= self._t2:
+            self._t2_count += 1
+            self._rto.backoff()
+            if self._count_error("SHUTDOWN"):
+                return
+            self._t2 = now + self._rto.rto
+            self._queue_shutdown_chunk()
+        rq = self._retransmit
+        if rq is not None and rq.t3_deadline is not None and now >= rq.t3_deadline:
+            self._stats.t3_expirations += 1
+            rq.on_t3_expired(now)
+            if self._count_error("T3-rtx"):
+                return
+            self._after_abandonment()
+            if rq.forward_tsn_needed:
+                self._forward_pending = True
+        if self._ack_deadline is not None and now >= self._ack_deadline:
+            self._ack_deadline = None
+            self._sack_now = True
+        if self._hb_deadline is not None and now >= self._hb_deadline:
+            interval = self.config.heartbeat_interval
+            if self.state is not AssociationState.ESTABLISHED or interval is None:
+                self._hb_deadline = None
+            else:
+                if self._hb_outstanding and self._count_error("HEARTBEAT"):
+                    return
+                self._hb_outstanding = True
+                self._queue_control(HeartbeatChunk(self._heartbeat_info(now)))
+                self._hb_deadline = now + self._rto.rto + interval
+        request = self._reset_request
+        if request is not None and now >= request.deadline:
+            self._rto.backoff()
+            if self._count_error("RE-CONFIG"):
+                return
+            request.deadline = now + self._rto.rto
+            self._queue_reset_request()
+
+    # --- output ----------------------------------------------------------------------------------
+
+    def _produce(self, now: float) -> None:
+        if self._finished or self.state not in _UP_STATES:
+            return
+        rq = self._retransmit
+        assert rq is not None
+        mtu = self.config.max_packet_size
+        for stream_id in self._outbox.low:
+            self._emit(BufferedAmountLow(stream_id))
+        self._outbox.low.clear()
+        if self.state in _DATA_STATES and any(
+            c.message.expires_at is not None for c in rq.chunks.values()
+        ):
+            rq.expire(now)
+            self._after_abandonment()
+            if rq.forward_tsn_needed:
+                self._forward_pending = True
+        data = self._take_data(now) if self.state in _DATA_STATES else []
+        for stream_id in self._outbox.low:
+            self._emit(BufferedAmountLow(stream_id))
+        self._outbox.low.clear()
+        if self._outbox.expired:
+            for message in self._outbox.expired:
+                rq.abandon(message)
+            self._outbox.expired.clear()
+            self._after_abandonment()
+            if rq.forward_tsn_needed:
+                self._forward_pending = True
+        control: list[Chunk] = []
+        if self._receive is not None and (
+            self._sack_now or (self._sack_pending and (data or self._control))
+        ):
+            if self.state is AssociationState.SHUTDOWN_SENT:
+                self._queue_control(ShutdownChunk(self._receive.cumulative_tsn))
+                self._t2 = now + self._rto.rto
+            else:
+                control.append(self._sack_chunk())
+            self._sack_now = self._sack_pending = False
+            self._ack_deadline = None
+            self._data_packets_unacked = 0
+        if self._forward_pending:
+            self._forward_pending = False
+            if rq.forward_tsn_needed and self._forward_tsn:
+                new_cum, entries = rq.forward_tsn(interleaving=self.interleaving)
+                forward: Chunk
+                if self.interleaving:
+                    forward = IForwardTsnChunk(new_cum, entries[:120])
+                else:
+                    forward = ForwardTsnChunk(new_cum, tuple((s, q) for s, _, q in entries[:250]))
+                control.append(forward)
+                if rq.t3_deadline is None:
+                    rq.t3_deadline = now + self._rto.rto
+        control.extend(self._control)
+        self._control.clear()
+        if not control and not data:
+            return
+        packets: list[list[bytes]] = []
+        current: list[bytes] = []
+        used = COMMON_HEADER_SIZE
+        for chunk in [*control, *data]:
+            encoded = chunk.serialize()
+            if used + len(encoded) > mtu and current:
+                packets.append(current)
+                current, used = [], COMMON_HEADER_SIZE
+            if COMMON_HEADER_SIZE + len(encoded) > mtu:
+                self._stats.dropped["chunk_too_large_to_send"] += 1
+                continue
+            current.append(encoded)
+            used += len(encoded)
+        if current:
+            packets.append(current)
+        for chunks in packets:
+            self._replies.append(
+                serialize_chunks(
+                    self.config.local_port,
+                    self.config.remote_port,
+                    self._peer_tag,
+                    chunks,
+                    zero_checksum=self.zero_checksum,
+                )
+            )
+            self._stats.chunks_out += len(chunks)
+
+    def _take_data(self, now: float) -> list[Chunk]:
+        """DATA / I-DATA chunks to send now: fast retransmissions (one packet, even
+        beyond cwnd, 7.2.4), other retransmissions, then new data, within cwnd and the
+        peer's window. Packing in ``_produce`` keeps them in this order."""
+        rq = self._retransmit
+        assert rq is not None
+        mtu = self.config.max_packet_size
+        header = IDATA_HEADER_SIZE if self.interleaving else DATA_HEADER_SIZE
+        max_payload = (mtu - COMMON_HEADER_SIZE - header) & ~3
+        out: list[Chunk] = []
+        if rq.has_retransmissions:
+            budget = mtu - COMMON_HEADER_SIZE
+            for chunk in rq.retransmission_candidates(fast_only=True):
+                size = (header + chunk.size + 3) & ~3
+                if size > budget:
+                    break
+                budget -= size
+                out.append(self._data_chunk(chunk))
+                rq.sent(chunk, now)
+            for chunk in rq.retransmission_candidates():
+                if rq.flight_size >= rq.cc.cwnd:
+                    break
+                out.append(self._data_chunk(chunk))
+                rq.sent(chunk, now)
+        if rq.has_retransmissions:
+            return out  # 6.1: retransmissions before new data
+        while rq.can_send_new(min(max_payload, self._outbox.total or max_payload)):
+            fragment = self._outbox.next_fragment(max_payload, now)
+            if fragment is None:
+                break
+            chunk = rq.assign(fragment)
+            out.append(self._data_chunk(chunk))
+            rq.sent(chunk, now)
+        return out
+
+    def _data_chunk(self, chunk: SentChunk) -> Chunk:
+        if self.interleaving:
+            return IDataChunk(
+                chunk.tsn,
+                chunk.stream_id,
+                chunk.seq,
+                chunk.ppid if chunk.beginning else 0,
+                0 if chunk.beginning else chunk.fsn,
+                chunk.data,
+                chunk.unordered,
+                chunk.beginning,
+                chunk.ending,
+            )
+        return DataChunk(
+            chunk.tsn,
+            chunk.stream_id,
+            chunk.seq,
+            chunk.ppid,
+            chunk.data,
+            chunk.unordered,
+            chunk.beginning,
+            chunk.ending,
+        )

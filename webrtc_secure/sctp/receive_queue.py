@@ -1,0 +1,459 @@
+"""The receive side of an association: which TSNs arrived, what to put in a SACK,
+reassembly of fragmented messages and per-stream delivery order.
+
+Pure bookkeeping, no wire format: the association turns DATA / I-DATA chunks into
+:class:`InboundFragment` and FORWARD-TSN / I-FORWARD-TSN into :meth:`ReceiveQueue.skip`
+calls, and reads SACK fields back (cumulative TSN, gap blocks, duplicates).
+
+Every structure is bounded: TSNs more than ``max_tsn_window`` past the cumulative TSN
+are refused, stored bytes may not pass the receive window, and the number of stored
+fragments and waiting messages is capped, so a hostile peer cannot make memory grow
+without bound (dropped chunks are not acknowledged; an honest sender retransmits).
+
+Non-interleaved DATA (RFC 9260 6.9) reassembles by TSN: the fragments of one message
+carry consecutive TSNs from the B to the E fragment. TSNs are *unwrapped* to plain
+integers relative to the cumulative TSN, so sorted lists and ``bisect`` find the run
+around a new fragment in O(log n). I-DATA (RFC 8260) reassembles by (stream, U flag,
+MID) and fragment sequence number, which is what lets messages interleave.
+"""
+
+from __future__ import annotations
+
+import enum
+from bisect import bisect_left, bisect_right, insort
+from dataclasses import dataclass, field
+
+from .serial import add16, add32, diff16, diff32
+
+DEFAULT_MAX_TSN_WINDOW = 65536
+DEFAULT_MAX_STORED = 20000
+MAX_REPORTED_DUPLICATES = 32
+
+
+@dataclass(frozen=True, slots=True)
+class InboundFragment:
+    """One received DATA or I-DATA chunk, as far as reassembly cares.
+
+    ``seq`` is the SSN (DATA, 16 bits) or the MID (I-DATA, 32 bits); ``fsn`` is only
+    meaningful for I-DATA middle/last fragments, ``ppid`` on a first fragment.
+    """
+
+    tsn: int
+    stream_id: int
+    seq: int
+    ppid: int
+    data: bytes
+    unordered: bool = False
+    beginning: bool = True
+    ending: bool = True
+    fsn: int = 0
+
+
+class Verdict(enum.Enum):
+    """What :meth:`ReceiveQueue.receive` did with a fragment."""
+
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"  # TSN already received: report it in the SACK
+    OUT_OF_WINDOW = "out_of_window"  # too far ahead: dropped, not acknowledged
+    BUFFER_FULL = "buffer_full"  # no room: dropped, not acknowledged
+    INVALID = "invalid"  # empty user data or a repeated fragment number
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One reassembled user message ready for the application."""
+
+    stream_id: int
+    ppid: int
+    data: bytes
+
+
+class TsnTracker:
+    """Received TSNs: the cumulative TSN, those above it, and duplicates to report."""
+
+    def __init__(self, initial_tsn: int, max_window: int = DEFAULT_MAX_TSN_WINDOW) -> None:
+        self.cumulative = add32(initial_tsn, -1)
+        # Unwrapped value of ``cumulative``: a plain integer that only grows.
+        self.cumulative_unwrapped = 1 << 32 | self.cumulative
+        self.max_window = max_window
+        self._above: set[int] = set()  # unwrapped TSNs received beyond the cumulative one
+        self._duplicates: list[int] = []
+
+    def unwrap(self, tsn: int) -> int:
+        return self.cumulative_unwrapped + diff32(tsn, self.cumulative)
+
+    def classify(self, tsn: int) -> Verdict:
+        """Whether ``tsn`` is new, a duplicate, or too far ahead (no state change)."""
+        distance = diff32(tsn, self.cumulative)
+        if distance <= 0:
+            return Verdict.DUPLICATE
+        if distance > self.max_window:
+            return Verdict.OUT_OF_WINDOW
+        if self.cumulative_unwrapped + distance in self._above:
+            return Verdict.DUPLICATE
+        return Verdict.ACCEPTED
+
+    def note_duplicate(self, tsn: int) -> None:
+        if len(self._duplicates) < MAX_REPORTED_DUPLICATES:
+            self._duplicates.append(tsn)
+
+    def add(self, tsn: int) -> None:
+        """Record a TSN :meth:`classify` called new."""
+        self._above.add(self.unwrap(tsn))
+        self._advance()
+
+    def forward(self, new_cumulative: int) -> bool:
+        """Move the cumulative TSN to ``new_cumulative`` (FORWARD-TSN). False when it
+        is behind the current one (stale) or beyond the window (refused)."""
+        distance = diff32(new_cumulative, self.cumulative)
+        if distance <= 0 or distance > self.max_window:
+            return False
+        target = self.cumulative_unwrapped + distance
+        self._above = {t for t in self._above if t > target}
+        self.cumulative_unwrapped = target
+        self.cumulative = new_cumulative
+        self._advance()
+        return True
+
+    def _advance(self) -> None:
+        above = self._above
+        nxt = self.cumulative_unwrapped + 1
+        while nxt in above:
+            above.discard(nxt)
+            nxt += 1
+        self.cumulative_unwrapped = nxt - 1
+        self.cumulative = self.cumulative_unwrapped & 0xFFFFFFFF
+
+    @property
+    def has_gaps(self) -> bool:
+        return bool(self._above)
+
+    @property
+    def highest_unwrapped(self) -> int:
+        return max(self._above) if self._above else self.cumulative_unwrapped
+
+    def gap_blocks(self, max_blocks: int = 128) -> tuple[tuple[int, int], ...]:
+        """SACK gap ack blocks: (start, end) offsets from the cumulative TSN."""
+        if not self._above:
+            return ()
+        base = self.cumulative_unwrapped
+        blocks: list[tuple[int, int]] = []
+        start = end = -1
+        for t in sorted(self._above):
+            offset = t - base
+            if offset == end + 1:
+                end = offset
+                continue
+            if start >= 0:
+                blocks.append((start, end))
+                if len(blocks) == max_blocks:
+                    return tuple(blocks)
+            start = end = offset
+        blocks.append((start, end))
+        return tuple(blocks[:max_blocks])
+
+    def take_duplicates(self) -> tuple[int, ...]:
+        dups = tuple(self._duplicates)
+        self._duplicates.clear()
+        return dups
+
+
+@dataclass
+class _Partial:
+    """An I-DATA message being reassembled."""
+
+    fragments: dict[int, bytes] = field(default_factory=dict)
+    ppid: int = 0
+    last_fsn: int | None = None
+    size: int = 0
+
+
+@dataclass
+class _Stream:
+    """Ordered delivery state of one inbound stream."""
+
+    next_seq: int = 0
+    waiting: dict[int, Message] = field(default_factory=dict)
+
+
+class ReceiveQueue:
+    """TSN tracking, reassembly and ordered delivery for one association."""
+
+    def __init__(
+        self,
+        initial_tsn: int,
+        *,
+        interleaving: bool = False,
+        window: int = 1 << 20,
+        max_message_size: int = 262144,
+        max_tsn_window: int = DEFAULT_MAX_TSN_WINDOW,
+        max_stored: int = DEFAULT_MAX_STORED,
+    ) -> None:
+        self.tracker = TsnTracker(initial_tsn, max_tsn_window)
+        self.interleaving = interleaving
+        self.window = window
+        self.max_message_size = max_message_size
+        self.max_stored = max_stored
+        self.buffered = 0  # user bytes held in fragments and waiting messages
+        self.stored = 0  # fragments and waiting messages held
+        self.dropped_messages = 0  # reassembled but refused (too large, inconsistent)
+        self._ready: list[Message] = []
+        self._streams: dict[tuple[int, bool], _Stream] = {}
+        # Non-interleaved reassembly, keyed by unwrapped TSN.
+        self._fragments: dict[int, InboundFragment] = {}
+        self._sorted: list[int] = []
+        self._begins: list[int] = []
+        self._ends: list[int] = []
+        # I-DATA reassembly: (stream, unordered, mid) -> partial message.
+        self._partials: dict[tuple[int, bool, int], _Partial] = {}
+
+    # --- SACK fields -------------------------------------------------------------
+
+    @property
+    def cumulative_tsn(self) -> int:
+        return self.tracker.cumulative
+
+    @property
+    def rwnd(self) -> int:
+        """Advertised receiver window: what is left of the buffer (RFC 9260 6.2)."""
+        return max(0, self.window - self.buffered)
+
+    # --- input -------------------------------------------------------------------
+
+    def receive(self, fragment: InboundFragment) -> Verdict:
+        """Take one DATA / I-DATA chunk. Only ACCEPTED and DUPLICATE are acknowledged."""
+        if not fragment.data:
+            return Verdict.INVALID
+        verdict = self.tracker.classify(fragment.tsn)
+        if verdict is Verdict.DUPLICATE:
+            self.tracker.note_duplicate(fragment.tsn)
+            return verdict
+        if verdict is not Verdict.ACCEPTED:
+            return verdict
+        size = len(fragment.data)
+        if self.stored >= self.max_stored or self.buffered + size > self.window:
+            # RFC 9260 6.2: with no room the chunk is dropped. The next TSN in
+            # sequence still gets in (up to twice the window) so that the buffer can
+            # always drain: ordered delivery may be waiting for exactly that chunk.
+            next_in_line = diff32(fragment.tsn, self.tracker.cumulative) == 1
+            if not next_in_line or self.buffered + size > 2 * self.window:
+                return Verdict.BUFFER_FULL
+        if self.interleaving:
+            if not self._add_interleaved(fragment):
+                return Verdict.INVALID
+            self.tracker.add(fragment.tsn)
+        else:
+            unwrapped = self.tracker.unwrap(fragment.tsn)
+            self.tracker.add(fragment.tsn)
+            self._add_by_tsn(unwrapped, fragment)
+        return Verdict.ACCEPTED
+
+    def pop_messages(self) -> list[Message]:
+        """Whole messages ready for the application, in delivery order."""
+        ready, self._ready = self._ready, []
+        return ready
+
+    # --- non-interleaved reassembly ------------------------------------------------
+
+    def _add_by_tsn(self, u: int, fragment: InboundFragment) -> None:
+        self._fragments[u] = fragment
+        insort(self._sorted, u)
+        if fragment.beginning:
+            insort(self._begins, u)
+        if fragment.ending:
+            insort(self._ends, u)
+        self.buffered += len(fragment.data)
+        self.stored += 1
+        # The message around u runs from the last B at or before u to the first E at
+        # or after it, provided no other E / B lies in between and no TSN is missing.
+        i = bisect_right(self._begins, u)
+        if i == 0:
+            return
+        first = self._begins[i - 1]
+        j = bisect_left(self._ends, u)
+        if j == len(self._ends):
+            return
+        last = self._ends[j]
+        if j > 0 and self._ends[j - 1] >= first:
+            return
+        if i < len(self._begins) and self._begins[i] <= last:
+            return
+        lo = bisect_left(self._sorted, first)
+        hi = bisect_right(self._sorted, last)
+        if hi - lo != last - first + 1:
+            return
+        keys = self._sorted[lo:hi]
+        del self._sorted[lo:hi]
+        del self._begins[i - 1]
+        del self._ends[j]
+        parts = [self._fragments.pop(k) for k in keys]
+        for part in parts:
+            self.buffered -= len(part.data)
+        self.stored -= len(parts)
+        head = parts[0]
+        consistent = all(
+            p.stream_id == head.stream_id
+            and p.unordered == head.unordered
+            and (head.unordered or p.seq == head.seq)
+            for p in parts
+        )
+        if not consistent:
+            self.dropped_messages += 1
+            return
+        data = head.data if len(parts) == 1 else b"".join(p.data for p in parts)
+        self._complete(head.stream_id, head.unordered, head.seq, head.ppid, data)
+
+    # --- interleaved (I-DATA) reassembly -------------------------------------------
+
+    def _add_interleaved(self, fragment: InboundFragment) -> bool:
+        key = (fragment.stream_id, fragment.unordered, fragment.seq)
+        if not fragment.unordered:
+            stream = self._streams.get((fragment.stream_id, False))
+            if stream is not None and diff32(fragment.seq, stream.next_seq) < 0:
+                return False  # a message already delivered or skipped
+        partial = self._partials.get(key)
+        if partial is None:
+            partial = _Partial()
+        fsn = 0 if fragment.beginning else fragment.fsn
+        if fsn in partial.fragments:
+            return False  # the same fragment under another TSN: refuse it
+        if fragment.ending:
+            if partial.last_fsn is not None or any(f > fsn for f in partial.fragments):
+                return False
+        elif partial.last_fsn is not None and fsn > partial.last_fsn:
+            return False
+        if fragment.ending:
+            partial.last_fsn = fsn
+        if fragment.beginning:
+            partial.ppid = fragment.ppid
+        self._partials[key] = partial
+        partial.fragments[fsn] = fragment.data
+        partial.size += len(fragment.data)
+        self.buffered += len(fragment.data)
+        self.stored += 1
+        if partial.last_fsn is None or len(partial.fragments) != partial.last_fsn + 1:
+            if partial.size > self.max_message_size:
+                self._drop_partial(key)
+                self.dropped_messages += 1
+            return True
+        del self._partials[key]
+        self.buffered -= partial.size
+        self.stored -= len(partial.fragments)
+        data = b"".join(partial.fragments[i] for i in range(partial.last_fsn + 1))
+        self._complete(fragment.stream_id, fragment.unordered, fragment.seq, partial.ppid, data)
+        return True
+
+    def _drop_partial(self, key: tuple[int, bool, int]) -> None:
+        partial = self._partials.pop(key)
+        self.buffered -= partial.size
+        self.stored -= len(partial.fragments)
+
+    # --- ordered delivery ----------------------------------------------------------
+
+    def _complete(self, stream_id: int, unordered: bool, seq: int, ppid: int, data: bytes) -> None:
+        if len(data) > self.max_message_size:
+            self.dropped_messages += 1
+            return
+        message = Message(stream_id, ppid, data)
+        if unordered:
+            self._ready.append(message)
+            return
+        stream = self._streams.get((stream_id, False))
+        if stream is None:
+            stream = self._streams[(stream_id, False)] = _Stream()
+        distance = self._seq_diff(seq, stream.next_seq)
+        if distance < 0 or seq in stream.waiting:
+            self.dropped_messages += 1  # already delivered or skipped
+            return
+        if distance > 0:
+            stream.waiting[seq] = message
+            self.buffered += len(data)
+            self.stored += 1
+            return
+        self._ready.append(message)
+        stream.next_seq = self._seq_add(seq, 1)
+        self._drain(stream)
+
+    def _drain(self, stream: _Stream) -> None:
+        while (message := stream.waiting.pop(stream.next_seq, None)) is not None:
+            self.buffered -= len(message.data)
+            self.stored -= 1
+            self._ready.append(message)
+            stream.next_seq = self._seq_add(stream.next_seq, 1)
+
+    def _seq_diff(self, a: int, b: int) -> int:
+        return diff32(a, b) if self.interleaving else diff16(a, b)
+
+    def _seq_add(self, a: int, n: int) -> int:
+        return add32(a, n) if self.interleaving else add16(a, n)
+
+    # --- FORWARD-TSN / I-FORWARD-TSN (RFC 3758, RFC 8260) --------------------------
+
+    def skip(self, new_cumulative_tsn: int, streams: tuple[tuple[int, bool, int], ...]) -> bool:
+        """Apply a FORWARD-TSN (``streams`` = (stream, False, ssn) entries) or an
+        I-FORWARD-TSN ((stream, unordered, mid) entries). False when the new
+        cumulative TSN is out of the window (the chunk is then ignored); a stale one
+        still applies its stream entries, which are idempotent."""
+        distance = diff32(new_cumulative_tsn, self.tracker.cumulative)
+        if distance > self.tracker.max_window:
+            return False
+        if distance > 0:
+            target = self.tracker.cumulative_unwrapped + distance
+            self.tracker.forward(new_cumulative_tsn)
+            if not self.interleaving:
+                self._discard_through(target)
+        for stream_id, unordered, seq in streams:
+            if self.interleaving:
+                for key in [
+                    k
+                    for k in self._partials
+                    if k[0] == stream_id and k[1] == unordered and diff32(k[2], seq) <= 0
+                ]:
+                    self._drop_partial(key)
+            if unordered:
+                continue
+            stream = self._streams.get((stream_id, False))
+            if stream is None:
+                stream = self._streams[(stream_id, False)] = _Stream()
+            if self._seq_diff(seq, stream.next_seq) < 0:
+                continue  # already past it
+            # Deliver what completed before the skipped message, then move past it.
+            for waiting_seq in sorted(
+                (s for s in stream.waiting if self._seq_diff(s, seq) <= 0),
+                key=lambda s: self._seq_diff(s, stream.next_seq),
+            ):
+                message = stream.waiting.pop(waiting_seq)
+                self.buffered -= len(message.data)
+                self.stored -= 1
+                self._ready.append(message)
+            stream.next_seq = self._seq_add(seq, 1)
+            self._drain(stream)
+        return True
+
+    def _discard_through(self, target: int) -> None:
+        """Drop DATA fragments at or below the unwrapped TSN ``target``."""
+        hi = bisect_right(self._sorted, target)
+        for key in self._sorted[:hi]:
+            part = self._fragments.pop(key)
+            self.buffered -= len(part.data)
+            self.stored -= 1
+        del self._sorted[:hi]
+        del self._begins[: bisect_right(self._begins, target)]
+        del self._ends[: bisect_right(self._ends, target)]
+
+    # --- stream reset (RFC 6525) ----------------------------------------------------
+
+    def reset_streams(self, stream_ids: tuple[int, ...]) -> None:
+        """The peer reset these outgoing streams (all when empty): sequence numbers
+        restart at 0. Called once every TSN before the reset was received."""
+        keys = list(self._streams) if not stream_ids else [(s, False) for s in stream_ids]
+        for key in keys:
+            stream = self._streams.pop(key, None)
+            if stream is not None:
+                for message in stream.waiting.values():
+                    self.buffered -= len(message.data)
+                    self.stored -= 1
+        if self.interleaving:
+            wanted = set(stream_ids)
+            for partial_key in [k for k in self._partials if not wanted or k[0] in wanted]:
+                self._drop_partial(partial_key)

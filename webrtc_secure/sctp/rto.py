@@ -1,0 +1,53 @@
+"""Retransmission timeout estimation (RFC 6298, as used by RFC 9260 6.3.1).
+
+SRTT and RTTVAR are kept per RFC 6298 2.2/2.3 with alpha = 1/8 and beta = 1/4; the
+RTO is clamped to [rto_min, rto_max]. :meth:`backoff` doubles it after a T3-rtx (or
+T1/T2) expiry (RFC 9260 6.3.3 E2) until the next valid measurement.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ALPHA = 0.125
+BETA = 0.25
+# RFC 6298 2.2: G, the clock granularity; our clock is a float, but a floor keeps
+# RTO > SRTT on perfectly regular paths where RTTVAR decays to zero.
+CLOCK_GRANULARITY = 0.001
+
+
+@dataclass
+class RtoEstimator:
+    """SRTT, RTTVAR and RTO of one path (SCTP over DTLS has exactly one)."""
+
+    rto_initial: float = 1.0
+    rto_min: float = 0.4
+    rto_max: float = 60.0
+    srtt: float | None = None
+    rttvar: float = 0.0
+    rto: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.rto_min <= self.rto_initial <= self.rto_max:
+            raise ValueError("need 0 < rto_min <= rto_initial <= rto_max")
+        if self.rto == 0.0:
+            self.rto = self.rto_initial
+
+    def observe(self, rtt: float) -> None:
+        """Feed one RTT measurement (seconds) from a chunk sent exactly once (Karn)."""
+        if rtt < 0:
+            return
+        if self.srtt is None:
+            self.srtt = rtt
+            self.rttvar = rtt / 2
+        else:
+            self.rttvar = (1 - BETA) * self.rttvar + BETA * abs(self.srtt - rtt)
+            self.srtt = (1 - ALPHA) * self.srtt + ALPHA * rtt
+        self.rto = self._clamp(self.srtt + max(CLOCK_GRANULARITY, 4 * self.rttvar))
+
+    def backoff(self) -> None:
+        """Double the RTO after a timer expiry (RFC 6298 5.5), up to rto_max."""
+        self.rto = self._clamp(self.rto * 2)
+
+    def _clamp(self, value: float) -> float:
+        return min(self.rto_max, max(self.rto_min, value))

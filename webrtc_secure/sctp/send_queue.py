@@ -1,0 +1,608 @@
+"""The send side of an association: per-stream queues, fragmentation, outstanding
+TSNs, SACK processing, retransmission, congestion control and PR-SCTP abandonment.
+
+Two pieces, both pure bookkeeping without wire format:
+
+* :class:`Outbox` holds messages not yet (fully) handed a TSN, per stream, with the
+  per-stream buffered amount, and cuts them into fragments on demand. Streams take
+  turns; without I-DATA a message's fragments must carry consecutive TSNs (RFC 9260
+  6.9), so a started message is finished first, with I-DATA (RFC 8260) streams take
+  turns fragment by fragment and a large message no longer blocks the others.
+* :class:`RetransmitQueue` assigns TSNs and keeps every chunk until the peer's
+  cumulative ack passes it: SACK gap blocks, fast retransmit after three miss
+  indications (7.2.4), T3-rtx (6.3.3), the RTO estimator, cwnd (7.2) and the
+  peer's receive window, PR-SCTP abandonment (RFC 3758) by retransmission count or
+  lifetime, and the Advanced.Peer.Ack.Point that a FORWARD-TSN announces.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from .congestion import CongestionControl
+from .rto import RtoEstimator
+from .serial import add16, add32, diff16, diff32
+
+# RFC 9260 6.2.1 / 7.2.4 work bounds against absurd SACKs.
+MAX_GAP_BLOCKS_PROCESSED = 256
+
+
+@dataclass(eq=False, slots=True)
+class OutgoingMessage:
+    """One user message on its way out."""
+
+    stream_id: int
+    ppid: int
+    data: bytes
+    ordered: bool = True
+    max_retransmits: int | None = None
+    expires_at: float | None = None
+    seq: int | None = None  # SSN / MID, assigned when the first fragment leaves
+    offset: int = 0  # bytes already cut into fragments
+    next_fsn: int = 0
+    abandoned: bool = False
+    chunks: list[SentChunk] = field(default_factory=list)
+
+    @property
+    def partially_reliable(self) -> bool:
+        return self.max_retransmits is not None or self.expires_at is not None
+
+    @property
+    def started(self) -> bool:
+        return self.offset > 0
+
+
+@dataclass(eq=False, slots=True)
+class SentChunk:
+    """A fragment with a TSN, kept until cumulatively acknowledged."""
+
+    tsn: int
+    unwrapped: int
+    message: OutgoingMessage
+    data: bytes
+    beginning: bool
+    ending: bool
+    fsn: int
+    first_sent: float = 0.0
+    transmissions: int = 0
+    acked: bool = False  # gap-acknowledged (or cumulatively, just before removal)
+    abandoned: bool = False
+    in_flight: bool = False
+    retransmit: bool = False  # marked for retransmission
+    fast: bool = False  # marked by fast retransmit (sent once regardless of cwnd)
+    misses: int = 0
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+    @property
+    def stream_id(self) -> int:
+        return self.message.stream_id
+
+    @property
+    def seq(self) -> int:
+        assert self.message.seq is not None
+        return self.message.seq
+
+    @property
+    def ppid(self) -> int:
+        return self.message.ppid
+
+    @property
+    def unordered(self) -> bool:
+        return not self.message.ordered
+
+
+@dataclass(eq=False, slots=True)
+class _OutStream:
+    queue: deque[OutgoingMessage] = field(default_factory=deque)
+    next_ssn: int = 0  # ordered SSN (DATA, 16 bits) or ordered MID (I-DATA)
+    next_unordered_mid: int = 0  # I-DATA keeps a separate MID space for unordered
+    buffered: int = 0
+    threshold: int = 0
+    paused: bool = False  # an outgoing reset is pending: no new sends
+
+
+@dataclass(frozen=True, slots=True)
+class Fragment:
+    """What :meth:`Outbox.next_fragment` cut: a piece of ``message``."""
+
+    message: OutgoingMessage
+    data: bytes
+    beginning: bool
+    ending: bool
+    fsn: int
+
+
+class Outbox:
+    """Messages waiting for their fragments to get TSNs."""
+
+    def __init__(self, *, interleaving: bool = False, capacity: int = 1 << 20) -> None:
+        self.interleaving = interleaving
+        self.capacity = capacity
+        self.total = 0  # unsent bytes over all streams
+        self._streams: dict[int, _OutStream] = {}
+        self._turns: deque[int] = deque()  # streams with queued messages, in turn order
+        self._current: OutgoingMessage | None = None  # DATA: the message being cut
+        self.low: list[int] = []  # streams whose buffered amount fell to the threshold
+        self.expired: list[OutgoingMessage] = []  # started messages found expired
+
+    def _stream(self, stream_id: int) -> _OutStream:
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            stream = self._streams[stream_id] = _OutStream()
+        return stream
+
+    def buffered_amount(self, stream_id: int) -> int:
+        stream = self._streams.get(stream_id)
+        return stream.buffered if stream else 0
+
+    def set_threshold(self, stream_id: int, threshold: int) -> None:
+        self._stream(stream_id).threshold = max(0, threshold)
+
+    def is_paused(self, stream_id: int) -> bool:
+        stream = self._streams.get(stream_id)
+        return bool(stream and stream.paused)
+
+    def has_room(self, size: int) -> bool:
+        return self.total + size <= self.capacity
+
+    def push(self, message: OutgoingMessage) -> None:
+        stream = self._stream(message.stream_id)
+        if not stream.queue:
+            self._turns.append(message.stream_id)
+        stream.queue.append(message)
+        stream.buffered += len(message.data)
+        self.total += len(message.data)
+
+    @property
+    def empty(self) -> bool:
+        return self.total == 0 and self._current is None
+
+    def next_fragment(self, max_payload: int, now: float) -> Fragment | None:
+        """Cut the next fragment of at most ``max_payload`` bytes, or None."""
+        while True:
+            message = self._pick(now)
+            if message is None:
+                return None
+            if message.abandoned:
+                self._finish(message)
+                continue
+            break
+        stream = self._stream(message.stream_id)
+        if message.seq is None:
+            if not message.ordered and self.interleaving:
+                message.seq = stream.next_unordered_mid
+                stream.next_unordered_mid = add32(stream.next_unordered_mid, 1)
+            elif not message.ordered:
+                message.seq = 0  # RFC 9260 6.6: the SSN of an unordered message is ignored
+            else:
+                message.seq = stream.next_ssn
+                stream.next_ssn = (
+                    add32(stream.next_ssn, 1) if self.interleaving else add16(stream.next_ssn, 1)
+                )
+        start = message.offset
+        piece = message.data[start : start + max_payload]
+        message.offset = start + len(piece)
+        ending = message.offset >= len(message.data)
+        fragment = Fragment(message, piece, start == 0, ending, message.next_fsn)
+        message.next_fsn += 1
+        self._consume(stream, message.stream_id, len(piece))
+        if ending:
+            self._finish(message)
+        elif self.interleaving:
+            # Let the other streams have a turn before this message continues.
+            self._rotate(message.stream_id)
+        else:
+            self._current = message
+        return fragment
+
+    def _pick(self, now: float) -> OutgoingMessage | None:
+        if self._current is not None:
+            return self._current
+        while self._turns:
+            stream_id = self._turns[0]
+            stream = self._streams[stream_id]
+            if not stream.queue:
+                self._turns.popleft()
+                continue
+            message = stream.queue[0]
+            expired = message.expires_at is not None and now > message.expires_at
+            if expired and not message.abandoned:
+                # PR-SCTP: a message whose lifetime ended before (all of) it was sent.
+                message.abandoned = True
+                if message.started:
+                    self.expired.append(message)
+            if message.abandoned:
+                self._finish(message)
+                continue
+            return message
+        return None
+
+    def _rotate(self, stream_id: int) -> None:
+        if self._turns and self._turns[0] == stream_id:
+            self._turns.rotate(-1)
+
+    def _consume(self, stream: _OutStream, stream_id: int, size: int) -> None:
+        before = stream.buffered
+        stream.buffered -= size
+        self.total -= size
+        if before > stream.threshold >= stream.buffered:
+            self.low.append(stream_id)
+
+    def _finish(self, message: OutgoingMessage) -> None:
+        """Remove ``message`` (sent completely or abandoned) from its stream."""
+        stream = self._stream(message.stream_id)
+        if self._current is message:
+            self._current = None
+        if stream.queue and stream.queue[0] is message:
+            stream.queue.popleft()
+        else:
+            try:
+                stream.queue.remove(message)
+            except ValueError:
+                return
+        rest = len(message.data) - message.offset
+        if rest:
+            message.offset = len(message.data)
+            self._consume(stream, message.stream_id, rest)
+        if self._turns and self._turns[0] == message.stream_id:
+            self._turns.popleft()
+            if stream.queue:
+                self._turns.append(message.stream_id)
+
+    def abandon(self, message: OutgoingMessage) -> None:
+        """Drop what is left of ``message`` (PR-SCTP)."""
+        message.abandoned = True
+        if message.offset < len(message.data):
+            self._finish(message)
+
+    # --- stream reset --------------------------------------------------------------
+
+    def pause(self, stream_id: int) -> None:
+        self._stream(stream_id).paused = True
+
+    def drained(self, stream_id: int) -> bool:
+        """No message of ``stream_id`` waits for a TSN any more."""
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            return True
+        current = self._current
+        return not stream.queue and not (current is not None and current.stream_id == stream_id)
+
+    def reset(self, stream_id: int) -> None:
+        """The reset was performed: sequence numbers restart at 0, sends allowed."""
+        stream = self._stream(stream_id)
+        stream.next_ssn = 0
+        stream.next_unordered_mid = 0
+        stream.paused = False
+
+
+@dataclass
+class SackOutcome:
+    """What one SACK changed."""
+
+    accepted: bool = True
+    stale: bool = False
+    cumulative_advanced: bool = False
+    bytes_acked: int = 0
+    fast_retransmit: bool = False
+    invalid_gap_blocks: int = 0
+    rtt: float | None = None
+
+
+class RetransmitQueue:
+    """Chunks in flight or waiting for retransmission, until cumulatively acked."""
+
+    def __init__(
+        self,
+        initial_tsn: int,
+        *,
+        mtu: int,
+        peer_rwnd: int,
+        rto: RtoEstimator,
+    ) -> None:
+        self.next_tsn = initial_tsn
+        self.next_unwrapped = 1 << 32 | initial_tsn
+        self.cumulative_unwrapped = self.next_unwrapped - 1  # the peer's cum ack
+        self.advanced_unwrapped = self.cumulative_unwrapped  # Advanced.Peer.Ack.Point
+        self.chunks: dict[int, SentChunk] = {}  # unwrapped TSN -> chunk, ascending
+        self.flight_size = 0
+        self.peer_rwnd = peer_rwnd
+        self.cc = CongestionControl(mtu=mtu, ssthresh=max(peer_rwnd, 4 * mtu))
+        self.rto = rto
+        self.t3_deadline: float | None = None
+        self.retransmissions = 0
+        self.fast_retransmits = 0
+        self.abandoned_messages: list[OutgoingMessage] = []  # newly abandoned, for the owner
+        self.abandoned_count = 0
+        self._pending_retransmit = 0
+        # Karn's rule extended: a SACK that follows a retransmission may have been sent
+        # because of it, so chunks sent before the latest retransmission give no RTT
+        # sample (otherwise each T3 expiry feeds RTO-sized samples back into the RTO).
+        self._last_retransmission = float("-inf")
+
+    @property
+    def cumulative_tsn(self) -> int:
+        return self.cumulative_unwrapped & 0xFFFFFFFF
+
+    @property
+    def outstanding(self) -> int:
+        return len(self.chunks)
+
+    @property
+    def has_retransmissions(self) -> bool:
+        return self._pending_retransmit > 0
+
+    @property
+    def has_fast_retransmissions(self) -> bool:
+        return any(c.fast and c.retransmit for c in self.chunks.values())
+
+    @property
+    def last_assigned_tsn(self) -> int:
+        return add32(self.next_tsn, -1)
+
+    def can_send_new(self, size: int) -> bool:
+        """Room in cwnd (may overshoot by less than one MTU, 6.1 B) and in the peer's
+        window (one chunk may probe a zero window when nothing is in flight)."""
+        if self.flight_size >= self.cc.cwnd:
+            return False
+        return self.flight_size == 0 or size <= self.peer_rwnd
+
+    def assign(self, fragment: Fragment) -> SentChunk:
+        """Give ``fragment`` the next TSN."""
+        chunk = SentChunk(
+            tsn=self.next_tsn,
+            unwrapped=self.next_unwrapped,
+            message=fragment.message,
+            data=fragment.data,
+            beginning=fragment.beginning,
+            ending=fragment.ending,
+            fsn=fragment.fsn,
+        )
+        self.next_tsn = add32(self.next_tsn, 1)
+        self.next_unwrapped += 1
+        self.chunks[chunk.unwrapped] = chunk
+        fragment.message.chunks.append(chunk)
+        return chunk
+
+    def sent(self, chunk: SentChunk, now: float) -> None:
+        """``chunk`` went on the wire (first time or again)."""
+        if chunk.transmissions == 0:
+            chunk.first_sent = now
+        else:
+            self.retransmissions += 1
+            self._last_retransmission = now
+        chunk.transmissions += 1
+        if chunk.retransmit:
+            chunk.retransmit = False
+            chunk.fast = False
+            self._pending_retransmit -= 1
+        chunk.misses = 0
+        if not chunk.in_flight:
+            chunk.in_flight = True
+            self.flight_size += chunk.size
+            self.peer_rwnd = max(0, self.peer_rwnd - chunk.size)
+        if self.t3_deadline is None:
+            self.t3_deadline = now + self.rto.rto
+
+    def retransmission_candidates(self, *, fast_only: bool = False) -> list[SentChunk]:
+        """Chunks marked for retransmission, lowest TSN first."""
+        if not self._pending_retransmit:
+            return []
+        return [
+            c
+            for c in self.chunks.values()
+            if c.retransmit and not c.abandoned and (c.fast or not fast_only)
+        ]
+
+    # --- SACK ----------------------------------------------------------------------
+
+    def on_sack(
+        self,
+        cumulative_tsn: int,
+        a_rwnd: int,
+        gap_blocks: tuple[tuple[int, int], ...],
+        now: float,
+    ) -> SackOutcome:
+        outcome = SackOutcome()
+        cum = self.cumulative_unwrapped + diff32(cumulative_tsn, self.cumulative_tsn)
+        if cum < self.cumulative_unwrapped:
+            outcome.stale = True  # overtaken by a newer SACK (reordering)
+            outcome.accepted = False
+            return outcome
+        if cum >= self.next_unwrapped:
+            outcome.accepted = False  # acknowledges a TSN never sent
+            return outcome
+        flight_before = self.flight_size
+        rtt_chunk: SentChunk | None = None
+        highest_newly_acked = 0
+        # Cumulatively acknowledged chunks leave the queue.
+        for tsn in range(self.cumulative_unwrapped + 1, cum + 1):
+            chunk = self.chunks.pop(tsn, None)
+            if chunk is None:
+                continue
+            if not chunk.acked and not chunk.abandoned:
+                outcome.bytes_acked += chunk.size
+                highest_newly_acked = tsn
+                if chunk.transmissions == 1:
+                    rtt_chunk = chunk
+            self._leave(chunk)
+        if cum > self.cumulative_unwrapped:
+            outcome.cumulative_advanced = True
+            self.cumulative_unwrapped = cum
+            if self.advanced_unwrapped < cum:
+                self.advanced_unwrapped = cum
+        # Gap ack blocks, relative to the cumulative TSN.
+        for index, (start, end) in enumerate(gap_blocks):
+            if index >= MAX_GAP_BLOCKS_PROCESSED:
+                outcome.invalid_gap_blocks += len(gap_blocks) - index
+                break
+            if not 1 <= start <= end or cum + end >= self.next_unwrapped:
+                outcome.invalid_gap_blocks += 1
+                continue
+            for tsn in range(cum + start, cum + end + 1):
+                chunk = self.chunks.get(tsn)
+                if chunk is None or chunk.acked:
+                    continue
+                chunk.acked = True
+                if not chunk.abandoned:
+                    outcome.bytes_acked += chunk.size
+                    highest_newly_acked = max(highest_newly_acked, tsn)
+                    if chunk.transmissions == 1:
+                        rtt_chunk = chunk  # blocks ascend: the newest measurement wins
+                self._leave(chunk)
+        if (
+            rtt_chunk is not None
+            and rtt_chunk.transmissions == 1
+            and rtt_chunk.first_sent > self._last_retransmission
+        ):
+            outcome.rtt = now - rtt_chunk.first_sent
+            self.rto.observe(outcome.rtt)
+        # Miss indications (7.2.4) for chunks below the highest newly acked TSN.
+        if highest_newly_acked > cum:
+            for tsn, chunk in self.chunks.items():
+                if tsn >= highest_newly_acked:
+                    break
+                if chunk.acked or chunk.abandoned or not chunk.in_flight:
+                    continue
+                chunk.misses += 1
+                if chunk.misses == 3 and self._mark(chunk, now, fast=True):
+                    outcome.fast_retransmit = True
+        if outcome.fast_retransmit:
+            self.fast_retransmits += 1
+            self.cc.on_fast_retransmit(self.next_unwrapped - 1)
+        self.cc.on_cumulative(cum)
+        self.cc.on_ack(outcome.bytes_acked, outcome.cumulative_advanced, flight_before)
+        self.peer_rwnd = max(0, a_rwnd - self.flight_size)
+        self._advance_ack_point()
+        # T3-rtx rules R2 / R3 (6.3.2).
+        if self.flight_size == 0 and not self._pending_retransmit:
+            self.t3_deadline = None
+            self.cc.on_all_acked()
+        elif outcome.cumulative_advanced:
+            self.t3_deadline = now + self.rto.rto
+        elif outcome.rtt is not None and self.t3_deadline is not None:
+            # A fresh measurement undid a backed-off RTO: do not wait out the old one.
+            self.t3_deadline = min(self.t3_deadline, now + self.rto.rto)
+        return outcome
+
+    def _leave(self, chunk: SentChunk) -> None:
+        """``chunk`` is no longer in flight nor awaiting retransmission."""
+        if chunk.in_flight:
+            chunk.in_flight = False
+            self.flight_size -= chunk.size
+        if chunk.retransmit:
+            chunk.retransmit = False
+            self._pending_retransmit -= 1
+
+    def _mark(self, chunk: SentChunk, now: float, *, fast: bool) -> bool:
+        """Mark for retransmission unless PR-SCTP says to give up; True if marked."""
+        message = chunk.message
+        if message.abandoned or self._expired(message, now):
+            self._abandon(message)
+            return False
+        if chunk.retransmit:
+            return False
+        if chunk.in_flight:
+            chunk.in_flight = False
+            self.flight_size -= chunk.size
+        chunk.retransmit = True
+        chunk.fast = fast
+        self._pending_retransmit += 1
+        return True
+
+    @staticmethod
+    def _expired(message: OutgoingMessage, now: float) -> bool:
+        if message.expires_at is not None and now > message.expires_at:
+            return True
+        if message.max_retransmits is not None:
+            sent = max((c.transmissions for c in message.chunks), default=0)
+            return sent > message.max_retransmits
+        return False
+
+    def _abandon(self, message: OutgoingMessage) -> None:
+        if not any(c.abandoned for c in message.chunks):
+            self.abandoned_count += 1
+            self.abandoned_messages.append(message)
+        message.abandoned = True
+        for chunk in message.chunks:
+            if not chunk.abandoned:
+                chunk.abandoned = True
+                self._leave(chunk)
+
+    def abandon(self, message: OutgoingMessage) -> None:
+        """Abandon ``message`` (lifetime ended while part of it was still unsent)."""
+        self._abandon(message)
+        self._advance_ack_point()
+
+    # --- timers ---------------------------------------------------------------------
+
+    def on_t3_expired(self, now: float) -> None:
+        """6.3.3: back off, collapse cwnd, mark everything outstanding for resending."""
+        self.t3_deadline = None
+        self.rto.backoff()
+        self.cc.on_timeout()
+        for chunk in list(self.chunks.values()):
+            if chunk.acked or chunk.abandoned:
+                continue
+            if chunk.in_flight or chunk.retransmit:
+                self._mark(chunk, now, fast=False)
+                chunk.fast = False
+        self._advance_ack_point()
+
+    def expire(self, now: float) -> None:
+        """Abandon outstanding PR-SCTP messages whose lifetime has ended."""
+        for chunk in list(self.chunks.values()):
+            message = chunk.message
+            if (
+                not chunk.abandoned
+                and not chunk.acked
+                and message.expires_at is not None
+                and now > message.expires_at
+            ):
+                self._abandon(message)
+        self._advance_ack_point()
+
+    # --- PR-SCTP ---------------------------------------------------------------------
+
+    def _advance_ack_point(self) -> None:
+        point = max(self.advanced_unwrapped, self.cumulative_unwrapped)
+        while True:
+            chunk = self.chunks.get(point + 1)
+            if chunk is None or not chunk.abandoned:
+                break
+            point += 1
+        self.advanced_unwrapped = point
+
+    @property
+    def forward_tsn_needed(self) -> bool:
+        return self.advanced_unwrapped > self.cumulative_unwrapped
+
+    def forward_tsn(self, *, interleaving: bool) -> tuple[int, tuple[tuple[int, bool, int], ...]]:
+        """New cumulative TSN and the streams to skip for a FORWARD-TSN (entries
+        (stream, False, ssn), ordered messages only) or an I-FORWARD-TSN
+        ((stream, unordered, mid))."""
+        skipped: dict[tuple[int, bool], int] = {}
+        for tsn in range(self.cumulative_unwrapped + 1, self.advanced_unwrapped + 1):
+            chunk = self.chunks.get(tsn)
+            if chunk is None or not chunk.abandoned:
+                continue
+            if chunk.unordered and not interleaving:
+                continue
+            key = (chunk.stream_id, chunk.unordered)
+            seq = chunk.seq
+            previous = skipped.get(key)
+            if previous is None or (
+                (diff32(seq, previous) if interleaving else diff16(seq, previous)) > 0
+            ):
+                skipped[key] = seq
+        entries = tuple((sid, unordered, seq) for (sid, unordered), seq in skipped.items())
+        return self.advanced_unwrapped & 0xFFFFFFFF, entries
+
+    # --- stream reset ------------------------------------------------------------------
+
+    def stream_outstanding(self, stream_id: int) -> bool:
+        return any(c.stream_id == stream_id for c in self.chunks.values())
