@@ -410,8 +410,13 @@ def test_buffered_amount_and_threshold() -> None:
     assert channel.buffered_amount == 5000
     channel.buffered_amount_low_threshold = 10
     assert h.assoc.thresholds == {0: 10}
+    h.run_deferred()
     log = events(channel)
+    h.manager.buffered_amount_low(0)  # only the DCEP OPEN was queued: not the user's
+    assert log == []
+    channel.send(b"x" * 5000)
     h.manager.buffered_amount_low(0)
+    h.manager.buffered_amount_low(0)  # once per send burst
     h.manager.buffered_amount_low(99)  # no channel: ignored
     assert log == [("bufferedamountlow", None)]
     with pytest.raises(InvalidChannelParameters):
@@ -432,7 +437,7 @@ async def test_wait_open_and_drain() -> None:
     await asyncio.sleep(0)
     assert not drained.done()
     h.assoc.buffered[0] = 0
-    h.manager.buffered_amount_low(0)
+    h.manager.buffered_amount_low(0)  # wakes drain() even without a user event
     await asyncio.wait_for(drained, 1)
     h.assoc.buffered[0] = 10
     stuck = asyncio.ensure_future(channel.drain())

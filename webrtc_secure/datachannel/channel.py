@@ -137,6 +137,7 @@ class DataChannel(AsyncIOEventEmitter):
         #: we sent DATA_CHANNEL_OPEN and no ACK came yet: send ordered (RFC 8832 6)
         self._awaiting_ack = False
         self._open_pending = False  # the "open" event is queued but has not run
+        self._user_data_queued = False  # send() since the last bufferedamountlow
         self._reset_out = False  # our outgoing stream is reset (or the reset is asked)
         self._reset_out_done = False
         self._reset_in_done = False
@@ -226,6 +227,8 @@ class DataChannel(AsyncIOEventEmitter):
             raise ChannelMessageTooLarge(
                 f"message of {len(payload)} bytes; the remote accepts at most {limit}"
             )
+        # set first: the association may report the buffer low while flushing
+        self._user_data_queued = True
         self._manager._send(self, ppid, payload or EMPTY_PAYLOAD)
         self._stats.messages_sent += 1
         self._stats.bytes_sent += len(payload)
@@ -504,7 +507,15 @@ class ChannelManager:
                 to_reset.append(stream_id)
             self._maybe_closed(channel)
         if to_reset and self._association is not None:
-            self._association.reset_streams(to_reset, self._now())
+            try:
+                self._association.reset_streams(to_reset, self._now())
+            except WebrtcSecureError as exc:
+                # the association is going away: the channels end with it
+                logger.debug("cannot reset streams %s: %s", to_reset, exc)
+                for stream_id in to_reset:
+                    if (channel := self._channels.get(stream_id)) is not None:
+                        self._finish_channel(channel, None)
+                return
             self._flush()
 
     def outgoing_streams_reset(self, stream_ids: Sequence[int]) -> None:
@@ -521,7 +532,14 @@ class ChannelManager:
         if channel is None:
             return
         channel._wake()
-        channel._deliver("bufferedamountlow")
+        # the association counts DCEP bytes too; the event is about the user's sends
+        if not channel._user_data_queued:
+            return
+        channel._user_data_queued = False
+        if channel._open_pending:
+            self._call_soon(lambda: channel._deliver("bufferedamountlow"))
+        else:
+            channel._deliver("bufferedamountlow")
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -687,7 +705,13 @@ class ChannelManager:
         channel._set_state(ReadyState.CLOSING)
         channel._reset_out = True
         channel._partial, channel._partial_size = [], 0
-        association.reset_streams([channel._id], self._now())
+        try:
+            association.reset_streams([channel._id], self._now())
+        except WebrtcSecureError as exc:
+            # e.g. the peer did not negotiate RE-CONFIG: close this end only
+            logger.debug("cannot reset stream %d: %s", channel._id, exc)
+            self._finish_channel(channel, None)
+            return
         self._flush()
 
     def _maybe_closed(self, channel: DataChannel) -> None:
