@@ -251,11 +251,15 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     # handshakes per second one server completes (cookies on: 3 round trips)
     listener_cert = Certificate.generate()
     n = 30 if quick else 100
-    listener = DtlsListener(listener_cert, cipher_suites=[SUITE])
+    listener = DtlsListener(
+        listener_cert, cipher_suites=[SUITE], remote_fingerprints=_fingerprints(a)
+    )
     server_cpu = 0.0
     for i in range(n):
         addr = ("127.0.0.1", 10000 + i)
-        client = DtlsConnection(True, a, cipher_suites=[SUITE])
+        client = DtlsConnection(
+            True, a, cipher_suites=[SUITE], remote_fingerprints=_fingerprints(listener_cert)
+        )
         client.connect(0.0)
         for _ in range(10):
             for d in client.datagrams_to_send(0.0):

@@ -71,9 +71,20 @@ def _one(
     ``budget`` is the engines' wall-clock ``handshake_timeout`` (None: the default)."""
     client_cert, server_cert = _certs()
     mtu = config["mtu"]
-    client = DtlsConnection(True, client_cert, mtu=mtu, handshake_timeout=budget)
+    client = DtlsConnection(
+        True,
+        client_cert,
+        mtu=mtu,
+        handshake_timeout=budget,
+        remote_fingerprints=server_cert.fingerprints(),
+    )
     server = DtlsConnection(
-        False, server_cert, mtu=mtu, handshake_timeout=budget, cookies=config["cookies"]
+        False,
+        server_cert,
+        mtu=mtu,
+        handshake_timeout=budget,
+        cookies=config["cookies"],
+        remote_fingerprints=client_cert.fingerprints(),
     )
     if config.get("blackhole"):
         start, end = config["blackhole"]

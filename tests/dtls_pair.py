@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from webrtc_secure import Certificate
+from webrtc_secure import Certificate, Fingerprint
 from webrtc_secure.dtls import DtlsConnection
 
 _CERTS: dict[str, Certificate] = {}
@@ -19,6 +19,11 @@ def cert(name: str = "a", rsa: bool = False) -> Certificate:
     if key not in _CERTS:
         _CERTS[key] = Certificate.generate_rsa() if rsa else Certificate.generate()
     return _CERTS[key]
+
+
+def pins(name: str = "a", rsa: bool = False) -> list[Fingerprint]:
+    """What an endpoint pins for the peer holding ``cert(name)``: its ``a=fingerprint``."""
+    return cert(name, rsa).fingerprints()
 
 
 @dataclass

@@ -20,8 +20,11 @@ def test_relay_terminating_dtls_with_its_own_certificate_is_caught_on_both_sides
     # Alice expects Bob's certificate and Bob expects Alice's (from the real descriptions);
     # Mallory sits between them and runs one DTLS session toward each.
     alice = DtlsConnection(True, cert("alice"), remote_fingerprints=[_fp("bob")])
-    mallory_to_alice = DtlsConnection(False, cert("mallory"), cookies=False)
-    mallory_to_bob = DtlsConnection(True, cert("mallory"))
+    # Mallory knows both real fingerprints (they are in the signaling she relays)
+    mallory_to_alice = DtlsConnection(
+        False, cert("mallory"), cookies=False, remote_fingerprints=[_fp("alice")]
+    )
+    mallory_to_bob = DtlsConnection(True, cert("mallory"), remote_fingerprints=[_fp("bob")])
     bob = DtlsConnection(False, cert("bob"), remote_fingerprints=[_fp("alice")])
     run(alice, mallory_to_alice, max_time=5.0)
     run(mallory_to_bob, bob, max_time=5.0)

@@ -1,12 +1,12 @@
 import pytest
 
-from tests.conftest import VECTORS, load_vector
+from tests.conftest import load_vector, vector_path
 from webrtc_secure import Certificate, CertificateError, Fingerprint, SdpError
 
 
 def test_fingerprints_match_rfc8122_vector() -> None:
     v = load_vector("rfc8122_fingerprint.json")
-    cert = Certificate.load(VECTORS / "example_cert.pem", VECTORS / "example_cert_key.pem")
+    cert = Certificate.load(vector_path("example_cert.pem"), vector_path("example_cert_key.pem"))
     assert cert.der.hex() == v["example_certificate_der_hex"]
     for alg, entry in v["fingerprints"].items():
         assert cert.fingerprint(alg) == entry["fingerprint"]

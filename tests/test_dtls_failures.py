@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.dtls_pair import cert, drain_events, run
+from tests.dtls_pair import cert, drain_events, pins, run
 from webrtc_secure.dtls import AlertDescription, DtlsConnection, NamedGroup, State
 from webrtc_secure.dtls import handshake as handshake_module
 from webrtc_secure.dtls.codec import u16_list
@@ -74,8 +74,16 @@ class Tamper:
 def _handshake(
     rewrite_client: Rewrite | None = None, rewrite_server: Rewrite | None = None, **kwargs: object
 ) -> tuple[DtlsConnection, DtlsConnection, list[int], list[int]]:
-    client = DtlsConnection(True, cert("client"), **kwargs)  # type: ignore[arg-type]
-    server = DtlsConnection(False, cert("server"), cookies=False, **kwargs)  # type: ignore[arg-type]
+    client = DtlsConnection(
+        True, cert("client"), remote_fingerprints=pins("server"), **kwargs  # type: ignore[arg-type]
+    )
+    server = DtlsConnection(
+        False,
+        cert("server"),
+        remote_fingerprints=pins("client"),
+        cookies=False,
+        **kwargs,  # type: ignore[arg-type]
+    )
     sent: dict[str, list[bytes]] = {"c": [], "s": []}
     for name, conn, rw in (("c", client, rewrite_client), ("s", server, rewrite_server)):
         if rw is not None:
@@ -413,7 +421,9 @@ def test_garbage_certificate_is_bad_certificate() -> None:
     ],
 )
 def test_server_refuses_message_out_of_order(msg_type: int) -> None:
-    server = DtlsConnection(False, cert("server"), cookies=False)
+    server = DtlsConnection(
+        False, cert("server"), remote_fingerprints=pins("client"), cookies=False
+    )
     fragment = HandshakeFragment(msg_type, 12, 0, 0, bytes(12))
     record = Record(ContentType.HANDSHAKE, 0xFEFD, 0, 0, fragment.serialize())
     server.receive_datagram(record.serialize(), 0.0)
@@ -432,7 +442,7 @@ def test_server_refuses_message_out_of_order(msg_type: int) -> None:
     ],
 )
 def test_client_refuses_message_out_of_order(msg_type: int) -> None:
-    client = DtlsConnection(True, cert("client"))
+    client = DtlsConnection(True, cert("client"), remote_fingerprints=pins("server"))
     client.connect(0.0)
     client.datagrams_to_send(0.0)
     fragment = HandshakeFragment(msg_type, 12, 0, 0, bytes(12))
@@ -443,8 +453,8 @@ def test_client_refuses_message_out_of_order(msg_type: int) -> None:
 
 
 def test_renegotiation_after_handshake_is_refused_with_warning() -> None:
-    client = DtlsConnection(True, cert("client"))
-    server = DtlsConnection(False, cert("server"))
+    client = DtlsConnection(True, cert("client"), remote_fingerprints=pins("server"))
+    server = DtlsConnection(False, cert("server"), remote_fingerprints=pins("client"))
     run(client, server)
     assert client.is_connected and server.is_connected
     drain_events(server)

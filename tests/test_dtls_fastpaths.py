@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import load_vector
 from tests.fuzz import deep
 from webrtc_secure import Certificate
 from webrtc_secure.dtls import DtlsConnection, keys
@@ -58,7 +57,6 @@ from webrtc_secure.dtls.records import (
 from webrtc_secure.dtls.suites import SUITES, CipherSuite, SignatureScheme
 from webrtc_secure.errors import HandshakeFailure, MalformedPacket
 
-VECTORS = Path(__file__).resolve().parents[2] / "shared" / "vectors"
 SLOW = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -77,7 +75,7 @@ def _reference_prf(hash_name: str, secret: bytes, label: bytes, seed: bytes, n: 
 
 
 def test_prf_known_answers() -> None:
-    vectors = json.loads((VECTORS / "tls12_prf_vectors.json").read_text())["vectors"]
+    vectors = load_vector("tls12_prf_vectors.json")["vectors"]
     checked = 0
     for v in vectors:
         if "output" not in v:
@@ -95,7 +93,7 @@ def test_prf_known_answers() -> None:
 
 
 def test_key_schedule_known_answers() -> None:
-    vectors = json.loads((VECTORS / "tls12_prf_vectors.json").read_text())["vectors"]
+    vectors = load_vector("tls12_prf_vectors.json")["vectors"]
     (v,) = [v for v in vectors if v.get("name") == "illustrated_tls12_key_schedule"]
     client_random = bytes.fromhex(v["client_random"])
     server_random = bytes.fromhex(v["server_random"])
@@ -298,8 +296,20 @@ def test_running_transcript_hash_equals_hashing_the_whole_transcript() -> None:
         )
 
 
+def _client() -> DtlsConnection:
+    return DtlsConnection(
+        True, deep.CLIENT_CERT, remote_fingerprints=deep.SERVER_CERT.fingerprints()
+    )
+
+
+def _server() -> DtlsConnection:
+    return DtlsConnection(
+        False, deep.SERVER_CERT, cookies=False, remote_fingerprints=deep.CLIENT_CERT.fingerprints()
+    )
+
+
 def test_cached_client_hello_is_the_dataclass_serialization() -> None:
-    conn = DtlsConnection(True, deep.CLIENT_CERT)
+    conn = _client()
     conn.connect(0.0)
     (datagram,) = conn.datagrams_to_send(0.0)
     ((record,), _) = parse_records(datagram)
@@ -522,8 +532,7 @@ def _fields(f: Any) -> tuple[object, ...]:
 
 
 def _real_hellos() -> list[bytes]:
-    client = DtlsConnection(True, deep.CLIENT_CERT)
-    server = DtlsConnection(False, deep.SERVER_CERT, cookies=False)
+    client, server = _client(), _server()
     client.connect(0.0)
     out = []
     for a, b in ((client, server), (server, client)):
@@ -622,8 +631,7 @@ def _reader_certificate_verify(body: bytes) -> object:
 
 
 def _real_messages() -> dict[int, list[bytes]]:
-    client = DtlsConnection(True, deep.CLIENT_CERT)
-    server = DtlsConnection(False, deep.SERVER_CERT, cookies=False)
+    client, server = _client(), _server()
     client.connect(0.0)
     out: dict[int, list[bytes]] = {}
     for _ in range(3):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.dtls_pair import Link, cert, drain_events, run
+from tests.dtls_pair import Link, cert, drain_events, pins, run
 from webrtc_secure import Fingerprint
 from webrtc_secure.dtls import (
     AlertDescription,
@@ -24,17 +24,17 @@ def _pair(**kwargs: object) -> tuple[DtlsConnection, DtlsConnection]:
     client_kw = {k[2:]: v for k, v in kwargs.items() if k.startswith("c_")}
     server_kw = {k[2:]: v for k, v in kwargs.items() if k.startswith("s_")}
     common = {k: v for k, v in kwargs.items() if not k.startswith(("c_", "s_"))}
+    rsa = bool(common.pop("rsa", False))
+    # each side pins the other's certificate unless the test says otherwise
     client = DtlsConnection(
         True,
-        cert("client", bool(common.get("rsa"))),
-        **{k: v for k, v in common.items() if k != "rsa"},
-        **client_kw,
+        cert("client", rsa),
+        **{"remote_fingerprints": pins("server", rsa), **common, **client_kw},  # type: ignore[arg-type]
     )
     server = DtlsConnection(
         False,
-        cert("server", bool(common.get("rsa"))),
-        **{k: v for k, v in common.items() if k != "rsa"},
-        **server_kw,
+        cert("server", rsa),
+        **{"remote_fingerprints": pins("client", rsa), **common, **server_kw},  # type: ignore[arg-type]
     )
     return client, server
 
@@ -153,7 +153,7 @@ def _transmissions_until_failure(client: DtlsConnection) -> list[float]:
 
 
 def test_default_policy_resends_a_flight_twelve_times_on_the_rfc_schedule() -> None:
-    client = DtlsConnection(True, cert("client"))
+    client = DtlsConnection(True, cert("client"), remote_fingerprints=pins("server"))
     sent_at = _transmissions_until_failure(client)
     # RFC 6347 4.2.4.1: 1 s, doubling, capped at 60 s; 12 retransmissions as OpenSSL
     assert sent_at == [0, 1, 3, 7, 15, 31, 63, 123, 183, 243, 303, 363, 423]
@@ -165,25 +165,36 @@ def test_default_policy_resends_a_flight_twelve_times_on_the_rfc_schedule() -> N
 
 
 def test_retransmission_limit_and_timer_cap_are_configurable() -> None:
-    client = DtlsConnection(True, cert("client"), max_retransmissions=3, max_retransmit_timeout=2.0)
+    server = pins("server")
+    client = DtlsConnection(
+        True,
+        cert("client"),
+        remote_fingerprints=server,
+        max_retransmissions=3,
+        max_retransmit_timeout=2.0,
+    )
     assert _transmissions_until_failure(client) == [0, 1, 3, 5]
     with pytest.raises(ValueError):
-        DtlsConnection(True, cert("client"), max_retransmissions=-1)
+        DtlsConnection(True, cert("client"), remote_fingerprints=server, max_retransmissions=-1)
     with pytest.raises(ValueError):
-        DtlsConnection(True, cert("client"), initial_retransmit_timeout=0)
+        DtlsConnection(
+            True, cert("client"), remote_fingerprints=server, initial_retransmit_timeout=0
+        )
     with pytest.raises(ValueError):
-        DtlsConnection(True, cert("client"), handshake_timeout=0)
+        DtlsConnection(True, cert("client"), remote_fingerprints=server, handshake_timeout=0)
 
 
 def test_a_server_without_a_wall_clock_bound_waits_for_its_client() -> None:
-    server = DtlsConnection(False, cert("server"))
+    server = DtlsConnection(False, cert("server"), remote_fingerprints=pins("client"))
     server.connect(0.0)
     assert server.state == State.HANDSHAKING and server.get_timer() is None
 
 
 def test_retransmission_timer_doubles_and_gives_up() -> None:
     # a wall-clock bound cuts the schedule short
-    client = DtlsConnection(True, cert("client"), handshake_timeout=20.0)
+    client = DtlsConnection(
+        True, cert("client"), remote_fingerprints=pins("server"), handshake_timeout=20.0
+    )
     assert _transmissions_until_failure(client) == [0.0, 1.0, 3.0, 7.0, 15.0]
     assert isinstance(client.error, HandshakeTimeout)
     assert "within 20 s" in str(client.error)
@@ -269,7 +280,9 @@ def test_browser_shaped_hello_gets_a_dtls12_answer(shape: str, cookies: bool) ->
     )
 
     make = chromium_hello_datagrams if shape == "chromium" else pion_hello_datagrams
-    server = DtlsConnection(False, cert("server"), cookies=cookies)
+    server = DtlsConnection(
+        False, cert("server"), remote_fingerprints=pins("client"), cookies=cookies
+    )
     first = make(seed=3)
     assert len(first) == 2  # the hello spans two datagrams
     for datagram in first:

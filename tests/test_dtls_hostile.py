@@ -9,7 +9,7 @@ import tracemalloc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.dtls_pair import cert, drain_events, run
+from tests.dtls_pair import cert, drain_events, pins, run
 from webrtc_secure.dtls import ApplicationData, DtlsConnection, State
 from webrtc_secure.dtls.listener import DtlsListener
 from webrtc_secure.dtls.messages import ClientHello, HandshakeFragment, HandshakeType
@@ -25,8 +25,8 @@ def _hello_datagram(random: bytes, cookie: bytes = b"", seq: int = 0) -> bytes:
 
 
 def _connected_pair() -> tuple[DtlsConnection, DtlsConnection]:
-    client = DtlsConnection(True, cert("client"))
-    server = DtlsConnection(False, cert("server"))
+    client = DtlsConnection(True, cert("client"), remote_fingerprints=pins("server"))
+    server = DtlsConnection(False, cert("server"), remote_fingerprints=pins("client"))
     run(client, server)
     assert client.is_connected and server.is_connected
     drain_events(client)
@@ -38,7 +38,7 @@ def _connected_pair() -> tuple[DtlsConnection, DtlsConnection]:
 
 
 def test_spoofed_hello_flood_leaves_no_state_and_flat_memory() -> None:
-    listener = DtlsListener(cert("server"))
+    listener = DtlsListener(cert("server"), remote_fingerprints=pins("client"))
     # warm up allocations (cookie HMAC, codecs) before measuring
     for i in range(100):
         listener.receive_datagram(_hello_datagram(os.urandom(32)), ("10.0.0.1", i), 0.0)
@@ -59,14 +59,14 @@ def test_spoofed_hello_flood_leaves_no_state_and_flat_memory() -> None:
 
 
 def test_hello_verify_request_echoes_record_and_message_sequence() -> None:
-    listener = DtlsListener(cert("server"))
+    listener = DtlsListener(cert("server"), remote_fingerprints=pins("client"))
     _, replies = listener.receive_datagram(_hello_datagram(os.urandom(32), seq=42), "addr", 0.0)
     (record,), clean = parse_records(replies[0])
     assert clean and record.sequence_number == 42 and record.version == 0xFEFF
 
 
 def test_cookie_is_bound_to_the_address() -> None:
-    listener = DtlsListener(cert("server"))
+    listener = DtlsListener(cert("server"), remote_fingerprints=pins("client"))
     random = os.urandom(32)
     _, replies = listener.receive_datagram(_hello_datagram(random), ("198.51.100.1", 5), 0.0)
     (record,), _ = parse_records(replies[0])
@@ -83,8 +83,13 @@ def test_cookie_is_bound_to_the_address() -> None:
 
 
 def test_listener_completes_real_handshakes_for_several_clients() -> None:
-    listener = DtlsListener(cert("server"))
-    clients = {("127.0.0.1", 5000 + i): DtlsConnection(True, cert("client")) for i in range(3)}
+    listener = DtlsListener(cert("server"), remote_fingerprints=pins("client"))
+    clients = {
+        ("127.0.0.1", 5000 + i): DtlsConnection(
+            True, cert("client"), remote_fingerprints=pins("server")
+        )
+        for i in range(3)
+    }
     for client in clients.values():
         client.connect(0.0)
     for _ in range(10):
@@ -130,7 +135,9 @@ def test_contradictory_and_empty_fragments_are_dropped() -> None:
 
 
 def test_early_epoch_records_are_bounded() -> None:
-    server = DtlsConnection(False, cert("server"), cookies=False)
+    server = DtlsConnection(
+        False, cert("server"), remote_fingerprints=pins("client"), cookies=False
+    )
     for i in range(1000):
         record = Record(ContentType.APPLICATION_DATA, 0xFEFD, 1, i, os.urandom(40))
         server.receive_datagram(record.serialize(), 0.0)
@@ -192,7 +199,12 @@ def test_sequence_exhaustion_ends_the_connection_cleanly() -> None:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=300), st.booleans())
 def test_random_datagrams_never_raise(data: bytes, as_client: bool) -> None:
-    conn = DtlsConnection(as_client, cert("client" if as_client else "server"), cookies=False)
+    conn = DtlsConnection(
+        as_client,
+        cert("client" if as_client else "server"),
+        cookies=False,
+        remote_fingerprints=pins("server" if as_client else "client"),
+    )
     conn.connect(0.0)
     conn.receive_datagram(data, 0.0)
     conn.receive_datagram(b"\x16\xfe\xfd" + data, 0.0)
@@ -202,8 +214,8 @@ def test_random_datagrams_never_raise(data: bytes, as_client: bool) -> None:
 
 def _handshake_datagrams() -> list[tuple[bool, bytes]]:
     """Every datagram of a real handshake, tagged with whether the client sent it."""
-    client = DtlsConnection(True, cert("client"), mtu=300)
-    server = DtlsConnection(False, cert("server"), mtu=300)
+    client = DtlsConnection(True, cert("client"), remote_fingerprints=pins("server"), mtu=300)
+    server = DtlsConnection(False, cert("server"), remote_fingerprints=pins("client"), mtu=300)
     captured: list[tuple[bool, bytes]] = []
     client.connect(0.0)
     for _ in range(10):
@@ -228,7 +240,10 @@ def test_truncated_and_mutated_real_datagrams_never_raise(data: st.DataObject) -
     if mutated and position < len(mutated):
         mutated[position] ^= data.draw(st.integers(1, 255))
     receiver = DtlsConnection(
-        not from_client, cert("server" if from_client else "client"), cookies=False
+        not from_client,
+        cert("server" if from_client else "client"),
+        cookies=False,
+        remote_fingerprints=pins("client" if from_client else "server"),
     )
     receiver.connect(0.0)
     receiver.receive_datagram(bytes(mutated), 0.0)
@@ -250,7 +265,7 @@ def test_truncated_and_mutated_real_datagrams_never_raise(data: st.DataObject) -
 def test_random_handshake_message_sequences_end_in_typed_errors(
     messages: list[tuple[int, int, bytes]], as_client: bool
 ) -> None:
-    conn = DtlsConnection(as_client, cert("x"), cookies=False)
+    conn = DtlsConnection(as_client, cert("x"), cookies=False, remote_fingerprints=pins("y"))
     conn.connect(0.0)
     for seq, (msg_type, epoch_hint, body) in enumerate(messages):
         fragment = HandshakeFragment(msg_type, len(body), seq, 0, body)

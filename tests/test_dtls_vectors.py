@@ -1,5 +1,5 @@
 """Our DTLS pieces against real OpenSSL-to-OpenSSL handshakes captured datagram by
-datagram (../shared/vectors/dtls12_handshake_*.json): record parsing, reassembly of
+datagram (tests/vectors/dtls12_handshake_*.json): record parsing, reassembly of
 fragmented flights, transcript hashing, key schedule, Finished, exporters and record
 decryption must all reproduce what OpenSSL computed."""
 

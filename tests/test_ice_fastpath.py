@@ -51,16 +51,17 @@ class Stack:
         self.ra, self.rb = Recorder(), Recorder()
         self.ta: ice.IceDatagramTransport | None = None
         self.tb: ice.IceDatagramTransport | None = None
-        #: datagrams that went through aioice's Connection.data_received (slow path)
+        #: datagrams that went through aioice's receive queue (slow path)
         self.slow: dict[str, int] = {"a": 0, "b": 0}
         for name, connection in (("a", a), ("b", b)):
-            original = connection.data_received
+            original = connection._queue.put_nowait
 
-            def counted(data: bytes, component: int, name: str = name, f: Any = original) -> None:
-                self.slow[name] += 1
-                f(data, component)
+            def counted(item: Any, name: str = name, f: Any = original) -> None:
+                if item is not None:  # None: aioice's close signal
+                    self.slow[name] += 1
+                f(item)
 
-            connection.data_received = counted  # type: ignore[method-assign]
+            connection._queue.put_nowait = counted  # type: ignore[method-assign]
 
     def open(self) -> None:
         self.ta = ice.IceDatagramTransport(self.a, self.ra)
@@ -110,7 +111,9 @@ async def test_fast_paths_are_active(stacks: list[Stack]) -> None:
         protocol = _nominated_protocol(connection)
         assert type(protocol) is aioice.ice.StunProtocol, "aioice's host protocol changed"
         assert transport.fast_send and transport.fast_receive
-        assert "datagram_received" in vars(protocol)  # our wrapper, on this instance only
+        # our wrapper, on this instance only, over the connection's source gate
+        assert vars(protocol)["datagram_received"] is not connection.gate(protocol)
+        assert connection.gate(protocol) is not None
         assert protocol.transport.max_size == ice.RECEIVE_BUFFER  # type: ignore[attr-defined]
 
 
@@ -234,11 +237,12 @@ async def test_a_raising_protocol_does_not_stop_the_fast_path(
     assert any("datagram handler failed" in r.getMessage() for r in caplog.records)
 
 
-async def test_without_nomination_tracking_everything_takes_aioice_path(
+async def test_without_nomination_tracking_everything_takes_the_gate_path(
     stacks: list[Stack], caplog: pytest.LogCaptureFixture
 ) -> None:
     """Should aioice replace its _nominated dict, the transport neither caches a pair
-    nor wraps a protocol, and data still flows both ways through aioice."""
+    nor wraps a protocol, and data still flows both ways through the connection's
+    gate (which reads the nominated pair from whatever dict aioice keeps)."""
 
     async def plain_dict(stack: Stack) -> None:
         for connection in (stack.a, stack.b):
@@ -251,17 +255,26 @@ async def test_without_nomination_tracking_everything_takes_aioice_path(
     assert stack.ta is not None and stack.tb is not None
     for transport, connection in ((stack.ta, stack.a), (stack.tb, stack.b)):
         assert not transport.fast_send and not transport.fast_receive
-        assert "datagram_received" not in vars(_nominated_protocol(connection))
+        protocol = _nominated_protocol(connection)
+        assert vars(protocol)["datagram_received"] is connection.gate(protocol)
     stack.ta.sendto(DTLS)
     stack.tb.sendto(b"\x80\x00rtp")
     await _until(lambda: stack.rb.received == [DTLS] and stack.ra.received == [b"\x80\x00rtp"])
-    assert stack.slow == {"a": 1, "b": 1}
+    assert stack.slow == {"a": 0, "b": 0}
 
 
-async def test_protocol_already_wrapped_keeps_aioice_receive_path(stacks: list[Stack]) -> None:
+async def test_protocol_already_wrapped_keeps_the_gate_path(stacks: list[Stack]) -> None:
+    """Someone else's wrapper over the gate: not replaced by the fast path; what it
+    passes on still goes through the gate's source check."""
+
     async def wrapped(stack: Stack) -> None:
         protocol = _nominated_protocol(stack.a)
-        protocol.datagram_received = protocol.datagram_received  # type: ignore[method-assign]
+        gate = protocol.datagram_received
+
+        def theirs(data: bytes, addr: Any) -> None:
+            gate(data, addr)
+
+        protocol.datagram_received = theirs  # type: ignore[method-assign,assignment]
 
     stack = await _connected(wrapped)
     stacks.append(stack)
@@ -270,7 +283,7 @@ async def test_protocol_already_wrapped_keeps_aioice_receive_path(stacks: list[S
     assert stack.tb.fast_receive
     stack.tb.sendto(DTLS)
     await _until(lambda: stack.ra.received == [DTLS])
-    assert stack.slow["a"] == 1
+    assert stack.slow["a"] == 0
 
 
 def test_only_host_stun_protocols_on_a_socket_transport_are_wrapped() -> None:
@@ -305,10 +318,11 @@ def test_only_host_stun_protocols_on_a_socket_transport_are_wrapped() -> None:
     assert not ice._hookable(protocol("host", Socketish(), Derived))
 
 
-async def test_data_on_a_socket_that_is_not_the_nominated_one_still_arrives(
+async def test_data_on_a_socket_that_is_not_the_nominated_one_is_dropped(
     stacks: list[Stack],
 ) -> None:
-    """A second host socket of a: what reaches it goes through aioice's queue."""
+    """A second host socket of a: not the nominated 5-tuple, so its non-STUN datagrams
+    are counted and dropped, never queued or delivered."""
     a, b = await _pair()
     extra = await a.get_component_candidates(ice.COMPONENT, ["127.0.0.1"])
     assert extra
@@ -318,14 +332,14 @@ async def test_data_on_a_socket_that_is_not_the_nominated_one_still_arrives(
     stacks.append(stack)
     nominated = _nominated_protocol(a)
     other = next(p for p in a._protocols if p is not nominated)
-    assert "datagram_received" not in vars(other)
+    assert vars(other)["datagram_received"] is a.gate(other)
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         sender.sendto(b"\x16elsewhere", other.transport.get_extra_info("sockname"))
-        await _until(lambda: stack.ra.received == [b"\x16elsewhere"])
+        await _until(lambda: a.dropped["unexpected_source"] == 1)
     finally:
         sender.close()
-    assert stack.slow["a"] == 1
+    assert stack.ra.received == [] and stack.slow["a"] == 0
 
 
 async def test_a_new_nominated_pair_rebinds_both_fast_paths(stacks: list[Stack]) -> None:
@@ -357,16 +371,24 @@ async def test_a_new_nominated_pair_rebinds_both_fast_paths(stacks: list[Stack])
             type="host",
         )
         a._nominated[ice.COMPONENT] = aioice.ice.CandidatePair(other, remote)
-        assert "datagram_received" not in vars(first.protocol)  # restored to aioice's
+        assert vars(first.protocol)["datagram_received"] is a.gate(first.protocol)  # restored
         assert "datagram_received" in vars(other)
         stack.ta.sendto(DTLS)
         await _until(lambda: listener.received == [DTLS])
         sink.sendto(b"\x16from sink", other.transport.get_extra_info("sockname"))
         await _until(lambda: stack.ra.received == [b"\x16from sink"])
         assert stack.slow["a"] == 0
+        # the old pair is no longer the path: b's datagrams on either socket are dropped
+        assert stack.tb.fast_send
+        stack.tb.sendto(b"\x16old pair")
+        pair_b = stack.b.nominated_pair
+        assert pair_b is not None
+        pair_b.protocol.transport.sendto(b"\x16old", other.transport.get_extra_info("sockname"))
+        await _until(lambda: a.dropped["unexpected_source"] == 2)
+        assert stack.ra.received == [b"\x16from sink"]
         a._nominated.clear()
         assert not stack.ta.fast_send and not stack.ta.fast_receive
-        assert "datagram_received" not in vars(other)
+        assert vars(other)["datagram_received"] is a.gate(other)
         stack.ta.sendto(DTLS)  # no pair: dropped, no error
     finally:
         sink.close()
@@ -379,7 +401,7 @@ async def test_close_unwraps_and_aioice_close_is_seen_as_loss(stacks: list[Stack
     protocol_a = _nominated_protocol(stack.a)
     stack.ta.close()
     assert stack.ta.is_closing() and not stack.ta.fast_send and not stack.ta.fast_receive
-    assert "datagram_received" not in vars(protocol_a)
+    assert vars(protocol_a)["datagram_received"] is stack.a.gate(protocol_a)  # the gate again
     assert stack.a.nomination_watchers == []
     assert stack.ra.lost == [None]
     stack.ta.sendto(DTLS)  # after close: nothing, no error
@@ -388,7 +410,7 @@ async def test_close_unwraps_and_aioice_close_is_seen_as_loss(stacks: list[Stack
     await stack.b.close()
     await asyncio.wait_for(stack.tb.wait_closed(), 5)
     assert len(stack.rb.lost) == 1 and isinstance(stack.rb.lost[0], ConnectionError)
-    assert "datagram_received" not in vars(protocol_b)
+    assert vars(protocol_b).get("datagram_received") in (None, stack.b.gate(protocol_b))
     assert stack.b.nomination_watchers == []
 
 

@@ -1,5 +1,5 @@
 """SRTP/SRTCP known answers: RFC 3711 B.2/B.3, RFC 6188, RFC 7714 16-17, and whole
-packets from libsrtp's and pion's test suites (../shared/vectors)."""
+packets from libsrtp's and pion's test suites (tests/vectors)."""
 
 from __future__ import annotations
 

@@ -4,6 +4,10 @@ Like ``openssl s_server``/``s_client`` for DTLS-SRTP: prints the negotiated vers
 suite, SRTP profile and both fingerprints, copies stdin to the peer as application
 data and the peer's data to stdout, and exits 0 on a clean close. A debugging tool
 for users and the harness of our OpenSSL interop tests.
+
+The peer is authenticated by its certificate fingerprint, ``--fingerprint ALG:HEX``
+(``openssl x509 -noout -fingerprint -sha256 -in peer.pem`` prints it; we print our
+own at start). Running without one takes ``--insecure-skip-fingerprint-check``.
 """
 
 from __future__ import annotations
@@ -42,8 +46,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key", type=Path, help="PEM private key of --cert")
     parser.add_argument(
         "--fingerprint",
-        help="expected peer fingerprint ALG:HEX, e.g. sha-256:AB:CD:...; "
-        "without it the peer is printed and marked unverified",
+        help="the peer certificate's fingerprint ALG:HEX, e.g. sha-256:AB:CD:... "
+        "(required unless --insecure-skip-fingerprint-check)",
+    )
+    parser.add_argument(
+        "--insecure-skip-fingerprint-check",
+        action="store_true",
+        help="accept any peer certificate: no authentication, a man in the middle "
+        "goes unnoticed (the peer's fingerprint is still printed)",
     )
     parser.add_argument(
         "--srtp-profiles",
@@ -104,8 +114,17 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
 
 async def run(args: argparse.Namespace) -> int:
-    certificate = load_certificate(args)
+    if args.fingerprint and args.insecure_skip_fingerprint_check:
+        raise SystemExit("--fingerprint and --insecure-skip-fingerprint-check exclude each other")
+    if not args.fingerprint and not args.insecure_skip_fingerprint_check:
+        raise SystemExit(
+            "dtls needs the peer's certificate fingerprint: --fingerprint sha-256:AB:CD:... "
+            "(or --insecure-skip-fingerprint-check to accept any certificate)"
+        )
     expected = parse_fingerprint(args.fingerprint) if args.fingerprint else None
+    certificate = load_certificate(args)
+    # before the handshake, so that the peer can pin it
+    print(f"local-fingerprint sha-256 {certificate.fingerprint('sha-256')}", file=sys.stderr)
     try:
         profiles = [PROFILE_NAMES[name] for name in args.srtp_profiles.split(":") if name]
     except KeyError as exc:
@@ -116,6 +135,7 @@ async def run(args: argparse.Namespace) -> int:
         "srtp_profiles": profiles,
         "mtu": args.mtu,
         "remote_fingerprints": [expected] if expected else None,
+        "insecure_skip_fingerprint_check": expected is None,
     }
     closed = loop.create_future()
     received_any = asyncio.Event()
@@ -260,6 +280,6 @@ def _print_summary(
         f"extended-master-secret {'yes' if conn.extended_master_secret else 'no'}",
         f"local-fingerprint sha-256 {certificate.fingerprint('sha-256')}",
         f"peer-fingerprint {expected.algorithm if expected else 'sha-256'} {peer_fp}",
-        f"peer-verified {'yes' if expected else 'NO (no --fingerprint given)'}",
+        f"peer-verified {'yes' if expected else 'NO (--insecure-skip-fingerprint-check)'}",
     ]
     print("\n".join(lines), file=sys.stderr, flush=True)

@@ -11,6 +11,15 @@ class WebrtcSecureError(Exception):
     """Base class of every error raised on purpose by webrtc_secure."""
 
 
+class ConfigurationError(WebrtcSecureError):
+    """The caller asked for a setup the library refuses to run.
+
+    Raised when an object is constructed, before anything touches the network: for
+    example a DTLS endpoint given no way to authenticate its peer (no fingerprints, no
+    verification callback and no explicit ``insecure_skip_fingerprint_check=True``).
+    """
+
+
 # --- packet-level failures (shared by SRTP and the DTLS record layer) -------------
 
 

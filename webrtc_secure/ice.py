@@ -18,6 +18,23 @@ every change, so the transport can cache the nominated pair), the host
 non-STUN datagrams skip aioice's parse attempt, receive queue and ``recv()``), and the
 ``max_size`` of asyncio's selector datagram transport. When any of them is not what
 this module expects, the transport falls back to aioice's public ``recv()``/``sendto``.
+
+Only the validated path may speak. aioice hands every datagram it cannot parse as STUN
+to its receive queue without its source address, from anyone, without bound. Instead,
+:class:`IceConnection` puts a gate on each of its sockets' ``StunProtocol`` (the same
+instance-attribute technique as the fast path): STUN (first byte 0..3, RFC 7983) still
+goes to aioice; anything else is passed on only when it comes from
+
+- the nominated pair's 5-tuple (its local socket and remote address), once there is
+  one, whichever of the two paths carries it; or,
+- before nomination, a remote address that ICE has validated on that socket (our check
+  to it succeeded, or it sent us an authenticated check), into aioice's queue, at most
+  :data:`MAX_EARLY_DATAGRAMS` of them (the peer's first DTLS flight may beat our
+  transport).
+
+Everything else is dropped and counted in :attr:`IceConnection.dropped`. DTLS, SRTP and
+whatever rides in DTLS application data (SCTP) sit above this gate, so none of them
+ever sees a datagram from another source.
 """
 
 from __future__ import annotations
@@ -25,11 +42,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import aioice
 import aioice.ice
+import aioice.stun
 
 from webrtc_secure.errors import IceError
 
@@ -43,6 +62,17 @@ COMPONENT = 1
 #: page faults, per packet. 64 KiB stays below the threshold and still holds the
 #: largest UDP payload (65507 bytes over IPv4, 65527 over IPv6): nothing is truncated.
 RECEIVE_BUFFER = 65536
+
+
+#: Non-STUN datagrams from validated sources kept (in aioice's queue) until the
+#: transport that reads them exists: a DTLS flight is a few datagrams.
+MAX_EARLY_DATAGRAMS = 16
+
+#: STUN error codes aioice sends for requests it could not authenticate (RFC 8489
+#: 9.1.3), unsigned: anyone can make us send them, so they fit the amplification budget
+_UNAUTHENTICATED_ERRORS = (400, 401)
+
+_SUCCEEDED = aioice.ice.CandidatePair.State.SUCCEEDED
 
 
 def limit_receive_buffer(transport: object) -> bool:
@@ -143,6 +173,24 @@ class IceConnection(aioice.Connection):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        #: datagrams this connection refused, by reason: ``unvalidated_source`` (not
+        #: STUN, before nomination, from an address ICE has not validated),
+        #: ``unexpected_source`` (not STUN, not from the nominated 5-tuple),
+        #: ``early_overflow`` (validated, but MAX_EARLY_DATAGRAMS already wait),
+        #: ``unverifiable`` (what aioice itself could not parse as STUN: garbage in the
+        #: STUN range, or anything from a socket whose gate someone else replaced),
+        #: ``stun_error_suppressed`` (an unauthenticated STUN request whose error
+        #: response would have been larger than the request)
+        self.dropped: Counter[str] = Counter()
+        #: where non-STUN datagrams of the nominated pair go (data, addr) once an
+        #: IceDatagramTransport reads them; None: aioice's queue, bounded
+        self.data_sink: Callable[[bytes, Any], None] | None = None
+        #: (local StunProtocol, remote host, remote port) that ICE has validated
+        self._validated: set[tuple[aioice.ice.StunProtocol, str, int]] = set()
+        #: the gate installed on each of our StunProtocols
+        self._gates: dict[aioice.ice.StunProtocol, Callable[[bytes, Any], None]] = {}
+        #: size of the STUN datagram aioice is handling now (for respond_error)
+        self._stun_length = 0
         # the queue is still empty here: replacing it loses nothing
         self._check_list_state = _CheckListStateQueue(self._check_list_settled)
         # likewise still empty: aioice only ever mutates this dict in place
@@ -232,6 +280,120 @@ class IceConnection(aioice.Connection):
             logger.debug("ICE checks ended: %s", error)
         else:  # a bug in aioice or here: never silent
             logger.error("ICE checks task failed", exc_info=error)
+
+    # --- the source gate ----------------------------------------------------------------
+
+    async def get_component_candidates(
+        self, component: int, addresses: list[str], timeout: int = 5
+    ) -> list[aioice.Candidate]:
+        """aioice's gathering, then a gate on every socket it opened (host and relay)."""
+        candidates = await super().get_component_candidates(component, addresses, timeout)
+        for protocol in self._protocols:
+            self._install_gate(protocol)
+        return candidates
+
+    def gate(self, protocol: aioice.ice.StunProtocol) -> Callable[[bytes, Any], None] | None:
+        """The gate installed on ``protocol``, if any."""
+        return self._gates.get(protocol)
+
+    def _install_gate(self, protocol: aioice.ice.StunProtocol) -> None:
+        if protocol in self._gates:
+            return
+        if "datagram_received" in vars(protocol):
+            # someone else's wrapper: leave it; aioice then hands us non-STUN without a
+            # source, which data_received drops
+            logger.warning("%s already wrapped: its non-STUN datagrams are dropped", protocol)
+            return
+        to_aioice = protocol.datagram_received
+        non_stun = self._non_stun
+
+        def gate(data: bytes, addr: Any) -> None:
+            if data and data[0] > 3:  # RFC 7983: not STUN
+                non_stun(protocol, data, addr)
+            else:
+                self._stun_length = len(data)
+                to_aioice(data, addr)
+
+        # asyncio looks datagram_received up on the protocol for every datagram (and
+        # aioice's TurnTransport calls it for relayed data): the instance attribute wins
+        protocol.datagram_received = gate  # type: ignore[method-assign,assignment]
+        self._gates[protocol] = gate
+
+    def _non_stun(self, protocol: aioice.ice.StunProtocol, data: bytes, addr: Any) -> None:
+        pair = self._nominated.get(COMPONENT)
+        if pair is not None:
+            remote = pair.remote_addr
+            if pair.protocol is not protocol or addr[1] != remote[1] or addr[0] != remote[0]:
+                self.dropped["unexpected_source"] += 1
+                return
+        elif (protocol, addr[0], addr[1]) not in self._validated:
+            self.dropped["unvalidated_source"] += 1
+            return
+        sink = self.data_sink
+        if sink is not None:
+            sink(data, addr)
+        elif self._queue.qsize() < MAX_EARLY_DATAGRAMS:
+            # aioice's own queue (recv() reads it), which our data_received closes
+            super().data_received(data, protocol.local_candidate.component)
+        else:
+            self.dropped["early_overflow"] += 1
+
+    def data_received(self, data: bytes, component: int) -> None:
+        """What aioice could not parse as STUN and would queue without its source:
+        never queued (the gates queue what they validated themselves)."""
+        del data, component
+        self.dropped["unverifiable"] += 1
+
+    def check_state(
+        self, pair: aioice.ice.CandidatePair, state: aioice.ice.CandidatePair.State
+    ) -> None:
+        """aioice's state change; a pair that succeeded validates its remote address
+        (our authenticated check got an authenticated answer from it)."""
+        super().check_state(pair, state)
+        if state == _SUCCEEDED:
+            host, port = pair.remote_addr
+            self._validated.add((pair.protocol, host, port))
+
+    def check_incoming(
+        self, message: aioice.stun.Message, addr: tuple[str, int], protocol: aioice.ice.StunProtocol
+    ) -> None:
+        """aioice calls this for checks it has authenticated (MESSAGE-INTEGRITY with our
+        password): their source is validated on that socket."""
+        self._validated.add((protocol, addr[0], addr[1]))
+        super().check_incoming(message, addr, protocol)
+
+    def request_received(
+        self, message: aioice.stun.Message, addr: tuple[str, int], protocol: aioice.ice.StunProtocol
+    ) -> None:
+        """As aioice; an authenticated check that arrives before connect() (aioice defers
+        it) validates its source at once: the peer's DTLS may follow before connect()."""
+        super().request_received(message, addr, protocol)
+        early = getattr(self, "_early_checks", None)
+        if early and early[-1][0] is message:
+            self._validated.add((protocol, addr[0], addr[1]))
+
+    def respond_error(
+        self,
+        request: aioice.stun.Message,
+        addr: tuple[str, int],
+        protocol: aioice.ice.StunProtocol,
+        error_code: tuple[int, str],
+    ) -> None:
+        """aioice's error response, except that an unauthenticated request (400, 401)
+        is answered only when the answer is no larger than the request: nobody can use
+        us to amplify (a bare 20-byte Binding request drew a 48-byte 400)."""
+        if error_code[0] in _UNAUTHENTICATED_ERRORS:
+            response = aioice.stun.Message(
+                message_method=request.message_method,
+                message_class=aioice.stun.Class.ERROR,
+                transaction_id=request.transaction_id,
+            )
+            response.attributes["ERROR-CODE"] = error_code
+            response.add_fingerprint()
+            if len(bytes(response)) > self._stun_length:
+                self.dropped["stun_error_suppressed"] += 1
+                return
+        super().respond_error(request, addr, protocol, error_code)
 
     async def close(self) -> None:
         """Stop the checks task (if still running), then close as aioice does."""
@@ -334,13 +496,14 @@ async def connect_ice(
     return transport
 
 
-def _hookable(protocol: object) -> bool:
+def _hookable(protocol: object, gate: object = None) -> bool:
     """Whether the receive fast path may wrap this protocol's ``datagram_received``:
     aioice's own host-socket ``StunProtocol`` on an asyncio datagram transport.
 
     TURN-relayed pairs are excluded (their transport is aioice's ``TurnTransport``,
-    which unwraps ChannelData and Data indications first) and keep aioice's path, as
-    does any protocol whose ``datagram_received`` is already replaced."""
+    which unwraps ChannelData and Data indications first) and keep the gate's path, as
+    does any protocol whose ``datagram_received`` is already replaced by anything but
+    its connection's ``gate``."""
     candidate = getattr(protocol, "local_candidate", None)
     return (
         type(protocol) is aioice.ice.StunProtocol
@@ -348,7 +511,7 @@ def _hookable(protocol: object) -> bool:
         # the loop's own socket transport (asyncio's is a plain Transport subclass,
         # not a DatagramTransport); aioice's TurnTransport is neither
         and isinstance(getattr(protocol, "transport", None), asyncio.BaseTransport)
-        and "datagram_received" not in vars(protocol)
+        and vars(protocol).get("datagram_received") in (None, gate)
     )
 
 
@@ -362,23 +525,28 @@ class IceDatagramTransport(asyncio.DatagramTransport):
       datagram costs one call (aioice's ``send()`` would only call the same
       ``sendto``, from a task per datagram);
     - receive: the pair's host socket hands every datagram whose first byte is not
-      STUN (RFC 7983: 0..3) straight to our protocol. STUN (connectivity checks and
-      consent freshness, RFC 7675) still goes to aioice.
+      STUN (RFC 7983: 0..3) and whose source is the pair's remote address straight to
+      our protocol; from any other source it is dropped and counted. STUN
+      (connectivity checks and consent freshness, RFC 7675) still goes to aioice.
 
-    Everything else, datagrams on another socket, on a TURN-relayed pair or before
-    the transport existed, arrives through aioice's receive queue and ``recv()``,
-    which a read task keeps draining; that task also notices when aioice closes.
+    Otherwise the connection's gate (same source check) delivers the pair's datagrams
+    (a TURN-relayed pair, a protocol we may not wrap); those that arrived before the
+    transport existed wait in aioice's queue, bounded, and a read task drains them
+    through ``recv()``; that task also notices when aioice closes.
     """
 
     __slots__ = (
         "_closing",
         "_connection",
         "_hook_function",
+        "_hook_previous",
         "_hooked",
+        "_hooked_remote",
         "_protocol",
         "_reader",
         "_remote",
         "_send_tasks",
+        "_sink",
         "_socket_sendto",
     )
 
@@ -393,8 +561,15 @@ class IceDatagramTransport(asyncio.DatagramTransport):
         self._remote: tuple[str, int] | None = None
         #: the StunProtocol whose datagram_received we wrapped, or None
         self._hooked: aioice.ice.StunProtocol | None = None
+        self._hooked_remote: tuple[str, int] | None = None
         self._hook_function: Callable[[bytes, Any], None] | None = None
+        #: what datagram_received was on the hooked protocol before (its gate)
+        self._hook_previous: Callable[[bytes, Any], None] | None = None
         protocol.connection_made(self)
+        # the gate's delivery for the nominated pair's datagrams it sees (those the
+        # fast path does not take)
+        self._sink = self._deliver
+        connection.data_sink = self._sink
         # aioice's queue may hold datagrams that arrived before this transport: the
         # read task's first step returns them all without suspending, so they reach
         # the protocol before anything the fast path sees later
@@ -419,7 +594,11 @@ class IceDatagramTransport(asyncio.DatagramTransport):
         """(Re)bind both fast paths to the nominated pair, or turn them off."""
         pair = None if self._closing else self._connection.nominated_pair
         protocol = pair.protocol if pair is not None else None
-        if self._hooked is not None and self._hooked is not protocol:
+        remote = pair.remote_addr if pair is not None else None
+        if self._hooked is not None and (
+            self._hooked is not protocol or self._hooked_remote != remote
+        ):
+            # the receive wrapper checks one remote address: a new pair, a new wrapper
             self._unhook()
         self._socket_sendto = self._remote = None
         if pair is None or type(protocol) is not aioice.ice.StunProtocol:
@@ -430,20 +609,35 @@ class IceDatagramTransport(asyncio.DatagramTransport):
         # StunProtocol.send_data is exactly this call, for host, reflexive and TURN
         # pairs alike (a TurnTransport's sendto relays without blocking)
         self._socket_sendto = transport.sendto
-        self._remote = pair.remote_addr
-        if self._hooked is None and _hookable(protocol):
-            self._hook(protocol)
+        self._remote = remote
+        if self._hooked is None and _hookable(protocol, self._connection.gate(protocol)):
+            self._hook(protocol, pair.remote_addr)
 
-    def _hook(self, stun: aioice.ice.StunProtocol) -> None:
+    def _deliver(self, data: bytes, addr: Any) -> None:
+        try:
+            self._protocol.datagram_received(data, addr)
+        except Exception:
+            # a bug above us must not reach asyncio's reader callback
+            logger.exception("datagram handler failed; datagram dropped")
+
+    def _hook(self, stun: aioice.ice.StunProtocol, remote: tuple[str, int]) -> None:
         # asyncio's transport looks datagram_received up on the protocol for every
-        # datagram, so an instance attribute takes over; deleting it restores aioice
+        # datagram, so an instance attribute takes over (over the connection's gate,
+        # which _unhook puts back)
+        previous = vars(stun).get("datagram_received")
         to_aioice = stun.datagram_received
         to_us = self._protocol.datagram_received
+        dropped = self._connection.dropped
+        host, port = remote
 
         def datagram_received(data: bytes, addr: Any) -> None:
             # RFC 7983: not STUN, so DTLS, SRTP/SRTCP or what our protocol counts as
-            # unknown. From any source address, as on aioice's path
+            # unknown; only from the nominated pair's remote address (this socket is
+            # its local half), the rest of the 5-tuple
             if data and data[0] > 3:
+                if addr[1] != port or addr[0] != host:
+                    dropped["unexpected_source"] += 1
+                    return
                 try:
                     to_us(data, addr)
                 except Exception:
@@ -454,14 +648,18 @@ class IceDatagramTransport(asyncio.DatagramTransport):
 
         stun.datagram_received = datagram_received  # type: ignore[method-assign,assignment]
         self._hooked, self._hook_function = stun, datagram_received
+        self._hook_previous, self._hooked_remote = previous, remote
         limit_receive_buffer(stun.transport)
 
     def _unhook(self) -> None:
-        stun, function = self._hooked, self._hook_function
-        self._hooked = self._hook_function = None
+        stun, function, previous = self._hooked, self._hook_function, self._hook_previous
+        self._hooked = self._hook_function = self._hook_previous = self._hooked_remote = None
         # only our own wrapper: whatever replaced it since is not ours to remove
         if stun is not None and vars(stun).get("datagram_received") is function:
-            del stun.datagram_received
+            if previous is None:
+                del stun.datagram_received
+            else:
+                stun.datagram_received = previous  # type: ignore[method-assign,assignment]
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         pair = self._connection.nominated_pair
@@ -498,12 +696,9 @@ class IceDatagramTransport(asyncio.DatagramTransport):
         error: Exception | None = None
         try:
             while True:
+                # only what the gate let in (validated sources, bounded) is queued
                 data = await self._connection.recv()
-                try:
-                    self._protocol.datagram_received(data, self.get_extra_info("peername"))
-                except Exception:
-                    # a bug above us must not silently stop all reception
-                    logger.exception("datagram handler failed; datagram dropped")
+                self._deliver(data, self.get_extra_info("peername"))
         except ConnectionError as exc:
             error = exc
         except asyncio.CancelledError:
@@ -516,6 +711,8 @@ class IceDatagramTransport(asyncio.DatagramTransport):
 
     def _stop(self) -> None:
         self._closing = True
+        if self._connection.data_sink is self._sink:
+            self._connection.data_sink = None
         with contextlib.suppress(ValueError):
             self._connection.nomination_watchers.remove(self._bind)
         self._unhook()

@@ -165,7 +165,8 @@ class SecurePeer(AsyncIOEventEmitter):
         self._remote: SessionDescription | None = None
         self._udp_remote: tuple[str, int] | None = None
         self._udp_candidate: Any = None
-        self._early_dtls: list[bytes] = []
+        #: DTLS datagrams (and their source) that arrived before the engine existed
+        self._early_dtls: list[tuple[bytes, Any]] = []
         self._ice_servers = list(ice_servers or [])
         self._state = PeerState.NEW
         self._stats = PeerStats()
@@ -207,11 +208,17 @@ class SecurePeer(AsyncIOEventEmitter):
     def stats(self) -> dict[str, Any]:
         """A snapshot of counters: datagrams, drops by reason, media, DTLS and timings."""
         s = self._stats
+        dropped = dict(s.dropped)
+        if self._ice is not None:
+            # what the ICE layer refused (wrong or unvalidated source, early overflow,
+            # suppressed STUN errors): never reached the counters above
+            for reason, count in self._ice.dropped.items():
+                dropped[reason] = dropped.get(reason, 0) + count
         out: dict[str, Any] = {
             "state": self._state.value,
             "datagrams_in": s.datagrams_in,
             "datagrams_out": s.datagrams_out,
-            "dropped": dict(s.dropped),
+            "dropped": dropped,
             "rtp_in": s.rtp_in,
             "rtp_out": s.rtp_out,
             "rtcp_in": s.rtcp_in,
@@ -233,6 +240,10 @@ class SecurePeer(AsyncIOEventEmitter):
                 "dropped_authentication": d.dropped_authentication,
                 "dropped_replay": d.dropped_replay,
                 "dropped_malformed": d.dropped_malformed,
+                "dropped_epoch": d.dropped_epoch,
+                "dropped_fragments": d.dropped_fragments,
+                "dropped_unexpected_handshake": d.dropped_unexpected_handshake,
+                "renegotiations_refused": d.renegotiations_refused,
             }
         channels = self._channels.stats()
         out["datachannels"] = channels["channels"]
@@ -512,7 +523,12 @@ class SecurePeer(AsyncIOEventEmitter):
             on_handshake=self._on_handshake_complete,
         )
         early, self._early_dtls = self._early_dtls, []
-        for datagram in early:  # the peer's hello may beat our own connect() call
+        for datagram, addr in early:  # the peer's hello may beat our own connect() call
+            # plain UDP learnt the remote address only in connect(): what came before
+            # from elsewhere is dropped now (ICE's gate checked the source already)
+            if self._udp_remote is not None and addr != self._udp_remote:
+                self._stats.dropped["unexpected_source"] += 1
+                continue
             self._dtls.datagram_received(datagram)
         # the engine enforces handshake_timeout itself (HandshakeTimeout with its reason);
         # the transport's bound only catches an engine that failed to
@@ -568,7 +584,7 @@ class SecurePeer(AsyncIOEventEmitter):
             if self._dtls is not None:
                 self._dtls.datagram_received(data)
             elif len(self._early_dtls) < MAX_EARLY_DTLS:
-                self._early_dtls.append(data)
+                self._early_dtls.append((data, addr))
             else:
                 stats.dropped["dtls_before_handshake"] += 1
         else:

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import handshake_captures, load_vector
 from webrtc_secure.certificate import Certificate
 from webrtc_secure.dtls import (
     ApplicationData,
@@ -75,7 +76,6 @@ from webrtc_secure.srtp import Profile, SrtpContext
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 ROOT = Path(__file__).resolve().parents[2]
-VECTORS = ROOT.parent / "shared" / "vectors"
 MTU = 1200
 
 
@@ -126,6 +126,8 @@ def make_engine(is_client: bool, *, mtu: int = MTU) -> DtlsConnection:
         is_client,
         CLIENT_CERT if is_client else SERVER_CERT,
         cookie_factory=_cookies(),
+        # each side pins the other's certificate, as a real endpoint does
+        remote_fingerprints=(SERVER_CERT if is_client else CLIENT_CERT).fingerprints(),
         **_options(label, mtu),
     )
 
@@ -134,7 +136,12 @@ LISTENER_ADDRESSES = (("192.0.2.1", 5000), ("192.0.2.2", 6000))
 
 
 def make_listener() -> DtlsListener:
-    return DtlsListener(SERVER_CERT, cookie_factory=_cookies(), **_options(b"server", MTU))
+    return DtlsListener(
+        SERVER_CERT,
+        cookie_factory=_cookies(),
+        remote_fingerprints=CLIENT_CERT.fingerprints(),
+        **_options(b"server", MTU),
+    )
 
 
 def chunks(data: bytes) -> list[tuple[int, bytes]]:
@@ -486,9 +493,9 @@ def recorded_listener_handshake() -> list[bytes]:
 
 
 def captured_datagrams() -> dict[str, list[bytes]]:
-    """OpenSSL handshakes from ../shared/vectors and Chromium's ClientHello."""
+    """OpenSSL handshakes from tests/vectors and Chromium's ClientHello."""
     out: dict[str, list[bytes]] = {"c2s": [], "s2c": [], "chromium": []}
-    for path in sorted(VECTORS.glob("dtls12_handshake_*.json")):
+    for path in handshake_captures():
         for d in json.loads(path.read_text())["datagrams"]:
             key = "c2s" if d["direction"].startswith("client") else "s2c"
             out[key].append(bytes.fromhex(d["hex"]))
@@ -552,7 +559,7 @@ def seed_inputs() -> dict[str, list[bytes]]:
         bytes([15]) + b"\x00\x08\x00\x17\x00\x00\xff\x01\x00\x01\x00",  # extension block
     ]
     srtp = []
-    for v in json.loads((VECTORS / "srtp_packet_vectors.json").read_text())["vectors"]:
+    for v in load_vector("srtp_packet_vectors.json")["vectors"]:
         profile = _PROFILES.index(Profile(int(v["dtls_srtp_profile_id"], 16)))
         for kind, mode in (("rtp", 0), ("rtcp", 1)):
             if kind in v:

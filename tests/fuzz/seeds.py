@@ -9,13 +9,14 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-VECTORS = ROOT.parent / "shared" / "vectors"
 sys.path.insert(0, str(ROOT))
+
+from tests.conftest import handshake_captures, load_vector  # noqa: E402
 
 
 def _capture_datagrams() -> list[bytes]:
     out = []
-    for path in sorted(VECTORS.glob("dtls12_handshake_*.json")):
+    for path in handshake_captures():
         out += [bytes.fromhex(d["hex"]) for d in json.loads(path.read_text())["datagrams"]]
     fixture = ROOT / "tests" / "browser" / "chromium_client_hello.json"
     if fixture.exists():
@@ -29,8 +30,8 @@ def _our_handshake() -> list[bytes]:
     from tests.dtls_pair import cert
     from webrtc_secure.dtls import DtlsConnection
 
-    client = DtlsConnection(True, cert("a"), mtu=300)
-    server = DtlsConnection(False, cert("b"), mtu=300)
+    client = DtlsConnection(True, cert("a"), mtu=300, remote_fingerprints=cert("b").fingerprints())
+    server = DtlsConnection(False, cert("b"), mtu=300, remote_fingerprints=cert("a").fingerprints())
     client.connect(0.0)
     out: list[bytes] = []
     for _ in range(10):
@@ -43,7 +44,7 @@ def _our_handshake() -> list[bytes]:
 
 def _media() -> list[bytes]:
     out = []
-    vectors = json.loads((VECTORS / "srtp_packet_vectors.json").read_text())["vectors"]
+    vectors = load_vector("srtp_packet_vectors.json")["vectors"]
     for v in vectors:
         for kind in ("rtp", "rtcp"):
             if kind in v:

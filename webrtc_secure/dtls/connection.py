@@ -70,6 +70,7 @@ from webrtc_secure.dtls.suites import (
 from webrtc_secure.errors import (
     AlertReceived,
     AuthenticationFailed,
+    ConfigurationError,
     DtlsError,
     HandshakeFailure,
     HandshakeTimeout,
@@ -116,7 +117,6 @@ _APPLICATION_DATA = int(ContentType.APPLICATION_DATA)
 _ALERT = int(ContentType.ALERT)
 _CHANGE_CIPHER_SPEC = int(ContentType.CHANGE_CIPHER_SPEC)
 _CLIENT_HELLO = int(HandshakeType.CLIENT_HELLO)
-_HELLO_REQUEST = int(HandshakeType.HELLO_REQUEST)
 _EPOCH_1 = 1 << 48
 #: an unprotected record's header (records.plaintext_record, inlined in _seal)
 _PLAIN_HEADER = RECORD_HEADER.pack
@@ -136,6 +136,11 @@ class DtlsStats:
     dropped_replay: int = 0
     dropped_epoch: int = 0
     dropped_fragments: int = 0
+    #: unprotected (epoch 0) handshake records after the handshake: unauthenticated,
+    #: so never acted on (no renegotiation refusal, no retransmission)
+    dropped_unexpected_handshake: int = 0
+    #: authenticated renegotiation attempts refused with no_renegotiation (one per record)
+    renegotiations_refused: int = 0
     flights_sent: int = 0
     retransmissions: int = 0
     handshake_started: float | None = None
@@ -143,8 +148,66 @@ class DtlsStats:
     extra: dict[str, int] = field(default_factory=dict)
 
 
+def peer_authentication(
+    remote_fingerprints: Sequence[Fingerprint] | None,
+    verify_peer: Callable[[bytes], bool] | None,
+    insecure_skip_fingerprint_check: bool,
+    *,
+    is_client: bool,
+    require_client_certificate: bool = True,
+) -> tuple[Fingerprint, ...] | None:
+    """Check how an endpoint authenticates its peer; the fingerprints to enforce.
+
+    Fails closed. DTLS with self-signed certificates authenticates nothing by itself:
+    without the peer's ``a=fingerprint`` (RFC 8122) or a ``verify_peer`` callback, any
+    certificate, a man-in-the-middle's included, completes the handshake. So a missing
+    or empty ``remote_fingerprints`` is a :class:`ConfigurationError`, not a silent
+    downgrade; running unauthenticated takes ``insecure_skip_fingerprint_check=True``,
+    which cannot be combined with fingerprints or a callback (that would leave it
+    unclear which one wins). A server that does not require a client certificate
+    accepts anonymous clients whatever fingerprints it holds, so it needs the opt-in
+    too. Returns ``None`` when no fingerprint is to be checked.
+    """
+    # a str is a sequence too (of characters): refuse it rather than match nothing
+    fingerprints = () if remote_fingerprints is None else tuple(remote_fingerprints)
+    if isinstance(remote_fingerprints, (str, bytes)) or not all(
+        isinstance(fp, Fingerprint) for fp in fingerprints
+    ):
+        raise ConfigurationError(
+            "remote_fingerprints must be a sequence of webrtc_secure.Fingerprint "
+            "(Fingerprint.parse('sha-256 AB:CD:...'))"
+        )
+    if verify_peer is not None and not callable(verify_peer):
+        raise ConfigurationError("verify_peer must be a callable taking the peer's DER")
+    if insecure_skip_fingerprint_check:
+        if fingerprints or verify_peer is not None:
+            raise ConfigurationError(
+                "insecure_skip_fingerprint_check=True contradicts remote_fingerprints / "
+                "verify_peer: pass one or the other"
+            )
+        return None
+    if not fingerprints and verify_peer is None:
+        raise ConfigurationError(
+            "DtlsConnection needs the peer's remote_fingerprints (its a=fingerprint) or a "
+            "verify_peer callback; without them any certificate would be accepted. Pass "
+            "insecure_skip_fingerprint_check=True to run unauthenticated on purpose"
+        )
+    if not is_client and not require_client_certificate:
+        raise ConfigurationError(
+            "require_client_certificate=False lets an anonymous client past the "
+            "fingerprint check; it needs insecure_skip_fingerprint_check=True"
+        )
+    return fingerprints or None
+
+
 class DtlsConnection:
     """One DTLS 1.2 association with one peer, as client or server.
+
+    The peer is authenticated by its certificate's fingerprint: ``remote_fingerprints``
+    (from the remote ``a=fingerprint``), a ``verify_peer(der) -> bool`` callback, or
+    both. Without either the constructor raises :class:`ConfigurationError`;
+    ``insecure_skip_fingerprint_check=True`` accepts any certificate and logs a warning
+    (see :func:`peer_authentication`).
 
     Retransmission follows RFC 6347 4.2.4.1: a flight that expects an answer is resent
     after ``initial_retransmit_timeout`` seconds, the timer doubling on every
@@ -171,6 +234,7 @@ class DtlsConnection:
         peer_address: object = None,
         remote_fingerprints: Sequence[Fingerprint] | None = None,
         verify_peer: Callable[[bytes], bool] | None = None,
+        insecure_skip_fingerprint_check: bool = False,
         require_extended_master_secret: bool = True,
         require_client_certificate: bool = True,
         initial_retransmit_timeout: float = 1.0,
@@ -190,6 +254,19 @@ class DtlsConnection:
             raise ValueError("max_retransmissions must not be negative")
         if handshake_timeout is not None and handshake_timeout <= 0:
             raise ValueError("handshake_timeout must be positive (or None for no bound)")
+        fingerprints = peer_authentication(
+            remote_fingerprints,
+            verify_peer,
+            insecure_skip_fingerprint_check,
+            is_client=is_client,
+            require_client_certificate=require_client_certificate,
+        )
+        if insecure_skip_fingerprint_check:
+            logger.warning(
+                "DTLS %s with insecure_skip_fingerprint_check=True: the peer is NOT "
+                "authenticated, any certificate (a man-in-the-middle's too) is accepted",
+                "client" if is_client else "server",
+            )
         self.is_client = is_client
         self.mtu = mtu
         self.state = State.NEW
@@ -214,7 +291,7 @@ class DtlsConnection:
             ),
             require_extended_master_secret,
             require_client_certificate,
-            tuple(remote_fingerprints) if remote_fingerprints else None,
+            fingerprints,
             verify_peer,
             random,
         )
@@ -582,8 +659,17 @@ class DtlsConnection:
         return False
 
     def _handle_handshake_payload(self, payload: bytes, epoch: int) -> bool:
+        state = self.state
+        if state is _CONNECTED and epoch == 0:
+            # Anyone can write an epoch-0 record. Once connected, the peer's genuine
+            # handshake traffic is a retransmitted final flight, whose epoch-1 Finished
+            # (authenticated) triggers our retransmission by itself; acting on the
+            # unprotected part would let a forger make us send (one alert per fragment
+            # once made a 65 KB datagram send 5,454 of them).
+            self.stats.dropped_unexpected_handshake += 1
+            return False
         reassembler = self._reassembler
-        if len(payload) >= HANDSHAKE_HEADER_LENGTH and self.state is _HANDSHAKING:
+        if len(payload) >= HANDSHAKE_HEADER_LENGTH and state is _HANDSHAKING:
             type_length, seq, offset_hi, length_lo = unpack_fragment_header(payload)
             length = type_length & 0xFFFFFF
             if (
@@ -613,6 +699,7 @@ class DtlsConnection:
             self.stats.dropped_malformed += 1
             return False
         old = False
+        refused = False
         hs = self._handshake
         for msg_type, length, message_seq, fragment_offset, body in fragments:
             if self.state is _NEW:
@@ -634,8 +721,13 @@ class DtlsConnection:
                 old = True
                 continue
             if self.state is _CONNECTED:
-                if epoch == 1 or msg_type in (_CLIENT_HELLO, _HELLO_REQUEST):
-                    # renegotiation is not supported (RFC 5746 would allow refusing it)
+                # (only epoch 1 gets here: authenticated.) Renegotiation is not
+                # supported (RFC 5746 would allow refusing it): one warning alert per
+                # record, however many fragments it carries, so that no record makes
+                # us send more than one datagram
+                if not refused:
+                    refused = True
+                    self.stats.renegotiations_refused += 1
                     self._send_alert(AlertLevel.WARNING, AlertDescription.NO_RENEGOTIATION)
                 continue
             message = reassembler.accept_in_order(

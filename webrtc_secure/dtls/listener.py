@@ -13,7 +13,7 @@ import logging
 from typing import Any, NamedTuple
 
 from webrtc_secure.certificate import Certificate
-from webrtc_secure.dtls.connection import DtlsConnection
+from webrtc_secure.dtls.connection import DtlsConnection, peer_authentication
 from webrtc_secure.dtls.cookies import CookieFactory
 from webrtc_secure.dtls.messages import (
     ClientHelloFields,
@@ -46,6 +46,16 @@ class DtlsListener:
         cookie_factory: CookieFactory | None = None,
         **connection_options: Any,
     ) -> None:
+        # the connections are created later, one per client that echoes its cookie: a
+        # listener that cannot authenticate its peers is refused now, not at the first
+        # hello (ConfigurationError, see peer_authentication)
+        peer_authentication(
+            connection_options.get("remote_fingerprints"),
+            connection_options.get("verify_peer"),
+            bool(connection_options.get("insecure_skip_fingerprint_check", False)),
+            is_client=False,
+            require_client_certificate=connection_options.get("require_client_certificate", True),
+        )
         self.certificate = certificate
         self.max_connections = max_connections
         self.cookies = cookie_factory or CookieFactory()
