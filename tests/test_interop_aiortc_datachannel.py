@@ -184,3 +184,25 @@ def test_harness_two_aiortc_peers_run_the_datachannel_script() -> None:
     report = run_in_loopback_netns(scenario, timeout=50)
     _print(report, "aiortc vs aiortc")
     check_python_report(report)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("offerer", ["aiortc-offers", "securepeer-offers"])
+def test_securepeer_and_aiortc_datachannels(offerer: str) -> None:
+    from tests.browser.ours_datachannel import OursChannelPeer
+
+    async def scenario() -> dict[str, Any]:
+        ours, theirs = OursChannelPeer("ours"), AiortcChannelPeer("aiortc")
+        try:
+            if offerer == "aiortc-offers":
+                return await python_script(theirs, ours)
+            return await python_script(ours, theirs)
+        finally:
+            await ours.close()
+            await theirs.close()
+
+    report = run_in_loopback_netns(scenario, timeout=50)
+    _print(report, f"securepeer vs aiortc, {offerer}")
+    check_python_report(report)
+    # our channels keep their own counters: they must have been compared
+    assert set(report["channel_stats"]["ours"]) == set(report["counters"]["ours"])

@@ -63,8 +63,9 @@ class OursChannelPeer:
         await asyncio.wait_for(asyncio.shield(self.connect_task), deadline - time.monotonic())
 
     def sctp_info(self) -> dict[str, Any]:
+        """The association's counters from ``peer.stats()`` (state, extensions, drops)."""
         stats = self.peer.stats()
-        return {k: v for k, v in stats.items() if "sctp" in k or "channel" in k}
+        return {"sctp_seconds": stats.get("sctp_seconds"), **(stats.get("sctp") or {})}
 
     async def close(self) -> None:
         if self.connect_task is not None and not self.connect_task.done():

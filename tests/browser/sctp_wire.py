@@ -231,6 +231,31 @@ class SctpTrace:
         return Counter(c["ppid"] for p in self.packets if p.sender == sender
                        for c in p.chunks if c.get("ppid") is not None)
 
+    def retransmitted(self, sender: str) -> int:
+        """DATA / I-DATA chunks whose TSN this sender had already put on the wire."""
+        seen: set[int] = set()
+        again = 0
+        for p in self.packets:
+            if p.sender != sender:
+                continue
+            for c in p.chunks:
+                if "tsn" in c:
+                    again += c["tsn"] in seen
+                    seen.add(c["tsn"])
+        return again
+
+    def sack_facts(self, sender: str) -> dict[str, int]:
+        """How the SACKs this sender wrote look: gap reports, duplicate reports, smallest
+        advertised window."""
+        sacks = [c for p in self.packets if p.sender == sender for c in p.chunks
+                 if c["type"] == "SACK"]
+        return {
+            "sacks": len(sacks),
+            "with_gaps": sum(1 for c in sacks if c.get("gap_blocks")),
+            "duplicates_reported": sum(c.get("duplicates", 0) for c in sacks),
+            "min_a_rwnd": min((c["a_rwnd"] for c in sacks if "a_rwnd" in c), default=0),
+        }
+
     def summary(self) -> dict[str, Any]:
         first = [f"{p.sender}:{'+'.join(c['type'] for c in p.chunks)}"
                  for p in self.packets[:8]]
@@ -243,6 +268,9 @@ class SctpTrace:
             "handshake_chunks": self.handshake_chunks(),
             "client_chunks": dict(self.counts("client")),
             "server_chunks": dict(self.counts("server")),
+            "retransmitted_data": {side: self.retransmitted(side)
+                                   for side in ("client", "server")},
+            "sacks": {side: self.sack_facts(side) for side in ("client", "server")},
             "zero_checksum_packets": sum(p.zero_checksum for p in self.packets),
             "undecryptable": self.undecryptable,
         }
@@ -263,14 +291,18 @@ def parse_chunks(data: bytes) -> tuple[int, bool, list[dict[str, Any]]]:
         chunk: dict[str, Any] = {"type": CHUNK_NAMES.get(ctype, f"0x{ctype:02x}"),
                                  "flags": flags, "length": length}
         if ctype == 0 and len(body) >= 12:  # DATA: tsn, stream, ssn, ppid
-            _tsn, stream, _ssn, ppid = struct.unpack_from("!IHHI", body)
-            chunk.update(stream=stream, ppid=PPID_NAMES.get(ppid, str(ppid)),
-                         unordered=bool(flags & 4))
+            tsn, stream, _ssn, ppid = struct.unpack_from("!IHHI", body)
+            chunk.update(tsn=tsn, stream=stream, unordered=bool(flags & 4))
+            if flags & 2:  # B bit: count each message once, by its first fragment
+                chunk["ppid"] = PPID_NAMES.get(ppid, str(ppid))
         elif ctype == 64 and len(body) >= 16:  # I-DATA: tsn, stream, reserved, mid, ppid/fsn
-            _tsn, stream, _res, _mid, ppid_fsn = struct.unpack_from("!IHHII", body)
-            chunk.update(stream=stream, unordered=bool(flags & 4))
+            tsn, stream, _res, _mid, ppid_fsn = struct.unpack_from("!IHHII", body)
+            chunk.update(tsn=tsn, stream=stream, unordered=bool(flags & 4))
             if flags & 2:  # B bit: the first fragment carries the PPID
                 chunk["ppid"] = PPID_NAMES.get(ppid_fsn, str(ppid_fsn))
+        elif ctype == 3 and len(body) >= 12:  # SACK: cumulative TSN, a_rwnd, gaps, dups
+            cum, rwnd, gaps, dups = struct.unpack_from("!IIHH", body)
+            chunk.update(cumulative_tsn=cum, a_rwnd=rwnd, gap_blocks=gaps, duplicates=dups)
         elif ctype == 130:
             params, p = [], 0
             while p + 4 <= len(body):
