@@ -29,6 +29,23 @@ from webrtc_secure.sctp.events import (
 logger = logging.getLogger(__name__)
 
 
+def deliver_event(channels: ChannelManager, event: Event) -> None:
+    """Hand one association event to the channels (the whole mapping, shared by the
+    transport and the sans-I/O tests)."""
+    if isinstance(event, MessageReceived):
+        channels.message_received(event.stream_id, event.ppid, event.data)
+    elif isinstance(event, BufferedAmountLow):
+        channels.buffered_amount_low(event.stream_id)
+    elif isinstance(event, IncomingStreamsReset):
+        channels.incoming_streams_reset(event.stream_ids)
+    elif isinstance(event, OutgoingStreamsReset):
+        channels.outgoing_streams_reset(event.stream_ids)
+    elif isinstance(event, AssociationEstablished):
+        channels.association_established()
+    elif isinstance(event, AssociationClosed):
+        channels.association_closed(event.error)
+
+
 class SctpTransport:
     """Drives one Association for one ChannelManager; callbacks run on the loop thread."""
 
@@ -123,23 +140,16 @@ class SctpTransport:
                 logger.debug("SCTP packet not sent: %s", exc)
 
     def _dispatch(self, event: Event) -> None:
-        channels = self.channels
-        if isinstance(event, MessageReceived):
-            channels.message_received(event.stream_id, event.ppid, event.data)
-        elif isinstance(event, BufferedAmountLow):
-            channels.buffered_amount_low(event.stream_id)
-        elif isinstance(event, IncomingStreamsReset):
-            channels.incoming_streams_reset(event.stream_ids)
-        elif isinstance(event, OutgoingStreamsReset):
-            channels.outgoing_streams_reset(event.stream_ids)
-        elif isinstance(event, AssociationEstablished):
+        if isinstance(event, AssociationEstablished):
             if not self._established.done():
                 self._established.set_result(None)
-            channels.association_established()
+            self.channels.association_established()
             if self.on_established is not None:
                 self.on_established()
         elif isinstance(event, AssociationClosed):
             self._finish(event.error)
+        else:
+            deliver_event(self.channels, event)
 
     def _finish(self, error: WebrtcSecureError | None) -> None:
         self._closed = True
@@ -175,4 +185,4 @@ class SctpTransport:
         self.service()
 
 
-__all__ = ["SctpTransport"]
+__all__ = ["SctpTransport", "deliver_event"]
