@@ -498,3 +498,18 @@ def test_stats() -> None:
     [entry] = stats["channels"]
     assert entry["label"] == "s" and entry["id"] == 0 and entry["state"] == "open"
     assert (entry["messages_sent"], entry["bytes_sent"]) == (1, 3)
+
+
+def test_remote_open_close_loop_keeps_memory_bounded() -> None:
+    h = Harness()
+    h.up(client=True)
+    opening = DataChannelOpen(ChannelType.RELIABLE, 0, 0, "churn", "").serialize()
+    for _ in range(500):
+        h.manager.message_received(1, Ppid.DCEP, opening)
+        h.manager.incoming_streams_reset([1])  # the remote closes; we reset ours
+        h.manager.outgoing_streams_reset([1])
+        h.run_deferred()
+    assert h.manager.opened_remote == 500 and h.manager.closed_total == 500
+    stats = h.manager.stats()
+    assert len(stats["channels"]) == 64 and h.manager.channels == []
+    assert all(entry["state"] == "closed" for entry in stats["channels"])

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -59,6 +59,9 @@ DEFAULT_LOCAL_MAX_MESSAGE_SIZE = 262144
 DEFAULT_REMOTE_MAX_MESSAGE_SIZE = 65536
 #: the one byte an empty message is sent as (RFC 8831 6.6)
 EMPTY_PAYLOAD = b"\x00"
+#: closed channels kept for stats(): a remote opening and closing channels in a loop
+#: must not grow our memory
+MAX_CLOSED_KEPT = 64
 
 
 class AssociationFace(Protocol):
@@ -347,7 +350,9 @@ class ChannelManager:
         self._is_dtls_client: bool | None = None
         self._channels: dict[int, DataChannel] = {}
         self._pending: list[DataChannel] = []  # created before the DTLS role was known
-        self._all: list[DataChannel] = []  # every channel ever, for stats
+        self._all: list[DataChannel] = []  # channels not closed, in creation order
+        self._closed: deque[DataChannel] = deque(maxlen=MAX_CLOSED_KEPT)
+        self.closed_total = 0
         self.dropped: Counter[str] = Counter()
         self.opened_local = 0
         self.opened_remote = 0
@@ -355,7 +360,7 @@ class ChannelManager:
     @property
     def channels(self) -> list[DataChannel]:
         """Channels not yet closed, in creation order."""
-        return [c for c in self._all if c._state is not ReadyState.CLOSED]
+        return list(self._all)
 
     @property
     def established(self) -> bool:
@@ -543,7 +548,8 @@ class ChannelManager:
 
     def stats(self) -> dict[str, Any]:
         return {
-            "channels": [c.stats() for c in self._all],
+            "channels": [c.stats() for c in (*self._closed, *self._all)],
+            "closed_total": self.closed_total,
             "opened_local": self.opened_local,
             "opened_remote": self.opened_remote,
             "dropped": dict(self.dropped),
@@ -725,6 +731,10 @@ class ChannelManager:
             del self._channels[channel._id]
         if channel in self._pending:
             self._pending.remove(channel)
+        if channel in self._all:
+            self._all.remove(channel)
+        self._closed.append(channel)
+        self.closed_total += 1
         channel._set_state(ReadyState.CLOSED)
 
         def announce() -> None:
