@@ -120,6 +120,12 @@ class SecurePeer(AsyncIOEventEmitter):
     expires (RFC 7675, about 30 s of silence from the path), or after
     ``handshake_timeout`` seconds, a backstop (``None`` for none) set above the
     retransmission budget so that a live but lossy path is never cut short.
+
+    Data channels: offers carry a data channel m-line unless ``data_channel`` is false
+    (``media_kinds=()`` with it: a data-only offer), and answers accept the offer's.
+    When both descriptions have one, the SCTP association starts right after the DTLS
+    handshake (``connect()`` does not wait for it); ``datachannel-ready`` fires once it
+    is established and channels created earlier open then.
     """
 
     def __init__(
