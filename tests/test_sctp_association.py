@@ -4,7 +4,9 @@ zero-checksum negotiation, shutdown, abort, timeouts, send-side errors, heartbea
 
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 
 import pytest
 
@@ -22,12 +24,15 @@ from webrtc_secure.sctp.association import (
     AssociationConfig,
     AssociationState,
 )
+from webrtc_secure.sctp.chunks import InitAckChunk
 from webrtc_secure.sctp.events import (
     AssociationClosed,
     AssociationEstablished,
     BufferedAmountLow,
     MessageReceived,
 )
+from webrtc_secure.sctp.packet import parse_packet
+from webrtc_secure.sctp.parameters import SupportedExtensionsParameter
 
 
 def test_default_packet_size_fits_one_dtls_record_in_1200_octets() -> None:
@@ -243,3 +248,54 @@ def test_message_received_is_whole() -> None:
     pair.a.send(0, 53, big, pair.now)
     assert pair.run_until(lambda: len(pair.messages("b")) == 1)
     assert pair.messages("b") == [MessageReceived(0, 53, big)]
+
+
+@pytest.mark.parametrize("lag", [0.0, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05])
+@pytest.mark.parametrize("loss", [0.0, 0.3])
+def test_init_collision_converges_whatever_the_timing(lag: float, loss: float) -> None:
+    """b connects ``lag`` seconds after a: before a's INIT arrives, as it arrives, after
+    b answered it statelessly, after a's COOKIE-ECHO left (one-way delay 10 ms)."""
+    for seed in range(3):
+        pair = make_pair(seed, loss=loss)
+        pair.a.connect(pair.now)
+        pair.pump.run_for(lag)
+        pair.b.connect(pair.now)
+        assert pair.run_until(pair.established, 300), (lag, seed)
+        pair.a.send(0, 51, b"ping", pair.now)
+        pair.b.send(0, 51, b"pong", pair.now)
+        assert pair.run_until(
+            lambda p=pair: len(p.messages("a")) == 1 and len(p.messages("b")) == 1, 300
+        )
+        for side in ("a", "b"):
+            assert len(pair.events(side, AssociationEstablished)) == 1
+        assert healthy(pair.a) and healthy(pair.b)
+
+
+def test_answers_a_captured_usrsctp_init_statelessly() -> None:
+    """usrsctp's INIT (Firefox's SCTP stack; captured, in tests/vectors) carries AUTH
+    parameters we do not implement: they are skipped and the INIT-ACK names what we
+    negotiate, addressed to usrsctp's tag."""
+    vectors = json.loads((Path(__file__).parent / "vectors" / "sctp_captures.json").read_text())
+    [init] = [p for p in vectors["packets"] if p["name"] == "usrsctp-init"]
+    b = Association(config(2))
+    b.receive_datagram(bytes.fromhex(init["hex"]), 0.0)
+    [reply] = b.datagrams_to_send(0.0)
+    packet = parse_packet(reply)
+    assert packet.verification_tag == init["chunks"][0]["initiate_tag"]
+    [ack] = packet.chunks
+    assert isinstance(ack, InitAckChunk) and ack.cookie and ack.initiate_tag != 0
+    [ext] = [p for p in ack.parameters if isinstance(p, SupportedExtensionsParameter)]
+    assert 130 in ext.chunk_types and 192 in ext.chunk_types
+    assert b.state is AssociationState.CLOSED and not b.stats.dropped
+
+
+def test_heartbeats_only_on_an_idle_association() -> None:
+    pair = make_pair(12, a=config(1, heartbeat_interval=1.0), b=config(2, heartbeat_interval=1.0))
+    assert pair.connect()
+    seen = capture(pair)
+    for _ in range(50):  # data every 100 ms for 5 s: no heartbeat needed
+        pair.a.send(0, 51, b"tick", pair.now)
+        pair.pump.run_for(0.1)
+    assert "HeartbeatChunk" not in chunk_types(seen, "a->b")
+    pair.pump.run_for(3.0)  # idle: heartbeats start
+    assert "HeartbeatChunk" in chunk_types(seen, "a->b")

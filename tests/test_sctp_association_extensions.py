@@ -4,12 +4,18 @@ channels."""
 
 from __future__ import annotations
 
+import base64
 from collections import Counter
 
 import pytest
 
 from tests.sctp_pair import capture, chunk_types, config, healthy, make_pair
-from webrtc_secure.errors import InvalidAssociationState, StreamResetPending
+from webrtc_secure.errors import (
+    InvalidAssociationState,
+    MalformedSctpPacket,
+    StreamResetPending,
+)
+from webrtc_secure.sctp.association import Association
 from webrtc_secure.sctp.events import IncomingStreamsReset, MessageReceived, OutgoingStreamsReset
 from webrtc_secure.sctp.packet import parse_packet
 
@@ -143,3 +149,68 @@ def test_reset_needs_reconfig_support() -> None:
     pair.a._reconfig = False  # as if the peer had not listed RE-CONFIG
     with pytest.raises(InvalidAssociationState):
         pair.a.reset_streams([1], pair.now)
+
+
+# --- SNAP (draft-hancke-tsvwg-snap) ----------------------------------------------------
+
+#: the offer's a=sctp-init from the draft's example (an INIT with Forward-TSN-Supported
+#: and Supported Extensions RE-CONFIG + FORWARD-TSN; base64 without padding)
+DRAFT_OFFER_INIT = "AQAAHols3R0AUAAA/////+B5ZR3AAAAEgAgABoLA"
+
+
+def test_snap_establishes_without_a_handshake_packet() -> None:
+    pair = make_pair(26)
+    offer, answer = pair.a.snap_init(), pair.b.snap_init()
+    assert pair.a.snap_init() == offer  # stable across re-offers
+    assert pair.a.get_timer() is None and pair.a.datagrams_to_send(0.0) == []
+    seen = capture(pair)
+    pair.b.start_snap(offer, pair.now)
+    pair.a.start_snap(answer, pair.now)
+    assert pair.a.is_established and pair.b.is_established
+    assert pair.a.interleaving and pair.a.zero_checksum
+    pair.a.send(0, 51, b"first flight carries data", pair.now)
+    pair.b.send(1, 51, b"and back", pair.now)
+    assert pair.run_until(lambda: len(pair.messages("a")) == 1 and len(pair.messages("b")) == 1)
+    kinds = chunk_types(seen)
+    assert not {"InitChunk", "InitAckChunk", "CookieEchoChunk", "CookieAckChunk"} & set(kinds)
+    assert [m.data for m in pair.messages("b")] == [b"first flight carries data"]
+    pair.a.shutdown(pair.now)
+    assert pair.run_until(pair.closed)
+
+
+def test_snap_accepts_the_draft_example_and_refuses_garbage() -> None:
+    remote = base64.b64decode(DRAFT_OFFER_INIT + "=" * (-len(DRAFT_OFFER_INIT) % 4))
+    ours = Association(config(1))
+    ours.start_snap(remote, 0.0)
+    assert ours.is_established
+    assert not ours.interleaving and not ours.zero_checksum  # the example offers neither
+    ours.reset_streams([1], 0.0)  # RE-CONFIG was offered
+    for bad in (b"", b"\x01\x00\x00\x04", remote[:20], b"\x0b\x00\x00\x04"):
+        fresh = Association(config(2))
+        with pytest.raises(MalformedSctpPacket):
+            fresh.start_snap(bad, 0.0)
+        assert not fresh.is_established
+    with pytest.raises(InvalidAssociationState):
+        ours.start_snap(remote, 0.0)
+
+
+# --- I-DATA interleaving (RFC 8260) -----------------------------------------------------
+
+
+@pytest.mark.parametrize("interleaving", [True, False])
+def test_a_large_message_does_not_block_others_with_idata(interleaving: bool) -> None:
+    pair = make_pair(
+        27,
+        a=config(1, interleaving=interleaving, remote_max_message_size=0),
+        b=config(2, interleaving=interleaving),
+    )
+    assert pair.connect()
+    big = b"B" * 250_000
+    pair.a.send(1, 53, big, pair.now)
+    pair.pump.run_for(0.005)  # the big message is under way
+    pair.a.send(2, 51, b"small", pair.now)
+    assert pair.run_until(lambda: len(pair.messages("b")) == 2)
+    order = [m.stream_id for m in pair.messages("b")]
+    # With I-DATA the small message overtakes the big one; with DATA it cannot.
+    assert order == ([2, 1] if interleaving else [1, 2])
+    assert [m.data for m in pair.messages("b") if m.stream_id == 1] == [big]

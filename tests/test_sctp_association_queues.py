@@ -7,6 +7,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from webrtc_secure.sctp.congestion import CongestionControl, initial_cwnd
 from webrtc_secure.sctp.receive_queue import (
@@ -393,3 +395,73 @@ def test_cwnd_slow_start_then_congestion_avoidance() -> None:
     assert cc.cwnd == 10000 and cc.partial_bytes_acked == 0
     cc.on_timeout()
     assert cc.cwnd == 1000 and cc.ssthresh == 5000
+
+
+# --- properties ---------------------------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 4), st.integers(1, 3000), st.booleans()), max_size=30),
+    st.lists(st.integers(16, 1200), min_size=1, max_size=10),
+    st.booleans(),
+)
+def test_outbox_fragments_rebuild_every_message_in_stream_order(
+    messages: list[tuple[int, int, bool]], payloads: list[int], interleaving: bool
+) -> None:
+    out = Outbox(interleaving=interleaving)
+    sent: dict[int, list[bytes]] = {}
+    for i, (sid, size, ordered) in enumerate(messages):
+        data = bytes([i % 256]) * size
+        out.push(OutgoingMessage(sid, 51, data, ordered=ordered))
+        sent.setdefault(sid, []).append(data)
+    rebuilt: dict[int, list[bytes]] = {}
+    partial: dict[int, list[bytes]] = {}
+    current: OutgoingMessage | None = None
+    step = 0
+    while (f := out.next_fragment(payloads[step % len(payloads)], 0.0)) is not None:
+        step += 1
+        assert len(f.data) <= payloads[(step - 1) % len(payloads)]
+        if not interleaving:
+            # DATA: one message's fragments are consecutive (RFC 9260 6.9)
+            assert current is None or f.message is current
+            current = None if f.ending else f.message
+        sid = f.message.stream_id
+        assert f.beginning == (sid not in partial)
+        partial.setdefault(sid, []).append(f.data)
+        if f.ending:
+            rebuilt.setdefault(sid, []).append(b"".join(partial.pop(sid)))
+    assert rebuilt == sent
+    assert out.total == 0 and all(out.buffered_amount(s) == 0 for s in sent)
+    assert out.empty
+
+
+def test_t3_keeps_running_while_only_a_forward_tsn_is_owed() -> None:
+    # Regression: with every outstanding chunk abandoned, flight size is zero; T3 must
+    # still run so that a lost FORWARD-TSN is sent again (else the peer never moves its
+    # cumulative TSN, and a shutdown waits forever).
+    out, rq = Outbox(), _rq()
+    out.push(OutgoingMessage(1, 51, b"a" * 50, max_retransmits=0))
+    out.push(OutgoingMessage(1, 51, b"b" * 50, max_retransmits=0))
+    _send_all(out, rq, 0.0)  # 1000, 1001
+    rq.on_t3_expired(1.0)  # both abandoned, nothing to retransmit
+    assert rq.forward_tsn_needed and rq.flight_size == 0
+    rq.on_sack(999, 100000, (), 1.1)  # a SACK that does not move the ack point
+    assert rq.t3_deadline is not None
+    rq.on_sack(1001, 100000, (), 1.2)  # the FORWARD-TSN got through
+    assert not rq.forward_tsn_needed and rq.t3_deadline is None
+
+
+def test_cwnd_decays_after_idle_periods() -> None:
+    out, rq = Outbox(), _rq()
+    rq.cc.cwnd = 64000
+    out.push(OutgoingMessage(0, 51, b"x" * 100))
+    _send_all(out, rq, 0.0)
+    rq.on_sack(1000, 100000, (), 0.1)
+    assert rq.rto.rto == pytest.approx(0.4)  # 0.1 s RTT, clamped to rto_min
+    rq.restart_after_idle(0.3)  # idle for less than one RTO: unchanged
+    assert rq.cc.cwnd == 64000
+    rq.restart_after_idle(1.55)  # three RTOs of silence: halved three times
+    assert rq.cc.cwnd == 8000
+    rq.restart_after_idle(100.0)  # never below 4 MTU
+    assert rq.cc.cwnd == 4000

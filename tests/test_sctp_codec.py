@@ -8,6 +8,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import google_crc32c
 import pytest
 
 from webrtc_secure.errors import (
@@ -105,6 +106,11 @@ ISCSI_READ_10 = bytes.fromhex(
 )
 def test_crc32c_rfc3720_vectors(data: bytes, crc_octets: str) -> None:
     assert struct.pack("<I", crc32c(data)) == bytes.fromhex(crc_octets)
+
+
+def test_crc32c_is_the_c_extension() -> None:
+    # google-crc32c silently falls back to a per-byte Python loop without its wheel
+    assert google_crc32c.implementation == "c"
 
 
 def test_crc32c_check_value() -> None:

@@ -60,8 +60,10 @@ from webrtc_secure.sctp import (
     UnrecognizedParameter,
     UserInitiatedAbortCause,
     ZeroChecksumAcceptableParameter,
+    bundle,
     crc32c,
     encoded_size,
+    packet_size,
     parse_chunk,
     parse_packet,
     serialize_chunks,
@@ -303,3 +305,18 @@ def test_worst_case_inputs_stay_linear_in_the_input() -> None:
         # ~16k small objects; generous linear bound (200 octets of Python objects per
         # input octet would be 13 MB), far from what an unchecked count could request
         assert _peak_bytes(raw) < 200 * len(raw)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(chunks, max_size=30), st.integers(300, 1500))
+def test_bundle_packs_in_order_within_the_limit(body: list[Chunk], max_size: int) -> None:
+    body = [c for c in body if encoded_size(c) <= max_size - COMMON_HEADER_SIZE]
+    packets = bundle(body, max_size)
+    assert [c for p in packets for c in p] == body
+    for i, p in enumerate(packets):
+        raw = serialize_packet(Packet(1, 2, 3, p))
+        assert len(raw) == packet_size(p) <= max_size
+        assert parse_packet(raw).chunks == p
+        if i + 1 < len(packets):
+            # greedy: the next packet's first chunk would not have fitted
+            assert packet_size(p) + encoded_size(packets[i + 1][0]) > max_size

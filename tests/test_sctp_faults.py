@@ -29,7 +29,7 @@ from webrtc_secure.sctp.events import AssociationClosed
 from webrtc_secure.sctp.packet import parse_packet
 
 LOSSES = (0.0, 0.1, 0.2, 0.3)
-SEEDS = range(4)
+SEEDS = range(6)
 ORDERED_STREAMS = (0, 1, 2)
 UNORDERED_STREAM = 3
 PR_RTX_STREAM = 4  # max_retransmits = 1

@@ -86,6 +86,7 @@ from .chunks import (
     ShutdownChunk,
     ShutdownCompleteChunk,
     UnknownChunk,
+    parse_chunk,
 )
 from .cookie import (
     FLAG_FORWARD_TSN,
@@ -113,7 +114,6 @@ from .parameters import (
     InitParameter,
     InvalidStreamIdentifierCause,
     OutgoingSsnResetRequest,
-    ProtocolViolationCause,
     ReconfigParameter,
     ReconfigResponse,
     ReconfigResult,
@@ -346,19 +346,56 @@ class Association:
         into one association (RFC 9260 5.2.1)."""
         if self.state is not AssociationState.CLOSED or self._finished:
             return
-        self._init_chunk = InitChunk(
-            initiate_tag=self._local_tag,
-            a_rwnd=self.config.receive_window,
-            outbound_streams=self.config.streams,
-            inbound_streams=self.config.streams,
-            initial_tsn=self._local_initial_tsn,
-            parameters=self._capability_parameters(),
-        )
+        if self._init_chunk is None:
+            self._init_chunk = self._make_init()
         self.state = AssociationState.COOKIE_WAIT
         self._t1_rto = self.config.rto_initial
         self._t1_count = 0
         self._t1 = now + self._t1_rto
         self._send_packet_now([self._init_chunk], verification_tag=0)
+
+    # --- SNAP (draft-hancke-tsvwg-snap): INIT chunks exchanged in SDP -------------------
+
+    def snap_init(self) -> bytes:
+        """Our INIT chunk for ``a=sctp-init`` (base64 is the SDP layer's job). No state
+        changes and no timer starts; the same bytes come back on every call, as later
+        offers and answers must repeat the value."""
+        if self._init_chunk is None:
+            self._init_chunk = self._make_init()
+        return self._init_chunk.serialize()
+
+    def start_snap(self, remote_init_chunk: bytes, now: float) -> None:
+        """Establish from the peer's ``a=sctp-init`` INIT chunk and ours, without the
+        INIT / COOKIE exchange (call once DTLS is up). Raises MalformedSctpPacket for
+        bytes that are not one valid INIT chunk, InvalidAssociationState if this
+        association already started another way."""
+        if self.state is not AssociationState.CLOSED or self._finished:
+            raise InvalidAssociationState(f"cannot start SNAP in state {self.state.value}")
+        chunk = parse_chunk(bytes(remote_init_chunk))
+        if not isinstance(chunk, InitChunk):
+            raise MalformedSctpPacket(f"a=sctp-init holds chunk type {chunk.type}, not INIT")
+        if (
+            chunk.initiate_tag == 0
+            or chunk.outbound_streams == 0
+            or chunk.inbound_streams == 0
+            or chunk.a_rwnd < 1500
+        ):
+            raise MalformedSctpPacket(
+                "a=sctp-init INIT has a zero tag, no streams or a tiny window"
+            )
+        self.snap_init()
+        state = CookieState(
+            local_tag=self._local_tag,
+            peer_tag=chunk.initiate_tag,
+            local_initial_tsn=self._local_initial_tsn,
+            peer_initial_tsn=chunk.initial_tsn,
+            peer_a_rwnd=chunk.a_rwnd,
+            outbound_streams=min(self.config.streams, chunk.inbound_streams),
+            inbound_streams=min(self.config.streams, chunk.outbound_streams),
+            flags=self._peer_flags(chunk),
+            created_at=now,
+        )
+        self._establish(state, now)
 
     def send(
         self,
@@ -526,6 +563,16 @@ class Association:
             if tag:
                 return tag
 
+    def _make_init(self) -> InitChunk:
+        return InitChunk(
+            initiate_tag=self._local_tag,
+            a_rwnd=self.config.receive_window,
+            outbound_streams=self.config.streams,
+            inbound_streams=self.config.streams,
+            initial_tsn=self._local_initial_tsn,
+            parameters=self._capability_parameters(),
+        )
+
     def _capability_parameters(self) -> tuple[InitParameter, ...]:
         extensions = [ChunkType.RE_CONFIG, ChunkType.FORWARD_TSN]
         if self.config.interleaving:
@@ -614,10 +661,9 @@ class Association:
         """One more unanswered retransmission; True (and closed) past the limit."""
         self._errors += 1
         if self._errors > self.config.max_retransmits:
-            self._send_packet_now(
-                [AbortChunk(False, (ProtocolViolationCause(b"too many retransmissions"),))],
-                self._peer_tag,
-            )
+            # 8.1: the peer is unreachable; an ABORT (no cause) tells it, should it
+            # still be listening.
+            self._send_packet_now([AbortChunk(False, ())], self._peer_tag)
             self._close(AssociationTimeout(f"{what}: peer unreachable after {self._errors} tries"))
             return True
         return False
@@ -837,6 +883,7 @@ class Association:
                 self._stats.dropped["bad_tag"] += 1
                 return
         had_data = False
+        had_gaps = self._receive is not None and self._receive.tracker.has_gaps
         for chunk in chunks:
             if self.state is AssociationState.CLOSED:
                 break
@@ -845,7 +892,7 @@ class Association:
             if not self._handle_chunk(chunk, now):
                 break
         if had_data:
-            self._after_data_packet(now)
+            self._after_data_packet(now, had_gaps)
         self._after_receive(now)
 
     def _out_of_the_blue(self, tag: int, chunks: tuple[Chunk, ...]) -> None:
@@ -975,14 +1022,17 @@ class Association:
             self._stats.dropped[f"data_{verdict.value}"] += 1
         self._sack_pending = True
 
-    def _after_data_packet(self, now: float) -> None:
+    def _after_data_packet(self, now: float, had_gaps: bool) -> None:
         receive = self._receive
         if receive is None:
             return
         self._deliver()
         self._data_packets_unacked += 1
+        # 6.7: SACK at once while gaps exist and when a packet fills them, so the
+        # sender learns of losses (and their repair) without the delayed-ack wait.
         if (
             self._data_packets_unacked >= 2
+            or had_gaps
             or receive.tracker.has_gaps
             or self.state is AssociationState.SHUTDOWN_SENT
         ):
@@ -1231,7 +1281,12 @@ class Association:
             self._stats.dropped["reconfig_response_unexpected"] += 1
             return
         result = response.result
-        if result == ReconfigResult.IN_PROGRESS:
+        if result in (
+            ReconfigResult.IN_PROGRESS,
+            ReconfigResult.ERROR_REQUEST_ALREADY_IN_PROGRESS,
+        ):
+            # The peer waits for data still in flight, or is busy with its own
+            # request: ask again after an RTO with the same sequence number.
             request.deadline = now + self._rto.rto
             return
         self._reset_request = None
@@ -1290,8 +1345,15 @@ class Association:
             self._sack_now = True
         if self._hb_deadline is not None and now >= self._hb_deadline:
             interval = self.config.heartbeat_interval
+            rq = self._retransmit
+            busy_until = None
+            if rq is not None and interval is not None and rq.last_sent is not None:
+                busy_until = rq.last_sent + interval
             if self.state is not AssociationState.ESTABLISHED or interval is None:
                 self._hb_deadline = None
+            elif not self._hb_outstanding and busy_until is not None and busy_until > now:
+                # 8.3: heartbeats probe an idle path; DATA and its SACKs do it otherwise.
+                self._hb_deadline = busy_until
             else:
                 if self._hb_outstanding and self._count_error("HEARTBEAT"):
                     return
@@ -1340,8 +1402,13 @@ class Association:
             self._sack_now or (self._sack_pending and (data or self._control))
         ):
             if self.state is AssociationState.SHUTDOWN_SENT:
+                # 9.2: answer DATA with SHUTDOWN (its cumulative TSN acknowledges) and
+                # restart T2; gaps or duplicates need a SACK as well.
                 self._queue_control(ShutdownChunk(self._receive.cumulative_tsn))
                 self._t2 = now + self._rto.rto
+                tracker = self._receive.tracker
+                if tracker.has_gaps or tracker.has_duplicates:
+                    control.append(self._sack_chunk())
             else:
                 control.append(self._sack_chunk())
             self._sack_now = self._sack_pending = False
@@ -1416,6 +1483,8 @@ class Association:
                 rq.sent(chunk, now)
         if rq.has_retransmissions:
             return out  # 6.1: retransmissions before new data
+        if not self._outbox.empty:
+            rq.restart_after_idle(now)
         while rq.can_send_new(min(max_payload, self._outbox.total or max_payload)):
             fragment = self._outbox.next_fragment(max_payload, now)
             if fragment is None:

@@ -129,6 +129,10 @@ class TsnTracker:
         return bool(self._above)
 
     @property
+    def has_duplicates(self) -> bool:
+        return bool(self._duplicates)
+
+    @property
     def highest_unwrapped(self) -> int:
         return max(self._above) if self._above else self.cumulative_unwrapped
 

@@ -323,6 +323,7 @@ class RetransmitQueue:
         # because of it, so chunks sent before the latest retransmission give no RTT
         # sample (otherwise each T3 expiry feeds RTO-sized samples back into the RTO).
         self._last_retransmission = float("-inf")
+        self.last_sent: float | None = None  # when DATA last went out
 
     @property
     def cumulative_tsn(self) -> int:
@@ -343,6 +344,19 @@ class RetransmitQueue:
     @property
     def last_assigned_tsn(self) -> int:
         return add32(self.next_tsn, -1)
+
+    def restart_after_idle(self, now: float) -> None:
+        """7.2.1: after no data was sent for an RTO or more, cwnd falls back to
+        max(cwnd / 2, 4 * MTU) for every RTO of silence (a burst must not use a
+        window measured long ago)."""
+        if self.flight_size or self.last_sent is None:
+            return
+        idle = now - self.last_sent
+        rto = self.rto.rto
+        while idle >= rto and self.cc.cwnd > 4 * self.cc.mtu:
+            self.cc.cwnd = max(self.cc.cwnd // 2, 4 * self.cc.mtu)
+            idle -= rto
+        self.last_sent = now
 
     def can_send_new(self, size: int) -> bool:
         """Room in cwnd (may overshoot by less than one MTU, 6.1 B) and in the peer's
@@ -370,6 +384,7 @@ class RetransmitQueue:
 
     def sent(self, chunk: SentChunk, now: float) -> None:
         """``chunk`` went on the wire (first time or again)."""
+        self.last_sent = now
         if chunk.transmissions == 0:
             chunk.first_sent = now
         else:
@@ -480,8 +495,12 @@ class RetransmitQueue:
         self._advance_ack_point()
         # T3-rtx rules R2 / R3 (6.3.2).
         if self.flight_size == 0 and not self._pending_retransmit:
-            self.t3_deadline = None
             self.cc.on_all_acked()
+            if not self.forward_tsn_needed:
+                self.t3_deadline = None
+            elif self.t3_deadline is None or outcome.cumulative_advanced:
+                # Only abandoned chunks remain: T3 keeps the FORWARD-TSN going.
+                self.t3_deadline = now + self.rto.rto
         elif outcome.cumulative_advanced:
             self.t3_deadline = now + self.rto.rto
         elif outcome.rtt is not None and self.t3_deadline is not None:
