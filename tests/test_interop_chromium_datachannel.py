@@ -346,6 +346,8 @@ def test_chromium_and_securepeer_datachannels(mode: str, tmp_path: Path,
     report = run_in_loopback_netns(scenario, timeout=75)
     _print(report, "chromium vs securepeer")
     check_report(report, "ours")
+    # our channels keep their own counters: they were compared with the page's
+    assert set(report["ours_channel_stats"]) == set(report["agent_counters"])
     # without SNAP, the association starts with the INIT exchange
     names = [chunk for _, chunk in report["wire"][0]["handshake_chunks"]]
     assert {"INIT", "INIT_ACK", "COOKIE_ECHO", "COOKIE_ACK"} <= set(names), names
