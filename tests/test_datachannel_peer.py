@@ -420,3 +420,59 @@ async def test_a_raising_message_handler_does_not_stop_reception() -> None:
         assert pair.b.state == PeerState.CONNECTED
     finally:
         await pair.close()
+
+
+@pytest.mark.parametrize("answerer_snap", [True, False], ids=["snap", "answerer-without-snap"])
+async def test_snap_skips_the_init_exchange(
+    answerer_snap: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SNAP: both descriptions carry a=sctp-init, and no INIT is ever sent; when the
+    answerer does not take part, its answer has none and both ends run the INIT
+    exchange."""
+    from webrtc_secure.sctp import Association
+
+    inits: list[object] = []
+    real_connect = Association.connect
+
+    def counting_connect(self: Association, now: float) -> None:
+        inits.append(self)
+        real_connect(self, now)
+
+    monkeypatch.setattr(Association, "connect", counting_connect)
+    pair = Pair()
+    pair.b.snap = answerer_snap
+    try:
+        channel = pair.create("a", "snap")
+        await pair.connect()
+        offer, answer = pair.a.local_description, pair.b.local_description
+        assert offer is not None and answer is not None
+        assert offer.sctp_init is not None
+        assert (answer.sctp_init is not None) is answerer_snap
+        await asyncio.wait_for(channel.wait_open(), 10)
+        theirs = await _theirs(pair, "b", "snap")
+        channel.send("over SNAP" if answerer_snap else "over INIT")
+        await _wait_for(lambda: len(pair.inbox(theirs).messages) == 1)
+        assert len(inits) == (0 if answerer_snap else 2)
+        assert pair.a.stats()["sctp"]["state"] == "established"
+    finally:
+        await pair.close()
+
+
+async def test_unusable_remote_sctp_init_fails_the_channels_not_the_peer() -> None:
+    pair = Pair()
+
+    def forged(answer: SessionDescription) -> SessionDescription:
+        section = answer.data_section
+        assert section is not None and section.sctp_init is not None
+        section.sctp_init = bytes([3, 0, 0, 32]) + bytes(28)  # a SACK chunk, not INIT
+        return answer
+
+    try:
+        channel = pair.create("a", "doomed")
+        await pair.connect(tamper_answer=forged)
+        await _wait_for(lambda: "close" in pair.inbox(channel).events)
+        assert any(e.startswith("error:") for e in pair.inbox(channel).events)
+        assert channel.ready_state == "closed"
+        assert pair.a.state == PeerState.CONNECTED  # media and DTLS are unaffected
+    finally:
+        await pair.close()

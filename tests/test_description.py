@@ -3,6 +3,7 @@ validation, and fuzzing (only SdpError ever escapes the parser)."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 from pathlib import Path
@@ -509,6 +510,44 @@ def test_only_the_first_data_section_is_answered() -> None:
     assert not old.is_data_channel
 
 
+CHROMIUM_SNAP_RECORDED = Path(__file__).parent / "sdp" / "chromium_offer_data_snap.sdp"
+
+
+def test_snap_sctp_init_round_trips_and_is_answered_only_when_offered() -> None:
+    chromium = SessionDescription.from_sdp(CHROMIUM_SNAP_RECORDED.read_text(), "offer")
+    init = chromium.sctp_init
+    # Chromium's INIT chunk: type 1, flags 0, length 30 (RFC 9260 3.3.2)
+    assert init is not None and init[:4] == bytes([1, 0, 0, 30]) and len(init) == 30
+    ours = bytes(range(1, 33))
+    answer = our_answer(chromium, sctp_init=ours)
+    assert answer.sctp_init == ours
+    line = next(x for x in media_lines(answer, 0) if x.startswith("a=sctp-init:"))
+    assert line == "a=sctp-init:" + base64.b64encode(ours).decode()
+    assert SessionDescription.from_sdp(answer.to_sdp(), "answer") == answer
+    # an offer without a=sctp-init gets none back: the INIT exchange it expects
+    plain = our_offer(kinds=())
+    assert plain.sctp_init is None
+    assert our_answer(plain, sctp_init=ours).sctp_init is None
+    offered = our_offer(kinds=(), sctp_init=ours)
+    assert SessionDescription.from_sdp(offered.to_sdp(), "offer").sctp_init == ours
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "not base64!", "AQAA", "A" * 2000, "AQAAHovQMb0AUAAA/////+5KQhnAAAAEgAgABoLA=",
+     "AQAAHovQMb0AUAAA/////+5KQhnAAAAEgAgABoLA\ta"],
+)
+def test_malformed_sctp_init_is_refused(value: str) -> None:
+    text = CHROMIUM_SNAP_RECORDED.read_bytes().decode()
+    start = text.index("a=sctp-init:")
+    end = text.index("\r\n", start)
+    with pytest.raises(SdpError):
+        SessionDescription.from_sdp(text[:start] + "a=sctp-init:" + value + text[end:], "offer")
+    twice = text[:end] + "\r\n" + text[start:end] + text[end:]
+    with pytest.raises(SdpError, match="second"):
+        SessionDescription.from_sdp(twice, "offer")
+
+
 def test_answer_refuses_unusable_bundle_tag() -> None:
     offer = our_offer()
     offer.media[0].codecs = [Codec(9, "G722", 8000)]
@@ -776,7 +815,7 @@ async def test_we_answer_aiortc_offer_and_aiortc_accepts(loopback_only: None) ->
 # --- fuzzing ---------------------------------------------------------------------------
 
 VALID = [CHROMIUM_LIKE_OFFER, CHROMIUM_RECORDED.read_text(), our_offer(kinds=("audio", "video"))
-         .to_sdp(), CHROMIUM_DATA_RECORDED.read_text()]
+         .to_sdp(), CHROMIUM_DATA_RECORDED.read_text(), CHROMIUM_SNAP_RECORDED.read_text()]
 
 
 def check_parse(text: str, kind: str = "offer") -> None:

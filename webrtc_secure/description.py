@@ -312,6 +312,12 @@ class SessionDescription:
             return DEFAULT_MAX_MESSAGE_SIZE
         return section.max_message_size
 
+    @property
+    def sctp_init(self) -> bytes | None:
+        """SNAP's ``a=sctp-init`` of :attr:`data_section`: this side's SCTP INIT chunk."""
+        section = self.data_section
+        return None if section is None else section.sctp_init
+
     # --- SDP -------------------------------------------------------------------------
 
     def _transport_lines(self, with_candidates: bool) -> list[str]:
@@ -675,11 +681,13 @@ def create_offer(
     data_channel: bool = True,
     sctp_port: int = DEFAULT_SCTP_PORT,
     max_message_size: int = LOCAL_MAX_MESSAGE_SIZE,
+    sctp_init: bytes | None = None,
 ) -> SessionDescription:
     """An offer with one sendrecv m-line per entry of ``kinds``, all in one BUNDLE,
     and (``data_channel``, the default) a last ``m=application ... UDP/DTLS/SCTP
     webrtc-datachannel`` m-line with ``a=sctp-port`` and ``a=max-message-size``, so
     that channels can be opened at any time. ``kinds=()`` makes a data-only offer.
+    ``sctp_init`` (our SCTP INIT chunk) adds SNAP's ``a=sctp-init``.
 
     Audio offers opus/48000/2 (PT 111) and PCMU/8000 (PT 0); video offers VP8/90000
     (PT 96) with nack, nack pli and ccm fir. Every m-line has rtcp-mux, the sdes:mid
@@ -703,7 +711,7 @@ def create_offer(
         media.append(section)
     sending = bool(media)
     if data_channel:
-        media.append(_data_section(str(len(media)), sctp_port, max_message_size))
+        media.append(_data_section(str(len(media)), sctp_port, max_message_size, sctp_init))
     if not media:
         raise SdpError("an offer needs at least one m-line: media kinds or a data channel")
     return SessionDescription(
@@ -723,7 +731,11 @@ def create_offer(
 
 
 def _data_section(
-    mid: str | None, sctp_port: int, max_message_size: int, protocol: str = DATA_CHANNEL_PROTOCOL
+    mid: str | None,
+    sctp_port: int,
+    max_message_size: int,
+    sctp_init: bytes | None = None,
+    protocol: str = DATA_CHANNEL_PROTOCOL,
 ) -> MediaSection:
     return MediaSection(
         kind="application",
@@ -734,6 +746,7 @@ def _data_section(
         rtcp_mux=False,
         sctp_port=sctp_port,
         max_message_size=max_message_size,
+        sctp_init=sctp_init,
     )
 
 
@@ -782,6 +795,7 @@ def create_answer(
     data_channel: bool = True,
     sctp_port: int = DEFAULT_SCTP_PORT,
     max_message_size: int = LOCAL_MAX_MESSAGE_SIZE,
+    sctp_init: bytes | None = None,
 ) -> SessionDescription:
     """An answer mirroring ``offer``'s m-lines: same order, kinds and mids.
 
@@ -793,7 +807,8 @@ def create_answer(
     ``direction``; sending m-lines get our own SSRC (``ssrcs`` in order, else random),
     cname and msid. The first ``webrtc-datachannel`` m-line in the accepted set is
     accepted (unless ``data_channel`` is false) with our ``a=sctp-port`` and
-    ``a=max-message-size``. Other m-lines (further data m-lines, no common codec, no
+    ``a=max-message-size`` (and SNAP's ``a=sctp-init`` when ``sctp_init`` is given and
+    the offer carried one). Other m-lines (further data m-lines, no common codec, no
     rtcp-mux, not DTLS-SRTP) are rejected with port 0. ``setup`` defaults to
     :func:`answer_setup_role` of the offer's.
     """
@@ -822,7 +837,16 @@ def create_answer(
             and not offered.rejected
             and offered.mid in accepted
         ):
-            media.append(_data_section(offered.mid, sctp_port, max_message_size, offered.protocol))
+            media.append(
+                _data_section(
+                    offered.mid,
+                    sctp_port,
+                    max_message_size,
+                    # SNAP only when the offerer opted in; else the INIT exchange
+                    sctp_init if offered.sctp_init is not None else None,
+                    offered.protocol,
+                )
+            )
             data_answered = True
             continue
         chosen = _choose_codec(offered, preferences.get(offered.kind, ()))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 import time
@@ -143,6 +144,7 @@ class SecurePeer(AsyncIOEventEmitter):
         use_ice: bool = True,
         media_kinds: Sequence[str] = ("audio",),
         data_channel: bool = True,
+        snap: bool = True,
     ) -> None:
         super().__init__()
         self.certificate = certificate or Certificate.generate()
@@ -166,6 +168,10 @@ class SecurePeer(AsyncIOEventEmitter):
             call_soon=_call_soon,
             on_datachannel=self._on_remote_channel,
         )
+        #: SNAP (draft-hancke-tsvwg-snap): offer our INIT in a=sctp-init and skip the
+        #: INIT exchange when the remote's description has one too
+        self.snap = snap
+        self._association: Association | None = None
         self._sctp: SctpTransport | None = None
         self._sctp_started = 0.0
         self._remote: SessionDescription | None = None
@@ -312,6 +318,11 @@ class SecurePeer(AsyncIOEventEmitter):
             ufrag, pwd = secrets.token_hex(4), secrets.token_hex(12)
             candidates = [self._udp_candidate]
         fingerprints = self.certificate.fingerprints()
+        # SNAP: our INIT chunk travels in the description, so the association (its tag
+        # and initial TSN) exists from the first description on
+        sctp_init = None
+        if self.data_channel and self.snap:
+            sctp_init = self._ensure_association().snap_init()
         if kind == "offer":
             return create_offer(
                 ice_ufrag=ufrag,
@@ -322,6 +333,7 @@ class SecurePeer(AsyncIOEventEmitter):
                 kinds=self.media_kinds,
                 data_channel=self.data_channel,
                 max_message_size=self._channels.local_max_message_size,
+                sctp_init=sctp_init,
             )
         assert remote is not None
         return create_answer(
@@ -333,6 +345,7 @@ class SecurePeer(AsyncIOEventEmitter):
             setup=setup,
             data_channel=self.data_channel,
             max_message_size=self._channels.local_max_message_size,
+            sctp_init=sctp_init,
         )
 
     # --- connect -------------------------------------------------------------------------
@@ -453,14 +466,14 @@ class SecurePeer(AsyncIOEventEmitter):
             logger.debug("no data channel m-line negotiated: no SCTP association")
             return
         self._channels.remote_max_message_size = remote_max
-        association = Association(
-            AssociationConfig(
-                local_port=local_port,
-                remote_port=remote_port,
-                max_packet_size=self.mtu - DTLS_RECORD_OVERHEAD,
-                max_message_size=self._channels.local_max_message_size,
-                remote_max_message_size=remote_max,
-            )
+        association = self._ensure_association()
+        # the ports and the remote's limit are known only now (the offerer's
+        # association was built for its offer); no packet has used the config yet
+        association.config = dataclasses.replace(
+            association.config,
+            local_port=local_port,
+            remote_port=remote_port,
+            remote_max_message_size=remote_max,
         )
         self._sctp = SctpTransport(
             association,
@@ -470,8 +483,23 @@ class SecurePeer(AsyncIOEventEmitter):
         )
         self._channels.attach(association, is_dtls_client=self._dtls.connection.is_client)
         self._sctp_started = time.monotonic()
-        # both sides send INIT (RFC 8841 9.3); the association resolves the collision
-        self._sctp.connect()
+        remote_init = remote.sctp_init
+        if self.snap and local.sctp_init is not None and remote_init is not None:
+            # SNAP: both descriptions carry an INIT, so no INIT / COOKIE round trips
+            self._sctp.start_snap(remote_init)
+        else:
+            # both sides send INIT (RFC 8841 9.3); the association resolves the collision
+            self._sctp.connect()
+
+    def _ensure_association(self) -> Association:
+        if self._association is None:
+            self._association = Association(
+                AssociationConfig(
+                    max_packet_size=self.mtu - DTLS_RECORD_OVERHEAD,
+                    max_message_size=self._channels.local_max_message_size,
+                )
+            )
+        return self._association
 
     def _on_sctp_established(self) -> None:
         self._stats.sctp_seconds = time.monotonic() - self._sctp_started

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 
 from webrtc_secure.datachannel import ChannelManager
-from webrtc_secure.errors import ConnectionClosed, WebrtcSecureError
+from webrtc_secure.errors import ConnectionClosed, SctpError, WebrtcSecureError
 from webrtc_secure.sctp import Association
 from webrtc_secure.sctp.events import (
     AssociationClosed,
@@ -81,6 +81,18 @@ class SctpTransport:
     def connect(self) -> None:
         """Send our INIT (both sides do; the association resolves the collision)."""
         self.association.connect(self.now())
+        self.service()
+
+    def start_snap(self, remote_init_chunk: bytes) -> None:
+        """SNAP: establish from the remote's ``a=sctp-init`` INIT and ours, no INIT
+        exchange. An INIT that does not parse ends the association with that error (the
+        remote expects SNAP, so falling back to the INIT exchange would not help)."""
+        try:
+            self.association.start_snap(remote_init_chunk, self.now())
+        except SctpError as exc:
+            logger.warning("SNAP: the remote's a=sctp-init is unusable: %s", exc)
+            self._finish(exc)
+            return
         self.service()
 
     async def wait_established(self, timeout: float | None = None) -> None:
