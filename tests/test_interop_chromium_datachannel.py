@@ -354,9 +354,6 @@ def test_chromium_and_securepeer_datachannels(mode: str, tmp_path: Path,
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.xfail(strict=True, reason="SNAP (the INIT chunk in a=sctp-init) is "
-                   "not in SecurePeer yet: our descriptions carry no a=sctp-init, so both ends "
-                   "run the INIT exchange; strict, so the marker must go when SNAP lands")
 @pytest.mark.parametrize("mode", ["offer", "answer"],
                          ids=["chromium-offers", "securepeer-offers"])
 def test_chromium_snap_association_without_init(mode: str, tmp_path: Path,
