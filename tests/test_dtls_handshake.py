@@ -152,8 +152,15 @@ def _transmissions_until_failure(client: DtlsConnection) -> list[float]:
     return sent_at
 
 
-def test_default_policy_resends_a_flight_twelve_times_on_the_rfc_schedule() -> None:
-    client = DtlsConnection(True, cert("client"), remote_fingerprints=pins("server"))
+def test_rfc6347_timer_resends_a_flight_twelve_times_on_the_rfc_schedule() -> None:
+    # the default timer is shorter (tests/test_handshake_timer.py); RFC 6347's on request
+    client = DtlsConnection(
+        True,
+        cert("client"),
+        remote_fingerprints=pins("server"),
+        initial_retransmit_timeout=1.0,
+        max_retransmit_timeout=60.0,
+    )
     sent_at = _transmissions_until_failure(client)
     # RFC 6347 4.2.4.1: 1 s, doubling, capped at 60 s; 12 retransmissions as OpenSSL
     assert sent_at == [0, 1, 3, 7, 15, 31, 63, 123, 183, 243, 303, 363, 423]
@@ -171,6 +178,7 @@ def test_retransmission_limit_and_timer_cap_are_configurable() -> None:
         cert("client"),
         remote_fingerprints=server,
         max_retransmissions=3,
+        initial_retransmit_timeout=1.0,
         max_retransmit_timeout=2.0,
     )
     assert _transmissions_until_failure(client) == [0, 1, 3, 5]
@@ -193,7 +201,12 @@ def test_a_server_without_a_wall_clock_bound_waits_for_its_client() -> None:
 def test_retransmission_timer_doubles_and_gives_up() -> None:
     # a wall-clock bound cuts the schedule short
     client = DtlsConnection(
-        True, cert("client"), remote_fingerprints=pins("server"), handshake_timeout=20.0
+        True,
+        cert("client"),
+        remote_fingerprints=pins("server"),
+        handshake_timeout=20.0,
+        initial_retransmit_timeout=1.0,
+        max_retransmit_timeout=60.0,
     )
     assert _transmissions_until_failure(client) == [0.0, 1.0, 3.0, 7.0, 15.0]
     assert isinstance(client.error, HandshakeTimeout)

@@ -70,7 +70,14 @@ class HandshakeFailure(DtlsError):
 
 
 class HandshakeTimeout(DtlsError):
-    """The handshake did not complete within the configured total time."""
+    """The handshake did not complete: a flight went unanswered through every
+    retransmission, or a configured time bound passed."""
+
+
+class FirstFlightTimeout(HandshakeTimeout):
+    """The peer's first handshake flight did not arrive within ``first_flight_timeout``
+    of ``connect()``: as the DTLS server no ClientHello came (the remote side never
+    started its handshake), as the client nothing answered our ClientHello."""
 
 
 class AlertReceived(DtlsError):

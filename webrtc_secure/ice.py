@@ -203,6 +203,8 @@ class IceConnection(aioice.Connection):
         self._outcome_waiter: asyncio.Future[None] | None = None
         #: aioice's connect(), running from our connect() until its own end
         self.checks_task: asyncio.Task[None] | None = None
+        #: round-trip time (seconds) of each pair's first successful check
+        self.check_round_trips: dict[aioice.ice.CandidatePair, float] = {}
 
     @property
     def nominated_pair(self) -> aioice.ice.CandidatePair | None:
@@ -395,6 +397,22 @@ class IceConnection(aioice.Connection):
                 return
         super().respond_error(request, addr, protocol, error_code)
 
+    async def check_start(self, pair: aioice.ice.CandidatePair) -> None:
+        """aioice's connectivity check, timed: :func:`round_trip_time` reads the result.
+
+        aioice keeps no RTT. The time its STUN transaction takes is the RTT, unless the
+        request was resent: see :func:`check_round_trip`. (A role conflict retries the
+        check inside this call; the inner, retried check records first.)
+        """
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await super().check_start(pair)
+        if (
+            pair.state == aioice.ice.CandidatePair.State.SUCCEEDED
+            and pair not in self.check_round_trips
+        ):
+            self.check_round_trips[pair] = check_round_trip(loop.time() - started)
+
     async def close(self) -> None:
         """Stop the checks task (if still running), then close as aioice does."""
         task = self.checks_task
@@ -403,6 +421,28 @@ class IceConnection(aioice.Connection):
             # asyncio.wait does not raise the task's CancelledError, only ours
             await asyncio.wait((task,))
         await super().close()
+
+
+def check_round_trip(elapsed: float, rto: float = aioice.stun.RETRY_RTO) -> float:
+    """A connectivity check's round-trip time from how long its STUN transaction took.
+
+    aioice resends an unanswered request, with the same transaction id, ``rto`` after
+    the first copy and then at doubling intervals, so a response may answer any copy
+    (Karn's ambiguity). The time since the last copy sent before the response is a
+    lower bound of the RTT, and exact when the earlier copies were lost, the usual
+    reason for a resend. Without a resend it is the elapsed time itself.
+    """
+    sent, interval = 0.0, rto
+    while sent + interval <= elapsed:
+        sent += interval
+        interval *= 2
+    return elapsed - sent
+
+
+def round_trip_time(connection: IceConnection) -> float | None:
+    """The round-trip time (seconds) ICE measured on the nominated pair, or None."""
+    pair = connection.nominated_pair
+    return None if pair is None else connection.check_round_trips.get(pair)
 
 
 def create_ice_connection(*, controlling: bool, ice_servers: Sequence[str] = ()) -> IceConnection:

@@ -115,12 +115,26 @@ class SecureProtocol(asyncio.DatagramProtocol):
 class SecurePeer(AsyncIOEventEmitter):
     """One secure peer connection. See the module docstring for the flow.
 
-    Timeouts: ICE must connect within ``ice_timeout`` seconds. The DTLS handshake
-    retransmits on the RFC 6347 schedule (``retransmit_timeout``, doubling to 60 s) and
-    fails when one flight goes unanswered through 12 retransmissions, when ICE consent
-    expires (RFC 7675, about 30 s of silence from the path), or after
-    ``handshake_timeout`` seconds, a backstop (``None`` for none) set above the
-    retransmission budget so that a live but lossy path is never cut short.
+    Every timeout of ``connect()``, in the order they can strike:
+
+    - ``ice_timeout`` (30 s): ICE must nominate a pair within it, else ``IceError``.
+    - ``first_flight_timeout`` (30 s, ``None`` for none): after ICE, the peer's first
+      DTLS flight must arrive within it, else ``FirstFlightTimeout`` (a
+      ``HandshakeTimeout``). As the DTLS server that is the ClientHello of a remote
+      side that never started its handshake (never called connect()); as the client,
+      an answer to our hello. 30 s covers a browser client's hello retransmissions
+      (libwebrtc: from 50 ms, doubling) and our own client's 12 (about 27 s).
+    - the retransmission timer: each flight is resent after ``retransmit_timeout``
+      seconds, doubling up to 3 s. ``None`` (the default) derives it from the
+      round-trip time ICE measured on the nominated pair, 1.5 x RTT within
+      [100 ms, 3 s] (RFC 9147 5.8.2), or 400 ms without ICE.
+    - 12 retransmissions: a flight unanswered through 12 of them (about 27 s from a
+      100 ms start) fails the handshake with ``HandshakeTimeout``.
+    - ICE consent (RFC 7675): if the path stops answering (about 30 s of silence),
+      aioice closes it and ``connect()`` fails with ``IceError``.
+    - ``handshake_timeout`` (600 s, ``None`` for none): a wall-clock backstop on the
+      whole DTLS handshake, far above the bounds above so that a live but lossy path
+      is never cut short; ``HandshakeTimeout``.
 
     Data channels: offers carry a data channel m-line unless ``data_channel`` is false
     (``media_kinds=()`` with it: a data-only offer), and answers accept the offer's.
@@ -138,7 +152,8 @@ class SecurePeer(AsyncIOEventEmitter):
         mtu: int = 1200,
         handshake_timeout: float | None = 600.0,
         ice_timeout: float = 30.0,
-        retransmit_timeout: float = 1.0,
+        retransmit_timeout: float | None = None,
+        first_flight_timeout: float | None = 30.0,
         replay_window: int = 128,
         host_addresses: list[str] | None = None,
         use_ice: bool = True,
@@ -153,6 +168,7 @@ class SecurePeer(AsyncIOEventEmitter):
         self.handshake_timeout = handshake_timeout
         self.ice_timeout = ice_timeout
         self.retransmit_timeout = retransmit_timeout
+        self.first_flight_timeout = first_flight_timeout
         self.replay_window = replay_window
         self.host_addresses = host_addresses
         #: False: one plain UDP socket on host_addresses[0], no ICE checks (testing,
@@ -249,6 +265,7 @@ class SecurePeer(AsyncIOEventEmitter):
                 "srtp_profile": conn.srtp_profile.name if conn.srtp_profile else None,
                 "flights_sent": d.flights_sent,
                 "retransmissions": d.retransmissions,
+                "initial_retransmit_timeout": conn.initial_retransmit_timeout,
                 "dropped_authentication": d.dropped_authentication,
                 "dropped_replay": d.dropped_replay,
                 "dropped_malformed": d.dropped_malformed,
@@ -546,8 +563,12 @@ class SecurePeer(AsyncIOEventEmitter):
             mtu=self.mtu,
             cookies=False,  # ICE connectivity checks already proved the path
             remote_fingerprints=remote.fingerprints,
+            # the path's RTT as ICE measured it sets the retransmission timer (None
+            # without ICE, or when no check of the pair was timed: the engine's default)
+            round_trip_time=ice.round_trip_time(self._ice) if self._ice is not None else None,
             initial_retransmit_timeout=self.retransmit_timeout,
             handshake_timeout=self.handshake_timeout,
+            first_flight_timeout=self.first_flight_timeout,
         )
         self._dtls = DtlsTransport(
             connection,

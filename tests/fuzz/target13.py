@@ -1,0 +1,160 @@
+"""Coverage-guided fuzz targets (atheris/libFuzzer) for the DTLS 1.3 parsers.
+
+    python tests/fuzz/target13.py NAME [libFuzzer flags] [CORPUS_DIR ...]
+
+Kept beside target.py until the DTLS 1.3 engine lands; then ``TARGETS13`` joins
+target.py's ``TARGETS`` (and seeds.py gets :func:`seeds13`), so ``make fuzz`` and the
+regression replay cover them. The contract is target.py's: parsers may raise only
+errors from ``webrtc_secure.errors``.
+
+- ``records13``: ``split_datagram`` with and without a connection ID length, then
+  every ciphertext record through a ReceiveEpoch of each suite (unmasking, sequence
+  reconstruction, AEAD, inner plaintext), and every plaintext record's fragment
+  through the ACK parser;
+- ``messages13``: the first octet picks a TLS 1.3 message or extension parser.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import atheris
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+with atheris.instrument_imports(include=["webrtc_secure"]):
+    from webrtc_secure.dtls import keys13
+    from webrtc_secure.dtls.messages13 import (
+        Certificate13,
+        CertificateRequest13,
+        CertificateVerify13,
+        ClientHello13,
+        EncryptedExtensions,
+        KeyUpdate,
+        ServerHello13,
+        parse_cookie,
+        parse_key_share_client,
+        parse_key_share_hrr,
+        parse_key_share_server,
+        parse_supported_versions_client,
+        parse_supported_versions_server,
+        parse_transcript_message,
+        parse_u16_list,
+    )
+    from webrtc_secure.dtls.records13 import (
+        CiphertextRecord,
+        ReceiveEpoch,
+        SendEpoch,
+        encode_plaintext_record,
+        parse_ack,
+        split_datagram,
+    )
+    from webrtc_secure.dtls.suites13 import SUITES13
+    from webrtc_secure.errors import WebrtcSecureError
+
+_KEYS = {
+    suite: keys13.traffic_keys(
+        suite.hash_name, bytes(keys13.digest_size(suite.hash_name)), suite.key_length
+    )
+    for suite in SUITES13.values()
+}
+
+MESSAGE_PARSERS: list[Callable[[bytes], object]] = [
+    lambda b: ClientHello13.parse(b, dtls=True),
+    lambda b: ClientHello13.parse(b, dtls=False),
+    ServerHello13.parse,
+    EncryptedExtensions.parse,
+    CertificateRequest13.parse,
+    Certificate13.parse,
+    CertificateVerify13.parse,
+    KeyUpdate.parse,
+    parse_transcript_message,
+    parse_key_share_client,
+    parse_key_share_server,
+    parse_key_share_hrr,
+    parse_supported_versions_client,
+    parse_supported_versions_server,
+    parse_u16_list,
+    parse_cookie,
+]
+
+
+def _typed_only(fn: Callable[[], object]) -> None:
+    with contextlib.suppress(WebrtcSecureError):
+        fn()
+
+
+def records13(data: bytes) -> None:
+    for cid_length in (0, 4):
+        parsed, _clean = split_datagram(data, cid_length)
+        for record in parsed:
+            if isinstance(record, CiphertextRecord):
+                for suite, keys in _KEYS.items():
+                    # the seeds' keys: genuine records (and mutations the AEAD
+                    # accepts) reach the code after authentication too
+                    receiver = ReceiveEpoch(suite, keys, record.epoch_bits)
+                    try:
+                        opened = receiver.open_record(record)
+                    except WebrtcSecureError:
+                        assert receiver.highest_sequence == -1  # a refusal commits nothing
+                        continue
+                    assert opened.content_type in (21, 22, 23, 26)
+                    assert receiver.highest_sequence == opened.sequence_number
+            else:
+                _typed_only(lambda f=record.fragment: parse_ack(f))
+
+
+def messages13(data: bytes) -> None:
+    if not data:
+        return
+    parser = MESSAGE_PARSERS[data[0] % len(MESSAGE_PARSERS)]
+    _typed_only(lambda: parser(data[1:]))
+
+
+TARGETS13: dict[str, Callable[[bytes], None]] = {
+    "records13": records13,
+    "messages13": messages13,
+}
+
+
+def seeds13() -> dict[str, list[bytes]]:
+    """Seed inputs: genuine records of every shape, and RFC 8448's messages."""
+    import json
+
+    datagrams = [encode_plaintext_record(22, b"\x01\x00\x00\x00" + bytes(40), 0)]
+    for suite, keys in _KEYS.items():
+        sender = SendEpoch(suite, keys, 3)
+        for seq_length in (1, 2):
+            for with_length in (True, False):
+                datagrams.append(sender.protect(23, b"seed" * 8, 0, seq_length, with_length))
+        datagrams.append(sender.protect(22, b"cid", connection_id=b"\x01\x02\x03\x04"))
+    trace = json.loads(
+        (Path(__file__).resolve().parents[1] / "vectors" / "rfc8448_simple_1rtt.json").read_text()
+    )
+    messages = []
+    for i, hex_message in enumerate(trace["messages"].values()):
+        body = bytes.fromhex(hex_message)[4:]
+        messages.append(bytes([i % len(MESSAGE_PARSERS)]) + body)
+    return {"records13": datagrams, "messages13": messages}
+
+
+def main() -> None:
+    name = sys.argv[1]
+    if name == "--write-seeds":
+        base = Path(sys.argv[2])
+        for target, items in seeds13().items():
+            (base / target).mkdir(parents=True, exist_ok=True)
+            for i, item in enumerate(items):
+                (base / target / f"seed-{i:04d}").write_bytes(item)
+        return
+    atheris.Setup([sys.argv[0], *sys.argv[2:]], TARGETS13[name])
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()

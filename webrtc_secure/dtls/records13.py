@@ -1,0 +1,575 @@
+"""DTLS 1.3 record layer (RFC 9147 4 and 7): the unified header, record number
+encryption, AEAD record protection, DTLSInnerPlaintext, sequence number
+reconstruction, the epoch-0 DTLSPlaintext header and the ACK message.
+
+A DTLS 1.3 datagram holds DTLSPlaintext records (first octet alert 21, handshake 22
+or ack 26, the 13-octet header DTLS 1.2 also uses) and DTLSCiphertext records, whose
+first octet is the unified header's ``001CSLEE``::
+
+    0 1 2 3 4 5 6 7
+    +-+-+-+-+-+-+-+-+
+    |0|0|1|C|S|L|E E|   C connection ID present, S 16-bit sequence number,
+    +-+-+-+-+-+-+-+-+   L length present, EE low two bits of the epoch
+    | Connection ID |   (only when negotiated; its length is not on the wire)
+    | 8/16-bit seq  |   low bits of the record sequence number, encrypted
+    | 16-bit length |   (if L) else the record runs to the end of the datagram
+    | encrypted_record ...
+
+Protection (RFC 9147 4, RFC 8446 5.2-5.3): the AEAD's additional data is the unified
+header as sent but with the sequence number bits in clear; the nonce is the write IV
+XOR the 64-bit sequence number (the epoch is *not* part of it, unlike DTLS 1.2); the
+plaintext is DTLSInnerPlaintext = content || type || zero padding. After sealing,
+the sequence number bits are XORed with a mask computed from the first 16 octets of
+the ciphertext: AES-ECB under the "sn" key for the AES suites, the ChaCha20 block
+function (counter = ciphertext[0..3], nonce = ciphertext[4..15]) for ChaCha20.
+
+Costs per record are a handful of C calls: one AEAD call, one AES block (or one
+ChaCha20 re-nonce and two octets of keystream) on an encryptor built once per epoch,
+integer XORs for the nonce and the sequence number, and ``bytes.rstrip`` for the
+padding. No Python loop touches payload octets.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable
+from enum import IntEnum
+from typing import NamedTuple
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from webrtc_secure.dtls.keys13 import TrafficKeys
+from webrtc_secure.dtls.suites13 import IV_LENGTH, TAG_LENGTH, Suite13Info
+from webrtc_secure.errors import (
+    AuthenticationFailed,
+    DtlsError,
+    MalformedPacket,
+    ReplayDetected,
+)
+from webrtc_secure.replay import DEFAULT_WINDOW, ReplayWindow
+
+
+class ContentType13(IntEnum):
+    """Content types a DTLS 1.3 record carries (outer for plaintext, inner otherwise)."""
+
+    ALERT = 21
+    HANDSHAKE = 22
+    APPLICATION_DATA = 23
+    ACK = 26
+
+
+#: unified header bits (RFC 9147 4, Figure 3)
+FIXED_BITS = 0x20
+FIXED_MASK = 0xE0
+CID_BIT = 0x10
+SEQ16_BIT = 0x08
+LENGTH_BIT = 0x04
+EPOCH_BITS = 0x03
+#: fixed bits, no CID, 16-bit sequence number, length present
+_COMMON_MASK = FIXED_MASK | CID_BIT | SEQ16_BIT | LENGTH_BIT
+_COMMON_BITS = FIXED_BITS | SEQ16_BIT | LENGTH_BIT
+
+#: first octets that start a DTLSPlaintext record (RFC 9147 4.1, erratum 8100)
+PLAINTEXT_TYPES = frozenset((ContentType13.ALERT, ContentType13.HANDSHAKE, ContentType13.ACK))
+#: inner content types a protected record may carry
+INNER_TYPES = frozenset(int(t) for t in ContentType13)
+
+DTLS_1_2_VERSION = 0xFEFD
+PLAINTEXT_HEADER_LENGTH = 13
+#: RFC 8446 5.1/5.2: plaintext 2^14, ciphertext 2^14 + 256
+MAX_PLAINTEXT_LENGTH = 1 << 14
+MAX_CIPHERTEXT_LENGTH = (1 << 14) + 256
+#: record number encryption samples this many ciphertext octets (RFC 9147 4.2.3)
+SAMPLE_LENGTH = 16
+MAX_PLAINTEXT_SEQUENCE = (1 << 48) - 1
+#: the sequence number space of one epoch (RecordNumber.sequence_number is uint64)
+MAX_SEQUENCE = (1 << 64) - 1
+
+#: type, version, epoch << 48 | seq, length: the DTLSPlaintext header (as in DTLS 1.2)
+_PLAINTEXT_HEADER = struct.Struct("!BHQH")
+_U16 = struct.Struct("!H")
+#: the common unified header: first octet, 16-bit sequence number, length
+_HDR_S_L = struct.Struct("!BHH")
+_HDR_S = struct.Struct("!BH")
+_HDR_L = struct.Struct("!BBH")
+_TYPE_OCTET = [bytes((i,)) for i in range(256)]
+
+
+# --- epoch 0: DTLSPlaintext ----------------------------------------------------------
+
+
+class PlaintextRecord(NamedTuple):
+    """One DTLSPlaintext record (epoch 0: ClientHello, ServerHello, HRR, alerts, ACKs)."""
+
+    content_type: int
+    version: int
+    epoch: int
+    sequence_number: int
+    fragment: bytes
+
+
+def encode_plaintext_record(
+    content_type: int,
+    fragment: bytes,
+    sequence_number: int,
+    version: int = DTLS_1_2_VERSION,
+) -> bytes:
+    """A DTLSPlaintext record: epoch 0, 48-bit sequence number (RFC 9147 4).
+
+    ``version`` is legacy_record_version: {254, 253}, or {254, 255} on an initial
+    ClientHello for compatibility."""
+    if not 0 <= sequence_number <= MAX_PLAINTEXT_SEQUENCE:
+        raise ValueError(f"plaintext sequence number {sequence_number} exceeds 48 bits")
+    if len(fragment) > MAX_PLAINTEXT_LENGTH:
+        raise ValueError(f"plaintext record of {len(fragment)} octets")
+    return _PLAINTEXT_HEADER.pack(content_type, version, sequence_number, len(fragment)) + fragment
+
+
+# --- DTLSCiphertext: the unified header -----------------------------------------------
+
+
+class CiphertextRecord(NamedTuple):
+    """One DTLSCiphertext record as it was on the wire (sequence bits still masked)."""
+
+    #: the unified header octets exactly as received
+    header: bytes
+    connection_id: bytes
+    #: the low two bits of the epoch
+    epoch_bits: int
+    #: 1 or 2 octets of sequence number in the header
+    sequence_length: int
+    encrypted_record: bytes
+
+
+def encode_unified_header(
+    epoch: int,
+    sequence_number: int,
+    length: int | None,
+    sequence_length: int = 2,
+    connection_id: bytes = b"",
+) -> bytes:
+    """A unified header with the sequence number bits *in clear* (the AEAD's
+    additional data); :class:`SendEpoch` masks them after sealing."""
+    if sequence_length not in (1, 2):
+        raise ValueError("the unified header carries 8 or 16 sequence number bits")
+    first = FIXED_BITS | (epoch & EPOCH_BITS)
+    if connection_id:
+        first |= CID_BIT
+    if sequence_length == 2:
+        first |= SEQ16_BIT
+        seq = _U16.pack(sequence_number & 0xFFFF)
+    else:
+        seq = _TYPE_OCTET[sequence_number & 0xFF]
+    tail = b""
+    if length is not None:
+        if not 0 <= length <= 0xFFFF:
+            raise ValueError(f"record length {length} does not fit 16 bits")
+        first |= LENGTH_BIT
+        tail = _U16.pack(length)
+    return _TYPE_OCTET[first] + connection_id + seq + tail
+
+
+Record13 = PlaintextRecord | CiphertextRecord
+
+
+def split_datagram(datagram: bytes, connection_id_length: int = 0) -> tuple[list[Record13], bool]:
+    """Split a DTLS 1.3 datagram into its records (RFC 9147 4.1 demultiplexing).
+
+    Returns the records that parsed and whether the whole datagram was well formed.
+    Parsing stops at the first record that cannot be delimited (truncated header,
+    a length past the end, an oversized record, a connection ID we did not
+    negotiate, a first octet that is neither a plaintext type nor ``001xxxxx``):
+    RFC 9147 4.5.2 says invalid records are dropped silently, and without a
+    trustworthy boundary nothing after it can be found.
+    """
+    end = len(datagram)
+    if end > 5 and datagram[0] & _COMMON_MASK == _COMMON_BITS:
+        # fast path: one record with a 16-bit sequence number and a length that
+        # fills the datagram (what every application data datagram looks like)
+        length = (datagram[3] << 8) | datagram[4]
+        if length + 5 == end and length <= MAX_CIPHERTEXT_LENGTH:
+            record = (datagram[:5], b"", datagram[0] & EPOCH_BITS, 2, datagram[5:])
+            return [tuple.__new__(CiphertextRecord, record)], True
+    records: list[Record13] = []
+    offset = 0
+    unpack_plain = _PLAINTEXT_HEADER.unpack_from
+    while offset < end:
+        first = datagram[offset]
+        if first & FIXED_MASK == FIXED_BITS:
+            pos = offset + 1
+            cid = b""
+            if first & CID_BIT:
+                if not connection_id_length:
+                    return records, False
+                cid = datagram[pos : pos + connection_id_length]
+                pos += connection_id_length
+            seq_length = 2 if first & SEQ16_BIT else 1
+            pos += seq_length
+            if first & LENGTH_BIT:
+                if pos + 2 > end:
+                    return records, False
+                length = (datagram[pos] << 8) | datagram[pos + 1]
+                pos += 2
+                stop = pos + length
+                if stop > end:
+                    return records, False
+            else:
+                if pos > end:
+                    return records, False
+                stop = end
+                length = stop - pos
+            if length > MAX_CIPHERTEXT_LENGTH:
+                return records, False
+            records.append(
+                CiphertextRecord(
+                    datagram[offset:pos],
+                    cid,
+                    first & EPOCH_BITS,
+                    seq_length,
+                    datagram[pos:stop],
+                )
+            )
+            offset = stop
+        elif first in PLAINTEXT_TYPES:
+            if end - offset < PLAINTEXT_HEADER_LENGTH:
+                return records, False
+            ctype, version, epoch_seq, length = unpack_plain(datagram, offset)
+            start = offset + PLAINTEXT_HEADER_LENGTH
+            stop = start + length
+            if stop > end or length > MAX_PLAINTEXT_LENGTH:
+                return records, False
+            records.append(
+                PlaintextRecord(
+                    ctype,
+                    version,
+                    epoch_seq >> 48,
+                    epoch_seq & MAX_PLAINTEXT_SEQUENCE,
+                    datagram[start:stop],
+                )
+            )
+            offset = stop
+        else:
+            return records, False
+    return records, True
+
+
+# --- sequence numbers and epochs ------------------------------------------------------
+
+
+def reconstruct_sequence(expected: int, low_bits: int, bits: int) -> int:
+    """The full sequence number closest to ``expected`` (one more than the highest
+    deprotected in the epoch) whose low ``bits`` bits are ``low_bits`` (RFC 9147
+    4.2.2; the same arithmetic as RFC 9000 A.3)."""
+    window = 1 << bits
+    half = window >> 1
+    candidate = (expected & ~(window - 1)) | low_bits
+    if candidate + half <= expected and candidate <= MAX_SEQUENCE - window:
+        return candidate + window
+    if candidate > expected + half and candidate >= window:
+        return candidate - window
+    return candidate
+
+
+def reconstruct_epoch(epoch_bits: int, highest_epoch: int) -> int | None:
+    """The most recent epoch at or below ``highest_epoch`` whose low two bits are
+    ``epoch_bits`` (RFC 9147 4.2.2), or None when there is none. During the
+    handshake (epochs 0-3) this is exact; afterwards it picks the newest match."""
+    epoch = highest_epoch - ((highest_epoch - epoch_bits) & EPOCH_BITS)
+    return epoch if epoch >= 0 else None
+
+
+# --- record number encryption ---------------------------------------------------------
+
+
+def make_mask_function(sn_key: bytes, is_chacha: bool) -> Callable[[bytes], bytes]:
+    """A function from a 16-octet ciphertext sample to the record number mask
+    (at least two octets), keyed once for the epoch (RFC 9147 4.2.3)."""
+    if is_chacha:
+        # the 16-octet "nonce" of cryptography's ChaCha20 is counter (4, little
+        # endian) || nonce (12): exactly ciphertext[0..3] || ciphertext[4..15]
+        chacha = Cipher(algorithms.ChaCha20(sn_key, bytes(16)), None).encryptor()
+        reset = chacha.reset_nonce
+        update = chacha.update
+        zeros = bytes(2)
+
+        def chacha_mask(sample: bytes) -> bytes:
+            reset(sample)
+            return update(zeros)
+
+        return chacha_mask
+    # ECB keeps no state between blocks: one encryptor serves every record
+    return Cipher(algorithms.AES(sn_key), modes.ECB()).encryptor().update
+
+
+def record_number_mask(sn_key: bytes, sample: bytes, is_chacha: bool) -> bytes:
+    """The mask for one 16-octet ``sample`` (for tests and one-off use)."""
+    if len(sample) != SAMPLE_LENGTH:
+        raise ValueError("the record number mask samples exactly 16 octets")
+    return make_mask_function(sn_key, is_chacha)(sample)
+
+
+# --- DTLSInnerPlaintext ---------------------------------------------------------------
+
+
+def encode_inner_plaintext(content_type: int, content: bytes, padding: int = 0) -> bytes:
+    """DTLSInnerPlaintext: content || type || ``padding`` zero octets."""
+    return content + _TYPE_OCTET[content_type] + bytes(padding)
+
+
+def parse_inner_plaintext(inner: bytes) -> tuple[int, bytes]:
+    """(content type, content): the last non-zero octet is the type (RFC 8446 5.4).
+
+    All zeros means no type at all, which RFC 8446 5.4 makes an unexpected_message
+    error; an unknown type is malformed too."""
+    stripped = inner.rstrip(b"\x00")
+    if not stripped:
+        raise MalformedPacket("DTLSInnerPlaintext has no non-zero content type")
+    content_type = stripped[-1]
+    if content_type not in INNER_TYPES:
+        raise MalformedPacket(f"unknown inner content type {content_type}")
+    return content_type, stripped[:-1]
+
+
+# --- protection per epoch -------------------------------------------------------------
+
+
+class RecordAead:
+    """The AEAD of one traffic key with the TLS 1.3 per-record nonce (RFC 8446 5.3):
+    the 64-bit record sequence number, left-padded to the IV length, XOR the write
+    IV. DTLS 1.3 uses the same rule with the epoch's sequence number alone (RFC 9147
+    4: "unlike DTLS 1.2, the epoch is not included"), so RFC 8448's TLS records
+    check this code byte for byte."""
+
+    __slots__ = ("_decrypt", "_encrypt", "_iv")
+
+    def __init__(self, suite: Suite13Info, key: bytes, iv: bytes) -> None:
+        if len(iv) != IV_LENGTH:
+            raise ValueError(f"a TLS 1.3 write IV is {IV_LENGTH} octets")
+        aead = suite.make_aead(key)
+        self._encrypt = aead.encrypt
+        self._decrypt = aead.decrypt
+        self._iv = int.from_bytes(iv, "big")
+
+    def nonce(self, sequence_number: int) -> bytes:
+        """The per-record nonce for ``sequence_number``."""
+        return (self._iv ^ sequence_number).to_bytes(IV_LENGTH, "big")
+
+    def seal(self, sequence_number: int, inner: bytes, additional_data: bytes) -> bytes:
+        """AEAD-Encrypt(write_key, nonce, additional_data, inner): ciphertext || tag."""
+        return self._encrypt(
+            (self._iv ^ sequence_number).to_bytes(IV_LENGTH, "big"), inner, additional_data
+        )
+
+    def open(self, sequence_number: int, sealed: bytes, additional_data: bytes) -> bytes:
+        """The inner plaintext, or AuthenticationFailed."""
+        try:
+            return self._decrypt(
+                (self._iv ^ sequence_number).to_bytes(IV_LENGTH, "big"), sealed, additional_data
+            )
+        except InvalidTag:
+            raise AuthenticationFailed("record failed authentication") from None
+
+
+class SendEpoch(RecordAead):
+    """Protects the records we send in one epoch (2 = handshake, 3 = application
+    data 0, 4 and up after each KeyUpdate): a :class:`RecordAead` with the unified
+    header, the record number mask and the sequence counter."""
+
+    __slots__ = ("_limit", "_mask", "epoch", "next_sequence")
+
+    def __init__(
+        self, suite: Suite13Info, keys: TrafficKeys, epoch: int, first_sequence: int = 0
+    ) -> None:
+        if len(keys.sn_key) != suite.key_length:
+            raise ValueError("traffic keys do not fit the suite (derive them with sn_key=True)")
+        super().__init__(suite, keys.key, keys.iv)
+        self.epoch = epoch
+        self.next_sequence = first_sequence
+        self._mask = make_mask_function(keys.sn_key, suite.is_chacha)
+        self._limit = min(suite.confidentiality_limit, MAX_SEQUENCE + 1)
+
+    @property
+    def exhausted(self) -> bool:
+        """True once the key protected its RFC 8446 5.5 limit of records."""
+        return self.next_sequence >= self._limit
+
+    def protect(
+        self,
+        content_type: int,
+        content: bytes,
+        padding: int = 0,
+        sequence_length: int = 2,
+        with_length: bool = True,
+        connection_id: bytes = b"",
+    ) -> bytes:
+        """One DTLSCiphertext record with the next sequence number of this epoch."""
+        seq = self.next_sequence
+        if seq >= self._limit:
+            raise DtlsError(f"epoch {self.epoch} key reached its usage limit: KeyUpdate first")
+        if len(content) + 1 + padding > MAX_PLAINTEXT_LENGTH + 1:
+            raise ValueError(f"record content of {len(content)} octets plus padding")
+        self.next_sequence = seq + 1
+        inner = content + _TYPE_OCTET[content_type]
+        if padding:
+            inner += bytes(padding)
+        nonce = (self._iv ^ seq).to_bytes(IV_LENGTH, "big")
+        if sequence_length == 2 and with_length and not connection_id:
+            # the common shape, packed in one call each way
+            first = FIXED_BITS | SEQ16_BIT | LENGTH_BIT | (self.epoch & EPOCH_BITS)
+            low = seq & 0xFFFF
+            length = len(inner) + TAG_LENGTH
+            sealed = self._encrypt(nonce, inner, _HDR_S_L.pack(first, low, length))
+            mask = self._mask(sealed[:SAMPLE_LENGTH])
+            return _HDR_S_L.pack(first, low ^ ((mask[0] << 8) | mask[1]), length) + sealed
+        length_field = len(inner) + TAG_LENGTH if with_length else None
+        header = encode_unified_header(
+            self.epoch, seq, length_field, sequence_length, connection_id
+        )
+        sealed = self._encrypt(nonce, inner, header)
+        mask = self._mask(sealed[:SAMPLE_LENGTH])
+        at = 1 + len(connection_id)
+        if sequence_length == 2:
+            masked = _U16.pack((seq & 0xFFFF) ^ ((mask[0] << 8) | mask[1]))
+        else:
+            masked = _TYPE_OCTET[(seq & 0xFF) ^ mask[0]]
+        return header[:at] + masked + header[at + sequence_length :] + sealed
+
+
+class Opened(NamedTuple):
+    """A deprotected record."""
+
+    content_type: int
+    content: bytes
+    epoch: int
+    sequence_number: int
+
+
+class ReceiveEpoch(RecordAead):
+    """Deprotects the records the peer sends in one epoch, with its replay window.
+
+    The replay check comes after deprotection (RFC 9147 4.5.1: checking first would
+    make the discard a timing channel for the record number) and the window moves
+    only for records that authenticated. ``failures`` counts records that failed
+    authentication under this key, for the RFC 9147 4.5.3 integrity limit.
+    """
+
+    __slots__ = ("_mask", "epoch", "failures", "integrity_limit", "replay")
+
+    def __init__(
+        self,
+        suite: Suite13Info,
+        keys: TrafficKeys,
+        epoch: int,
+        window_size: int = DEFAULT_WINDOW,
+    ) -> None:
+        if len(keys.sn_key) != suite.key_length:
+            raise ValueError("traffic keys do not fit the suite (derive them with sn_key=True)")
+        super().__init__(suite, keys.key, keys.iv)
+        self.epoch = epoch
+        self._mask = make_mask_function(keys.sn_key, suite.is_chacha)
+        self.replay = ReplayWindow(window_size)
+        self.failures = 0
+        self.integrity_limit = suite.integrity_limit
+
+    @property
+    def highest_sequence(self) -> int:
+        """Highest sequence number deprotected so far in this epoch (-1 before any)."""
+        return self.replay.highest
+
+    @property
+    def integrity_exhausted(self) -> bool:
+        """True once forged records reached the RFC 9147 4.5.3 limit for this key."""
+        return self.failures >= self.integrity_limit
+
+    def open_record(self, record: CiphertextRecord) -> Opened:
+        """Unmask the sequence number, deprotect, check and commit the replay window.
+
+        Raises AuthenticationFailed (too short to sample, or the AEAD refused it),
+        ReplayDetected, or MalformedPacket (no content type inside, record_overflow)."""
+        if record.epoch_bits != self.epoch & EPOCH_BITS:
+            raise AuthenticationFailed(
+                f"record for epoch bits {record.epoch_bits}, not epoch {self.epoch}"
+            )
+        body = record.encrypted_record
+        if len(body) < SAMPLE_LENGTH:
+            raise AuthenticationFailed("record shorter than the record number sample")
+        if len(body) > MAX_CIPHERTEXT_LENGTH:
+            # RFC 8446 5.2: more than 2^14 + 256 octets is a record_overflow
+            raise MalformedPacket(f"protected record of {len(body)} octets")
+        mask = self._mask(body[:SAMPLE_LENGTH])
+        header = record.header
+        at = 1 + len(record.connection_id)
+        replay = self.replay
+        expected = replay.highest + 1
+        # RFC 9147 4.2.2: the candidate nearest to one past the highest deprotected
+        if record.sequence_length == 2:
+            low = ((header[at] << 8) | header[at + 1]) ^ ((mask[0] << 8) | mask[1])
+            aad = header[:at] + _U16.pack(low) + header[at + 2 :]
+            seq = (expected & ~0xFFFF) | low
+            if seq + 0x8000 <= expected and seq <= MAX_SEQUENCE - 0x10000:
+                seq += 0x10000
+            elif seq > expected + 0x8000 and seq >= 0x10000:
+                seq -= 0x10000
+        else:
+            low = header[at] ^ mask[0]
+            aad = header[:at] + _TYPE_OCTET[low] + header[at + 1 :]
+            seq = reconstruct_sequence(expected, low, 8)
+        try:
+            inner = self._decrypt((self._iv ^ seq).to_bytes(IV_LENGTH, "big"), body, aad)
+        except InvalidTag:
+            self.failures += 1
+            raise AuthenticationFailed("DTLS 1.3 record failed authentication") from None
+        if not replay.is_fresh(seq):
+            raise ReplayDetected(f"epoch {self.epoch} record {seq} already received")
+        if len(inner) > MAX_PLAINTEXT_LENGTH + 1:
+            # RFC 8446 5.4: DTLSInnerPlaintext over 2^14 + 1 octets is a record_overflow
+            raise MalformedPacket(f"inner plaintext of {len(inner)} octets")
+        content_type = inner[-1] if inner else 0
+        if content_type in INNER_TYPES:
+            content = inner[:-1]  # no padding: the common case, one copy
+        else:
+            content_type, content = parse_inner_plaintext(inner)
+        replay.commit(seq)
+        # (tuple.__new__: without the NamedTuple's generated Python __new__)
+        return tuple.__new__(Opened, (content_type, content, self.epoch, seq))
+
+
+# --- ACK (RFC 9147 7) -----------------------------------------------------------------
+
+
+class RecordNumber(NamedTuple):
+    """RFC 9147 4: the 128-bit record number an ACK names."""
+
+    epoch: int
+    sequence_number: int
+
+
+#: ACK.record_numbers<0..2^16-1> of 16-octet entries
+MAX_ACK_ENTRIES = 0xFFFF // 16
+
+
+def encode_ack(record_numbers: Iterable[tuple[int, int]]) -> bytes:
+    """The ACK message body: a 16-bit length and (uint64 epoch, uint64 seq) pairs."""
+    flat: list[int] = []
+    for epoch, seq in record_numbers:
+        flat.append(epoch)
+        flat.append(seq)
+    count = len(flat) // 2
+    if count > MAX_ACK_ENTRIES:
+        raise ValueError(f"an ACK holds at most {MAX_ACK_ENTRIES} record numbers")
+    return _U16.pack(count * 16) + struct.pack(f"!{len(flat)}Q", *flat)
+
+
+def parse_ack(body: bytes) -> list[RecordNumber]:
+    """The record numbers of an ACK; the length must be exact and a multiple of 16."""
+    if len(body) < 2:
+        raise MalformedPacket("ACK shorter than its length field")
+    length = _U16.unpack_from(body)[0]
+    if length != len(body) - 2:
+        raise MalformedPacket(f"ACK length {length} does not match {len(body) - 2} octets")
+    if length % 16:
+        raise MalformedPacket(f"ACK length {length} is not a multiple of 16")
+    values = struct.unpack_from(f"!{length // 8}Q", body, 2)
+    it = iter(values)
+    return [RecordNumber(e, s) for e, s in zip(it, it, strict=True)]
