@@ -476,3 +476,25 @@ async def test_unusable_remote_sctp_init_fails_the_channels_not_the_peer() -> No
         assert pair.a.state == PeerState.CONNECTED  # media and DTLS are unaffected
     finally:
         await pair.close()
+
+
+async def test_garbage_application_data_is_counted_and_the_channels_go_on() -> None:
+    """DTLS application data that is not SCTP (or SCTP for other ports) is dropped by
+    the association and counted; nothing reaches a channel and nothing breaks."""
+    pair = Pair()
+    try:
+        channel = pair.create("a", "sturdy")
+        await pair.connect()
+        await channel.wait_open()
+        theirs = await _theirs(pair, "b", "sturdy")
+        dtls = pair.a._dtls
+        assert dtls is not None
+        for junk in (b"\x00", b"not an sctp packet at all", bytes(12), bytes(2000)):
+            dtls.send(junk)
+        channel.send("still fine")
+        await _wait_for(lambda: pair.inbox(theirs).messages == ["still fine"])
+        dropped = pair.b.stats()["sctp"]["dropped"]
+        assert sum(dropped.values()) >= 4, dropped
+        assert pair.b.stats()["datachannel_dropped"] == {}
+    finally:
+        await pair.close()
