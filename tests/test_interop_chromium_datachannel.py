@@ -274,6 +274,13 @@ def check_report(report: dict[str, Any], prefix: str) -> None:
         assert data.get("empty-string", 0) >= 1 and data.get("empty-binary", 0) >= 1, data
     assert wire["client_chunks"].get("RE_CONFIG", 0) + wire["server_chunks"].get(
         "RE_CONFIG", 0) >= 2  # each close is a stream reset request
+    # maxRetransmits 0 on the wire: no TSN of an unordered channel's stream is ever
+    # sent twice, by either end (a lost one is skipped with FORWARD-TSN instead)
+    unordered_streams = {page_info[label]["id"] for label in (mine[UNORDERED],
+                                                              theirs[UNORDERED])}
+    for side, by_stream in wire["retransmitted_by_stream"].items():
+        again = {int(k): v for k, v in by_stream.items()}
+        assert not unordered_streams & set(again), (side, again, unordered_streams)
 
 
 def _print(report: dict[str, Any], name: str) -> None:

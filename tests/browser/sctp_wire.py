@@ -244,6 +244,20 @@ class SctpTrace:
                     seen.add(c["tsn"])
         return again
 
+    def retransmitted_by_stream(self, sender: str) -> Counter[int]:
+        """:meth:`retransmitted`, per stream id."""
+        seen: set[int] = set()
+        again: Counter[int] = Counter()
+        for p in self.packets:
+            if p.sender != sender:
+                continue
+            for c in p.chunks:
+                if "tsn" in c:
+                    if c["tsn"] in seen:
+                        again[c["stream"]] += 1
+                    seen.add(c["tsn"])
+        return again
+
     def sack_facts(self, sender: str) -> dict[str, int]:
         """How the SACKs this sender wrote look: gap reports, duplicate reports, smallest
         advertised window."""
@@ -270,6 +284,11 @@ class SctpTrace:
             "server_chunks": dict(self.counts("server")),
             "retransmitted_data": {side: self.retransmitted(side)
                                    for side in ("client", "server")},
+            "retransmitted_by_stream": {side: dict(self.retransmitted_by_stream(side))
+                                        for side in ("client", "server")},
+            "forward_tsn": {side: self.counts(side).get("FORWARD_TSN", 0)
+                            + self.counts(side).get("I_FORWARD_TSN", 0)
+                            for side in ("client", "server")},
             "sacks": {side: self.sack_facts(side) for side in ("client", "server")},
             "zero_checksum_packets": sum(p.zero_checksum for p in self.packets),
             "undecryptable": self.undecryptable,
