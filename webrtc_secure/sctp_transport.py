@@ -178,15 +178,20 @@ class SctpTransport:
             self.on_closed(error)
 
     def _reschedule(self) -> None:
+        # Lazy: a timer already armed at or before the deadline stays (when it fires
+        # early, handle_timer finds nothing due and we re-arm); the association's
+        # deadline moves with nearly every packet (delayed SACK, T3), and a TimerHandle
+        # per packet would cost more than the occasional early wake-up.
         when = None if self._closed else self.association.get_timer()
-        if when == self._timer_when and (when is None or self._timer is not None):
+        if when is None:
+            return
+        armed = self._timer_when
+        if self._timer is not None and armed is not None and armed <= when:
             return
         if self._timer is not None:
             self._timer.cancel()
-            self._timer = None
         self._timer_when = when
-        if when is not None:
-            self._timer = self._loop.call_at(when, self._on_timer)
+        self._timer = self._loop.call_at(when, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None
