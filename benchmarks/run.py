@@ -2,7 +2,7 @@
 
 Every row is ours next to a reference stack measured in the same process run, with
 the ratio, because the machines are shared and absolute numbers drift. Sections:
-srtp (pylibsrtp), dtls (pyOpenSSL), and peer/scale when present.
+srtp (pylibsrtp), dtls (pyOpenSSL), and peer/datachannel/scale (aiortc) when present.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-SECTIONS = ["srtp", "dtls", "peer", "scale"]
+SECTIONS = ["srtp", "dtls", "peer", "datachannel", "scale"]
 
 
 def _fmt(value: Any) -> str:

@@ -1,6 +1,7 @@
 """Browser echo: a web page sends its camera and microphone to a SecurePeer, which
 echoes every RTP packet back re-protected with its own keys, and the page plays the
-echo next to the local picture.
+echo next to the local picture. The page also opens a data channel ("chat") and
+pings on it; the peer echoes every message on the channel it came on.
 
     python examples/browser_echo.py                 # the page offers, we answer
     python examples/browser_echo.py --mode answer   # we offer, the page answers
@@ -31,7 +32,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from webrtc_secure import SecurePeer, SessionDescription, WebrtcSecureError
+from webrtc_secure import DataChannel, SecurePeer, SessionDescription, WebrtcSecureError
 from webrtc_secure.srtp import DEFAULT_PROFILES, Profile
 
 logger = logging.getLogger("browser_echo")
@@ -85,8 +86,10 @@ class SecurePeerEcho:
         self.keyframe_requests_forwarded = 0  # PLIs we sent to the browser's sender
         self.connect_task: asyncio.Task[None] | None = None
         self.signaled = asyncio.Event()
+        self.messages_echoed = 0
         self.peer.on("rtp", self._on_rtp)
         self.peer.on("rtcp", self._on_rtcp)
+        self.peer.on("datachannel", self._on_datachannel)
 
     # --- signaling (the page server's SignalingHandler) ---------------------------------
 
@@ -126,6 +129,19 @@ class SecurePeerEcho:
         await asyncio.wait_for(self.signaled.wait(), timeout)
         assert self.connect_task is not None
         await asyncio.wait_for(asyncio.shield(self.connect_task), timeout)
+
+    # --- data channels ------------------------------------------------------------------
+
+    def _on_datachannel(self, channel: DataChannel) -> None:
+        def echo(message: str | bytes) -> None:
+            try:
+                channel.send(message)
+            except WebrtcSecureError as exc:  # closing: the echo just skips it
+                self.not_echoed[f"message_{type(exc).__name__}"] += 1
+                return
+            self.messages_echoed += 1
+
+        channel.on("message", echo)
 
     # --- media --------------------------------------------------------------------------
 
@@ -234,7 +250,7 @@ async def _report(echo: SecurePeerEcho) -> None:
     while True:
         await asyncio.sleep(5)
         print(
-            f"echoed {dict(echo.echoed)}, keyframe requests "
+            f"echoed {dict(echo.echoed)} and {echo.messages_echoed} messages, keyframe requests "
             f"{echo.keyframe_requests_forwarded}/{echo.keyframe_requests} forwarded, "
             f"dropped {echo.peer.stats()['dropped']}",
             flush=True,

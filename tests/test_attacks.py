@@ -47,9 +47,11 @@ async def test_tampered_and_replayed_media_and_data_on_a_live_path() -> None:
     a = SecurePeer(host_addresses=["127.0.0.1"], use_ice=False)
     b = SecurePeer(host_addresses=["127.0.0.1"], use_ice=False)
     received_rtp: list[bytes] = []
-    received_messages: list[bytes] = []
+    received_messages: list[str | bytes] = []
     b.on("rtp", received_rtp.append)
-    b.on("message", received_messages.append)
+    a_channel = a.create_data_channel("data", negotiated=True, id=0)
+    b_channel = b.create_data_channel("data", negotiated=True, id=0)
+    b_channel.on("message", received_messages.append)
     sent: list[bytes] = []
     real_send = a._send_datagram
 
@@ -62,9 +64,11 @@ async def test_tampered_and_replayed_media_and_data_on_a_live_path() -> None:
         offer = await a.create_offer()
         answer = await b.create_answer(offer)
         await asyncio.gather(a.connect(answer), b.connect(offer))
+        await asyncio.wait_for(asyncio.gather(a_channel.wait_open(), b_channel.wait_open()), 5)
+        await asyncio.sleep(0.3)  # the handshake's delayed SACKs are out of the way
         sent.clear()
         a.send_rtp(_rtp(1))
-        a.send(b"genuine")
+        a_channel.send(b"genuine")  # one SCTP DATA packet in one DTLS record
         await asyncio.sleep(0.05)
         srtp_packet, dtls_record = sent
         assert received_rtp == [_rtp(1)] and received_messages == [b"genuine"]

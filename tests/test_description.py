@@ -3,6 +3,7 @@ validation, and fuzzing (only SdpError ever escapes the parser)."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 from pathlib import Path
@@ -228,10 +229,11 @@ def test_is_dtls_client_refuses_equal_roles(role: SetupRole) -> None:
 def test_default_offer_has_one_webrtc_audio_line() -> None:
     offer = our_offer()
     assert offer.type == "offer" and offer.setup is SetupRole.ACTPASS
-    assert [m.kind for m in offer.media] == ["audio"] and offer.bundle == ["0"]
+    assert [m.kind for m in offer.media] == ["audio", "application"]
+    assert offer.bundle == ["0", "1"]
     lines = sdp_lines(offer)
     assert lines[:4] == ["v=0", lines[1], "s=-", "t=0 0"] and lines[1].startswith("o=- ")
-    assert "a=group:BUNDLE 0" in lines
+    assert "a=group:BUNDLE 0 1" in lines
     audio = media_lines(offer, 0)
     assert audio[0] == "m=audio 50000 UDP/TLS/RTP/SAVPF 111 0"
     assert audio[1] == "c=IN IP4 127.0.0.1"
@@ -249,11 +251,11 @@ def test_default_offer_has_one_webrtc_audio_line() -> None:
 def test_offer_with_video_and_random_ssrcs() -> None:
     offer = create_offer(ice_ufrag=UFRAG, ice_pwd=PWD, fingerprints=[FP256],
                          kinds=("audio", "video"))
-    assert offer.bundle == ["0", "1"] and offer.candidates == []
+    assert offer.bundle == ["0", "1", "2"] and offer.candidates == []
     video = offer.media[1]
     assert [c.rtpmap for c in video.codecs] == ["VP8/90000"]
     assert video.codecs[0].rtcp_feedback == ["nack", "nack pli", "ccm fir"]
-    ssrcs = [m.ssrcs[0].ssrc for m in offer.media]
+    ssrcs = [m.ssrcs[0].ssrc for m in offer.media if m.is_rtp]
     assert len(set(ssrcs)) == 2 and all(0 < s < 2**32 for s in ssrcs)
     # no candidates: the RFC 8840 placeholder address
     assert media_lines(offer, 0)[:2] == ["m=audio 9 UDP/TLS/RTP/SAVPF 111 0", "c=IN IP4 0.0.0.0"]
@@ -410,21 +412,140 @@ def test_answer_directions_follow_the_offer() -> None:
     assert not any(a.startswith("msid-semantic") for a in quiet.attributes)
 
 
-def test_answer_rejects_data_channel_and_unknown_codecs() -> None:
-    offer = our_offer(kinds=("audio", "video"))
+def test_answer_accepts_data_channel_rejects_unknown_codecs() -> None:
+    offer = our_offer(kinds=("audio", "video"), data_channel=False)
     offer.media.append(MediaSection(kind="application", mid="2", protocol="UDP/DTLS/SCTP",
                                     formats=["webrtc-datachannel"], direction=None,
-                                    rtcp_mux=False, attributes=["sctp-port:5000"]))
+                                    rtcp_mux=False, sctp_port=5001))
     offer.media[1].codecs = [Codec(98, "VP9", 90000)]
     assert offer.bundle is not None
     offer.bundle.append("2")
+    assert (offer.sctp_port, offer.max_message_size) == (5001, 65536)  # RFC 8841 default
     answer = our_answer(offer)
-    assert [m.rejected for m in answer.media] == [False, True, True]
-    assert answer.bundle == ["0"]
-    assert media_lines(answer, 2)[0] == "m=application 0 UDP/DTLS/SCTP webrtc-datachannel"
+    assert [m.rejected for m in answer.media] == [False, True, False]
+    assert answer.bundle == ["0", "2"]
+    assert media_lines(answer, 2)[0] == "m=application 50001 UDP/DTLS/SCTP webrtc-datachannel"
+    assert "a=sctp-port:5000" in media_lines(answer, 2)
+    assert "a=max-message-size:262144" in media_lines(answer, 2)
     assert media_lines(answer, 1)[0] == "m=video 0 UDP/TLS/RTP/SAVPF 98"
     parsed = SessionDescription.from_sdp(answer.to_sdp(), "answer")
     assert parsed == answer
+    assert (parsed.sctp_port, parsed.max_message_size) == (5000, 262144)
+    refused = our_answer(offer, data_channel=False)
+    assert [m.rejected for m in refused.media] == [False, True, True]
+    assert media_lines(refused, 2)[0] == "m=application 0 UDP/DTLS/SCTP webrtc-datachannel"
+    assert refused.data_section is None and refused.sctp_port is None
+
+
+CHROMIUM_DATA_RECORDED = Path(__file__).parent / "sdp" / "chromium_offer_audio_video_data.sdp"
+CHROMIUM_DATA_ONLY_RECORDED = Path(__file__).parent / "sdp" / "chromium_offer_data_only.sdp"
+
+
+def test_answer_recorded_chromium_offer_with_audio_video_and_data() -> None:
+    offer = SessionDescription.from_sdp(CHROMIUM_DATA_RECORDED.read_text(), "offer")
+    assert [m.kind for m in offer.media] == ["audio", "video", "application"]
+    assert offer.data_section is offer.media[2]
+    assert (offer.sctp_port, offer.max_message_size) == (5000, 262144)
+    answer = our_answer(offer)
+    assert [m.rejected for m in answer.media] == [False, False, False]
+    assert answer.bundle == ["0", "1", "2"]
+    data = media_lines(answer, 2)
+    assert data[0] == "m=application 50001 UDP/DTLS/SCTP webrtc-datachannel"
+    assert "a=mid:2" in data and "a=sctp-port:5000" in data
+    assert "a=max-message-size:262144" in data
+    assert not any(line.startswith(("a=rtcp-mux", "a=sendrecv", "a=ssrc")) for line in data)
+    assert SessionDescription.from_sdp(answer.to_sdp(), "answer") == answer
+
+
+def test_data_only_offers_and_answers() -> None:
+    chromium = SessionDescription.from_sdp(CHROMIUM_DATA_ONLY_RECORDED.read_text(), "offer")
+    assert chromium.bundle == ["0"] and chromium.data_section is chromium.media[0]
+    answer = our_answer(chromium)
+    assert answer.bundle == ["0"] and answer.data_section is answer.media[0]
+    assert not any(a.startswith("msid-semantic") for a in answer.attributes)
+    ours = our_offer(kinds=())
+    assert [m.kind for m in ours.media] == ["application"] and ours.bundle == ["0"]
+    assert not any(a.startswith("msid-semantic") for a in ours.attributes)
+    lines = media_lines(ours, 0)
+    assert lines[0] == "m=application 50000 UDP/DTLS/SCTP webrtc-datachannel"
+    assert SessionDescription.from_sdp(ours.to_sdp(), "offer") == ours
+    theirs = our_answer(ours)
+    assert theirs.data_section is not None and theirs.bundle == ["0"]
+    with pytest.raises(SdpError, match="no data"):
+        our_answer(ours, data_channel=False)
+    with pytest.raises(SdpError, match="at least one m-line"):
+        our_offer(kinds=(), data_channel=False)
+
+
+def test_data_section_attributes_parse_strictly() -> None:
+    base = our_offer(kinds=(), max_message_size=0).to_sdp()
+    parsed = SessionDescription.from_sdp(base, "offer")
+    assert parsed.max_message_size == 0  # RFC 8841 6: no limit
+    assert "a=max-message-size:0" in base
+    unset = base.replace("a=max-message-size:0\r\n", "").replace("a=sctp-port:5000\r\n", "")
+    parsed = SessionDescription.from_sdp(unset, "offer")
+    assert (parsed.sctp_port, parsed.max_message_size) == (5000, 65536)
+    for bad in ("a=sctp-port:0", "a=sctp-port:65536", "a=sctp-port:x", "a=sctp-port:",
+                "a=max-message-size:-1", "a=max-message-size:99999999999999999999",
+                "a=sctp-port:5000\r\na=sctp-port:5001",
+                "a=max-message-size:1\r\na=max-message-size:2"):
+        with pytest.raises(SdpError):
+            SessionDescription.from_sdp(base.replace("a=sctp-port:5000", bad), "offer")
+
+
+def test_only_the_first_data_section_is_answered() -> None:
+    offer = our_offer(kinds=("audio",))
+    offer.media.append(MediaSection(kind="application", mid="9", protocol="UDP/DTLS/SCTP",
+                                    formats=["webrtc-datachannel"], direction=None,
+                                    rtcp_mux=False, sctp_port=6000))
+    assert offer.bundle is not None
+    offer.bundle.append("9")
+    answer = our_answer(offer)
+    assert [m.rejected for m in answer.media] == [False, False, True]
+    assert answer.data_section is answer.media[1]
+    # an old-style DTLS/SCTP section (a=sctpmap) is not a WebRTC data channel m-line
+    old = MediaSection(kind="application", mid="0", protocol="DTLS/SCTP", formats=["5000"],
+                       direction=None, rtcp_mux=False,
+                       attributes=["sctpmap:5000 webrtc-datachannel 1024"])
+    assert not old.is_data_channel
+
+
+CHROMIUM_SNAP_RECORDED = Path(__file__).parent / "sdp" / "chromium_offer_data_snap.sdp"
+
+
+def test_snap_sctp_init_round_trips_and_is_answered_only_when_offered() -> None:
+    chromium = SessionDescription.from_sdp(CHROMIUM_SNAP_RECORDED.read_text(), "offer")
+    init = chromium.sctp_init
+    # Chromium's INIT chunk: type 1, flags 0, length 30 (RFC 9260 3.3.2)
+    assert init is not None and init[:4] == bytes([1, 0, 0, 30]) and len(init) == 30
+    ours = bytes(range(1, 33))
+    answer = our_answer(chromium, sctp_init=ours)
+    assert answer.sctp_init == ours
+    line = next(x for x in media_lines(answer, 0) if x.startswith("a=sctp-init:"))
+    assert line == "a=sctp-init:" + base64.b64encode(ours).decode()
+    assert SessionDescription.from_sdp(answer.to_sdp(), "answer") == answer
+    # an offer without a=sctp-init gets none back: the INIT exchange it expects
+    plain = our_offer(kinds=())
+    assert plain.sctp_init is None
+    assert our_answer(plain, sctp_init=ours).sctp_init is None
+    offered = our_offer(kinds=(), sctp_init=ours)
+    assert SessionDescription.from_sdp(offered.to_sdp(), "offer").sctp_init == ours
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "not base64!", "AQAA", "A" * 2000, "AQAAHovQMb0AUAAA/////+5KQhnAAAAEgAgABoLA=",
+     "AQAAHovQMb0AUAAA/////+5KQhnAAAAEgAgABoLA\ta"],
+)
+def test_malformed_sctp_init_is_refused(value: str) -> None:
+    text = CHROMIUM_SNAP_RECORDED.read_bytes().decode()
+    start = text.index("a=sctp-init:")
+    end = text.index("\r\n", start)
+    with pytest.raises(SdpError):
+        SessionDescription.from_sdp(text[:start] + "a=sctp-init:" + value + text[end:], "offer")
+    twice = text[:end] + "\r\n" + text[start:end] + text[end:]
+    with pytest.raises(SdpError, match="second"):
+        SessionDescription.from_sdp(twice, "offer")
 
 
 def test_answer_refuses_unusable_bundle_tag() -> None:
@@ -440,7 +561,7 @@ def test_unbundled_offer_answers_first_section_only() -> None:
     offer = our_offer(kinds=("audio", "audio"))
     offer.bundle = None
     answer = our_answer(offer)
-    assert [m.rejected for m in answer.media] == [False, True] and answer.bundle is None
+    assert [m.rejected for m in answer.media] == [False, True, True] and answer.bundle is None
 
 
 def test_bundle_only_section_is_live() -> None:
@@ -661,8 +782,11 @@ async def test_aiortc_accepts_our_offer(loopback_only: None, kinds: tuple[str, .
     assert answer.setup in (SetupRole.ACTIVE, SetupRole.PASSIVE)
     assert is_dtls_client(offer.setup, answer.setup) is (answer.setup is SetupRole.PASSIVE)
     assert answer.candidates and all(c.host == "127.0.0.1" for c in answer.candidates)
-    negotiated = [m.codecs[0].rtpmap.lower() for m in answer.media]
+    negotiated = [m.codecs[0].rtpmap.lower() for m in answer.media if m.is_rtp]
     assert negotiated == [{"audio": "opus/48000/2", "video": "vp8/90000"}[k] for k in kinds]
+    # aiortc accepts the data channel m-line too, with its own SCTP parameters
+    assert answer.media[-1].is_data_channel and not answer.media[-1].rejected
+    assert answer.sctp_port == 5000 and answer.max_message_size == 262144
 
 
 async def test_we_answer_aiortc_offer_and_aiortc_accepts(loopback_only: None) -> None:
@@ -691,7 +815,7 @@ async def test_we_answer_aiortc_offer_and_aiortc_accepts(loopback_only: None) ->
 # --- fuzzing ---------------------------------------------------------------------------
 
 VALID = [CHROMIUM_LIKE_OFFER, CHROMIUM_RECORDED.read_text(), our_offer(kinds=("audio", "video"))
-         .to_sdp()]
+         .to_sdp(), CHROMIUM_DATA_RECORDED.read_text(), CHROMIUM_SNAP_RECORDED.read_text()]
 
 
 def check_parse(text: str, kind: str = "offer") -> None:
@@ -803,7 +927,66 @@ def test_chromium_accepts_our_answer_and_our_offer() -> None:
     assert kinds == [["0", "audio"], ["1", "video"]]
     assert chromium_answer.setup is SetupRole.ACTIVE
     assert not is_dtls_client(SetupRole.ACTPASS, chromium_answer.setup)
-    audio, video = chromium_answer.media
+    audio, video, data = chromium_answer.media
+    assert data.is_data_channel and not data.rejected
     assert {c.rtpmap.lower() for c in audio.codecs} <= {"opus/48000/2", "pcmu/8000"}
     assert audio.codec(111) is not None and audio.codec(111).rtpmap == "opus/48000/2"  # type: ignore[union-attr]
     assert [c.rtpmap for c in video.codecs] == ["VP8/90000"]
+
+
+CHROMIUM_DATA_OFFER_JS = """(async () => {
+  window.pc = new RTCPeerConnection();
+  pc.addTransceiver('audio');
+  pc.addTransceiver('video');
+  pc.createDataChannel('chat');
+  await pc.setLocalDescription(await pc.createOffer());
+  return pc.localDescription.sdp;
+})()"""
+
+CHROMIUM_DATA_ANSWER_JS = """(async (offer) => {
+  const pc2 = new RTCPeerConnection();
+  await pc2.setRemoteDescription(offer);
+  await pc2.setLocalDescription(await pc2.createAnswer());
+  const sdp = pc2.localDescription.sdp;
+  const sctp = pc2.sctp ? pc2.sctp.maxMessageSize : null;
+  pc2.close();
+  return {sdp, sctp};
+})"""
+
+
+@pytest.mark.interop
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kinds", [("audio", "video"), ()])
+def test_chromium_takes_our_data_channel_m_lines(kinds: tuple[str, ...]) -> None:
+    """Real Chromium: our answer to its audio+video+data offer, and its answer to our
+    offers with a data channel m-line (with media, and data only)."""
+    from tests.browser.cdp import Chromium
+    from tests.browser.netns import run_in_loopback_netns
+
+    cert = Certificate.generate()
+
+    async def scenario() -> tuple[SessionDescription, str, SessionDescription, Any]:
+        async with Chromium() as browser:
+            page = await browser.new_page()
+            offer = SessionDescription.from_sdp(
+                await page.evaluate(CHROMIUM_DATA_OFFER_JS), "offer"
+            )
+            answer = create_answer(offer, ice_ufrag=UFRAG, ice_pwd=PWD,
+                                   fingerprints=cert.fingerprints(),
+                                   candidates=[host_candidate(9)])
+            state = await page.evaluate(
+                f"pc.setRemoteDescription({answer.to_json()}).then(() => pc.signalingState)"
+            )
+            await page.evaluate("pc.close()")
+            ours = create_offer(ice_ufrag=UFRAG, ice_pwd=PWD, fingerprints=cert.fingerprints(),
+                                candidates=[host_candidate(9)], kinds=kinds)
+            reply = await page.evaluate(f"{CHROMIUM_DATA_ANSWER_JS}({ours.to_json()})")
+            return offer, state, SessionDescription.from_sdp(reply["sdp"], "answer"), reply
+    offer, state, chromium_answer, reply = run_in_loopback_netns(scenario, timeout=40)
+    assert offer.data_section is not None and offer.sctp_port == 5000
+    assert state == "stable"
+    assert chromium_answer.data_section is chromium_answer.media[-1]
+    assert chromium_answer.sctp_port == 5000 and chromium_answer.max_message_size == 262144
+    assert chromium_answer.bundle == [str(i) for i in range(len(kinds) + 1)]
+    # Chromium's RTCSctpTransport took our a=max-message-size
+    assert reply["sctp"] == 262144

@@ -5,8 +5,8 @@ The page (``examples/browser``) sends its fake camera and microphone to
 ``examples/browser_echo.py``'s :class:`SecurePeerEcho`, which echoes every RTP packet
 back re-protected with its own keys under the SSRCs of its own description. Asserted
 from the page's getStats(): DTLS connected with the suite and SRTP profile our side
-negotiated, echoed video decoded, echoed audio received; on our side: no
-authentication failures. Screenshots go to ``artifacts/browser/``.
+negotiated, echoed video decoded, echoed audio received, the page's data channel
+pings echoed; on our side: no authentication failures. Screenshots go to ``artifacts/browser/``.
 
 Keyframe requests are proven, not hoped for: the echo withholds the first part of the
 echoed video, the first keyframe included, so the page can only ever decode the echo
@@ -144,6 +144,7 @@ def test_chromium_plays_video_echoed_by_securepeer(mode: str) -> None:
                     "video": video,
                     "ours": echo.peer.stats(),
                     "echoed": dict(echo.echoed),
+                    "messages_echoed": echo.messages_echoed,
                     "withheld": echo.withheld,
                     "not_echoed": dict(echo.not_echoed),
                     "rtcp_seen": dict(echo.rtcp_seen),
@@ -206,6 +207,12 @@ def test_chromium_plays_video_echoed_by_securepeer(mode: str) -> None:
     assert video["outbound"]["pliCount"] >= 1  # our PLI reached Chromium's sender
     assert video["outbound"]["keyFramesEncoded"] >= 2
     assert video["inbound"]["keyFramesDecoded"] >= 1
+    # the page's "chat" data channel beside the media: open, its pings echoed back
+    chat = page["datachannel"]
+    assert chat["state"] == "open" and chat["echoed"] >= 1
+    assert report["messages_echoed"] >= chat["echoed"]
+    [channel] = ours["datachannels"]
+    assert channel["label"] == "chat" and channel["messages_received"] >= chat["echoed"]
     # DTLS 1.2 on the wire whoever was the client; Chromium as client also offered 1.3
     server_hellos, client_hellos = report["server_hellos"], report["client_hellos"]
     assert len(server_hellos) == 1 and len(client_hellos) == 1

@@ -1,5 +1,6 @@
 """SecurePeer end to end on loopback: ICE (aioice) and plain UDP, both offer/answer
-directions, data and media both ways, tampering, loss, timeouts and teardown."""
+directions, data (a negotiated data channel) and media both ways, tampering, loss,
+timeouts and teardown. tests/test_datachannel_peer.py covers the data channels."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from webrtc_secure import (
     SessionDescription,
     SetupRole,
 )
-from webrtc_secure.errors import ConnectionClosed
+from webrtc_secure.errors import ConnectionClosed, InvalidChannelState
 from webrtc_secure.srtp import Profile
 
 HOST = ["127.0.0.1"]
@@ -58,13 +59,17 @@ async def _connect(
 
 
 class Collector:
+    """What one peer received; ``channel`` is a negotiated data channel (id 0) that both
+    sides create before connect()."""
+
     def __init__(self, peer: SecurePeer) -> None:
-        self.messages: list[bytes] = []
+        self.messages: list[str | bytes] = []
         self.rtp: list[bytes] = []
         self.rtcp: list[bytes] = []
         self.closed = asyncio.Event()
         self.states: list[str] = []
-        peer.on("message", self.messages.append)
+        self.channel = peer.create_data_channel("test", negotiated=True, id=0)
+        self.channel.on("message", self.messages.append)
         peer.on("rtp", self.rtp.append)
         peer.on("rtcp", self.rtcp.append)
         peer.on("closed", self.closed.set)
@@ -100,9 +105,10 @@ async def test_data_and_media_both_ways(use_ice: bool, offer_setup: str) -> None
         # the answerer is the DTLS client unless the offer insisted on being active
         assert b.stats()["dtls"]["role"] == ("server" if offer_setup == "active" else "client")
         assert ready and ready[0] == a.srtp_profile
+        await asyncio.wait_for(asyncio.gather(ca.channel.wait_open(), cb.channel.wait_open()), 5)
         for i in range(5):
-            a.send(b"a%d" % i)
-            b.send(b"b%d" % i)
+            ca.channel.send(b"a%d" % i)
+            cb.channel.send(b"b%d" % i)
             a.send_rtp(_rtp(i, 0x1111))
             b.send_rtp(_rtp(i, 0x2222))
         a.send_rtcp(_rtcp(0x1111))
@@ -139,8 +145,9 @@ async def test_close_from_either_side_is_seen_by_the_other(use_ice: bool) -> Non
         await closer.close()
         await asyncio.wait_for(collectors[1 - closer_index].closed.wait(), 5)
         assert other.state == PeerState.CLOSED and closer.state == PeerState.CLOSED
-        with pytest.raises(ConnectionClosed):
-            other.send(b"too late")
+        with pytest.raises(InvalidChannelState):
+            collectors[1 - closer_index].channel.send(b"too late")
+        assert collectors[1 - closer_index].channel.ready_state == "closed"
         await other.close()
 
 
@@ -165,8 +172,9 @@ async def test_tampered_fingerprint_fails_both_sides_and_delivers_nothing(tamper
         assert all(isinstance(e, FingerprintMismatch) for e in errors), errors
         assert a.state == b.state == PeerState.FAILED
         assert not (ca.messages or ca.rtp or cb.messages or cb.rtp)
-        with pytest.raises(ConnectionClosed):
-            a.send(b"x")
+        with pytest.raises(InvalidChannelState):
+            ca.channel.send(b"x")
+        assert ca.channel.ready_state == "closed"
         with pytest.raises(ConnectionClosed):
             a.send_rtp(_rtp(1))
     finally:
@@ -248,12 +256,14 @@ async def test_ice_timeout_when_the_remote_never_answers() -> None:
 
 async def test_peer_that_vanishes_leaves_us_able_to_send_and_close() -> None:
     a, b = SecurePeer(host_addresses=HOST), SecurePeer(host_addresses=HOST)
+    ca, _ = Collector(a), Collector(b)
     assert await _connect(a, b) == [None, None]
+    await asyncio.wait_for(ca.channel.wait_open(), 5)
     # b disappears without a close_notify
     assert b._transport is not None
     b._transport.close()
     await b._ice.close()
-    a.send(b"into the void")
+    ca.channel.send(b"into the void")
     a.send_rtp(_rtp(1))
     await asyncio.wait_for(a.close(), 5)
     assert a.state == PeerState.CLOSED
@@ -289,13 +299,15 @@ async def test_first_message_after_handshake_is_delivered_in_connected_state(
     for _ in range(5):
         a = SecurePeer(host_addresses=HOST, use_ice=use_ice)
         b = SecurePeer(host_addresses=HOST, use_ice=use_ice)
-        echoes: list[bytes] = []
-        b.on("message", lambda data, b=b: b.send(data))  # echo from inside the handler
-        a.on("message", echoes.append)
+        echoes: list[str | bytes] = []
+        ca, cb = Collector(a), Collector(b)
+        cb.channel.on("message", cb.channel.send)  # echo from inside the handler
+        ca.channel.on("message", echoes.append)
         offer = await a.create_offer()
         answer = await b.create_answer(offer)
         await asyncio.gather(a.connect(answer), b.connect(offer))
-        a.send(b"first")
+        await asyncio.wait_for(ca.channel.wait_open(), 5)
+        ca.channel.send(b"first")
         await _wait_for(lambda echoes=echoes: echoes == [b"first"])
         await a.close()
         await b.close()
@@ -303,20 +315,22 @@ async def test_first_message_after_handshake_is_delivered_in_connected_state(
 
 async def test_a_raising_handler_does_not_stop_reception() -> None:
     a, b = SecurePeer(host_addresses=HOST), SecurePeer(host_addresses=HOST)
-    received: list[bytes] = []
+    received: list[str | bytes] = []
     errors: list[BaseException] = []
+    ca, cb = Collector(a), Collector(b)
 
-    def fragile(data: bytes) -> None:
+    def fragile(data: str | bytes) -> None:
         received.append(data)
         if data == b"boom":
             raise RuntimeError("user handler bug")
 
-    b.on("message", fragile)
-    b.on("error", errors.append)
+    cb.channel.on("message", fragile)
+    cb.channel.on("error", errors.append)
     try:
         assert await _connect(a, b) == [None, None]
-        a.send(b"boom")
-        a.send(b"after")
+        await asyncio.wait_for(ca.channel.wait_open(), 5)
+        ca.channel.send(b"boom")
+        ca.channel.send(b"after")
         await _wait_for(lambda: received == [b"boom", b"after"])
         assert isinstance(errors[0], RuntimeError)
         assert b.state == PeerState.CONNECTED
@@ -345,6 +359,7 @@ async def test_ice_proceeds_on_nomination_and_keeps_aioice_running_until_close(
     loop_errors: list[dict[str, Any]] = []
     loop.set_exception_handler(lambda _loop, context: loop_errors.append(context))
     a, b = SecurePeer(host_addresses=HOST), SecurePeer(host_addresses=HOST)
+    ca, cb = Collector(a), Collector(b)
     nominated_at_handshake: list[bool] = []
     for peer in (a, b):
 
@@ -369,10 +384,9 @@ async def test_ice_proceeds_on_nomination_and_keeps_aioice_running_until_close(
             assert peer._ice.checks_task.exception() is None
             consent = peer._ice._query_consent_task
             assert consent is not None and not consent.done()
-        a.send(b"after ICE settled")
-        received: list[bytes] = []
-        b.on("message", received.append)
-        await _wait_for(lambda: received == [b"after ICE settled"])
+        await asyncio.wait_for(ca.channel.wait_open(), 5)
+        ca.channel.send(b"after ICE settled")
+        await _wait_for(lambda: cb.messages == [b"after ICE settled"])
     finally:
         await a.close()
         await b.close()

@@ -31,6 +31,10 @@ from typing import Any
 from webrtc_secure.certificate import Fingerprint
 from webrtc_secure.errors import SdpError
 from webrtc_secure.sdp import (
+    DATA_CHANNEL_FORMAT,
+    DATA_CHANNEL_PROTOCOL,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_SCTP_PORT,
     MAX_CANDIDATES,
     MAX_MEDIA_SECTIONS,
     MAX_SDP_LENGTH,
@@ -70,6 +74,9 @@ DEFAULT_CODECS: Mapping[str, tuple[str, ...]] = {
     "audio": ("opus/48000/2", "PCMU/8000", "PCMA/8000"),
     "video": ("VP8/90000",),
 }
+
+#: what our data channel sections advertise in a=max-message-size (RFC 8841 6)
+LOCAL_MAX_MESSAGE_SIZE = 262144
 
 _ICE_CHARS = frozenset(string.ascii_letters + string.digits + "+/")
 _CNAME_ALPHABET = string.ascii_letters + string.digits
@@ -273,6 +280,43 @@ class SessionDescription:
     @property
     def mids(self) -> list[str | None]:
         return [section.mid for section in self.media]
+
+    @property
+    def data_section(self) -> MediaSection | None:
+        """The data channel m-line in use: the first live ``webrtc-datachannel`` one
+        (in the BUNDLE group when there is one), else None."""
+        for section in self.media:
+            if section.rejected or not section.is_data_channel:
+                continue
+            if self.bundle and section.mid not in self.bundle:
+                continue
+            return section
+        return None
+
+    @property
+    def sctp_port(self) -> int | None:
+        """The SCTP port of :attr:`data_section` (5000 when unsaid), None without one."""
+        section = self.data_section
+        if section is None:
+            return None
+        return DEFAULT_SCTP_PORT if section.sctp_port is None else section.sctp_port
+
+    @property
+    def max_message_size(self) -> int | None:
+        """The largest message this side accepts (``a=max-message-size``; 65536 when
+        unsaid, 0 for no limit), None without a data channel m-line."""
+        section = self.data_section
+        if section is None:
+            return None
+        if section.max_message_size is None:
+            return DEFAULT_MAX_MESSAGE_SIZE
+        return section.max_message_size
+
+    @property
+    def sctp_init(self) -> bytes | None:
+        """SNAP's ``a=sctp-init`` of :attr:`data_section`: this side's SCTP INIT chunk."""
+        section = self.data_section
+        return None if section is None else section.sctp_init
 
     # --- SDP -------------------------------------------------------------------------
 
@@ -634,8 +678,16 @@ def create_offer(
     ice_options: Sequence[str] = (),
     setup: SetupRole = SetupRole.ACTPASS,
     session_id: str | None = None,
+    data_channel: bool = True,
+    sctp_port: int = DEFAULT_SCTP_PORT,
+    max_message_size: int = LOCAL_MAX_MESSAGE_SIZE,
+    sctp_init: bytes | None = None,
 ) -> SessionDescription:
-    """An offer with one sendrecv m-line per entry of ``kinds``, all in one BUNDLE.
+    """An offer with one sendrecv m-line per entry of ``kinds``, all in one BUNDLE,
+    and (``data_channel``, the default) a last ``m=application ... UDP/DTLS/SCTP
+    webrtc-datachannel`` m-line with ``a=sctp-port`` and ``a=max-message-size``, so
+    that channels can be opened at any time. ``kinds=()`` makes a data-only offer.
+    ``sctp_init`` (our SCTP INIT chunk) adds SNAP's ``a=sctp-init``.
 
     Audio offers opus/48000/2 (PT 111) and PCMU/8000 (PT 0); video offers VP8/90000
     (PT 96) with nack, nack pli and ccm fir. Every m-line has rtcp-mux, the sdes:mid
@@ -657,6 +709,11 @@ def create_offer(
         )
         _sending_extras(section, source.next(), cname, stream_id)
         media.append(section)
+    sending = bool(media)
+    if data_channel:
+        media.append(_data_section(str(len(media)), sctp_port, max_message_size, sctp_init))
+    if not media:
+        raise SdpError("an offer needs at least one m-line: media kinds or a data channel")
     return SessionDescription(
         type="offer",
         ice_ufrag=ice_ufrag,
@@ -668,8 +725,28 @@ def create_offer(
         ice_options=list(ice_options),
         media=media,
         bundle=[m.mid for m in media if m.mid is not None] or None,
-        attributes=[f"msid-semantic:WMS {stream_id}"] if media else [],
+        attributes=[f"msid-semantic:WMS {stream_id}"] if sending else [],
         session_id=session_id or _random_session_id(),
+    )
+
+
+def _data_section(
+    mid: str | None,
+    sctp_port: int,
+    max_message_size: int,
+    sctp_init: bytes | None = None,
+    protocol: str = DATA_CHANNEL_PROTOCOL,
+) -> MediaSection:
+    return MediaSection(
+        kind="application",
+        mid=mid,
+        protocol=protocol,
+        formats=[DATA_CHANNEL_FORMAT],
+        direction=None,
+        rtcp_mux=False,
+        sctp_port=sctp_port,
+        max_message_size=max_message_size,
+        sctp_init=sctp_init,
     )
 
 
@@ -715,6 +792,10 @@ def create_answer(
     direction: Direction = Direction.SENDRECV,
     ice_options: Sequence[str] = (),
     session_id: str | None = None,
+    data_channel: bool = True,
+    sctp_port: int = DEFAULT_SCTP_PORT,
+    max_message_size: int = LOCAL_MAX_MESSAGE_SIZE,
+    sctp_init: bytes | None = None,
 ) -> SessionDescription:
     """An answer mirroring ``offer``'s m-lines: same order, kinds and mids.
 
@@ -724,8 +805,11 @@ def create_answer(
     rtcp-fb values that are in ``rtcp_feedback``, and the offered header extensions whose
     URI is in ``header_extensions``. The direction is the offer's reversed and capped by
     ``direction``; sending m-lines get our own SSRC (``ssrcs`` in order, else random),
-    cname and msid. Other m-lines (data channels, no common codec, no rtcp-mux, not
-    DTLS-SRTP) are rejected with port 0. ``setup`` defaults to
+    cname and msid. The first ``webrtc-datachannel`` m-line in the accepted set is
+    accepted (unless ``data_channel`` is false) with our ``a=sctp-port`` and
+    ``a=max-message-size`` (and SNAP's ``a=sctp-init`` when ``sctp_init`` is given and
+    the offer carried one). Other m-lines (further data m-lines, no common codec, no
+    rtcp-mux, not DTLS-SRTP) are rejected with port 0. ``setup`` defaults to
     :func:`answer_setup_role` of the offer's.
     """
     if offer.type != "offer":
@@ -744,7 +828,27 @@ def create_answer(
 
     media: list[MediaSection] = []
     sending = False
+    data_answered = False
     for offered in offer.media:
+        if (
+            offered.is_data_channel
+            and data_channel
+            and not data_answered
+            and not offered.rejected
+            and offered.mid in accepted
+        ):
+            media.append(
+                _data_section(
+                    offered.mid,
+                    sctp_port,
+                    max_message_size,
+                    # SNAP only when the offerer opted in; else the INIT exchange
+                    sctp_init if offered.sctp_init is not None else None,
+                    offered.protocol,
+                )
+            )
+            data_answered = True
+            continue
         chosen = _choose_codec(offered, preferences.get(offered.kind, ()))
         if (
             offered.rejected
@@ -792,7 +896,8 @@ def create_answer(
         if tag is None or tag.rejected:
             raise SdpError(
                 f"cannot answer: the BUNDLE-tag m-line (mid {offer.bundle[0]!r}) offers no "
-                "DTLS-SRTP audio or video with a codec and rtcp-mux we accept"
+                "DTLS-SRTP audio or video with a codec and rtcp-mux we accept, and no data "
+                "channel"
             )
         bundle = [mid for mid in offer.bundle if not answered[mid].rejected]
 
@@ -821,6 +926,7 @@ __all__ = [
     "DEFAULT_ANSWER_EXTENSIONS",
     "DEFAULT_CODECS",
     "DEFAULT_RTCP_FEEDBACK",
+    "LOCAL_MAX_MESSAGE_SIZE",
     "MID_EXTENSION",
     "Codec",
     "Direction",

@@ -1,4 +1,5 @@
-"""Echo peers: the answerer echoes messages and RTP; the offerer measures round trips.
+"""Echo peers: the answerer echoes data channel messages and RTP; the offerer measures
+round trips.
 
 Signaling is one JSON line each way over a loopback TCP socket (the answerer
 listens), or copy-paste through stdin/stdout. Used by ``examples/echo_peer.py``,
@@ -19,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from webrtc_secure.datachannel import DataChannel
 from webrtc_secure.description import SessionDescription
 from webrtc_secure.peer import SecurePeer
 
@@ -42,6 +44,7 @@ class EchoReport:
     stats: dict[str, Any] = field(default_factory=dict)
     local_fingerprint: str = ""
     remote_fingerprint: str = ""
+    channel: str = "n/a"
 
     @property
     def ok(self) -> bool:
@@ -65,10 +68,13 @@ class EchoReport:
             f"  DTLS handshake in       {1e3 * (s.get('dtls_seconds') or 0):.1f} ms "
             f"({dtls.get('role')}, {dtls.get('flights_sent')} flights, "
             f"{dtls.get('retransmissions')} retransmissions)",
+            f"  SCTP association in     {1e3 * (s.get('sctp_seconds') or 0):.1f} ms "
+            f"(datachannel-ready)",
             f"  cipher suite            {dtls.get('cipher_suite')}",
             f"  SRTP profile            {dtls.get('srtp_profile')}",
             f"  local fingerprint       sha-256 {self.local_fingerprint}",
             f"  remote fingerprint      sha-256 {self.remote_fingerprint} (verified in handshake)",
+            f"  data channel            {self.channel}",
             f"  messages echoed         {self.messages_echoed}/{self.messages_sent}"
             f"  rtt p50 {pct(self.message_rtt_ms, 0.5)}  p99 {pct(self.message_rtt_ms, 0.99)}",
             f"  RTP packets echoed      {self.rtp_echoed}/{self.rtp_sent}"
@@ -167,7 +173,11 @@ async def run_answerer(signaling: Signaling, host_addresses: list[str] | None) -
     await signaling.open(listen=True)
     async with SecurePeer(host_addresses=host_addresses) as peer:
         closed = asyncio.Event()
-        peer.on("message", lambda data: peer.send(data))
+
+        def on_datachannel(channel: DataChannel) -> None:
+            channel.on("message", channel.send)  # echo on the channel it came on
+
+        peer.on("datachannel", on_datachannel)
         peer.on("rtp", lambda packet: peer.send_rtp(packet))
         peer.on("rtcp", lambda packet: peer.send_rtcp(packet))
         peer.on("closed", lambda: closed.set())
@@ -205,8 +215,8 @@ async def run_offerer(
             if report.messages_echoed == count and report.rtp_echoed == count:
                 all_back.set()
 
-        def on_message(data: bytes) -> None:
-            start = sent_at.pop(data, None)
+        def on_message(data: str | bytes) -> None:
+            start = sent_at.pop(data if isinstance(data, bytes) else data.encode(), None)
             if start is not None:
                 report.messages_echoed += 1
                 report.message_rtt_ms.append(1e3 * (time.perf_counter() - start))
@@ -220,7 +230,9 @@ async def run_offerer(
                 report.rtp_rtt_ms.append(1e3 * (time.perf_counter() - start))
                 check_done()
 
-        peer.on("message", on_message)
+        # created before connect(): it opens as soon as the SCTP association is up
+        channel = peer.create_data_channel("echo", protocol="json")
+        channel.on("message", on_message)
         peer.on("rtp", on_rtp)
         offer = await peer.create_offer()
         await signaling.send(offer)
@@ -228,12 +240,18 @@ async def run_offerer(
         await peer.connect(answer)
         report.local_fingerprint = peer.certificate.fingerprint()
         report.remote_fingerprint = str(answer.fingerprints[-1]).split(" ", 1)[1]
+        await asyncio.wait_for(channel.wait_open(), timeout)
+        sctp = peer.stats().get("sctp", {})
+        report.channel = (
+            f"{channel.label!r} id {channel.id} ({channel.protocol}, reliable, ordered) over "
+            f"SCTP {'I-DATA' if sctp.get('interleaving') else 'DATA'}"
+        )
         ssrc = int.from_bytes(os.urandom(4), "big")
         payload = bytes(RTP_PAYLOAD_OCTETS)
         for i in range(count):
-            message = json.dumps({"n": i, "pad": "x" * 64}).encode()
-            sent_at[message] = time.perf_counter()
-            peer.send(message)
+            message = json.dumps({"n": i, "pad": "x" * 64})
+            sent_at[message.encode()] = time.perf_counter()
+            channel.send(message)
             report.messages_sent += 1
             rtp_sent_at[i] = time.perf_counter()
             peer.send_rtp(rtp_packet(i, ssrc, i * RTP_CLOCK_STEP, payload))

@@ -183,3 +183,32 @@ class InvalidAssociationState(SctpError):
 class StreamResetPending(InvalidAssociationState):
     """The stream has an outgoing reset pending (its channel is closing): no new sends
     until ``OutgoingStreamsReset`` is reported for it."""
+
+
+# --- data channels (RFC 8831, DCEP RFC 8832) ----------------------------------------
+
+
+class DataChannelError(WebrtcSecureError):
+    """Base class of data channel failures."""
+
+
+class MalformedDcepMessage(DataChannelError):
+    """A DCEP message (DATA_CHANNEL_OPEN / ACK) does not parse."""
+
+
+class InvalidChannelParameters(DataChannelError, ValueError):
+    """create_data_channel() got parameters no channel can have (e.g. both
+    max_retransmits and max_packet_life_time, a negotiated channel without an id)."""
+
+
+class ChannelIdInUse(DataChannelError):
+    """The stream id is taken by another channel, or no id of our parity is free."""
+
+
+class InvalidChannelState(DataChannelError):
+    """The channel is not open (connecting, closing or closed): nothing was sent."""
+
+
+class ChannelMessageTooLarge(DataChannelError, MessageTooLarge):
+    """The message is larger than the remote's ``a=max-message-size``; nothing was queued
+    (also a :class:`MessageTooLarge`, what the association itself would raise)."""

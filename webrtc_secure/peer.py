@@ -2,11 +2,14 @@
 
 ``await peer.connect(remote)`` runs ICE (aioice), the DTLS handshake (our engine,
 role from ``a=setup``), the certificate fingerprint check, and keys SRTP from the
-DTLS exporter (RFC 5764 4.2). Everything after that is events::
+DTLS exporter (RFC 5764 4.2); then the SCTP association (RFC 8261) that carries the
+data channels starts over DTLS. Everything after that is channels and events::
 
-    peer.on("message", ...)   application data over DTLS (the data channel)
-    peer.on("rtp", ...)       authenticated, decrypted RTP packets
-    peer.on("rtcp", ...)      authenticated, decrypted RTCP packets
+    peer.create_data_channel("chat")   a DataChannel (opens once SCTP is up)
+    peer.on("datachannel", ...)        a DataChannel the remote opened
+    peer.on("datachannel-ready")       the SCTP association is established
+    peer.on("rtp", ...)                authenticated, decrypted RTP packets
+    peer.on("rtcp", ...)               authenticated, decrypted RTCP packets
 
 Inbound datagrams are demultiplexed on their first byte (RFC 7983) by
 :class:`SecureProtocol`, which runs unchanged over a plain UDP socket or over an
@@ -33,6 +36,7 @@ from pyee.asyncio import AsyncIOEventEmitter
 
 from webrtc_secure import ice
 from webrtc_secure.certificate import Certificate
+from webrtc_secure.datachannel import ChannelManager, DataChannel, Priority
 from webrtc_secure.demux import PacketKind, classify
 from webrtc_secure.description import (
     SessionDescription,
@@ -51,6 +55,7 @@ from webrtc_secure.errors import (
     DtlsError,
     FingerprintMismatch,
     IceError,
+    InvalidChannelState,
     InvalidStateError,
     MalformedPacket,
     PacketTooLarge,
@@ -58,6 +63,8 @@ from webrtc_secure.errors import (
     WebrtcSecureError,
 )
 from webrtc_secure.ice import IceCandidate
+from webrtc_secure.sctp import Association, AssociationConfig
+from webrtc_secure.sctp_transport import SctpTransport
 from webrtc_secure.sdp import MAX_CANDIDATES
 from webrtc_secure.srtp import DEFAULT_PROFILES, Profile, SrtpSession
 
@@ -66,6 +73,9 @@ logger = logging.getLogger(__name__)
 DTLS_SRTP_LABEL = "EXTRACTOR-dtls_srtp"
 #: DTLS datagrams kept while connect() has not started the engine yet
 MAX_EARLY_DTLS = 16
+#: DTLS record header (13) plus the largest AEAD expansion of our suites (GCM: 8-byte
+#: explicit nonce + 16-byte tag): what an SCTP packet leaves of the datagram MTU
+DTLS_RECORD_OVERHEAD = 13 + 24
 
 
 class PeerState(str, Enum):
@@ -88,11 +98,11 @@ class PeerStats:
     rtp_out: int = 0
     rtcp_in: int = 0
     rtcp_out: int = 0
-    messages_in: int = 0
-    messages_out: int = 0
     ice_seconds: float | None = None
     dtls_seconds: float | None = None
     connect_seconds: float | None = None
+    #: from the DTLS handshake's end to the SCTP association's establishment
+    sctp_seconds: float | None = None
 
 
 class SecureProtocol(asyncio.DatagramProtocol):
@@ -185,6 +195,12 @@ class SecurePeer(AsyncIOEventEmitter):
     - ``handshake_timeout`` (600 s, ``None`` for none): a wall-clock backstop on the
       whole DTLS handshake, far above the bounds above so that a live but lossy path
       is never cut short; ``HandshakeTimeout``.
+
+    Data channels: offers carry a data channel m-line unless ``data_channel`` is false
+    (``media_kinds=()`` with it: a data-only offer), and answers accept the offer's.
+    When both descriptions have one, the SCTP association starts right after the DTLS
+    handshake (``connect()`` does not wait for it); ``datachannel-ready`` fires once it
+    is established and channels created earlier open then.
     """
 
     def __init__(
@@ -202,6 +218,8 @@ class SecurePeer(AsyncIOEventEmitter):
         host_addresses: list[str] | None = None,
         use_ice: bool = True,
         media_kinds: Sequence[str] = ("audio",),
+        data_channel: bool = True,
+        snap: bool = True,
     ) -> None:
         _check_options(
             certificate=certificate,
@@ -232,6 +250,21 @@ class SecurePeer(AsyncIOEventEmitter):
         self.use_ice = use_ice
         #: m-lines of our offers ("audio", "video"); answers mirror the offer instead
         self.media_kinds = tuple(media_kinds)
+        #: offer (and accept) a data channel m-line; with media_kinds=(): data only
+        self.data_channel = data_channel
+        self._channels = ChannelManager(
+            now=_loop_time,
+            flush=self._sctp_service,
+            call_soon=_call_soon,
+            on_datachannel=self._on_remote_channel,
+        )
+        #: SNAP (draft-hancke-tsvwg-snap): offer our INIT in a=sctp-init and skip the
+        #: INIT exchange when the remote's description has one too
+        self.snap = snap
+        self._association: Association | None = None
+        self._sctp: SctpTransport | None = None
+        self._sctp_started = 0.0
+        self._remote: SessionDescription | None = None
         self._udp_remote: tuple[str, int] | None = None
         self._udp_candidate: Any = None
         #: DTLS datagrams (and their source) that arrived before the engine existed
@@ -305,11 +338,10 @@ class SecurePeer(AsyncIOEventEmitter):
             "rtp_out": s.rtp_out,
             "rtcp_in": s.rtcp_in,
             "rtcp_out": s.rtcp_out,
-            "messages_in": s.messages_in,
-            "messages_out": s.messages_out,
             "ice_seconds": s.ice_seconds,
             "dtls_seconds": s.dtls_seconds,
             "connect_seconds": s.connect_seconds,
+            "sctp_seconds": s.sctp_seconds,
         }
         if self._dtls is not None:
             conn = self._dtls.connection
@@ -329,6 +361,13 @@ class SecurePeer(AsyncIOEventEmitter):
                 "dropped_unexpected_handshake": d.dropped_unexpected_handshake,
                 "renegotiations_refused": d.renegotiations_refused,
             }
+        channels = self._channels.stats()
+        out["datachannels"] = channels["channels"]
+        out["messages_in"] = sum(c["messages_received"] for c in channels["channels"])
+        out["messages_out"] = sum(c["messages_sent"] for c in channels["channels"])
+        out["datachannel_dropped"] = channels["dropped"]
+        if self._sctp is not None:
+            out["sctp"] = _association_stats(self._sctp)
         return out
 
     def _set_state(self, state: PeerState) -> None:
@@ -580,6 +619,11 @@ class SecurePeer(AsyncIOEventEmitter):
             ufrag, pwd = secrets.token_hex(4), secrets.token_hex(12)
             candidates = [self._udp_candidate]
         fingerprints = self.certificate.fingerprints()
+        # SNAP: our INIT chunk travels in the description, so the association (its tag
+        # and initial TSN) exists from the first description on
+        sctp_init = None
+        if self.data_channel and self.snap:
+            sctp_init = self._ensure_association().snap_init()
         if kind == "offer":
             return create_offer(
                 ice_ufrag=ufrag,
@@ -588,6 +632,9 @@ class SecurePeer(AsyncIOEventEmitter):
                 candidates=candidates,
                 setup=setup,
                 kinds=self.media_kinds,
+                data_channel=self.data_channel,
+                max_message_size=self._channels.local_max_message_size,
+                sctp_init=sctp_init,
             )
         assert remote is not None
         return create_answer(
@@ -597,6 +644,9 @@ class SecurePeer(AsyncIOEventEmitter):
             fingerprints=fingerprints,
             candidates=candidates,
             setup=setup,
+            data_channel=self.data_channel,
+            max_message_size=self._channels.local_max_message_size,
+            sctp_init=sctp_init,
         )
 
     # --- connect -------------------------------------------------------------------------
@@ -626,6 +676,7 @@ class SecurePeer(AsyncIOEventEmitter):
         remote = self._remote_for_connect(remote)
         self._connect_called = True
         _require_fingerprint(remote)
+        self._remote = remote
         started = time.monotonic()
         try:
             self._set_state(PeerState.CHECKING)
@@ -694,9 +745,107 @@ class SecurePeer(AsyncIOEventEmitter):
                 self._dtls.connection.is_client,
                 replay_window=self.replay_window,
             )
-        self._deliver("datachannel-ready")
         if profile is not None:
             self._deliver("media-ready", profile)
+        self._start_sctp()
+
+    # --- data channels ------------------------------------------------------------------
+
+    def create_data_channel(
+        self,
+        label: str,
+        *,
+        ordered: bool = True,
+        max_retransmits: int | None = None,
+        max_packet_life_time: int | None = None,
+        protocol: str = "",
+        negotiated: bool = False,
+        id: int | None = None,
+        priority: int = Priority.LOW,
+    ) -> DataChannel:
+        """A new data channel, as ``RTCPeerConnection.createDataChannel``.
+
+        ``max_packet_life_time`` is in milliseconds; give it or ``max_retransmits``, not
+        both. A ``negotiated`` channel has its ``id`` agreed out of band and sends no
+        DCEP. Channels created before ``connect()`` open once the association is up.
+        Raises InvalidChannelParameters, ChannelIdInUse, or InvalidChannelState when the
+        peer is closed.
+        """
+        if self._closing or self._state in (PeerState.CLOSED, PeerState.FAILED):
+            raise InvalidChannelState("the peer connection is closed")
+        return self._channels.create_data_channel(
+            label,
+            ordered=ordered,
+            max_retransmits=max_retransmits,
+            max_packet_life_time=max_packet_life_time,
+            protocol=protocol,
+            negotiated=negotiated,
+            id=id,
+            priority=priority,
+        )
+
+    @property
+    def data_channels(self) -> list[DataChannel]:
+        """Open or opening channels of either side."""
+        return self._channels.channels
+
+    def _start_sctp(self) -> None:
+        """After the DTLS handshake: the SCTP association over DTLS application data."""
+        assert self._dtls is not None
+        remote, local = self._remote, self._local
+        if remote is None or local is None:
+            return
+        remote_port, local_port = remote.sctp_port, local.sctp_port
+        remote_max = remote.max_message_size
+        if remote_port is None or local_port is None or remote_max is None:
+            logger.debug("no data channel m-line negotiated: no SCTP association")
+            return
+        self._channels.remote_max_message_size = remote_max
+        association = self._ensure_association()
+        # the ports and the remote's limit are known only now (the offerer's
+        # association was built for its offer); no packet has used the config yet
+        association.config = dataclasses.replace(
+            association.config,
+            local_port=local_port,
+            remote_port=remote_port,
+            remote_max_message_size=remote_max,
+        )
+        self._sctp = SctpTransport(
+            association,
+            self._dtls.send,
+            self._channels,
+            on_established=self._on_sctp_established,
+        )
+        self._channels.attach(association, is_dtls_client=self._dtls.connection.is_client)
+        self._sctp_started = time.monotonic()
+        remote_init = remote.sctp_init
+        if self.snap and local.sctp_init is not None and remote_init is not None:
+            # SNAP: both descriptions carry an INIT, so no INIT / COOKIE round trips
+            self._sctp.start_snap(remote_init)
+        else:
+            # both sides send INIT (RFC 8841 9.3); the association resolves the collision
+            self._sctp.connect()
+
+    def _ensure_association(self) -> Association:
+        if self._association is None:
+            self._association = Association(
+                AssociationConfig(
+                    max_packet_size=self.mtu - DTLS_RECORD_OVERHEAD,
+                    max_message_size=self._channels.local_max_message_size,
+                )
+            )
+        return self._association
+
+    def _on_sctp_established(self) -> None:
+        self._stats.sctp_seconds = time.monotonic() - self._sctp_started
+        self._deliver("datachannel-ready")
+
+    def _sctp_service(self) -> None:
+        if self._sctp is not None:
+            self._sctp.service()
+
+    def _on_remote_channel(self, channel: DataChannel) -> None:
+        self._deliver("datachannel", channel)
 
     def _deliver(self, event: str, *args: Any) -> None:
         """Emit to the user's handlers; a handler that raises is logged and reported as
@@ -747,7 +896,7 @@ class SecurePeer(AsyncIOEventEmitter):
         self._dtls = DtlsTransport(
             connection,
             self._send_datagram,
-            on_data=self._on_message,
+            on_data=self._on_application_data,
             on_closed=self._on_dtls_closed,
             on_handshake=self._on_handshake_complete,
         )
@@ -765,13 +914,6 @@ class SecurePeer(AsyncIOEventEmitter):
         await self._dtls.handshake(bound)
 
     # --- data path ----------------------------------------------------------------------
-
-    def send(self, data: bytes) -> None:
-        """Send one message over DTLS application data."""
-        if self._dtls is None or self._state != PeerState.CONNECTED:
-            raise ConnectionClosed("peer is not connected")
-        self._dtls.send(data)
-        self._stats.messages_out += 1
 
     def send_rtp(self, packet: bytes) -> None:
         """Protect an RTP packet with SRTP and send it.
@@ -896,13 +1038,18 @@ class SecurePeer(AsyncIOEventEmitter):
             if result is not None:
                 self._emit_run(_Returning(result), (), {})
 
-    def _on_message(self, data: bytes) -> None:
-        self._stats.messages_in += 1
-        self._deliver("message", data)
+    def _on_application_data(self, data: bytes) -> None:
+        # DTLS application data is SCTP (RFC 8261); nothing else rides on it
+        if self._sctp is None:
+            self._stats.dropped["application_data_without_sctp"] += 1
+            return
+        self._sctp.datagram_received(data)
 
     # --- teardown -----------------------------------------------------------------------
 
     def _on_dtls_closed(self, error: WebrtcSecureError | None) -> None:
+        if self._sctp is not None:
+            self._sctp.abort(error)
         if self._closing or self._state in (PeerState.CLOSED, PeerState.FAILED):
             return
         if self._state != PeerState.CONNECTED:
@@ -956,8 +1103,13 @@ class SecurePeer(AsyncIOEventEmitter):
             self._shutdown_done.set_result(None)
 
     async def _teardown(self, final: PeerState) -> None:
+        if self._sctp is not None:
+            self._sctp.shutdown()  # best effort: SHUTDOWN goes out before close_notify
         if self._dtls is not None:
             self._dtls.close()  # close_notify goes out before the transport closes
+        if self._sctp is not None:
+            self._sctp.abort(None)
+        self._channels.association_closed(None)  # channels never started close too
         self._srtp = self._sendto = None
         if self._transport is not None:
             self._transport.close()
@@ -984,6 +1136,29 @@ class _Returning:
 
     def __call__(self) -> object:
         return self.result
+
+
+def _loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def _call_soon(callback: Callable[[], None]) -> None:
+    asyncio.get_running_loop().call_soon(callback)
+
+
+def _association_stats(sctp: SctpTransport) -> dict[str, Any]:
+    """The association's counters as plain values."""
+    stats = sctp.association.stats
+    association = sctp.association
+    out: dict[str, Any] = {
+        "state": association.state.name.lower(),
+        "interleaving": association.interleaving,
+        "zero_checksum": association.zero_checksum,
+    }
+    for name in getattr(stats, "__dataclass_fields__", {}):
+        value = getattr(stats, name)
+        out[name] = dict(value) if isinstance(value, Counter) else value
+    return out
 
 
 def _require_fingerprint(description: SessionDescription) -> None:

@@ -13,6 +13,8 @@ session description owns the one BUNDLE transport.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -35,6 +37,18 @@ MAX_CANDIDATES = 128
 #: RTP profiles whose media is protected by DTLS-SRTP.
 SECURE_RTP_PROTOCOLS = frozenset({"UDP/TLS/RTP/SAVPF", "UDP/TLS/RTP/SAVP", "RTP/SAVPF"})
 DEFAULT_RTP_PROTOCOL = "UDP/TLS/RTP/SAVPF"
+#: SCTP over DTLS (RFC 8841); the only format is "webrtc-datachannel" (RFC 8831)
+DATA_CHANNEL_PROTOCOLS = frozenset({"UDP/DTLS/SCTP", "TCP/DTLS/SCTP"})
+DATA_CHANNEL_PROTOCOL = "UDP/DTLS/SCTP"
+DATA_CHANNEL_FORMAT = "webrtc-datachannel"
+#: RFC 8841 5.2: the SCTP port when a=sctp-port is absent
+DEFAULT_SCTP_PORT = 5000
+#: RFC 8841 6: the remote's limit when a=max-message-size is absent (0 = no limit)
+DEFAULT_MAX_MESSAGE_SIZE = 65536
+#: SNAP (draft-hancke-tsvwg-snap) a=sctp-init: the INIT chunk's size bounds (its
+#: 20-octet fixed part; parameters make it a few dozen octets in practice)
+SCTP_INIT_MIN = 20
+SCTP_INIT_MAX = 1024
 
 #: RFC 3551 static payload types, used when an m-line lists one without an a=rtpmap.
 STATIC_PAYLOAD_TYPES: dict[int, tuple[str, int, int | None]] = {
@@ -95,6 +109,9 @@ _MODELLED_MEDIA_ATTRIBUTES = TRANSPORT_ATTRIBUTES | {
     "ssrc",
     "ssrc-group",
     "bundle-only",
+    "sctp-port",
+    "max-message-size",
+    "sctp-init",
 }
 _CANDIDATE_TYPES = frozenset({"host", "srflx", "prflx", "relay"})
 _TCP_TYPES = frozenset({"active", "passive", "so"})
@@ -389,10 +406,24 @@ class MediaSection:
     attributes: list[str] = field(default_factory=list)
     rejected: bool = False
     bundle_only: bool = False
+    #: ``a=sctp-port`` and ``a=max-message-size`` (RFC 8841) of a data channel section
+    sctp_port: int | None = None
+    max_message_size: int | None = None
+    #: SNAP's ``a=sctp-init``: the section owner's SCTP INIT chunk (decoded bytes)
+    sctp_init: bytes | None = None
 
     @property
     def is_rtp(self) -> bool:
         return self.kind in ("audio", "video")
+
+    @property
+    def is_data_channel(self) -> bool:
+        """An SCTP-over-DTLS section carrying WebRTC data channels (RFC 8841)."""
+        return (
+            self.kind == "application"
+            and self.protocol in DATA_CHANNEL_PROTOCOLS
+            and DATA_CHANNEL_FORMAT in self.formats
+        )
 
     def format_list(self) -> list[str]:
         if self.is_rtp:
@@ -420,6 +451,15 @@ class MediaSection:
         for codec in self.codecs:
             if not 0 <= codec.payload_type <= 127:
                 raise SdpError(f"payload type {codec.payload_type} is out of range")
+        if self.sctp_port is not None and not 0 < self.sctp_port <= 65535:
+            raise SdpError(f"a=sctp-port {self.sctp_port} is out of range")
+        if self.max_message_size is not None and not 0 <= self.max_message_size < 2**63:
+            raise SdpError(f"a=max-message-size {self.max_message_size} is out of range")
+        if self.sctp_init is not None and not (
+            isinstance(self.sctp_init, bytes)
+            and SCTP_INIT_MIN <= len(self.sctp_init) <= SCTP_INIT_MAX
+        ):
+            raise SdpError(f"a=sctp-init must be {SCTP_INIT_MIN}..{SCTP_INIT_MAX} octets")
         if self.rejected and self.bundle_only:
             raise SdpError(f"section {self.mid!r} cannot be both rejected and bundle-only")
         texts = [
@@ -471,6 +511,12 @@ class MediaSection:
         if self.mid is not None:
             out.append(f"a=mid:{self.mid}")
         out += [ext.line() for ext in self.extensions]
+        if self.sctp_port is not None:
+            out.append(f"a=sctp-port:{self.sctp_port}")
+        if self.max_message_size is not None:
+            out.append(f"a=max-message-size:{self.max_message_size}")
+        if self.sctp_init is not None:
+            out.append(f"a=sctp-init:{base64.b64encode(self.sctp_init).decode('ascii')}")
         if self.direction is not None:
             out.append(f"a={self.direction.value}")
         if self.msid is not None:
@@ -486,6 +532,21 @@ class MediaSection:
         for ssrc in self.ssrcs:
             out += [f"a=ssrc:{ssrc.ssrc} {attribute}" for attribute in ssrc.attributes]
         return out
+
+
+def parse_sctp_init(text: str) -> bytes:
+    """The INIT chunk carried by ``a=sctp-init`` (strict base64, bounded size)."""
+    if len(text) > 4 * ((SCTP_INIT_MAX + 2) // 3):
+        raise SdpError("a=sctp-init is too long")
+    try:
+        data = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise SdpError(f"a=sctp-init is not base64: {text[:40]!r}") from None
+    if base64.b64encode(data).decode("ascii") != text:
+        raise SdpError(f"a=sctp-init is not canonical base64: {text[:40]!r}")
+    if not SCTP_INIT_MIN <= len(data) <= SCTP_INIT_MAX:
+        raise SdpError(f"a=sctp-init holds {len(data)} octets, not an INIT chunk")
+    return data
 
 
 def parse_m_line(value: str) -> tuple[str, int, str, list[str]]:
@@ -548,6 +609,20 @@ class MediaBuilder:
             section.extensions.append(HeaderExtension.parse(require_value(name, value)))
         elif name == "msid":
             section.msid = require_value(name, value)
+        elif name == "sctp-port":
+            if section.sctp_port is not None:
+                raise SdpError("second a=sctp-port")
+            section.sctp_port = parse_int(require_value(name, value), "a=sctp-port", 1, 65535)
+        elif name == "max-message-size":
+            if section.max_message_size is not None:
+                raise SdpError("second a=max-message-size")
+            section.max_message_size = parse_int(
+                require_value(name, value), "a=max-message-size", 0, 2**63 - 1
+            )
+        elif name == "sctp-init":
+            if section.sctp_init is not None:
+                raise SdpError("second a=sctp-init")
+            section.sctp_init = parse_sctp_init(require_value(name, value))
         elif name == "rtpmap" and section.is_rtp:
             pt, rest = self._payload(name, value)
             if pt in self.rtpmaps:

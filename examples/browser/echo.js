@@ -1,5 +1,6 @@
-// Browser side of the echo harness: fake camera + mic, one RTCPeerConnection,
-// non-trickle signaling over HTTP, and a JSON view of getStats() for tests.
+// Browser side of the echo harness: fake camera + mic and a data channel on one
+// RTCPeerConnection, non-trickle signaling over HTTP, and a JSON view of getStats()
+// for tests.
 'use strict';
 
 const harness = {
@@ -10,6 +11,8 @@ const harness = {
   remoteSdp: null,
   log: [],
   pc: null,
+  // the "chat" data channel: pings sent, and how many came back
+  chat: {state: 'new', sent: 0, echoed: 0},
 };
 window.harness = harness;
 
@@ -34,6 +37,8 @@ function render() {
   if (pc) {
     lines.push(`connection: ${pc.connectionState}  ice: ${pc.iceConnectionState}` +
                `  signaling: ${pc.signalingState}`);
+    lines.push(`data channel: ${harness.chat.state}, ` +
+               `${harness.chat.echoed}/${harness.chat.sent} pings echoed`);
   }
   statusEl.textContent = lines.join('\n');
 }
@@ -77,6 +82,7 @@ async function start(mode = 'offer') {
 
     const pc = new RTCPeerConnection({iceServers: []});
     harness.pc = pc;
+    openChat(pc);
     const remoteStream = new MediaStream();
     remoteVideo.srcObject = remoteStream;
     pc.addEventListener('track', (event) => {
@@ -127,6 +133,32 @@ async function start(mode = 'offer') {
 }
 window.start = start;
 
+// A data channel beside the media: five pings a second, which the peer echoes.
+function openChat(pc) {
+  const chat = pc.createDataChannel('chat');
+  let timer = null;
+  harness.chat.state = 'connecting';
+  chat.addEventListener('open', () => {
+    harness.chat.state = 'open';
+    log(`data channel open (id ${chat.id})`);
+    timer = setInterval(() => {
+      chat.send(`ping ${harness.chat.sent}`);
+      harness.chat.sent += 1;
+    }, 200);
+  });
+  chat.addEventListener('message', (event) => {
+    if (typeof event.data === 'string' && event.data.startsWith('ping ')) {
+      harness.chat.echoed += 1;
+      render();
+    }
+  });
+  chat.addEventListener('close', () => {
+    harness.chat.state = 'closed';
+    clearInterval(timer);
+    render();
+  });
+}
+
 function candidate(stat) {
   if (!stat) return null;
   return {
@@ -145,6 +177,7 @@ async function stats() {
     transport: null, candidatePair: null,
     inbound: {audio: null, video: null}, outbound: {audio: null, video: null},
     certificates: [],
+    datachannel: {...harness.chat},
     video: {
       width: remoteVideo.videoWidth, height: remoteVideo.videoHeight,
       currentTime: remoteVideo.currentTime, readyState: remoteVideo.readyState,

@@ -112,8 +112,14 @@ class BrowserSession:
 @contextlib.asynccontextmanager
 async def browser_session(handler: SignalingHandler, *, mode: Mode, sniff: bool = True,
                           start_timeout: float = 20.0,
-                          log_name: str | None = None) -> AsyncIterator[BrowserSession]:
+                          log_name: str | None = None, page_dir: Path | None = None,
+                          page_name: str = "",
+                          extra_flags: tuple[str, ...] = ()) -> AsyncIterator[BrowserSession]:
     """Serve the page for ``handler``, open it in Chromium and run ``start(mode)``.
+
+    ``page_dir``/``page_name`` serve another page with the same ``start(mode)`` contract (the
+    data channel page in ``tests/browser/datachannel``); ``extra_flags`` go to Chromium
+    (e.g. ``--force-fieldtrials=...``).
 
     Yields once signaling is done (Chromium has both descriptions); media may still be
     connecting. Everything (browser process group, server, sniffer) is closed on exit.
@@ -122,12 +128,14 @@ async def browser_session(handler: SignalingHandler, *, mode: Mode, sniff: bool 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     sniffer = HandshakeSniffer().start() if sniff else None
     try:
-        async with PageServer(handler) as server, Chromium(
+        server_args: dict[str, Any] = {} if page_dir is None else {"page_dir": page_dir}
+        async with PageServer(handler, **server_args) as server, Chromium(
+                extra_flags=extra_flags,
                 log_path=ARTIFACTS / f"chromium-{log_name or mode}.log") as browser:
             page = await browser.new_page()
             session = BrowserSession(mode, server, browser, page, sniffer, started)
             session.mark("browser_ready")
-            await page.navigate(f"{server.url}/?mode={mode}")
+            await page.navigate(f"{server.url}/{page_name}?mode={mode}")
             session.mark("page_loaded")
             try:
                 reply = await page.evaluate(f"start({json.dumps(mode)})",

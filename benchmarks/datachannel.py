@@ -1,0 +1,557 @@
+"""Data channels over loopback ICE: two SecurePeers next to two aiortc RTCPeerConnections
+(and next to our own raw DTLS application data), same process run, interleaved.
+
+Both peers of a pair live in this process and share one event loop, for both stacks
+alike, so every CPU figure is the cost of both ends. aiortc gets ``iceServers=[]`` and,
+during its runs only, aioice answers 127.0.0.1 as the host address (aioice never
+gathers loopback); our peers bind 127.0.0.1. Every local candidate is checked to be
+127.0.0.1. Runs alternate which stack goes first, after a warm-up of each, with a
+``gc.collect()`` before every run. A round runs each stack once, back to back; the
+throughput, CPU and round-trip rows report the round whose ours/reference ratio is the
+median (every round's ratio is in the JSON), the connect and memory rows the medians.
+
+Rows:
+
+- throughput of one reliable ordered channel, 1200-byte and 64 KiB messages: the
+  sender keeps at most ``HIGH_WATER`` bytes buffered (``buffered_amount``; above it,
+  it waits for the buffered amount to fall to ``LOW_WATER``: ``drain()`` for ours, the
+  ``bufferedamountlow`` event for aiortc), the clock runs from the first send to the
+  last byte delivered to the receiver's ``message`` handler. Reference: aiortc (goal
+  >= 5x), and our own raw DTLS application data on the same kind of connection
+  (goal >= 0.5): the same bytes in records of ``RAW_RECORD`` bytes (one SCTP packet's
+  worth, what the MTU allows: a 64 KiB message cannot be one UDP datagram), sent
+  through the DTLS transport straight from the sender and counted where the receiving
+  DTLS transport hands application data up, with a window of ``RAW_WINDOW`` bytes in
+  flight (no SCTP, no acknowledgements on the wire: the ceiling of the path).
+- CPU per megabyte: process CPU time (both ends) per MB moved, from the same runs.
+- message round trip p50/p99: a 100-byte message every 10 ms (100 messages/s),
+  echoed by the other end on the same channel, measured at the sender.
+- ``connect()`` to the first message echoed: before the clock, both descriptions
+  exist (candidates gathered, certificates made) and the offerer has created its
+  channel; the clock starts when both ends start connecting (ours: both ``connect()``
+  calls; aiortc: the answerer's ``setLocalDescription`` and the offerer's
+  ``setRemoteDescription``, as benchmarks/peer.py) and stops when the offerer receives
+  the echo of the message it sent on ``open``: ICE, DTLS, the SCTP association, DCEP
+  and one round trip.
+- memory per open channel: Python heap (``tracemalloc``) grown while one end opens
+  ``CHANNELS`` channels and both ends see them open, per channel (both ends' objects).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from aiortc import RTCConfiguration, RTCPeerConnection
+from loopback import LOOPBACK, aioice_loopback
+
+from webrtc_secure import SecurePeer, SessionDescription
+
+#: one run may not take longer than this
+RUN_TIMEOUT = 60.0
+HIGH_WATER = 1024 * 1024
+LOW_WATER = 256 * 1024
+#: raw DTLS reference: bytes per record and bytes in flight
+RAW_RECORD = 1100
+RAW_WINDOW = 96 * 1024
+SIZES = (1200, 65536)
+RTT_RATE = 100  # messages per second
+RTT_SIZE = 100
+
+Runner = Callable[[], Awaitable[dict[str, float]]]
+
+
+def _now() -> float:
+    return time.perf_counter()
+
+
+def _assert_loopback(hosts: Any) -> None:
+    hosts = list(hosts)
+    if not hosts or any(host != LOOPBACK for host in hosts):
+        raise AssertionError(f"the benchmark must stay on loopback, got candidates {hosts}")
+
+
+# --- pairs ------------------------------------------------------------------------------
+
+
+class _OursPair:
+    """Two connected SecurePeers and one channel opened by ``a``, seen by ``b``."""
+
+    def __init__(self) -> None:
+        self.a = SecurePeer(host_addresses=[LOOPBACK])
+        self.b = SecurePeer(host_addresses=[LOOPBACK])
+        self.channel: Any = None
+        self.remote: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.b.on("datachannel", self._remote)
+        self.offer: SessionDescription | None = None
+        self.answer: SessionDescription | None = None
+
+    def _remote(self, channel: Any) -> None:
+        if not self.remote.done():
+            self.remote.set_result(channel)
+
+    async def describe(self, label: str | None = "bench") -> None:
+        if label is not None:
+            self.channel = self.a.create_data_channel(label)
+        self.offer = await self.a.create_offer()
+        answer_sdp = (await self.b.create_answer(self.offer)).to_sdp()
+        self.answer = SessionDescription.from_sdp(answer_sdp, "answer")
+        for description in (self.offer, self.answer):
+            _assert_loopback(c.host for c in description.candidates)
+
+    async def connect(self) -> None:
+        assert self.offer is not None and self.answer is not None
+        await asyncio.gather(self.a.connect(self.answer), self.b.connect(self.offer))
+
+    async def up(self) -> tuple[Any, Any]:
+        await self.describe()
+        await asyncio.wait_for(self.connect(), RUN_TIMEOUT)
+        await asyncio.wait_for(self.channel.wait_open(), RUN_TIMEOUT)
+        return self.channel, await asyncio.wait_for(self.remote, RUN_TIMEOUT)
+
+    async def close(self) -> None:
+        await self.a.close()
+        await self.b.close()
+
+
+class _AiortcPair:
+    """Two connected RTCPeerConnections and one channel opened by ``a``."""
+
+    def __init__(self) -> None:
+        config = RTCConfiguration(iceServers=[])
+        self.a, self.b = RTCPeerConnection(config), RTCPeerConnection(config)
+        loop = asyncio.get_running_loop()
+        self.remote: asyncio.Future[Any] = loop.create_future()
+        self.opened: asyncio.Future[None] = loop.create_future()
+        self.channel: Any = None
+        self.answer: Any = None
+
+        @self.b.on("datachannel")
+        def _remote(channel: Any) -> None:
+            if not self.remote.done():
+                self.remote.set_result(channel)
+
+    async def describe(self, label: str = "bench") -> None:
+        self.channel = self.a.createDataChannel(label)
+
+        @self.channel.on("open")
+        def _open() -> None:
+            if not self.opened.done():
+                self.opened.set_result(None)
+
+        await self.a.setLocalDescription(await self.a.createOffer())
+        await self.b.setRemoteDescription(self.a.localDescription)
+        self.answer = await self.b.createAnswer()
+        gatherer = self.b.sctp.transport.transport.iceGatherer
+        await gatherer.gather()  # before the clock, as ours
+        for pc in (self.a, self.b):
+            gatherer = pc.sctp.transport.transport.iceGatherer
+            _assert_loopback(c.ip for c in gatherer.getLocalCandidates())
+        assert self.a.iceConnectionState == self.b.iceConnectionState == "new"
+
+    async def connect(self) -> None:
+        await self.b.setLocalDescription(self.answer)
+        await self.a.setRemoteDescription(self.b.localDescription)
+
+    async def up(self) -> tuple[Any, Any]:
+        await self.describe()
+        await self.connect()
+        await asyncio.wait_for(self.opened, RUN_TIMEOUT)
+        return self.channel, await asyncio.wait_for(self.remote, RUN_TIMEOUT)
+
+    async def close(self) -> None:
+        await self.a.close()
+        await self.b.close()
+
+
+def _buffered(channel: Any) -> int:
+    value = getattr(channel, "buffered_amount", None)
+    return int(channel.bufferedAmount if value is None else value)
+
+
+# --- throughput ---------------------------------------------------------------------------
+
+
+async def _stream(channel: Any, remote: Any, size: int, total: int, ours: bool
+                  ) -> dict[str, float]:
+    """Send ``total`` bytes in ``size``-byte messages; time until all are delivered."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    got = [0]
+
+    def on_message(data: bytes) -> None:
+        got[0] += len(data)
+        if got[0] >= total and not done.done():
+            done.set_result(None)
+
+    payload = bytes(size)
+    count = total // size
+    total = count * size
+    remote.on("message", on_message)
+    low: asyncio.Event = asyncio.Event()
+    if ours:
+        channel.buffered_amount_low_threshold = LOW_WATER
+    else:
+        channel.bufferedAmountLowThreshold = LOW_WATER
+        channel.on("bufferedamountlow", low.set)
+    gc.collect()
+    cpu0, start = time.process_time(), _now()
+    for _ in range(count):
+        channel.send(payload)
+        if _buffered(channel) > HIGH_WATER:
+            if ours:
+                await channel.drain()
+            else:
+                low.clear()
+                while _buffered(channel) > LOW_WATER:
+                    await low.wait()
+                    low.clear()
+    await asyncio.wait_for(done, RUN_TIMEOUT)
+    elapsed, cpu = _now() - start, time.process_time() - cpu0
+    return {"mb_per_s": total / elapsed / 1e6, "cpu_per_mb": cpu / (total / 1e6),
+            "seconds": elapsed}
+
+
+async def _throughput_ours(size: int, total: int) -> dict[str, float]:
+    pair = _OursPair()
+    try:
+        channel, remote = await pair.up()
+        out = await _stream(channel, remote, size, total, ours=True)
+        sctp = pair.a.stats().get("sctp") or {}
+        out["retransmissions"] = sctp.get("retransmissions", 0)
+        out["packets_out"] = sctp.get("packets_out", 0)
+        out["packets_in_at_receiver"] = (pair.b.stats().get("sctp") or {}).get("packets_in", 0)
+        return out
+    finally:
+        await pair.close()
+
+
+async def _throughput_aiortc(size: int, total: int) -> dict[str, float]:
+    with aioice_loopback():
+        pair = _AiortcPair()
+        try:
+            channel, remote = await pair.up()
+            return await _stream(channel, remote, size, total, ours=False)
+        finally:
+            await pair.close()
+
+
+async def _throughput_raw(total: int) -> dict[str, float]:
+    """Our DTLS transport alone: ``RAW_RECORD``-byte records, a window in flight."""
+    pair = _OursPair()
+    try:
+        await pair.describe(None)  # no channel: SCTP stays idle
+        await asyncio.wait_for(pair.connect(), RUN_TIMEOUT)
+        sender, receiver = pair.a._dtls, pair.b._dtls
+        assert sender is not None and receiver is not None
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        room = asyncio.Event()
+        got = [0]
+
+        def on_data(data: bytes) -> None:
+            got[0] += len(data)
+            room.set()
+            if got[0] >= total and not done.done():
+                done.set_result(None)
+
+        # the receiving DTLS transport hands application data to us instead of SCTP
+        receiver.on_data = on_data
+        payload = bytes(RAW_RECORD)
+        sent = 0
+        gc.collect()
+        cpu0, start = time.process_time(), _now()
+        while sent < total:
+            sender.send(payload)
+            sent += RAW_RECORD
+            while sent - got[0] > RAW_WINDOW:
+                room.clear()
+                await room.wait()
+        await asyncio.wait_for(done, RUN_TIMEOUT)
+        elapsed, cpu = _now() - start, time.process_time() - cpu0
+        return {"mb_per_s": total / elapsed / 1e6, "cpu_per_mb": cpu / (total / 1e6),
+                "seconds": elapsed}
+    finally:
+        await pair.close()
+
+
+# --- round trip -----------------------------------------------------------------------------
+
+
+async def _echo_rtts(channel: Any, remote: Any, count: int) -> list[float]:
+    """``count`` messages at RTT_RATE per second, each echoed; RTTs in milliseconds."""
+    loop = asyncio.get_running_loop()
+    sent_at: dict[int, float] = {}
+    rtts: list[float] = []
+    done: asyncio.Future[None] = loop.create_future()
+    remote.on("message", remote.send)
+
+    def on_echo(data: bytes) -> None:
+        rtts.append(1e3 * (_now() - sent_at.pop(int.from_bytes(data[:4], "big"))))
+        if len(rtts) >= count and not done.done():
+            done.set_result(None)
+
+    channel.on("message", on_echo)
+    padding = bytes(RTT_SIZE - 4)
+    start = _now()
+    for i in range(count):
+        await asyncio.sleep(max(0.0, start + i / RTT_RATE - _now()))
+        sent_at[i] = _now()
+        channel.send(i.to_bytes(4, "big") + padding)
+    await asyncio.wait_for(done, RUN_TIMEOUT)
+    return rtts
+
+
+async def _rtt_ours(count: int) -> dict[str, float]:
+    pair = _OursPair()
+    try:
+        channel, remote = await pair.up()
+        return _percentiles(await _echo_rtts(channel, remote, count))
+    finally:
+        await pair.close()
+
+
+async def _rtt_aiortc(count: int) -> dict[str, float]:
+    with aioice_loopback():
+        pair = _AiortcPair()
+        try:
+            channel, remote = await pair.up()
+            return _percentiles(await _echo_rtts(channel, remote, count))
+        finally:
+            await pair.close()
+
+
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {"p50": statistics.median(ordered),
+            "p99": ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]}
+
+
+# --- connect to first echo -------------------------------------------------------------------
+
+
+async def _first_echo(pair: Any, channel: Any, remote_event: str) -> float:
+    loop = asyncio.get_running_loop()
+    echoed: asyncio.Future[float] = loop.create_future()
+
+    def on_remote(theirs: Any) -> None:
+        theirs.on("message", theirs.send)
+
+    pair.b.on(remote_event, on_remote)
+    channel.on("open", lambda: channel.send(b"ping"))
+    channel.on("message",
+               lambda _data: echoed.done() or echoed.set_result(_now()))
+    start = _now()
+    await asyncio.wait_for(asyncio.gather(pair.connect(), echoed), RUN_TIMEOUT)
+    return 1e3 * (echoed.result() - start)
+
+
+async def _connect_ours() -> dict[str, float]:
+    pair = _OursPair()
+    try:
+        await pair.describe()
+        return {"ms": await _first_echo(pair, pair.channel, "datachannel")}
+    finally:
+        await pair.close()
+
+
+async def _connect_aiortc() -> dict[str, float]:
+    with aioice_loopback():
+        pair = _AiortcPair()
+        try:
+            await pair.describe()
+            return {"ms": await _first_echo(pair, pair.channel, "datachannel")}
+        finally:
+            await pair.close()
+
+
+# --- memory per channel -----------------------------------------------------------------------
+
+
+async def _memory(pair: Any, count: int, ours: bool) -> dict[str, float]:
+    await pair.up()
+    loop = asyncio.get_running_loop()
+    seen: list[Any] = []
+    all_seen: asyncio.Future[None] = loop.create_future()
+    opened = [0]
+    all_open: asyncio.Future[None] = loop.create_future()
+
+    def on_remote(channel: Any) -> None:
+        seen.append(channel)
+        if len(seen) >= count and not all_seen.done():
+            all_seen.set_result(None)
+
+    def on_open() -> None:
+        opened[0] += 1
+        if opened[0] >= count and not all_open.done():
+            all_open.set_result(None)
+
+    pair.b.on("datachannel", on_remote)
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    channels = []
+    for i in range(count):
+        create = pair.a.create_data_channel if ours else pair.a.createDataChannel
+        channel = create(f"c{i}")
+        channel.on("open", on_open)
+        channels.append(channel)
+    await asyncio.wait_for(asyncio.gather(all_seen, all_open), RUN_TIMEOUT)
+    await asyncio.sleep(0.2)  # acknowledgements and timers settle
+    gc.collect()
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return {"bytes_per_channel": (after - before) / count}
+
+
+async def _memory_ours(count: int) -> dict[str, float]:
+    pair = _OursPair()
+    try:
+        return await _memory(pair, count, ours=True)
+    finally:
+        await pair.close()
+
+
+async def _memory_aiortc(count: int) -> dict[str, float]:
+    with aioice_loopback():
+        pair = _AiortcPair()
+        try:
+            return await _memory(pair, count, ours=False)
+        finally:
+            await pair.close()
+
+
+# --- driver -----------------------------------------------------------------------------------
+
+
+async def _interleave(runners: dict[str, Runner], runs: int) -> dict[str, list[dict[str, float]]]:
+    """One warm-up each, then ``runs`` rounds, rotating which runner goes first."""
+    names = list(runners)
+    for name in names:
+        gc.collect()
+        await runners[name]()
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    for i in range(runs):
+        order = names[i % len(names):] + names[: i % len(names)]
+        for name in order:
+            gc.collect()
+            results[name].append(await runners[name]())
+    return results
+
+
+def _median(samples: list[dict[str, float]], key: str) -> float:
+    return statistics.median(s[key] for s in samples)
+
+
+def _row(benchmark: str, ours: float, reference: float, name: str, goal: str,
+         **extra: Any) -> dict[str, Any]:
+    return {"benchmark": benchmark, "ours": ours, "reference": reference,
+            "ratio": ours / reference if reference else None, "goal": goal,
+            "reference_name": name, **extra}
+
+
+def _median_round(ours: list[dict[str, float]], reference: list[dict[str, float]], key: str,
+                  scale: float = 1.0) -> tuple[float, float, list[float]]:
+    """(ours, reference) of the round whose ratio is the median, and every round's ratio.
+
+    Each round ran both stacks back to back, so its ratio saw about the same machine;
+    this machine's speed changes by several times within a minute when other work
+    runs, which moves the medians of each side apart but much less the ratios."""
+    ratios = [o[key] / r[key] for o, r in zip(ours, reference, strict=True)]
+    middle = sorted(range(len(ratios)), key=ratios.__getitem__)[len(ratios) // 2]
+    return scale * ours[middle][key], scale * reference[middle][key], ratios
+
+
+async def _measure(quick: bool) -> list[dict[str, Any]]:
+    runs = 3 if quick else 5
+    total = (2 if quick else 8) * 1024 * 1024
+    rows: list[dict[str, Any]] = []
+    for size in SIZES:
+        # the raw DTLS reference runs in every round too, next to both stacks
+        got = await _interleave({
+            "ours": lambda s=size: _throughput_ours(s, total),
+            "aiortc": lambda s=size: _throughput_aiortc(s, total),
+            "raw": lambda: _throughput_raw(total),
+        }, runs)
+        ours, theirs, raw = got["ours"], got["aiortc"], got["raw"]
+        label = f"{size // 1024} KiB" if size % 1024 == 0 else f"{size} B"
+        value, reference, ratios = _median_round(ours, theirs, "mb_per_s")
+        rows.append(_row(
+            f"data channel throughput MB/s ({label} messages, one reliable ordered "
+            f"channel, loopback ICE, median-ratio round of {runs})",
+            value, reference, "aiortc", ">= 5", round_ratios=ratios,
+            ours_runs=[s["mb_per_s"] for s in ours],
+            reference_runs=[s["mb_per_s"] for s in theirs]))
+        value, reference, ratios = _median_round(ours, raw, "mb_per_s")
+        rows.append(_row(
+            f"data channel throughput MB/s ({label} messages) vs our raw DTLS "
+            f"application data ({RAW_RECORD} B records, {RAW_WINDOW // 1024} KiB window)",
+            value, reference, "raw DTLS", ">= 0.5", round_ratios=ratios,
+            reference_runs=[s["mb_per_s"] for s in raw]))
+        value, reference, ratios = _median_round(ours, theirs, "cpu_per_mb", 1e3)
+        rows.append(_row(
+            f"data channel CPU ms per MB ({label} messages, both ends, median-ratio round "
+            f"of {runs})",
+            value, reference, "aiortc", "", round_ratios=ratios,
+            ours_runs=[1e3 * s["cpu_per_mb"] for s in ours],
+            reference_runs=[1e3 * s["cpu_per_mb"] for s in theirs],
+            ours_retransmissions=[s["retransmissions"] for s in ours],
+            ours_packets_sent_received=[[s["packets_out"], s["packets_in_at_receiver"]]
+                                        for s in ours]))
+        value, reference, ratios = _median_round(ours, raw, "cpu_per_mb", 1e3)
+        rows.append(_row(
+            f"data channel CPU ms per MB ({label} messages) vs our raw DTLS application "
+            f"data (both ends)",
+            value, reference, "raw DTLS", "", round_ratios=ratios))
+        lost = sum(1 for s in ours if s["retransmissions"])
+        if lost:
+            print(f"datachannel ({label}): {lost} of {runs} runs retransmitted "
+                  f"(median {statistics.median(s['retransmissions'] for s in ours)} chunks)",
+                  file=sys.stderr)
+    count = (RTT_RATE * 2) if quick else (RTT_RATE * 5)
+    got = await _interleave({"ours": lambda: _rtt_ours(count),
+                             "aiortc": lambda: _rtt_aiortc(count)}, runs)
+    for key in ("p50", "p99"):
+        value, reference, ratios = _median_round(got["ours"], got["aiortc"], key)
+        rows.append(_row(
+            f"data channel round trip {key} ms ({RTT_SIZE} B at {RTT_RATE}/s, "
+            f"{count} messages, median-ratio round of {runs})",
+            value, reference, "aiortc", "<= 0.5", round_ratios=ratios))
+    connect_runs = 10 if quick else 30
+    got = await _interleave({"ours": _connect_ours, "aiortc": _connect_aiortc},
+                            connect_runs)
+    rows.append(_row(
+        f"data channel connect() -> first message echoed ms (loopback ICE, median of "
+        f"{connect_runs})",
+        _median(got["ours"], "ms"), _median(got["aiortc"], "ms"), "aiortc", "<= 0.5",
+        ours_min_max=[min(s["ms"] for s in got["ours"]), max(s["ms"] for s in got["ours"])],
+        reference_min_max=[min(s["ms"] for s in got["aiortc"]),
+                           max(s["ms"] for s in got["aiortc"])]))
+    channels = 100 if quick else 500
+    got = await _interleave({"ours": lambda: _memory_ours(channels),
+                             "aiortc": lambda: _memory_aiortc(channels)}, 1 if quick else 3)
+    rows.append(_row(
+        f"data channel memory per open channel, bytes (Python heap, both ends, "
+        f"{channels} channels)",
+        _median(got["ours"], "bytes_per_channel"), _median(got["aiortc"], "bytes_per_channel"),
+        "aiortc", ""))
+    return rows
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    return asyncio.run(_measure(quick))
+
+
+if __name__ == "__main__":
+    for row in run(quick="--quick" in sys.argv):
+        print(row)

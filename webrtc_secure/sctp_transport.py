@@ -1,0 +1,205 @@
+"""SctpTransport: runs the sans-I/O SCTP Association on an asyncio event loop.
+
+The sibling of :mod:`webrtc_secure.dtls_transport`: it owns the one timer the
+association asks for (``get_timer``), flushes the association's packets after every
+input through a send callable (the DTLS transport's ``send``: one SCTP packet, one
+DTLS application-data record, RFC 8261), and hands the association's events to the
+data channel :class:`~webrtc_secure.datachannel.ChannelManager`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from webrtc_secure.datachannel import ChannelManager
+from webrtc_secure.errors import ConnectionClosed, SctpError, WebrtcSecureError
+from webrtc_secure.sctp import Association
+from webrtc_secure.sctp.events import (
+    AssociationClosed,
+    AssociationEstablished,
+    BufferedAmountLow,
+    Event,
+    IncomingStreamsReset,
+    MessageReceived,
+    OutgoingStreamsReset,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def deliver_event(channels: ChannelManager, event: Event) -> None:
+    """Hand one association event to the channels (the whole mapping, shared by the
+    transport and the sans-I/O tests)."""
+    if isinstance(event, MessageReceived):
+        channels.message_received(event.stream_id, event.ppid, event.data)
+    elif isinstance(event, BufferedAmountLow):
+        channels.buffered_amount_low(event.stream_id)
+    elif isinstance(event, IncomingStreamsReset):
+        channels.incoming_streams_reset(event.stream_ids)
+    elif isinstance(event, OutgoingStreamsReset):
+        channels.outgoing_streams_reset(event.stream_ids)
+    elif isinstance(event, AssociationEstablished):
+        channels.association_established()
+    elif isinstance(event, AssociationClosed):
+        channels.association_closed(event.error)
+
+
+class SctpTransport:
+    """Drives one Association for one ChannelManager; callbacks run on the loop thread."""
+
+    def __init__(
+        self,
+        association: Association,
+        send: Callable[[bytes], None],
+        channels: ChannelManager,
+        *,
+        on_established: Callable[[], None] | None = None,
+        on_closed: Callable[[WebrtcSecureError | None], None] | None = None,
+    ) -> None:
+        self.association = association
+        self.channels = channels
+        self._send = send
+        self.on_established = on_established
+        self.on_closed = on_closed
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_when: float | None = None
+        self._established: asyncio.Future[None] = self._loop.create_future()
+        self._servicing = False
+        self._closed = False
+        self.send_errors = 0
+
+    def now(self) -> float:
+        return self._loop.time()
+
+    @property
+    def is_established(self) -> bool:
+        return self._established.done() and self._established.exception() is None
+
+    def connect(self) -> None:
+        """Send our INIT (both sides do; the association resolves the collision)."""
+        self.association.connect(self.now())
+        self.service()
+
+    def start_snap(self, remote_init_chunk: bytes) -> None:
+        """SNAP: establish from the remote's ``a=sctp-init`` INIT and ours, no INIT
+        exchange. An INIT that does not parse ends the association with that error (the
+        remote expects SNAP, so falling back to the INIT exchange would not help)."""
+        try:
+            self.association.start_snap(remote_init_chunk, self.now())
+        except SctpError as exc:
+            logger.warning("SNAP: the remote's a=sctp-init is unusable: %s", exc)
+            self._finish(exc)
+            return
+        self.service()
+
+    async def wait_established(self, timeout: float | None = None) -> None:
+        """Return once the association is established; its error if it closes first."""
+        await asyncio.wait_for(asyncio.shield(self._established), timeout)
+
+    def datagram_received(self, data: bytes) -> None:
+        """One DTLS application-data record: one SCTP packet."""
+        if self._closed:
+            return
+        self.association.receive_datagram(data, self.now())
+        self.service()
+
+    def service(self) -> None:
+        """Send what the association queued, hand its events out, re-arm the timer.
+
+        The channel manager calls this after every send; a call from inside event
+        dispatch (a handler that sends) only flushes, and the outer loop goes on."""
+        self._flush()
+        if self._servicing:
+            return
+        self._servicing = True
+        try:
+            while (event := self.association.next_event()) is not None:
+                self._dispatch(event)
+                self._flush()
+        finally:
+            self._servicing = False
+        self._reschedule()
+
+    def shutdown(self) -> None:
+        """Graceful SHUTDOWN (best effort: the DTLS close follows right after)."""
+        if self._closed:
+            return
+        try:
+            self.association.shutdown(self.now())
+        except WebrtcSecureError as exc:
+            logger.debug("SCTP shutdown: %s", exc)
+        self._flush()
+
+    def abort(self, error: WebrtcSecureError | None) -> None:
+        """The path under the association is gone (DTLS closed): stop here, close the
+        channels; idempotent."""
+        if self._closed:
+            return
+        self._finish(error)
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        for packet in self.association.datagrams_to_send(self.now()):
+            try:
+                self._send(packet)
+            except (OSError, WebrtcSecureError) as exc:
+                # the DTLS layer closed under us; its own close path reports that
+                self.send_errors += 1
+                logger.debug("SCTP packet not sent: %s", exc)
+
+    def _dispatch(self, event: Event) -> None:
+        if isinstance(event, AssociationEstablished):
+            if not self._established.done():
+                self._established.set_result(None)
+            self.channels.association_established()
+            if self.on_established is not None:
+                self.on_established()
+        elif isinstance(event, AssociationClosed):
+            self._finish(event.error)
+        else:
+            deliver_event(self.channels, event)
+
+    def _finish(self, error: WebrtcSecureError | None) -> None:
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self._established.done():
+            self._established.set_exception(
+                error or ConnectionClosed("the SCTP association closed before it was up")
+            )
+            self._established.exception()  # retrieved: nobody may be waiting
+        self.channels.association_closed(error)
+        if self.on_closed is not None:
+            self.on_closed(error)
+
+    def _reschedule(self) -> None:
+        # Lazy: a timer already armed at or before the deadline stays (when it fires
+        # early, handle_timer finds nothing due and we re-arm); the association's
+        # deadline moves with nearly every packet (delayed SACK, T3), and a TimerHandle
+        # per packet would cost more than the occasional early wake-up.
+        when = None if self._closed else self.association.get_timer()
+        if when is None:
+            return
+        armed = self._timer_when
+        if self._timer is not None and armed is not None and armed <= when:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_when = when
+        self._timer = self._loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_when = None
+        if self._closed:
+            return
+        self.association.handle_timer(self.now())
+        self.service()
+
+
+__all__ = ["SctpTransport", "deliver_event"]
