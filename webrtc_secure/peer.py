@@ -139,11 +139,9 @@ class SecurePeer(AsyncIOEventEmitter):
                                                            ``create_offer()`` /
                                                            ``create_answer()`` returned;
                                                            ``None`` is end-of-candidates
-    ``datachannel-ready`` none                             the DTLS handshake completed:
-                                                           application data can flow
+    ``datachannel-ready`` none                             the SCTP association is
+                                                           established: channels open
     ``datachannel``       ``DataChannel``                  a channel the remote opened
-    ``message``           ``bytes``                        DTLS application data arrived
-                                                           (the raw API)
     ``media-ready``       ``Profile`` (SRTP profile)       connected with SRTP keys (not
                                                            when no profile was negotiated)
     ``rtp``               ``bytes``: one RTP packet        each authenticated, decrypted
