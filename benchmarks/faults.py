@@ -125,6 +125,7 @@ def _run(
         mtu=mtu,
         handshake_timeout=budget,
         remote_fingerprints=server_cert.fingerprints(),
+        dtls_versions=config.get("versions", ("1.2",)),
         **timer,
     )
     server = DtlsConnection(
@@ -134,6 +135,7 @@ def _run(
         handshake_timeout=budget,
         cookies=config["cookies"],
         remote_fingerprints=client_cert.fingerprints(),
+        dtls_versions=config.get("versions", ("1.2",)),
         **timer,
     )
     delay = config.get("delay", DELAY)

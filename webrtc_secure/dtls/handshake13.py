@@ -482,6 +482,7 @@ class Dtls13:
         self._certificate_request_context = b""
         # server
         self._chosen_scheme = 0
+        self._newest_hello = 0
         self.key_updates_sent = 0
         self.key_updates_received = 0
 
@@ -1391,16 +1392,25 @@ class Dtls13:
             return False, False
         reassembler = self.reassembler
         new = old = False
-        # recorded first: a handler that answers with a flight clears the list
-        self._to_ack.append(RecordNumber(epoch, seq))
+        # recorded first: a handler that answers with a flight clears the list. A
+        # server keeps nothing of a hello it has not accepted (a stateless HRR may
+        # follow), so it acknowledges none: the client must keep resending it
+        if self.state != _S_WAIT_CH:
+            self._to_ack.append(RecordNumber(epoch, seq))
         for msg_type, length, message_seq, offset, body in fragments:
+            hello_wait = self.state == _S_WAIT_CH and msg_type == _T.CLIENT_HELLO
+            if hello_wait and message_seq > self._newest_hello:
+                self._newest_hello = message_seq
             if (
-                self.state == _S_WAIT_CH
-                and msg_type == _T.CLIENT_HELLO
+                hello_wait
                 and message_seq != reassembler.next_seq
+                and message_seq >= self._newest_hello
             ):
                 # until a hello is accepted the server keeps no sequence state: a
-                # retransmitted first hello gets a fresh HelloRetryRequest
+                # retransmitted first hello gets a fresh HelloRetryRequest, and the
+                # newest hello seen wins (a client never goes back to an older one,
+                # so a late fragment of ClientHello1 must not displace ClientHello2)
+                self._newest_hello = message_seq
                 reassembler.reset(message_seq)
             if message_seq < reassembler.next_seq:
                 old = True
