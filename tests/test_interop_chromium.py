@@ -181,12 +181,15 @@ def test_chromium_plays_video_echoed_by_securepeer(mode: str) -> None:
     for hello in report["client_hellos"] + report["server_hellos"]:
         print(f"  {json.dumps(_hello_summary(hello))}")
 
-    # the page: connected over DTLS 1.2, echoed video decoding, echoed audio arriving
+    # the page: connected over DTLS 1.3, echoed video decoding, echoed audio arriving
     assert transport["dtlsState"] == "connected"
     assert page["inbound"]["video"]["framesDecoded"] >= 10
     assert page["inbound"]["audio"]["packetsReceived"] > 0
     assert (page["video"]["width"], page["video"]["height"]) == (320, 240)
-    assert transport["tlsVersion"] == "FEFD"
+    assert transport["tlsVersion"] == "FEFC"
+    # ours: DTLS 1.3 with the post-quantum hybrid (getStats() does not name the group)
+    assert dtls["version"] == "DTLS 1.3"
+    assert dtls["group"] == "X25519MLKEM768"
     # both ends name the same suite and profile; roles are complementary (Chromium's
     # offer is actpass and we answer active; our offer is actpass and Chromium answers
     # active)
@@ -206,13 +209,14 @@ def test_chromium_plays_video_echoed_by_securepeer(mode: str) -> None:
     assert video["outbound"]["pliCount"] >= 1  # our PLI reached Chromium's sender
     assert video["outbound"]["keyFramesEncoded"] >= 2
     assert video["inbound"]["keyFramesDecoded"] >= 1
-    # DTLS 1.2 on the wire whoever was the client; Chromium as client also offered 1.3
+    # DTLS 1.3 on the wire whoever was the client: both hellos offer 1.3 and 1.2, the
+    # ServerHello (legacy version 1.2 as RFC 9147 wants) selects 1.3, no HRR needed
     server_hellos, client_hellos = report["server_hellos"], report["client_hellos"]
     assert len(server_hellos) == 1 and len(client_hellos) == 1
     assert server_hellos[0]["legacy_version"] == "DTLS 1.2"
-    assert "supported_versions" not in server_hellos[0]["extensions"]
-    if mode == "answer":
-        assert client_hellos[0]["supported_versions"][:2] == ["DTLS 1.3", "DTLS 1.2"]
+    assert server_hellos[0]["supported_versions"] == ["DTLS 1.3"]
+    assert sorted(server_hellos[0]["extensions"]) == ["key_share", "supported_versions"]
+    assert client_hellos[0]["supported_versions"][:2] == ["DTLS 1.3", "DTLS 1.2"]
 
 
 @pytest.mark.timeout(60)
@@ -267,4 +271,4 @@ def test_browser_echo_script_as_documented() -> None:
     stats = report["stats"]
     assert video_playing(stats), stats
     assert stats["inbound"]["audio"]["packetsReceived"] > 0
-    assert any(line.startswith("connected: ECDHE_ECDSA_") for line in report["output"])
+    assert any(line.startswith("connected: TLS_AES_") for line in report["output"])
