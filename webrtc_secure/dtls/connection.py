@@ -155,6 +155,7 @@ DEFAULT_DTLS_VERSIONS: tuple[int, ...] = (DTLS_1_3, DTLS_1_2)
 #: (a server without ML-KEM then needs no HelloRetryRequest)
 DEFAULT_KEY_SHARE_GROUPS: tuple[int, ...] = (Group.X25519MLKEM768, Group.X25519)
 _VERSION_NAMES = {DTLS_1_3: "DTLS 1.3", DTLS_1_2: "DTLS 1.2"}
+_GROUPS12 = frozenset(int(g) for g in NamedGroup)
 
 
 def parse_dtls_versions(versions: Sequence[int | str]) -> tuple[int, ...]:
@@ -943,7 +944,11 @@ class DtlsConnection:
         body = engine.client_hello_body()
         # the hello's tail after its (empty) session id and cookie, for a HelloVerify
         # retry of the same offer; the extensions a 1.2 ServerHello may answer
+        # every group the hello listed that DTLS 1.2 can do is acceptable: the hello
+        # offered it (supported_groups is shared by both versions)
+        listed = (*hs.config.offer.group_ids, *engine.config.groups)
         offer = hs.config.offer._replace(
+            group_ids=tuple(dict.fromkeys(g for g in listed if g in _GROUPS12)),
             client_hello_tail=body[36:],
             client_extensions=frozenset(hs.config.offer.client_extensions)
             | frozenset(engine.client_hello_extension_types()),

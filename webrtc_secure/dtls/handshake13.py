@@ -366,6 +366,7 @@ _C_WAIT_CERT = 3
 _C_WAIT_CV = 4
 _C_WAIT_FINISHED = 5
 _CONNECTED = 6
+_C_WAIT_ACK = 7
 # server states
 _S_WAIT_CH = 10
 _S_WAIT_CERT = 11
@@ -379,6 +380,7 @@ _STATE_NAMES = {
     _C_WAIT_CV: "WAIT_CERTIFICATE_VERIFY",
     _C_WAIT_FINISHED: "WAIT_FINISHED",
     _CONNECTED: "CONNECTED",
+    _C_WAIT_ACK: "WAIT_ACK_OF_FINISHED",
     _S_WAIT_CH: "WAIT_CLIENT_HELLO",
     _S_WAIT_CERT: "WAIT_CLIENT_CERTIFICATE",
     _S_WAIT_CV: "WAIT_CLIENT_CERTIFICATE_VERIFY",
@@ -1078,7 +1080,12 @@ class Dtls13:
             self._flight_acked_implicitly()
             self._flight_is_final = True
             self._client_final_flight()
-            self._finish_handshake()
+            # Connected once the server has our Finished (its ACK, or anything it
+            # protects in epoch 3): as under DTLS 1.2, where the client waits for the
+            # server's Finished, a server that refuses our certificate (fingerprint)
+            # fails our handshake with its alert instead of closing a connection we
+            # already reported up
+            self.state = _C_WAIT_ACK
         else:
             raise self._unexpected(t)
 
@@ -1281,6 +1288,8 @@ class Dtls13:
             self._rtx_at = None
             if _T.KEY_UPDATE in kinds and self._key_update_pending:
                 self._switch_send_epoch()
+            if self.state == _C_WAIT_ACK:
+                self._finish_handshake()
         elif progress and self.now - self._last_transmit >= self.initial_timeout / 4:
             # a partial ACK names what arrived: the rest is lost, resend it now
             self.stats.retransmissions += 1
@@ -1344,6 +1353,10 @@ class Dtls13:
                     stats.dropped_malformed += 1
                     continue
                 ctype, content, epoch, seq = opened
+                if epoch >= 3 and self.state == _C_WAIT_ACK:
+                    # the server protects epoch 3 only once it accepted our Finished
+                    self._flight_acked_implicitly()
+                    self._finish_handshake()
             if ctype == _HANDSHAKE:
                 handshake_seen = True
                 try:
