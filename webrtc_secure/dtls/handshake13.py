@@ -147,6 +147,8 @@ MAX_ACKED_RECORDS = 64
 #: and application-data epochs kept readable behind the newest (reordering across a
 #: KeyUpdate)
 _OLD_EPOCHS_KEPT = 1
+#: records of a future epoch kept while its keys do not exist yet
+MAX_EARLY_RECORDS = 32
 #: start a KeyUpdate when this many records are left before the AEAD limit
 KEY_UPDATE_MARGIN = 1 << 16
 
@@ -464,6 +466,11 @@ class Dtls13:
         self.send_seq = 0
         self._flight: list[_Out] = []
         self._sent: dict[tuple[int, int], list[tuple[_Out, int, int]]] = {}
+        #: record number -> the order it was sent in (loss inference from ACKs)
+        self._sent_order: dict[tuple[int, int], int] = {}
+        self._send_counter = 0
+        #: records of an epoch whose keys we do not have yet (reordering), bounded
+        self._early: list[CiphertextRecord] = []
         self._rtx_at: float | None = None
         self._timeout = initial_timeout
         self._retransmissions = 0
@@ -561,6 +568,12 @@ class Dtls13:
             self._rtx_at = now + self._timeout
             self.stats.retransmissions += 1
             self._transmit(now)
+            if self._flight_is_final and self._flight:
+                # As the DTLS 1.2 engine does with its Finished flight: nothing but our
+                # retransmissions makes the server answer (its ACK) once it is
+                # connected, and each round needs both directions, (1 - loss)^2; a
+                # second copy of the (small) final flight lifts a round's odds
+                self._transmit(now)
 
     def export_keying_material(self, label: str, length: int, context: bytes | None) -> bytes:
         """TLS 1.3 exporter (RFC 8446 7.5) under the exporter master secret."""
@@ -1181,6 +1194,7 @@ class Dtls13:
                 self._derive_application()
         self._flight = flight
         self._sent = {}
+        self._sent_order = {}
         self._timeout = self.initial_timeout
         self._retransmissions = 0
         self._rtx_at = self.now + self._timeout
@@ -1214,12 +1228,26 @@ class Dtls13:
         )
         return encode_plaintext_record(content_type, payload, seq, version)
 
-    def _transmit(self, now: float) -> None:
-        """Send what of the current flight the peer has not acknowledged, fragmented
-        to the MTU, several records to a datagram, each record remembered by number."""
+    def _transmit(
+        self, now: float, only: dict[_Out, list[tuple[int, int]]] | None = None
+    ) -> None:
+        """Send what of the current flight the peer has not acknowledged (``only``:
+        just these ranges of it), fragmented to the MTU, several records to a
+        datagram, each record remembered by number and by the order it was sent."""
         self._last_transmit = now
         current = b""
         for out in self._flight:
+            runs = out.missing()
+            if only is not None:
+                wanted = only.get(out)
+                if not wanted:
+                    continue
+                runs = [
+                    (max(s, a), min(e, b))
+                    for s, e in runs
+                    for a, b in wanted
+                    if max(s, a) < min(e, b) or (s == e == a == b)
+                ]
             epoch = out.epoch
             if epoch == 0:
                 overhead = PLAINTEXT_HEADER_LENGTH + HANDSHAKE_HEADER_LENGTH
@@ -1231,7 +1259,7 @@ class Dtls13:
                     sender = self._epoch_sender(epoch)
                 overhead = _CIPHERTEXT_OVERHEAD + HANDSHAKE_HEADER_LENGTH
             total = len(out.body)
-            for start, stop in out.missing():
+            for start, stop in runs:
                 offset = start
                 while True:
                     room = self.mtu - len(current) - overhead
@@ -1252,6 +1280,8 @@ class Dtls13:
                         number = (sender.epoch, sender.next_sequence)
                         current += sender.protect(_HANDSHAKE, payload)
                     self._sent.setdefault(number, []).append((out, offset, offset + size))
+                    self._sent_order[number] = self._send_counter
+                    self._send_counter += 1
                     offset += size
                     if offset >= stop:
                         break
@@ -1274,8 +1304,11 @@ class Dtls13:
     def _on_ack(self, body: bytes) -> None:
         numbers = parse_ack(body)
         progress = False
+        newest = -1
         for number in numbers:
-            for out, start, stop in self._sent.pop((number.epoch, number.sequence_number), ()):
+            key = (number.epoch, number.sequence_number)
+            newest = max(newest, self._sent_order.get(key, -1))
+            for out, start, stop in self._sent.pop(key, ()):
                 if not out.done:
                     out.ack(start, stop)
                     progress = True
@@ -1290,11 +1323,22 @@ class Dtls13:
                 self._switch_send_epoch()
             if self.state == _C_WAIT_ACK:
                 self._finish_handshake()
-        elif progress and self.now - self._last_transmit >= self.initial_timeout / 4:
-            # a partial ACK names what arrived: the rest is lost, resend it now
-            self.stats.retransmissions += 1
-            self._transmit(self.now)
-            self._rtx_at = self.now + self._timeout
+        elif progress:
+            # A record sent before one the peer acknowledged, and not acknowledged
+            # itself, is lost (RFC 9147 7.1: the ACK lists what arrived): resend those
+            # ranges now. Records sent after the newest acknowledged one may still be
+            # on their way and wait for the timer.
+            lost: dict[_Out, list[tuple[int, int]]] = {}
+            for key, ranges in list(self._sent.items()):
+                if self._sent_order.get(key, newest) < newest:
+                    del self._sent[key]  # declared lost once; its resend gets new numbers
+                    for out, start, stop in ranges:
+                        if not out.done:
+                            lost.setdefault(out, []).append((start, stop))
+            if lost:
+                self.stats.retransmissions += 1
+                self._transmit(self.now, lost)
+                self._rtx_at = self.now + self._timeout
 
     def _send_ack(self) -> None:
         self._ack_at = None
@@ -1313,11 +1357,19 @@ class Dtls13:
         """Process one datagram; raises DtlsError (the connection fails with its
         alert) or Fallback (client: the server speaks DTLS 1.2)."""
         self.now = now
-        stats = self.stats
         records, clean = split_datagram(data)
         if not clean:
-            stats.dropped_malformed += 1
+            self.stats.dropped_malformed += 1
         self._ack_now = False
+        highest = self._rx_highest
+        self._process(records, now)
+        while self._early and self._rx_highest > highest and not self.failed:
+            highest = self._rx_highest
+            early, self._early = self._early, []
+            self._process(list(early), now)
+
+    def _process(self, records: list[Any], now: float) -> None:
+        stats = self.stats
         handshake_seen = False
         old_seen = False
         for index, record in enumerate(records):
@@ -1339,7 +1391,16 @@ class Dtls13:
                 epoch_or_none = reconstruct_epoch(record.epoch_bits, self._rx_highest)
                 receiver = self._rx.get(epoch_or_none) if epoch_or_none is not None else None
                 if receiver is None:
-                    stats.dropped_epoch += 1
+                    if (
+                        (epoch_or_none is None or epoch_or_none > 0)
+                        and self.state != _CONNECTED
+                        and len(self._early) < MAX_EARLY_RECORDS
+                    ):
+                        # the next epoch's records overtook the ServerHello: kept
+                        # until its keys exist (as the DTLS 1.2 engine does)
+                        self._early.append(record)
+                    else:
+                        stats.dropped_epoch += 1
                     continue
                 try:
                     opened = receiver.open_record(record)
@@ -1382,11 +1443,21 @@ class Dtls13:
                     self.events.append(tuple.__new__(ApplicationData, (content,)))
                 else:
                     stats.dropped_epoch += 1
-        if old_seen and self._flight_is_final and self._flight:
+        if (
+            old_seen
+            and self._flight_is_final
+            and self._flight
+            and now - self._last_transmit >= self.initial_timeout / 4
+        ):
             # the server repeats its flight: our final flight was lost
             self.stats.retransmissions += 1
             self._transmit(now)
-        if self._ack_now or (old_seen and self.state == _CONNECTED):
+        if self._ack_now:
+            self._send_ack()
+        elif old_seen and self.state == _CONNECTED:
+            # the peer resent a flight we already acknowledged: our ACK was lost, and
+            # the peer's timer alone drives these rounds; two copies of the tiny ACK
+            self._send_ack()
             self._send_ack()
         elif old_seen and self._flight and now - self._last_transmit >= self.initial_timeout / 4:
             # the peer repeats a flight we answered: our answer was lost
