@@ -390,6 +390,18 @@ _STATE_NAMES = {
 }
 
 
+def _union(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Overlapping or touching [start, stop) ranges merged, in order."""
+    merged: list[tuple[int, int]] = []
+    for start, stop in sorted(ranges):
+        if merged and start <= merged[-1][1]:
+            if stop > merged[-1][1]:
+                merged[-1] = (merged[-1][0], stop)
+        else:
+            merged.append((start, stop))
+    return merged
+
+
 def _fail(message: str, alert: AlertDescription) -> HandshakeFailure:
     return HandshakeFailure(message, alert)
 
@@ -1336,6 +1348,9 @@ class Dtls13:
                         if not out.done:
                             lost.setdefault(out, []).append((start, stop))
             if lost:
+                # one range may have been lost in several rounds: resend it once
+                for out, ranges in lost.items():
+                    lost[out] = _union(ranges)
                 self.stats.retransmissions += 1
                 self._transmit(self.now, lost)
                 self._rtx_at = self.now + self._timeout
@@ -1463,8 +1478,13 @@ class Dtls13:
             # the peer repeats a flight we answered: our answer was lost
             self.stats.retransmissions += 1
             self._transmit(now)
-        elif handshake_seen and self._to_ack and self._ack_at is None and self.state != _CONNECTED:
-            self._ack_at = now + self.initial_timeout / 4
+        elif handshake_seen and self._to_ack and self.state != _CONNECTED:
+            if self.reassembler.has_gap and self.state != _S_WAIT_CH:
+                # a later message is here and an earlier one is not: tell the peer now
+                # what arrived, so that it resends only the gap (RFC 9147 7.1)
+                self._send_ack()
+            elif self._ack_at is None:
+                self._ack_at = now + self.initial_timeout / 4
 
     def _on_handshake_record(
         self, payload: bytes, epoch: int, seq: int, records: list[Any], index: int
