@@ -1349,8 +1349,8 @@ class Dtls13:
                             lost.setdefault(out, []).append((start, stop))
             if lost:
                 # one range may have been lost in several rounds: resend it once
-                for out, ranges in lost.items():
-                    lost[out] = _union(ranges)
+                for lost_out, lost_ranges in lost.items():
+                    lost[lost_out] = _union(lost_ranges)
                 self.stats.retransmissions += 1
                 self._transmit(self.now, lost)
                 self._rtx_at = self.now + self._timeout
