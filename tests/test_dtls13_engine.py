@@ -12,6 +12,7 @@ certificate over a transcript hashed here, and both Finished are recomputed here
 from __future__ import annotations
 
 import hashlib
+import random
 import sys
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,7 @@ from webrtc_secure.dtls.records13 import (
     split_datagram,
 )
 from webrtc_secure.dtls.suites13 import SUITES13, CipherSuite13
-from webrtc_secure.errors import AlertReceived, FingerprintMismatch, HandshakeFailure
+from webrtc_secure.errors import AlertReceived, DtlsError, FingerprintMismatch, HandshakeFailure
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
@@ -698,3 +699,78 @@ def test_seeded_lossy_pair_keeps_data_flowing() -> None:
     run(client, server, Link(loss=0.3, reorder=0.3, duplicate=0.1, seed=3))
     assert_connected_13(client, server)
     exchange(client, server)
+
+
+# --- hostile input ------------------------------------------------------------------------
+
+
+def _recorded_handshake() -> tuple[list[bytes], list[bytes]]:
+    client, server = pair()
+    tap = Tap(client, server)
+    tap.run()
+    assert client.is_connected and server.is_connected
+    return tap.sent["c2s"], tap.sent["s2c"]
+
+
+_RECORDED: list[tuple[list[bytes], list[bytes]]] = []
+
+
+def _mutate(rng: random.Random, datagram: bytes) -> bytes:
+    data = bytearray(datagram)
+    for _ in range(rng.randint(1, 4)):
+        choice = rng.random()
+        if data and choice < 0.5:
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        elif data and choice < 0.7:
+            del data[rng.randrange(len(data)) :]
+        elif choice < 0.85:
+            data += bytes(rng.randrange(256) for _ in range(rng.randint(1, 40)))
+        else:
+            at = rng.randrange(len(data) + 1)
+            data[at:at] = datagram[: rng.randint(1, 64)]
+    return bytes(data)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_mutated_datagrams_never_crash_either_side(seed: int) -> None:
+    """A fresh handshake with hostile datagrams injected at one point (a mutation of
+    a datagram of that step or of a recorded handshake: hellos, encrypted flights,
+    ACKs, replays): each is dropped and counted, or fails the handshake with a typed
+    error; nothing else escapes receive_datagram, and a dropped one leaves the
+    handshake able to complete."""
+    if not _RECORDED:
+        _RECORDED.append(_recorded_handshake())
+    c2s, s2c = _RECORDED[0]
+    rng = random.Random(seed)
+    inject_at = rng.randrange(5)
+    client, server = pair()
+    client.connect(0.0)
+    server.connect(0.0)
+    now = 0.0
+    for step in range(6000):  # 60 s: a led-astray handshake times out
+        now += 0.01
+        for sender, receiver, recorded in ((client, server, c2s), (server, client, s2c)):
+            genuine = sender.datagrams_to_send(now)
+            if step == inject_at:
+                pool = genuine + recorded
+                for _ in range(8):
+                    receiver.receive_datagram(_mutate(rng, rng.choice(pool)), now)
+                receiver.receive_datagram(rng.choice(recorded), now)  # replayed whole
+            for datagram in genuine:
+                receiver.receive_datagram(datagram, now)
+        for conn in (client, server):
+            timer = conn.get_timer()
+            if timer is not None and timer <= now:
+                conn.handle_timer(now)
+        if client.is_connected and server.is_connected:
+            break
+        if State.FAILED in (client.state, server.state):
+            break
+    for conn in (client, server):
+        if conn.state is State.FAILED:
+            # a typed error: an alert sent or received, or the timeout of a handshake
+            # that a forged (unauthenticated) hello led astray
+            assert isinstance(conn.error, DtlsError), conn.error
+    if State.FAILED not in (client.state, server.state):
+        assert client.is_connected and server.is_connected
+        exchange(client, server)

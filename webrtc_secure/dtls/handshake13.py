@@ -711,7 +711,10 @@ class Dtls13:
             self._set_hash(suite)
         self._absorb(_T.SERVER_HELLO, body)
         self._derive_handshake(shared)
-        self._flight_acked_implicitly()
+        # The ServerHello is not authenticated: our hello stays on its timer until
+        # the first message protected with the keys it gave arrives (a forged one
+        # would otherwise leave us waiting for an EncryptedExtensions that no record
+        # of the real server can ever decrypt to, with no timer running)
         self.state = _C_WAIT_EE
 
     def _on_hello_retry_request(
@@ -748,6 +751,7 @@ class Dtls13:
         self._send_flight([(int(_T.CLIENT_HELLO), body2)])
 
     def _on_encrypted_extensions(self, message: Message) -> None:
+        self._flight_acked_implicitly()
         ee = EncryptedExtensions.parse(message.body)
         offered_srtp = bool(self.config.srtp_profiles)
         for ext in ee.extensions:
