@@ -1,4 +1,11 @@
-"""DtlsConnection: the sans-I/O DTLS 1.2 engine (RFC 6347).
+"""DtlsConnection: the sans-I/O DTLS engine, DTLS 1.3 (RFC 9147, handshake13.py) and
+DTLS 1.2 (RFC 6347, this module and handshake.py) behind one face.
+
+The version is settled by the first hello (RFC 8446 4.2.1): a client with 1.3
+enabled lets the 1.3 engine send a hello that offers both and falls back to the 1.2
+path here if the server answers 1.2 (checking the downgrade sentinel); a server
+reads the first hello on the 1.2 path and hands it to the 1.3 engine when it offers
+1.3, else answers 1.2 with the sentinel in its random.
 
 It never touches a socket or a clock: the owner feeds datagrams and the current time
 in, takes datagrams, events and the next deadline out::
@@ -290,7 +297,8 @@ def peer_authentication(
 
 
 class DtlsConnection:
-    """One DTLS 1.2 association with one peer, as client or server.
+    """One DTLS association (1.3 or 1.2, see ``dtls_versions``) with one peer, as
+    client or server.
 
     The peer is authenticated by its certificate's fingerprint: ``remote_fingerprints``
     (from the remote ``a=fingerprint``), a ``verify_peer(der) -> bool`` callback, or

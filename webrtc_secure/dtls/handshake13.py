@@ -1503,7 +1503,14 @@ class Dtls13:
         # recorded first: a handler that answers with a flight clears the list. A
         # server keeps nothing of a hello it has not accepted (a stateless HRR may
         # follow), so it acknowledges none: the client must keep resending it
-        if self.state != _S_WAIT_CH:
+        # During the handshake a record holding only messages we already processed
+        # is the peer repeating a flight we answered: our answer covers it, an ACK
+        # would be one more datagram for nothing. Once connected such a record is
+        # the peer's final flight or KeyUpdate again, and its ACK was lost.
+        state = self.state
+        if state != _S_WAIT_CH and (
+            state == _CONNECTED or any(f[2] >= reassembler.next_seq for f in fragments)
+        ):
             self._to_ack.append(RecordNumber(epoch, seq))
         for msg_type, length, message_seq, offset, body in fragments:
             hello_wait = self.state == _S_WAIT_CH and msg_type == _T.CLIENT_HELLO
