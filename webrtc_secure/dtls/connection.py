@@ -915,17 +915,21 @@ class DtlsConnection:
         """One call into the 1.3 engine, its outcomes mapped onto the connection."""
         try:
             step(now)
-        except PeerClosed:
+        except (PeerClosed, DtlsError) as exc:
+            self._engine_stopped(exc)
+
+    def _engine_stopped(self, exc: PeerClosed | DtlsError) -> None:
+        if isinstance(exc, PeerClosed):
             logger.info("peer sent close_notify")
             if self.state is _CONNECTED:
                 self._send_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
             self._finish(State.CLOSED, None, by_peer=True)
-        except AlertReceived as exc:
+        elif isinstance(exc, AlertReceived):
             logger.warning("peer sent %s", exc)
             self._finish(State.FAILED, exc, by_peer=True)
-        except HandshakeTimeout as exc:
+        elif isinstance(exc, HandshakeTimeout):
             self._fail(exc, send_alert=False)
-        except DtlsError as exc:
+        else:
             self._fail(exc)
 
     def _receive13(self, data: bytes, now: float) -> None:
@@ -936,9 +940,11 @@ class DtlsConnection:
                 return
             self._start(now)
         try:
-            self._run13(lambda t: engine.receive_datagram(data, t), now)
+            engine.receive_datagram(data, now)
         except Fallback as fallback:
             self._fall_back_to_1_2(fallback, now)
+        except (PeerClosed, DtlsError) as exc:
+            self._engine_stopped(exc)
 
     def _fall_back_to_1_2(self, fallback: Fallback, now: float) -> None:
         """Client: the server answered our 1.3 + 1.2 hello with DTLS 1.2. The 1.2
