@@ -475,6 +475,12 @@ class Dtls13:
         self._rx_highest = 0
         self._tx_secret = b""
         self._rx_secret = b""
+        self._app_tx_secret = b""
+        self._app_rx_secret = b""
+        self._shared_after_hello = b""
+        #: senders of epochs we moved past whose flight may still need resending
+        #: (the client's epoch-2 final flight once it writes epoch 3)
+        self._old_senders: dict[int, SendEpoch] = {}
         # our flights and what the peer acknowledged
         self.send_seq = 0
         self._flight: list[_Out] = []
@@ -1308,15 +1314,14 @@ class Dtls13:
     def _epoch_sender(self, epoch: int) -> SendEpoch:
         """The sender of an older epoch (epoch 2 for the client's final flight once it
         writes epoch 3): kept so that retransmissions keep their epoch."""
-        senders: dict[int, SendEpoch] = self.__dict__.setdefault("_old_senders", {})
-        sender = senders.get(epoch)
+        sender = self._old_senders.get(epoch)
         if sender is None:
             raise DtlsError(f"no keys to resend epoch {epoch}")
         return sender
 
     def _remember_sender(self) -> None:
         if self._tx is not None:
-            self.__dict__.setdefault("_old_senders", {})[self._tx.epoch] = self._tx
+            self._old_senders[self._tx.epoch] = self._tx
 
     def _on_ack(self, body: bytes) -> None:
         numbers = parse_ack(body)
