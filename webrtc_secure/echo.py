@@ -65,6 +65,7 @@ class EchoReport:
             f"  DTLS handshake in       {1e3 * (s.get('dtls_seconds') or 0):.1f} ms "
             f"({dtls.get('role')}, {dtls.get('flights_sent')} flights, "
             f"{dtls.get('retransmissions')} retransmissions)",
+            f"  DTLS version            {dtls.get('version')} ({dtls.get('group')})",
             f"  cipher suite            {dtls.get('cipher_suite')}",
             f"  SRTP profile            {dtls.get('srtp_profile')}",
             f"  local fingerprint       sha-256 {self.local_fingerprint}",
