@@ -210,3 +210,30 @@ def test_cli_insecure_listener_and_pinning_client_over_loopback() -> None:
             assert client.proc.stdin is not None
             client.proc.stdin.close()
             assert client.proc.wait(timeout=10) == 0
+
+
+@pytest.mark.parametrize(
+    ("client_versions", "protocol", "group"),
+    [((), b"DTLSv1.3", b"X25519MLKEM768"), (("1.2",), b"DTLSv1.2", b"X25519")],
+    ids=["default-1.3", "client-1.2-only"],
+)
+def test_cli_reports_the_negotiated_version_and_group(
+    client_versions: tuple[str, ...], protocol: bytes, group: bytes
+) -> None:
+    """``dtls --dtls-version``: the listener speaks both (the default); a client limited
+    to 1.2 gets 1.2 from it, a default one 1.3 with the hybrid. Both print it."""
+    with _cli("listen", "127.0.0.1:0", "--insecure-skip-fingerprint-check") as server:
+        port = server.wait_for(_PORT).group(1).decode()
+        server_fp = server.wait_for(_LOCAL_FP).group(1).decode()
+        options = [arg for v in client_versions for arg in ("--dtls-version", v)]
+        with _cli(
+            "connect", f"127.0.0.1:{port}", "--fingerprint", f"sha-256:{server_fp}", *options
+        ) as client:
+            client.wait_for(b"protocol " + protocol)
+            client.wait_for(b"group " + group)
+            server.wait_for(b"protocol " + protocol)
+            client.write(b"versioned\n")
+            server.wait_for(b"versioned\n")
+            assert client.proc.stdin is not None
+            client.proc.stdin.close()
+            assert client.proc.wait(timeout=10) == 0
