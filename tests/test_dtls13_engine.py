@@ -774,3 +774,21 @@ def test_mutated_datagrams_never_crash_either_side(seed: int) -> None:
     if State.FAILED not in (client.state, server.state):
         assert client.is_connected and server.is_connected
         exchange(client, server)
+
+
+def test_integrity_limit_ends_the_connection() -> None:
+    client, server = pair()
+    run(client, server)
+    engine = server._v13
+    assert engine is not None
+    receiver = engine._rx[engine.read_epoch]
+    receiver.integrity_limit = 3  # 2^36 for every suite; the same code path
+    client.send(b"genuine")
+    (datagram,) = client.datagrams_to_send(1.0)
+    forged = datagram[:-1] + bytes([datagram[-1] ^ 1])
+    for _ in range(2):
+        server.receive_datagram(forged, 1.0)
+    assert server.is_connected and server.stats.dropped_authentication == 2
+    server.receive_datagram(forged, 1.0)
+    assert server.state is State.FAILED
+    assert isinstance(server.error, DtlsError) and "integrity limit" in str(server.error)

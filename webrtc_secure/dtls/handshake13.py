@@ -1402,6 +1402,7 @@ class Dtls13:
                 except AuthenticationFailed:
                     self.stats.records_received += 1
                     self.stats.dropped_authentication += 1
+                    self._check_integrity_limit(receiver)
                     return
                 except ReplayDetected:
                     self.stats.records_received += 1
@@ -1470,6 +1471,7 @@ class Dtls13:
                     opened = receiver.open_record(record)
                 except AuthenticationFailed:
                     stats.dropped_authentication += 1
+                    self._check_integrity_limit(receiver)
                     continue
                 except ReplayDetected:
                     stats.dropped_replay += 1
@@ -1584,6 +1586,16 @@ class Dtls13:
                 if self.failed:
                     return new, old
         return new, old
+
+    def _check_integrity_limit(self, receiver: ReceiveEpoch) -> None:
+        """RFC 9147 4.5.3: once this many forged records failed under one key, an
+        attacker may be close to a forgery; the connection ends (a KeyUpdate would
+        only move the peer's sending key, and it is the peer who must act)."""
+        if receiver.integrity_exhausted:
+            raise DtlsError(
+                f"{receiver.failures} records failed authentication in epoch "
+                f"{receiver.epoch}: the AEAD integrity limit is reached"
+            )
 
     def _on_alert(self, payload: bytes, epoch: int) -> None:
         try:
