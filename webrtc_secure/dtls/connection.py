@@ -40,6 +40,7 @@ from webrtc_secure.dtls.flights import FlightItem, pack_flight
 from webrtc_secure.dtls.groups import DEFAULT_GROUPS as DEFAULT_GROUPS13
 from webrtc_secure.dtls.groups import Group
 from webrtc_secure.dtls.handshake import (
+    CLIENT_WAIT_SERVER_HELLO,
     ClientHandshake,
     Handshake,
     HandshakeConfig,
@@ -972,7 +973,7 @@ class DtlsConnection:
         hs.transcript = bytearray()
         hs.send_seq = 0
         item = hs.own_body(_CLIENT_HELLO, body)
-        hs.state = 1  # WAIT_SERVER_HELLO
+        hs.state = CLIENT_WAIT_SERVER_HELLO
         self._write_seq[0] = engine.plaintext_sequence
         self._reassembler = engine.reassembler
         self._flight = [item]

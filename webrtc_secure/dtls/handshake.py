@@ -419,6 +419,9 @@ _C_WAIT_CERT_REQUEST_OR_DONE = 4
 _C_WAIT_HELLO_DONE = 5
 _C_WAIT_FINISHED = 6
 _C_DONE = 7
+#: the state a client is in once its hello is out (the DTLS 1.3 engine sent it and
+#: hands over to this machine when the server answers DTLS 1.2)
+CLIENT_WAIT_SERVER_HELLO = _C_WAIT_SERVER_HELLO
 _CLIENT_STATE_NAMES = (
     "START",
     "WAIT_SERVER_HELLO",
