@@ -1,11 +1,12 @@
-"""Coverage-guided fuzz targets (atheris/libFuzzer) for the DTLS 1.3 parsers.
+"""Coverage-guided fuzz targets (atheris/libFuzzer) for DTLS 1.3: its parsers and the
+engine.
 
     python tests/fuzz/target13.py NAME [libFuzzer flags] [CORPUS_DIR ...]
 
-Kept beside target.py until the DTLS 1.3 engine lands; then ``TARGETS13`` joins
-target.py's ``TARGETS`` (and seeds.py gets :func:`seeds13`), so ``make fuzz`` and the
-regression replay cover them. The contract is target.py's: parsers may raise only
-errors from ``webrtc_secure.errors``.
+``make fuzz`` (tests/fuzz/run.py) runs them beside target.py's, seeded from
+:func:`seeds13` (``--write-seeds DIR``); tests/test_dtls13_fuzz_targets.py runs them
+over their seeds and mutations in every test pass. The contract is target.py's:
+parsers may raise only errors from ``webrtc_secure.errors``.
 
 - ``records13``: ``split_datagram`` with and without a connection ID length, then
   every ciphertext record through a ReceiveEpoch of each suite (unmasking, sequence
