@@ -131,10 +131,11 @@ class PeerStats:
     #: octets of the datagrams counted in datagrams_in / datagrams_out
     bytes_in: int = 0
     bytes_out: int = 0
-    #: per SSRC: [packets, octets, header and padding octets beyond the plain 12]
-    #: (counted in send_rtp and _media_received); inbound entries also hold the first packet's SRTP index.
-    #: Inbound SSRCs exist only once a packet authenticated, so the SRTP context's
-    #: max_remote_streams bounds them; outbound ones are what the user sent.
+    #: per SSRC: [packets, octets, header and padding octets beyond the plain 12],
+    #: counted in send_rtp and _media_received; inbound entries also hold the SRTP
+    #: index of their first packet. Inbound SSRCs exist only once a packet
+    #: authenticated, so the SRTP context's max_remote_streams bounds them; outbound
+    #: ones are what the user sent.
     rtp_in_streams: dict[int, list[int]] = field(default_factory=dict)
     rtp_out_streams: dict[int, list[int]] = field(default_factory=dict)
 
@@ -233,6 +234,14 @@ class SecurePeer(AsyncIOEventEmitter):
     When both descriptions have one, the SCTP association starts right after the DTLS
     handshake (``connect()`` does not wait for it); ``datachannel-ready`` fires once it
     is established and channels created earlier open then.
+
+    Statistics: :meth:`get_stats` returns a typed
+    :class:`~webrtc_secure.stats.PeerStatsReport` in the shape of the browser's
+    ``getStats()`` (transport with DTLS state, version, suite, SRTP profile, role and
+    certificate fingerprints; the selected candidate pair with its RTT and bytes; RTP
+    per SSRC each way; data channels) plus ``drops`` by reason from every layer;
+    ``report.to_dict()`` is the W3C camelCase form.
+    :meth:`stats` is the older flat dict, kept for existing code.
     """
 
     def __init__(
@@ -353,7 +362,8 @@ class SecurePeer(AsyncIOEventEmitter):
         return self._dtls.connection.srtp_profile if self._dtls else None
 
     def stats(self) -> dict[str, Any]:
-        """A snapshot of counters: datagrams, drops by reason, media, DTLS and timings."""
+        """The legacy flat view (a dict): datagrams, drops by reason, media, DTLS and
+        timings, data channels and SCTP. :meth:`get_stats` is the typed report."""
         s = self._stats
         dropped = dict(s.dropped)
         if self._ice is not None:
