@@ -813,7 +813,9 @@ async def connect_ice(
     """
     connection.remote_username = remote_ufrag
     connection.remote_password = remote_pwd
-    await add_remote_candidates(connection, remote_candidates, end_of_candidates=end_of_candidates)
+    await add_remote_candidates(
+        connection, remote_candidates, end_of_candidates=end_of_candidates
+    )
     try:
         await connection.connect()
     except ConnectionError as exc:

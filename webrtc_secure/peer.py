@@ -743,8 +743,9 @@ class SecurePeer(AsyncIOEventEmitter):
                         f"candidate for sdpMid {candidate.sdp_mid!r}: the session's mids "
                         f"are {local.mids}"
                     )
-            elif candidate.sdp_mline_index is not None and candidate.sdp_mline_index >= len(
-                local.media
+            elif (
+                candidate.sdp_mline_index is not None
+                and candidate.sdp_mline_index >= len(local.media)
             ):
                 raise SdpError(
                     f"candidate for sdpMLineIndex {candidate.sdp_mline_index}: the session "
@@ -1491,7 +1492,11 @@ MEDIA_KINDS = ("audio", "video")
 
 
 def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
 
 
 def _check_options(
