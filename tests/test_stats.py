@@ -313,3 +313,5 @@ def test_dtls_cipher_names_are_iana_spelling() -> None:
         dtls_cipher_name("ECDHE_RSA_CHACHA20_POLY1305_SHA256")
         == "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256"
     )
+    # DTLS 1.3's suites are named as IANA names them already
+    assert dtls_cipher_name("TLS_AES_128_GCM_SHA256") == "TLS_AES_128_GCM_SHA256"

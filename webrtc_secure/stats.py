@@ -340,7 +340,10 @@ class PeerStatsReport:
 
 def dtls_cipher_name(suite_name: str) -> str:
     """Our suite enum name (``ECDHE_ECDSA_AES_128_GCM_SHA256``) in the IANA spelling
-    ``getStats()`` uses (``TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256``)."""
+    ``getStats()`` uses (``TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256``). A name that is
+    already IANA's (DTLS 1.3's ``TLS_AES_128_GCM_SHA256``) is returned as it is."""
+    if suite_name.startswith("TLS_"):
+        return suite_name
     kex, auth, rest = suite_name.split("_", 2)
     return f"TLS_{kex}_{auth}_WITH_{rest}"
 
