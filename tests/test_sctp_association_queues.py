@@ -485,3 +485,53 @@ def test_overlapping_gap_blocks_cost_one_walk() -> None:
     rq.chunks = Counting(rq.chunks)
     result = rq.on_sack(999, 100000, tuple((1, 1999) for _ in range(256)), 0.1)
     assert result.bytes_acked == 1999 * 20 and walked <= 2100
+
+
+def test_fast_retransmit_happens_once_per_chunk_until_t3() -> None:
+    """RFC 9260 7.2.4 (5): a fast-retransmitted chunk is ineligible for another fast
+    retransmit; SACKs sent before the retransmission arrived keep reporting it
+    missing and must not send it again and again (the interop helper saw one TSN go
+    out 88 times)."""
+    out, rq = Outbox(), _rq()
+    out.push(OutgoingMessage(0, 51, b"q" * 2000))
+    _send_all(out, rq, 0.0)  # TSNs 1000..1019, 1000 lost
+    for end in (1, 2, 3):
+        r = rq.on_sack(999, 100000, ((2, 1 + end),), 0.1)
+    assert r.fast_retransmit
+    [chunk] = rq.retransmission_candidates(fast_only=True)
+    rq.sent(chunk, 0.2)
+    # The SACKs already on their way still miss 1000 and newly ack more TSNs.
+    for end in range(4, 19):
+        r = rq.on_sack(999, 100000, ((2, 1 + end),), 0.21)
+        assert not r.fast_retransmit
+        assert not rq.has_retransmissions
+    assert rq.retransmissions == 1 and rq.fast_retransmits == 1
+    # T3 makes it eligible again: resent by T3, then a new loss episode may fast
+    # retransmit it once more.
+    rq.on_t3_expired(2.0)
+    chunk, last = rq.retransmission_candidates()
+    assert (chunk.tsn, last.tsn) == (1000, 1019)
+    rq.sent(chunk, 2.0)
+    rq.sent(last, 2.0)
+    assert rq.retransmissions == 3
+    out.push(OutgoingMessage(0, 51, b"r" * 300))
+    assert _send_all(out, rq, 2.0) == [1020, 1021, 1022]
+    for end in (20, 21, 22):
+        r = rq.on_sack(999, 100000, ((2, end),), 2.1)
+    assert r.fast_retransmit
+    assert [c.tsn for c in rq.retransmission_candidates(fast_only=True)] == [1000]
+
+
+def test_miss_indications_follow_the_highest_newly_acked_tsn() -> None:
+    """7.2.4 HTNA: a SACK that newly acks nothing adds no miss indication, and only
+    TSNs below the highest newly acked one count a miss."""
+    out, rq = Outbox(), _rq()
+    out.push(OutgoingMessage(0, 51, b"q" * 1000))
+    _send_all(out, rq, 0.0)  # TSNs 1000..1009
+    rq.on_sack(999, 100000, ((3, 3),), 0.1)  # 1002 acked: 1000, 1001 miss once
+    for _ in range(5):  # repeats: nothing newly acked
+        assert not rq.on_sack(999, 100000, ((3, 3),), 0.1).fast_retransmit
+    rq.on_sack(999, 100000, ((3, 4),), 0.1)
+    r = rq.on_sack(999, 100000, ((3, 5),), 0.1)
+    assert r.fast_retransmit
+    assert [c.tsn for c in rq.retransmission_candidates(fast_only=True)] == [1000, 1001]

@@ -71,6 +71,8 @@ class SentChunk:
     in_flight: bool = False
     retransmit: bool = False  # marked for retransmission
     fast: bool = False  # marked by fast retransmit (sent once regardless of cwnd)
+    # 7.2.4 (5): fast-retransmitted once; no further fast retransmit until T3 expires
+    fast_retransmitted: bool = False
     misses: int = 0
     size: int = 0  # octets it takes in a packet: cwnd, flight size and rwnd count these
 
@@ -394,6 +396,8 @@ class RetransmitQueue:
             self.retransmissions += 1
         chunk.transmissions += 1
         if chunk.retransmit:
+            if chunk.fast:
+                chunk.fast_retransmitted = True
             chunk.retransmit = False
             chunk.fast = False
             self._pending_retransmit -= 1
@@ -485,12 +489,24 @@ class RetransmitQueue:
         ):
             outcome.rtt = now - rtt_chunk.first_sent
             self.rto.observe(outcome.rtt)
-        # Miss indications (7.2.4) for chunks below the highest newly acked TSN.
-        if highest_newly_acked > cum:
+        # Miss indications (7.2.4, HTNA): only for chunks below the highest TSN this
+        # SACK newly acknowledged; in fast recovery, a SACK that advances the
+        # cumulative ack counts one for every TSN it reports missing. A chunk already
+        # fast-retransmitted collects none: the SACKs sent before its retransmission
+        # arrived would otherwise mark it again and again (until T3 it is resent once).
+        miss_below = highest_newly_acked
+        if self.cc.in_fast_recovery and outcome.cumulative_advanced and valid:
+            miss_below = max(miss_below, cum + max(end for _, end in valid))
+        if miss_below > cum:
             for tsn, chunk in self.chunks.items():
-                if tsn >= highest_newly_acked:
+                if tsn >= miss_below:
                     break
-                if chunk.acked or chunk.abandoned or not chunk.in_flight:
+                if (
+                    chunk.acked
+                    or chunk.abandoned
+                    or not chunk.in_flight
+                    or chunk.fast_retransmitted
+                ):
                     continue
                 chunk.misses += 1
                 if chunk.misses == 3 and self._mark(chunk, now, fast=True):
@@ -580,6 +596,8 @@ class RetransmitQueue:
             if chunk.in_flight or chunk.retransmit:
                 self._mark(chunk, now, fast=False)
                 chunk.fast = False
+            chunk.fast_retransmitted = False
+            chunk.misses = 0
         self._advance_ack_point()
 
     def expire(self, now: float) -> None:
