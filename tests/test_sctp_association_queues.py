@@ -348,9 +348,26 @@ def test_pr_sctp_lifetime_abandons_outstanding_chunks() -> None:
     out, rq = Outbox(), _rq()
     out.push(OutgoingMessage(2, 51, b"x" * 10, ordered=False, expires_at=0.5))
     _send_all(out, rq, 0.0)
+    assert rq.timed_outstanding == 1
     rq.expire(0.6)
     assert rq.forward_tsn(interleaving=True) == (1000, ((2, True, 0),))
     assert rq.forward_tsn(interleaving=False) == (1000, ())
+    # Until the peer's cumulative ack passes it, the chunk still counts.
+    assert rq.timed_outstanding == 1
+    rq.on_sack(1000, 100000, (), 0.7)
+    assert rq.timed_outstanding == 0 and rq.outstanding == 0
+
+
+def test_reliable_chunks_do_not_count_as_timed() -> None:
+    out, rq = Outbox(), _rq()
+    out.push(OutgoingMessage(0, 51, b"x" * 300))
+    out.push(OutgoingMessage(0, 51, b"y" * 150, expires_at=5.0))
+    _send_all(out, rq, 0.0)  # 1000..1002 reliable, 1003..1004 timed
+    assert rq.timed_outstanding == 2
+    rq.on_sack(1003, 100000, (), 0.1)
+    assert rq.timed_outstanding == 1
+    rq.on_sack(1004, 100000, (), 0.1)
+    assert rq.timed_outstanding == 0
 
 
 def test_zero_window_allows_one_probe() -> None:

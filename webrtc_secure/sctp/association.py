@@ -1396,9 +1396,7 @@ class Association:
         for stream_id in self._outbox.low:
             self._emit(BufferedAmountLow(stream_id))
         self._outbox.low.clear()
-        if self.state in _DATA_STATES and any(
-            c.message.expires_at is not None for c in rq.chunks.values()
-        ):
+        if self.state in _DATA_STATES and rq.timed_outstanding:
             rq.expire(now)
             self._after_abandonment()
             if rq.forward_tsn_needed:

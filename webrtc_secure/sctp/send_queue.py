@@ -312,6 +312,9 @@ class RetransmitQueue:
         self.cumulative_unwrapped = self.next_unwrapped - 1  # the peer's cum ack
         self.advanced_unwrapped = self.cumulative_unwrapped  # Advanced.Peer.Ack.Point
         self.chunks: dict[int, SentChunk] = {}  # unwrapped TSN -> chunk, ascending
+        # How many of ``chunks`` belong to a message with a lifetime: the owner checks
+        # for expiry only when some do (a scan per send cost a third of the time).
+        self.timed_outstanding = 0
         self.flight_size = 0
         self.peer_rwnd = peer_rwnd
         self.cc = CongestionControl(mtu=mtu, ssthresh=max(peer_rwnd, 4 * mtu))
@@ -385,6 +388,8 @@ class RetransmitQueue:
         self.next_unwrapped += 1
         self.chunks[chunk.unwrapped] = chunk
         fragment.message.chunks.append(chunk)
+        if fragment.message.expires_at is not None:
+            self.timed_outstanding += 1
         return chunk
 
     def sent(self, chunk: SentChunk, now: float) -> None:
@@ -445,6 +450,8 @@ class RetransmitQueue:
             chunk = self.chunks.pop(tsn, None)
             if chunk is None:
                 continue
+            if chunk.message.expires_at is not None:
+                self.timed_outstanding -= 1
             if not chunk.acked and not chunk.abandoned:
                 outcome.bytes_acked += chunk.size
                 highest_newly_acked = tsn
