@@ -126,6 +126,40 @@ def test_ordered_messages_wait_for_their_turn_unordered_do_not() -> None:
     assert q.buffered == 0
 
 
+@pytest.mark.parametrize("interleaving", [False, True], ids=["data", "idata"])
+@pytest.mark.parametrize("order", ["in_order", "reversed"])
+def test_refused_ordered_message_does_not_stall_its_stream(
+    interleaving: bool, order: str
+) -> None:
+    """A message over max_message_size is refused (counted), but its sequence number
+    is used up: the messages after it on the same ordered stream are delivered, and
+    every fragment of it is still acknowledged (no retransmission storm)."""
+    q = ReceiveQueue(1, interleaving=interleaving, max_message_size=10)
+    big = [
+        _frag(1 + i, b"x" * 4, seq=0, b=i == 0, e=i == 3, fsn=i) for i in range(4)
+    ]  # 16 octets in 4 fragments, SSN / MID 0
+    after = _frag(5, b"after", seq=1)
+    frags = [*big, after] if order == "in_order" else [after, *reversed(big)]
+    for frag in frags:
+        assert q.receive(frag) is Verdict.ACCEPTED
+    assert [m.data for m in q.pop_messages()] == [b"after"]
+    assert q.dropped_messages == 1
+    assert q.cumulative_tsn == 5 and not q.tracker.has_gaps
+    assert q.buffered == 0 and q.stored == 0
+    q.receive(_frag(6, b"next", seq=2))
+    assert [m.data for m in q.pop_messages()] == [b"next"]
+
+
+def test_refused_unordered_idata_message_leaves_nothing_behind() -> None:
+    q = ReceiveQueue(1, interleaving=True, max_message_size=10)
+    for i in (0, 1, 3, 2):  # out of order: the refusal comes before the end
+        frag = _frag(1 + i, b"x" * 4, seq=7, b=i == 0, e=i == 3, fsn=i, u=True)
+        assert q.receive(frag) is Verdict.ACCEPTED
+    assert q.pop_messages() == [] and q.dropped_messages == 1
+    assert q.buffered == 0 and q.stored == 0
+    assert q.cumulative_tsn == 4
+
+
 def test_interleaved_fragments_of_two_streams() -> None:
     q = ReceiveQueue(1, interleaving=True)
     q.receive(_frag(1, b"A1", sid=1, seq=0, b=True, e=False, ppid=53))

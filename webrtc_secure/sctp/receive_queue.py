@@ -170,6 +170,10 @@ class _Partial:
     ppid: int = 0
     last_fsn: int | None = None
     size: int = 0
+    # Refused (over max_message_size): its data is dropped, but its remaining
+    # fragments are still accepted (acknowledged) and counted until all are in.
+    refused: bool = False
+    count: int = 0
 
 
 @dataclass
@@ -177,7 +181,9 @@ class _Stream:
     """Ordered delivery state of one inbound stream."""
 
     next_seq: int = 0
-    waiting: dict[int, Message] = field(default_factory=dict)
+    # Messages that arrived ahead of next_seq; None stands for a refused message
+    # whose sequence number must still be passed.
+    waiting: dict[int, Message | None] = field(default_factory=dict)
 
 
 class ReceiveQueue:
@@ -311,14 +317,17 @@ class ReceiveQueue:
 
     def _add_interleaved(self, fragment: InboundFragment) -> bool:
         key = (fragment.stream_id, fragment.unordered, fragment.seq)
+        fsn = 0 if fragment.beginning else fragment.fsn
+        partial = self._partials.get(key)
+        if partial is not None and partial.refused:
+            self._refused_fragment(key, partial, fragment.ending, fsn)
+            return True
         if not fragment.unordered:
             stream = self._streams.get((fragment.stream_id, False))
             if stream is not None and diff32(fragment.seq, stream.next_seq) < 0:
                 return False  # a message already delivered or skipped
-        partial = self._partials.get(key)
         if partial is None:
             partial = _Partial()
-        fsn = 0 if fragment.beginning else fragment.fsn
         if fsn in partial.fragments:
             return False  # the same fragment under another TSN: refuse it
         if fragment.ending:
@@ -337,8 +346,7 @@ class ReceiveQueue:
         self.stored += 1
         if partial.last_fsn is None or len(partial.fragments) != partial.last_fsn + 1:
             if partial.size > self.max_message_size:
-                self._drop_partial(key)
-                self.dropped_messages += 1
+                self._refuse_partial(key, partial)
             return True
         del self._partials[key]
         self.buffered -= partial.size
@@ -347,16 +355,49 @@ class ReceiveQueue:
         self._complete(fragment.stream_id, fragment.unordered, fragment.seq, partial.ppid, data)
         return True
 
+    def _refuse_partial(self, key: tuple[int, bool, int], partial: _Partial) -> None:
+        """Too large: free its data, keep a marker (one stored entry) that takes the
+        rest of its fragments, and pass its sequence number on an ordered stream."""
+        self.dropped_messages += 1
+        self.buffered -= partial.size
+        self.stored -= len(partial.fragments) - 1
+        partial.count = len(partial.fragments)
+        partial.fragments.clear()
+        partial.size = 0
+        partial.refused = True
+        stream_id, unordered, seq = key
+        if not unordered:
+            self._pass_refused(stream_id, seq)
+        self._refused_fragment(key, partial, False, -1, counted=True)
+
+    def _refused_fragment(
+        self,
+        key: tuple[int, bool, int],
+        partial: _Partial,
+        ending: bool,
+        fsn: int,
+        *,
+        counted: bool = False,
+    ) -> None:
+        if not counted:
+            partial.count += 1
+            if ending:
+                partial.last_fsn = fsn
+        if partial.last_fsn is not None and partial.count > partial.last_fsn:
+            self._drop_partial(key)  # every fragment is in: forget the marker
+
     def _drop_partial(self, key: tuple[int, bool, int]) -> None:
         partial = self._partials.pop(key)
         self.buffered -= partial.size
-        self.stored -= len(partial.fragments)
+        self.stored -= 1 if partial.refused else len(partial.fragments)
 
     # --- ordered delivery ----------------------------------------------------------
 
     def _complete(self, stream_id: int, unordered: bool, seq: int, ppid: int, data: bytes) -> None:
         if len(data) > self.max_message_size:
             self.dropped_messages += 1
+            if not unordered:
+                self._pass_refused(stream_id, seq)
             return
         message = Message(stream_id, ppid, data)
         if unordered:
@@ -378,11 +419,30 @@ class ReceiveQueue:
         stream.next_seq = self._seq_add(seq, 1)
         self._drain(stream)
 
+    def _pass_refused(self, stream_id: int, seq: int) -> None:
+        """A refused ordered message still uses up its sequence number, or every later
+        message on its stream would wait for it forever."""
+        stream = self._streams.get((stream_id, False))
+        if stream is None:
+            stream = self._streams[(stream_id, False)] = _Stream()
+        distance = self._seq_diff(seq, stream.next_seq)
+        if distance < 0 or seq in stream.waiting:
+            return
+        if distance > 0:
+            stream.waiting[seq] = None
+            self.stored += 1
+            return
+        stream.next_seq = self._seq_add(seq, 1)
+        self._drain(stream)
+
     def _drain(self, stream: _Stream) -> None:
-        while (message := stream.waiting.pop(stream.next_seq, None)) is not None:
-            self.buffered -= len(message.data)
+        waiting = stream.waiting
+        while stream.next_seq in waiting:
+            message = waiting.pop(stream.next_seq)
             self.stored -= 1
-            self._ready.append(message)
+            if message is not None:
+                self.buffered -= len(message.data)
+                self._ready.append(message)
             stream.next_seq = self._seq_add(stream.next_seq, 1)
 
     def _seq_diff(self, a: int, b: int) -> int:
@@ -427,9 +487,10 @@ class ReceiveQueue:
                 key=lambda s: self._seq_diff(s, stream.next_seq),
             ):
                 message = stream.waiting.pop(waiting_seq)
-                self.buffered -= len(message.data)
                 self.stored -= 1
-                self._ready.append(message)
+                if message is not None:
+                    self.buffered -= len(message.data)
+                    self._ready.append(message)
             stream.next_seq = self._seq_add(seq, 1)
             self._drain(stream)
         return True
@@ -455,8 +516,9 @@ class ReceiveQueue:
             stream = self._streams.pop(key, None)
             if stream is not None:
                 for message in stream.waiting.values():
-                    self.buffered -= len(message.data)
                     self.stored -= 1
+                    if message is not None:
+                        self.buffered -= len(message.data)
         if self.interleaving:
             wanted = set(stream_ids)
             for partial_key in [k for k in self._partials if not wanted or k[0] in wanted]:
