@@ -586,3 +586,19 @@ def test_miss_indications_follow_the_highest_newly_acked_tsn() -> None:
     r = rq.on_sack(999, 100000, ((3, 5),), 0.1)
     assert r.fast_retransmit
     assert [c.tsn for c in rq.retransmission_candidates(fast_only=True)] == [1000, 1001]
+
+
+def test_idle_streams_hold_no_containers() -> None:
+    """One stream per open channel on each side: an idle one keeps no empty deque or
+    dict (an empty deque was ~600 of an outbound stream's ~760 bytes)."""
+    out = Outbox()
+    out.push(OutgoingMessage(3, 51, b"m" * 10))
+    assert out.next_fragment(100, 0.0) is not None
+    stream = out._streams[3]
+    assert stream.queue is None and not hasattr(stream, "__dict__")
+    q = ReceiveQueue(1)
+    q.receive(_frag(2, b"second", sid=3, seq=1))
+    q.receive(_frag(1, b"first", sid=3, seq=0))
+    assert [m.data for m in q.pop_messages()] == [b"first", b"second"]
+    inbound = q._streams[3]
+    assert inbound.waiting is None and not hasattr(inbound, "__dict__")

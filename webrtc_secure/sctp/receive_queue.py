@@ -176,14 +176,14 @@ class _Partial:
     count: int = 0
 
 
-@dataclass
+@dataclass(eq=False, slots=True)
 class _Stream:
-    """Ordered delivery state of one inbound stream."""
+    """Ordered delivery state of one inbound stream (small: one per open channel)."""
 
     next_seq: int = 0
     # Messages that arrived ahead of next_seq; None stands for a refused message
-    # whose sequence number must still be passed.
-    waiting: dict[int, Message | None] = field(default_factory=dict)
+    # whose sequence number must still be passed. Created when first needed.
+    waiting: dict[int, Message | None] | None = None
 
 
 class ReceiveQueue:
@@ -208,7 +208,7 @@ class ReceiveQueue:
         self.stored = 0  # fragments and waiting messages held
         self.dropped_messages = 0  # reassembled but refused (too large, inconsistent)
         self._ready: list[Message] = []
-        self._streams: dict[tuple[int, bool], _Stream] = {}
+        self._streams: dict[int, _Stream] = {}  # ordered streams only, by stream id
         # Non-interleaved reassembly, keyed by unwrapped TSN.
         self._fragments: dict[int, InboundFragment] = {}
         self._sorted: list[int] = []
@@ -323,7 +323,7 @@ class ReceiveQueue:
             self._refused_fragment(key, partial, fragment.ending, fsn)
             return True
         if not fragment.unordered:
-            stream = self._streams.get((fragment.stream_id, False))
+            stream = self._streams.get(fragment.stream_id)
             if stream is not None and diff32(fragment.seq, stream.next_seq) < 0:
                 return False  # a message already delivered or skipped
         if partial is None:
@@ -403,15 +403,18 @@ class ReceiveQueue:
         if unordered:
             self._ready.append(message)
             return
-        stream = self._streams.get((stream_id, False))
+        stream = self._streams.get(stream_id)
         if stream is None:
-            stream = self._streams[(stream_id, False)] = _Stream()
+            stream = self._streams[stream_id] = _Stream()
         distance = self._seq_diff(seq, stream.next_seq)
-        if distance < 0 or seq in stream.waiting:
+        waiting = stream.waiting
+        if distance < 0 or (waiting is not None and seq in waiting):
             self.dropped_messages += 1  # already delivered or skipped
             return
         if distance > 0:
-            stream.waiting[seq] = message
+            if waiting is None:
+                waiting = stream.waiting = {}
+            waiting[seq] = message
             self.buffered += len(data)
             self.stored += 1
             return
@@ -422,14 +425,17 @@ class ReceiveQueue:
     def _pass_refused(self, stream_id: int, seq: int) -> None:
         """A refused ordered message still uses up its sequence number, or every later
         message on its stream would wait for it forever."""
-        stream = self._streams.get((stream_id, False))
+        stream = self._streams.get(stream_id)
         if stream is None:
-            stream = self._streams[(stream_id, False)] = _Stream()
+            stream = self._streams[stream_id] = _Stream()
         distance = self._seq_diff(seq, stream.next_seq)
-        if distance < 0 or seq in stream.waiting:
+        waiting = stream.waiting
+        if distance < 0 or (waiting is not None and seq in waiting):
             return
         if distance > 0:
-            stream.waiting[seq] = None
+            if waiting is None:
+                waiting = stream.waiting = {}
+            waiting[seq] = None
             self.stored += 1
             return
         stream.next_seq = self._seq_add(seq, 1)
@@ -437,6 +443,8 @@ class ReceiveQueue:
 
     def _drain(self, stream: _Stream) -> None:
         waiting = stream.waiting
+        if waiting is None:
+            return
         while stream.next_seq in waiting:
             message = waiting.pop(stream.next_seq)
             self.stored -= 1
@@ -444,6 +452,8 @@ class ReceiveQueue:
                 self.buffered -= len(message.data)
                 self._ready.append(message)
             stream.next_seq = self._seq_add(stream.next_seq, 1)
+        if not waiting:
+            stream.waiting = None
 
     def _seq_diff(self, a: int, b: int) -> int:
         return diff32(a, b) if self.interleaving else diff16(a, b)
@@ -476,17 +486,19 @@ class ReceiveQueue:
                     self._drop_partial(key)
             if unordered:
                 continue
-            stream = self._streams.get((stream_id, False))
+            stream = self._streams.get(stream_id)
             if stream is None:
-                stream = self._streams[(stream_id, False)] = _Stream()
+                stream = self._streams[stream_id] = _Stream()
             if self._seq_diff(seq, stream.next_seq) < 0:
                 continue  # already past it
             # Deliver what completed before the skipped message, then move past it.
+            waiting = stream.waiting or {}
+            next_seq = stream.next_seq
             for waiting_seq in sorted(
-                (s for s in stream.waiting if self._seq_diff(s, seq) <= 0),
-                key=lambda s: self._seq_diff(s, stream.next_seq),
+                (s for s in waiting if self._seq_diff(s, seq) <= 0),
+                key=lambda s: self._seq_diff(s, next_seq),
             ):
-                message = stream.waiting.pop(waiting_seq)
+                message = waiting.pop(waiting_seq)
                 self.stored -= 1
                 if message is not None:
                     self.buffered -= len(message.data)
@@ -511,11 +523,11 @@ class ReceiveQueue:
     def reset_streams(self, stream_ids: tuple[int, ...]) -> None:
         """The peer reset these outgoing streams (all when empty): sequence numbers
         restart at 0. Called once every TSN before the reset was received."""
-        keys = list(self._streams) if not stream_ids else [(s, False) for s in stream_ids]
+        keys = list(self._streams) if not stream_ids else list(stream_ids)
         for key in keys:
             stream = self._streams.pop(key, None)
             if stream is not None:
-                for message in stream.waiting.values():
+                for message in (stream.waiting or {}).values():
                     self.stored -= 1
                     if message is not None:
                         self.buffered -= len(message.data)
