@@ -343,3 +343,30 @@ def test_passive_side_sends_what_it_queued_before_the_handshake() -> None:
     assert pair.connect()  # only a sends INIT
     assert pair.run_until(lambda: len(pair.messages("a")) == 1)
     assert pair.messages("a")[0].data == b"queued on the side that never called connect"
+
+
+def test_max_burst_limits_new_data_between_sacks() -> None:
+    """RFC 9260 6.1 D / 7.2.4: at most Max.Burst packets of new data go out per SACK,
+    however large cwnd is and however often the owner asks (the asyncio transport
+    flushes after every send): a whole cwnd at once overflows the peer's socket."""
+    pair = make_pair(21, a=config(1, max_burst=4), b=config(2))
+    assert pair.connect()
+    rq = pair.a._retransmit
+    assert rq is not None
+    rq.cc.cwnd = 1 << 20
+    sent: list[bytes] = []
+    for _ in range(100):
+        pair.a.send(1, 51, b"m" * 1100, pair.now)
+        sent += pair.a.datagrams_to_send(pair.now)
+    data = [d for d in sent if "IDataChunk" in chunk_types([("a", d)])]
+    assert len(data) == 4
+    # The peer's SACK (for 2 packets) opens the next burst, not the whole window.
+    for datagram in data[:2]:
+        pair.b.receive_datagram(datagram, pair.now)
+    for sack in pair.b.datagrams_to_send(pair.now):
+        pair.a.receive_datagram(sack, pair.now)
+    more = pair.a.datagrams_to_send(pair.now)
+    assert len([d for d in more if "IDataChunk" in chunk_types([("a", d)])]) == 4
+    # Everything still arrives.
+    assert pair.run_until(lambda: len(pair.messages("b")) == 100)
+    assert healthy(pair.a) and healthy(pair.b)

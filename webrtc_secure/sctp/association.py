@@ -216,6 +216,8 @@ class AssociationConfig:
     max_retransmits: int = 10
     heartbeat_interval: float | None = 30.0
     delayed_ack: float = 0.2
+    #: RFC 9260 6.1 D: packets of new data (and T3 retransmissions) sent per SACK
+    max_burst: int = 4
     interleaving: bool = True
     zero_checksum: bool = True
     cookie_lifetime: float = 60.0
@@ -241,6 +243,8 @@ class AssociationConfig:
             raise ValueError("heartbeat_interval must be positive (None disables)")
         if not 0 < self.delayed_ack <= 0.5:
             raise ValueError("delayed_ack must be in (0, 0.5] (RFC 9260 6.2)")
+        if self.max_burst < 1:
+            raise ValueError("max_burst must be at least 1")
         if self.cookie_lifetime <= 0:
             raise ValueError("cookie_lifetime must be positive")
 
@@ -325,6 +329,10 @@ class Association:
         self._sack_now = False
         self._ack_deadline: float | None = None
         self._data_packets_unacked = 0
+        # Max.Burst (6.1 D): octets of DATA still allowed before the next SACK. The
+        # owner asks for packets after every send, so a per-call limit would not do:
+        # the budget is refilled by a SACK, or when nothing is in flight.
+        self._burst_left = 0
         # Heartbeat.
         self._hb_deadline: float | None = None
         self._hb_outstanding = False
@@ -1079,6 +1087,7 @@ class Association:
         if not outcome.accepted:
             self._stats.dropped["sack_stale" if outcome.stale else "sack_invalid"] += 1
             return
+        self._burst_left = self._burst_bytes()
         if outcome.invalid_gap_blocks:
             self._stats.dropped["sack_gap_block_invalid"] += outcome.invalid_gap_blocks
         if outcome.cumulative_advanced:
@@ -1472,6 +1481,9 @@ class Association:
             )
             self._stats.chunks_out += len(chunks)
 
+    def _burst_bytes(self) -> int:
+        return self.config.max_burst * (self.config.max_packet_size - COMMON_HEADER_SIZE)
+
     def _take_data(self, now: float) -> list[Chunk]:
         """DATA / I-DATA chunks to send now: fast retransmissions (one packet, even
         beyond cwnd, 7.2.4), other retransmissions, then new data, within cwnd and the
@@ -1482,6 +1494,8 @@ class Association:
         header = IDATA_HEADER_SIZE if self.interleaving else DATA_HEADER_SIZE
         max_payload = (mtu - COMMON_HEADER_SIZE - header) & ~3
         out: list[Chunk] = []
+        if rq.flight_size == 0:
+            self._burst_left = self._burst_bytes()
         if rq.has_retransmissions:
             budget = mtu - COMMON_HEADER_SIZE
             for chunk in rq.retransmission_candidates(fast_only=True):
@@ -1492,21 +1506,26 @@ class Association:
                 out.append(self._data_chunk(chunk))
                 rq.sent(chunk, now)
             for chunk in rq.retransmission_candidates():
-                if rq.flight_size >= rq.cc.cwnd:
+                if rq.flight_size >= rq.cc.cwnd or self._burst_left <= 0:
                     break
                 out.append(self._data_chunk(chunk))
                 rq.sent(chunk, now)
+                self._burst_left -= chunk.size
         if rq.has_retransmissions:
             return out  # 6.1: retransmissions before new data
         if not self._outbox.empty:
             rq.restart_after_idle(now)
-        while rq.can_send_new(min(max_payload, self._outbox.total or max_payload)):
+        while True:
+            want = min(max_payload, self._outbox.total or max_payload)
+            if self._burst_left < ((header + want + 3) & ~3) or not rq.can_send_new(want):
+                break
             fragment = self._outbox.next_fragment(max_payload, now)
             if fragment is None:
                 break
             chunk = rq.assign(fragment)
             out.append(self._data_chunk(chunk))
             rq.sent(chunk, now)
+            self._burst_left -= chunk.size
         return out
 
     def _data_chunk(self, chunk: SentChunk) -> Chunk:
