@@ -370,3 +370,31 @@ def test_max_burst_limits_new_data_between_sacks() -> None:
     # Everything still arrives.
     assert pair.run_until(lambda: len(pair.messages("b")) == 100)
     assert healthy(pair.a) and healthy(pair.b)
+
+
+@pytest.mark.parametrize("interleaving", [False, True], ids=["data", "idata"])
+def test_fragments_fill_packets(interleaving: bool) -> None:
+    """1200-octet messages do not fit one packet; the next message's first fragment
+    fills the packet its predecessor's tail leaves (not two packets per message), and
+    everything is delivered intact and in order."""
+    pair = make_pair(
+        22,
+        a=config(1, interleaving=interleaving, max_burst=64),
+        b=config(2, interleaving=interleaving),
+    )
+    assert pair.connect()
+    rq = pair.a._retransmit
+    assert rq is not None
+    rq.cc.cwnd = 1 << 20
+    seen = capture(pair)
+    messages = [bytes([i]) * 1200 for i in range(20)]
+    for message in messages:
+        pair.a.send(1, 51, message, pair.now)
+    assert pair.run_until(lambda: len(pair.messages("b")) == 20)
+    assert [m.data for m in pair.messages("b")] == messages
+    data_packets = [d for direction, d in seen if direction == "a" and "Data" in
+                    "".join(chunk_types([(direction, d)]))]
+    mtu = pair.a.config.max_packet_size
+    assert len(data_packets) <= -(-20 * 1200 // (mtu - 12 - 2 * 20)) + 1
+    assert all(len(d) <= mtu for d in data_packets)
+    assert healthy(pair.a) and healthy(pair.b)

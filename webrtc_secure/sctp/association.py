@@ -168,28 +168,28 @@ class AssociationState(enum.Enum):
     SHUTDOWN_ACK_SENT = "shutdown-ack-sent"
 
 
-_DATA_STATES = frozenset(
-    {
-        AssociationState.ESTABLISHED,
-        AssociationState.SHUTDOWN_PENDING,
-        AssociationState.SHUTDOWN_RECEIVED,
-    }
+# A new fragment is cut to fill what is left of a packet only when that is at least
+# this many octets of user data (or everything queued fits).
+MIN_FILL = 256
+
+# Tuples, not sets: ``in`` on a tuple compares by identity first, while a set hashes
+# the member through Enum.__hash__, a Python-level call, several times per packet.
+_DATA_STATES = (
+    AssociationState.ESTABLISHED,
+    AssociationState.SHUTDOWN_PENDING,
+    AssociationState.SHUTDOWN_RECEIVED,
 )
-_RECEIVING_STATES = frozenset(
-    {
-        AssociationState.ESTABLISHED,
-        AssociationState.SHUTDOWN_PENDING,
-        AssociationState.SHUTDOWN_SENT,
-    }
+_RECEIVING_STATES = (
+    AssociationState.ESTABLISHED,
+    AssociationState.SHUTDOWN_PENDING,
+    AssociationState.SHUTDOWN_SENT,
 )
-_UP_STATES = frozenset(
-    {
-        AssociationState.ESTABLISHED,
-        AssociationState.SHUTDOWN_PENDING,
-        AssociationState.SHUTDOWN_SENT,
-        AssociationState.SHUTDOWN_RECEIVED,
-        AssociationState.SHUTDOWN_ACK_SENT,
-    }
+_UP_STATES = (
+    AssociationState.ESTABLISHED,
+    AssociationState.SHUTDOWN_PENDING,
+    AssociationState.SHUTDOWN_SENT,
+    AssociationState.SHUTDOWN_RECEIVED,
+    AssociationState.SHUTDOWN_ACK_SENT,
 )
 
 
@@ -1410,7 +1410,9 @@ class Association:
             self._after_abandonment()
             if rq.forward_tsn_needed:
                 self._forward_pending = True
-        data = self._take_data(now) if self.state in _DATA_STATES else []
+        data: list[list[Chunk]] = []
+        if self.state in _DATA_STATES:
+            data = self._take_data(now, mtu - COMMON_HEADER_SIZE - self._control_reserve())
         for stream_id in self._outbox.low:
             self._emit(BufferedAmountLow(stream_id))
         self._outbox.low.clear()
@@ -1457,7 +1459,7 @@ class Association:
         packets: list[list[bytes]] = []
         current: list[bytes] = []
         used = COMMON_HEADER_SIZE
-        for chunk in [*control, *data]:
+        for chunk in control:
             encoded = chunk.serialize()
             if used + len(encoded) > mtu and current:
                 packets.append(current)
@@ -1467,6 +1469,17 @@ class Association:
                 continue
             current.append(encoded)
             used += len(encoded)
+        # _take_data grouped the DATA chunks into packets (cut to fill them); the first
+        # group joins the control chunks when it fits, as reserved.
+        for group in data:
+            encoded_group = [chunk.serialize() for chunk in group]
+            size = sum(map(len, encoded_group))
+            if used + size > mtu and current:
+                packets.append(current)
+                current, used = [], COMMON_HEADER_SIZE
+            current.extend(encoded_group)
+            packets.append(current)
+            current, used = [], COMMON_HEADER_SIZE
         if current:
             packets.append(current)
         for chunks in packets:
@@ -1484,49 +1497,97 @@ class Association:
     def _burst_bytes(self) -> int:
         return self.config.max_burst * (self.config.max_packet_size - COMMON_HEADER_SIZE)
 
-    def _take_data(self, now: float) -> list[Chunk]:
-        """DATA / I-DATA chunks to send now: fast retransmissions (one packet, even
-        beyond cwnd, 7.2.4), other retransmissions, then new data, within cwnd and the
-        peer's window. Packing in ``_produce`` keeps them in this order."""
+    def _control_reserve(self) -> int:
+        """Octets the control chunks of this flush will likely take in the first packet
+        (a SACK without gaps, queued control chunks), so DATA cut to fill the rest of
+        it still fits there."""
+        reserve = sum(chunk.encoded_size for chunk in self._control) if self._control else 0
+        receive = self._receive
+        if receive is not None and (self._sack_now or self._sack_pending):
+            tracker = receive.tracker
+            if tracker.has_gaps or tracker.has_duplicates:
+                return self.config.max_packet_size  # unknown size: data starts a packet
+            reserve += 16
+        return reserve
+
+    def _take_data(self, now: float, room: int) -> list[list[Chunk]]:
+        """DATA / I-DATA chunks to send now, grouped into packets: fast retransmissions
+        (one packet, even beyond cwnd, 7.2.4), other retransmissions, then new data,
+        within cwnd, the peer's window and Max.Burst. ``room`` is what the first packet
+        has left; a new fragment is cut to fill the packet it goes into (a 1200-octet
+        message is two fragments: the next message's first one shares the tail's
+        packet instead of each message taking two packets)."""
         rq = self._retransmit
         assert rq is not None
         mtu = self.config.max_packet_size
         header = IDATA_HEADER_SIZE if self.interleaving else DATA_HEADER_SIZE
-        max_payload = (mtu - COMMON_HEADER_SIZE - header) & ~3
-        out: list[Chunk] = []
+        full = mtu - COMMON_HEADER_SIZE
+        max_payload = (full - header) & ~3
+        groups: list[list[Chunk]] = []
+        group: list[Chunk] = []
         if rq.flight_size == 0:
             self._burst_left = self._burst_bytes()
         if rq.has_retransmissions:
-            budget = mtu - COMMON_HEADER_SIZE
+            budget = full
             for chunk in rq.retransmission_candidates(fast_only=True):
                 size = chunk.size
                 if size > budget:
                     break
                 budget -= size
-                out.append(self._data_chunk(chunk))
+                if size > room:
+                    if group:
+                        groups.append(group)
+                        group = []
+                    room = full
+                room -= size
+                group.append(self._data_chunk(chunk))
                 rq.sent(chunk, now)
             for chunk in rq.retransmission_candidates():
                 if rq.flight_size >= rq.cc.cwnd or self._burst_left <= 0:
                     break
-                out.append(self._data_chunk(chunk))
+                size = chunk.size
+                if size > room:
+                    if group:
+                        groups.append(group)
+                        group = []
+                    room = full
+                room -= size
+                group.append(self._data_chunk(chunk))
                 rq.sent(chunk, now)
-                self._burst_left -= chunk.size
+                self._burst_left -= size
         if rq.has_retransmissions:
-            return out  # 6.1: retransmissions before new data
-        if not self._outbox.empty:
+            if group:
+                groups.append(group)
+            return groups  # 6.1: retransmissions before new data
+        outbox = self._outbox
+        if not outbox.empty:
             rq.restart_after_idle(now)
         while True:
-            want = min(max_payload, self._outbox.total or max_payload)
-            if self._burst_left < ((header + want + 3) & ~3) or not rq.can_send_new(want):
+            total = outbox.total or max_payload
+            space = (room - header) & ~3
+            # Fill the packet unless only a sliver is left (tiny fragments cost more
+            # than the packet they would save).
+            piece = min(space, max_payload) if space >= MIN_FILL or space >= total else max_payload
+            want = min(piece, total)
+            if self._burst_left < header + ((want + 3) & ~3) or not rq.can_send_new(want):
                 break
-            fragment = self._outbox.next_fragment(max_payload, now)
+            fragment = outbox.next_fragment(piece, now)
             if fragment is None:
                 break
             chunk = rq.assign(fragment)
-            out.append(self._data_chunk(chunk))
+            size = chunk.size
+            if size > room:
+                if group:
+                    groups.append(group)
+                    group = []
+                room = full
+            room -= size
+            group.append(self._data_chunk(chunk))
             rq.sent(chunk, now)
-            self._burst_left -= chunk.size
-        return out
+            self._burst_left -= size
+        if group:
+            groups.append(group)
+        return groups
 
     def _data_chunk(self, chunk: SentChunk) -> Chunk:
         if self.interleaving:
