@@ -1519,6 +1519,8 @@ class Association:
         packet instead of each message taking two packets)."""
         rq = self._retransmit
         assert rq is not None
+        if not rq.has_retransmissions and (self._outbox.empty or rq.flight_size >= rq.cc.cwnd):
+            return []  # the common case of a flush after every packet: nothing to do
         mtu = self.config.max_packet_size
         header = IDATA_HEADER_SIZE if self.interleaving else DATA_HEADER_SIZE
         full = mtu - COMMON_HEADER_SIZE

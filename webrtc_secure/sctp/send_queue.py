@@ -514,19 +514,27 @@ class RetransmitQueue:
         if self.cc.in_fast_recovery and outcome.cumulative_advanced and valid:
             miss_below = max(miss_below, cum + max(end for _, end in valid))
         if miss_below > cum:
-            for tsn, chunk in self.chunks.items():
-                if tsn >= miss_below:
+            # Only the TSNs between the gap blocks can be missing: walk those, not
+            # every chunk in flight (a lossy window makes every SACK carry gaps).
+            chunks = self.chunks
+            low = cum + 1
+            for start, end in (*valid, (miss_below - cum, miss_below - cum)):
+                for tsn in range(low, min(cum + start, miss_below)):
+                    chunk = chunks.get(tsn)
+                    if (
+                        chunk is None
+                        or chunk.acked
+                        or chunk.abandoned
+                        or not chunk.in_flight
+                        or chunk.fast_retransmitted
+                    ):
+                        continue
+                    chunk.misses += 1
+                    if chunk.misses == 3 and self._mark(chunk, now, fast=True):
+                        outcome.fast_retransmit = True
+                low = max(low, cum + end + 1)
+                if low >= miss_below:
                     break
-                if (
-                    chunk.acked
-                    or chunk.abandoned
-                    or not chunk.in_flight
-                    or chunk.fast_retransmitted
-                ):
-                    continue
-                chunk.misses += 1
-                if chunk.misses == 3 and self._mark(chunk, now, fast=True):
-                    outcome.fast_retransmit = True
         if outcome.fast_retransmit:
             self.fast_retransmits += 1
             self.cc.on_fast_retransmit(self.next_unwrapped - 1)
