@@ -81,6 +81,9 @@ from ..errors import (
 )
 from .chunks import (
     DATA_HEADER_SIZE,
+    FLAG_BEGINNING,
+    FLAG_ENDING,
+    FLAG_UNORDERED,
     IDATA_HEADER_SIZE,
     AbortChunk,
     Chunk,
@@ -102,6 +105,7 @@ from .chunks import (
     ShutdownChunk,
     ShutdownCompleteChunk,
     UnknownChunk,
+    encode_data_chunk,
     parse_chunk,
 )
 from .cookie import (
@@ -1410,7 +1414,7 @@ class Association:
             self._after_abandonment()
             if rq.forward_tsn_needed:
                 self._forward_pending = True
-        data: list[list[Chunk]] = []
+        data: list[list[bytes]] = []
         if self.state in _DATA_STATES:
             data = self._take_data(now, mtu - COMMON_HEADER_SIZE - self._control_reserve())
         for stream_id in self._outbox.low:
@@ -1472,12 +1476,11 @@ class Association:
         # _take_data grouped the DATA chunks into packets (cut to fill them); the first
         # group joins the control chunks when it fits, as reserved.
         for group in data:
-            encoded_group = [chunk.serialize() for chunk in group]
-            size = sum(map(len, encoded_group))
+            size = sum(map(len, group))
             if used + size > mtu and current:
                 packets.append(current)
                 current, used = [], COMMON_HEADER_SIZE
-            current.extend(encoded_group)
+            current.extend(group)
             packets.append(current)
             current, used = [], COMMON_HEADER_SIZE
         if current:
@@ -1510,7 +1513,7 @@ class Association:
             reserve += 16
         return reserve
 
-    def _take_data(self, now: float, room: int) -> list[list[Chunk]]:
+    def _take_data(self, now: float, room: int) -> list[list[bytes]]:
         """DATA / I-DATA chunks to send now, grouped into packets: fast retransmissions
         (one packet, even beyond cwnd, 7.2.4), other retransmissions, then new data,
         within cwnd, the peer's window and Max.Burst. ``room`` is what the first packet
@@ -1525,8 +1528,8 @@ class Association:
         header = IDATA_HEADER_SIZE if self.interleaving else DATA_HEADER_SIZE
         full = mtu - COMMON_HEADER_SIZE
         max_payload = (full - header) & ~3
-        groups: list[list[Chunk]] = []
-        group: list[Chunk] = []
+        groups: list[list[bytes]] = []
+        group: list[bytes] = []
         if rq.flight_size == 0:
             self._burst_left = self._burst_bytes()
         if rq.has_retransmissions:
@@ -1542,7 +1545,7 @@ class Association:
                         group = []
                     room = full
                 room -= size
-                group.append(self._data_chunk(chunk))
+                group.append(self._encode_data(chunk))
                 rq.sent(chunk, now)
             for chunk in rq.retransmission_candidates():
                 if rq.flight_size >= rq.cc.cwnd or self._burst_left <= 0:
@@ -1554,7 +1557,7 @@ class Association:
                         group = []
                     room = full
                 room -= size
-                group.append(self._data_chunk(chunk))
+                group.append(self._encode_data(chunk))
                 rq.sent(chunk, now)
                 self._burst_left -= size
         if rq.has_retransmissions:
@@ -1584,33 +1587,26 @@ class Association:
                     group = []
                 room = full
             room -= size
-            group.append(self._data_chunk(chunk))
+            group.append(self._encode_data(chunk))
             rq.sent(chunk, now)
             self._burst_left -= size
         if group:
             groups.append(group)
         return groups
 
-    def _data_chunk(self, chunk: SentChunk) -> Chunk:
-        if self.interleaving:
-            return IDataChunk(
-                chunk.tsn,
-                chunk.stream_id,
-                chunk.seq,
-                chunk.ppid if chunk.beginning else 0,
-                0 if chunk.beginning else chunk.fsn,
-                chunk.data,
-                chunk.unordered,
-                chunk.beginning,
-                chunk.ending,
-            )
-        return DataChunk(
-            chunk.tsn,
-            chunk.stream_id,
-            chunk.seq,
-            chunk.ppid,
-            chunk.data,
-            chunk.unordered,
-            chunk.beginning,
-            chunk.ending,
+    def _encode_data(self, chunk: SentChunk) -> bytes:
+        message = chunk.message
+        beginning = chunk.beginning
+        flags = (
+            (0 if message.ordered else FLAG_UNORDERED)
+            | (FLAG_BEGINNING if beginning else 0)
+            | (FLAG_ENDING if chunk.ending else 0)
+        )
+        seq = message.seq
+        assert seq is not None
+        interleaved = self.interleaving
+        # I-DATA: the PPID on a first fragment, the FSN on the others (RFC 8260 2.1)
+        last = message.ppid if beginning or not interleaved else chunk.fsn
+        return encode_data_chunk(
+            interleaved, flags, chunk.tsn, message.stream_id, seq, last, chunk.data
         )

@@ -105,7 +105,7 @@ class _OutStream:
     paused: bool = False  # an outgoing reset is pending: no new sends
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per fragment sent, and frozen __init__ is slow
 class Fragment:
     """What :meth:`Outbox.next_fragment` cut: a piece of ``message``."""
 
