@@ -30,7 +30,7 @@ DEFAULT_MAX_STORED = 20000
 MAX_REPORTED_DUPLICATES = 32
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per chunk received, and frozen __init__ is slow
 class InboundFragment:
     """One received DATA or I-DATA chunk, as far as reassembly cares.
 
@@ -327,6 +327,16 @@ class ReceiveQueue:
             if stream is not None and diff32(fragment.seq, stream.next_seq) < 0:
                 return False  # a message already delivered or skipped
         if partial is None:
+            if fragment.beginning and fragment.ending:
+                # a whole message in one chunk: nothing to reassemble
+                self._complete(
+                    fragment.stream_id,
+                    fragment.unordered,
+                    fragment.seq,
+                    fragment.ppid,
+                    fragment.data,
+                )
+                return True
             partial = _Partial()
         if fsn in partial.fragments:
             return False  # the same fragment under another TSN: refuse it
