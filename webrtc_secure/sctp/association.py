@@ -1405,6 +1405,18 @@ class Association:
             return
         rq = self._retransmit
         assert rq is not None
+        outbox = self._outbox
+        if not (
+            self._control
+            or self._sack_now
+            or self._forward_pending
+            or outbox.low
+            or outbox.expired
+            or rq.timed_outstanding
+            or rq.has_retransmissions
+            or not (outbox.empty or rq.flight_size >= rq.cc.cwnd)
+        ):
+            return  # nothing to send or report: most flushes (one per packet in)
         mtu = self.config.max_packet_size
         for stream_id in self._outbox.low:
             self._emit(BufferedAmountLow(stream_id))
