@@ -267,21 +267,7 @@ async def test_remote_max_message_size_is_honoured_both_ways() -> None:
         await pair.close()
 
 
-@pytest.mark.parametrize(
-    "ordered",
-    [
-        False,
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="sctp/receive_queue.py: a refused ordered message does not advance "
-                "its stream's next sequence number, so the stream stalls behind it",
-            ),
-        ),
-    ],
-    ids=["unordered", "ordered"],
-)
+@pytest.mark.parametrize("ordered", [False, True], ids=["unordered", "ordered"])
 async def test_inbound_message_above_our_limit_is_refused_and_counted(ordered: bool) -> None:
     pair = Pair()
 
