@@ -1376,4 +1376,11 @@ def _check_options(
             raise ConfigurationError(f"media_kinds: {kind!r} is not one of {MEDIA_KINDS}")
 
 
-__all__ = ["DTLS_SRTP_LABEL", "DtlsError", "PeerState", "SecurePeer", "SecureProtocol"]
+__all__ = [
+    "DTLS_SRTP_LABEL",
+    "SCTP_CLOSE_TIMEOUT",
+    "DtlsError",
+    "PeerState",
+    "SecurePeer",
+    "SecureProtocol",
+]
