@@ -23,7 +23,7 @@ from typing import Any
 import aioice.stun
 import pytest
 
-from tests.dtls_pair import cert, pins, run
+from tests.dtls_pair import DtlsConnection12, cert, pins, run
 from tests.test_ice import _pair, _until
 from webrtc_secure import DataChannel, PeerState, SecurePeer, ice
 from webrtc_secure.dtls import DtlsConnection, State
@@ -176,7 +176,7 @@ async def test_forged_client_hello_from_elsewhere_is_never_answered(
     a, b = peers  # a is the DTLS server
     offer = await a.create_offer()
     answer = await b.create_answer(offer)
-    forger = DtlsConnection(True, cert("mallory"), remote_fingerprints=pins("bob"))
+    forger = DtlsConnection12(True, cert("mallory"), remote_fingerprints=pins("bob"))
     forger.connect(0.0)
     (hello,) = forger.datagrams_to_send(0.0)
     answers: list[bytes] = []
@@ -255,8 +255,8 @@ async def test_fragment_bomb_on_the_validated_path_is_answered_with_at_most_one_
 
 
 def _engine_pair() -> tuple[DtlsConnection, DtlsConnection]:
-    client = DtlsConnection(True, cert("alice"), cookies=False, remote_fingerprints=pins("bob"))
-    server = DtlsConnection(False, cert("bob"), cookies=False, remote_fingerprints=pins("alice"))
+    client = DtlsConnection12(True, cert("alice"), cookies=False, remote_fingerprints=pins("bob"))
+    server = DtlsConnection12(False, cert("bob"), cookies=False, remote_fingerprints=pins("alice"))
     run(client, server, max_time=5.0)
     assert client.state == server.state == State.CONNECTED
     for conn in (client, server):
@@ -444,8 +444,8 @@ def test_server_still_answers_a_retransmitted_final_flight_once_connected() -> N
     """What the epoch-0 discard must not break: the server's last flight (CCS, Finished)
     is lost, the client resends its own; its epoch-1 Finished (authenticated) alone
     makes the connected server resend, and the client completes."""
-    client = DtlsConnection(True, cert("alice"), cookies=False, remote_fingerprints=pins("bob"))
-    server = DtlsConnection(False, cert("bob"), cookies=False, remote_fingerprints=pins("alice"))
+    client = DtlsConnection12(True, cert("alice"), cookies=False, remote_fingerprints=pins("bob"))
+    server = DtlsConnection12(False, cert("bob"), cookies=False, remote_fingerprints=pins("alice"))
     client.connect(0.0)
     server.connect(0.0)
     now = 0.0
@@ -514,13 +514,22 @@ def _record(epoch: int, sequence: int, ctype: int, fragment: bytes) -> bytes:
     return struct.pack("!BHQH", ctype, 0xFEFD, epoch << 48 | sequence, len(fragment)) + fragment
 
 
+def _record13(sequence: int, ciphertext: bytes) -> bytes:
+    """A DTLS 1.3 ciphertext record (RFC 9147 4: unified header 001CSLEE with no
+    connection id, a 16-bit sequence number, a length, epoch bits 3: the application
+    data epoch) around ``ciphertext``, which no key opens."""
+    return bytes([0b0010_1111]) + struct.pack("!HH", sequence, len(ciphertext)) + ciphertext
+
+
 def _attack_datagrams(victim: SecurePeer) -> list[bytes]:
-    """Each forged SCTP packet raw, inside an epoch-1 application-data record (the
-    packet as "ciphertext" after an explicit nonce) and inside an epoch-0 one."""
+    """Each forged SCTP packet raw, inside a DTLS 1.2 epoch-1 application-data record
+    (the packet as "ciphertext" after an explicit nonce), inside a DTLS 1.3 application
+    epoch record, and inside an epoch-0 (plaintext) one: 16 datagrams."""
     out: list[bytes] = []
     for i, packet in enumerate(_forged_sctp(victim)):
         out.append(packet)
         out.append(_record(1, 1000 + i, 23, bytes(8) + packet + bytes(16)))
+        out.append(_record13(1000 + i, packet + bytes(16)))
         out.append(_record(0, 1000 + i, 23, packet))
     return out
 
@@ -593,8 +602,8 @@ async def test_sctp_from_elsewhere_never_reaches_the_association(
         loop.remove_reader(attacker.fileno())
     assert answers == []
     for peer in (a, b):
-        assert _offpath_drops(peer) - before[peer][0] == sent[peer] == 12
-        assert peer.stats()["dropped"]["unexpected_source"] >= 12
+        assert _offpath_drops(peer) - before[peer][0] == sent[peer] == 16
+        assert peer.stats()["dropped"]["unexpected_source"] >= 16
         assert _association_input(peer) == before[peer][1]
         dtls = peer.stats()["dtls"]
         for counter in ("dropped_authentication", "dropped_epoch", "dropped_malformed"):
@@ -603,33 +612,55 @@ async def test_sctp_from_elsewhere_never_reaches_the_association(
     assert a.state == b.state == PeerState.CONNECTED
 
 
+@pytest.mark.parametrize(
+    ("versions", "dtls_drops"),
+    [
+        (("1.3", "1.2"), {"dropped_authentication": 4, "dropped_malformed": 8}),
+        (("1.2",), {"dropped_authentication": 4, "dropped_epoch": 4, "dropped_malformed": 4}),
+    ],
+    ids=["dtls1.3", "dtls1.2"],
+)
 async def test_forged_sctp_in_forged_records_on_the_validated_path_is_dropped_by_dtls(
-    peers: tuple[SecurePeer, SecurePeer],
+    versions: tuple[str, ...], dtls_drops: dict[str, int]
 ) -> None:
-    """The same forgeries with the peer's own source address (a spoofing attacker):
-    raw SCTP is not DTLS, the epoch-1 records fail authentication and the epoch-0
-    ones (an INIT, an ABORT in plaintext application data) are refused as
-    unauthenticated once connected. Nothing reaches the association, which keeps
-    its state and channels."""
-    a, b = peers
-    mine, theirs = await _open_channels(a, b)
-    await _settle()
-    for victim, spoofed in ((a, b), (b, a)):
-        before = _association_input(victim)
-        dtls_before = victim.stats()["dtls"]
-        out_before = victim.stats()["datagrams_out"]
-        for datagram in _attack_datagrams(victim):
-            _nominated_socket(spoofed).sendto(datagram, _address(victim))
+    """The same forgeries with the peer's own source address (a spoofing attacker).
+    Raw SCTP is not DTLS (its first byte is no RFC 7983 class): the peer drops it. In
+    DTLS 1.3 the application-epoch records fail authentication and the 1.2-format
+    ones are malformed; in DTLS 1.2 the epoch-1 records fail authentication, the
+    epoch-0 ones (an INIT, an ABORT in plaintext application data) are refused once
+    connected and the 1.3 headers are malformed. All 16 datagrams are counted; nothing
+    reaches the association, which keeps its state and channels."""
+    a = SecurePeer(host_addresses=["127.0.0.1"], dtls_versions=versions)
+    b = SecurePeer(host_addresses=["127.0.0.1"], dtls_versions=versions)
+    try:
+        mine, theirs = await _open_channels(a, b)
         await _settle()
-        dtls = victim.stats()["dtls"]
-        # 4 forged epoch-1 records fail their MAC, 4 epoch-0 application-data records
-        # are refused in the connected state
-        assert dtls["dropped_authentication"] - dtls_before["dropped_authentication"] == 4
-        assert dtls["dropped_epoch"] - dtls_before["dropped_epoch"] == 4
-        assert _association_input(victim) == before
-        assert victim.stats()["datagrams_out"] == out_before  # nothing answered them
-        assert victim.stats()["sctp"]["state"] == "established"
-    await _channels_work(mine, theirs)
+        for victim, spoofed in ((a, b), (b, a)):
+            before = _association_input(victim)
+            dtls_before = victim.stats()["dtls"]
+            dropped_before = sum(victim.stats()["dropped"].values())
+            out_before = victim.stats()["datagrams_out"]
+            datagrams = _attack_datagrams(victim)
+            for datagram in datagrams:
+                _nominated_socket(spoofed).sendto(datagram, _address(victim))
+            await _settle()
+            dtls = victim.stats()["dtls"]
+            changed = {
+                name: dtls[name] - dtls_before[name]
+                for name in dtls
+                if name.startswith("dropped_") and dtls[name] != dtls_before[name]
+            }
+            assert changed == dtls_drops
+            raw = sum(victim.stats()["dropped"].values()) - dropped_before
+            assert raw == 4  # the raw SCTP packets, dropped before DTLS
+            assert sum(changed.values()) + raw == len(datagrams) == 16
+            assert _association_input(victim) == before
+            assert victim.stats()["datagrams_out"] == out_before  # nothing answered them
+            assert victim.stats()["sctp"]["state"] == "established"
+        await _channels_work(mine, theirs)
+    finally:
+        await a.close()
+        await b.close()
 
 
 async def test_the_forged_sctp_packets_would_be_acted_on_if_authenticated(
