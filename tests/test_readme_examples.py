@@ -10,7 +10,9 @@ renamed method, a wrong argument) fails here, not in a reader's terminal.
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import dataclasses
 import re
 import struct
 import textwrap
@@ -20,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from webrtc_secure import DataChannel, IceCandidate, PeerState, SecurePeer
+from webrtc_secure import DataChannel, IceCandidate, PeerState, SecurePeer, stats
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 RTP = struct.pack("!BBHII", 0x80, 0, 1, 160, 0x1234) + b"x" * 100
@@ -34,9 +36,33 @@ def _python_block(containing: str) -> str:
 
 def test_the_readme_has_the_examples_this_file_runs() -> None:
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
-    assert len(blocks) == 3  # a new example needs a test here
-    for marker in ("async def main(signaling)", "DtlsConnection(True", "trickle=True"):
+    assert len(blocks) == 4  # a new example needs a test here
+    for marker in (
+        "async def main(signaling)",
+        "DtlsConnection(True",
+        "trickle=True",
+        "peer.get_stats()",
+    ):
         _python_block(marker)
+
+
+def test_the_get_stats_example_names_real_fields() -> None:
+    """The get_stats() tour is a fragment (no peer of its own): every attribute it
+    reads must exist on the report classes, so a renamed field fails here."""
+    tree = ast.parse(_python_block("peer.get_stats()"))
+    read = {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)}
+    known = set(dir(SecurePeer))
+    for cls in (
+        stats.PeerStatsReport,
+        stats.TransportStats,
+        stats.CandidatePairStats,
+        stats.CertificateStats,
+        stats.InboundRtpStreamStats,
+        stats.OutboundRtpStreamStats,
+        stats.DataChannelStats,
+    ):
+        known |= {f.name for f in dataclasses.fields(cls)} | set(dir(cls))
+    assert read and read <= known, sorted(read - known)
 
 
 async def _until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
