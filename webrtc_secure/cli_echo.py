@@ -27,16 +27,7 @@ def add_echo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--port", type=int, default=8765, help="signaling TCP port (default: %(default)s)"
     )
-    parser.add_argument(
-        "--count", type=int, default=50, help="messages and RTP packets (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--interval",
-        type=float,
-        default=0.02,
-        help="seconds between packets, 0.02 = audio pacing, 0 = as fast as possible "
-        "(default: %(default)s)",
-    )
+    add_demo_arguments(parser)
     parser.add_argument(
         "--host-address",
         action="append",
@@ -46,6 +37,7 @@ def add_echo_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--count`` and ``--interval``: what ``echo-demo`` takes, and ``echo`` too."""
     parser.add_argument(
         "--count", type=int, default=50, help="messages and RTP packets (default: %(default)s)"
     )
@@ -53,7 +45,8 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         "--interval",
         type=float,
         default=0.02,
-        help="seconds between packets (default: %(default)s)",
+        help="seconds between packets, 0.02 = audio pacing, 0 = as fast as possible "
+        "(default: %(default)s)",
     )
 
 

@@ -14,7 +14,7 @@ invented. What the browser has no member for (datagrams refused, by reason) is i
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
@@ -27,9 +27,26 @@ LOCAL_CERTIFICATE_ID = "CF-local"
 REMOTE_CERTIFICATE_ID = "CF-remote"
 
 
-def _drop_none(out: dict[str, Any]) -> dict[str, Any]:
-    """W3C members are absent, not null, when there is no value."""
-    return {k: v for k, v in out.items() if v is not None}
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+def _w3c_dict(
+    stats: Any, kind: str, timestamp: float, *, transport: bool, skip: str = ""
+) -> dict[str, Any]:
+    """The W3C form of one stats dataclass: ``id``, ``type``, ``timestamp``, the
+    ``transportId`` when ``transport``, then every field but ``skip`` in declaration
+    order under its camelCase name (the attributes are the W3C members in snake_case).
+    W3C members are absent, not null, when there is no value."""
+    out: dict[str, Any] = {"id": stats.id, "type": kind, "timestamp": timestamp}
+    if transport:
+        out["transportId"] = TRANSPORT_ID
+    for member in fields(stats):
+        value = getattr(stats, member.name)
+        if member.name not in ("id", skip) and value is not None:
+            out[_camel(member.name)] = value
+    return out
 
 
 def _frozen_counts(counts: Mapping[str, int]) -> Mapping[str, int]:
@@ -46,14 +63,7 @@ class CertificateStats:
     base64_certificate: str  # DER, base64
 
     def to_dict(self, timestamp: float) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "type": "certificate",
-            "timestamp": timestamp,
-            "fingerprint": self.fingerprint,
-            "fingerprintAlgorithm": self.fingerprint_algorithm,
-            "base64Certificate": self.base64_certificate,
-        }
+        return _w3c_dict(self, "certificate", timestamp, transport=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,18 +80,8 @@ class IceCandidateStats:
     foundation: str
 
     def to_dict(self, timestamp: float) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "type": "remote-candidate" if self.is_remote else "local-candidate",
-            "timestamp": timestamp,
-            "transportId": TRANSPORT_ID,
-            "address": self.address,
-            "port": self.port,
-            "protocol": self.protocol,
-            "candidateType": self.candidate_type,
-            "priority": self.priority,
-            "foundation": self.foundation,
-        }
+        kind = "remote-candidate" if self.is_remote else "local-candidate"
+        return _w3c_dict(self, kind, timestamp, transport=True, skip="is_remote")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,23 +106,7 @@ class CandidatePairStats:
     packets_received: int
 
     def to_dict(self, timestamp: float) -> dict[str, Any]:
-        return _drop_none(
-            {
-                "id": self.id,
-                "type": "candidate-pair",
-                "timestamp": timestamp,
-                "transportId": TRANSPORT_ID,
-                "localCandidateId": self.local_candidate_id,
-                "remoteCandidateId": self.remote_candidate_id,
-                "state": self.state,
-                "nominated": self.nominated,
-                "currentRoundTripTime": self.current_round_trip_time,
-                "bytesSent": self.bytes_sent,
-                "bytesReceived": self.bytes_received,
-                "packetsSent": self.packets_sent,
-                "packetsReceived": self.packets_received,
-            }
-        )
+        return _w3c_dict(self, "candidate-pair", timestamp, transport=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,25 +132,7 @@ class TransportStats:
     packets_received: int
 
     def to_dict(self, timestamp: float) -> dict[str, Any]:
-        return _drop_none(
-            {
-                "id": self.id,
-                "type": "transport",
-                "timestamp": timestamp,
-                "dtlsState": self.dtls_state,
-                "dtlsRole": self.dtls_role,
-                "tlsVersion": self.tls_version,
-                "dtlsCipher": self.dtls_cipher,
-                "srtpCipher": self.srtp_cipher,
-                "localCertificateId": self.local_certificate_id,
-                "remoteCertificateId": self.remote_certificate_id,
-                "selectedCandidatePairId": self.selected_candidate_pair_id,
-                "bytesSent": self.bytes_sent,
-                "bytesReceived": self.bytes_received,
-                "packetsSent": self.packets_sent,
-                "packetsReceived": self.packets_received,
-            }
-        )
+        return _w3c_dict(self, "transport", timestamp, transport=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,20 +155,7 @@ class InboundRtpStreamStats:
     packets_lost: int | None
 
     def to_dict(self, timestamp: float) -> dict[str, Any]:
-        return _drop_none(
-            {
-                "id": self.id,
-                "type": "inbound-rtp",
-                "timestamp": timestamp,
-                "transportId": TRANSPORT_ID,
-                "ssrc": self.ssrc,
-                "kind": self.kind,
-                "packetsReceived": self.packets_received,
-                "bytesReceived": self.bytes_received,
-                "headerBytesReceived": self.header_bytes_received,
-                "packetsLost": self.packets_lost,
-            }
-        )
+        return _w3c_dict(self, "inbound-rtp", timestamp, transport=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,19 +172,7 @@ class OutboundRtpStreamStats:
     header_bytes_sent: int
 
     def to_dict(self, timestamp: float) -> dict[str, Any]:
-        return _drop_none(
-            {
-                "id": self.id,
-                "type": "outbound-rtp",
-                "timestamp": timestamp,
-                "transportId": TRANSPORT_ID,
-                "ssrc": self.ssrc,
-                "kind": self.kind,
-                "packetsSent": self.packets_sent,
-                "bytesSent": self.bytes_sent,
-                "headerBytesSent": self.header_bytes_sent,
-            }
-        )
+        return _w3c_dict(self, "outbound-rtp", timestamp, transport=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,21 +190,7 @@ class DataChannelStats:
     bytes_received: int
 
     def to_dict(self, timestamp: float) -> dict[str, Any]:
-        return _drop_none(
-            {
-                "id": self.id,
-                "type": "data-channel",
-                "timestamp": timestamp,
-                "label": self.label,
-                "protocol": self.protocol,
-                "dataChannelIdentifier": self.data_channel_identifier,
-                "state": self.state,
-                "messagesSent": self.messages_sent,
-                "bytesSent": self.bytes_sent,
-                "messagesReceived": self.messages_received,
-                "bytesReceived": self.bytes_received,
-            }
-        )
+        return _w3c_dict(self, "data-channel", timestamp, transport=False)
 
 
 @dataclass(frozen=True, slots=True)

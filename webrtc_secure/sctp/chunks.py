@@ -292,9 +292,7 @@ class SackChunk:
 
 
 @dataclass(frozen=True, slots=True)
-class HeartbeatChunk:
-    """HEARTBEAT (4): ``info`` is the Heartbeat Info parameter's opaque value."""
-
+class _HeartbeatBase:
     info: bytes
     type: ClassVar[int] = ChunkType.HEARTBEAT
 
@@ -307,18 +305,17 @@ class HeartbeatChunk:
 
 
 @dataclass(frozen=True, slots=True)
-class HeartbeatAckChunk:
+class HeartbeatChunk(_HeartbeatBase):
+    """HEARTBEAT (4): ``info`` is the Heartbeat Info parameter's opaque value."""
+
+    type: ClassVar[int] = ChunkType.HEARTBEAT
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatAckChunk(_HeartbeatBase):
     """HEARTBEAT-ACK (5): echoes the HEARTBEAT's info unchanged."""
 
-    info: bytes
     type: ClassVar[int] = ChunkType.HEARTBEAT_ACK
-
-    def serialize(self) -> bytes:
-        return _tlv_chunk(self.type, 0, b"", [encode_tlv(ParameterType.HEARTBEAT_INFO, self.info)])
-
-    @property
-    def encoded_size(self) -> int:
-        return 8 + ((len(self.info) + 3) & ~3)
 
 
 @dataclass(frozen=True, slots=True)
