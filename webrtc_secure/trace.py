@@ -175,12 +175,16 @@ class Trace:
     max_entries: int = DEFAULT_MAX_ENTRIES
     #: entries not kept because ``max_entries`` was reached
     dropped: int = 0
+    #: the latest ``now`` an entry was recorded at: the time of entries recorded
+    #: where the engine has no clock at hand (an SCTP control chunk queued as the
+    #: answer to a packet is recorded at the packet's time)
+    last_now: float | None = None
 
     # --- recording ----------------------------------------------------------------------
 
     def add(
         self,
-        now: float,
+        now: float | None,
         direction: str,
         layer: str,
         what: str,
@@ -191,7 +195,11 @@ class Trace:
         retransmission: bool = False,
         digest: str = "",
     ) -> TraceEntry | None:
-        """Append one entry at ``now`` (the engine's clock); None when full."""
+        """Append one entry at ``now`` (the engine's clock; None: at the latest time
+        recorded); None when full."""
+        if now is None:
+            now = self.last_now if self.last_now is not None else 0.0
+        self.last_now = now
         if self.start is None:
             self.start = now
         if len(self.entries) >= self.max_entries:
@@ -280,9 +288,30 @@ class Trace:
         if entry is not None:
             _relabel(entry)
 
-    def chunk(self, now: float, direction: str, layer: str, what: str, details: str = "") -> None:
+    def chunk(
+        self, now: float | None, direction: str, layer: str, what: str, details: str = ""
+    ) -> None:
         """An SCTP control chunk or a DCEP message sent or received."""
         self.add(now, direction, layer, what, details)
+
+    def sctp_chunks(self, now: float | None, direction: str, chunks: Iterable[object]) -> None:
+        """SCTP control chunks (INIT, COOKIE, SHUTDOWN, ABORT, RE-CONFIG, ...); data,
+        SACK and heartbeat chunks are not recorded."""
+        for chunk in chunks:
+            kind = type(chunk).__name__
+            name = _SCTP_NAMES.get(kind)
+            if name is not None:
+                self.add(now, direction, "sctp", name, _sctp_details(chunk))
+
+    def dcep(self, now: float | None, direction: str, message: object, stream_id: int) -> None:
+        """A DCEP DATA_CHANNEL_OPEN or DATA_CHANNEL_ACK (RFC 8832) on ``stream_id``."""
+        label = getattr(message, "label", None)
+        if label is None:
+            self.add(now, direction, "dcep", "DATA_CHANNEL_ACK", f"stream {stream_id}")
+        else:
+            self.add(
+                now, direction, "dcep", "DATA_CHANNEL_OPEN", f"stream {stream_id}, label {label!r}"
+            )
 
     # --- reading ------------------------------------------------------------------------
 
@@ -503,6 +532,50 @@ def _relabel(entry: TraceEntry) -> None:
 
 def _entry_details(entry: TraceEntry) -> str:
     return entry.details
+
+
+_SCTP_NAMES = {
+    "InitChunk": "INIT",
+    "InitAckChunk": "INIT ACK",
+    "CookieEchoChunk": "COOKIE ECHO",
+    "CookieAckChunk": "COOKIE ACK",
+    "ShutdownChunk": "SHUTDOWN",
+    "ShutdownAckChunk": "SHUTDOWN ACK",
+    "ShutdownCompleteChunk": "SHUTDOWN COMPLETE",
+    "AbortChunk": "ABORT",
+    "ErrorChunk": "ERROR",
+    "ReconfigChunk": "RE-CONFIG",
+}
+
+
+def _sctp_details(chunk: object) -> str:
+    parts = []
+    for attr, label in (
+        ("initiate_tag", "tag"),
+        ("outbound_streams", "out streams"),
+        ("inbound_streams", "in streams"),
+        ("initial_tsn", "initial TSN"),
+        ("cumulative_tsn", "cumulative TSN"),
+    ):
+        value = getattr(chunk, attr, None)
+        if isinstance(value, int):
+            parts.append(f"{label} {value:#x}" if attr == "initiate_tag" else f"{label} {value}")
+    # INIT parameters (capabilities) would drown the diagram: reset requests and causes
+    init = type(chunk).__name__ in ("InitChunk", "InitAckChunk")
+    for attr in () if init else ("causes", "parameters"):
+        items = getattr(chunk, attr, None)
+        if isinstance(items, tuple) and items:
+            parts.append(", ".join(_parameter_text(item) for item in items))
+    return ", ".join(parts)
+
+
+def _parameter_text(item: object) -> str:
+    streams = getattr(item, "streams", None)
+    name = type(item).__name__
+    if isinstance(streams, tuple):
+        return f"{name} streams {list(streams)}"
+    result = getattr(item, "result", None)
+    return f"{name} result {int(result)}" if isinstance(result, int) else name
 
 
 # --- Mermaid ------------------------------------------------------------------------------
