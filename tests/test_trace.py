@@ -349,3 +349,19 @@ def test_cli_rejects_unknown_trace_extension() -> None:
     )
     assert proc.returncode == 2
     assert "extension picks the trace format" in proc.stderr
+
+
+@pytest.mark.slow
+def test_echo_demo_writes_svg_trace(tmp_path: Path) -> None:
+    out = tmp_path / "demo.svg"
+    proc = subprocess.run(
+        [sys.executable, "-m", "webrtc_secure", "echo-demo", "--count", "3", "--trace", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    root = _check_self_contained_xml(out.read_text(), "svg")
+    text = "".join(root.itertext())
+    for what in ("ICE connected", "ClientHello", "handshake complete", "DATA_CHANNEL_OPEN"):
+        assert what in text

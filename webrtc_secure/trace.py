@@ -635,12 +635,15 @@ def _render_svg(trace: Trace, *, standalone: bool = True) -> str:
         here, there = (_LEFT_X, _RIGHT_X) if entry.side == trace.side else (_RIGHT_X, _LEFT_X)
         stamp = f"{entry.time * 1000:.0f} ms"
         if entry.direction == NOTE:
-            text = f"{stamp}  {entry.what}" + (f": {entry.details}" if entry.details else "")
+            text = f"{stamp} {entry.side}: {entry.what}" + (
+                f" ({entry.details})" if entry.details else ""
+            )
             parts.append(
                 f'<rect x="{_LEFT_X + 10}" y="{y - 4}" width="{_RIGHT_X - _LEFT_X - 20}" '
                 f'height="{_ROW - 8}" fill="#fff9c4" stroke="#fbc02d"/>'
                 f'<text x="{(_LEFT_X + _RIGHT_X) // 2}" y="{y + 14}" text-anchor="middle" '
-                f'fill="{_COLOURS["note"]}">{escape(_clip(text, 110))}</text>'
+                f'fill="{_COLOURS["note"]}"><title>{escape(text)}</title>'
+                f"{escape(_clip(text, 100))}</text>"
             )
             y += _ROW
             continue
