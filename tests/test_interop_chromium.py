@@ -28,11 +28,13 @@ from typing import Any
 
 import pytest
 
+import webrtc_secure.peer as peer_module
 from examples.browser_echo import SecurePeerEcho
 from tests.browser.cdp import Chromium
 from tests.browser.netns import run_in_loopback_netns
 from tests.browser.session import ARTIFACTS, browser_session, video_playing
 from webrtc_secure import SessionDescription
+from webrtc_secure.dtls import keys13
 
 pytestmark = pytest.mark.interop
 
@@ -182,12 +184,15 @@ def test_chromium_plays_video_echoed_by_securepeer(mode: str) -> None:
     for hello in report["client_hellos"] + report["server_hellos"]:
         print(f"  {json.dumps(_hello_summary(hello))}")
 
-    # the page: connected over DTLS 1.2, echoed video decoding, echoed audio arriving
+    # the page: connected over DTLS 1.3, echoed video decoding, echoed audio arriving
     assert transport["dtlsState"] == "connected"
     assert page["inbound"]["video"]["framesDecoded"] >= 10
     assert page["inbound"]["audio"]["packetsReceived"] > 0
     assert (page["video"]["width"], page["video"]["height"]) == (320, 240)
-    assert transport["tlsVersion"] == "FEFD"
+    assert transport["tlsVersion"] == "FEFC"
+    # ours: DTLS 1.3 with the post-quantum hybrid (getStats() does not name the group)
+    assert dtls["version"] == "DTLS 1.3"
+    assert dtls["group"] == "X25519MLKEM768"
     # both ends name the same suite and profile; roles are complementary (Chromium's
     # offer is actpass and we answer active; our offer is actpass and Chromium answers
     # active)
@@ -213,13 +218,144 @@ def test_chromium_plays_video_echoed_by_securepeer(mode: str) -> None:
     assert report["messages_echoed"] >= chat["echoed"]
     [channel] = ours["datachannels"]
     assert channel["label"] == "chat" and channel["messages_received"] >= chat["echoed"]
-    # DTLS 1.2 on the wire whoever was the client; Chromium as client also offered 1.3
+    # DTLS 1.3 on the wire whoever was the client: both hellos offer 1.3 and 1.2, the
+    # ServerHello (legacy version 1.2 as RFC 9147 wants) selects 1.3, no HRR needed
     server_hellos, client_hellos = report["server_hellos"], report["client_hellos"]
     assert len(server_hellos) == 1 and len(client_hellos) == 1
     assert server_hellos[0]["legacy_version"] == "DTLS 1.2"
-    assert "supported_versions" not in server_hellos[0]["extensions"]
+    assert server_hellos[0]["supported_versions"] == ["DTLS 1.3"]
+    assert sorted(server_hellos[0]["extensions"]) == ["key_share", "supported_versions"]
+    assert client_hellos[0]["supported_versions"][:2] == ["DTLS 1.3", "DTLS 1.2"]
+
+
+def _keylog(path: Path) -> dict[tuple[str, str], str]:
+    """{(label, client random): secret} of an NSS key log (empty if absent)."""
+    if not path.exists():
+        return {}
+    out = {}
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 3 and not line.startswith("#"):
+            out[(parts[0], parts[1].lower())] = parts[2].lower()
+    return out
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("mode", ["offer", "answer"], ids=["chromium-offers", "securepeer-offers"])
+def test_chromium_dtls13_hello_retry_key_update_and_key_log(
+    mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DTLS 1.3 with Chromium beyond the default path. Our engine accepts only
+    secp256r1, which Chromium supports but sends no share for: as server we ask for it
+    with a HelloRetryRequest; as client our hello carries just that share. After the
+    handshake, our KeyUpdate with update_requested makes Chromium update its keys
+    too (both directions reach epoch 4) while the echoed video keeps decoding. Our
+    SSLKEYLOGFILE holds the handshake's secrets, and its EXPORTER_SECRET reproduces
+    the DTLS-SRTP keys Chromium's media was protected with. (Chromium was given
+    SSLKEYLOGFILE too, but its WebRTC DTLS does not write it: only its network stack
+    does, so there is nothing of the DTLS handshake to compare from that side.)"""
+    ours_log, chromium_log = tmp_path / "ours.keys", tmp_path / "chromium.keys"
+    real = peer_module.DtlsConnection
+
+    def connection(*args: Any, **kwargs: Any) -> Any:
+        return real(*args, groups13=[0x0017], keylog_file=str(ours_log), **kwargs)
+
+    monkeypatch.setattr(peer_module, "DtlsConnection", connection)
+    # inherited by the Chromium process only: our engine logs to ours_log
+    monkeypatch.setenv("SSLKEYLOGFILE", str(chromium_log))
+
+    async def scenario() -> dict[str, Any]:
+        echo = SecurePeerEcho()
+        try:
+            async with browser_session(
+                echo,
+                mode=mode,
+                log_name=f"interop-dtls13-{mode}",  # type: ignore[arg-type]
+            ) as session:
+                await echo.connected(timeout=15)
+                before = await session.wait_stats(video_playing, timeout=20)
+                assert echo.peer._dtls is not None
+                conn = echo.peer._dtls.connection
+                engine = conn._v13
+                assert engine is not None
+                epochs_before = (engine.write_epoch, engine.read_epoch)
+                assert echo.peer._dtls.key_update(request_peer_update=True)
+                deadline = time.monotonic() + 10
+                while (engine.write_epoch, engine.read_epoch) != (4, 4):
+                    assert time.monotonic() < deadline, (engine.write_epoch, engine.read_epoch)
+                    await asyncio.sleep(0.05)
+                frames = before["inbound"]["video"]["framesDecoded"]
+                after = await session.wait_stats(
+                    lambda st: st["inbound"]["video"]["framesDecoded"] >= frames + 15,
+                    timeout=20,
+                )
+                sniffer = session.sniffer
+                return {
+                    "ours": echo.peer.stats(),
+                    "epochs_before": epochs_before,
+                    "epochs_after": (engine.write_epoch, engine.read_epoch),
+                    "key_updates": (engine.key_updates_sent, engine.key_updates_received),
+                    "client_random": engine.client_random.hex(),
+                    "srtp_material": conn.export_keying_material("EXTRACTOR-dtls_srtp", 60).hex(),
+                    "page_after": after,
+                    "frames_before": frames,
+                    "client_hellos": sniffer.client_hellos() if sniffer else [],
+                    "server_hellos": sniffer.server_hellos() if sniffer else [],
+                    "state": echo.peer.state.value,
+                }
+        finally:
+            await echo.close()
+
+    report = run_in_loopback_netns(scenario, timeout=80)
+    dtls = report["ours"]["dtls"]
+    print(
+        f"\n[chromium dtls13, page mode {mode}] {dtls['version']} {dtls['group']} "
+        f"{dtls['cipher_suite']}; epochs {report['epochs_before']} -> {report['epochs_after']}, "
+        f"KeyUpdates sent/received {report['key_updates']}; frames "
+        f"{report['frames_before']} -> {report['page_after']['inbound']['video']['framesDecoded']}"
+    )
+    for hello in report["client_hellos"] + report["server_hellos"]:
+        print(f"  {json.dumps(_hello_summary(hello))}")
+    assert dtls["version"] == "DTLS 1.3" and dtls["group"] == "SECP256R1"
+    assert report["page_after"]["transport"]["tlsVersion"] == "FEFC"
+    assert report["epochs_before"] == (3, 3) and report["epochs_after"] == (4, 4)
+    # ours with update_requested, then Chromium's own in answer
+    assert report["key_updates"] == (1, 1)
+    assert dtls["dropped_authentication"] == 0
+    server_hellos, client_hellos = report["server_hellos"], report["client_hellos"]
     if mode == "answer":
-        assert client_hellos[0]["supported_versions"][:2] == ["DTLS 1.3", "DTLS 1.2"]
+        # we are the server: HelloRetryRequest (key_share secp256r1 + cookie), then
+        # Chromium's second hello with the one share asked for
+        assert len(server_hellos) == 2 and len(client_hellos) == 2
+        assert "cookie" in server_hellos[0]["extensions"]
+        assert client_hellos[1]["key_shares"] == ["secp256r1(65B)"]
+    else:
+        assert len(server_hellos) == 1 and len(client_hellos) == 1
+    # our key log: the five TLS 1.3 secrets under our client random, the exporter
+    # secret the one the SRTP keys that Chromium's media used came from
+    ours = _keylog(ours_log)
+    random_hex = report["client_random"]
+    labels = [
+        "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+        "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+        "CLIENT_TRAFFIC_SECRET_0",
+        "SERVER_TRAFFIC_SECRET_0",
+        "EXPORTER_SECRET",
+    ]
+    assert all((label, random_hex) in ours for label in labels), sorted(ours)
+    exported = keys13.export_keying_material(
+        "sha256",
+        bytes.fromhex(ours[("EXPORTER_SECRET", random_hex)]),
+        b"EXTRACTOR-dtls_srtp",
+        None,
+        60,
+    )
+    assert exported.hex() == report["srtp_material"]
+    theirs = _keylog(chromium_log)
+    print(
+        f"  Chromium's key log: {len(theirs)} lines, "
+        f"{sum(r == random_hex for _, r in theirs)} for our DTLS handshake"
+    )
 
 
 @pytest.mark.timeout(60)
@@ -274,4 +410,4 @@ def test_browser_echo_script_as_documented() -> None:
     stats = report["stats"]
     assert video_playing(stats), stats
     assert stats["inbound"]["audio"]["packetsReceived"] > 0
-    assert any(line.startswith("connected: ECDHE_ECDSA_") for line in report["output"])
+    assert any(line.startswith("connected: TLS_AES_") for line in report["output"])

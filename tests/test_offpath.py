@@ -19,7 +19,7 @@ from typing import Any
 import aioice.stun
 import pytest
 
-from tests.dtls_pair import cert, pins, run
+from tests.dtls_pair import DtlsConnection12, cert, pins, run
 from tests.test_ice import _pair, _until
 from webrtc_secure import PeerState, SecurePeer, ice
 from webrtc_secure.dtls import DtlsConnection, State
@@ -163,7 +163,7 @@ async def test_forged_client_hello_from_elsewhere_is_never_answered(
     a, b = peers  # a is the DTLS server
     offer = await a.create_offer()
     answer = await b.create_answer(offer)
-    forger = DtlsConnection(True, cert("mallory"), remote_fingerprints=pins("bob"))
+    forger = DtlsConnection12(True, cert("mallory"), remote_fingerprints=pins("bob"))
     forger.connect(0.0)
     (hello,) = forger.datagrams_to_send(0.0)
     answers: list[bytes] = []
@@ -242,8 +242,8 @@ async def test_fragment_bomb_on_the_validated_path_is_answered_with_at_most_one_
 
 
 def _engine_pair() -> tuple[DtlsConnection, DtlsConnection]:
-    client = DtlsConnection(True, cert("alice"), cookies=False, remote_fingerprints=pins("bob"))
-    server = DtlsConnection(False, cert("bob"), cookies=False, remote_fingerprints=pins("alice"))
+    client = DtlsConnection12(True, cert("alice"), cookies=False, remote_fingerprints=pins("bob"))
+    server = DtlsConnection12(False, cert("bob"), cookies=False, remote_fingerprints=pins("alice"))
     run(client, server, max_time=5.0)
     assert client.state == server.state == State.CONNECTED
     for conn in (client, server):
@@ -431,8 +431,8 @@ def test_server_still_answers_a_retransmitted_final_flight_once_connected() -> N
     """What the epoch-0 discard must not break: the server's last flight (CCS, Finished)
     is lost, the client resends its own; its epoch-1 Finished (authenticated) alone
     makes the connected server resend, and the client completes."""
-    client = DtlsConnection(True, cert("alice"), cookies=False, remote_fingerprints=pins("bob"))
-    server = DtlsConnection(False, cert("bob"), cookies=False, remote_fingerprints=pins("alice"))
+    client = DtlsConnection12(True, cert("alice"), cookies=False, remote_fingerprints=pins("bob"))
+    server = DtlsConnection12(False, cert("bob"), cookies=False, remote_fingerprints=pins("alice"))
     client.connect(0.0)
     server.connect(0.0)
     now = 0.0

@@ -46,7 +46,11 @@ from webrtc_secure.description import (
     is_dtls_client,
 )
 from webrtc_secure.dtls import AlertDescription, DtlsConnection
-from webrtc_secure.dtls.connection import DEFAULT_MAX_RETRANSMIT_TIMEOUT
+from webrtc_secure.dtls.connection import (
+    DEFAULT_DTLS_VERSIONS,
+    DEFAULT_MAX_RETRANSMIT_TIMEOUT,
+    parse_dtls_versions,
+)
 from webrtc_secure.dtls_transport import DtlsTransport
 from webrtc_secure.errors import (
     AlertReceived,
@@ -219,6 +223,7 @@ class SecurePeer(AsyncIOEventEmitter):
         media_kinds: Sequence[str] = ("audio",),
         data_channel: bool = True,
         snap: bool = True,
+        dtls_versions: Sequence[int | str] = DEFAULT_DTLS_VERSIONS,
         trace: bool = False,
     ) -> None:
         _check_options(
@@ -236,6 +241,9 @@ class SecurePeer(AsyncIOEventEmitter):
             media_kinds=media_kinds,
         )
         super().__init__()
+        #: DTLS versions we speak, preferred first (default 1.3 with the
+        #: X25519MLKEM768 hybrid, and 1.2 for peers that lack 1.3)
+        self.dtls_versions = parse_dtls_versions(dtls_versions)
         self.certificate = certificate or Certificate.generate()
         self.srtp_profiles = tuple(srtp_profiles)
         self.mtu = mtu
@@ -366,6 +374,8 @@ class SecurePeer(AsyncIOEventEmitter):
             out["dtls"] = {
                 "role": "client" if conn.is_client else "server",
                 "cipher_suite": conn.cipher_suite.name if conn.cipher_suite else None,
+                "version": conn.version_name,
+                "group": conn.group,
                 "srtp_profile": conn.srtp_profile.name if conn.srtp_profile else None,
                 "flights_sent": d.flights_sent,
                 "retransmissions": d.retransmissions,
@@ -915,6 +925,7 @@ class SecurePeer(AsyncIOEventEmitter):
             initial_retransmit_timeout=self.retransmit_timeout,
             handshake_timeout=self.handshake_timeout,
             first_flight_timeout=self.first_flight_timeout,
+            dtls_versions=self.dtls_versions,
             trace=self._trace,
         )
         self._dtls = DtlsTransport(
