@@ -12,7 +12,6 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -39,12 +38,14 @@ FLIGHT_4 = [
 ]
 
 
-def _pair(**client_options: Any) -> tuple[DtlsConnection, DtlsConnection, Trace, Trace]:
+def _pair(version: str = "1.2") -> tuple[DtlsConnection, DtlsConnection, Trace, Trace]:
     client_trace, server_trace = Trace("client", "server"), Trace("server", "client")
     client = DtlsConnection(
-        True, cert("a"), remote_fingerprints=pins("b"), trace=client_trace, **client_options
+        True, cert("a"), remote_fingerprints=pins("b"), trace=client_trace, dtls_versions=[version]
     )
-    server = DtlsConnection(False, cert("b"), remote_fingerprints=pins("a"), trace=server_trace)
+    server = DtlsConnection(
+        False, cert("b"), remote_fingerprints=pins("a"), trace=server_trace, dtls_versions=[version]
+    )
     return client, server, client_trace, server_trace
 
 
@@ -94,6 +95,56 @@ def test_lost_flight_shows_timer_and_retransmission_where_it_happened() -> None:
     assert "Client-xServer: Certificate" in mermaid
     assert "Client-->>Server: retransmit: Certificate" in mermaid
     assert client.stats.retransmissions == 1
+
+
+FLIGHT_13_SERVER = [
+    "ServerHello",
+    "EncryptedExtensions",
+    "CertificateRequest",
+    "Certificate",
+    "CertificateVerify",
+    "Finished",
+]
+
+
+def test_dtls13_handshake_traced_from_the_engines_own_records() -> None:
+    client, server, ct, st = _pair("1.3")
+    assert run_handshake(client, server, NetSim(3)).completed
+    assert client.version_name == "DTLS 1.3"
+    # HelloRetryRequest (the server's stateless cookie), then the 1.3 flights and the ACK
+    assert ct.messages("send") == [
+        "ClientHello",
+        "ClientHello",
+        *FLIGHT_5[:1],
+        *FLIGHT_5[2:3],
+        "Finished",
+    ]
+    assert st.messages("send") == ["HelloRetryRequest", *FLIGHT_13_SERVER, "ACK"]
+    assert ct.messages("send") == st.messages("recv")
+    assert st.messages("send") == ct.messages("recv")
+    # protected records carry their real record numbers, from the engine
+    client_final = [e for e in ct.entries if e.direction == "send"][-1]
+    assert [(r.epoch, r.sequence_number) for r in client_final.records] == [(2, 0), (2, 1), (2, 2)]
+    ack = [e for e in st.entries if e.direction == "send"][-1]
+    assert "2/0, 2/1, 2/2" in ack.details
+    notes = {e.what: e.details for e in ct.entries if e.direction == "note"}
+    assert notes["handshake complete"].startswith("DTLS 1.3, ")
+
+
+def test_dtls13_lost_flight_shows_timer_and_retransmission() -> None:
+    client, server, ct, st = _pair("1.3")
+    # b->a index 2 is the server's encrypted flight (HelloRetryRequest, ServerHello first)
+    sim = NetSim(5, a_to_b=LinkConfig(), b_to_a=LinkConfig(drop_indices=frozenset({2})))
+    assert run_handshake(client, server, sim).completed
+    sent = [e for e in st.entries if e.direction != "recv"]
+    first = next(i for i, e in enumerate(sent) if "EncryptedExtensions" in e.messages)
+    timer = next(e for e in sent[first:] if e.direction == "note")
+    assert timer.what == "retransmission timer fired"
+    resent = [e for e in sent[first + 1 :] if e.retransmission]
+    assert resent and resent[0].time == timer.time
+    assert timer.time - sent[first].time == pytest.approx(server.initial_retransmit_timeout)
+    lost = [e for e in Trace.merge(ct, st).entries if e.lost]
+    assert [list(e.messages) for e in lost] == [FLIGHT_13_SERVER[1:]]
 
 
 _MERMAID_LINE = re.compile(

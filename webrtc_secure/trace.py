@@ -29,6 +29,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
 
 from webrtc_secure.dtls.messages import HandshakeType, enum_name, split_handshake_fragments
@@ -54,6 +55,8 @@ _HANDSHAKE = int(ContentType.HANDSHAKE)
 _CCS = int(ContentType.CHANGE_CIPHER_SPEC)
 _ALERT = int(ContentType.ALERT)
 _SEQ_MASK = (1 << 48) - 1
+#: a ServerHello with this random is a HelloRetryRequest (RFC 8446 4.1.3)
+_HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
 
 _TYPE_NAMES = {
     int(HandshakeType.CLIENT_HELLO): "ClientHello",
@@ -66,6 +69,10 @@ _TYPE_NAMES = {
     int(HandshakeType.CERTIFICATE_VERIFY): "CertificateVerify",
     int(HandshakeType.CLIENT_KEY_EXCHANGE): "ClientKeyExchange",
     int(HandshakeType.FINISHED): "Finished",
+    # DTLS 1.3 (RFC 8446 4, RFC 9147)
+    4: "NewSessionTicket",
+    8: "EncryptedExtensions",
+    24: "KeyUpdate",
 }
 
 
@@ -473,7 +480,15 @@ def _describe_plaintext(
         except MalformedPacket:
             return ("Handshake (malformed)",), ()
         frags = tuple(
-            (message_name(t), mseq, offset, len(body), length)
+            (
+                "HelloRetryRequest"
+                if t == 2 and offset == 0 and body[2:34] == _HRR_RANDOM
+                else message_name(t),
+                mseq,
+                offset,
+                len(body),
+                length,
+            )
             for t, length, mseq, offset, body in fragments
         )
         names: list[str] = []
@@ -689,3 +704,226 @@ def _clip(text: str, limit: int) -> str:
 def entries_of(traces: Iterable[Trace]) -> list[TraceEntry]:
     """All entries of several traces, by time (for a quick look in tests or a REPL)."""
     return sorted((e for t in traces for e in t.entries), key=lambda e: e.time)
+
+
+# --- DTLS 1.3 ---------------------------------------------------------------------------
+#
+# The DTLS 1.3 engine (dtls/handshake13.Dtls13) encrypts everything after the
+# ServerHello, record numbers included (RFC 9147 4.2.3), so the wire says little. When
+# a connection is traced, instrument13 wraps a few methods of that one engine instance
+# (an untraced engine is never touched): what a transmission carries comes from the
+# engine's flight, what a received record carried from the engine once it opened it.
+
+_ACK13 = 26
+
+
+def _decode_records13(datagram: bytes) -> list[TraceRecord]:
+    from webrtc_secure.dtls.records13 import PlaintextRecord, split_datagram
+
+    records, clean = split_datagram(datagram)
+    out: list[TraceRecord] = []
+    for record in records:
+        if type(record) is PlaintextRecord:
+            contents, frags = _describe_plaintext(record.content_type, record.fragment)
+            out.append(
+                TraceRecord(
+                    record.content_type,
+                    record.epoch,
+                    record.sequence_number,
+                    len(record.fragment),
+                    contents,
+                    frags,
+                )
+            )
+        else:
+            epoch_bits = getattr(record, "epoch_bits", 0)
+            size = len(getattr(record, "encrypted_record", b""))
+            # the record number is encrypted on the wire: -1 until the engine opens it
+            out.append(TraceRecord(-1, epoch_bits, -1, size, ("encrypted",), (), sealed=True))
+    if not clean:
+        out.append(TraceRecord(-1, -1, -1, 0, ("malformed bytes",)))
+    return out
+
+
+def _entry13(
+    trace: Trace,
+    now: float,
+    direction: str,
+    datagrams: Sequence[bytes],
+    names: Sequence[str] | None = None,
+    retransmission: bool = False,
+    details: str = "",
+    numbered: Sequence[tuple[tuple[int, int], str, int, int, int, int]] = (),
+) -> None:
+    """One entry per datagram. Protected records are named from ``numbered`` (the
+    engine's own list of what it sealed, in order: record number, message name,
+    message_seq, fragment offset, fragment length, message length) or ``names``."""
+    pending_names = list(names or ())
+    pending = list(numbered)
+    for datagram in datagrams:
+        records = _decode_records13(datagram)
+        for record in records:
+            if pending and record.content_type in (-1, _HANDSHAKE):
+                (epoch, seq), name, mseq, offset, flen, total = pending.pop(0)
+                record.content_type = _HANDSHAKE
+                record.epoch, record.sequence_number = epoch, seq
+                record.contents = (name,)
+                record.fragments = ((name, mseq, offset, flen, total),)
+                record.sealed = False
+            elif record.sealed and pending_names:
+                record.contents = (pending_names.pop(0),)
+                record.sealed = False
+        entry = trace.add(
+            now,
+            direction,
+            "dtls",
+            "",
+            records=tuple(records),
+            size=len(datagram),
+            retransmission=retransmission,
+            digest=hashlib.blake2s(datagram, digest_size=8).hexdigest(),
+        )
+        if entry is None:
+            return
+        _relabel(entry)
+        if details:
+            entry.details += f"; {details}"
+
+
+def _opened13(
+    trace: Trace,
+    now: float,
+    content_type: int,
+    payload: bytes,
+    epoch: int,
+    seq: int,
+    connected: bool,
+) -> None:
+    """A record the 1.3 engine opened: name the oldest sealed record of the latest
+    received datagram, or (after the handshake) add an entry of its own."""
+    if content_type == _ACK13:
+        contents: tuple[str, ...] = ("ACK",)
+        frags: tuple[tuple[str, int, int, int, int], ...] = ()
+    elif content_type == _HANDSHAKE:
+        contents, frags = _describe_plaintext(content_type, payload)
+    else:
+        contents, frags = _describe_plaintext(content_type, payload)
+    for entry in reversed(trace.entries[-16:]):
+        if entry.direction != RECV or entry.layer != "dtls":
+            continue
+        for record in entry.records:
+            if record.sealed and (epoch < 0 or record.epoch == epoch & 3):
+                record.sealed = False
+                record.content_type = content_type
+                record.contents, record.fragments = contents, frags
+                if epoch >= 0:
+                    record.epoch, record.sequence_number = epoch, seq
+                _relabel(entry)
+                return
+        break
+    if connected:
+        record = TraceRecord(content_type, max(epoch, 0), seq, len(payload), contents, frags)
+        entry_ = trace.add(now, RECV, "dtls", "", records=(record,), size=len(payload))
+        if entry_ is not None:
+            _relabel(entry_)
+
+
+def instrument13(engine: Any, trace: Trace) -> None:
+    """Record what the DTLS 1.3 ``engine`` sends and receives into ``trace``."""
+    transmit = engine._transmit
+    send_ack = engine._send_ack
+    send_alert = engine.send_alert
+    send_hrr = engine._send_hello_retry_request
+    receive = engine.receive_datagram
+    on_handshake_record = engine._on_handshake_record
+    on_ack = engine._on_ack
+    on_alert = engine._on_alert
+    handle_timer = engine.handle_timer
+
+    def traced_transmit(now: float, only: Any = None) -> None:
+        before = len(engine.outbox)
+        counter = engine._send_counter
+        transmit(now, only)
+        order = engine._sent_order
+        numbers = sorted((n for n, c in order.items() if c >= counter), key=order.__getitem__)
+        numbered = []
+        for number in numbers:
+            out, start, stop = engine._sent[number][-1]
+            name = message_name(out.msg_type)
+            numbered.append((number, name, out.seq, start, stop - start, len(out.body)))
+        _entry13(
+            trace,
+            now,
+            SEND,
+            engine.outbox[before:],
+            retransmission=engine.retransmissions > 0 or only is not None,
+            details="only the parts not ACKed" if only else "",
+            numbered=numbered,
+        )
+
+    def traced_send_ack() -> None:
+        numbers = sorted(set(engine._to_ack))
+        before = len(engine.outbox)
+        send_ack()
+        shown = ", ".join(f"{e}/{s}" for e, s in numbers[:8]) + (" ..." if len(numbers) > 8 else "")
+        _entry13(
+            trace,
+            engine.now,
+            SEND,
+            engine.outbox[before:],
+            ["ACK"],
+            details=f"acknowledges records {shown}",
+        )
+
+    def traced_send_alert(level: int, description: int) -> None:
+        before = len(engine.outbox)
+        send_alert(level, description)
+        name = _alert_name(bytes((level, description)))
+        _entry13(trace, engine.now, SEND, engine.outbox[before:], [name])
+
+    def traced_send_hrr(*args: Any, **kwargs: Any) -> None:
+        before = len(engine.outbox)
+        send_hrr(*args, **kwargs)
+        _entry13(trace, engine.now, SEND, engine.outbox[before:], ["HelloRetryRequest"])
+
+    def traced_receive(data: bytes, now: float) -> None:
+        if not engine.connected:  # application data afterwards is not recorded
+            _entry13(trace, now, RECV, [data], None)
+        receive(data, now)
+
+    def traced_on_handshake_record(
+        payload: bytes, epoch: int, seq: int, records: Any, index: int
+    ) -> Any:
+        if epoch > 0:
+            _opened13(trace, engine.now, _HANDSHAKE, payload, epoch, seq, engine.connected)
+        return on_handshake_record(payload, epoch, seq, records, index)
+
+    def traced_on_ack(body: bytes) -> None:
+        _opened13(trace, engine.now, _ACK13, body, -1, -1, engine.connected)
+        on_ack(body)
+
+    def traced_on_alert(payload: bytes, epoch: int) -> None:
+        if epoch > 0:
+            _opened13(trace, engine.now, _ALERT, payload, epoch, -1, engine.connected)
+        on_alert(payload, epoch)
+
+    def traced_handle_timer(now: float) -> None:
+        due = engine.retransmit_at
+        if due is not None and now >= due and not engine.failed:
+            trace.note(
+                now,
+                "dtls",
+                "retransmission timer fired",
+                f"after {engine.timeout:g} s (retransmission {engine.retransmissions + 1})",
+            )
+        handle_timer(now)
+
+    engine._transmit = traced_transmit
+    engine._send_ack = traced_send_ack
+    engine.send_alert = traced_send_alert
+    engine._send_hello_retry_request = traced_send_hrr
+    engine.receive_datagram = traced_receive
+    engine._on_handshake_record = traced_on_handshake_record
+    engine._on_ack = traced_on_ack
+    engine._on_alert = traced_on_alert
+    engine.handle_timer = traced_handle_timer

@@ -888,6 +888,8 @@ class DtlsConnection:
             peer_address=self._peer_address,
         )
         engine.now = self._now
+        if self._trace is not None:
+            self._trace_engine13(engine)
         return engine
 
     def handshake_complete13(self) -> None:
@@ -905,6 +907,8 @@ class DtlsConnection:
                 engine.group.name if engine.group is not None else "?",
                 engine.srtp_profile.name if engine.srtp_profile else "none",
             )
+        if self._trace is not None:
+            self._trace_complete()
         self._events.append(
             HandshakeComplete(engine.suite.suite, engine.srtp_profile, engine.peer_certificate)
         )
@@ -1336,3 +1340,9 @@ class DtlsConnection:
             check = "peer NOT authenticated (insecure_skip_fingerprint_check)"
         self._trace.note(self._now, "dtls", "handshake complete", ", ".join(details))
         self._trace.note(self._now, "dtls", "fingerprint check", check)
+
+    def _trace_engine13(self, engine: Dtls13) -> None:
+        from webrtc_secure.trace import instrument13
+
+        assert self._trace is not None
+        instrument13(engine, self._trace)
