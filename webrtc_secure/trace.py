@@ -54,6 +54,7 @@ DEFAULT_MAX_ENTRIES = 10_000
 _HANDSHAKE = int(ContentType.HANDSHAKE)
 _CCS = int(ContentType.CHANGE_CIPHER_SPEC)
 _ALERT = int(ContentType.ALERT)
+_APPDATA = int(ContentType.APPLICATION_DATA)
 _SEQ_MASK = (1 << 48) - 1
 #: a ServerHello with this random is a HelloRetryRequest (RFC 8446 4.1.3)
 _HRR_RANDOM = bytes.fromhex("cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c")
@@ -258,8 +259,13 @@ class Trace:
         self._dtls_datagram(now, SEND, record, records, False)
 
     def dtls_received(self, now: float, datagram: bytes) -> None:
-        """A datagram the DTLS engine was fed (before it processed it)."""
-        self._dtls_datagram(now, RECV, datagram, _decode_records(datagram), False)
+        """A datagram the DTLS engine was fed (before it processed it). Datagrams of
+        protected application data only (the connected engine's slower path, e.g.
+        several records in one datagram) are not recorded."""
+        records = _decode_records(datagram)
+        if records and all(r.epoch > 0 and r.content_type == _APPDATA for r in records):
+            return
+        self._dtls_datagram(now, RECV, datagram, records, False)
 
     def dtls_opened(self, content_type: int, epoch_seq: int, plaintext: bytes) -> None:
         """A received protected record was opened: name what it carried."""
@@ -754,6 +760,7 @@ def _entry13(
     retransmission: bool = False,
     details: str = "",
     numbered: Sequence[tuple[tuple[int, int], str, int, int, int, int]] = (),
+    name_numbers: Sequence[tuple[int, int]] = (),
 ) -> None:
     """One entry per datagram. Protected records are named from ``numbered`` (the
     engine's own list of what it sealed, in order: record number, message name,
@@ -773,6 +780,9 @@ def _entry13(
             elif record.sealed and pending_names:
                 record.contents = (pending_names.pop(0),)
                 record.sealed = False
+                if len(name_numbers) > len(names or ()) - len(pending_names) - 1:
+                    number = name_numbers[len(names or ()) - len(pending_names) - 1]
+                    record.epoch, record.sequence_number = number
         entry = trace.add(
             now,
             direction,
@@ -840,6 +850,11 @@ def instrument13(engine: Any, trace: Trace) -> None:
     on_alert = engine._on_alert
     handle_timer = engine.handle_timer
 
+    #: (message_seq, fragment offset) of every handshake fragment sent so far: a
+    #: transmission that repeats one is a retransmission, whatever triggered it (the
+    #: timer, an ACK naming gaps, or the peer's own retransmission)
+    sent_fragments: set[tuple[int, int]] = set()
+
     def traced_transmit(now: float, only: Any = None) -> None:
         before = len(engine.outbox)
         counter = engine._send_counter
@@ -847,16 +862,19 @@ def instrument13(engine: Any, trace: Trace) -> None:
         order = engine._sent_order
         numbers = sorted((n for n, c in order.items() if c >= counter), key=order.__getitem__)
         numbered = []
+        repeated = False
         for number in numbers:
             out, start, stop = engine._sent[number][-1]
             name = message_name(out.msg_type)
             numbered.append((number, name, out.seq, start, stop - start, len(out.body)))
+            repeated = repeated or (out.seq, start) in sent_fragments
+            sent_fragments.add((out.seq, start))
         _entry13(
             trace,
             now,
             SEND,
             engine.outbox[before:],
-            retransmission=engine.retransmissions > 0 or only is not None,
+            retransmission=repeated,
             details="only the parts not ACKed" if only else "",
             numbered=numbered,
         )
@@ -864,6 +882,8 @@ def instrument13(engine: Any, trace: Trace) -> None:
     def traced_send_ack() -> None:
         numbers = sorted(set(engine._to_ack))
         before = len(engine.outbox)
+        tx = engine._tx
+        number = [(tx.epoch, tx.next_sequence)] if tx is not None else []
         send_ack()
         shown = ", ".join(f"{e}/{s}" for e, s in numbers[:8]) + (" ..." if len(numbers) > 8 else "")
         _entry13(
@@ -873,6 +893,7 @@ def instrument13(engine: Any, trace: Trace) -> None:
             engine.outbox[before:],
             ["ACK"],
             details=f"acknowledges records {shown}",
+            name_numbers=number,
         )
 
     def traced_send_alert(level: int, description: int) -> None:
