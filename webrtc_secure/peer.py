@@ -204,6 +204,10 @@ class SecurePeer(AsyncIOEventEmitter):
     When both descriptions have one, the SCTP association starts right after the DTLS
     handshake (``connect()`` does not wait for it); ``datachannel-ready`` fires once it
     is established and channels created earlier open then.
+
+    Tracing: ``trace=True`` records what ICE, DTLS, SCTP and DCEP did during the
+    connection's setup and teardown (never per packet of data); :meth:`trace` returns
+    the :class:`~webrtc_secure.trace.Trace`, which draws itself as a sequence diagram.
     """
 
     def __init__(
