@@ -951,7 +951,8 @@ class DtlsConnection:
                 self._send_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
             self._finish(State.CLOSED, None, by_peer=True)
         elif isinstance(exc, AlertReceived):
-            logger.warning("peer sent %s", exc)
+            # the owner gets the typed error and reports it (a WARNING printed it twice)
+            logger.info("peer sent %s", exc)
             self._finish(State.FAILED, exc, by_peer=True)
         elif isinstance(exc, HandshakeTimeout):
             self._fail(exc, send_alert=False)
