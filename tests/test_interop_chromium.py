@@ -469,8 +469,14 @@ def test_chromium_dtls13_hello_retry_key_update_and_key_log(
 
 
 @pytest.mark.timeout(60)
-def test_browser_echo_script_as_documented() -> None:
-    """``python examples/browser_echo.py`` as the README runs it, opened by Chromium."""
+@pytest.mark.parametrize("args", [[], ["--mode", "answer"]], ids=["page-offers", "page-answers"])
+def test_browser_echo_script_as_documented(args: list[str]) -> None:
+    """``python examples/browser_echo.py`` as the README runs it (both ``--mode``s),
+    opened by Chromium: the echoed video plays and the page's data channel pings come
+    back."""
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)  # run alone, no other test made it
+    name = "-".join(["script", *args[1:]])
 
     async def scenario() -> dict[str, Any]:
         process = await asyncio.create_subprocess_exec(
@@ -478,6 +484,7 @@ def test_browser_echo_script_as_documented() -> None:
             str(ROOT / "examples" / "browser_echo.py"),
             "--port",
             "0",
+            *args,
             stdout=asyncio.subprocess.PIPE,
             stderr=subprocess.STDOUT,
             cwd=str(ROOT),
@@ -490,16 +497,17 @@ def test_browser_echo_script_as_documented() -> None:
             output.append(first.decode())
             match = re.match(r"open (http://127\.0\.0\.1:\d+/\S+)", output[0])
             assert match, output
-            async with Chromium(log_path=ARTIFACTS / "chromium-interop-script.log") as browser:
+            async with Chromium(log_path=ARTIFACTS / f"chromium-interop-{name}.log") as browser:
                 page = await browser.new_page()
                 await page.navigate(match.group(1))
                 deadline = time.monotonic() + 20
                 while True:
                     stats = await page.evaluate("stats()")
-                    if video_playing(stats) or time.monotonic() > deadline:
+                    chat_echoed = stats["datachannel"].get("echoed", 0) >= 1
+                    if (video_playing(stats) and chat_echoed) or time.monotonic() > deadline:
                         break
                     await asyncio.sleep(0.2)
-                await page.screenshot(ARTIFACTS / "interop-securepeer-script.png")
+                await page.screenshot(ARTIFACTS / f"interop-securepeer-{name}.png")
                 # the script reports how it connected once DTLS is up
                 while not any(line.startswith("connected:") for line in output):
                     line = await asyncio.wait_for(process.stdout.readline(), 10)
@@ -520,4 +528,5 @@ def test_browser_echo_script_as_documented() -> None:
     stats = report["stats"]
     assert video_playing(stats), stats
     assert stats["inbound"]["audio"]["packetsReceived"] > 0
+    assert stats["datachannel"]["state"] == "open" and stats["datachannel"]["echoed"] >= 1
     assert any(line.startswith("connected: TLS_AES_") for line in report["output"])

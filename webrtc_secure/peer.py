@@ -106,6 +106,11 @@ _rtp_ssrc = struct.Struct("!I").unpack_from
 #: the first octet of an RTP packet with the plain 12-octet header (V=2, no padding,
 #: extension or CSRC): the per-SSRC counters need no parsing for it
 _PLAIN_RTP = 0x80
+#: how long ``close()`` waits by default for the SCTP SHUTDOWN sequence (RFC 9260 9.2:
+#: what the channels still buffer is sent and acknowledged first) before it sends
+#: close_notify anyway; a few round trips with retransmissions on a real path, and a
+#: bound so that an unresponsive remote cannot hold close() up
+SCTP_CLOSE_TIMEOUT = 3.0
 
 
 class PeerState(str, Enum):
@@ -321,6 +326,8 @@ class SecurePeer(AsyncIOEventEmitter):
         self._channels.trace = self._trace
         self._association: Association | None = None
         self._sctp: SctpTransport | None = None
+        #: done once the association has closed (SHUTDOWN complete, ABORT, DTLS gone)
+        self._sctp_closed: asyncio.Future[None] | None = None
         self._sctp_started = 0.0
         self._remote: SessionDescription | None = None
         self._udp_remote: tuple[str, int] | None = None
@@ -1025,7 +1032,9 @@ class SecurePeer(AsyncIOEventEmitter):
             self._dtls.send,
             self._channels,
             on_established=self._on_sctp_established,
+            on_closed=self._on_sctp_closed,
         )
+        self._sctp_closed = asyncio.get_running_loop().create_future()
         self._channels.attach(association, is_dtls_client=self._dtls.connection.is_client)
         self._sctp_started = time.monotonic()
         remote_init = remote.sctp_init
@@ -1050,6 +1059,10 @@ class SecurePeer(AsyncIOEventEmitter):
     def _on_sctp_established(self) -> None:
         self._stats.sctp_seconds = time.monotonic() - self._sctp_started
         self._deliver("datachannel-ready")
+
+    def _on_sctp_closed(self, error: WebrtcSecureError | None) -> None:
+        if self._sctp_closed is not None and not self._sctp_closed.done():
+            self._sctp_closed.set_result(None)
 
     def _sctp_service(self) -> None:
         if self._sctp is not None:
@@ -1328,11 +1341,25 @@ class SecurePeer(AsyncIOEventEmitter):
             self._emit_error(error)
         await self._shutdown(PeerState.FAILED)
 
-    async def close(self) -> None:
-        """Send close_notify, close ICE and cancel every task. Idempotent."""
-        await self._shutdown(PeerState.CLOSED)
+    async def close(self, *, timeout: float = SCTP_CLOSE_TIMEOUT) -> None:
+        """Close gracefully: the SCTP SHUTDOWN, then close_notify, then ICE. Idempotent.
 
-    async def _shutdown(self, final: PeerState) -> None:
+        With data channels, the association's SHUTDOWN sequence (RFC 9260 9.2) runs
+        first: every message already accepted by ``channel.send()`` is sent and
+        acknowledged by the remote before SHUTDOWN / SHUTDOWN ACK / SHUTDOWN COMPLETE,
+        so messages sent just before ``close()`` are not lost. ``timeout`` (seconds,
+        default :data:`SCTP_CLOSE_TIMEOUT`, 3 s) bounds that wait: past it, or at once
+        with ``timeout=0``, what is still unacknowledged is dropped and the DTLS
+        close_notify goes out anyway. For larger backlogs on slow paths, await
+        ``channel.drain()`` before ``close()``. A close started by the remote's
+        close_notify, a fatal error or the loss of the path does not wait: there is
+        no path left for the SHUTDOWN.
+        """
+        if not _is_number(timeout) or timeout < 0:
+            raise ConfigurationError("close(timeout=...) must be a number of seconds >= 0")
+        await self._shutdown(PeerState.CLOSED, sctp_linger=float(timeout))
+
+    async def _shutdown(self, final: PeerState, *, sctp_linger: float = 0.0) -> None:
         if self._closing:
             # another shutdown (e.g. the peer's close_notify) is under way: wait for it
             if self._shutdown_done is not None:
@@ -1341,13 +1368,14 @@ class SecurePeer(AsyncIOEventEmitter):
         self._closing = True
         self._shutdown_done = asyncio.get_running_loop().create_future()
         try:
-            await self._teardown(final)
+            await self._teardown(final, sctp_linger)
         finally:
             self._shutdown_done.set_result(None)
 
-    async def _teardown(self, final: PeerState) -> None:
+    async def _teardown(self, final: PeerState, sctp_linger: float) -> None:
         if self._sctp is not None:
-            self._sctp.shutdown()  # best effort: SHUTDOWN goes out before close_notify
+            # SHUTDOWN (and, with a linger, its completion) before close_notify
+            await self._shutdown_sctp(self._sctp, sctp_linger)
         if self._dtls is not None:
             self._dtls.close()  # close_notify goes out before the transport closes
         if self._sctp is not None:
@@ -1361,6 +1389,20 @@ class SecurePeer(AsyncIOEventEmitter):
                 await self._ice.close()
         self._set_state(final)
         self.emit("closed")
+
+    async def _shutdown_sctp(self, sctp: SctpTransport, linger: float) -> None:
+        """Start the SHUTDOWN sequence; wait up to ``linger`` seconds for it to end."""
+        sctp.shutdown()
+        sctp.service()  # a SHUTDOWN before establishment closes at once: report it
+        done = self._sctp_closed
+        if linger <= 0 or done is None or done.done() or self._sendto is None:
+            return  # no wait asked, nothing to wait for, or no path to shut down over
+        try:
+            await asyncio.wait_for(asyncio.shield(done), linger)
+        except asyncio.TimeoutError:
+            logger.info(
+                "the SCTP SHUTDOWN did not complete within %g s; closing DTLS anyway", linger
+            )
 
     async def __aenter__(self) -> SecurePeer:
         return self
@@ -1632,4 +1674,11 @@ def _check_options(
             raise ConfigurationError(f"media_kinds: {kind!r} is not one of {MEDIA_KINDS}")
 
 
-__all__ = ["DTLS_SRTP_LABEL", "DtlsError", "PeerState", "SecurePeer", "SecureProtocol"]
+__all__ = [
+    "DTLS_SRTP_LABEL",
+    "SCTP_CLOSE_TIMEOUT",
+    "DtlsError",
+    "PeerState",
+    "SecurePeer",
+    "SecureProtocol",
+]
