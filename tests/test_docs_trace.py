@@ -100,6 +100,10 @@ def test_write_diagrams_writes_each_scenario(
     trace_mod: ModuleType, tmp_path: Path
 ) -> None:
     paths = trace_mod.write_diagrams(tmp_path)
-    assert sorted(p.name for p in paths) == ["handshake.mmd", "handshake_loss.mmd"]
+    assert sorted(p.name for p in paths) == [
+        "handshake.mmd",
+        "handshake_loss.mmd",
+        "recorded_loss.mmd",
+    ]
     for path in paths:
         assert path.read_text().startswith("sequenceDiagram\n")

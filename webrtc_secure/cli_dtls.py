@@ -37,6 +37,7 @@ from webrtc_secure.errors import (
 )
 from webrtc_secure.srtp import DEFAULT_PROFILES, Profile
 from webrtc_secure.srtp.profiles import parse_profiles as profiles_from_text
+from webrtc_secure.trace import TRACE_SUFFIXES, Trace
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +134,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds the handshake may take (default: %(default)s)",
     )
     parser.add_argument(
+        "--trace",
+        type=parse_trace_path,
+        metavar="FILE",
+        help="write the handshake as a sequence diagram to FILE when the run ends; the "
+        "extension picks the format: .mmd/.md Mermaid, .html/.svg a self-contained "
+        "drawing (default: none)",
+    )
+    parser.add_argument(
         "--dtls-version",
         action="append",
         choices=["1.3", "1.2"],
@@ -155,6 +164,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 # --- argument types: each raises ArgumentTypeError, which argparse reports as usage --
+
+
+def parse_trace_path(text: str) -> Path:
+    path = Path(text)
+    if path.suffix.lower() not in TRACE_SUFFIXES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the extension picks the trace format, one of " + ", ".join(TRACE_SUFFIXES)
+        )
+    return path
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -328,6 +346,12 @@ async def _run(args: argparse.Namespace) -> int:
         "remote_fingerprints": [expected] if expected else None,
         "insecure_skip_fingerprint_check": expected is None,
     }
+    trace: Trace | None = None
+    if args.trace is not None:
+        ours = "client" if args.mode == "connect" else "server"
+        peer = "server" if args.mode == "connect" else "client"
+        trace = Trace(f"webrtc_secure {ours}", f"peer {peer}")
+        options["trace"] = trace
     if args.dtls_version:
         options["dtls_versions"] = tuple(args.dtls_version)
     closed = loop.create_future()
@@ -369,7 +393,13 @@ async def _run(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-        conn, peer_addr = await _accept(protocol, transport, certificate, options, args.no_cookies)
+        try:
+            conn, peer_addr = await _accept(
+                protocol, transport, certificate, options, args.no_cookies
+            )
+        except BaseException:
+            _write_trace(trace, args.trace)
+            raise
         send = _Progress(conn, lambda d: transport.sendto(d, peer_addr))
         dtls = DtlsTransport(conn, send, on_data=on_data, on_closed=on_closed)
         pump = asyncio.ensure_future(_pump(protocol, dtls, peer_addr))
@@ -409,6 +439,18 @@ async def _run(args: argparse.Namespace) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await pump
         transport.close()
+        _write_trace(trace, args.trace)
+
+
+def _write_trace(trace: Trace | None, path: Path | None) -> None:
+    """Write the trace (also of a failed handshake: that is when it helps most)."""
+    if trace is None or path is None:
+        return
+    try:
+        trace.write(path)
+    except OSError as exc:
+        raise CliError(f"cannot write the trace to {path}: {exc.strerror or exc}") from None
+    print(f"trace written to {path}", file=sys.stderr, flush=True)
 
 
 def _hostport(host: str, port: int) -> str:
@@ -442,7 +484,13 @@ async def _accept(
     listener = DtlsListener(certificate, max_connections=1, **options)
     while True:
         data, addr = await protocol.queue.get()
-        accepted, replies = listener.receive_datagram(data, addr, loop.time())
+        now = loop.time()
+        accepted, replies = listener.receive_datagram(data, addr, now)
+        trace: Trace | None = options.get("trace")
+        if trace is not None and accepted is None:
+            # the stateless exchange happens before the engine exists
+            trace.dtls_received(now, data)
+            trace.dtls_sent(now, replies)
         for reply in replies:
             transport.sendto(reply, addr)
         if replies and accepted is None:

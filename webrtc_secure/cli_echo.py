@@ -8,6 +8,7 @@ import os
 import socket
 import sys
 
+from webrtc_secure.cli_dtls import parse_trace_path
 from webrtc_secure.echo import Signaling, run_answerer, run_offerer
 
 
@@ -34,6 +35,14 @@ def add_echo_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="gather ICE host candidates on exactly this address (repeatable; default: 127.0.0.1)",
     )
+    parser.add_argument(
+        "--trace",
+        type=parse_trace_path,
+        metavar="FILE",
+        help="write what this peer did (ICE, DTLS, SCTP, DCEP) as a sequence diagram "
+        "to FILE; the extension picks the format: .mmd/.md Mermaid, "
+        ".html/.svg a self-contained drawing (default: none)",
+    )
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,14 +57,22 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds between packets, 0.02 = audio pacing, 0 = as fast as possible "
         "(default: %(default)s)",
     )
+    parser.add_argument(
+        "--trace",
+        type=parse_trace_path,
+        metavar="FILE",
+        help="write what the offering peer did (ICE, DTLS, SCTP, DCEP) as a sequence "
+        "diagram to FILE; the extension picks the format: .mmd/.md Mermaid, "
+        ".html/.svg a self-contained drawing (default: none)",
+    )
 
 
 async def run_echo(args: argparse.Namespace) -> int:
     signaling = Signaling(args.signal, port=args.port)
     hosts = args.host_address or ["127.0.0.1"]
     if args.role == "answer":
-        return await run_answerer(signaling, hosts)
-    report = await run_offerer(signaling, hosts, args.count, args.interval)
+        return await run_answerer(signaling, hosts, args.trace)
+    report = await run_offerer(signaling, hosts, args.count, args.interval, trace=args.trace)
     print(report.summary(), flush=True)
     return 0 if report.ok else 1
 
@@ -81,6 +98,7 @@ async def run_demo(args: argparse.Namespace) -> int:
             str(args.count),
             "--interval",
             str(args.interval),
+            *(["--trace", str(args.trace)] if args.trace is not None else []),
             env=env,
         )
         code = await asyncio.wait_for(offerer.wait(), 120)

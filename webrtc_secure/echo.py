@@ -18,6 +18,7 @@ import struct
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from webrtc_secure.datachannel import DataChannel
@@ -169,10 +170,13 @@ class Signaling:
 # --- roles ------------------------------------------------------------------------------
 
 
-async def run_answerer(signaling: Signaling, host_addresses: list[str] | None) -> int:
-    """Answer one offer and echo messages and RTP until the offerer closes."""
+async def run_answerer(
+    signaling: Signaling, host_addresses: list[str] | None, trace: Path | None = None
+) -> int:
+    """Answer one offer and echo messages and RTP until the offerer closes; with
+    ``trace``, write what the peer did there (format from the extension)."""
     await signaling.open(listen=True)
-    async with SecurePeer(host_addresses=host_addresses) as peer:
+    async with SecurePeer(host_addresses=host_addresses, trace=trace is not None) as peer:
         closed = asyncio.Event()
 
         def on_datachannel(channel: DataChannel) -> None:
@@ -194,7 +198,15 @@ async def run_answerer(signaling: Signaling, host_addresses: list[str] | None) -
         )
         await closed.wait()
     await signaling.close()
+    _write_trace(peer, trace)
     return 0
+
+
+def _write_trace(peer: SecurePeer, path: Path | None) -> None:
+    recorded = peer.trace()
+    if path is not None and recorded is not None:
+        recorded.write(path)
+        print(f"trace written to {path}", file=sys.stderr, flush=True)
 
 
 async def run_offerer(
@@ -203,11 +215,13 @@ async def run_offerer(
     count: int,
     interval: float,
     timeout: float = 10.0,
+    trace: Path | None = None,
 ) -> EchoReport:
-    """Connect, send ``count`` messages and RTP packets, and check every echo."""
+    """Connect, send ``count`` messages and RTP packets, and check every echo; with
+    ``trace``, write what the peer did there (format from the extension)."""
     await signaling.open(listen=False)
     report = EchoReport()
-    async with SecurePeer(host_addresses=host_addresses) as peer:
+    async with SecurePeer(host_addresses=host_addresses, trace=trace is not None) as peer:
         sent_at: dict[bytes, float] = {}
         rtp_sent_at: dict[int, float] = {}
         all_back = asyncio.Event()
@@ -264,6 +278,7 @@ async def run_offerer(
             logger.warning("not every echo came back within %.0f s", timeout)
         report.stats = peer.stats()
     await signaling.close()
+    _write_trace(peer, trace)
     return report
 
 

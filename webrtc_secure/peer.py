@@ -91,6 +91,7 @@ from webrtc_secure.stats import (
     dtls_cipher_name,
     rtp_sizes,
 )
+from webrtc_secure.trace import Trace
 
 logger = logging.getLogger(__name__)
 
@@ -251,6 +252,10 @@ class SecurePeer(AsyncIOEventEmitter):
     per SSRC each way; data channels) plus ``drops`` by reason from every layer;
     ``report.to_dict()`` is the W3C camelCase form.
     :meth:`stats` is the older flat dict, kept for existing code.
+
+    Tracing: ``trace=True`` records what ICE, DTLS, SCTP and DCEP did during the
+    connection's setup and teardown (never per packet of data); :meth:`trace` returns
+    the :class:`~webrtc_secure.trace.Trace`, which draws itself as a sequence diagram.
     """
 
     def __init__(
@@ -271,6 +276,7 @@ class SecurePeer(AsyncIOEventEmitter):
         data_channel: bool = True,
         snap: bool = True,
         dtls_versions: Sequence[int | str] = DEFAULT_DTLS_VERSIONS,
+        trace: bool = False,
     ) -> None:
         _check_options(
             certificate=certificate,
@@ -315,6 +321,9 @@ class SecurePeer(AsyncIOEventEmitter):
         #: SNAP (draft-hancke-tsvwg-snap): offer our INIT in a=sctp-init and skip the
         #: INIT exchange when the remote's description has one too
         self.snap = snap
+        #: trace=True: what ICE, DTLS, SCTP and DCEP did, for peer.trace()
+        self._trace = Trace("local", "remote") if trace else None
+        self._channels.trace = self._trace
         self._association: Association | None = None
         self._sctp: SctpTransport | None = None
         #: done once the association has closed (SHUTDOWN complete, ABORT, DTLS gone)
@@ -363,6 +372,20 @@ class SecurePeer(AsyncIOEventEmitter):
         )
 
     # --- state and stats ----------------------------------------------------------------
+
+    def trace(self) -> Trace | None:
+        """What this peer did, or None unless built with ``SecurePeer(trace=True)``.
+
+        The :class:`~webrtc_secure.trace.Trace` holds the ICE summary (pairs checked,
+        the nominated pair and its RTT), every DTLS handshake datagram (records,
+        epochs, sequence numbers, fragments, sizes), retransmissions and the timer
+        that fired, alerts, the negotiated parameters and the fingerprint check, the
+        SCTP control chunks and DCEP OPEN/ACK, with times relative to the first
+        entry. Draw it with ``peer.trace().write("handshake.html")`` (or ``.svg``,
+        ``.mmd``, ``.md``). Off by default: an untraced peer records nothing and
+        pays nothing, and a traced one only on handshake and control paths.
+        """
+        return self._trace
 
     @property
     def state(self) -> PeerState:
@@ -760,9 +783,8 @@ class SecurePeer(AsyncIOEventEmitter):
                         f"candidate for sdpMid {candidate.sdp_mid!r}: the session's mids "
                         f"are {local.mids}"
                     )
-            elif (
-                candidate.sdp_mline_index is not None
-                and candidate.sdp_mline_index >= len(local.media)
+            elif candidate.sdp_mline_index is not None and candidate.sdp_mline_index >= len(
+                local.media
             ):
                 raise SdpError(
                     f"candidate for sdpMLineIndex {candidate.sdp_mline_index}: the session "
@@ -875,6 +897,8 @@ class SecurePeer(AsyncIOEventEmitter):
             self._set_state(PeerState.CHECKING)
             if self.use_ice:
                 await self._connect_ice(remote)
+                if self._trace is not None:
+                    self._trace_ice()
             else:
                 self._udp_remote = ice.first_udp_address(remote.candidates)
                 self._sendto = self._udp_sendto
@@ -1029,6 +1053,7 @@ class SecurePeer(AsyncIOEventEmitter):
                     max_message_size=self._channels.local_max_message_size,
                 )
             )
+            self._association.trace = self._trace
         return self._association
 
     def _on_sctp_established(self) -> None:
@@ -1054,6 +1079,10 @@ class SecurePeer(AsyncIOEventEmitter):
         except Exception as exc:
             logger.exception("handler for %r raised", event)
             self._emit_error(exc)
+
+    def _trace_ice(self) -> None:
+        assert self._trace is not None
+        self._trace.note(_loop_time(), "ice", "ICE connected", _ice_summary(self._ice))
 
     async def _connect_ice(self, remote: SessionDescription) -> None:
         if self._gathering is not None:
@@ -1092,6 +1121,7 @@ class SecurePeer(AsyncIOEventEmitter):
             handshake_timeout=self.handshake_timeout,
             first_flight_timeout=self.first_flight_timeout,
             dtls_versions=self.dtls_versions,
+            trace=self._trace,
         )
         self._dtls = DtlsTransport(
             connection,
@@ -1393,6 +1423,23 @@ class _Returning:
         return self.result
 
 
+def _ice_summary(connection: Any) -> str:
+    """Pairs checked, the nominated pair and its round-trip time (for the trace)."""
+    check_list = list(getattr(connection, "_check_list", ()))
+    succeeded = sum(1 for p in check_list if getattr(p.state, "name", "") == "SUCCEEDED")
+    parts = [f"{len(check_list)} pairs, {succeeded} succeeded"]
+    pair = getattr(connection, "nominated_pair", None)
+    if pair is not None:
+        local, remote = pair.local_candidate, pair.remote_candidate
+        parts.append(
+            f"nominated {local.host}:{local.port} ({local.type}) -> "
+            f"{remote.host}:{remote.port} ({remote.type})"
+        )
+        rtt = ice.round_trip_time(connection)
+        parts.append(f"RTT {rtt * 1000:.1f} ms" if rtt is not None else "RTT not measured")
+    return ", ".join(parts)
+
+
 def _loop_time() -> float:
     return asyncio.get_running_loop().time()
 
@@ -1545,11 +1592,7 @@ MEDIA_KINDS = ("audio", "video")
 
 
 def _is_number(value: object) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-    )
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check_options(

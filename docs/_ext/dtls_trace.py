@@ -29,6 +29,7 @@ from webrtc_secure.dtls import DtlsConnection, HandshakeComplete
 from webrtc_secure.dtls.messages import HandshakeType, enum_name, split_handshake_fragments
 from webrtc_secure.dtls.records import ContentType, split_records
 from webrtc_secure.srtp import Profile
+from webrtc_secure.trace import Trace as Recorder
 
 #: one-way delay of the simulated link (a 20 ms round trip)
 ONE_WAY_DELAY = 0.010
@@ -146,27 +147,34 @@ def run_handshake(
     drop: Callable[[str, int], bool] = lambda sender, index: False,
     *,
     mtu: int = 1200,
+    recorders: tuple[Recorder, Recorder] | None = None,
+    dtls_versions: tuple[str, ...] = ("1.2",),
 ) -> Trace:
     """Run one handshake between two engines and record every datagram.
 
     ``drop(sender, index)`` decides whether the ``index``-th datagram of ``sender``
-    (counting from 0) is lost on the link.
+    (counting from 0) is lost on the link. ``recorders``: the engines' own
+    :class:`webrtc_secure.trace.Trace` recorders (client's, server's), if wanted.
+    ``dtls_versions``: DTLS 1.2 by default, the six flights the guide explains (the
+    tap names the protected Finished from its epoch, which holds for 1.2 only).
     """
     client_cert, server_cert = Certificate.generate(), Certificate.generate()
-    # DTLS 1.2: the guide tells RFC 6347's six flights (the tap decodes 1.2 records)
+    client_recorder, server_recorder = recorders or (None, None)
     client = DtlsConnection(
         True,
         client_cert,
         remote_fingerprints=server_cert.fingerprints(),
         mtu=mtu,
-        dtls_versions=("1.2",),
+        trace=client_recorder,
+        dtls_versions=dtls_versions,
     )
     server = DtlsConnection(
         False,
         server_cert,
         remote_fingerprints=client_cert.fingerprints(),
         mtu=mtu,
-        dtls_versions=("1.2",),
+        trace=server_recorder,
+        dtls_versions=dtls_versions,
     )
     sides = {"Client": client, "Server": server}
     trace = Trace()
@@ -257,6 +265,26 @@ def _drop_cookie_client_hello(sender: str, index: int) -> bool:
     return sender == "Client" and index == 1
 
 
+def run_recorded(drop: Callable[[str, int], bool]) -> Recorder:
+    """The same run drawn from the engines' own recorders (issue 15's trace), both
+    sides merged: what each engine sent, the timer that fired, what the peer never
+    received."""
+    client, server = Recorder("Client", "Server"), Recorder("Server", "Client")
+    run_handshake(drop, recorders=(client, server), dtls_versions=("1.3",))
+    return Recorder.merge(client, server)
+
+
+def _drop_server_encrypted_flight(sender: str, index: int) -> bool:
+    # DTLS 1.3: the server's datagrams are the HelloRetryRequest, the ServerHello and
+    # then its encrypted flight (EncryptedExtensions .. Finished)
+    return sender == "Server" and index == 2
+
+
+#: diagrams drawn by the package's recorder (webrtc_secure.trace)
+RECORDED: dict[str, Callable[[], Recorder]] = {
+    "recorded_loss": lambda: run_recorded(_drop_server_encrypted_flight),
+}
+
 SCENARIOS: dict[str, Callable[[], Trace]] = {
     "handshake": lambda: run_handshake(),
     "handshake_loss": lambda: run_handshake(_drop_cookie_client_hello),
@@ -275,6 +303,12 @@ def write_diagrams(directory: Path) -> list[Path]:
         for name, scenario in SCENARIOS.items():
             path = directory / f"{name}.mmd"
             text = to_mermaid(scenario())
+            if not path.exists() or path.read_text() != text:
+                path.write_text(text)
+            written.append(path)
+        for name, recorded in RECORDED.items():
+            path = directory / f"{name}.mmd"
+            text = recorded().to_mermaid()
             if not path.exists() or path.read_text() != text:
                 path.write_text(text)
             written.append(path)

@@ -28,7 +28,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pyee.asyncio import AsyncIOEventEmitter
 
@@ -48,6 +48,9 @@ from webrtc_secure.errors import (
     MalformedDcepMessage,
     WebrtcSecureError,
 )
+
+if TYPE_CHECKING:
+    from webrtc_secure.trace import Trace
 
 logger = logging.getLogger(__name__)
 
@@ -327,6 +330,10 @@ class ChannelManager:
     ``on_datachannel`` announces channels the remote opened.
     """
 
+    #: a :class:`webrtc_secure.trace.Trace` to record DCEP messages into (set by the
+    #: owner; None: nothing recorded)
+    trace: Trace | None = None
+
     def __init__(
         self,
         *,
@@ -386,9 +393,7 @@ class ChannelManager:
         _check_parameters(
             label, protocol, max_retransmits, max_packet_life_time, negotiated, id, priority
         )
-        if id is not None and (
-            id in self._channels or any(c._id == id for c in self._pending)
-        ):
+        if id is not None and (id in self._channels or any(c._id == id for c in self._pending)):
             raise ChannelIdInUse(f"stream id {id} is already used by a channel")
         channel = DataChannel(
             self,
@@ -598,6 +603,8 @@ class ChannelManager:
                 return
             channel._awaiting_ack = True
             self.opened_local += 1
+            if self.trace is not None:
+                self.trace.dcep(self._now(), "send", message, channel._id)
         self._open(channel)
 
     def _open(self, channel: DataChannel) -> None:
@@ -620,6 +627,8 @@ class ChannelManager:
             logger.debug("stream %d: %s", stream_id, exc)
             self.dropped["dcep_malformed"] += 1
             return
+        if self.trace is not None:
+            self.trace.dcep(self._now(), "recv", message, stream_id)
         if isinstance(message, DataChannelAck):
             channel = self._channels.get(stream_id)
             if channel is None or channel._negotiated or not channel._awaiting_ack:
@@ -652,13 +661,13 @@ class ChannelManager:
             priority=message.priority,
         )
         try:
-            self._association.send(
-                stream_id, Ppid.DCEP, DataChannelAck().serialize(), self._now()
-            )
+            self._association.send(stream_id, Ppid.DCEP, DataChannelAck().serialize(), self._now())
         except WebrtcSecureError as exc:
             logger.debug("stream %d: cannot acknowledge DATA_CHANNEL_OPEN: %s", stream_id, exc)
             self.dropped["dcep_ack_failed"] += 1
             return
+        if self.trace is not None:
+            self.trace.dcep(self._now(), "send", DataChannelAck(), stream_id)
         self._all.append(channel)
         self._channels[stream_id] = channel
         self.opened_remote += 1

@@ -31,6 +31,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from webrtc_secure.certificate import Certificate, Fingerprint
 from webrtc_secure.dtls.cookies import CookieFactory
@@ -107,6 +108,9 @@ from webrtc_secure.errors import (
 )
 from webrtc_secure.replay import ReplayWindow
 from webrtc_secure.srtp.profiles import DEFAULT_PROFILES, Profile
+
+if TYPE_CHECKING:
+    from webrtc_secure.trace import Trace
 
 logger = logging.getLogger(__name__)
 
@@ -359,6 +363,7 @@ class DtlsConnection:
         key_share_groups: Sequence[int] = DEFAULT_KEY_SHARE_GROUPS,
         cipher_suites13: Sequence[int] = DEFAULT_SUITES13,
         retry_cookies: RetryCookies | None = None,
+        trace: Trace | None = None,
     ) -> None:
         if mtu < 150:
             raise ValueError("MTU below 150 octets cannot carry DTLS handshake records")
@@ -389,6 +394,8 @@ class DtlsConnection:
             raise ValueError("first_flight_timeout must be positive (or None for no bound)")
         self.is_client = is_client
         self.mtu = mtu
+        #: the recorder of what this engine does (handshake paths only), or None
+        self._trace = trace
         self.state = State.NEW
         self.stats = DtlsStats()
         self.error: WebrtcSecureError | None = None
@@ -489,6 +496,11 @@ class DtlsConnection:
     @property
     def is_connected(self) -> bool:
         return self.state is _CONNECTED
+
+    @property
+    def trace(self) -> Trace | None:
+        """The :class:`~webrtc_secure.trace.Trace` this engine records into, if any."""
+        return self._trace
 
     @property
     def initial_retransmit_timeout(self) -> float:
@@ -598,6 +610,8 @@ class DtlsConnection:
             return
         if state is _CONNECTED and self._read_application_data(data):
             return
+        if self._trace is not None:
+            self._trace.dtls_received(now, data)
         records, clean = split_records(data)
         if not clean:
             stats.dropped_malformed += 1
@@ -736,6 +750,8 @@ class DtlsConnection:
                     send_alert=False,
                 )
                 return
+            if self._trace is not None:
+                self._trace_timer(now)
             self._flight_retransmissions += 1
             self._timeout = min(self._timeout * 2, self._max_timeout)
             self._retransmit_at = now + self._timeout
@@ -788,11 +804,14 @@ class DtlsConnection:
         self._flight_retransmissions = 0
         self._flight_sent_at = self._now
         self._retransmit_at = self._now + self._timeout if expect_reply else None
-        self._transmit_flight(self._now)
+        self._transmit_flight(self._now, retransmission=False)
 
     def send_stateless(self, items: list[FlightItem]) -> None:
         self._first_flight_deadline = None  # a HelloVerifyRequest answers a ClientHello
-        self._outbox.extend(pack_flight(items, self.mtu, self._seal, self._overhead))
+        datagrams = pack_flight(items, self.mtu, self._seal, self._overhead)
+        if self._trace is not None:
+            self._trace.dtls_sent(self._now, datagrams)
+        self._outbox.extend(datagrams)
 
     def install_keys(self, read: RecordProtection, write: RecordProtection) -> None:
         self._read_protection = read
@@ -815,6 +834,8 @@ class DtlsConnection:
                 suite.name,
                 hs.srtp_profile.name if hs.srtp_profile else "none",
             )
+        if self._trace is not None:
+            self._trace_complete()
         self._events.append(HandshakeComplete(suite, hs.srtp_profile, hs.peer_certificate))
 
     def log_master_secret(self, client_random: bytes, master: bytes) -> None:
@@ -867,6 +888,8 @@ class DtlsConnection:
             peer_address=self._peer_address,
         )
         engine.now = self._now
+        if self._trace is not None:
+            self._trace_engine13(engine)
         return engine
 
     def handshake_complete13(self) -> None:
@@ -884,6 +907,8 @@ class DtlsConnection:
                 engine.group.name if engine.group is not None else "?",
                 engine.srtp_profile.name if engine.srtp_profile else "none",
             )
+        if self._trace is not None:
+            self._trace_complete()
         self._events.append(
             HandshakeComplete(engine.suite.suite, engine.srtp_profile, engine.peer_certificate)
         )
@@ -1041,14 +1066,17 @@ class DtlsConnection:
         )
         return _PLAIN_HEADER(content_type, version, (epoch << 48) | seq, len(payload)) + payload
 
-    def _transmit_flight(self, now: float) -> None:
+    def _transmit_flight(self, now: float, *, retransmission: bool = True) -> None:
         if self._flight is None:
             return
         self._last_transmit = now
         for item in self._flight:
             if item.epoch > self._write_epoch:
                 self._write_epoch = item.epoch
-        self._outbox.extend(pack_flight(self._flight, self.mtu, self._seal, self._overhead))
+        datagrams = pack_flight(self._flight, self.mtu, self._seal, self._overhead)
+        if self._trace is not None:
+            self._trace_flight(now, datagrams, retransmission)
+        self._outbox.extend(datagrams)
 
     def _retransmit_flight(self, now: float) -> None:
         """Send the current flight again, twice when it carries our Finished.
@@ -1104,6 +1132,8 @@ class DtlsConnection:
             if opened is None:
                 return False
             plaintext = opened
+            if self._trace is not None:
+                self._trace.dtls_opened(ctype, epoch_seq, plaintext)
         else:
             self.stats.dropped_epoch += 1
             return False
@@ -1238,9 +1268,11 @@ class DtlsConnection:
         epoch = self._write_epoch if self._write_protection[self._write_epoch] else 0
         # if the sequence space is exhausted the alert is skipped: the peer times out instead
         with contextlib.suppress(DtlsError):
-            self._outbox.append(
-                self._seal(ContentType.ALERT, epoch, Alert(level, description).serialize())
-            )
+            payload = Alert(level, description).serialize()
+            record = self._seal(ContentType.ALERT, epoch, payload)
+            if self._trace is not None:
+                self._trace.dtls_alert_sent(self._now, record, payload)
+            self._outbox.append(record)
 
     def _fail(self, error: DtlsError, *, send_alert: bool = True) -> None:
         # the owner gets the typed error (ConnectionClosed event, handshake() raising it) and
@@ -1248,6 +1280,8 @@ class DtlsConnection:
         logger.info("DTLS %s failed: %s", "client" if self.is_client else "server", error)
         if send_alert and error.alert is not None:
             self._send_alert(AlertLevel.FATAL, AlertDescription(error.alert))
+        if self._trace is not None:
+            self._trace.note(self._now, "dtls", "handshake failed", str(error))
         self._finish(State.FAILED, error, by_peer=False)
 
     def _finish(self, state: State, error: WebrtcSecureError | None, *, by_peer: bool) -> None:
@@ -1258,3 +1292,58 @@ class DtlsConnection:
         self._flight = None
         self._early_records = []
         self._events.append(ConnectionClosed(error, by_peer))
+
+    # --- trace (only called when a Trace was given) -----------------------------------------
+
+    def _trace_flight(self, now: float, datagrams: list[bytes], retransmission: bool) -> None:
+        assert self._trace is not None and self._flight is not None
+        from webrtc_secure.trace import message_name
+
+        protected = [
+            message_name(item.msg_type)
+            for item in self._flight
+            if item.epoch > 0 and item.content_type == _HANDSHAKE
+        ]
+        self._trace.dtls_sent(now, datagrams, protected, retransmission=retransmission)
+
+    def _trace_timer(self, now: float) -> None:
+        assert self._trace is not None
+        self._trace.note(
+            now,
+            "dtls",
+            "retransmission timer fired",
+            f"after {self._timeout:g} s, flight {self.stats.flights_sent} resent "
+            f"(retransmission {self._flight_retransmissions + 1})",
+        )
+
+    def _trace_complete(self) -> None:
+        assert self._trace is not None
+        suite = self.cipher_suite
+        profile = self.srtp_profile
+        details = [
+            self.version_name or "?",
+            suite.name if suite is not None else "?",
+            self.group or "?",
+            f"SRTP {profile.name}" if profile else "no SRTP",
+        ]
+        if self._v13 is None:
+            details.append(
+                "extended master secret" if self._handshake.extended_master_secret else "no EMS"
+            )
+        fingerprints = self._handshake.config.remote_fingerprints
+        der = self.peer_certificate
+        if fingerprints and der is not None:
+            matched = next((fp for fp in fingerprints if fp.matches(der)), None)
+            check = f"{matched.algorithm} fingerprint matched" if matched else "no fingerprint"
+        elif self._handshake.config.verify_peer is not None:
+            check = "verify_peer accepted the certificate"
+        else:
+            check = "peer NOT authenticated (insecure_skip_fingerprint_check)"
+        self._trace.note(self._now, "dtls", "handshake complete", ", ".join(details))
+        self._trace.note(self._now, "dtls", "fingerprint check", check)
+
+    def _trace_engine13(self, engine: Dtls13) -> None:
+        from webrtc_secure.trace import instrument13
+
+        assert self._trace is not None
+        instrument13(engine, self._trace)

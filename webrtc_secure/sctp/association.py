@@ -67,6 +67,7 @@ import struct
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..errors import (
     AssociationAborted,
@@ -148,6 +149,9 @@ from .receive_queue import InboundFragment, ReceiveQueue, Verdict
 from .rto import RtoEstimator
 from .send_queue import Outbox, OutgoingMessage, RetransmitQueue, SentChunk
 from .serial import add32, le32
+
+if TYPE_CHECKING:
+    from ..trace import Trace
 
 logger = logging.getLogger(__name__)
 
@@ -290,6 +294,10 @@ class _ResetRequest:
 class Association:
     """One SCTP association, sans-I/O (see the module docstring)."""
 
+    #: a :class:`webrtc_secure.trace.Trace` to record control chunks into (set by the
+    #: owner; None: nothing recorded, and data paths never look at it)
+    trace: Trace | None = None
+
     def __init__(self, config: AssociationConfig | None = None) -> None:
         self.config = config = config or AssociationConfig()
         self._random = config.random
@@ -377,6 +385,8 @@ class Association:
         if self._init_chunk is None:
             self._init_chunk = self._make_init()
         self.state = AssociationState.COOKIE_WAIT
+        if self.trace is not None:
+            self.trace.last_now = now  # the INIT below is recorded at this time
         self._t1_rto = self.config.rto_initial
         self._t1_count = 0
         self._t1 = now + self._t1_rto
@@ -400,6 +410,8 @@ class Association:
         if self.state is not AssociationState.CLOSED or self._finished:
             raise InvalidAssociationState(f"cannot start SNAP in state {self.state.value}")
         chunk = parse_chunk(bytes(remote_init_chunk))
+        if self.trace is not None:
+            self.trace.note(now, "sctp", "SNAP", "INITs exchanged in SDP, no INIT/COOKIE")
         if not isinstance(chunk, InitChunk):
             raise MalformedSctpPacket(f"a=sctp-init holds chunk type {chunk.type}, not INIT")
         if (
@@ -540,6 +552,8 @@ class Association:
         return min(present) if present else None
 
     def handle_timer(self, now: float) -> None:
+        if self.trace is not None:
+            self.trace.last_now = now  # what a timer resends is recorded at this time
         try:
             self._handle_timer(now)
         except Exception:  # never out of the engine: count it, tests assert zero
@@ -646,6 +660,8 @@ class Association:
         if len(self._replies) >= MAX_PENDING_REPLIES:
             self._stats.dropped["reply_queue_full"] += 1
             return
+        if self.trace is not None:
+            self.trace.sctp_chunks(None, "send", chunks)
         self._replies.append(
             serialize_chunks(
                 self.config.local_port,
@@ -663,6 +679,8 @@ class Association:
         if len(self._control) >= MAX_PENDING_CONTROL:
             self._stats.dropped["control_queue_full"] += 1
             return
+        if self.trace is not None:
+            self.trace.sctp_chunks(None, "send", (chunk,))
         self._control.append(chunk)
 
     def _emit(self, event: Event) -> None:
@@ -741,6 +759,8 @@ class Association:
         self._emit(AssociationEstablished())
 
     def _handle_init(self, packet_tag: int, init: InitChunk, now: float) -> None:
+        if self.trace is not None:
+            self.trace.sctp_chunks(now, "recv", (init,))
         if packet_tag != 0:
             self._stats.dropped["init_bad_tag"] += 1
             return
@@ -793,6 +813,8 @@ class Association:
         self._send_packet_now([ack], init.initiate_tag)
 
     def _handle_init_ack(self, ack: InitAckChunk, now: float) -> None:
+        if self.trace is not None:
+            self.trace.sctp_chunks(now, "recv", (ack,))
         if self.state is not AssociationState.COOKIE_WAIT:
             self._stats.dropped["init_ack_unexpected"] += 1
             return
@@ -826,6 +848,8 @@ class Association:
         self._send_packet_now([CookieEchoChunk(cookie)], self._peer_tag)
 
     def _handle_cookie_echo(self, packet_tag: int, echo: CookieEchoChunk, now: float) -> None:
+        if self.trace is not None:
+            self.trace.sctp_chunks(now, "recv", (echo,))
         state = open_cookie(echo.cookie, self._secret)
         if state is None:
             self._stats.dropped["cookie_invalid"] += 1
@@ -870,6 +894,8 @@ class Association:
         self._stats.dropped["cookie_tag_mismatch"] += 1
 
     def _handle_cookie_ack(self, now: float) -> None:
+        if self.trace is not None:
+            self.trace.sctp_chunks(now, "recv", (CookieAckChunk(),))
         if self.state is not AssociationState.COOKIE_ECHOED or self._pending_state is None:
             return  # a duplicate: nothing to do
         self._establish(self._pending_state, now)
@@ -958,6 +984,8 @@ class Association:
         elif isinstance(chunk, ShutdownAckChunk):
             self._handle_shutdown_ack(now)
         elif isinstance(chunk, ShutdownCompleteChunk):
+            if self.trace is not None:
+                self.trace.sctp_chunks(now, "recv", (chunk,))
             if state is AssociationState.SHUTDOWN_ACK_SENT:
                 self._close(None)
             return False
@@ -983,6 +1011,8 @@ class Association:
         return action >= 2
 
     def _handle_abort(self, chunk: AbortChunk) -> None:
+        if self.trace is not None:
+            self.trace.sctp_chunks(None, "recv", (chunk,))
         if self._finished:
             return
         causes = tuple(type(c).__name__ for c in chunk.causes)
@@ -993,6 +1023,8 @@ class Association:
         self._close(AssociationAborted(f"peer sent ABORT {reason}".strip(), causes))
 
     def _handle_error(self, chunk: ErrorChunk, now: float) -> None:
+        if self.trace is not None:
+            self.trace.sctp_chunks(now, "recv", (chunk,))
         for cause in chunk.causes:
             self._stats.error_causes[type(cause).__name__] += 1
             if isinstance(cause, StaleCookieCause) and self.state is AssociationState.COOKIE_ECHOED:
@@ -1167,6 +1199,8 @@ class Association:
             self._queue_control(ShutdownAckChunk())
 
     def _handle_shutdown(self, chunk: ShutdownChunk, now: float) -> None:
+        if self.trace is not None:
+            self.trace.sctp_chunks(now, "recv", (chunk,))
         rq = self._retransmit
         if rq is None or self.state not in _UP_STATES:
             return
@@ -1181,6 +1215,8 @@ class Association:
             self._start_t2(now)
 
     def _handle_shutdown_ack(self, now: float) -> None:
+        if self.trace is not None:
+            self.trace.sctp_chunks(now, "recv", (ShutdownAckChunk(),))
         if self.state in (AssociationState.SHUTDOWN_SENT, AssociationState.SHUTDOWN_ACK_SENT):
             self._send_packet_now([ShutdownCompleteChunk(False)], self._peer_tag)
             self._close(None)
@@ -1247,6 +1283,8 @@ class Association:
         )
 
     def _handle_reconfig(self, chunk: ReconfigChunk, now: float) -> None:
+        if self.trace is not None:
+            self.trace.sctp_chunks(now, "recv", (chunk,))
         if not self._reconfig:
             self._stats.dropped["reconfig_unexpected"] += 1
             return
