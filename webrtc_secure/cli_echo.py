@@ -35,18 +35,11 @@ def add_echo_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="gather ICE host candidates on exactly this address (repeatable; default: 127.0.0.1)",
     )
-    parser.add_argument(
-        "--trace",
-        type=parse_trace_path,
-        metavar="FILE",
-        help="write what this peer did (ICE, DTLS, SCTP, DCEP) as a sequence diagram "
-        "to FILE; the extension picks the format: .mmd/.md Mermaid, "
-        ".html/.svg a self-contained drawing (default: none)",
-    )
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--count`` and ``--interval``: what ``echo-demo`` takes, and ``echo`` too."""
+    """``--count``, ``--interval`` and ``--trace``: what ``echo-demo`` takes, and ``echo``
+    too."""
     parser.add_argument(
         "--count", type=int, default=50, help="messages and RTP packets (default: %(default)s)"
     )
@@ -61,8 +54,8 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         "--trace",
         type=parse_trace_path,
         metavar="FILE",
-        help="write what the offering peer did (ICE, DTLS, SCTP, DCEP) as a sequence "
-        "diagram to FILE; the extension picks the format: .mmd/.md Mermaid, "
+        help="write what this peer (echo-demo: the offering one) did (ICE, DTLS, SCTP, "
+        "DCEP) as a sequence diagram to FILE; the extension picks the format: .mmd/.md Mermaid, "
         ".html/.svg a self-contained drawing (default: none)",
     )
 
