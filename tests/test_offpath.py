@@ -278,6 +278,8 @@ def test_engine_refuses_authenticated_renegotiation_once_per_record() -> None:
 
 _FLOOD = """
 import socket, sys
+
+pytestmark = pytest.mark.both_loops
 host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((sys.argv[4], 0))

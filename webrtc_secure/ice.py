@@ -820,11 +820,27 @@ def _hookable(protocol: object, gate: object = None) -> bool:
     return (
         type(protocol) is aioice.ice.StunProtocol
         and getattr(candidate, "type", None) == "host"
-        # the loop's own socket transport (asyncio's is a plain Transport subclass,
-        # not a DatagramTransport); aioice's TurnTransport is neither
-        and isinstance(getattr(protocol, "transport", None), asyncio.BaseTransport)
+        and _socket_transport(getattr(protocol, "transport", None))
         and vars(protocol).get("datagram_received") in (None, gate)
     )
+
+
+def _socket_transport(transport: object) -> bool:
+    """Whether ``transport`` is the event loop's own UDP socket transport, which looks
+    ``datagram_received`` up on its protocol for every datagram.
+
+    asyncio's (a plain Transport subclass, not a DatagramTransport) is an
+    ``asyncio.BaseTransport``; uvloop's ``UDPTransport`` is not (a Cython class that
+    registers with no asyncio ABC) but, like asyncio's, calls
+    ``protocol.datagram_received`` per datagram and exposes its socket. aioice's
+    ``TurnTransport`` is neither (it has no socket of its own).
+    """
+    if isinstance(transport, asyncio.BaseTransport):
+        return True
+    if type(transport).__module__ != "uvloop.loop":
+        return False
+    get_extra_info = getattr(transport, "get_extra_info", None)
+    return get_extra_info is not None and get_extra_info("socket") is not None
 
 
 class IceDatagramTransport(asyncio.DatagramTransport):
