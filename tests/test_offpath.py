@@ -25,6 +25,8 @@ from webrtc_secure import PeerState, SecurePeer, ice
 from webrtc_secure.dtls import DtlsConnection, State
 from webrtc_secure.dtls.records import split_records
 
+pytestmark = pytest.mark.both_loops
+
 #: fatal handshake_failure, epoch 0, sequence 0: 15 bytes (the issue's first attack)
 FATAL_ALERT = bytes.fromhex("15fefd000000000000000000020228")
 #: warning close_notify, epoch 0
@@ -278,8 +280,6 @@ def test_engine_refuses_authenticated_renegotiation_once_per_record() -> None:
 
 _FLOOD = """
 import socket, sys
-
-pytestmark = pytest.mark.both_loops
 host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((sys.argv[4], 0))
