@@ -66,10 +66,13 @@ from OpenSSL import SSL, crypto
 from webrtc_secure import Certificate
 from webrtc_secure.certificate import Fingerprint
 from webrtc_secure.dtls import CipherSuite, DtlsConnection, NamedGroup
+from webrtc_secure.dtls.groups import Group
 from webrtc_secure.dtls.listener import DtlsListener
+from webrtc_secure.dtls.suites13 import CipherSuite13
 from webrtc_secure.srtp import Profile
 
 SUITE = CipherSuite.ECDHE_ECDSA_AES_128_GCM_SHA256
+SUITE13 = CipherSuite13.TLS_AES_128_GCM_SHA256
 OPENSSL_SUITE = b"ECDHE-ECDSA-AES128-GCM-SHA256"
 PROFILES = (Profile.AEAD_AES_128_GCM, Profile.AES128_CM_HMAC_SHA1_80)
 OPENSSL_PROFILES = b"SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80"
@@ -105,9 +108,19 @@ def _fingerprints(cert: Certificate) -> list[Fingerprint]:
 
 
 def _ours_pair(
-    a: Certificate, b: Certificate, group: NamedGroup, cookies: bool = False
+    a: Certificate,
+    b: Certificate,
+    group: NamedGroup,
+    cookies: bool = False,
+    group13: int | None = None,
 ) -> tuple[DtlsConnection, DtlsConnection]:
+    """Our pair under DTLS 1.2 on ``group``, or under DTLS 1.3 on ``group13``."""
     a_fp, b_fp = _fingerprints(a), _fingerprints(b)
+    version: dict[str, Any] = (
+        {"dtls_versions": ("1.2",)}
+        if group13 is None
+        else {"dtls_versions": ("1.3",), "groups13": [group13], "cipher_suites13": [SUITE13]}
+    )
     client = DtlsConnection(
         True,
         a,
@@ -116,6 +129,7 @@ def _ours_pair(
         srtp_profiles=PROFILES,
         remote_fingerprints=b_fp,
         mtu=MTU,
+        **version,
     )
     server = DtlsConnection(
         False,
@@ -126,6 +140,7 @@ def _ours_pair(
         remote_fingerprints=a_fp,
         mtu=MTU,
         cookies=cookies,
+        **version,
     )
     client.connect(0.0)
     for _ in range(10):
@@ -248,17 +263,43 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             }
         )
 
+    # DTLS 1.3 (x25519, and the X25519MLKEM768 hybrid) next to our own DTLS 1.2 on
+    # x25519, same run; and the flights each needs to connect, counted the same way
+    for group13 in (Group.X25519, Group.X25519MLKEM768):
+        ours13, ours12 = _interleaved(
+            lambda g=group13: _ours_pair(a, b, NamedGroup.X25519, group13=g),
+            lambda: _ours_pair(a, b, NamedGroup.X25519),
+            rounds,
+        )
+        rows.append(
+            {
+                "benchmark": f"dtls 1.3 handshake CPU ms ({group13.name.lower()})",
+                "ours": ours13 * 1e3,
+                "reference": ours12 * 1e3,
+                "ratio": ours13 / ours12,
+                "goal": "",
+                "reference_name": "ours, DTLS 1.2 x25519",
+            }
+        )
+
     # handshakes per second one server completes (cookies on: 3 round trips)
     listener_cert = Certificate.generate()
     n = 30 if quick else 100
     listener = DtlsListener(
-        listener_cert, cipher_suites=[SUITE], remote_fingerprints=_fingerprints(a)
+        listener_cert,
+        cipher_suites=[SUITE],
+        remote_fingerprints=_fingerprints(a),
+        dtls_versions=("1.2",),
     )
     server_cpu = 0.0
     for i in range(n):
         addr = ("127.0.0.1", 10000 + i)
         client = DtlsConnection(
-            True, a, cipher_suites=[SUITE], remote_fingerprints=_fingerprints(listener_cert)
+            True,
+            a,
+            cipher_suites=[SUITE],
+            remote_fingerprints=_fingerprints(listener_cert),
+            dtls_versions=("1.2",),
         )
         client.connect(0.0)
         for _ in range(10):
@@ -317,6 +358,42 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 "ratio": ref_s / ours_s,
                 "goal": ">= 1.0",
                 "reference_name": "pyOpenSSL",
+            }
+        )
+
+    # DTLS 1.3 records (unified header, record number encryption) against our 1.2
+    c13, s13 = _ours_pair(a, b, NamedGroup.X25519, group13=Group.X25519)
+    for direction, (sender, receiver, sender12, receiver12) in {
+        "client->server": (c13, s13, c, s),
+        "server->client": (s13, c13, s, c),
+    }.items():
+
+        def run13(sender: DtlsConnection = sender, receiver: DtlsConnection = receiver) -> None:
+            for _ in range(count):
+                sender.send(payload)
+                for d in sender.datagrams_to_send(0.0):
+                    receiver.receive_datagram(d, 0.0)
+                receiver.next_event()
+
+        def run12(
+            sender: DtlsConnection = sender12, receiver: DtlsConnection = receiver12
+        ) -> None:
+            for _ in range(count):
+                sender.send(payload)
+                for d in sender.datagrams_to_send(0.0):
+                    receiver.receive_datagram(d, 0.0)
+                receiver.next_event()
+
+        s13_s, s12_s = _interleaved(run13, run12, 7 if quick else 15)
+        mb = count * len(payload) / 1e6
+        rows.append(
+            {
+                "benchmark": f"dtls 1.3 app data MB/s 1200 B ({direction}, send+receive)",
+                "ours": mb / s13_s,
+                "reference": mb / s12_s,
+                "ratio": s12_s / s13_s,
+                "goal": ">= 0.9",
+                "reference_name": "ours, DTLS 1.2",
             }
         )
     return rows

@@ -125,6 +125,7 @@ def _run(
         mtu=mtu,
         handshake_timeout=budget,
         remote_fingerprints=server_cert.fingerprints(),
+        dtls_versions=config.get("versions", ("1.2",)),
         **timer,
     )
     server = DtlsConnection(
@@ -134,6 +135,7 @@ def _run(
         handshake_timeout=budget,
         cookies=config["cookies"],
         remote_fingerprints=client_cert.fingerprints(),
+        dtls_versions=config.get("versions", ("1.2",)),
         **timer,
     )
     delay = config.get("delay", DELAY)
@@ -189,7 +191,9 @@ def _row(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def configurations(seeds: int, policy: str = "webrtc") -> list[dict[str, Any]]:
+def configurations(
+    seeds: int, policy: str = "webrtc", versions: tuple[str, ...] = ("1.2",)
+) -> list[dict[str, Any]]:
     rows = []
     for mtu in (1200, 300):
         for loss in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5):
@@ -230,6 +234,8 @@ def configurations(seeds: int, policy: str = "webrtc") -> list[dict[str, Any]]:
             "policy": policy,
         }
     )
+    for row in rows:
+        row["versions"] = versions
     return rows
 
 
@@ -241,6 +247,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seeds", type=int, default=200)
     parser.add_argument("--policy", choices=sorted(POLICIES), default="webrtc")
+    parser.add_argument(
+        "--dtls",
+        choices=["1.2", "1.3"],
+        default="1.2",
+        help="the DTLS version both engines speak (1.3: ACKs, selective retransmission)",
+    )
     print(
         "DTLS handshakes between two of our engines (client and server), fake clock; "
         "SecurePeer runs without cookies over ICE.",
@@ -248,13 +260,14 @@ def main() -> int:
     )
     args = parser.parse_args()
     with ProcessPoolExecutor() as pool:
-        rows = list(pool.map(_row, configurations(args.seeds, args.policy)))
+        rows = list(pool.map(_row, configurations(args.seeds, args.policy, (args.dtls,))))
     timer = {
         "webrtc": "the RTT-derived timer (20 ms RTT: 100 ms doubling to 3 s)",
         "rfc6347": "the RFC 6347 timer (1 s doubling to 60 s)",
     }[args.policy]
     lines = [
-        f"{args.seeds} seeds a row, 10 ms one-way delay; policy {args.policy!r}: {timer},",
+        f"DTLS {args.dtls}; {args.seeds} seeds a row, 10 ms one-way delay; policy "
+        f"{args.policy!r}: {timer},",
         "12 retransmissions per flight, no wall-clock bound. Loss, reordering and",
         "duplication apply to each direction. Each failure is re-run on a link that heals",
         f"at {HEAL_AT[args.policy]:g} s: 'healed' = it completed then (live), 'stuck' = "
@@ -282,8 +295,9 @@ def main() -> int:
     print(table)
     out = HERE / "results"
     out.mkdir(exist_ok=True)
-    (out / "faults.json").write_text(json.dumps(rows, indent=1))
-    (out / "faults.md").write_text(table + "\n")
+    suffix = "" if args.dtls == "1.2" else "-dtls13"
+    (out / f"faults{suffix}.json").write_text(json.dumps(rows, indent=1))
+    (out / f"faults{suffix}.md").write_text(table + "\n")
     return 0
 
 

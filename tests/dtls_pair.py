@@ -6,9 +6,21 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 from webrtc_secure import Certificate, Fingerprint
 from webrtc_secure.dtls import DtlsConnection
+
+#: the DTLS 1.2 engine's own tests pin the version: DtlsConnection negotiates 1.3 by
+#: default (tests/test_dtls13_*.py cover that engine)
+DTLS12_ONLY = ("1.2",)
+
+
+def DtlsConnection12(*args: Any, **kwargs: Any) -> DtlsConnection:
+    """A DtlsConnection that speaks DTLS 1.2 only."""
+    kwargs.setdefault("dtls_versions", DTLS12_ONLY)
+    return DtlsConnection(*args, **kwargs)
+
 
 _CERTS: dict[str, Certificate] = {}
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import struct
 
-from tests.dtls_pair import cert, drain_events, run
+from tests.dtls_pair import DtlsConnection12, cert, drain_events, run
 from webrtc_secure import Fingerprint, PeerState, SecurePeer
-from webrtc_secure.dtls import AlertDescription, ApplicationData, DtlsConnection, State
+from webrtc_secure.dtls import AlertDescription, ApplicationData, State
 from webrtc_secure.errors import AlertReceived, FingerprintMismatch
 
 
@@ -19,13 +19,13 @@ def _fp(name: str) -> Fingerprint:
 def test_relay_terminating_dtls_with_its_own_certificate_is_caught_on_both_sides() -> None:
     # Alice expects Bob's certificate and Bob expects Alice's (from the real descriptions);
     # Mallory sits between them and runs one DTLS session toward each.
-    alice = DtlsConnection(True, cert("alice"), remote_fingerprints=[_fp("bob")])
+    alice = DtlsConnection12(True, cert("alice"), remote_fingerprints=[_fp("bob")])
     # Mallory knows both real fingerprints (they are in the signaling she relays)
-    mallory_to_alice = DtlsConnection(
+    mallory_to_alice = DtlsConnection12(
         False, cert("mallory"), cookies=False, remote_fingerprints=[_fp("alice")]
     )
-    mallory_to_bob = DtlsConnection(True, cert("mallory"), remote_fingerprints=[_fp("bob")])
-    bob = DtlsConnection(False, cert("bob"), remote_fingerprints=[_fp("alice")])
+    mallory_to_bob = DtlsConnection12(True, cert("mallory"), remote_fingerprints=[_fp("bob")])
+    bob = DtlsConnection12(False, cert("bob"), remote_fingerprints=[_fp("alice")])
     run(alice, mallory_to_alice, max_time=5.0)
     run(mallory_to_bob, bob, max_time=5.0)
     assert isinstance(alice.error, FingerprintMismatch)

@@ -124,32 +124,49 @@ def test_recorded_chromium_client_hello_decodes() -> None:
 
 
 def test_our_dtls_server_answers_chromium_client_hello() -> None:
-    """The engine copes with Chromium's real 2-datagram, DTLS-1.3-capable ClientHello."""
+    """The engine copes with Chromium's real 2-datagram, DTLS-1.3-capable ClientHello:
+    with 1.3 enabled (the default) it answers 1.3 (a cookie HelloRetryRequest first
+    when asked for cookies), with 1.2 only a 1.2 ServerHello (a HelloVerifyRequest)."""
     fixture = json.loads((FIXTURES / "chromium_client_hello.json").read_text())
-    for cookies in (True, False):
-        # the recorded hello carries no certificate: pin one that is never presented
-        server = DtlsConnection(
-            False,
-            Certificate.generate(),
-            cookies=cookies,
-            remote_fingerprints=Certificate.generate().fingerprints(),
-        )
-        for datagram in fixture["datagrams"]:
-            server.receive_datagram(bytes.fromhex(datagram), 0.0, addr=("127.0.0.1", 5000))
-        replies = server.datagrams_to_send(0.0)
-        assert server.error is None and replies
-        if cookies:  # HelloVerifyRequest: handshake type 3 in the first record
-            assert replies[0][0] == 22 and replies[0][13] == 3
-            continue
-        sniffer = HandshakeSniffer()
-        for reply in replies:
-            sniffer.feed(reply)
-        [hello] = sniffer.server_hellos()
-        assert hello["legacy_version"] == "DTLS 1.2"
-        assert hello["cipher_suite"] in fixture["decoded"]["cipher_suites"]
-        assert hello["use_srtp"][0] in fixture["decoded"]["use_srtp"]
-        assert "extended_master_secret" in hello["extensions"]
-        assert "supported_versions" not in hello["extensions"]
+    for versions in (("1.3", "1.2"), ("1.2",)):
+        for cookies in (True, False):
+            # the recorded hello carries no certificate: pin one that is never presented
+            server = DtlsConnection(
+                False,
+                Certificate.generate(),
+                cookies=cookies,
+                remote_fingerprints=Certificate.generate().fingerprints(),
+                dtls_versions=versions,
+            )
+            for datagram in fixture["datagrams"]:
+                server.receive_datagram(bytes.fromhex(datagram), 0.0, addr=("127.0.0.1", 5000))
+            replies = server.datagrams_to_send(0.0)
+            assert server.error is None and replies
+            sniffer = HandshakeSniffer()
+            for reply in replies:
+                sniffer.feed(reply)
+            if cookies and versions == ("1.2",):
+                # HelloVerifyRequest: handshake type 3 in the first record
+                assert replies[0][0] == 22 and replies[0][13] == 3
+                continue
+            [hello] = sniffer.server_hellos()
+            assert hello["legacy_version"] == "DTLS 1.2"
+            if versions == ("1.2",):
+                assert hello["cipher_suite"] in fixture["decoded"]["cipher_suites"]
+                assert hello["use_srtp"][0] in fixture["decoded"]["use_srtp"]
+                assert "extended_master_secret" in hello["extensions"]
+                assert "supported_versions" not in hello["extensions"]
+                continue
+            assert hello["supported_versions"] == ["DTLS 1.3"]
+            assert hello["cipher_suite"] == "TLS_AES_128_GCM_SHA256"
+            if cookies:
+                # a HelloRetryRequest: only the cookie is asked for (the hybrid share
+                # Chromium sent is the one we prefer), in one small datagram
+                assert sorted(hello["extensions"]) == ["cookie", "supported_versions"]
+                assert len(replies) == 1
+            else:
+                assert sorted(hello["extensions"]) == ["key_share", "supported_versions"]
+                assert server.group == "X25519MLKEM768"
 
 
 def test_recorded_chromium_offer_fixture_is_a_dtls_srtp_offer() -> None:

@@ -319,16 +319,27 @@ def test_profiles_and_suites_print_as_names() -> None:
     assert f"{suite:>32}" == "  ECDHE_ECDSA_AES_128_GCM_SHA256"
 
 
-def test_the_handshake_event_prints_names() -> None:
-    client = DtlsConnection(True, cert("client"), remote_fingerprints=pins("server"))
+@pytest.mark.parametrize(
+    ("versions", "suite"),
+    [(("1.3", "1.2"), "TLS_AES_128_GCM_SHA256"), (("1.2",), "ECDHE_ECDSA_AES_128_GCM_SHA256")],
+)
+def test_the_handshake_event_prints_names(versions: tuple[str, ...], suite: str) -> None:
+    client = DtlsConnection(
+        True, cert("client"), remote_fingerprints=pins("server"), dtls_versions=versions
+    )
     server = DtlsConnection(
-        False, cert("server"), cookies=False, remote_fingerprints=pins("client")
+        False,
+        cert("server"),
+        cookies=False,
+        remote_fingerprints=pins("client"),
+        dtls_versions=versions,
     )
     run(client, server)
     event = next(e for e in drain_events(client) if isinstance(e, HandshakeComplete))
     line = f"{event.cipher_suite} {event.srtp_profile}"
-    assert line == "ECDHE_ECDSA_AES_128_GCM_SHA256 AEAD_AES_128_GCM"
+    assert line == f"{suite} AEAD_AES_128_GCM"
     assert str(client.srtp_profile) == "AEAD_AES_128_GCM"
+    assert f"{client.cipher_suite:04x}" == f"{int(client.cipher_suite):04x}"
 
 
 # --- helpers ------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import pytest
 
 from webrtc_secure import (
     ChannelMessageTooLarge,
+    ConfigurationError,
     DataChannel,
     InvalidChannelState,
     PeerState,
@@ -267,21 +268,7 @@ async def test_remote_max_message_size_is_honoured_both_ways() -> None:
         await pair.close()
 
 
-@pytest.mark.parametrize(
-    "ordered",
-    [
-        False,
-        pytest.param(
-            True,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="sctp/receive_queue.py: a refused ordered message does not advance "
-                "its stream's next sequence number, so the stream stalls behind it",
-            ),
-        ),
-    ],
-    ids=["unordered", "ordered"],
-)
+@pytest.mark.parametrize("ordered", [False, True], ids=["unordered", "ordered"])
 async def test_inbound_message_above_our_limit_is_refused_and_counted(ordered: bool) -> None:
     pair = Pair()
 
@@ -498,3 +485,64 @@ async def test_garbage_application_data_is_counted_and_the_channels_go_on() -> N
         assert pair.b.stats()["datachannel_dropped"] == {}
     finally:
         await pair.close()
+
+
+@pytest.mark.parametrize("ordered", [True, False], ids=["ordered", "unordered"])
+async def test_messages_sent_just_before_close_arrive(ordered: bool) -> None:
+    """close() runs the SCTP SHUTDOWN before close_notify: 3 MiB still buffered in the
+    channel (far beyond one congestion window) reach the other side, then its channel
+    closes without an error."""
+    pair = Pair()
+    try:
+        channel = pair.create("a", "last words", ordered=ordered)
+        await pair.connect()
+        await channel.wait_open()
+        theirs = await _theirs(pair, "b", "last words")
+        sent: list[str | bytes] = [bytes([i]) * 65536 for i in range(48)] + ["the end"]
+        for message in sent:
+            channel.send(message)
+        assert channel.buffered_amount > 1_000_000  # still queued when close() starts
+        await asyncio.wait_for(pair.a.close(), 30)
+        inbox = pair.inbox(theirs)
+        await _wait_for(lambda: "close" in inbox.events)
+        if ordered:
+            assert inbox.messages == sent
+        else:
+            assert sorted(map(repr, inbox.messages)) == sorted(map(repr, sent))
+        assert not [e for e in inbox.events if e.startswith("error")], inbox.events
+        assert pair.a.state == PeerState.CLOSED
+        await _wait_for(lambda: pair.b.state == PeerState.CLOSED)  # close_notify came
+    finally:
+        await pair.close()
+
+
+async def test_close_is_bounded_when_the_remote_never_answers_the_shutdown() -> None:
+    """A remote whose association hears nothing (so never acknowledges nor answers
+    SHUTDOWN) holds close() up for its timeout only; DTLS and ICE still close."""
+    pair = Pair()
+    try:
+        channel = pair.create("a", "void")
+        await pair.connect()
+        await channel.wait_open()
+        sctp_b = pair.b._sctp
+        assert sctp_b is not None
+        deaf: list[bytes] = []
+        sctp_b.datagram_received = deaf.append  # type: ignore[method-assign]
+        channel.send(bytes(200_000))
+        await asyncio.wait_for(pair.a.close(timeout=0.2), 10)
+        assert pair.a.state == PeerState.CLOSED and channel.ready_state == "closed"
+        assert deaf  # the data (and SHUTDOWN retries) went out and were ignored
+        await _wait_for(lambda: pair.b.state == PeerState.CLOSED)  # close_notify still sent
+    finally:
+        await pair.close()
+
+
+@pytest.mark.parametrize("timeout", [-1, float("nan"), "1", True])
+async def test_close_timeout_is_validated(timeout: Any) -> None:
+    peer = SecurePeer(host_addresses=HOST)
+    try:
+        with pytest.raises(ConfigurationError):
+            await peer.close(timeout=timeout)
+        assert peer.state == PeerState.NEW
+    finally:
+        await peer.close()

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from tests.dtls_pair import cert, drain_events, pins, run
+from tests.dtls_pair import DtlsConnection12, cert, drain_events, pins, run
 from tests.interop.openssl_cli import OpenSslCliPeer
 from webrtc_secure import ConfigurationError, WebrtcSecureError, cli_dtls
-from webrtc_secure.dtls import AlertDescription, DtlsConnection, HandshakeComplete, State
+from webrtc_secure.dtls import AlertDescription, HandshakeComplete, State
 from webrtc_secure.dtls.listener import DtlsListener
 from webrtc_secure.errors import FingerprintMismatch, HandshakeFailure
 
@@ -31,7 +31,7 @@ ROLES = pytest.mark.parametrize("is_client", [True, False], ids=["client", "serv
 @ROLES
 def test_no_fingerprints_is_a_configuration_error(is_client: bool) -> None:
     with pytest.raises(ConfigurationError, match="remote_fingerprints") as caught:
-        DtlsConnection(is_client, cert("client" if is_client else "server"))
+        DtlsConnection12(is_client, cert("client" if is_client else "server"))
     # typed: one catch of WebrtcSecureError handles it, and it is no bare ValueError
     assert isinstance(caught.value, WebrtcSecureError)
     assert not isinstance(caught.value, ValueError)
@@ -41,7 +41,7 @@ def test_no_fingerprints_is_a_configuration_error(is_client: bool) -> None:
 @pytest.mark.parametrize("empty", [[], ()], ids=["list", "tuple"])
 def test_empty_fingerprints_is_a_configuration_error(is_client: bool, empty: Any) -> None:
     with pytest.raises(ConfigurationError, match="insecure_skip_fingerprint_check"):
-        DtlsConnection(is_client, cert("x"), remote_fingerprints=empty)
+        DtlsConnection12(is_client, cert("x"), remote_fingerprints=empty)
 
 
 @ROLES
@@ -49,20 +49,20 @@ def test_fingerprint_text_instead_of_fingerprint_objects_is_refused(is_client: b
     text = f"sha-256 {cert('server').fingerprint()}"
     for wrong in (text, [text], text.encode()):
         with pytest.raises(ConfigurationError, match="Fingerprint"):
-            DtlsConnection(is_client, cert("x"), remote_fingerprints=wrong)
+            DtlsConnection12(is_client, cert("x"), remote_fingerprints=wrong)
 
 
 @ROLES
 def test_the_opt_in_cannot_be_combined_with_a_check(is_client: bool) -> None:
     with pytest.raises(ConfigurationError, match="contradicts"):
-        DtlsConnection(
+        DtlsConnection12(
             is_client,
             cert("x"),
             remote_fingerprints=pins("y"),
             insecure_skip_fingerprint_check=True,
         )
     with pytest.raises(ConfigurationError, match="contradicts"):
-        DtlsConnection(
+        DtlsConnection12(
             is_client, cert("x"), verify_peer=lambda der: True, insecure_skip_fingerprint_check=True
         )
 
@@ -70,13 +70,13 @@ def test_the_opt_in_cannot_be_combined_with_a_check(is_client: bool) -> None:
 def test_a_server_that_lets_anonymous_clients_in_needs_the_opt_in() -> None:
     # without a client certificate there is nothing to compare the fingerprints with
     with pytest.raises(ConfigurationError, match="anonymous"):
-        DtlsConnection(
+        DtlsConnection12(
             False,
             cert("server"),
             remote_fingerprints=pins("client"),
             require_client_certificate=False,
         )
-    DtlsConnection(
+    DtlsConnection12(
         False,
         cert("server"),
         require_client_certificate=False,
@@ -101,8 +101,8 @@ def test_the_opt_in_completes_with_any_certificate_and_says_so(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="webrtc_secure.dtls.connection"):
-        client = DtlsConnection(True, cert("client"), insecure_skip_fingerprint_check=True)
-        server = DtlsConnection(
+        client = DtlsConnection12(True, cert("client"), insecure_skip_fingerprint_check=True)
+        server = DtlsConnection12(
             False, cert("stranger"), cookies=False, insecure_skip_fingerprint_check=True
         )
     warnings = [r for r in caplog.records if "NOT authenticated" in r.getMessage()]
@@ -118,8 +118,8 @@ def test_the_opt_in_completes_with_any_certificate_and_says_so(
 def test_a_wrong_fingerprint_still_fails(is_client: bool) -> None:
     # the checking side pins a third party; the other side runs with the opt-in
     wrong = pins("mallory")
-    checking = DtlsConnection(is_client, cert("a"), cookies=False, remote_fingerprints=wrong)
-    other = DtlsConnection(
+    checking = DtlsConnection12(is_client, cert("a"), cookies=False, remote_fingerprints=wrong)
+    other = DtlsConnection12(
         not is_client, cert("b"), cookies=False, insecure_skip_fingerprint_check=True
     )
     client, server = (checking, other) if is_client else (other, checking)
@@ -139,8 +139,8 @@ def test_a_verify_callback_alone_authenticates(is_client: bool) -> None:
             seen.append(der)
             return accept
 
-        checking = DtlsConnection(is_client, cert("checker"), cookies=False, verify_peer=verify)
-        other = DtlsConnection(
+        checking = DtlsConnection12(is_client, cert("checker"), cookies=False, verify_peer=verify)
+        other = DtlsConnection12(
             not is_client, cert("peer"), cookies=False, remote_fingerprints=pins("checker")
         )
         client, server = (checking, other) if is_client else (other, checking)
@@ -207,6 +207,33 @@ def test_cli_insecure_listener_and_pinning_client_over_loopback() -> None:
             server.wait_for(b"peer-verified NO (--insecure-skip-fingerprint-check)")
             client.write(b"pinned\n")
             server.wait_for(b"pinned\n")
+            assert client.proc.stdin is not None
+            client.proc.stdin.close()
+            assert client.proc.wait(timeout=10) == 0
+
+
+@pytest.mark.parametrize(
+    ("client_versions", "protocol", "group"),
+    [((), b"DTLSv1.3", b"X25519MLKEM768"), (("1.2",), b"DTLSv1.2", b"X25519")],
+    ids=["default-1.3", "client-1.2-only"],
+)
+def test_cli_reports_the_negotiated_version_and_group(
+    client_versions: tuple[str, ...], protocol: bytes, group: bytes
+) -> None:
+    """``dtls --dtls-version``: the listener speaks both (the default); a client limited
+    to 1.2 gets 1.2 from it, a default one 1.3 with the hybrid. Both print it."""
+    with _cli("listen", "127.0.0.1:0", "--insecure-skip-fingerprint-check") as server:
+        port = server.wait_for(_PORT).group(1).decode()
+        server_fp = server.wait_for(_LOCAL_FP).group(1).decode()
+        options = [arg for v in client_versions for arg in ("--dtls-version", v)]
+        with _cli(
+            "connect", f"127.0.0.1:{port}", "--fingerprint", f"sha-256:{server_fp}", *options
+        ) as client:
+            client.wait_for(b"protocol " + protocol)
+            client.wait_for(b"group " + group)
+            server.wait_for(b"protocol " + protocol)
+            client.write(b"versioned\n")
+            server.wait_for(b"versioned\n")
             assert client.proc.stdin is not None
             client.proc.stdin.close()
             assert client.proc.wait(timeout=10) == 0

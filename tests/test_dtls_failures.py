@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.dtls_pair import cert, drain_events, pins, run
+from tests.dtls_pair import DtlsConnection12, cert, drain_events, pins, run
 from webrtc_secure.dtls import AlertDescription, DtlsConnection, NamedGroup, State
 from webrtc_secure.dtls import handshake as handshake_module
 from webrtc_secure.dtls.codec import u16_list
@@ -74,10 +74,13 @@ class Tamper:
 def _handshake(
     rewrite_client: Rewrite | None = None, rewrite_server: Rewrite | None = None, **kwargs: object
 ) -> tuple[DtlsConnection, DtlsConnection, list[int], list[int]]:
-    client = DtlsConnection(
-        True, cert("client"), remote_fingerprints=pins("server"), **kwargs  # type: ignore[arg-type]
+    client = DtlsConnection12(
+        True,
+        cert("client"),
+        remote_fingerprints=pins("server"),
+        **kwargs,  # type: ignore[arg-type]
     )
-    server = DtlsConnection(
+    server = DtlsConnection12(
         False,
         cert("server"),
         remote_fingerprints=pins("client"),
@@ -421,7 +424,7 @@ def test_garbage_certificate_is_bad_certificate() -> None:
     ],
 )
 def test_server_refuses_message_out_of_order(msg_type: int) -> None:
-    server = DtlsConnection(
+    server = DtlsConnection12(
         False, cert("server"), remote_fingerprints=pins("client"), cookies=False
     )
     fragment = HandshakeFragment(msg_type, 12, 0, 0, bytes(12))
@@ -442,7 +445,7 @@ def test_server_refuses_message_out_of_order(msg_type: int) -> None:
     ],
 )
 def test_client_refuses_message_out_of_order(msg_type: int) -> None:
-    client = DtlsConnection(True, cert("client"), remote_fingerprints=pins("server"))
+    client = DtlsConnection12(True, cert("client"), remote_fingerprints=pins("server"))
     client.connect(0.0)
     client.datagrams_to_send(0.0)
     fragment = HandshakeFragment(msg_type, 12, 0, 0, bytes(12))
@@ -453,8 +456,8 @@ def test_client_refuses_message_out_of_order(msg_type: int) -> None:
 
 
 def test_renegotiation_after_handshake_is_refused_with_warning() -> None:
-    client = DtlsConnection(True, cert("client"), remote_fingerprints=pins("server"))
-    server = DtlsConnection(False, cert("server"), remote_fingerprints=pins("client"))
+    client = DtlsConnection12(True, cert("client"), remote_fingerprints=pins("server"))
+    server = DtlsConnection12(False, cert("server"), remote_fingerprints=pins("client"))
     run(client, server)
     assert client.is_connected and server.is_connected
     drain_events(server)

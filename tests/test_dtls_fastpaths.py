@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import load_vector
+from tests.dtls_pair import DtlsConnection12
 from tests.fuzz import deep
 from webrtc_secure import Certificate
 from webrtc_secure.dtls import DtlsConnection, keys
@@ -297,13 +298,13 @@ def test_running_transcript_hash_equals_hashing_the_whole_transcript() -> None:
 
 
 def _client() -> DtlsConnection:
-    return DtlsConnection(
+    return DtlsConnection12(
         True, deep.CLIENT_CERT, remote_fingerprints=deep.SERVER_CERT.fingerprints()
     )
 
 
 def _server() -> DtlsConnection:
-    return DtlsConnection(
+    return DtlsConnection12(
         False, deep.SERVER_CERT, cookies=False, remote_fingerprints=deep.CLIENT_CERT.fingerprints()
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.dtls_pair import Link, cert, drain_events, pins, run
+from tests.dtls_pair import DtlsConnection12, Link, cert, drain_events, pins, run
 from webrtc_secure import Fingerprint
 from webrtc_secure.dtls import (
     AlertDescription,
@@ -26,12 +26,12 @@ def _pair(**kwargs: object) -> tuple[DtlsConnection, DtlsConnection]:
     common = {k: v for k, v in kwargs.items() if not k.startswith(("c_", "s_"))}
     rsa = bool(common.pop("rsa", False))
     # each side pins the other's certificate unless the test says otherwise
-    client = DtlsConnection(
+    client = DtlsConnection12(
         True,
         cert("client", rsa),
         **{"remote_fingerprints": pins("server", rsa), **common, **client_kw},  # type: ignore[arg-type]
     )
-    server = DtlsConnection(
+    server = DtlsConnection12(
         False,
         cert("server", rsa),
         **{"remote_fingerprints": pins("client", rsa), **common, **server_kw},  # type: ignore[arg-type]
@@ -154,7 +154,7 @@ def _transmissions_until_failure(client: DtlsConnection) -> list[float]:
 
 def test_rfc6347_timer_resends_a_flight_twelve_times_on_the_rfc_schedule() -> None:
     # the default timer is shorter (tests/test_handshake_timer.py); RFC 6347's on request
-    client = DtlsConnection(
+    client = DtlsConnection12(
         True,
         cert("client"),
         remote_fingerprints=pins("server"),
@@ -173,7 +173,7 @@ def test_rfc6347_timer_resends_a_flight_twelve_times_on_the_rfc_schedule() -> No
 
 def test_retransmission_limit_and_timer_cap_are_configurable() -> None:
     server = pins("server")
-    client = DtlsConnection(
+    client = DtlsConnection12(
         True,
         cert("client"),
         remote_fingerprints=server,
@@ -183,24 +183,24 @@ def test_retransmission_limit_and_timer_cap_are_configurable() -> None:
     )
     assert _transmissions_until_failure(client) == [0, 1, 3, 5]
     with pytest.raises(ValueError):
-        DtlsConnection(True, cert("client"), remote_fingerprints=server, max_retransmissions=-1)
+        DtlsConnection12(True, cert("client"), remote_fingerprints=server, max_retransmissions=-1)
     with pytest.raises(ValueError):
-        DtlsConnection(
+        DtlsConnection12(
             True, cert("client"), remote_fingerprints=server, initial_retransmit_timeout=0
         )
     with pytest.raises(ValueError):
-        DtlsConnection(True, cert("client"), remote_fingerprints=server, handshake_timeout=0)
+        DtlsConnection12(True, cert("client"), remote_fingerprints=server, handshake_timeout=0)
 
 
 def test_a_server_without_a_wall_clock_bound_waits_for_its_client() -> None:
-    server = DtlsConnection(False, cert("server"), remote_fingerprints=pins("client"))
+    server = DtlsConnection12(False, cert("server"), remote_fingerprints=pins("client"))
     server.connect(0.0)
     assert server.state == State.HANDSHAKING and server.get_timer() is None
 
 
 def test_retransmission_timer_doubles_and_gives_up() -> None:
     # a wall-clock bound cuts the schedule short
-    client = DtlsConnection(
+    client = DtlsConnection12(
         True,
         cert("client"),
         remote_fingerprints=pins("server"),
@@ -293,7 +293,7 @@ def test_browser_shaped_hello_gets_a_dtls12_answer(shape: str, cookies: bool) ->
     )
 
     make = chromium_hello_datagrams if shape == "chromium" else pion_hello_datagrams
-    server = DtlsConnection(
+    server = DtlsConnection12(
         False, cert("server"), remote_fingerprints=pins("client"), cookies=cookies
     )
     first = make(seed=3)

@@ -9,7 +9,7 @@ import tracemalloc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.dtls_pair import cert, drain_events, pins, run
+from tests.dtls_pair import DtlsConnection12, cert, drain_events, pins, run
 from webrtc_secure.dtls import ApplicationData, DtlsConnection, State
 from webrtc_secure.dtls.listener import DtlsListener
 from webrtc_secure.dtls.messages import ClientHello, HandshakeFragment, HandshakeType
@@ -25,8 +25,8 @@ def _hello_datagram(random: bytes, cookie: bytes = b"", seq: int = 0) -> bytes:
 
 
 def _connected_pair() -> tuple[DtlsConnection, DtlsConnection]:
-    client = DtlsConnection(True, cert("client"), remote_fingerprints=pins("server"))
-    server = DtlsConnection(False, cert("server"), remote_fingerprints=pins("client"))
+    client = DtlsConnection12(True, cert("client"), remote_fingerprints=pins("server"))
+    server = DtlsConnection12(False, cert("server"), remote_fingerprints=pins("client"))
     run(client, server)
     assert client.is_connected and server.is_connected
     drain_events(client)
@@ -85,7 +85,7 @@ def test_cookie_is_bound_to_the_address() -> None:
 def test_listener_completes_real_handshakes_for_several_clients() -> None:
     listener = DtlsListener(cert("server"), remote_fingerprints=pins("client"))
     clients = {
-        ("127.0.0.1", 5000 + i): DtlsConnection(
+        ("127.0.0.1", 5000 + i): DtlsConnection12(
             True, cert("client"), remote_fingerprints=pins("server")
         )
         for i in range(3)
@@ -135,7 +135,7 @@ def test_contradictory_and_empty_fragments_are_dropped() -> None:
 
 
 def test_early_epoch_records_are_bounded() -> None:
-    server = DtlsConnection(
+    server = DtlsConnection12(
         False, cert("server"), remote_fingerprints=pins("client"), cookies=False
     )
     for i in range(1000):
@@ -199,7 +199,7 @@ def test_sequence_exhaustion_ends_the_connection_cleanly() -> None:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=300), st.booleans())
 def test_random_datagrams_never_raise(data: bytes, as_client: bool) -> None:
-    conn = DtlsConnection(
+    conn = DtlsConnection12(
         as_client,
         cert("client" if as_client else "server"),
         cookies=False,
@@ -214,8 +214,8 @@ def test_random_datagrams_never_raise(data: bytes, as_client: bool) -> None:
 
 def _handshake_datagrams() -> list[tuple[bool, bytes]]:
     """Every datagram of a real handshake, tagged with whether the client sent it."""
-    client = DtlsConnection(True, cert("client"), remote_fingerprints=pins("server"), mtu=300)
-    server = DtlsConnection(False, cert("server"), remote_fingerprints=pins("client"), mtu=300)
+    client = DtlsConnection12(True, cert("client"), remote_fingerprints=pins("server"), mtu=300)
+    server = DtlsConnection12(False, cert("server"), remote_fingerprints=pins("client"), mtu=300)
     captured: list[tuple[bool, bytes]] = []
     client.connect(0.0)
     for _ in range(10):
@@ -239,7 +239,7 @@ def test_truncated_and_mutated_real_datagrams_never_raise(data: st.DataObject) -
     mutated = bytearray(datagram[:cut])
     if mutated and position < len(mutated):
         mutated[position] ^= data.draw(st.integers(1, 255))
-    receiver = DtlsConnection(
+    receiver = DtlsConnection12(
         not from_client,
         cert("server" if from_client else "client"),
         cookies=False,
@@ -265,7 +265,7 @@ def test_truncated_and_mutated_real_datagrams_never_raise(data: st.DataObject) -
 def test_random_handshake_message_sequences_end_in_typed_errors(
     messages: list[tuple[int, int, bytes]], as_client: bool
 ) -> None:
-    conn = DtlsConnection(as_client, cert("x"), cookies=False, remote_fingerprints=pins("y"))
+    conn = DtlsConnection12(as_client, cert("x"), cookies=False, remote_fingerprints=pins("y"))
     conn.connect(0.0)
     for seq, (msg_type, epoch_hint, body) in enumerate(messages):
         fragment = HandshakeFragment(msg_type, len(body), seq, 0, body)

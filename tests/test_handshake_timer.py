@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.dtls_pair import cert, drain_events
+from tests.dtls_pair import DtlsConnection12, cert, drain_events
 from tests.netsim import LinkConfig, NetSim, run_handshake
 from webrtc_secure import (
     FirstFlightTimeout,
@@ -36,13 +36,13 @@ NO_RTT = (0, 0.4, 1.2, 2.8, 5.8, 8.8, 11.8, 14.8, 17.8, 20.8, 23.8, 26.8, 29.8)
 
 def _client(**kwargs: Any) -> DtlsConnection:
     """Our client engine, pinning the server's certificate as SecurePeer does."""
-    return DtlsConnection(
+    return DtlsConnection12(
         True, cert("client"), remote_fingerprints=cert("server").fingerprints(), **kwargs
     )
 
 
 def _server(**kwargs: Any) -> DtlsConnection:
-    return DtlsConnection(
+    return DtlsConnection12(
         False, cert("server"), remote_fingerprints=cert("client").fingerprints(), **kwargs
     )
 

@@ -56,9 +56,10 @@ def _sack(cum: int, rwnd: int, gaps: tuple[tuple[int, int], ...] = ()) -> bytes:
 def _session(suite: CipherSuite, keylog: Path) -> tuple[DtlsConnection, DtlsConnection,
                                                          list[Datagram]]:
     """A handshake between two engines, every datagram kept as if captured on lo."""
-    client = DtlsConnection(True, cert("a"), cipher_suites=[suite],
+    # the decoder reads DTLS 1.2 records (the suites below are 1.2 suites)
+    client = DtlsConnection(True, cert("a"), cipher_suites=[suite], dtls_versions=("1.2",),
                             remote_fingerprints=pins("b"), keylog_file=str(keylog))
-    server = DtlsConnection(False, cert("b"), cipher_suites=[suite],
+    server = DtlsConnection(False, cert("b"), cipher_suites=[suite], dtls_versions=("1.2",),
                             remote_fingerprints=pins("a"), cookies=False)
     wire: list[Datagram] = []
     now = 0.0

@@ -295,3 +295,50 @@ async def test_production_defaults_are_rfc_7675s() -> None:
         assert last_copy < 0.8 * aioice.ice.CONSENT_INTERVAL
     finally:
         await connection.close()
+
+
+class QuickConsent(Probe):
+    """Consent checks every 50 ms."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.consent_interval = 0.05
+
+
+@pytest.mark.usefixtures("scaled")
+async def test_consent_checks_renew_the_pairs_latest_round_trip(
+    pairs: list[Pair], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """getStats()'s currentRoundTripTime: the nominating check's RTT at first, then
+    each answered consent check's; the connect-time RTT (DTLS's timer) stays."""
+    pair = await _relayed_pair(QuickConsent, seed=4)
+    pairs.append(pair)
+    # connected quickly (scaled); now aioice's own 500 ms RTO, so no consent request
+    # is resent within the delay below and each RTT is the one request's
+    monkeypatch.setattr(aioice.stun, "RETRY_RTO", 0.5)
+    a = pair.a
+    nominated = a.nominated_pair
+    assert nominated is not None
+    first = ice.latest_round_trip_time(a)
+    assert first is not None and first == a.check_round_trips[nominated]
+    # from now on a's requests reach b 80 ms late: every RTT a measures is at least that
+    delay = 0.08
+    relay = pair.relays[0]
+    forward = relay.datagram_received
+    loop = asyncio.get_running_loop()
+
+    def late(data: bytes, addr: tuple[str, int]) -> None:
+        loop.call_later(delay, forward, data, addr)
+
+    relay.datagram_received = late  # type: ignore[method-assign]
+    answered = a.consent_checks["answered"]
+
+    async def two_more() -> None:
+        while a.consent_checks["answered"] < answered + 2:
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(two_more(), 10)
+    latest = ice.latest_round_trip_time(a)
+    assert latest is not None and latest >= delay > first
+    assert a.check_round_trips[nominated] == first
+    assert a.consent_checks["unanswered"] == 0

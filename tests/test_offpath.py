@@ -4,6 +4,10 @@ SDP (a signaling server, a log, a relay) but holds no keys, sending from another
 
 Each attack must leave the connection completing and media flowing, every datagram it
 sent counted somewhere, and no unauthenticated datagram answered with more than one.
+The data channel gets the same (section 5): SCTP packets built from what the SDP
+reveals (ports, and with SNAP the verification tag in a=sctp-init) never reach the
+association, whether sent raw, as forged DTLS records from elsewhere, or as forged
+records on the validated path.
 """
 
 from __future__ import annotations
@@ -19,11 +23,20 @@ from typing import Any
 import aioice.stun
 import pytest
 
-from tests.dtls_pair import cert, pins, run
+from tests.dtls_pair import DtlsConnection12, cert, pins, run
 from tests.test_ice import _pair, _until
-from webrtc_secure import PeerState, SecurePeer, ice
+from webrtc_secure import DataChannel, PeerState, SecurePeer, ice
 from webrtc_secure.dtls import DtlsConnection, State
 from webrtc_secure.dtls.records import split_records
+from webrtc_secure.sctp.chunks import (
+    AbortChunk,
+    Chunk,
+    DataChunk,
+    InitChunk,
+    ShutdownChunk,
+    parse_chunk,
+)
+from webrtc_secure.sctp.packet import Packet, serialize_packet
 
 pytestmark = pytest.mark.both_loops
 
@@ -165,7 +178,7 @@ async def test_forged_client_hello_from_elsewhere_is_never_answered(
     a, b = peers  # a is the DTLS server
     offer = await a.create_offer()
     answer = await b.create_answer(offer)
-    forger = DtlsConnection(True, cert("mallory"), remote_fingerprints=pins("bob"))
+    forger = DtlsConnection12(True, cert("mallory"), remote_fingerprints=pins("bob"))
     forger.connect(0.0)
     (hello,) = forger.datagrams_to_send(0.0)
     answers: list[bytes] = []
@@ -244,8 +257,8 @@ async def test_fragment_bomb_on_the_validated_path_is_answered_with_at_most_one_
 
 
 def _engine_pair() -> tuple[DtlsConnection, DtlsConnection]:
-    client = DtlsConnection(True, cert("alice"), cookies=False, remote_fingerprints=pins("bob"))
-    server = DtlsConnection(False, cert("bob"), cookies=False, remote_fingerprints=pins("alice"))
+    client = DtlsConnection12(True, cert("alice"), cookies=False, remote_fingerprints=pins("bob"))
+    server = DtlsConnection12(False, cert("bob"), cookies=False, remote_fingerprints=pins("alice"))
     run(client, server, max_time=5.0)
     assert client.state == server.state == State.CONNECTED
     for conn in (client, server):
@@ -433,8 +446,8 @@ def test_server_still_answers_a_retransmitted_final_flight_once_connected() -> N
     """What the epoch-0 discard must not break: the server's last flight (CCS, Finished)
     is lost, the client resends its own; its epoch-1 Finished (authenticated) alone
     makes the connected server resend, and the client completes."""
-    client = DtlsConnection(True, cert("alice"), cookies=False, remote_fingerprints=pins("bob"))
-    server = DtlsConnection(False, cert("bob"), cookies=False, remote_fingerprints=pins("alice"))
+    client = DtlsConnection12(True, cert("alice"), cookies=False, remote_fingerprints=pins("bob"))
+    server = DtlsConnection12(False, cert("bob"), cookies=False, remote_fingerprints=pins("alice"))
     client.connect(0.0)
     server.connect(0.0)
     now = 0.0
@@ -461,3 +474,212 @@ def test_server_still_answers_a_retransmitted_final_flight_once_connected() -> N
     for datagram in answer:
         client.receive_datagram(datagram, timer)
     assert client.state is State.CONNECTED
+
+
+# --- 5. the data channel: SCTP from a wrong source never reaches the association -----------
+
+
+def _victim_tag(victim: SecurePeer) -> int:
+    """The verification tag the victim expects: SNAP publishes it, in the INIT chunk of
+    its a=sctp-init, to whoever reads its SDP."""
+    description = victim.local_description
+    assert description is not None and description.sctp_init is not None
+    init = parse_chunk(description.sctp_init)
+    assert isinstance(init, InitChunk)
+    return init.initiate_tag
+
+
+def _sctp(victim: SecurePeer, tag: int, chunk: Chunk) -> bytes:
+    """A well-formed SCTP packet (right ports, valid CRC32c) for the victim."""
+    description = victim.local_description
+    assert description is not None and description.sctp_port is not None
+    port = description.sctp_port
+    return serialize_packet(Packet(port, port, tag, (chunk,)))
+
+
+def _forged_sctp(victim: SecurePeer) -> list[bytes]:
+    """ABORT, SHUTDOWN, a DATA chunk on stream 0 (a DCEP-looking message) and an INIT
+    (tag 0, as INIT must): the chunks that would end, close, inject into or restart
+    the association."""
+    tag = _victim_tag(victim)
+    return [
+        _sctp(victim, tag, AbortChunk()),
+        _sctp(victim, tag, ShutdownChunk(0)),
+        _sctp(victim, tag, DataChunk(1, 0, 0, 51, b"injected", False, True, True)),
+        _sctp(victim, 0, InitChunk(0x1234_5678, 131072, 1024, 1024, 1)),
+    ]
+
+
+def _record(epoch: int, sequence: int, ctype: int, fragment: bytes) -> bytes:
+    """A DTLS 1.2 record header around ``fragment``: in epoch 1 it is a forgery whose
+    "ciphertext" no key opens; in epoch 0 it is plaintext that anyone can write."""
+    return struct.pack("!BHQH", ctype, 0xFEFD, epoch << 48 | sequence, len(fragment)) + fragment
+
+
+def _record13(sequence: int, ciphertext: bytes) -> bytes:
+    """A DTLS 1.3 ciphertext record (RFC 9147 4: unified header 001CSLEE with no
+    connection id, a 16-bit sequence number, a length, epoch bits 3: the application
+    data epoch) around ``ciphertext``, which no key opens."""
+    return bytes([0b0010_1111]) + struct.pack("!HH", sequence, len(ciphertext)) + ciphertext
+
+
+def _attack_datagrams(victim: SecurePeer) -> list[bytes]:
+    """Each forged SCTP packet raw, inside a DTLS 1.2 epoch-1 application-data record
+    (the packet as "ciphertext" after an explicit nonce), inside a DTLS 1.3 application
+    epoch record, and inside an epoch-0 (plaintext) one: 16 datagrams."""
+    out: list[bytes] = []
+    for i, packet in enumerate(_forged_sctp(victim)):
+        out.append(packet)
+        out.append(_record(1, 1000 + i, 23, bytes(8) + packet + bytes(16)))
+        out.append(_record13(1000 + i, packet + bytes(16)))
+        out.append(_record(0, 1000 + i, 23, packet))
+    return out
+
+
+_ASSOCIATION_INPUT = (
+    "packets_in", "chunks_in", "messages_in", "bytes_in", "dropped", "error_causes"
+)
+
+
+def _association_input(peer: SecurePeer) -> dict[str, Any]:
+    """What the association has heard (its inbound counters, copied)."""
+    assert peer._sctp is not None
+    stats = peer._sctp.association.stats
+    return {name: _copied(getattr(stats, name)) for name in _ASSOCIATION_INPUT}
+
+
+def _copied(value: Any) -> Any:
+    return dict(value) if isinstance(value, dict) else value
+
+
+async def _open_channels(a: SecurePeer, b: SecurePeer) -> tuple[DataChannel, DataChannel]:
+    """Connect (a offers a data channel) and return a's channel and b's end of it."""
+    theirs: list[DataChannel] = []
+    b.on("datachannel", theirs.append)
+    mine = a.create_data_channel("target")
+    await _connected(a, b)
+    await asyncio.wait_for(mine.wait_open(), 10)
+    await _until(lambda: bool(theirs))
+    await asyncio.wait_for(theirs[0].wait_open(), 10)
+    return mine, theirs[0]
+
+
+async def _channels_work(mine: DataChannel, theirs: DataChannel) -> None:
+    """One message each way, nothing else (the injected DATA above all) heard."""
+    heard: dict[str, list[Any]] = {"mine": [], "theirs": []}
+    mine.on("message", heard["mine"].append)
+    theirs.on("message", heard["theirs"].append)
+    mine.send("ping")
+    theirs.send(b"pong")
+    await _until(lambda: bool(heard["mine"] and heard["theirs"]))
+    await _settle()
+    assert heard == {"mine": [b"pong"], "theirs": ["ping"]}
+    assert mine.ready_state == theirs.ready_state == "open"
+
+
+@pytest.mark.parametrize("peers", [True, False], ids=["ice", "udp"], indirect=True)
+async def test_sctp_from_elsewhere_never_reaches_the_association(
+    peers: tuple[SecurePeer, SecurePeer], attacker: socket.socket
+) -> None:
+    """Raw SCTP, forged epoch-1 and epoch-0 DTLS records carrying it, from another
+    port or host once the channel is open: every one counted as unexpected_source
+    before DTLS sees it; neither association's inbound counters move; no answer."""
+    a, b = peers
+    mine, theirs = await _open_channels(a, b)
+    await _settle()
+    answers: list[bytes] = []
+    loop = asyncio.get_running_loop()
+    loop.add_reader(attacker.fileno(), lambda: answers.append(attacker.recv(65536)))
+    try:
+        before = {p: (_offpath_drops(p), _association_input(p)) for p in (a, b)}
+        dtls_before = {p: p.stats()["dtls"] for p in (a, b)}
+        sent = {a: 0, b: 0}
+        for victim in (a, b):
+            for datagram in _attack_datagrams(victim):
+                attacker.sendto(datagram, _address(victim))
+                sent[victim] += 1
+        await _until(lambda: all(_offpath_drops(p) - before[p][0] == sent[p] for p in (a, b)))
+        await _settle()
+    finally:
+        loop.remove_reader(attacker.fileno())
+    assert answers == []
+    for peer in (a, b):
+        assert _offpath_drops(peer) - before[peer][0] == sent[peer] == 16
+        assert peer.stats()["dropped"]["unexpected_source"] >= 16
+        assert _association_input(peer) == before[peer][1]
+        dtls = peer.stats()["dtls"]
+        for counter in ("dropped_authentication", "dropped_epoch", "dropped_malformed"):
+            assert dtls[counter] == dtls_before[peer][counter]  # DTLS never saw them
+    await _channels_work(mine, theirs)
+    assert a.state == b.state == PeerState.CONNECTED
+
+
+@pytest.mark.parametrize(
+    ("versions", "dtls_drops"),
+    [
+        (("1.3", "1.2"), {"dropped_authentication": 4, "dropped_malformed": 8}),
+        (("1.2",), {"dropped_authentication": 4, "dropped_epoch": 4, "dropped_malformed": 4}),
+    ],
+    ids=["dtls1.3", "dtls1.2"],
+)
+async def test_forged_sctp_in_forged_records_on_the_validated_path_is_dropped_by_dtls(
+    versions: tuple[str, ...], dtls_drops: dict[str, int]
+) -> None:
+    """The same forgeries with the peer's own source address (a spoofing attacker).
+    Raw SCTP is not DTLS (its first byte is no RFC 7983 class): the peer drops it. In
+    DTLS 1.3 the application-epoch records fail authentication and the 1.2-format
+    ones are malformed; in DTLS 1.2 the epoch-1 records fail authentication, the
+    epoch-0 ones (an INIT, an ABORT in plaintext application data) are refused once
+    connected and the 1.3 headers are malformed. All 16 datagrams are counted; nothing
+    reaches the association, which keeps its state and channels."""
+    a = SecurePeer(host_addresses=["127.0.0.1"], dtls_versions=versions)
+    b = SecurePeer(host_addresses=["127.0.0.1"], dtls_versions=versions)
+    try:
+        mine, theirs = await _open_channels(a, b)
+        await _settle()
+        for victim, spoofed in ((a, b), (b, a)):
+            before = _association_input(victim)
+            dtls_before = victim.stats()["dtls"]
+            dropped_before = sum(victim.stats()["dropped"].values())
+            out_before = victim.stats()["datagrams_out"]
+            datagrams = _attack_datagrams(victim)
+            for datagram in datagrams:
+                _nominated_socket(spoofed).sendto(datagram, _address(victim))
+            await _settle()
+            dtls = victim.stats()["dtls"]
+            changed = {
+                name: dtls[name] - dtls_before[name]
+                for name in dtls
+                if name.startswith("dropped_") and dtls[name] != dtls_before[name]
+            }
+            assert changed == dtls_drops
+            raw = sum(victim.stats()["dropped"].values()) - dropped_before
+            assert raw == 4  # the raw SCTP packets, dropped before DTLS
+            assert sum(changed.values()) + raw == len(datagrams) == 16
+            assert _association_input(victim) == before
+            assert victim.stats()["datagrams_out"] == out_before  # nothing answered them
+            assert victim.stats()["sctp"]["state"] == "established"
+        await _channels_work(mine, theirs)
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_the_forged_sctp_packets_would_be_acted_on_if_authenticated(
+    peers: tuple[SecurePeer, SecurePeer],
+) -> None:
+    """The control for the two tests above: the same packets, sent by the real peer
+    inside genuine DTLS records, do reach the association (the tag, ports and CRC32c
+    are right), and the ABORT ends it. So their absence above is the source check and
+    the DTLS record protection at work, not a malformed forgery."""
+    a, b = peers
+    _mine, theirs = await _open_channels(a, b)
+    await _settle()
+    abort, _shutdown, data, _init = _forged_sctp(b)
+    assert a._dtls is not None
+    before = _association_input(b)
+    a._dtls.send(data)
+    await _until(lambda: _association_input(b)["packets_in"] == before["packets_in"] + 1)
+    a._dtls.send(abort)
+    await _until(lambda: theirs.ready_state == "closed")
+    assert b.stats()["sctp"]["state"] == "closed"

@@ -343,3 +343,59 @@ def test_passive_side_sends_what_it_queued_before_the_handshake() -> None:
     assert pair.connect()  # only a sends INIT
     assert pair.run_until(lambda: len(pair.messages("a")) == 1)
     assert pair.messages("a")[0].data == b"queued on the side that never called connect"
+
+
+def test_max_burst_limits_new_data_between_sacks() -> None:
+    """RFC 9260 6.1 D / 7.2.4: at most Max.Burst packets of new data go out per SACK,
+    however large cwnd is and however often the owner asks (the asyncio transport
+    flushes after every send): a whole cwnd at once overflows the peer's socket."""
+    pair = make_pair(21, a=config(1, max_burst=4), b=config(2))
+    assert pair.connect()
+    rq = pair.a._retransmit
+    assert rq is not None
+    rq.cc.cwnd = 1 << 20
+    sent: list[bytes] = []
+    for _ in range(100):
+        pair.a.send(1, 51, b"m" * 1100, pair.now)
+        sent += pair.a.datagrams_to_send(pair.now)
+    data = [d for d in sent if "IDataChunk" in chunk_types([("a", d)])]
+    assert len(data) == 4
+    # The peer's SACK (for 2 packets) opens the next burst, not the whole window.
+    for datagram in data[:2]:
+        pair.b.receive_datagram(datagram, pair.now)
+    for sack in pair.b.datagrams_to_send(pair.now):
+        pair.a.receive_datagram(sack, pair.now)
+    more = pair.a.datagrams_to_send(pair.now)
+    assert len([d for d in more if "IDataChunk" in chunk_types([("a", d)])]) == 4
+    # Everything still arrives.
+    assert pair.run_until(lambda: len(pair.messages("b")) == 100)
+    assert healthy(pair.a) and healthy(pair.b)
+
+
+@pytest.mark.parametrize("interleaving", [False, True], ids=["data", "idata"])
+def test_fragments_fill_packets(interleaving: bool) -> None:
+    """1200-octet messages do not fit one packet; the next message's first fragment
+    fills the packet its predecessor's tail leaves (not two packets per message), and
+    everything is delivered intact and in order."""
+    pair = make_pair(
+        22,
+        a=config(1, interleaving=interleaving, max_burst=64),
+        b=config(2, interleaving=interleaving),
+    )
+    assert pair.connect()
+    rq = pair.a._retransmit
+    assert rq is not None
+    rq.cc.cwnd = 1 << 20
+    seen = capture(pair)
+    messages = [bytes([i]) * 1200 for i in range(20)]
+    for message in messages:
+        pair.a.send(1, 51, message, pair.now)
+    assert pair.run_until(lambda: len(pair.messages("b")) == 20)
+    assert [m.data for m in pair.messages("b")] == messages
+    data_packets = [d for direction, d in seen if "IDataChunk" in chunk_types([(direction, d)])
+                    or "DataChunk" in chunk_types([(direction, d)])]
+    assert len(data_packets) >= 20
+    mtu = pair.a.config.max_packet_size
+    assert len(data_packets) <= -(-20 * 1200 // (mtu - 12 - 2 * 20)) + 1
+    assert all(len(d) <= mtu for d in data_packets)
+    assert healthy(pair.a) and healthy(pair.b)

@@ -126,6 +126,40 @@ def test_ordered_messages_wait_for_their_turn_unordered_do_not() -> None:
     assert q.buffered == 0
 
 
+@pytest.mark.parametrize("interleaving", [False, True], ids=["data", "idata"])
+@pytest.mark.parametrize("order", ["in_order", "reversed"])
+def test_refused_ordered_message_does_not_stall_its_stream(
+    interleaving: bool, order: str
+) -> None:
+    """A message over max_message_size is refused (counted), but its sequence number
+    is used up: the messages after it on the same ordered stream are delivered, and
+    every fragment of it is still acknowledged (no retransmission storm)."""
+    q = ReceiveQueue(1, interleaving=interleaving, max_message_size=10)
+    big = [
+        _frag(1 + i, b"x" * 4, seq=0, b=i == 0, e=i == 3, fsn=i) for i in range(4)
+    ]  # 16 octets in 4 fragments, SSN / MID 0
+    after = _frag(5, b"after", seq=1)
+    frags = [*big, after] if order == "in_order" else [after, *reversed(big)]
+    for frag in frags:
+        assert q.receive(frag) is Verdict.ACCEPTED
+    assert [m.data for m in q.pop_messages()] == [b"after"]
+    assert q.dropped_messages == 1
+    assert q.cumulative_tsn == 5 and not q.tracker.has_gaps
+    assert q.buffered == 0 and q.stored == 0
+    q.receive(_frag(6, b"next", seq=2))
+    assert [m.data for m in q.pop_messages()] == [b"next"]
+
+
+def test_refused_unordered_idata_message_leaves_nothing_behind() -> None:
+    q = ReceiveQueue(1, interleaving=True, max_message_size=10)
+    for i in (0, 1, 3, 2):  # out of order: the refusal comes before the end
+        frag = _frag(1 + i, b"x" * 4, seq=7, b=i == 0, e=i == 3, fsn=i, u=True)
+        assert q.receive(frag) is Verdict.ACCEPTED
+    assert q.pop_messages() == [] and q.dropped_messages == 1
+    assert q.buffered == 0 and q.stored == 0
+    assert q.cumulative_tsn == 4
+
+
 def test_interleaved_fragments_of_two_streams() -> None:
     q = ReceiveQueue(1, interleaving=True)
     q.receive(_frag(1, b"A1", sid=1, seq=0, b=True, e=False, ppid=53))
@@ -348,9 +382,26 @@ def test_pr_sctp_lifetime_abandons_outstanding_chunks() -> None:
     out, rq = Outbox(), _rq()
     out.push(OutgoingMessage(2, 51, b"x" * 10, ordered=False, expires_at=0.5))
     _send_all(out, rq, 0.0)
+    assert rq.timed_outstanding == 1
     rq.expire(0.6)
     assert rq.forward_tsn(interleaving=True) == (1000, ((2, True, 0),))
     assert rq.forward_tsn(interleaving=False) == (1000, ())
+    # Until the peer's cumulative ack passes it, the chunk still counts.
+    assert rq.timed_outstanding == 1
+    rq.on_sack(1000, 100000, (), 0.7)
+    assert rq.timed_outstanding == 0 and rq.outstanding == 0
+
+
+def test_reliable_chunks_do_not_count_as_timed() -> None:
+    out, rq = Outbox(), _rq()
+    out.push(OutgoingMessage(0, 51, b"x" * 300))
+    out.push(OutgoingMessage(0, 51, b"y" * 150, expires_at=5.0))
+    _send_all(out, rq, 0.0)  # 1000..1002 reliable, 1003..1004 timed
+    assert rq.timed_outstanding == 2
+    rq.on_sack(1003, 100000, (), 0.1)
+    assert rq.timed_outstanding == 1
+    rq.on_sack(1004, 100000, (), 0.1)
+    assert rq.timed_outstanding == 0
 
 
 def test_zero_window_allows_one_probe() -> None:
@@ -485,3 +536,69 @@ def test_overlapping_gap_blocks_cost_one_walk() -> None:
     rq.chunks = Counting(rq.chunks)
     result = rq.on_sack(999, 100000, tuple((1, 1999) for _ in range(256)), 0.1)
     assert result.bytes_acked == 1999 * 20 and walked <= 2100
+
+
+def test_fast_retransmit_happens_once_per_chunk_until_t3() -> None:
+    """RFC 9260 7.2.4 (5): a fast-retransmitted chunk is ineligible for another fast
+    retransmit; SACKs sent before the retransmission arrived keep reporting it
+    missing and must not send it again and again (the interop helper saw one TSN go
+    out 88 times)."""
+    out, rq = Outbox(), _rq()
+    out.push(OutgoingMessage(0, 51, b"q" * 2000))
+    _send_all(out, rq, 0.0)  # TSNs 1000..1019, 1000 lost
+    for end in (1, 2, 3):
+        r = rq.on_sack(999, 100000, ((2, 1 + end),), 0.1)
+    assert r.fast_retransmit
+    [chunk] = rq.retransmission_candidates(fast_only=True)
+    rq.sent(chunk, 0.2)
+    # The SACKs already on their way still miss 1000 and newly ack more TSNs.
+    for end in range(4, 19):
+        r = rq.on_sack(999, 100000, ((2, 1 + end),), 0.21)
+        assert not r.fast_retransmit
+        assert not rq.has_retransmissions
+    assert rq.retransmissions == 1 and rq.fast_retransmits == 1
+    # T3 makes it eligible again: resent by T3, then a new loss episode may fast
+    # retransmit it once more.
+    rq.on_t3_expired(2.0)
+    chunk, last = rq.retransmission_candidates()
+    assert (chunk.tsn, last.tsn) == (1000, 1019)
+    rq.sent(chunk, 2.0)
+    rq.sent(last, 2.0)
+    assert rq.retransmissions == 3
+    out.push(OutgoingMessage(0, 51, b"r" * 300))
+    assert _send_all(out, rq, 2.0) == [1020, 1021, 1022]
+    for end in (20, 21, 22):
+        r = rq.on_sack(999, 100000, ((2, end),), 2.1)
+    assert r.fast_retransmit
+    assert [c.tsn for c in rq.retransmission_candidates(fast_only=True)] == [1000]
+
+
+def test_miss_indications_follow_the_highest_newly_acked_tsn() -> None:
+    """7.2.4 HTNA: a SACK that newly acks nothing adds no miss indication, and only
+    TSNs below the highest newly acked one count a miss."""
+    out, rq = Outbox(), _rq()
+    out.push(OutgoingMessage(0, 51, b"q" * 1000))
+    _send_all(out, rq, 0.0)  # TSNs 1000..1009
+    rq.on_sack(999, 100000, ((3, 3),), 0.1)  # 1002 acked: 1000, 1001 miss once
+    for _ in range(5):  # repeats: nothing newly acked
+        assert not rq.on_sack(999, 100000, ((3, 3),), 0.1).fast_retransmit
+    rq.on_sack(999, 100000, ((3, 4),), 0.1)
+    r = rq.on_sack(999, 100000, ((3, 5),), 0.1)
+    assert r.fast_retransmit
+    assert [c.tsn for c in rq.retransmission_candidates(fast_only=True)] == [1000, 1001]
+
+
+def test_idle_streams_hold_no_containers() -> None:
+    """One stream per open channel on each side: an idle one keeps no empty deque or
+    dict (an empty deque was ~600 of an outbound stream's ~760 bytes)."""
+    out = Outbox()
+    out.push(OutgoingMessage(3, 51, b"m" * 10))
+    assert out.next_fragment(100, 0.0) is not None
+    stream = out._streams[3]
+    assert stream.queue is None and not hasattr(stream, "__dict__")
+    q = ReceiveQueue(1)
+    q.receive(_frag(2, b"second", sid=3, seq=1))
+    q.receive(_frag(1, b"first", sid=3, seq=0))
+    assert [m.data for m in q.pop_messages()] == [b"first", b"second"]
+    inbound = q._streams[3]
+    assert inbound.waiting is None and not hasattr(inbound, "__dict__")

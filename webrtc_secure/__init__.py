@@ -34,6 +34,7 @@ from webrtc_secure.errors import (
 )
 from webrtc_secure.ice import IceCandidate
 from webrtc_secure.peer import PeerState, SecurePeer
+from webrtc_secure.stats import PeerStatsReport
 
 __all__ = [
     "AlertReceived",
@@ -62,6 +63,7 @@ __all__ = [
     "MalformedPacket",
     "PacketTooLarge",
     "PeerState",
+    "PeerStatsReport",
     "Priority",
     "ReadyState",
     "ReplayDetected",

@@ -133,6 +133,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="seconds the handshake may take (default: %(default)s)",
     )
     parser.add_argument(
+        "--dtls-version",
+        action="append",
+        choices=["1.3", "1.2"],
+        help="DTLS version to speak (repeat for several, preferred first; default 1.3 and 1.2)",
+    )
+    parser.add_argument(
         "--ign-eof",
         action="store_true",
         help="keep the connection open after stdin ends, until the peer closes "
@@ -327,6 +333,8 @@ async def _run(args: argparse.Namespace) -> int:
         "remote_fingerprints": [expected] if expected else None,
         "insecure_skip_fingerprint_check": expected is None,
     }
+    if args.dtls_version:
+        options["dtls_versions"] = tuple(args.dtls_version)
     closed = loop.create_future()
 
     def on_data(data: bytes) -> None:
@@ -501,7 +509,8 @@ def _print_summary(
     )
     lines = [
         f"peer {_hostport(peer[0], peer[1])}",
-        "protocol DTLSv1.2",
+        f"protocol {'DTLSv1.3' if conn.version_name == 'DTLS 1.3' else 'DTLSv1.2'}",
+        f"group {conn.group or 'none'}",
         f"cipher {conn.cipher_suite.name} (0x{int(conn.cipher_suite):04x})",
         f"srtp-profile {conn.srtp_profile.name if conn.srtp_profile else 'none'}",
         f"extended-master-secret {'yes' if conn.extended_master_secret else 'no'}",

@@ -74,6 +74,16 @@ class DtlsTransport:
         """Send application data; raises ConnectionClosed when not connected."""
         self.connection.send(data)
         self._flush()
+        if self._timer is None and self.connection.get_timer() is not None:
+            # DTLS 1.3 started a KeyUpdate (a key near its limit): it waits for an ACK
+            self._reschedule()
+
+    def key_update(self, request_peer_update: bool = True) -> bool:
+        """DTLS 1.3: update our sending keys, and ask the peer to update its own when
+        ``request_peer_update`` (see DtlsConnection.key_update)."""
+        started = self.connection.key_update(request_peer_update)
+        self._service()
+        return started
 
     def close(self) -> None:
         """Send close_notify (if connected) and stop the timer; idempotent."""

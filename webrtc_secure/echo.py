@@ -70,6 +70,7 @@ class EchoReport:
             f"{dtls.get('retransmissions')} retransmissions)",
             f"  SCTP association in     {1e3 * (s.get('sctp_seconds') or 0):.1f} ms "
             f"(datachannel-ready)",
+            f"  DTLS version            {dtls.get('version')} ({dtls.get('group')})",
             f"  cipher suite            {dtls.get('cipher_suite')}",
             f"  SRTP profile            {dtls.get('srtp_profile')}",
             f"  local fingerprint       sha-256 {self.local_fingerprint}",

@@ -234,6 +234,9 @@ class IceConnection(aioice.Connection):
         self.checks_task: asyncio.Task[None] | None = None
         #: round-trip time (seconds) of each pair's first successful check
         self.check_round_trips: dict[aioice.ice.CandidatePair, float] = {}
+        #: round-trip time (seconds) of each pair's latest answered STUN transaction,
+        #: connectivity or consent check (getStats()'s currentRoundTripTime)
+        self.latest_round_trips: dict[aioice.ice.CandidatePair, float] = {}
         #: consent freshness (see query_consent): None takes aioice's CONSENT_INTERVAL
         #: (5 s, randomized 0.8..1.2) and CONSENT_INTERVAL * CONSENT_FAILURES (30 s)
         self.consent_interval: float | None = None
@@ -450,7 +453,9 @@ class IceConnection(aioice.Connection):
             pair.state == aioice.ice.CandidatePair.State.SUCCEEDED
             and pair not in self.check_round_trips
         ):
-            self.check_round_trips[pair] = check_round_trip(loop.time() - started)
+            rtt = check_round_trip(loop.time() - started)
+            self.check_round_trips[pair] = rtt
+            self.latest_round_trips.setdefault(pair, rtt)
 
     # --- consent freshness (RFC 7675) ----------------------------------------------------
 
@@ -514,6 +519,8 @@ class IceConnection(aioice.Connection):
         assert self.remote_password is not None
         request = self.build_request(pair, nominate=False)
         self.consent_checks["sent"] += 1
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         try:
             await pair.protocol.request(
                 request,
@@ -525,7 +532,9 @@ class IceConnection(aioice.Connection):
             self.consent_checks["unanswered"] += 1
             return
         self.consent_checks["answered"] += 1
-        self.consent_confirmed = asyncio.get_running_loop().time()
+        self.consent_confirmed = now = loop.time()
+        # the same retransmission schedule as a connectivity check's (aioice's RTO)
+        self.latest_round_trips[pair] = check_round_trip(now - started)
 
     async def close(self) -> None:
         """Stop the checks task (if still running), then close as aioice does."""
@@ -557,6 +566,13 @@ def round_trip_time(connection: IceConnection) -> float | None:
     """The round-trip time (seconds) ICE measured on the nominated pair, or None."""
     pair = connection.nominated_pair
     return None if pair is None else connection.check_round_trips.get(pair)
+
+
+def latest_round_trip_time(connection: IceConnection) -> float | None:
+    """The round-trip time (seconds) of the nominated pair's latest answered STUN
+    transaction (its nominating check, then each consent check), or None."""
+    pair = connection.nominated_pair
+    return None if pair is None else connection.latest_round_trips.get(pair)
 
 
 def ice_server_options(ice_servers: Sequence[str]) -> dict[str, Any]:

@@ -19,12 +19,14 @@ ICE connection.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import ipaddress
 import logging
 import math
 import secrets
+import struct
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -35,7 +37,7 @@ from typing import Any
 from pyee.asyncio import AsyncIOEventEmitter
 
 from webrtc_secure import ice
-from webrtc_secure.certificate import Certificate
+from webrtc_secure.certificate import Certificate, fingerprint_of_der
 from webrtc_secure.datachannel import ChannelManager, DataChannel, Priority
 from webrtc_secure.demux import PacketKind, classify
 from webrtc_secure.description import (
@@ -46,7 +48,11 @@ from webrtc_secure.description import (
     is_dtls_client,
 )
 from webrtc_secure.dtls import AlertDescription, DtlsConnection
-from webrtc_secure.dtls.connection import DEFAULT_MAX_RETRANSMIT_TIMEOUT
+from webrtc_secure.dtls.connection import (
+    DEFAULT_DTLS_VERSIONS,
+    DEFAULT_MAX_RETRANSMIT_TIMEOUT,
+    parse_dtls_versions,
+)
 from webrtc_secure.dtls_transport import DtlsTransport
 from webrtc_secure.errors import (
     AlertReceived,
@@ -67,6 +73,24 @@ from webrtc_secure.sctp import Association, AssociationConfig
 from webrtc_secure.sctp_transport import SctpTransport
 from webrtc_secure.sdp import MAX_CANDIDATES
 from webrtc_secure.srtp import DEFAULT_PROFILES, Profile, SrtpSession
+from webrtc_secure.stats import (
+    LOCAL_CANDIDATE_ID,
+    LOCAL_CERTIFICATE_ID,
+    PAIR_ID,
+    REMOTE_CANDIDATE_ID,
+    REMOTE_CERTIFICATE_ID,
+    TRANSPORT_ID,
+    CandidatePairStats,
+    CertificateStats,
+    DataChannelStats,
+    IceCandidateStats,
+    InboundRtpStreamStats,
+    OutboundRtpStreamStats,
+    PeerStatsReport,
+    TransportStats,
+    dtls_cipher_name,
+    rtp_sizes,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +100,16 @@ MAX_EARLY_DTLS = 16
 #: DTLS record header (13) plus the largest AEAD expansion of our suites (GCM: 8-byte
 #: explicit nonce + 16-byte tag): what an SCTP packet leaves of the datagram MTU
 DTLS_RECORD_OVERHEAD = 13 + 24
+#: an RTP packet's SSRC (octets 8..11), from bytes or a bytearray
+_rtp_ssrc = struct.Struct("!I").unpack_from
+#: the first octet of an RTP packet with the plain 12-octet header (V=2, no padding,
+#: extension or CSRC): the per-SSRC counters need no parsing for it
+_PLAIN_RTP = 0x80
+#: how long ``close()`` waits by default for the SCTP SHUTDOWN sequence (RFC 9260 9.2:
+#: what the channels still buffer is sent and acknowledged first) before it sends
+#: close_notify anyway; a few round trips with retransmissions on a real path, and a
+#: bound so that an unresponsive remote cannot hold close() up
+SCTP_CLOSE_TIMEOUT = 3.0
 
 
 class PeerState(str, Enum):
@@ -103,6 +137,16 @@ class PeerStats:
     connect_seconds: float | None = None
     #: from the DTLS handshake's end to the SCTP association's establishment
     sctp_seconds: float | None = None
+    #: octets of the datagrams counted in datagrams_in / datagrams_out
+    bytes_in: int = 0
+    bytes_out: int = 0
+    #: per SSRC: [packets, octets, header and padding octets beyond the plain 12],
+    #: counted in send_rtp and _media_received; inbound entries also hold the SRTP
+    #: index of their first packet. Inbound SSRCs exist only once a packet
+    #: authenticated, so the SRTP context's max_remote_streams bounds them; outbound
+    #: ones are what the user sent.
+    rtp_in_streams: dict[int, list[int]] = field(default_factory=dict)
+    rtp_out_streams: dict[int, list[int]] = field(default_factory=dict)
 
 
 class SecureProtocol(asyncio.DatagramProtocol):
@@ -199,6 +243,14 @@ class SecurePeer(AsyncIOEventEmitter):
     When both descriptions have one, the SCTP association starts right after the DTLS
     handshake (``connect()`` does not wait for it); ``datachannel-ready`` fires once it
     is established and channels created earlier open then.
+
+    Statistics: :meth:`get_stats` returns a typed
+    :class:`~webrtc_secure.stats.PeerStatsReport` in the shape of the browser's
+    ``getStats()`` (transport with DTLS state, version, suite, SRTP profile, role and
+    certificate fingerprints; the selected candidate pair with its RTT and bytes; RTP
+    per SSRC each way; data channels) plus ``drops`` by reason from every layer;
+    ``report.to_dict()`` is the W3C camelCase form.
+    :meth:`stats` is the older flat dict, kept for existing code.
     """
 
     def __init__(
@@ -218,6 +270,7 @@ class SecurePeer(AsyncIOEventEmitter):
         media_kinds: Sequence[str] = ("audio",),
         data_channel: bool = True,
         snap: bool = True,
+        dtls_versions: Sequence[int | str] = DEFAULT_DTLS_VERSIONS,
     ) -> None:
         _check_options(
             certificate=certificate,
@@ -234,6 +287,9 @@ class SecurePeer(AsyncIOEventEmitter):
             media_kinds=media_kinds,
         )
         super().__init__()
+        #: DTLS versions we speak, preferred first (default 1.3 with the
+        #: X25519MLKEM768 hybrid, and 1.2 for peers that lack 1.3)
+        self.dtls_versions = parse_dtls_versions(dtls_versions)
         self.certificate = certificate or Certificate.generate()
         self.srtp_profiles = tuple(srtp_profiles)
         self.mtu = mtu
@@ -261,6 +317,8 @@ class SecurePeer(AsyncIOEventEmitter):
         self.snap = snap
         self._association: Association | None = None
         self._sctp: SctpTransport | None = None
+        #: done once the association has closed (SHUTDOWN complete, ABORT, DTLS gone)
+        self._sctp_closed: asyncio.Future[None] | None = None
         self._sctp_started = 0.0
         self._remote: SessionDescription | None = None
         self._udp_remote: tuple[str, int] | None = None
@@ -319,7 +377,8 @@ class SecurePeer(AsyncIOEventEmitter):
         return self._dtls.connection.srtp_profile if self._dtls else None
 
     def stats(self) -> dict[str, Any]:
-        """A snapshot of counters: datagrams, drops by reason, media, DTLS and timings."""
+        """The legacy flat view (a dict): datagrams, drops by reason, media, DTLS and
+        timings, data channels and SCTP. :meth:`get_stats` is the typed report."""
         s = self._stats
         dropped = dict(s.dropped)
         if self._ice is not None:
@@ -347,6 +406,8 @@ class SecurePeer(AsyncIOEventEmitter):
             out["dtls"] = {
                 "role": "client" if conn.is_client else "server",
                 "cipher_suite": conn.cipher_suite.name if conn.cipher_suite else None,
+                "version": conn.version_name,
+                "group": conn.group,
                 "srtp_profile": conn.srtp_profile.name if conn.srtp_profile else None,
                 "flights_sent": d.flights_sent,
                 "retransmissions": d.retransmissions,
@@ -367,6 +428,140 @@ class SecurePeer(AsyncIOEventEmitter):
         if self._sctp is not None:
             out["sctp"] = _association_stats(self._sctp)
         return out
+
+    def get_stats(self) -> PeerStatsReport:
+        """A typed snapshot in the shape of the browser's ``getStats()`` (see
+        :mod:`webrtc_secure.stats`): the transport (DTLS state, version, suite, SRTP
+        profile, role, certificates), the selected candidate pair (RTT, bytes), RTP per
+        SSRC in each direction, the data channels, and ``drops`` by reason (this peer's,
+        the ICE layer's, the DTLS engine's, the data channels' and SCTP's).
+        ``report.to_dict()`` is the W3C camelCase form."""
+        s = self._stats
+        conn = self._dtls.connection if self._dtls is not None else None
+        suite = conn.cipher_suite if conn is not None else None
+        profile = conn.srtp_profile if conn is not None else None
+        remote_der = conn.peer_certificate if conn is not None else None
+        local_certificate = _certificate_stats(LOCAL_CERTIFICATE_ID, self.certificate.der)
+        remote_certificate = (
+            _certificate_stats(REMOTE_CERTIFICATE_ID, remote_der) if remote_der else None
+        )
+        pair = self._ice.nominated_pair if self._ice is not None else None
+        pair_stats = local = remote = None
+        if pair is not None:
+            pair_stats = CandidatePairStats(
+                id=PAIR_ID,
+                local_candidate_id=LOCAL_CANDIDATE_ID,
+                remote_candidate_id=REMOTE_CANDIDATE_ID,
+                state="succeeded",
+                nominated=True,
+                current_round_trip_time=ice.latest_round_trip_time(self._ice),
+                bytes_sent=s.bytes_out,
+                bytes_received=s.bytes_in,
+                packets_sent=s.datagrams_out,
+                packets_received=s.datagrams_in,
+            )
+            local = _candidate_stats(LOCAL_CANDIDATE_ID, pair.local_candidate, False)
+            remote = _candidate_stats(REMOTE_CANDIDATE_ID, pair.remote_candidate, True)
+        transport = TransportStats(
+            id=TRANSPORT_ID,
+            dtls_state=_DTLS_STATES[conn.state.value] if conn is not None else "new",
+            dtls_role=("client" if conn.is_client else "server") if conn is not None else None,
+            # the negotiated version's code point, as browsers show it ("FEFC" DTLS 1.3)
+            tls_version=f"{conn.version:04X}" if conn is not None and conn.version else None,
+            dtls_cipher=dtls_cipher_name(suite.name) if suite is not None else None,
+            srtp_cipher=f"SRTP_{profile.name}" if profile is not None else None,
+            local_certificate_id=LOCAL_CERTIFICATE_ID,
+            remote_certificate_id=REMOTE_CERTIFICATE_ID if remote_certificate else None,
+            selected_candidate_pair_id=PAIR_ID if pair_stats is not None else None,
+            bytes_sent=s.bytes_out,
+            bytes_received=s.bytes_in,
+            packets_sent=s.datagrams_out,
+            packets_received=s.datagrams_in,
+        )
+        srtp = self._srtp
+        inbound_kinds = _ssrc_kinds(self._remote)
+        inbound = []
+        for ssrc, (packets, octets, extra, first) in sorted(s.rtp_in_streams.items()):
+            header = 12 * packets + extra
+            highest = srtp.remote.highest_index(ssrc) if srtp is not None else None
+            inbound.append(
+                InboundRtpStreamStats(
+                    id=f"IT01A{ssrc}",
+                    ssrc=ssrc,
+                    kind=inbound_kinds.get(ssrc),
+                    packets_received=packets,
+                    bytes_received=octets - header,
+                    header_bytes_received=header,
+                    # RFC 3550 A.3: expected (first to highest index) minus received
+                    packets_lost=(
+                        highest - first + 1 - packets
+                        if highest is not None and first >= 0
+                        else None
+                    ),
+                )
+            )
+        outbound_kinds = _ssrc_kinds(self._local)
+        outbound = []
+        for ssrc, (packets, octets, extra) in sorted(s.rtp_out_streams.items()):
+            header = 12 * packets + extra
+            outbound.append(
+                OutboundRtpStreamStats(
+                    id=f"OT01A{ssrc}",
+                    ssrc=ssrc,
+                    kind=outbound_kinds.get(ssrc),
+                    packets_sent=packets,
+                    bytes_sent=octets - header,
+                    header_bytes_sent=header,
+                )
+            )
+        channels = self._channels.stats()
+        data_channels = tuple(
+            DataChannelStats(
+                id=f"D{index}",
+                label=c["label"],
+                protocol=c["protocol"],
+                data_channel_identifier=c["id"],
+                state=c["state"],
+                messages_sent=c["messages_sent"],
+                bytes_sent=c["bytes_sent"],
+                messages_received=c["messages_received"],
+                bytes_received=c["bytes_received"],
+            )
+            for index, c in enumerate(channels["channels"])
+        )
+        drops: Counter[str] = Counter(s.dropped)
+        if self._ice is not None:
+            drops.update(self._ice.dropped)
+        if conn is not None:
+            d = conn.stats
+            drops.update(
+                {
+                    "dtls_authentication": d.dropped_authentication,
+                    "dtls_replay": d.dropped_replay,
+                    "dtls_malformed": d.dropped_malformed,
+                    "dtls_epoch": d.dropped_epoch,
+                    "dtls_fragments": d.dropped_fragments,
+                    "dtls_unexpected_handshake": d.dropped_unexpected_handshake,
+                }
+            )
+        drops.update({f"datachannel_{k}": v for k, v in channels["dropped"].items()})
+        if self._sctp is not None:
+            sctp_dropped = self._sctp.association.stats.dropped
+            drops.update({f"sctp_{k}": v for k, v in sctp_dropped.items()})
+        return PeerStatsReport(
+            timestamp=time.time() * 1000.0,
+            state=self._state.value,
+            transport=transport,
+            local_certificate=local_certificate,
+            remote_certificate=remote_certificate,
+            candidate_pair=pair_stats,
+            local_candidate=local,
+            remote_candidate=remote,
+            inbound_rtp=tuple(inbound),
+            outbound_rtp=tuple(outbound),
+            data_channels=data_channels,
+            drops={k: v for k, v in drops.items() if v},
+        )
 
     def _set_state(self, state: PeerState) -> None:
         if state != self._state:
@@ -813,7 +1008,9 @@ class SecurePeer(AsyncIOEventEmitter):
             self._dtls.send,
             self._channels,
             on_established=self._on_sctp_established,
+            on_closed=self._on_sctp_closed,
         )
+        self._sctp_closed = asyncio.get_running_loop().create_future()
         self._channels.attach(association, is_dtls_client=self._dtls.connection.is_client)
         self._sctp_started = time.monotonic()
         remote_init = remote.sctp_init
@@ -837,6 +1034,10 @@ class SecurePeer(AsyncIOEventEmitter):
     def _on_sctp_established(self) -> None:
         self._stats.sctp_seconds = time.monotonic() - self._sctp_started
         self._deliver("datachannel-ready")
+
+    def _on_sctp_closed(self, error: WebrtcSecureError | None) -> None:
+        if self._sctp_closed is not None and not self._sctp_closed.done():
+            self._sctp_closed.set_result(None)
 
     def _sctp_service(self) -> None:
         if self._sctp is not None:
@@ -890,6 +1091,7 @@ class SecurePeer(AsyncIOEventEmitter):
             initial_retransmit_timeout=self.retransmit_timeout,
             handshake_timeout=self.handshake_timeout,
             first_flight_timeout=self.first_flight_timeout,
+            dtls_versions=self.dtls_versions,
         )
         self._dtls = DtlsTransport(
             connection,
@@ -934,7 +1136,18 @@ class SecurePeer(AsyncIOEventEmitter):
                 f"RTP packet of {len(packet)} octets exceeds one UDP datagram once protected"
             )
         self._send_datagram(protected)
-        self._stats.rtp_out += 1
+        stats = self._stats
+        stats.rtp_out += 1
+        # per SSRC, for get_stats(): a dict lookup and increments (protect() parsed
+        # the header, so the packet has one)
+        (ssrc,) = _rtp_ssrc(packet, 8)
+        counts = stats.rtp_out_streams.get(ssrc)
+        if counts is None:
+            counts = stats.rtp_out_streams[ssrc] = [0, 0, 0]
+        counts[0] += 1
+        counts[1] += len(packet)
+        if packet[0] != _PLAIN_RTP:
+            counts[2] += sum(rtp_sizes(packet)) - 12
 
     def send_rtcp(self, packet: bytes) -> None:
         """Protect an RTCP packet with SRTCP and send it.
@@ -961,7 +1174,9 @@ class SecurePeer(AsyncIOEventEmitter):
         sendto = self._sendto
         if sendto is not None:
             sendto(data)
-            self._stats.datagrams_out += 1
+            stats = self._stats
+            stats.datagrams_out += 1
+            stats.bytes_out += len(data)
 
     def _udp_sendto(self, data: bytes) -> None:
         transport = self._transport
@@ -972,6 +1187,7 @@ class SecurePeer(AsyncIOEventEmitter):
     def _datagram_received(self, data: bytes, addr: Any = None) -> None:
         stats = self._stats
         stats.datagrams_in += 1
+        stats.bytes_in += len(data)
         # only plain UDP knows its remote address (ICE: aioice owns the 5-tuple)
         if self._udp_remote is not None and addr != self._udp_remote:
             stats.dropped["unexpected_source"] += 1
@@ -997,7 +1213,19 @@ class SecurePeer(AsyncIOEventEmitter):
         try:
             if kind is PacketKind.RTP:
                 packet = srtp.unprotect(data)
-                self._stats.rtp_in += 1
+                stats = self._stats
+                stats.rtp_in += 1
+                # per SSRC, as in send_rtp; a new entry remembers the SRTP index of
+                # its first packet (for packetsLost)
+                (ssrc,) = _rtp_ssrc(packet, 8)
+                counts = stats.rtp_in_streams.get(ssrc)
+                if counts is None:
+                    first = srtp.remote.highest_index(ssrc)
+                    counts = stats.rtp_in_streams[ssrc] = [0, 0, 0, -1 if first is None else first]
+                counts[0] += 1
+                counts[1] += len(packet)
+                if packet[0] != _PLAIN_RTP:
+                    counts[2] += sum(rtp_sizes(packet)) - 12
                 event = "rtp"
             else:
                 packet = srtp.unprotect_rtcp(data)
@@ -1083,11 +1311,25 @@ class SecurePeer(AsyncIOEventEmitter):
             self._emit_error(error)
         await self._shutdown(PeerState.FAILED)
 
-    async def close(self) -> None:
-        """Send close_notify, close ICE and cancel every task. Idempotent."""
-        await self._shutdown(PeerState.CLOSED)
+    async def close(self, *, timeout: float = SCTP_CLOSE_TIMEOUT) -> None:
+        """Close gracefully: the SCTP SHUTDOWN, then close_notify, then ICE. Idempotent.
 
-    async def _shutdown(self, final: PeerState) -> None:
+        With data channels, the association's SHUTDOWN sequence (RFC 9260 9.2) runs
+        first: every message already accepted by ``channel.send()`` is sent and
+        acknowledged by the remote before SHUTDOWN / SHUTDOWN ACK / SHUTDOWN COMPLETE,
+        so messages sent just before ``close()`` are not lost. ``timeout`` (seconds,
+        default :data:`SCTP_CLOSE_TIMEOUT`, 3 s) bounds that wait: past it, or at once
+        with ``timeout=0``, what is still unacknowledged is dropped and the DTLS
+        close_notify goes out anyway. For larger backlogs on slow paths, await
+        ``channel.drain()`` before ``close()``. A close started by the remote's
+        close_notify, a fatal error or the loss of the path does not wait: there is
+        no path left for the SHUTDOWN.
+        """
+        if not _is_number(timeout) or timeout < 0:
+            raise ConfigurationError("close(timeout=...) must be a number of seconds >= 0")
+        await self._shutdown(PeerState.CLOSED, sctp_linger=float(timeout))
+
+    async def _shutdown(self, final: PeerState, *, sctp_linger: float = 0.0) -> None:
         if self._closing:
             # another shutdown (e.g. the peer's close_notify) is under way: wait for it
             if self._shutdown_done is not None:
@@ -1096,13 +1338,14 @@ class SecurePeer(AsyncIOEventEmitter):
         self._closing = True
         self._shutdown_done = asyncio.get_running_loop().create_future()
         try:
-            await self._teardown(final)
+            await self._teardown(final, sctp_linger)
         finally:
             self._shutdown_done.set_result(None)
 
-    async def _teardown(self, final: PeerState) -> None:
+    async def _teardown(self, final: PeerState, sctp_linger: float) -> None:
         if self._sctp is not None:
-            self._sctp.shutdown()  # best effort: SHUTDOWN goes out before close_notify
+            # SHUTDOWN (and, with a linger, its completion) before close_notify
+            await self._shutdown_sctp(self._sctp, sctp_linger)
         if self._dtls is not None:
             self._dtls.close()  # close_notify goes out before the transport closes
         if self._sctp is not None:
@@ -1116,6 +1359,20 @@ class SecurePeer(AsyncIOEventEmitter):
                 await self._ice.close()
         self._set_state(final)
         self.emit("closed")
+
+    async def _shutdown_sctp(self, sctp: SctpTransport, linger: float) -> None:
+        """Start the SHUTDOWN sequence; wait up to ``linger`` seconds for it to end."""
+        sctp.shutdown()
+        sctp.service()  # a SHUTDOWN before establishment closes at once: report it
+        done = self._sctp_closed
+        if linger <= 0 or done is None or done.done() or self._sendto is None:
+            return  # no wait asked, nothing to wait for, or no path to shut down over
+        try:
+            await asyncio.wait_for(asyncio.shield(done), linger)
+        except asyncio.TimeoutError:
+            logger.info(
+                "the SCTP SHUTDOWN did not complete within %g s; closing DTLS anyway", linger
+            )
 
     async def __aenter__(self) -> SecurePeer:
         return self
@@ -1157,6 +1414,46 @@ def _association_stats(sctp: SctpTransport) -> dict[str, Any]:
         value = getattr(stats, name)
         out[name] = dict(value) if isinstance(value, Counter) else value
     return out
+
+
+#: our DTLS engine's states as RTCDtlsTransportState names them
+_DTLS_STATES = {
+    "new": "new",
+    "handshaking": "connecting",
+    "connected": "connected",
+    "closed": "closed",
+    "failed": "failed",
+}
+
+
+def _certificate_stats(stats_id: str, der: bytes) -> CertificateStats:
+    return CertificateStats(
+        id=stats_id,
+        fingerprint=fingerprint_of_der(der, "sha-256"),
+        fingerprint_algorithm="sha-256",
+        base64_certificate=base64.b64encode(der).decode("ascii"),
+    )
+
+
+def _candidate_stats(stats_id: str, candidate: Any, is_remote: bool) -> IceCandidateStats:
+    """An aioice Candidate as RTCIceCandidateStats."""
+    return IceCandidateStats(
+        id=stats_id,
+        is_remote=is_remote,
+        address=candidate.host,
+        port=candidate.port,
+        protocol=candidate.transport.lower(),
+        candidate_type=candidate.type,
+        priority=candidate.priority,
+        foundation=candidate.foundation,
+    )
+
+
+def _ssrc_kinds(description: SessionDescription | None) -> dict[int, str]:
+    """SSRC -> "audio"/"video" from a description's a=ssrc lines."""
+    if description is None:
+        return {}
+    return {s.ssrc: m.kind for m in description.media for s in m.ssrcs}
 
 
 def _require_fingerprint(description: SessionDescription) -> None:
@@ -1334,4 +1631,11 @@ def _check_options(
             raise ConfigurationError(f"media_kinds: {kind!r} is not one of {MEDIA_KINDS}")
 
 
-__all__ = ["DTLS_SRTP_LABEL", "DtlsError", "PeerState", "SecurePeer", "SecureProtocol"]
+__all__ = [
+    "DTLS_SRTP_LABEL",
+    "SCTP_CLOSE_TIMEOUT",
+    "DtlsError",
+    "PeerState",
+    "SecurePeer",
+    "SecureProtocol",
+]

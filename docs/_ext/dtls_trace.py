@@ -153,11 +153,20 @@ def run_handshake(
     (counting from 0) is lost on the link.
     """
     client_cert, server_cert = Certificate.generate(), Certificate.generate()
+    # DTLS 1.2: the guide tells RFC 6347's six flights (the tap decodes 1.2 records)
     client = DtlsConnection(
-        True, client_cert, remote_fingerprints=server_cert.fingerprints(), mtu=mtu
+        True,
+        client_cert,
+        remote_fingerprints=server_cert.fingerprints(),
+        mtu=mtu,
+        dtls_versions=("1.2",),
     )
     server = DtlsConnection(
-        False, server_cert, remote_fingerprints=client_cert.fingerprints(), mtu=mtu
+        False,
+        server_cert,
+        remote_fingerprints=client_cert.fingerprints(),
+        mtu=mtu,
+        dtls_versions=("1.2",),
     )
     sides = {"Client": client, "Server": server}
     trace = Trace()

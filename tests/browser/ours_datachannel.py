@@ -22,6 +22,10 @@ class OursChannelPeer:
 
     def __init__(self, prefix: str = "ours", **peer_options: Any) -> None:
         peer_options.setdefault("host_addresses", ["127.0.0.1"])
+        # the wire checks (tests/browser/sctp_wire.py) decrypt DTLS 1.2 records from the
+        # key log; data channels over DTLS 1.3 with Chromium are what
+        # tests/test_interop_chromium.py's "chat" channel runs
+        peer_options.setdefault("dtls_versions", ("1.2",))
         self.peer = SecurePeer(**peer_options)
         self.agent = ChannelAgent(prefix)
         self.connect_task: asyncio.Task[None] | None = None

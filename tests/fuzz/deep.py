@@ -128,6 +128,8 @@ def make_engine(is_client: bool, *, mtu: int = MTU) -> DtlsConnection:
         cookie_factory=_cookies(),
         # each side pins the other's certificate, as a real endpoint does
         remote_fingerprints=(SERVER_CERT if is_client else CLIENT_CERT).fingerprints(),
+        # this harness explores the DTLS 1.2 engine (its 1.3 targets: fuzz/target13.py)
+        dtls_versions=("1.2",),
         **_options(label, mtu),
     )
 
@@ -140,6 +142,7 @@ def make_listener() -> DtlsListener:
         SERVER_CERT,
         cookie_factory=_cookies(),
         remote_fingerprints=CLIENT_CERT.fingerprints(),
+        dtls_versions=("1.2",),
         **_options(b"server", MTU),
     )
 

@@ -29,6 +29,9 @@ from tests.fuzz.target import TARGETS  # noqa: E402
 
 BYTE_LEVEL = HERE / "target.py"
 STRUCTURE_AWARE = HERE / "deep_harness.py"
+#: the DTLS 1.3 targets (records, messages, the engine) run from their own script
+DTLS13 = HERE / "target13.py"
+TARGETS13 = ("records13", "messages13", "engine13")
 
 
 def fuzz(
@@ -79,6 +82,13 @@ def main() -> int:
         deep_corpora = deep.write_corpora(Path(tmp) / "deep")
         plan = [(t, byte_corpora[t], BYTE_LEVEL) for t in TARGETS]
         plan += [(t, deep_corpora[t], STRUCTURE_AWARE) for t in deep.TARGETS]
+        seeds13 = Path(tmp) / "dtls13"
+        subprocess.run(
+            [sys.executable, str(DTLS13), "--write-seeds", str(seeds13)],
+            check=True,
+            capture_output=True,
+        )
+        plan += [(t, seeds13 / t, DTLS13) for t in TARGETS13]
         unknown = wanted - {t for t, _, _ in plan}
         if unknown:
             print(f"unknown fuzz targets: {', '.join(sorted(unknown))}", file=sys.stderr)

@@ -1,23 +1,29 @@
-"""Coverage-guided fuzz targets (atheris/libFuzzer) for the DTLS 1.3 parsers.
+"""Coverage-guided fuzz targets (atheris/libFuzzer) for DTLS 1.3: its parsers and the
+engine.
 
     python tests/fuzz/target13.py NAME [libFuzzer flags] [CORPUS_DIR ...]
 
-Kept beside target.py until the DTLS 1.3 engine lands; then ``TARGETS13`` joins
-target.py's ``TARGETS`` (and seeds.py gets :func:`seeds13`), so ``make fuzz`` and the
-regression replay cover them. The contract is target.py's: parsers may raise only
-errors from ``webrtc_secure.errors``.
+``make fuzz`` (tests/fuzz/run.py) runs them beside target.py's, seeded from
+:func:`seeds13` (``--write-seeds DIR``); tests/test_dtls13_fuzz_targets.py runs them
+over their seeds and mutations in every test pass. The contract is target.py's:
+parsers may raise only errors from ``webrtc_secure.errors``.
 
 - ``records13``: ``split_datagram`` with and without a connection ID length, then
   every ciphertext record through a ReceiveEpoch of each suite (unmasking, sequence
   reconstruction, AEAD, inner plaintext), and every plaintext record's fragment
   through the ACK parser;
-- ``messages13``: the first octet picks a TLS 1.3 message or extension parser.
+- ``messages13``: the first octet picks a TLS 1.3 message or extension parser;
+- ``engine13``: the whole engine (DtlsConnection with DTLS 1.3): the input is a run
+  of length-prefixed datagrams; the first octet says whether they go to a fresh
+  server or to a client that has sent its hello. ``receive_datagram`` must never
+  raise, and a failed engine must hold a typed error.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import random
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +33,9 @@ import atheris
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 with atheris.instrument_imports(include=["webrtc_secure"]):
+    from webrtc_secure.certificate import Certificate
     from webrtc_secure.dtls import keys13
+    from webrtc_secure.dtls.connection import DtlsConnection, State
     from webrtc_secure.dtls.messages13 import (
         Certificate13,
         CertificateRequest13,
@@ -54,7 +62,7 @@ with atheris.instrument_imports(include=["webrtc_secure"]):
         split_datagram,
     )
     from webrtc_secure.dtls.suites13 import SUITES13
-    from webrtc_secure.errors import WebrtcSecureError
+    from webrtc_secure.errors import DtlsError, WebrtcSecureError
 
 _KEYS = {
     suite: keys13.traffic_keys(
@@ -115,10 +123,72 @@ def messages13(data: bytes) -> None:
     _typed_only(lambda: parser(data[1:]))
 
 
+_CLIENT_CERT = Certificate.generate()
+_SERVER_CERT = Certificate.generate()
+
+
+def _engine(is_client: bool) -> DtlsConnection:
+    """Randoms and key shares are a function of the role (x25519 only: ML-KEM's
+    encapsulation draws its own randomness), so a recorded flight still decrypts in
+    a fresh engine and mutations reach the states behind it."""
+    mine, theirs = (_CLIENT_CERT, _SERVER_CERT) if is_client else (_SERVER_CERT, _CLIENT_CERT)
+    rng = random.Random(int(is_client))
+    return DtlsConnection(
+        is_client,
+        mine,
+        remote_fingerprints=theirs.fingerprints(),
+        cookies=False,
+        groups13=[0x001D],
+        random=lambda n: rng.randbytes(n),
+    )
+
+
+def engine13(data: bytes) -> None:
+    if not data:
+        return
+    conn = _engine(is_client=bool(data[0] & 1))
+    conn.connect(0.0)
+    conn.datagrams_to_send(0.0)
+    pos, now = 1, 0.0
+    while pos + 2 <= len(data):
+        length = (data[pos] << 8) | data[pos + 1]
+        datagram = data[pos + 2 : pos + 2 + length]
+        pos += 2 + length
+        now += 0.01
+        conn.receive_datagram(datagram, now)
+        conn.datagrams_to_send(now)
+        timer = conn.get_timer()
+        if timer is not None and timer <= now:
+            conn.handle_timer(now)
+    if conn.state is State.FAILED:
+        assert isinstance(conn.error, DtlsError)
+
+
 TARGETS13: dict[str, Callable[[bytes], None]] = {
     "records13": records13,
     "messages13": messages13,
+    "engine13": engine13,
 }
+
+
+def _framed(datagrams: list[bytes]) -> bytes:
+    return b"".join(len(d).to_bytes(2, "big") + d for d in datagrams)
+
+
+def _handshake_seeds() -> list[bytes]:
+    """A real 1.3 handshake's datagrams, as each side received them."""
+    client, server = _engine(True), _engine(False)
+    client.connect(0.0)
+    server.connect(0.0)
+    to_server: list[bytes] = []
+    to_client: list[bytes] = []
+    for step in range(8):
+        now = 0.01 * step
+        for sender, receiver, log in ((client, server, to_server), (server, client, to_client)):
+            for datagram in sender.datagrams_to_send(now):
+                log.append(datagram)
+                receiver.receive_datagram(datagram, now)
+    return [b"\x00" + _framed(to_server), b"\x01" + _framed(to_client)]
 
 
 def seeds13() -> dict[str, list[bytes]]:
@@ -139,7 +209,7 @@ def seeds13() -> dict[str, list[bytes]]:
     for i, hex_message in enumerate(trace["messages"].values()):
         body = bytes.fromhex(hex_message)[4:]
         messages.append(bytes([i % len(MESSAGE_PARSERS)]) + body)
-    return {"records13": datagrams, "messages13": messages}
+    return {"records13": datagrams, "messages13": messages, "engine13": _handshake_seeds()}
 
 
 def main() -> None:

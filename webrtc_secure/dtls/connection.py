@@ -1,4 +1,11 @@
-"""DtlsConnection: the sans-I/O DTLS 1.2 engine (RFC 6347).
+"""DtlsConnection: the sans-I/O DTLS engine, DTLS 1.3 (RFC 9147, handshake13.py) and
+DTLS 1.2 (RFC 6347, this module and handshake.py) behind one face.
+
+The version is settled by the first hello (RFC 8446 4.2.1): a client with 1.3
+enabled lets the 1.3 engine send a hello that offers both and falls back to the 1.2
+path here if the server answers 1.2 (checking the downgrade sentinel); a server
+reads the first hello on the 1.2 path and hands it to the 1.3 engine when it offers
+1.3, else answers 1.2 with the sentinel in its random.
 
 It never touches a socket or a clock: the owner feeds datagrams and the current time
 in, takes datagrams, events and the next deadline out::
@@ -27,26 +34,42 @@ from enum import Enum
 
 from webrtc_secure.certificate import Certificate, Fingerprint
 from webrtc_secure.dtls.cookies import CookieFactory
+from webrtc_secure.dtls.cookies13 import RetryCookies
 from webrtc_secure.dtls.events import ApplicationData, ConnectionClosed, Event, HandshakeComplete
 from webrtc_secure.dtls.flights import FlightItem, pack_flight
+from webrtc_secure.dtls.groups import DEFAULT_GROUPS as DEFAULT_GROUPS13
+from webrtc_secure.dtls.groups import Group
 from webrtc_secure.dtls.handshake import (
+    CLIENT_WAIT_SERVER_HELLO,
     ClientHandshake,
     Handshake,
     HandshakeConfig,
     ServerHandshake,
     make_offer,
 )
+from webrtc_secure.dtls.handshake13 import (
+    DEFAULT_SIGNATURE_SCHEMES13,
+    Config13,
+    Dtls13,
+    Fallback,
+    PeerClosed,
+    offers_dtls13,
+)
 from webrtc_secure.dtls.messages import (
     HANDSHAKE_HEADER_LENGTH,
     Alert,
     AlertDescription,
     AlertLevel,
+    Extension,
+    ExtensionType,
     HandshakeType,
     enum_name,
+    parse_client_hello,
     split_handshake_fragments,
     unpack_fragment_header,
 )
-from webrtc_secure.dtls.reassembly import Reassembler
+from webrtc_secure.dtls.messages13 import DTLS_1_2, DTLS_1_3
+from webrtc_secure.dtls.reassembly import Message, Reassembler
 from webrtc_secure.dtls.records import (
     MAX_PLAINTEXT_LENGTH,
     MAX_SEQUENCE,
@@ -67,6 +90,7 @@ from webrtc_secure.dtls.suites import (
     NamedGroup,
     SignatureScheme,
 )
+from webrtc_secure.dtls.suites13 import DEFAULT_SUITES13, CipherSuite13
 from webrtc_secure.errors import (
     AlertReceived,
     AuthenticationFailed,
@@ -130,6 +154,31 @@ DEFAULT_MAX_RETRANSMIT_TIMEOUT = 3.0
 #: ``max_retransmit_timeout`` when the plain RFC schedule is wanted
 RFC6347_INITIAL_RETRANSMIT_TIMEOUT = 1.0
 RFC6347_MAX_RETRANSMIT_TIMEOUT = 60.0
+
+
+#: the versions an endpoint speaks by default, preferred first: DTLS 1.3 (RFC 9147)
+#: and DTLS 1.2 for the peers that lack it
+DEFAULT_DTLS_VERSIONS: tuple[int, ...] = (DTLS_1_3, DTLS_1_2)
+#: the groups a client sends key shares for in its first hello: the hybrid and x25519
+#: (a server without ML-KEM then needs no HelloRetryRequest)
+DEFAULT_KEY_SHARE_GROUPS: tuple[int, ...] = (Group.X25519MLKEM768, Group.X25519)
+_VERSION_NAMES = {DTLS_1_3: "DTLS 1.3", DTLS_1_2: "DTLS 1.2"}
+_GROUPS12 = frozenset(int(g) for g in NamedGroup)
+
+
+def parse_dtls_versions(versions: Sequence[int | str]) -> tuple[int, ...]:
+    """Normalize a ``dtls_versions`` setting: 0xFEFC / 0xFEFD or "1.3" / "1.2"."""
+    names = {"1.3": DTLS_1_3, "1.2": DTLS_1_2}
+    out: list[int] = []
+    for v in versions:
+        value = names.get(v) if isinstance(v, str) else v
+        if value not in (DTLS_1_3, DTLS_1_2):
+            raise ConfigurationError(f"unsupported DTLS version {v!r} (1.3 and 1.2 are)")
+        if value not in out:
+            out.append(value)
+    if not out:
+        raise ConfigurationError("dtls_versions must name at least one version")
+    return tuple(out)
 
 
 def initial_retransmit_timeout_for(round_trip_time: float | None) -> float:
@@ -249,7 +298,8 @@ def peer_authentication(
 
 
 class DtlsConnection:
-    """One DTLS 1.2 association with one peer, as client or server.
+    """One DTLS association (1.3 or 1.2, see ``dtls_versions``) with one peer, as
+    client or server.
 
     The peer is authenticated by its certificate's fingerprint: ``remote_fingerprints``
     (from the remote ``a=fingerprint``), a ``verify_peer(der) -> bool`` callback, or
@@ -304,6 +354,11 @@ class DtlsConnection:
         random: Callable[[int], bytes] = os.urandom,
         keylog_file: str | None = None,
         first_record_sequence: int = 0,
+        dtls_versions: Sequence[int | str] = DEFAULT_DTLS_VERSIONS,
+        groups13: Sequence[int] = DEFAULT_GROUPS13,
+        key_share_groups: Sequence[int] = DEFAULT_KEY_SHARE_GROUPS,
+        cipher_suites13: Sequence[int] = DEFAULT_SUITES13,
+        retry_cookies: RetryCookies | None = None,
     ) -> None:
         if mtu < 150:
             raise ValueError("MTU below 150 octets cannot carry DTLS handshake records")
@@ -361,12 +416,49 @@ class DtlsConnection:
             verify_peer,
             random,
         )
+        self.dtls_versions = parse_dtls_versions(dtls_versions)
+        self._dtls13_enabled = DTLS_1_3 in self.dtls_versions
+        self._dtls12_enabled = DTLS_1_2 in self.dtls_versions
         self._handshake: Handshake
         if is_client:
             self._handshake = ClientHandshake(config, self)
         else:
             factory = cookie_factory or CookieFactory() if cookies else None
             self._handshake = ServerHandshake(config, self, factory, peer_address)
+        self._handshake.dtls13_capable = self._dtls13_enabled
+        #: the DTLS 1.3 engine, once 1.3 is offered (client) or chosen (server)
+        self._v13: Dtls13 | None = None
+        self._peer_address = peer_address
+        self._retry_cookies = retry_cookies or (RetryCookies() if cookies else None)
+        self._config13: Config13 | None = None
+        if self._dtls13_enabled:
+            key_shares = tuple(int(g) for g in key_share_groups if g in groups13)
+            self._config13 = Config13(
+                certificate,
+                tuple(int(s) for s in cipher_suites13),
+                tuple(int(g) for g in groups13),
+                key_shares or (int(groups13[0]),),
+                tuple(
+                    s
+                    for s in DEFAULT_SIGNATURE_SCHEMES13
+                    if s in (*DEFAULT_SIGNATURE_SCHEMES13, *(int(x) for x in signature_schemes))
+                ),
+                tuple(int(p) for p in srtp_profiles),
+                fingerprints,
+                verify_peer,
+                require_client_certificate,
+                random,
+                offer_1_2=self._dtls12_enabled,
+                legacy_cipher_suites=config.offer.rsa_suite_ids + config.offer.ecdsa_suite_ids,
+                legacy_groups=config.offer.group_ids,
+                legacy_signature_schemes=config.offer.scheme_ids,
+                legacy_extensions=(
+                    Extension(ExtensionType.EC_POINT_FORMATS, b"\x01\x00"),
+                    Extension(ExtensionType.EXTENDED_MASTER_SECRET, b""),
+                    Extension(ExtensionType.RENEGOTIATION_INFO, b"\x00"),
+                ),
+                require_cookie=cookies,
+            )
         self._reassembler = Reassembler()
         self._events: deque[Event] = deque()
         self._outbox: list[bytes] = []
@@ -411,16 +503,54 @@ class DtlsConnection:
     @property
     def peer_certificate(self) -> bytes | None:
         """DER of the peer's certificate once the handshake has seen it."""
+        if self._v13 is not None:
+            return self._v13.peer_certificate
         return self._handshake.peer_certificate
 
     @property
-    def cipher_suite(self) -> CipherSuite | None:
+    def cipher_suite(self) -> CipherSuite | CipherSuite13 | None:
+        if self._v13 is not None:
+            suite13 = self._v13.suite
+            return suite13.suite if suite13 is not None else None
         suite = self._handshake.suite
         return suite.suite if suite is not None else None
 
     @property
     def srtp_profile(self) -> Profile | None:
+        if self._v13 is not None:
+            return self._v13.srtp_profile
         return self._handshake.srtp_profile
+
+    @property
+    def version(self) -> int | None:
+        """The negotiated protocol version (0xFEFC DTLS 1.3, 0xFEFD DTLS 1.2), or None
+        before the handshake has settled it."""
+        if self._v13 is not None:
+            return DTLS_1_3 if self._v13.suite is not None else None
+        return DTLS_1_2 if self._handshake.suite is not None else None
+
+    @property
+    def version_name(self) -> str | None:
+        """ "DTLS 1.3" / "DTLS 1.2" (for stats), or None."""
+        version = self.version
+        return _VERSION_NAMES[version] if version is not None else None
+
+    @property
+    def group(self) -> str | None:
+        """The key exchange group's name (e.g. "X25519MLKEM768"), once negotiated."""
+        if self._v13 is not None:
+            return self._v13.group.name if self._v13.group is not None else None
+        group = self._handshake.group
+        return group.name if group is not None else None
+
+    def key_update(self, request_peer_update: bool = True) -> bool:
+        """DTLS 1.3: update our sending keys (RFC 9147 8), asking the peer to update its
+        own too when ``request_peer_update``. False under DTLS 1.2, before the
+        handshake, or while one of ours is still unacknowledged."""
+        if self._v13 is None or self.state is not _CONNECTED:
+            return False
+        started = self._v13.key_update(request_peer_update)
+        return started
 
     @property
     def extended_master_secret(self) -> bool:
@@ -430,6 +560,10 @@ class DtlsConnection:
         self, label: str, length: int, context: bytes | None = None
     ) -> bytes:
         """RFC 5705 exporter (e.g. ``EXTRACTOR-dtls_srtp``); only after the handshake."""
+        if self._v13 is not None:
+            if self.state is not _CONNECTED:
+                raise DtlsError("keying material can only be exported after the handshake")
+            return self._v13.export_keying_material(label, length, context)
         if not self._handshake.done:
             raise DtlsError("keying material can only be exported after the handshake")
         return self._handshake.export_keying_material(label, length, context)
@@ -442,7 +576,13 @@ class DtlsConnection:
         if self._first_flight_timeout is not None:
             self._first_flight_deadline = now + self._first_flight_timeout
         if isinstance(self._handshake, ClientHandshake):
-            self._handshake.start()
+            if self._config13 is not None:
+                # our hello offers 1.3 (and 1.2 when enabled): the 1.3 engine sends it
+                # and hands over to the 1.2 path if the server answers 1.2
+                self._v13 = self._new_engine13(self._reassembler, self._write_seq[0])
+                self._v13.start()
+            else:
+                self._handshake.start()
 
     def receive_datagram(self, data: bytes, now: float, addr: object = None) -> None:
         """Feed one datagram received from the peer."""
@@ -453,6 +593,9 @@ class DtlsConnection:
             return
         stats = self.stats
         stats.datagrams_received += 1
+        if self._v13 is not None:
+            self._receive13(data, now)
+            return
         if state is _CONNECTED and self._read_application_data(data):
             return
         records, clean = split_records(data)
@@ -471,7 +614,7 @@ class DtlsConnection:
                     elif self._handle_record(ctype, version, epoch_seq, fragment):
                         peer_retransmitted = True
                     state = self.state
-                    if state is _CLOSED or state is _FAILED:
+                    if state is _CLOSED or state is _FAILED or self._v13 is not None:
                         return
                 # records of the next epoch that were waiting for its keys follow the
                 # rest of this datagram once the keys exist
@@ -542,11 +685,16 @@ class DtlsConnection:
         """Datagrams to put on the wire now (each at most ``mtu`` octets)."""
         del now
         out, self._outbox = self._outbox, []
+        if self._v13 is not None and self._v13.outbox:
+            out += self._v13.outbox
+            self._v13.outbox = []
         self.stats.datagrams_sent += len(out)
         return out
 
     def get_timer(self) -> float | None:
         """When ``handle_timer`` must next be called, or None."""
+        if self._v13 is not None:
+            return self._get_timer13()
         if self.state != State.HANDSHAKING:
             return None
         candidates = [
@@ -559,6 +707,9 @@ class DtlsConnection:
     def handle_timer(self, now: float) -> None:
         """Retransmit the current flight or fail with HandshakeTimeout."""
         self._now = now
+        if self._v13 is not None and self.state is _CONNECTED:
+            self._run13(self._v13.handle_timer, now)
+            return
         if self.state != State.HANDSHAKING:
             return
         if self._deadline is not None and now >= self._deadline:
@@ -571,6 +722,9 @@ class DtlsConnection:
             return
         if self._first_flight_deadline is not None and now >= self._first_flight_deadline:
             self._fail(self._first_flight_error(), send_alert=False)
+            return
+        if self._v13 is not None:
+            self._run13(self._v13.handle_timer, now)
             return
         if self._retransmit_at is not None and now >= self._retransmit_at:
             if self._flight_retransmissions >= self._max_retransmissions:
@@ -596,6 +750,13 @@ class DtlsConnection:
             raise ConnectionClosedError("DTLS connection is not established")
         if len(data) > MAX_PLAINTEXT_LENGTH:
             raise ValueError(f"application data of {len(data)} octets exceeds 2^14")
+        if self._v13 is not None:
+            try:
+                self._v13.send_application_data(data)
+            except DtlsError as failure:
+                self._finish(State.FAILED, failure, by_peer=False)
+                raise
+            return
         seq = self._write_seq[1]
         if seq > MAX_SEQUENCE:
             # RFC 6347 4.1: a sequence number must never wrap; end the association
@@ -664,6 +825,180 @@ class DtlsConnection:
                 f.write(f"CLIENT_RANDOM {client_random.hex()} {master.hex()}\n")
         except OSError as exc:
             logger.warning("cannot write SSLKEYLOGFILE: %s", exc)
+
+    def start_dtls13(self, message: Message) -> bool:
+        """Server: the first ClientHello decides the version (RFC 8446 4.2.1). True when
+        the 1.3 engine took the hello over; refuses a hello without 1.3 when 1.2 is
+        not enabled; otherwise the 1.2 handshake goes on (its random then carries the
+        downgrade sentinel)."""
+        if self._config13 is None:
+            return False
+        hello = parse_client_hello(message.body)
+        if not offers_dtls13(hello.extensions):
+            if not self._dtls12_enabled:
+                raise HandshakeFailure(
+                    "client does not offer DTLS 1.3, the only version enabled",
+                    AlertDescription.PROTOCOL_VERSION,
+                )
+            return False
+        self._v13 = self._new_engine13(self._reassembler, self._write_seq[0])
+        self._v13.now = self._now
+        self._v13.handle(message)
+        return True
+
+    # --- the DTLS 1.3 engine's side (Io13) ---------------------------------------------------
+
+    def _new_engine13(self, reassembler: Reassembler, plaintext_sequence: int) -> Dtls13:
+        assert self._config13 is not None
+        engine = Dtls13(
+            self._config13,
+            self,
+            is_client=self.is_client,
+            events=self._events,
+            stats=self.stats,
+            mtu=self.mtu,
+            initial_timeout=self._initial_timeout,
+            max_timeout=self._max_timeout,
+            max_retransmissions=self._max_retransmissions,
+            replay_window=self._replay_window_size,
+            reassembler=reassembler,
+            first_plaintext_sequence=plaintext_sequence,
+            retry_cookies=self._retry_cookies,
+            peer_address=self._peer_address,
+        )
+        engine.now = self._now
+        return engine
+
+    def handshake_complete13(self) -> None:
+        engine = self._v13
+        assert engine is not None and engine.suite is not None
+        assert engine.peer_certificate is not None
+        self.state = _CONNECTED
+        self._deadline = self._first_flight_deadline = None
+        self.stats.handshake_completed = self._now
+        if logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "DTLS 1.3 handshake complete as %s: %s, %s, SRTP %s",
+                "client" if self.is_client else "server",
+                engine.suite.suite.name,
+                engine.group.name if engine.group is not None else "?",
+                engine.srtp_profile.name if engine.srtp_profile else "none",
+            )
+        self._events.append(
+            HandshakeComplete(engine.suite.suite, engine.srtp_profile, engine.peer_certificate)
+        )
+
+    def key_log13(self, lines: list[str]) -> None:
+        if not self._keylog_file:
+            return
+        try:
+            with open(self._keylog_file, "a", encoding="ascii") as f:
+                f.write("".join(line + "\n" for line in lines))
+        except OSError as exc:
+            logger.warning("cannot write SSLKEYLOGFILE: %s", exc)
+
+    def flight_sent13(self) -> None:
+        if not self.is_client or self.stats.flights_sent > 1:
+            self._first_flight_deadline = None
+
+    def _get_timer13(self) -> float | None:
+        state = self.state
+        if state is not _HANDSHAKING and state is not _CONNECTED:
+            return None
+        assert self._v13 is not None
+        candidates = [self._v13.get_timer()]
+        if state is _HANDSHAKING:
+            candidates += [self._deadline, self._first_flight_deadline]
+        present = [t for t in candidates if t is not None]
+        return min(present) if present else None
+
+    def _run13(self, step: Callable[[float], None], now: float) -> None:
+        """One call into the 1.3 engine, its outcomes mapped onto the connection."""
+        try:
+            step(now)
+        except (PeerClosed, DtlsError) as exc:
+            self._engine_stopped(exc)
+
+    def _engine_stopped(self, exc: PeerClosed | DtlsError) -> None:
+        if isinstance(exc, PeerClosed):
+            logger.info("peer sent close_notify")
+            if self.state is _CONNECTED:
+                self._send_alert(AlertLevel.WARNING, AlertDescription.CLOSE_NOTIFY)
+            self._finish(State.CLOSED, None, by_peer=True)
+        elif isinstance(exc, AlertReceived):
+            # the owner gets the typed error and reports it (a WARNING printed it twice)
+            logger.info("peer sent %s", exc)
+            self._finish(State.FAILED, exc, by_peer=True)
+        elif isinstance(exc, HandshakeTimeout):
+            self._fail(exc, send_alert=False)
+        else:
+            self._fail(exc)
+
+    def _receive13(self, data: bytes, now: float) -> None:
+        engine = self._v13
+        assert engine is not None
+        if self.state is _NEW:
+            if self.is_client:
+                return
+            self._start(now)
+        try:
+            engine.receive_datagram(data, now)
+        except Fallback as fallback:
+            self._fall_back_to_1_2(fallback, now)
+        except (PeerClosed, DtlsError) as exc:
+            self._engine_stopped(exc)
+
+    def _fall_back_to_1_2(self, fallback: Fallback, now: float) -> None:
+        """Client: the server answered our 1.3 + 1.2 hello with DTLS 1.2. The 1.2
+        handshake continues from the hello the engine sent (same random, same
+        octets in the transcript) with the engine's reassembler and record numbers."""
+        engine = self._v13
+        assert engine is not None
+        self._v13 = None
+        hs = self._handshake
+        assert isinstance(hs, ClientHandshake)
+        body = engine.client_hello_body()
+        # the hello's tail after its (empty) session id and cookie, for a HelloVerify
+        # retry of the same offer; the extensions a 1.2 ServerHello may answer
+        # every group the hello listed that DTLS 1.2 can do is acceptable: the hello
+        # offered it (supported_groups is shared by both versions)
+        listed = (*hs.config.offer.group_ids, *engine.config.groups)
+        offer = hs.config.offer._replace(
+            group_ids=tuple(dict.fromkeys(g for g in listed if g in _GROUPS12)),
+            client_hello_tail=body[36:],
+            client_extensions=frozenset(hs.config.offer.client_extensions)
+            | frozenset(engine.client_hello_extension_types()),
+        )
+        hs.config = hs.config._replace(offer=offer)
+        hs.client_random = engine.client_random
+        hs.transcript = bytearray()
+        hs.send_seq = 0
+        item = hs.own_body(_CLIENT_HELLO, body)
+        hs.state = CLIENT_WAIT_SERVER_HELLO
+        self._write_seq[0] = engine.plaintext_sequence
+        self._reassembler = engine.reassembler
+        self._flight = [item]
+        self._flight_retransmissions = engine.retransmissions
+        self._timeout = engine.timeout
+        self._flight_sent_at = now
+        self._retransmit_at = engine.retransmit_at
+        logger.info("DTLS server answered 1.2: continuing the handshake as DTLS 1.2")
+        try:
+            hs.handle(fallback.message)
+            reassembler = self._reassembler
+            while self.state is _HANDSHAKING and (message := reassembler.pop_ready()):
+                hs.handle(message)
+            for record in fallback.remaining:
+                if self.state is not _HANDSHAKING:
+                    break
+                self._handle_record(
+                    record.content_type,
+                    record.version,
+                    (record.epoch << 48) | record.sequence_number,
+                    record.fragment,
+                )
+        except DtlsError as exc:
+            self._fail(exc)
 
     # --- internals ----------------------------------------------------------------------
 
@@ -897,6 +1232,9 @@ class DtlsConnection:
             logger.debug("ignoring warning alert %d", alert.description)
 
     def _send_alert(self, level: AlertLevel, description: AlertDescription) -> None:
+        if self._v13 is not None:
+            self._v13.send_alert(level, description)
+            return
         epoch = self._write_epoch if self._write_protection[self._write_epoch] else 0
         # if the sequence space is exhausted the alert is skipped: the peer times out instead
         with contextlib.suppress(DtlsError):

@@ -84,6 +84,7 @@ from webrtc_secure.dtls.messages import (
     parse_use_srtp,
     serialize_extensions,
 )
+from webrtc_secure.dtls.messages13 import check_downgrade, with_downgrade_sentinel
 from webrtc_secure.dtls.reassembly import Message
 from webrtc_secure.dtls.records import ContentType, ProtocolVersion, RecordProtection
 from webrtc_secure.dtls.suites import (
@@ -247,6 +248,7 @@ class HandshakeIO(Protocol):
     def install_keys(self, read: RecordProtection, write: RecordProtection) -> None: ...
     def handshake_complete(self) -> None: ...
     def log_master_secret(self, client_random: bytes, master: bytes) -> None: ...
+    def start_dtls13(self, message: Message) -> bool: ...
 
 
 def _fail(message: str, alert: AlertDescription) -> HandshakeFailure:
@@ -278,6 +280,9 @@ class Handshake:
         self.peer_public_key: PublicKey | None = None
         self._peer_schemes: tuple[SignatureScheme, ...] = ()
         self.done = False
+        #: client: our hello offered DTLS 1.3 too (RFC 8446 4.1.3 downgrade check);
+        #: server: we speak DTLS 1.3 (our 1.2 ServerHello.random carries the sentinel)
+        self.dtls13_capable = False
 
     # --- helpers shared by both roles ---------------------------------------------------
 
@@ -414,6 +419,9 @@ _C_WAIT_CERT_REQUEST_OR_DONE = 4
 _C_WAIT_HELLO_DONE = 5
 _C_WAIT_FINISHED = 6
 _C_DONE = 7
+#: the state a client is in once its hello is out (the DTLS 1.3 engine sent it and
+#: hands over to this machine when the server answers DTLS 1.2)
+CLIENT_WAIT_SERVER_HELLO = _C_WAIT_SERVER_HELLO
 _CLIENT_STATE_NAMES = (
     "START",
     "WAIT_SERVER_HELLO",
@@ -545,6 +553,9 @@ class ClientHandshake(Handshake):
         for ext_type in hello.extensions:
             if ext_type not in offered:
                 raise _fail(f"unsolicited extension {ext_type}", _A.UNSUPPORTED_EXTENSION)
+        # a 1.3-capable server that answers 1.2 to our 1.3 offer says so in its random:
+        # someone removed 1.3 from our hello (illegal_parameter)
+        check_downgrade(hello.random, hello.server_version, self.dtls13_capable)
         self.server_random = hello.random
         self._set_suite(suite)
         try:
@@ -734,6 +745,10 @@ class ServerHandshake(Handshake):
                 f"client offers version {hello.client_version:#06x}, not DTLS 1.2",
                 _A.PROTOCOL_VERSION,
             )
+        # DTLS 1.3 when both sides speak it: the connection hands the hello to its 1.3
+        # engine (which runs its own return-routability check, a cookie HelloRetryRequest)
+        if self.io.start_dtls13(message):
+            return
         if self.cookies is not None and not self.cookies.check(hello, self.peer_address):
             # stateless: answer and forget; the client's retransmission timer drives retries
             body = encode_hello_verify_request(
@@ -754,6 +769,8 @@ class ServerHandshake(Handshake):
         self.absorb(message)
         self.client_random = hello.random
         self.server_random = self.config.random(32)
+        if self.dtls13_capable:
+            self.server_random = with_downgrade_sentinel(self.server_random, _DTLS_1_2)
         self.group = choice.group
         self.srtp_profile = choice.srtp_profile
         self.extended_master_secret = choice.extended_master_secret

@@ -85,6 +85,15 @@ class Reassembler:
             len(m.body) for m in self._whole.values()
         )
 
+    @property
+    def has_gap(self) -> bool:
+        """Whether something of a later message than the next one is held: a fragment
+        in between was lost or overtaken (DTLS 1.3 then acknowledges at once)."""
+        next_seq = self.next_seq
+        return any(seq > next_seq for seq in self._partial) or any(
+            seq > next_seq for seq in self._whole
+        )
+
     def add(self, fragment: HandshakeFragment, epoch: int) -> bool:
         """Store one fragment. Returns False when it was dropped (old, too far ahead,
         oversized, contradictory or over the fragment budget)."""

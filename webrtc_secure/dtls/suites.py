@@ -12,11 +12,10 @@ from enum import IntEnum
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
-#: format() type characters that ask for the number rather than the name
-_NUMERIC_FORMATS = frozenset("bcdoxXneEfFgG%")
+from webrtc_secure.named_enum import NamedIntEnum
 
 
-class CipherSuite(IntEnum):
+class CipherSuite(NamedIntEnum):
     """TLS cipher suite ids (IANA)."""
 
     ECDHE_ECDSA_AES_128_GCM_SHA256 = 0xC02B
@@ -25,16 +24,6 @@ class CipherSuite(IntEnum):
     ECDHE_RSA_AES_128_GCM_SHA256 = 0xC02F
     ECDHE_RSA_AES_256_GCM_SHA384 = 0xC030
     ECDHE_RSA_CHACHA20_POLY1305_SHA256 = 0xCCA8
-
-    def __str__(self) -> str:
-        # IntEnum prints as its number ("49195"); show the name wherever users read it.
-        # ``%d``, ``int()`` and ``f"{suite:04x}"`` still give the id.
-        return self.name
-
-    def __format__(self, spec: str) -> str:
-        if spec and spec[-1] in _NUMERIC_FORMATS:
-            return int.__format__(self, spec)
-        return format(self.name, spec)
 
 
 class NamedGroup(IntEnum):

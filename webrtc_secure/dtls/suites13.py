@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import IntEnum
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+
+from webrtc_secure.named_enum import NamedIntEnum
 
 Aead = AESGCM | ChaCha20Poly1305
 
 
-class CipherSuite13(IntEnum):
+class CipherSuite13(NamedIntEnum):
     """TLS 1.3 cipher suite ids (IANA)."""
 
     TLS_AES_128_GCM_SHA256 = 0x1301

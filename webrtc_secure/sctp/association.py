@@ -81,6 +81,9 @@ from ..errors import (
 )
 from .chunks import (
     DATA_HEADER_SIZE,
+    FLAG_BEGINNING,
+    FLAG_ENDING,
+    FLAG_UNORDERED,
     IDATA_HEADER_SIZE,
     AbortChunk,
     Chunk,
@@ -102,6 +105,7 @@ from .chunks import (
     ShutdownChunk,
     ShutdownCompleteChunk,
     UnknownChunk,
+    encode_data_chunk,
     parse_chunk,
 )
 from .cookie import (
@@ -168,28 +172,28 @@ class AssociationState(enum.Enum):
     SHUTDOWN_ACK_SENT = "shutdown-ack-sent"
 
 
-_DATA_STATES = frozenset(
-    {
-        AssociationState.ESTABLISHED,
-        AssociationState.SHUTDOWN_PENDING,
-        AssociationState.SHUTDOWN_RECEIVED,
-    }
+# A new fragment is cut to fill what is left of a packet only when that is at least
+# this many octets of user data (or everything queued fits).
+MIN_FILL = 256
+
+# Tuples, not sets: ``in`` on a tuple compares by identity first, while a set hashes
+# the member through Enum.__hash__, a Python-level call, several times per packet.
+_DATA_STATES = (
+    AssociationState.ESTABLISHED,
+    AssociationState.SHUTDOWN_PENDING,
+    AssociationState.SHUTDOWN_RECEIVED,
 )
-_RECEIVING_STATES = frozenset(
-    {
-        AssociationState.ESTABLISHED,
-        AssociationState.SHUTDOWN_PENDING,
-        AssociationState.SHUTDOWN_SENT,
-    }
+_RECEIVING_STATES = (
+    AssociationState.ESTABLISHED,
+    AssociationState.SHUTDOWN_PENDING,
+    AssociationState.SHUTDOWN_SENT,
 )
-_UP_STATES = frozenset(
-    {
-        AssociationState.ESTABLISHED,
-        AssociationState.SHUTDOWN_PENDING,
-        AssociationState.SHUTDOWN_SENT,
-        AssociationState.SHUTDOWN_RECEIVED,
-        AssociationState.SHUTDOWN_ACK_SENT,
-    }
+_UP_STATES = (
+    AssociationState.ESTABLISHED,
+    AssociationState.SHUTDOWN_PENDING,
+    AssociationState.SHUTDOWN_SENT,
+    AssociationState.SHUTDOWN_RECEIVED,
+    AssociationState.SHUTDOWN_ACK_SENT,
 )
 
 
@@ -216,6 +220,8 @@ class AssociationConfig:
     max_retransmits: int = 10
     heartbeat_interval: float | None = 30.0
     delayed_ack: float = 0.2
+    #: RFC 9260 6.1 D: packets of new data (and T3 retransmissions) sent per SACK
+    max_burst: int = 4
     interleaving: bool = True
     zero_checksum: bool = True
     cookie_lifetime: float = 60.0
@@ -241,6 +247,8 @@ class AssociationConfig:
             raise ValueError("heartbeat_interval must be positive (None disables)")
         if not 0 < self.delayed_ack <= 0.5:
             raise ValueError("delayed_ack must be in (0, 0.5] (RFC 9260 6.2)")
+        if self.max_burst < 1:
+            raise ValueError("max_burst must be at least 1")
         if self.cookie_lifetime <= 0:
             raise ValueError("cookie_lifetime must be positive")
 
@@ -325,6 +333,10 @@ class Association:
         self._sack_now = False
         self._ack_deadline: float | None = None
         self._data_packets_unacked = 0
+        # Max.Burst (6.1 D): octets of DATA still allowed before the next SACK. The
+        # owner asks for packets after every send, so a per-call limit would not do:
+        # the budget is refilled by a SACK, or when nothing is in flight.
+        self._burst_left = 0
         # Heartbeat.
         self._hb_deadline: float | None = None
         self._hb_outstanding = False
@@ -1079,6 +1091,7 @@ class Association:
         if not outcome.accepted:
             self._stats.dropped["sack_stale" if outcome.stale else "sack_invalid"] += 1
             return
+        self._burst_left = self._burst_bytes()
         if outcome.invalid_gap_blocks:
             self._stats.dropped["sack_gap_block_invalid"] += outcome.invalid_gap_blocks
         if outcome.cumulative_advanced:
@@ -1392,18 +1405,30 @@ class Association:
             return
         rq = self._retransmit
         assert rq is not None
+        outbox = self._outbox
+        if not (
+            self._control
+            or self._sack_now
+            or self._forward_pending
+            or outbox.low
+            or outbox.expired
+            or rq.timed_outstanding
+            or rq.has_retransmissions
+            or not (outbox.empty or rq.flight_size >= rq.cc.cwnd)
+        ):
+            return  # nothing to send or report: most flushes (one per packet in)
         mtu = self.config.max_packet_size
         for stream_id in self._outbox.low:
             self._emit(BufferedAmountLow(stream_id))
         self._outbox.low.clear()
-        if self.state in _DATA_STATES and any(
-            c.message.expires_at is not None for c in rq.chunks.values()
-        ):
+        if self.state in _DATA_STATES and rq.timed_outstanding:
             rq.expire(now)
             self._after_abandonment()
             if rq.forward_tsn_needed:
                 self._forward_pending = True
-        data = self._take_data(now) if self.state in _DATA_STATES else []
+        data: list[list[bytes]] = []
+        if self.state in _DATA_STATES:
+            data = self._take_data(now, mtu - COMMON_HEADER_SIZE - self._control_reserve())
         for stream_id in self._outbox.low:
             self._emit(BufferedAmountLow(stream_id))
         self._outbox.low.clear()
@@ -1450,7 +1475,7 @@ class Association:
         packets: list[list[bytes]] = []
         current: list[bytes] = []
         used = COMMON_HEADER_SIZE
-        for chunk in [*control, *data]:
+        for chunk in control:
             encoded = chunk.serialize()
             if used + len(encoded) > mtu and current:
                 packets.append(current)
@@ -1460,6 +1485,16 @@ class Association:
                 continue
             current.append(encoded)
             used += len(encoded)
+        # _take_data grouped the DATA chunks into packets (cut to fill them); the first
+        # group joins the control chunks when it fits, as reserved.
+        for group in data:
+            size = sum(map(len, group))
+            if used + size > mtu and current:
+                packets.append(current)
+                current, used = [], COMMON_HEADER_SIZE
+            current.extend(group)
+            packets.append(current)
+            current, used = [], COMMON_HEADER_SIZE
         if current:
             packets.append(current)
         for chunks in packets:
@@ -1474,63 +1509,116 @@ class Association:
             )
             self._stats.chunks_out += len(chunks)
 
-    def _take_data(self, now: float) -> list[Chunk]:
-        """DATA / I-DATA chunks to send now: fast retransmissions (one packet, even
-        beyond cwnd, 7.2.4), other retransmissions, then new data, within cwnd and the
-        peer's window. Packing in ``_produce`` keeps them in this order."""
+    def _burst_bytes(self) -> int:
+        return self.config.max_burst * (self.config.max_packet_size - COMMON_HEADER_SIZE)
+
+    def _control_reserve(self) -> int:
+        """Octets the control chunks of this flush will likely take in the first packet
+        (a SACK without gaps, queued control chunks), so DATA cut to fill the rest of
+        it still fits there."""
+        reserve = sum(chunk.encoded_size for chunk in self._control) if self._control else 0
+        receive = self._receive
+        if receive is not None and (self._sack_now or self._sack_pending):
+            tracker = receive.tracker
+            if tracker.has_gaps or tracker.has_duplicates:
+                return self.config.max_packet_size  # unknown size: data starts a packet
+            reserve += 16
+        return reserve
+
+    def _take_data(self, now: float, room: int) -> list[list[bytes]]:
+        """DATA / I-DATA chunks to send now, grouped into packets: fast retransmissions
+        (one packet, even beyond cwnd, 7.2.4), other retransmissions, then new data,
+        within cwnd, the peer's window and Max.Burst. ``room`` is what the first packet
+        has left; a new fragment is cut to fill the packet it goes into (a 1200-octet
+        message is two fragments: the next message's first one shares the tail's
+        packet instead of each message taking two packets)."""
         rq = self._retransmit
         assert rq is not None
+        if not rq.has_retransmissions and (self._outbox.empty or rq.flight_size >= rq.cc.cwnd):
+            return []  # the common case of a flush after every packet: nothing to do
         mtu = self.config.max_packet_size
         header = IDATA_HEADER_SIZE if self.interleaving else DATA_HEADER_SIZE
-        max_payload = (mtu - COMMON_HEADER_SIZE - header) & ~3
-        out: list[Chunk] = []
+        full = mtu - COMMON_HEADER_SIZE
+        max_payload = (full - header) & ~3
+        groups: list[list[bytes]] = []
+        group: list[bytes] = []
+        if rq.flight_size == 0:
+            self._burst_left = self._burst_bytes()
         if rq.has_retransmissions:
-            budget = mtu - COMMON_HEADER_SIZE
+            budget = full
             for chunk in rq.retransmission_candidates(fast_only=True):
                 size = chunk.size
                 if size > budget:
                     break
                 budget -= size
-                out.append(self._data_chunk(chunk))
+                if size > room:
+                    if group:
+                        groups.append(group)
+                        group = []
+                    room = full
+                room -= size
+                group.append(self._encode_data(chunk))
                 rq.sent(chunk, now)
             for chunk in rq.retransmission_candidates():
-                if rq.flight_size >= rq.cc.cwnd:
+                if rq.flight_size >= rq.cc.cwnd or self._burst_left <= 0:
                     break
-                out.append(self._data_chunk(chunk))
+                size = chunk.size
+                if size > room:
+                    if group:
+                        groups.append(group)
+                        group = []
+                    room = full
+                room -= size
+                group.append(self._encode_data(chunk))
                 rq.sent(chunk, now)
+                self._burst_left -= size
         if rq.has_retransmissions:
-            return out  # 6.1: retransmissions before new data
-        if not self._outbox.empty:
+            if group:
+                groups.append(group)
+            return groups  # 6.1: retransmissions before new data
+        outbox = self._outbox
+        if not outbox.empty:
             rq.restart_after_idle(now)
-        while rq.can_send_new(min(max_payload, self._outbox.total or max_payload)):
-            fragment = self._outbox.next_fragment(max_payload, now)
+        while True:
+            total = outbox.total or max_payload
+            space = (room - header) & ~3
+            # Fill the packet unless only a sliver is left (tiny fragments cost more
+            # than the packet they would save).
+            piece = min(space, max_payload) if space >= MIN_FILL or space >= total else max_payload
+            want = min(piece, total)
+            if self._burst_left < header + ((want + 3) & ~3) or not rq.can_send_new(want):
+                break
+            fragment = outbox.next_fragment(piece, now)
             if fragment is None:
                 break
             chunk = rq.assign(fragment)
-            out.append(self._data_chunk(chunk))
+            size = chunk.size
+            if size > room:
+                if group:
+                    groups.append(group)
+                    group = []
+                room = full
+            room -= size
+            group.append(self._encode_data(chunk))
             rq.sent(chunk, now)
-        return out
+            self._burst_left -= size
+        if group:
+            groups.append(group)
+        return groups
 
-    def _data_chunk(self, chunk: SentChunk) -> Chunk:
-        if self.interleaving:
-            return IDataChunk(
-                chunk.tsn,
-                chunk.stream_id,
-                chunk.seq,
-                chunk.ppid if chunk.beginning else 0,
-                0 if chunk.beginning else chunk.fsn,
-                chunk.data,
-                chunk.unordered,
-                chunk.beginning,
-                chunk.ending,
-            )
-        return DataChunk(
-            chunk.tsn,
-            chunk.stream_id,
-            chunk.seq,
-            chunk.ppid,
-            chunk.data,
-            chunk.unordered,
-            chunk.beginning,
-            chunk.ending,
+    def _encode_data(self, chunk: SentChunk) -> bytes:
+        message = chunk.message
+        beginning = chunk.beginning
+        flags = (
+            (0 if message.ordered else FLAG_UNORDERED)
+            | (FLAG_BEGINNING if beginning else 0)
+            | (FLAG_ENDING if chunk.ending else 0)
+        )
+        seq = message.seq
+        assert seq is not None
+        interleaved = self.interleaving
+        # I-DATA: the PPID on a first fragment, the FSN on the others (RFC 8260 2.1)
+        last = message.ppid if beginning or not interleaved else chunk.fsn
+        return encode_data_chunk(
+            interleaved, flags, chunk.tsn, message.stream_id, seq, last, chunk.data
         )

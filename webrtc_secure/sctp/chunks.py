@@ -126,6 +126,31 @@ def _data_flags(unordered: bool, beginning: bool, ending: bool, immediate: bool)
     )
 
 
+def encode_data_chunk(
+    interleaved: bool,
+    flags: int,
+    tsn: int,
+    stream_id: int,
+    seq: int,
+    ppid_or_fsn: int,
+    user_data: bytes,
+) -> bytes:
+    """A DATA (``seq`` = SSN, last field the PPID) or I-DATA (``seq`` = MID, last field
+    the PPID on a first fragment, the FSN otherwise) chunk, padded, from its fields:
+    the send path encodes every fragment with this, without a chunk object."""
+    if interleaved:
+        length = IDATA_HEADER_SIZE + len(user_data)
+        if length > MAX_CHUNK_LENGTH:
+            raise ValueError(f"I-DATA chunk of {length} octets exceeds the 16-bit length")
+        head = _IDATA.pack(ChunkType.I_DATA, flags, length, tsn, stream_id, 0, seq, ppid_or_fsn)
+    else:
+        length = DATA_HEADER_SIZE + len(user_data)
+        if length > MAX_CHUNK_LENGTH:
+            raise ValueError(f"DATA chunk of {length} octets exceeds the 16-bit length")
+        head = _DATA.pack(0, flags, length, tsn, stream_id, seq, ppid_or_fsn)
+    return head + user_data + padding(length)
+
+
 @dataclass(frozen=True, slots=True)
 class DataChunk:
     """DATA (0): one fragment of a user message (RFC 9260 3.3.1)."""
@@ -142,14 +167,9 @@ class DataChunk:
     type: ClassVar[int] = ChunkType.DATA
 
     def serialize(self) -> bytes:
-        length = DATA_HEADER_SIZE + len(self.user_data)
-        if length > MAX_CHUNK_LENGTH:
-            raise ValueError(f"DATA chunk of {length} octets exceeds the 16-bit length")
         flags = _data_flags(self.unordered, self.beginning, self.ending, self.immediate)
-        return (
-            _DATA.pack(0, flags, length, self.tsn, self.stream_id, self.stream_seq, self.ppid)
-            + self.user_data
-            + padding(length)
+        return encode_data_chunk(
+            False, flags, self.tsn, self.stream_id, self.stream_seq, self.ppid, self.user_data
         )
 
     @property
@@ -177,23 +197,15 @@ class IDataChunk:
     type: ClassVar[int] = ChunkType.I_DATA
 
     def serialize(self) -> bytes:
-        length = IDATA_HEADER_SIZE + len(self.user_data)
-        if length > MAX_CHUNK_LENGTH:
-            raise ValueError(f"I-DATA chunk of {length} octets exceeds the 16-bit length")
         flags = _data_flags(self.unordered, self.beginning, self.ending, self.immediate)
-        return (
-            _IDATA.pack(
-                ChunkType.I_DATA,
-                flags,
-                length,
-                self.tsn,
-                self.stream_id,
-                0,
-                self.mid,
-                self.ppid if self.beginning else self.fsn,
-            )
-            + self.user_data
-            + padding(length)
+        return encode_data_chunk(
+            True,
+            flags,
+            self.tsn,
+            self.stream_id,
+            self.mid,
+            self.ppid if self.beginning else self.fsn,
+            self.user_data,
         )
 
     @property

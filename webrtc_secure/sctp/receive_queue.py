@@ -30,7 +30,7 @@ DEFAULT_MAX_STORED = 20000
 MAX_REPORTED_DUPLICATES = 32
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per chunk received, and frozen __init__ is slow
 class InboundFragment:
     """One received DATA or I-DATA chunk, as far as reassembly cares.
 
@@ -170,14 +170,20 @@ class _Partial:
     ppid: int = 0
     last_fsn: int | None = None
     size: int = 0
+    # Refused (over max_message_size): its data is dropped, but its remaining
+    # fragments are still accepted (acknowledged) and counted until all are in.
+    refused: bool = False
+    count: int = 0
 
 
-@dataclass
+@dataclass(eq=False, slots=True)
 class _Stream:
-    """Ordered delivery state of one inbound stream."""
+    """Ordered delivery state of one inbound stream (small: one per open channel)."""
 
     next_seq: int = 0
-    waiting: dict[int, Message] = field(default_factory=dict)
+    # Messages that arrived ahead of next_seq; None stands for a refused message
+    # whose sequence number must still be passed. Created when first needed.
+    waiting: dict[int, Message | None] | None = None
 
 
 class ReceiveQueue:
@@ -202,7 +208,7 @@ class ReceiveQueue:
         self.stored = 0  # fragments and waiting messages held
         self.dropped_messages = 0  # reassembled but refused (too large, inconsistent)
         self._ready: list[Message] = []
-        self._streams: dict[tuple[int, bool], _Stream] = {}
+        self._streams: dict[int, _Stream] = {}  # ordered streams only, by stream id
         # Non-interleaved reassembly, keyed by unwrapped TSN.
         self._fragments: dict[int, InboundFragment] = {}
         self._sorted: list[int] = []
@@ -311,14 +317,27 @@ class ReceiveQueue:
 
     def _add_interleaved(self, fragment: InboundFragment) -> bool:
         key = (fragment.stream_id, fragment.unordered, fragment.seq)
+        fsn = 0 if fragment.beginning else fragment.fsn
+        partial = self._partials.get(key)
+        if partial is not None and partial.refused:
+            self._refused_fragment(key, partial, fragment.ending, fsn)
+            return True
         if not fragment.unordered:
-            stream = self._streams.get((fragment.stream_id, False))
+            stream = self._streams.get(fragment.stream_id)
             if stream is not None and diff32(fragment.seq, stream.next_seq) < 0:
                 return False  # a message already delivered or skipped
-        partial = self._partials.get(key)
         if partial is None:
+            if fragment.beginning and fragment.ending:
+                # a whole message in one chunk: nothing to reassemble
+                self._complete(
+                    fragment.stream_id,
+                    fragment.unordered,
+                    fragment.seq,
+                    fragment.ppid,
+                    fragment.data,
+                )
+                return True
             partial = _Partial()
-        fsn = 0 if fragment.beginning else fragment.fsn
         if fsn in partial.fragments:
             return False  # the same fragment under another TSN: refuse it
         if fragment.ending:
@@ -337,8 +356,7 @@ class ReceiveQueue:
         self.stored += 1
         if partial.last_fsn is None or len(partial.fragments) != partial.last_fsn + 1:
             if partial.size > self.max_message_size:
-                self._drop_partial(key)
-                self.dropped_messages += 1
+                self._refuse_partial(key, partial)
             return True
         del self._partials[key]
         self.buffered -= partial.size
@@ -347,30 +365,66 @@ class ReceiveQueue:
         self._complete(fragment.stream_id, fragment.unordered, fragment.seq, partial.ppid, data)
         return True
 
+    def _refuse_partial(self, key: tuple[int, bool, int], partial: _Partial) -> None:
+        """Too large: free its data, keep a marker (one stored entry) that takes the
+        rest of its fragments, and pass its sequence number on an ordered stream."""
+        self.dropped_messages += 1
+        self.buffered -= partial.size
+        self.stored -= len(partial.fragments) - 1
+        partial.count = len(partial.fragments)
+        partial.fragments.clear()
+        partial.size = 0
+        partial.refused = True
+        stream_id, unordered, seq = key
+        if not unordered:
+            self._pass_refused(stream_id, seq)
+        self._refused_fragment(key, partial, False, -1, counted=True)
+
+    def _refused_fragment(
+        self,
+        key: tuple[int, bool, int],
+        partial: _Partial,
+        ending: bool,
+        fsn: int,
+        *,
+        counted: bool = False,
+    ) -> None:
+        if not counted:
+            partial.count += 1
+            if ending:
+                partial.last_fsn = fsn
+        if partial.last_fsn is not None and partial.count > partial.last_fsn:
+            self._drop_partial(key)  # every fragment is in: forget the marker
+
     def _drop_partial(self, key: tuple[int, bool, int]) -> None:
         partial = self._partials.pop(key)
         self.buffered -= partial.size
-        self.stored -= len(partial.fragments)
+        self.stored -= 1 if partial.refused else len(partial.fragments)
 
     # --- ordered delivery ----------------------------------------------------------
 
     def _complete(self, stream_id: int, unordered: bool, seq: int, ppid: int, data: bytes) -> None:
         if len(data) > self.max_message_size:
             self.dropped_messages += 1
+            if not unordered:
+                self._pass_refused(stream_id, seq)
             return
         message = Message(stream_id, ppid, data)
         if unordered:
             self._ready.append(message)
             return
-        stream = self._streams.get((stream_id, False))
+        stream = self._streams.get(stream_id)
         if stream is None:
-            stream = self._streams[(stream_id, False)] = _Stream()
+            stream = self._streams[stream_id] = _Stream()
         distance = self._seq_diff(seq, stream.next_seq)
-        if distance < 0 or seq in stream.waiting:
+        waiting = stream.waiting
+        if distance < 0 or (waiting is not None and seq in waiting):
             self.dropped_messages += 1  # already delivered or skipped
             return
         if distance > 0:
-            stream.waiting[seq] = message
+            if waiting is None:
+                waiting = stream.waiting = {}
+            waiting[seq] = message
             self.buffered += len(data)
             self.stored += 1
             return
@@ -378,12 +432,38 @@ class ReceiveQueue:
         stream.next_seq = self._seq_add(seq, 1)
         self._drain(stream)
 
+    def _pass_refused(self, stream_id: int, seq: int) -> None:
+        """A refused ordered message still uses up its sequence number, or every later
+        message on its stream would wait for it forever."""
+        stream = self._streams.get(stream_id)
+        if stream is None:
+            stream = self._streams[stream_id] = _Stream()
+        distance = self._seq_diff(seq, stream.next_seq)
+        waiting = stream.waiting
+        if distance < 0 or (waiting is not None and seq in waiting):
+            return
+        if distance > 0:
+            if waiting is None:
+                waiting = stream.waiting = {}
+            waiting[seq] = None
+            self.stored += 1
+            return
+        stream.next_seq = self._seq_add(seq, 1)
+        self._drain(stream)
+
     def _drain(self, stream: _Stream) -> None:
-        while (message := stream.waiting.pop(stream.next_seq, None)) is not None:
-            self.buffered -= len(message.data)
+        waiting = stream.waiting
+        if waiting is None:
+            return
+        while stream.next_seq in waiting:
+            message = waiting.pop(stream.next_seq)
             self.stored -= 1
-            self._ready.append(message)
+            if message is not None:
+                self.buffered -= len(message.data)
+                self._ready.append(message)
             stream.next_seq = self._seq_add(stream.next_seq, 1)
+        if not waiting:
+            stream.waiting = None
 
     def _seq_diff(self, a: int, b: int) -> int:
         return diff32(a, b) if self.interleaving else diff16(a, b)
@@ -416,20 +496,23 @@ class ReceiveQueue:
                     self._drop_partial(key)
             if unordered:
                 continue
-            stream = self._streams.get((stream_id, False))
+            stream = self._streams.get(stream_id)
             if stream is None:
-                stream = self._streams[(stream_id, False)] = _Stream()
+                stream = self._streams[stream_id] = _Stream()
             if self._seq_diff(seq, stream.next_seq) < 0:
                 continue  # already past it
             # Deliver what completed before the skipped message, then move past it.
+            waiting = stream.waiting or {}
+            next_seq = stream.next_seq
             for waiting_seq in sorted(
-                (s for s in stream.waiting if self._seq_diff(s, seq) <= 0),
-                key=lambda s: self._seq_diff(s, stream.next_seq),
+                (s for s in waiting if self._seq_diff(s, seq) <= 0),
+                key=lambda s: self._seq_diff(s, next_seq),
             ):
-                message = stream.waiting.pop(waiting_seq)
-                self.buffered -= len(message.data)
+                message = waiting.pop(waiting_seq)
                 self.stored -= 1
-                self._ready.append(message)
+                if message is not None:
+                    self.buffered -= len(message.data)
+                    self._ready.append(message)
             stream.next_seq = self._seq_add(seq, 1)
             self._drain(stream)
         return True
@@ -450,13 +533,14 @@ class ReceiveQueue:
     def reset_streams(self, stream_ids: tuple[int, ...]) -> None:
         """The peer reset these outgoing streams (all when empty): sequence numbers
         restart at 0. Called once every TSN before the reset was received."""
-        keys = list(self._streams) if not stream_ids else [(s, False) for s in stream_ids]
+        keys = list(self._streams) if not stream_ids else list(stream_ids)
         for key in keys:
             stream = self._streams.pop(key, None)
             if stream is not None:
-                for message in stream.waiting.values():
-                    self.buffered -= len(message.data)
+                for message in (stream.waiting or {}).values():
                     self.stored -= 1
+                    if message is not None:
+                        self.buffered -= len(message.data)
         if self.interleaving:
             wanted = set(stream_ids)
             for partial_key in [k for k in self._partials if not wanted or k[0] in wanted]:

@@ -71,6 +71,8 @@ class SentChunk:
     in_flight: bool = False
     retransmit: bool = False  # marked for retransmission
     fast: bool = False  # marked by fast retransmit (sent once regardless of cwnd)
+    # 7.2.4 (5): fast-retransmitted once; no further fast retransmit until T3 expires
+    fast_retransmitted: bool = False
     misses: int = 0
     size: int = 0  # octets it takes in a packet: cwnd, flight size and rwnd count these
 
@@ -94,7 +96,8 @@ class SentChunk:
 
 @dataclass(eq=False, slots=True)
 class _OutStream:
-    queue: deque[OutgoingMessage] = field(default_factory=deque)
+    # None while idle: an empty deque is ~600 bytes, most of an idle channel's cost.
+    queue: deque[OutgoingMessage] | None = None
     next_ssn: int = 0  # ordered SSN (DATA, 16 bits) or ordered MID (I-DATA)
     next_unordered_mid: int = 0  # I-DATA keeps a separate MID space for unordered
     buffered: int = 0
@@ -102,7 +105,7 @@ class _OutStream:
     paused: bool = False  # an outgoing reset is pending: no new sends
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one per fragment sent, and frozen __init__ is slow
 class Fragment:
     """What :meth:`Outbox.next_fragment` cut: a piece of ``message``."""
 
@@ -148,6 +151,8 @@ class Outbox:
 
     def push(self, message: OutgoingMessage) -> None:
         stream = self._stream(message.stream_id)
+        if stream.queue is None:
+            stream.queue = deque()
         if not stream.queue:
             self._turns.append(message.stream_id)
         stream.queue.append(message)
@@ -203,6 +208,7 @@ class Outbox:
             stream_id = self._turns[0]
             stream = self._streams[stream_id]
             if not stream.queue:
+                stream.queue = None
                 self._turns.popleft()
                 continue
             message = stream.queue[0]
@@ -234,13 +240,18 @@ class Outbox:
         stream = self._stream(message.stream_id)
         if self._current is message:
             self._current = None
-        if stream.queue and stream.queue[0] is message:
-            stream.queue.popleft()
+        queue = stream.queue
+        if queue is None:
+            return
+        if queue[0] is message:
+            queue.popleft()
         else:
             try:
-                stream.queue.remove(message)
+                queue.remove(message)
             except ValueError:
                 return
+        if not queue:
+            stream.queue = None
         rest = len(message.data) - message.offset
         if rest:
             message.offset = len(message.data)
@@ -310,6 +321,9 @@ class RetransmitQueue:
         self.cumulative_unwrapped = self.next_unwrapped - 1  # the peer's cum ack
         self.advanced_unwrapped = self.cumulative_unwrapped  # Advanced.Peer.Ack.Point
         self.chunks: dict[int, SentChunk] = {}  # unwrapped TSN -> chunk, ascending
+        # How many of ``chunks`` belong to a message with a lifetime: the owner checks
+        # for expiry only when some do (a scan per send cost a third of the time).
+        self.timed_outstanding = 0
         self.flight_size = 0
         self.peer_rwnd = peer_rwnd
         self.cc = CongestionControl(mtu=mtu, ssthresh=max(peer_rwnd, 4 * mtu))
@@ -383,6 +397,8 @@ class RetransmitQueue:
         self.next_unwrapped += 1
         self.chunks[chunk.unwrapped] = chunk
         fragment.message.chunks.append(chunk)
+        if fragment.message.expires_at is not None:
+            self.timed_outstanding += 1
         return chunk
 
     def sent(self, chunk: SentChunk, now: float) -> None:
@@ -394,6 +410,8 @@ class RetransmitQueue:
             self.retransmissions += 1
         chunk.transmissions += 1
         if chunk.retransmit:
+            if chunk.fast:
+                chunk.fast_retransmitted = True
             chunk.retransmit = False
             chunk.fast = False
             self._pending_retransmit -= 1
@@ -441,6 +459,8 @@ class RetransmitQueue:
             chunk = self.chunks.pop(tsn, None)
             if chunk is None:
                 continue
+            if chunk.message.expires_at is not None:
+                self.timed_outstanding -= 1
             if not chunk.acked and not chunk.abandoned:
                 outcome.bytes_acked += chunk.size
                 highest_newly_acked = tsn
@@ -485,16 +505,36 @@ class RetransmitQueue:
         ):
             outcome.rtt = now - rtt_chunk.first_sent
             self.rto.observe(outcome.rtt)
-        # Miss indications (7.2.4) for chunks below the highest newly acked TSN.
-        if highest_newly_acked > cum:
-            for tsn, chunk in self.chunks.items():
-                if tsn >= highest_newly_acked:
+        # Miss indications (7.2.4, HTNA): only for chunks below the highest TSN this
+        # SACK newly acknowledged; in fast recovery, a SACK that advances the
+        # cumulative ack counts one for every TSN it reports missing. A chunk already
+        # fast-retransmitted collects none: the SACKs sent before its retransmission
+        # arrived would otherwise mark it again and again (until T3 it is resent once).
+        miss_below = highest_newly_acked
+        if self.cc.in_fast_recovery and outcome.cumulative_advanced and valid:
+            miss_below = max(miss_below, cum + max(end for _, end in valid))
+        if miss_below > cum:
+            # Only the TSNs between the gap blocks can be missing: walk those, not
+            # every chunk in flight (a lossy window makes every SACK carry gaps).
+            chunks = self.chunks
+            low = cum + 1
+            for start, end in (*valid, (miss_below - cum, miss_below - cum)):
+                for tsn in range(low, min(cum + start, miss_below)):
+                    chunk = chunks.get(tsn)
+                    if (
+                        chunk is None
+                        or chunk.acked
+                        or chunk.abandoned
+                        or not chunk.in_flight
+                        or chunk.fast_retransmitted
+                    ):
+                        continue
+                    chunk.misses += 1
+                    if chunk.misses == 3 and self._mark(chunk, now, fast=True):
+                        outcome.fast_retransmit = True
+                low = max(low, cum + end + 1)
+                if low >= miss_below:
                     break
-                if chunk.acked or chunk.abandoned or not chunk.in_flight:
-                    continue
-                chunk.misses += 1
-                if chunk.misses == 3 and self._mark(chunk, now, fast=True):
-                    outcome.fast_retransmit = True
         if outcome.fast_retransmit:
             self.fast_retransmits += 1
             self.cc.on_fast_retransmit(self.next_unwrapped - 1)
@@ -580,6 +620,8 @@ class RetransmitQueue:
             if chunk.in_flight or chunk.retransmit:
                 self._mark(chunk, now, fast=False)
                 chunk.fast = False
+            chunk.fast_retransmitted = False
+            chunk.misses = 0
         self._advance_ack_point()
 
     def expire(self, now: float) -> None:

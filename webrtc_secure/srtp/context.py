@@ -259,6 +259,15 @@ class SrtpContext:
         """Local SSRCs we protected packets for."""
         return len(self._outbound)
 
+    def highest_index(self, ssrc: int) -> int | None:
+        """The highest SRTP packet index (ROC << 16 | SEQ) authenticated on the remote
+        SSRC ``ssrc``, or None before its first RTP packet."""
+        stream = self._inbound.get(ssrc)
+        if stream is None:
+            return None
+        highest = stream.highest
+        return highest if highest >= 0 else None
+
     @property
     def packets_protected(self) -> int:
         """SRTP packets protected under this master key (limit 2^48)."""

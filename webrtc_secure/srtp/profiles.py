@@ -7,31 +7,17 @@ disagree on what they mean.
 
 from __future__ import annotations
 
-from enum import IntEnum
-
 from webrtc_secure.errors import ConfigurationError
-
-#: format() type characters that ask for the number rather than the name
-_NUMERIC_FORMATS = frozenset("bcdoxXneEfFgG%")
+from webrtc_secure.named_enum import NamedIntEnum
 
 
-class Profile(IntEnum):
+class Profile(NamedIntEnum):
     """The SRTP protection profiles this library speaks, by their use_srtp id."""
 
     AES128_CM_HMAC_SHA1_80 = 0x0001
     AES128_CM_HMAC_SHA1_32 = 0x0002
     AEAD_AES_128_GCM = 0x0007
     AEAD_AES_256_GCM = 0x0008
-
-    def __str__(self) -> str:
-        # IntEnum prints as its number ("7"); users read profiles in CLI output, logs and
-        # f-strings, so show the name. ``%d``, ``int()`` and ``f"{p:04x}"`` still give the id.
-        return self.name
-
-    def __format__(self, spec: str) -> str:
-        if spec and spec[-1] in _NUMERIC_FORMATS:
-            return int.__format__(self, spec)
-        return format(self.name, spec)
 
     @property
     def rfc_name(self) -> str:
