@@ -4,7 +4,9 @@
 #   $(RUNTIME_STAMP)  `pip install -e .`           the runtime dependencies only
 #                     (cryptography, aioice, pyee): enough for `make demo`
 #   $(TEST_STAMP)     `pip install -e '.[test,docs]'` adds the test stack (pytest, hypothesis,
-#                     pyOpenSSL, pylibsrtp, aiortc, ruff, mypy, atheris) for every other target,
+#                     pyOpenSSL, pylibsrtp, aiortc, uvloop, ruff, mypy, atheris) for every
+#                     other target (the peer, ICE and interop tests run on asyncio and on
+#                     uvloop; `make bench` and the CLI run on uvloop when it is installed),
 #                     the docs stack (Sphinx, MyST, sphinxcontrib-mermaid, furo), and runs
 #                     `npm ci` in docs/ for the pinned mermaid.js (docs/package-lock.json)
 #                     that the site ships: neither the build nor a reader's browser goes

@@ -3,11 +3,18 @@
 Every row is ours next to a reference stack measured in the same process run, with
 the ratio, because the machines are shared and absolute numbers drift. Sections:
 srtp (pylibsrtp), dtls (pyOpenSSL), and peer/datachannel/scale (aiortc) when present.
+
+The event loop is uvloop when it is installed, else asyncio (``--loop`` or
+``WEBRTC_SECURE_LOOP`` choose; webrtc_secure/loops.py): the sections that run in this
+process (peer, datachannel) run both stacks on it. The scale section runs every
+configuration in a child process on a loop of its own: SecurePeer on asyncio next to
+aiortc, and the larger fleets on uvloop too, each next to the bare loop's ceiling.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import json
 import os
@@ -45,8 +52,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer iterations")
     parser.add_argument("--only", action="append", choices=SECTIONS)
+    parser.add_argument(
+        "--loop", default=None, help="asyncio or uvloop (default: WEBRTC_SECURE_LOOP, auto)"
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(HERE))
+    sys.path.insert(0, str(HERE.parent))
+    from webrtc_secure.loops import choose
+
+    loop = choose(args.loop)
+    if loop == "uvloop":
+        import uvloop
+
+        # the sections' own asyncio.run() calls create their loops through the policy
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     rows: list[dict[str, Any]] = []
     for name in args.only or SECTIONS:
         try:
@@ -75,9 +94,11 @@ def main() -> int:
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
+        "loop": loop,
     }
     lines = [
-        f"Machine: {machine['platform']}, {machine['cpus']} CPUs, Python {machine['python']}",
+        f"Machine: {machine['platform']}, {machine['cpus']} CPUs, Python {machine['python']}; "
+        f"event loop {loop} (scale: per row)",
         "",
         "| benchmark | ours | reference | ours/reference | goal |",
         "|---|---:|---:|---:|---|",

@@ -82,6 +82,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loopback import LOOPBACK, aioice_loopback
 
+from webrtc_secure.loops import choose as choose_loop
+from webrtc_secure.loops import run as run_loop
+from webrtc_secure.loops import running_loop_name, uvloop_available
+
 RATE = 50  # packets/s per peer
 PAYLOAD = 160  # bytes of RTP payload (20 ms of G.711, a typical Opus frame)
 PROBE_INTERVAL = 0.010  # s between loop-lag probes
@@ -98,6 +102,7 @@ OURS_CAP = 90.0
 RTP_HEADER = struct.Struct("!BBHII")
 SEND_TIME = struct.Struct("!d")
 FILLER = bytes(PAYLOAD - SEND_TIME.size)
+TAG = bytes(10)  # what SRTP adds to each packet (AES_CM_128_HMAC_SHA1_80's tag)
 
 Sender = Callable[[bytes], "Awaitable[None] | None"]
 Receiver = Callable[[bytes], None]
@@ -107,7 +112,7 @@ Receiver = Callable[[bytes], None]
 class Spec:
     """One configuration, measured in one (child) process."""
 
-    stack: str = "ours"  # "ours" or "aiortc"
+    stack: str = "ours"  # "ours", "aiortc" or "bare" (the loop's ceiling)
     pairs: int = 10
     ice: bool = True
     seconds: float = 3.0
@@ -115,6 +120,11 @@ class Spec:
     cap: float = OURS_CAP
     rate: int = RATE  # packets/s per peer
     idle_seconds: float = 6.0  # one consent-freshness interval (4-6 s) and more
+    loop: str = "asyncio"  # "asyncio" or "uvloop" (webrtc_secure.loops)
+    # gc.freeze() once the fleet is up: the long-lived objects of the established
+    # sessions leave the collector's generations, so a full collection no longer walks
+    # them (the module notes)
+    freeze: bool = True
 
 
 # --- the two stacks behind one face -----------------------------------------------------
@@ -242,7 +252,84 @@ class AiortcPair:
         await asyncio.gather(self.a.close(), self.b.close(), return_exceptions=True)
 
 
-def _make_pair(spec: Spec) -> OursPair | AiortcPair:
+class _BareProtocol(asyncio.DatagramProtocol):
+    """A bare receiving end: hands every datagram to ``receive`` (set later)."""
+
+    def __init__(self) -> None:
+        self.receive: Receiver = _discard
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.receive(data)
+
+
+def _discard(data: bytes) -> None:
+    del data
+
+
+class BarePair:
+    """The loop's ceiling: two bare ``DatagramProtocol`` endpoints on loopback, no
+    crypto, no demux, no ICE. Each sends what SecurePeer would put on the wire for the
+    same RTP packet (the packet and an 80-bit authentication tag's worth of bytes), on
+    the same pacer. Both sockets read into the same 64 KiB buffer as SecurePeer's
+    (``ice.limit_receive_buffer``; a no-op on uvloop), so the two differ only by what
+    SecurePeer does per packet."""
+
+    def __init__(self) -> None:
+        self.sequence = [0, 0]
+        self._protocols = (_BareProtocol(), _BareProtocol())
+        self._transports: list[asyncio.DatagramTransport] = []
+        self._addresses: list[Any] = []
+
+    async def prepare(self) -> None:
+        from webrtc_secure.ice import limit_receive_buffer
+
+        loop = asyncio.get_running_loop()
+        for protocol in self._protocols:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda protocol=protocol: protocol,  # type: ignore[misc]
+                local_addr=(LOOPBACK, 0),
+            )
+            limit_receive_buffer(transport)
+            self._transports.append(transport)
+            self._addresses.append(transport.get_extra_info("sockname"))
+
+    async def connect(self) -> None:
+        pass  # nothing to negotiate
+
+    def senders(self) -> list[Sender]:
+        (ta, tb), (aa, ab) = self._transports, self._addresses
+
+        def a_sends(packet: bytes) -> None:
+            ta.sendto(packet + TAG, ab)
+
+        def b_sends(packet: bytes) -> None:
+            tb.sendto(packet + TAG, aa)
+
+        return [a_sends, b_sends]
+
+    def set_receivers(self, for_a: Receiver, for_b: Receiver) -> None:
+        self._protocols[0].receive, self._protocols[1].receive = for_a, for_b
+
+    def retransmissions(self) -> int:
+        return 0
+
+    def phases(self) -> tuple[float, float] | None:
+        return None
+
+    def connected(self) -> bool:
+        return all(not t.is_closing() for t in self._transports)
+
+    async def close(self) -> None:
+        for transport in self._transports:
+            transport.close()
+
+
+AnyPair = OursPair | AiortcPair | BarePair
+
+
+def _make_pair(spec: Spec) -> AnyPair:
+    if spec.stack == "bare":
+        return BarePair()
     return OursPair(spec.ice) if spec.stack == "ours" else AiortcPair()
 
 
@@ -278,8 +365,8 @@ def _percentile(values: Sequence[float], q: float) -> float | None:
 
 @dataclass
 class Fleet:
-    pairs: list[OursPair | AiortcPair]
-    up: list[OursPair | AiortcPair] = field(default_factory=list)
+    pairs: list[AnyPair]
+    up: list[AnyPair] = field(default_factory=list)
     setup_seconds: float = 0.0
     bringup_seconds: float | None = None
     connect_p50: float | None = None
@@ -300,7 +387,7 @@ async def bring_up(spec: Spec) -> Fleet:
     started = time.perf_counter()
     fleet.setup_seconds = started - start
 
-    async def one(pair: OursPair | AiortcPair) -> float:
+    async def one(pair: AnyPair) -> float:
         await pair.connect()
         return time.perf_counter() - started
 
@@ -349,10 +436,33 @@ class Traffic:
     starved_receivers: int  # receivers that got under half their share
     send_errors: dict[str, int]  # by exception type: sends to a connection already lost
     ok: bool
+    # the garbage collector during the window: the longest pause (any generation), the
+    # full (generation 2) collections, and all pauses together
+    gc_pause_max_ms: float = 0.0
+    gc_full_collections: int = 0
+    gc_pause_total_ms: float = 0.0
+
+
+class GcPauses:
+    """A ``gc.callbacks`` entry that times every collection."""
+
+    def __init__(self) -> None:
+        self.longest = self.total = 0.0
+        self.full = 0
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        pause = time.perf_counter() - self._started
+        self.total += pause
+        self.longest = max(self.longest, pause)
+        self.full += info.get("generation") == 2
 
 
 async def traffic(
-    pairs: Sequence[OursPair | AiortcPair], seconds: float, rate: int = RATE
+    pairs: Sequence[AnyPair], seconds: float, rate: int = RATE
 ) -> Traffic:
     """Every peer of ``pairs`` sends ``rate`` pps to its partner for ``seconds``."""
     senders: list[Sender] = []
@@ -386,6 +496,8 @@ async def traffic(
             lags.append(now() - t - PROBE_INTERVAL)
 
     probe_task = asyncio.ensure_future(probe())
+    pauses = GcPauses()
+    gc.callbacks.append(pauses)
     # continued across phases: a sender refuses to protect a sequence number twice
     sequence = [seq for pair in pairs for seq in pair.sequence]
     sent = skipped = index = 0
@@ -426,6 +538,7 @@ async def traffic(
     in_window = sum(received)
     cpu = time.process_time() - cpu0
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0
+    gc.callbacks.remove(pauses)
     stop.set()
     await probe_task
     # drain: until nothing more arrives for 200 ms, at most 3 s
@@ -465,6 +578,9 @@ async def traffic(
         starved_receivers=sum(1 for r in received if r < share / 2),
         send_errors=dict(send_errors),
         ok=behind <= LOSS_OK and p99 is not None and p99 <= 1e3 * LAG_OK,
+        gc_pause_max_ms=1e3 * pauses.longest,
+        gc_full_collections=pauses.full,
+        gc_pause_total_ms=1e3 * pauses.total,
     )
 
 
@@ -485,7 +601,7 @@ async def idle(seconds: float) -> dict[str, float | None]:
 
 
 async def find_knee(
-    up: Sequence[OursPair | AiortcPair], spec: Spec, everyone: Traffic
+    up: Sequence[AnyPair], spec: Spec, everyone: Traffic
 ) -> list[Traffic]:
     """Pairs sending (the others stay established and idle): KNEE_START, doubled while
     within the limits, then bisected between the last step within and the first beyond
@@ -526,7 +642,7 @@ async def measure(spec: Spec) -> dict[str, Any]:
     result["nofile"] = raise_nofile(2 * spec.pairs + 256)
     context = aioice_loopback() if spec.stack == "aiortc" else contextlib.nullcontext()
     with context:
-        warm = await bring_up(Spec(spec.stack, 1, spec.ice, 0, False, 30.0))
+        warm = await bring_up(Spec(spec.stack, 1, spec.ice, 0, False, 30.0, loop=spec.loop))
         for pair in warm.pairs:
             await pair.close()
         del warm
@@ -535,6 +651,12 @@ async def measure(spec: Spec) -> dict[str, Any]:
         fleet = await bring_up(spec)
         gc.collect()
         rss1 = rss_bytes()
+        if spec.freeze:
+            # what a long-running service does once its sessions are up (README,
+            # Performance): the collector stops walking the established objects
+            gc.freeze()
+        result["loop"] = running_loop_name()
+        result["gc_frozen_objects"] = gc.get_freeze_count()
         result["setup_s"] = fleet.setup_seconds
         result["bringup_s"] = fleet.bringup_seconds
         result["connect_p50_s"] = fleet.connect_p50
@@ -557,6 +679,8 @@ async def measure(spec: Spec) -> dict[str, Any]:
             if spec.knee:
                 steps = await find_knee(fleet.up, spec, everyone)
                 result["knee"] = [asdict(step) for step in steps]
+        if spec.freeze:
+            gc.unfreeze()  # the sessions end: their objects are garbage again
         closing = [asyncio.ensure_future(p.close()) for p in fleet.pairs]
         result["lost"] = sum(1 for p in fleet.up if not p.connected())
         _, still = await asyncio.wait(closing, timeout=30.0)
@@ -775,15 +899,53 @@ def _idle_row(label: str, ours: dict[str, Any], ref: dict[str, Any] | None) -> d
     )
 
 
+def _ceiling_rows(
+    label: str,
+    loop: str,
+    ours: dict[str, Any] | None,
+    bare: dict[str, Any] | None,
+) -> list[dict[str, Any]]:
+    """The loop's ceiling (bare DatagramProtocols, same datagrams, same pacing) and
+    SecurePeer's delivered packets per CPU second as a fraction of it, same run."""
+    bare_traffic = _get(bare, "traffic")
+    ours_traffic = _get(ours, "traffic")
+    if bare_traffic is None:
+        return [_row(f"{label}: bare {loop} loop (ceiling) did not finish", None)]
+    saturated = "" if not bare_traffic["ok"] else ", not saturated"
+    return [
+        _row(
+            f"{label}: bare {loop} loop (ceiling), delivered packets per CPU second"
+            f" ({bare_traffic['delivered_pps']:,.0f} pps, CPU {bare_traffic['cpu_percent']:.0f} %"
+            f"{saturated})",
+            bare_traffic["delivered_per_cpu_s"],
+            traffic=bare_traffic,
+        ),
+        _row(
+            f"{label}: SecurePeer on {loop}, delivered packets per CPU second, of the ceiling",
+            _get(ours_traffic, "delivered_per_cpu_s"),
+            bare_traffic["delivered_per_cpu_s"],
+            goal=">= 0.6",
+            reference_name=f"bare {loop} loop",
+        ),
+    ]
+
+
 def run(quick: bool = False) -> list[dict[str, Any]]:
+    """Every fleet size on asyncio next to aiortc; the fleets of 100 pairs and more
+    (``--quick``: the largest) also on uvloop when it is installed, and on both loops
+    the bare-loop ceiling with the same datagrams and pacing."""
     sizes = QUICK_SIZES if quick else FULL_SIZES
     seconds = 1.0 if quick else 3.0
     idle_s = 1.0 if quick else Spec.idle_seconds
     largest = max(sizes)
+    uvloop = uvloop_available()
     rows: list[dict[str, Any]] = []
     for n in sizes:
         knee = not quick and n >= 100
-        ours = _child(Spec("ours", n, True, seconds, knee, idle_seconds=idle_s), OURS_CAP + 300)
+        both_loops = n >= 100 or (quick and n == largest)
+        ours = _child(
+            Spec("ours", n, True, seconds, knee, idle_seconds=idle_s), OURS_CAP + 300
+        )
         ref = _child(
             Spec("aiortc", n, True, seconds, knee, AIORTC_CAP, idle_seconds=idle_s),
             AIORTC_CAP + 300,
@@ -797,11 +959,55 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
             continue
         if n >= 100:
             rows.append(_idle_row(label, ours, ref))
-        rows += _traffic_rows(f"{label} x 2 x {RATE} pps", ours["traffic"], _get(ref, "traffic"))
+        traffic_label = f"{label} x 2 x {RATE} pps"
+        rows += _traffic_rows(traffic_label, ours["traffic"], _get(ref, "traffic"))
         if knee:
             rows.append(_knee_row(label, ours, ref))
             _print_steps(f"ours, {label}", ours)
             _print_steps(f"aiortc, {label}", ref)
+        if not both_loops:
+            continue
+        bare = _child(Spec("bare", n, True, seconds, idle_seconds=0.0), OURS_CAP + 300)
+        rows += _ceiling_rows(traffic_label, "asyncio", ours, bare)
+        if not uvloop:
+            rows.append(_row(f"{label} on uvloop: not measured (uvloop not installed)", None))
+            continue
+        on_uv = _child(
+            Spec("ours", n, True, seconds, knee, idle_seconds=idle_s, loop="uvloop"),
+            OURS_CAP + 300,
+        )
+        bare_uv = _child(
+            Spec("bare", n, True, seconds, idle_seconds=0.0, loop="uvloop"), OURS_CAP + 300
+        )
+        uv_label = f"{label} on uvloop"
+        if on_uv is None or "traffic" not in on_uv:
+            rows.append(_row(f"{uv_label}: did not finish", None))
+        else:
+            rows += _fleet_rows(uv_label, n, on_uv, None, reference_expected=False)
+            rows += _traffic_rows(f"{uv_label} x 2 x {RATE} pps", on_uv["traffic"], None)
+            rows.append(
+                _row(
+                    f"{uv_label}: delivered packets per CPU second, of aiortc's (asyncio)",
+                    on_uv["traffic"]["delivered_per_cpu_s"],
+                    _get(ref, "traffic", "delivered_per_cpu_s"),
+                    goal=">= 8",
+                )
+            )
+            if knee:
+                good, _ = knee_of([*on_uv.get("knee", []), on_uv["traffic"]])
+                asyncio_good, _ = knee_of([*ours.get("knee", []), ours["traffic"]])
+                rows.append(
+                    _row(
+                        f"{uv_label}: knee, highest offered pps within limits, of ours on asyncio",
+                        good["offered_pps"] if good else 0,
+                        asyncio_good["offered_pps"] if asyncio_good else None,
+                        goal=">= 2x the asyncio knee before (20,000)",
+                        reference_name="ours, asyncio",
+                        within=good,
+                    )
+                )
+                _print_steps(f"ours on uvloop, {label}", on_uv)
+        rows += _ceiling_rows(f"{label} x 2 x {RATE} pps", "uvloop", on_uv, bare_uv)
     # plain UDP: no ICE checks and no aioice on the data path, the largest fleet
     plain = _child(
         Spec("ours", largest, False, seconds, not quick, idle_seconds=idle_s), OURS_CAP + 300
@@ -823,7 +1029,11 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spec", help="one configuration as JSON (what the section runs)")
-    parser.add_argument("--stack", choices=["ours", "aiortc"], default="ours")
+    parser.add_argument("--stack", choices=["ours", "aiortc", "bare"], default="ours")
+    parser.add_argument(
+        "--loop", default=None, help="asyncio or uvloop (default: WEBRTC_SECURE_LOOP, auto)"
+    )
+    parser.add_argument("--no-freeze", action="store_true", help="no gc.freeze() after bring-up")
     parser.add_argument("--pairs", type=int, default=100)
     parser.add_argument("--plain", action="store_true", help="use_ice=False")
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -845,8 +1055,10 @@ def main() -> int:
             cap,
             args.rate,
             args.idle,
+            choose_loop(args.loop),
+            not args.no_freeze,
         )
-    result = json.dumps(asyncio.run(measure(spec)))
+    result = json.dumps(run_loop(measure(spec), spec.loop))
     if args.out:
         Path(args.out).write_text(result)
     else:

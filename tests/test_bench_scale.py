@@ -6,7 +6,6 @@ the machines are shared.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import scale
+
+from webrtc_secure import loops
 
 
 def _check(result: dict[str, Any], pairs: int) -> None:
@@ -82,14 +83,23 @@ def test_section_rows_and_child_process(monkeypatch: pytest.MonkeyPatch) -> None
 
     def small(spec: scale.Spec, timeout: float) -> dict[str, Any]:
         spec.pairs, spec.seconds, spec.idle_seconds = 2, 0.3, 0.2
-        result = asyncio.run(scale.measure(spec))
+        result = loops.run(scale.measure(spec), spec.loop)
         _check(result, 2)
-        seen.add((spec.stack, spec.ice))
+        assert result["loop"] == spec.loop
+        seen.add((spec.stack, spec.ice, spec.loop))
         return result
 
     monkeypatch.setattr(scale, "_child", small)
     rows = scale.run(quick=True)
-    assert seen == {("ours", True), ("ours", False), ("aiortc", True)}
+    assert loops.uvloop_available()  # the test extra installs it: both loops measured
+    assert seen == {
+        ("ours", True, "asyncio"),
+        ("ours", False, "asyncio"),
+        ("aiortc", True, "asyncio"),
+        ("bare", True, "asyncio"),
+        ("ours", True, "uvloop"),
+        ("bare", True, "uvloop"),
+    }
     names = [row["benchmark"] for row in rows]
     assert len(names) == len(set(names))
     for row in rows:
@@ -98,4 +108,14 @@ def test_section_rows_and_child_process(monkeypatch: pytest.MonkeyPatch) -> None
     assert failed and all(row["ours"] == 0 for row in failed)
     delivered = [row for row in rows if "SRTP delivered" in row["benchmark"]]
     assert delivered and all(row["ours"] > 0 for row in delivered)
-    assert all(row["reference"] > 0 for row in delivered if "ICE" in row["benchmark"])
+    assert all(
+        row["reference"] > 0
+        for row in delivered
+        if "ICE" in row["benchmark"] and "uvloop" not in row["benchmark"]
+    )
+    # the ceiling of each loop, and SecurePeer as a fraction of it, in the same run
+    for loop in ("asyncio", "uvloop"):
+        ceiling = [r for r in rows if f"bare {loop} loop (ceiling)" in r["benchmark"]]
+        assert len(ceiling) == 1 and ceiling[0]["ours"] > 0
+        share = [r for r in rows if r.get("reference_name") == f"bare {loop} loop"]
+        assert len(share) == 1 and share[0]["ratio"] > 0

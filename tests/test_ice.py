@@ -19,6 +19,8 @@ import pytest
 
 from webrtc_secure import ice
 
+pytestmark = pytest.mark.both_loops
+
 HOST = ["127.0.0.1"]
 
 

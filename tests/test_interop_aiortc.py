@@ -30,7 +30,7 @@ from webrtc_secure import PeerState, SecurePeer, SessionDescription
 from webrtc_secure.description import MediaSection
 from webrtc_secure.srtp import DEFAULT_PROFILES, Profile
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.both_loops]
 
 #: one 20 ms Opus frame (TOC 0xf8: CELT fullband, 20 ms, mono, one frame) of silence
 OPUS_SILENCE = b"\xf8\xff\xfe"

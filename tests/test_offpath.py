@@ -38,6 +38,8 @@ from webrtc_secure.sctp.chunks import (
 )
 from webrtc_secure.sctp.packet import Packet, serialize_packet
 
+pytestmark = pytest.mark.both_loops
+
 #: fatal handshake_failure, epoch 0, sequence 0: 15 bytes (the issue's first attack)
 FATAL_ALERT = bytes.fromhex("15fefd000000000000000000020228")
 #: warning close_notify, epoch 0

@@ -29,6 +29,8 @@ from webrtc_secure import (
 from webrtc_secure.errors import ConnectionClosed, InvalidChannelState
 from webrtc_secure.srtp import Profile
 
+pytestmark = pytest.mark.both_loops
+
 HOST = ["127.0.0.1"]
 
 

@@ -15,6 +15,8 @@ import pytest
 from webrtc_secure import PeerState, SecurePeer, ice
 from webrtc_secure.errors import ConnectionClosed
 
+pytestmark = pytest.mark.both_loops
+
 HOST = ["127.0.0.1"]
 
 
@@ -102,11 +104,13 @@ async def test_ice_media_takes_the_fast_paths_both_ways(peers: list[SecurePeer])
         b.send_rtp(_rtp(i, 0x5678))
     a.send_rtcp(_rtcp())
     # a data channel beside: SCTP rides on DTLS, which the ICE fast path hands over too
+    # b listens before a opens the channel: on uvloop b's "datachannel" event can come
+    # before a's wait_open() returns
+    messages: list[str | bytes] = []
+    b.on("datachannel", lambda theirs: theirs.on("message", messages.append))
     channel = a.create_data_channel("data channel too")
     await asyncio.wait_for(channel.wait_open(), 5)
     channel.send(b"data channel too")
-    messages: list[str | bytes] = []
-    b.on("datachannel", lambda theirs: theirs.on("message", messages.append))
     await _wait_for(lambda: len(got_b) == 11 and len(got_a) == 10 and bool(messages))
     assert messages == [b"data channel too"]
     assert got_b[:10] == [_rtp(i) for i in range(10)] and got_b[10] == _rtcp()
@@ -245,6 +249,7 @@ async def test_raising_handler_with_an_error_listener(
     assert b.stats()["rtp_in"] == 2 and b.state == PeerState.CONNECTED
 
 
+@pytest.mark.asyncio(loop_factories=["asyncio"])  # max_size is asyncio's attribute
 async def test_plain_udp_peer_reads_into_the_small_buffer(peers: list[SecurePeer]) -> None:
     a = SecurePeer(host_addresses=HOST, use_ice=False)
     peers.append(a)

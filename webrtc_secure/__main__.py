@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from typing import NoReturn
 
-from webrtc_secure import cli_dtls, cli_echo
+from webrtc_secure import cli_dtls, cli_echo, loops
 from webrtc_secure.errors import WebrtcSecureError
 
 
@@ -28,6 +27,13 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="show progress; -vv for debug output and tracebacks (default: quiet)",
     )
+    parser.add_argument(
+        "--loop",
+        choices=loops.CHOICES,
+        default=None,
+        help=f"event loop: uvloop when installed (auto), or asyncio; default from "
+        f"${loops.LOOP_ENV}, else auto",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     cli_dtls.add_arguments(sub.add_parser("dtls", help="DTLS-SRTP client/server over UDP"))
     cli_echo.add_echo_arguments(sub.add_parser("echo", help="one echo peer (answer or offer)"))
@@ -39,12 +45,14 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
+        loop = loops.choose(args.loop)
+        logging.getLogger(__name__).info("event loop: %s", loop)
         if args.command == "dtls":
-            return asyncio.run(cli_dtls.run(args))
+            return loops.run(cli_dtls.run(args), loop)
         if args.command == "echo":
-            return asyncio.run(cli_echo.run_echo(args))
+            return loops.run(cli_echo.run_echo(args), loop)
         if args.command == "echo-demo":
-            return asyncio.run(cli_echo.run_demo(args))
+            return loops.run(cli_echo.run_demo(args), loop)
     except KeyboardInterrupt:
         return 130
     except (WebrtcSecureError, OSError) as exc:

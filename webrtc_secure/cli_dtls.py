@@ -287,7 +287,12 @@ def _bind_error(host: str, port: int, exc: OSError) -> CliError:
         errno.EADDRNOTAVAIL: f"{host} is not an address of this host",
         errno.EACCES: f"no permission to use port {port}",
     }
-    reason = reasons.get(exc.errno or 0, exc.strerror or str(exc))
+    # uvloop raises its own OSError without an errno ("could not bind to local_addr")
+    # from the socket's: the reason is in that one
+    cause = exc
+    if exc.errno is None and isinstance(exc.__cause__, OSError):
+        cause = exc.__cause__
+    reason = reasons.get(cause.errno or 0, cause.strerror or str(exc))
     return CliError(f"cannot listen on {_hostport(host, port)}: {reason}")
 
 
