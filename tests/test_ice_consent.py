@@ -339,6 +339,7 @@ async def test_consent_checks_renew_the_pairs_latest_round_trip(
 
     await asyncio.wait_for(two_more(), 10)
     latest = ice.latest_round_trip_time(a)
-    assert latest is not None and latest >= delay > first
+    # uvloop's clock ticks in whole milliseconds: 80 ms late may read as 79.99...
+    assert latest is not None and latest >= delay - 0.002 and delay > first
     assert a.check_round_trips[nominated] == first
     assert a.consent_checks["unanswered"] == 0
