@@ -1580,6 +1580,21 @@ class Association:
         max_payload = (full - header) & ~3
         groups: list[list[bytes]] = []
         group: list[bytes] = []
+
+        def place(chunk: SentChunk) -> None:
+            """Put ``chunk`` in the current packet, or start the next one when it does
+            not fit, and mark it sent."""
+            nonlocal group, room
+            size = chunk.size
+            if size > room:
+                if group:
+                    groups.append(group)
+                    group = []
+                room = full
+            room -= size
+            group.append(self._encode_data(chunk))
+            rq.sent(chunk, now)
+
         if rq.flight_size == 0:
             self._burst_left = self._burst_bytes()
         if rq.has_retransmissions:
@@ -1589,27 +1604,12 @@ class Association:
                 if size > budget:
                     break
                 budget -= size
-                if size > room:
-                    if group:
-                        groups.append(group)
-                        group = []
-                    room = full
-                room -= size
-                group.append(self._encode_data(chunk))
-                rq.sent(chunk, now)
+                place(chunk)
             for chunk in rq.retransmission_candidates():
                 if rq.flight_size >= rq.cc.cwnd or self._burst_left <= 0:
                     break
-                size = chunk.size
-                if size > room:
-                    if group:
-                        groups.append(group)
-                        group = []
-                    room = full
-                room -= size
-                group.append(self._encode_data(chunk))
-                rq.sent(chunk, now)
-                self._burst_left -= size
+                place(chunk)
+                self._burst_left -= chunk.size
         if rq.has_retransmissions:
             if group:
                 groups.append(group)
@@ -1630,16 +1630,8 @@ class Association:
             if fragment is None:
                 break
             chunk = rq.assign(fragment)
-            size = chunk.size
-            if size > room:
-                if group:
-                    groups.append(group)
-                    group = []
-                room = full
-            room -= size
-            group.append(self._encode_data(chunk))
-            rq.sent(chunk, now)
-            self._burst_left -= size
+            place(chunk)
+            self._burst_left -= chunk.size
         if group:
             groups.append(group)
         return groups
