@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.dtls_pair import Link, cert, drain_events, pins, run
 from webrtc_secure.dtls import DtlsConnection, State, keys13
-from webrtc_secure.dtls.events import ApplicationData, HandshakeComplete
+from webrtc_secure.dtls.events import ApplicationData, ConnectionClosed, HandshakeComplete
 from webrtc_secure.dtls.groups import Group
 from webrtc_secure.dtls.listener import DtlsListener
 from webrtc_secure.dtls.messages import AlertDescription, split_handshake_fragments
@@ -60,7 +60,13 @@ from webrtc_secure.dtls.records13 import (
     split_datagram,
 )
 from webrtc_secure.dtls.suites13 import SUITES13, CipherSuite13
-from webrtc_secure.errors import AlertReceived, DtlsError, FingerprintMismatch, HandshakeFailure
+from webrtc_secure.errors import (
+    AlertReceived,
+    DtlsError,
+    FingerprintMismatch,
+    HandshakeFailure,
+    HandshakeTimeout,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
@@ -518,19 +524,22 @@ def test_dtls13_only_client_at_a_dtls12_server_finds_nothing_in_common() -> None
     assert client.state is State.FAILED
 
 
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
 @pytest.mark.parametrize("wrong", ["client", "server"])
-def test_fingerprint_mismatch_fails_like_dtls12(wrong: str) -> None:
+def test_fingerprint_mismatch_fails_like_dtls12(wrong: str, version: str) -> None:
     # ``wrong`` pins a third certificate instead of its peer's
     client = DtlsConnection(
         True,
         cert("client"),
         remote_fingerprints=pins("mallory" if wrong == "client" else "server"),
+        dtls_versions=(version,),
     )
     server = DtlsConnection(
         False,
         cert("server"),
         cookies=False,
         remote_fingerprints=pins("mallory" if wrong == "server" else "client"),
+        dtls_versions=(version,),
     )
     run(client, server)
     refusing, other = (client, server) if wrong == "client" else (server, client)
@@ -539,7 +548,80 @@ def test_fingerprint_mismatch_fails_like_dtls12(wrong: str) -> None:
     assert isinstance(other.error, AlertReceived) and other.error.alert == A.BAD_CERTIFICATE
     for conn in (client, server):
         assert conn.state is State.FAILED
-        assert not any(isinstance(e, HandshakeComplete) for e in drain_events(conn))
+        events = drain_events(conn)
+        closed = [e for e in events if isinstance(e, ConnectionClosed)]
+        assert len(closed) == 1 and closed[0].error is conn.error
+        assert closed[0].by_peer is (conn is other)
+        completed = any(isinstance(e, HandshakeComplete) for e in events)
+        # only a DTLS 1.3 client completes before the server has checked its
+        # certificate: it is connected once it sent its Finished (RFC 9147 5.8.4),
+        # and the server's alert then ends that connection with the same error
+        assert completed is (version == "1.3" and wrong == "server" and conn is client)
+        if completed:
+            assert events.index(closed[0]) > [type(e) for e in events].index(HandshakeComplete)
+
+
+def test_client_is_connected_on_sending_its_finished() -> None:
+    # one flight earlier than DTLS 1.2: HandshakeComplete, the exporter and data right
+    # after the client's Finished; the final flight is resent until the server's ACK
+    client, server = pair()
+    client.connect(0.0)
+    server.connect(0.0)
+    flights = 0
+    for sender, receiver in ((client, server), (server, client)):
+        flights += 1
+        for d in sender.datagrams_to_send(0.0):
+            receiver.receive_datagram(d, 0.0)
+    assert flights == 2 and client.state is State.CONNECTED and server.state is State.HANDSHAKING
+    assert any(isinstance(e, HandshakeComplete) for e in drain_events(client))
+    keys = client.export_keying_material("EXTRACTOR-dtls_srtp", 60)
+    final = client.datagrams_to_send(0.0)
+    client.send(b"early")
+    (data,) = client.datagrams_to_send(0.0)
+    # the data overtakes the final flight: the server holds it until the Finished
+    server.receive_datagram(data, 0.001)
+    assert server.state is State.HANDSHAKING and not drain_events(server)
+    for d in final:
+        server.receive_datagram(d, 0.002)
+    assert server.state is State.CONNECTED
+    events = drain_events(server)
+    assert isinstance(events[0], HandshakeComplete) and events[1:] == [ApplicationData(b"early")]
+    assert server.export_keying_material("EXTRACTOR-dtls_srtp", 60) == keys
+    # the server's ACK went out; until it arrives the client resends the final flight
+    ack = server.datagrams_to_send(0.002)
+    assert client._v13 is not None and client._v13.retransmit_at is not None
+    timer = client.get_timer()
+    assert timer is not None
+    client.handle_timer(timer)
+    resent = client.datagrams_to_send(timer)
+    # the same flight in epoch 2 under new record numbers, twice (a second copy of
+    # the small final flight, as after every timer of it)
+    assert len(resent) == 2 * len(final)
+    assert all(d[0] & 0xE3 == 0x22 for d in resent)
+    assert sorted(map(len, resent)) == sorted(map(len, final + final))
+    for d in ack:
+        client.receive_datagram(d, timer + 0.001)
+    assert client._v13.retransmit_at is None and client.get_timer() is None
+    assert client._v13.state_name == "CONNECTED"
+    exchange(client, server)
+
+
+def test_unacknowledged_finished_ends_the_connection() -> None:
+    # a server that never answers the final flight (gone, or never got it): the client
+    # reported connected, keeps resending, and then fails with HandshakeTimeout
+    client, server = pair()
+    client.connect(0.0)
+    server.connect(0.0)
+    for sender, receiver in ((client, server), (server, client)):
+        for d in sender.datagrams_to_send(0.0):
+            receiver.receive_datagram(d, 0.0)
+    assert client.state is State.CONNECTED
+    resends = 0
+    while (timer := client.get_timer()) is not None and timer < 600:
+        client.handle_timer(timer)
+        resends += bool(client.datagrams_to_send(timer))
+    assert client.state is State.FAILED and isinstance(client.error, HandshakeTimeout)
+    assert resends == client._max_retransmissions
 
 
 # --- after the handshake ------------------------------------------------------------------

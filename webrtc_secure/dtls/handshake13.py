@@ -15,8 +15,8 @@ Flights (both sides present certificates, as WebRTC requires)::
     S: ServerHello                                   epoch 0
        EncryptedExtensions CertificateRequest
        Certificate CertificateVerify Finished        epoch 2
-    C: Certificate CertificateVerify Finished        epoch 2
-    S: ACK                                           epoch 3
+    C: Certificate CertificateVerify Finished        epoch 2   client connected
+    S: ACK                                           epoch 3   server connected
     application data, KeyUpdate + ACK                epoch 3, 4, ...
 
 Reliability is RFC 9147's: every handshake record we send is remembered by its record
@@ -490,6 +490,9 @@ class Dtls13:
         self._send_counter = 0
         #: records of an epoch whose keys we do not have yet (reordering), bounded
         self._early: list[CiphertextRecord] = []
+        #: server: the client's epoch-3 application data that arrived before its
+        #: Finished was verified, held (bounded) until it is
+        self._early_data: list[bytes] = []
         self._rtx_at: float | None = None
         self._timeout = initial_timeout
         self._retransmissions = 0
@@ -579,6 +582,12 @@ class Dtls13:
                     )
                     self._rtx_at = None
                     return
+                if self.state == _C_WAIT_ACK:
+                    # reported connected, but the server never confirmed our
+                    # Finished: it cannot read what we send, so the connection ends
+                    raise HandshakeTimeout(
+                        f"Finished unacknowledged after {self._retransmissions} retransmissions"
+                    )
                 raise HandshakeTimeout(
                     f"flight unanswered after {self._retransmissions} retransmissions"
                 )
@@ -1116,12 +1125,15 @@ class Dtls13:
             self._flight_acked_implicitly()
             self._flight_is_final = True
             self._client_final_flight()
-            # Connected once the server has our Finished (its ACK, or anything it
-            # protects in epoch 3): as under DTLS 1.2, where the client waits for the
-            # server's Finished, a server that refuses our certificate (fingerprint)
-            # fails our handshake with its alert instead of closing a connection we
-            # already reported up
+            # Connected now, as RFC 8446 4.4.4 / RFC 9147 5.8.4 allow: the server's
+            # Finished is verified and our application keys exist, so we report the
+            # handshake complete and may send data, one round trip before the
+            # server's ACK. Until that ACK (or anything the server protects in epoch
+            # 3, which it does only once it accepted our Finished) we keep resending
+            # the final flight; a server that refuses our certificate answers with a
+            # fatal alert instead, which ends the connection with that typed error
             self.state = _C_WAIT_ACK
+            self.io.handshake_complete13()
         else:
             raise self._unexpected(t)
 
@@ -1151,8 +1163,17 @@ class Dtls13:
             raise self._unexpected(t)
 
     def _finish_handshake(self) -> None:
+        """Server: the client's Finished is verified. Client: the server acknowledged
+        our Finished (we reported the handshake complete when we sent it)."""
+        reported = self.state == _C_WAIT_ACK
         self.state = _CONNECTED
-        self.io.handshake_complete13()
+        if not reported:
+            self.io.handshake_complete13()
+        if self._early_data:
+            # the client's data that overtook its Finished (or outlived a lost one),
+            # delivered now that the Finished authenticated the client
+            early, self._early_data = self._early_data, []
+            self.events.extend(tuple.__new__(ApplicationData, (d,)) for d in early)
 
     # --- KeyUpdate ----------------------------------------------------------------------
 
@@ -1251,9 +1272,7 @@ class Dtls13:
         )
         return encode_plaintext_record(content_type, payload, seq, version)
 
-    def _transmit(
-        self, now: float, only: dict[_Out, list[tuple[int, int]]] | None = None
-    ) -> None:
+    def _transmit(self, now: float, only: dict[_Out, list[tuple[int, int]]] | None = None) -> None:
         """Send what of the current flight the peer has not acknowledged (``only``:
         just these ranges of it), fragmented to the MTU, several records to a
         datagram, each record remembered by number and by the order it was sent."""
@@ -1507,6 +1526,18 @@ class Dtls13:
             elif ctype == _APPLICATION_DATA:
                 if epoch >= 3 and self.state == _CONNECTED:
                     self.events.append(tuple.__new__(ApplicationData, (content,)))
+                elif (
+                    epoch >= 3
+                    and not self.is_client
+                    and self.state != _S_WAIT_CH
+                    and len(self._early_data) < MAX_EARLY_RECORDS
+                ):
+                    # a client is connected once it sent its Finished (RFC 9147
+                    # 5.8.4) and its data may overtake that flight, or outlive its
+                    # loss: held until the Finished authenticates the client, so that
+                    # its first SCTP packets and media wait one flight, not one SCTP
+                    # or application timeout
+                    self._early_data.append(content)
                 else:
                     stats.dropped_epoch += 1
         if (
