@@ -874,3 +874,68 @@ def test_integrity_limit_ends_the_connection() -> None:
     server.receive_datagram(forged, 1.0)
     assert server.state is State.FAILED
     assert isinstance(server.error, DtlsError) and "integrity limit" in str(server.error)
+
+
+def _partial_server_flight(
+    arrival: float = 0.01,
+) -> tuple[DtlsConnection, DtlsConnection, list[bytes]]:
+    """Client and server at MTU 400 where only the server's first datagram (ServerHello,
+    EncryptedExtensions, ...) reached the client, at ``arrival``: the rest of that
+    flight is returned, undelivered. The client has sent its (delayed) ACK."""
+    small = {"mtu": 400, "groups13": [Group.X25519]}  # the hybrid's ServerHello spans 3
+    client, server = pair(small, small)
+    client.connect(0.0)
+    server.connect(0.0)
+    for d in client.datagrams_to_send(0.0):
+        server.receive_datagram(d, 0.0)
+    first, *rest = server.datagrams_to_send(0.0)
+    assert rest, "the server's flight must take several datagrams at MTU 400"
+    client.receive_datagram(first, arrival)
+    assert client._v13 is not None and client._v13.state_name == "WAIT_CERTIFICATE"
+    timer = client.get_timer()
+    assert timer is not None
+    client.handle_timer(timer)  # the delayed ACK of the partial flight
+    assert client.datagrams_to_send(timer)
+    return client, server, rest
+
+
+def test_client_repeats_its_ack_while_the_server_flight_is_incomplete() -> None:
+    # RFC 9147 7.1/7.2: the client's timer keeps running once the server's flight has
+    # begun; on expiry it repeats its ACK, and the server resends what that ACK lacks
+    # at once instead of waiting for its own (doubling) timer. Here the server's
+    # first datagram arrived late (reordered), its timer fired and that resend was
+    # lost too: the client's repeat comes long before the server's next expiry
+    client, server, _lost = _partial_server_flight(arrival=0.2)
+    server_timer = server.get_timer()
+    assert server_timer is not None
+    server.handle_timer(server_timer)
+    assert server.datagrams_to_send(server_timer)  # lost
+    next_server_timer = server.get_timer()
+    nudge_at = client.get_timer()
+    assert nudge_at is not None and next_server_timer is not None
+    assert server_timer < nudge_at < next_server_timer
+    client.handle_timer(nudge_at)
+    (ack,) = client.datagrams_to_send(nudge_at)
+    assert len(ack) < 100  # one small epoch-2 record: the ACK, no handshake data
+    before = server.stats.retransmissions
+    server.receive_datagram(ack, nudge_at + 0.005)
+    resent = server.datagrams_to_send(nudge_at + 0.005)
+    assert resent and server.stats.retransmissions == before + 1
+    for d in resent:
+        client.receive_datagram(d, nudge_at + 0.01)
+    # the client has the whole flight now and answers with its own
+    assert client.state is State.CONNECTED
+    # a repeat of that ACK (duplicated on the path) right after it resends nothing
+    server.receive_datagram(ack, nudge_at + 0.006)
+    assert not server.datagrams_to_send(nudge_at + 0.006)
+
+
+def test_server_gone_mid_flight_times_the_client_out() -> None:
+    # Before, a client holding part of the server's flight had no timer left and
+    # waited for handshake_timeout; now its ACK repeats count as retransmissions
+    client, _server, _lost = _partial_server_flight()
+    while (timer := client.get_timer()) is not None and timer < 600:
+        client.handle_timer(timer)
+        client.datagrams_to_send(timer)  # the server is gone: nothing arrives
+    assert client.state is State.FAILED and isinstance(client.error, HandshakeTimeout)
+    assert client.stats.retransmissions == 0  # ACK repeats resend no handshake data

@@ -487,6 +487,8 @@ class Dtls13:
         self._sent: dict[tuple[int, int], list[tuple[_Out, int, int]]] = {}
         #: record number -> the order it was sent in (loss inference from ACKs)
         self._sent_order: dict[tuple[int, int], int] = {}
+        #: record number -> when it was sent (loss inference from a repeated ACK)
+        self._sent_at: dict[tuple[int, int], float] = {}
         self._send_counter = 0
         #: records of an epoch whose keys we do not have yet (reordering), bounded
         self._early: list[CiphertextRecord] = []
@@ -594,6 +596,10 @@ class Dtls13:
             self._retransmissions += 1
             self._timeout = min(self._timeout * 2, self.max_timeout)
             self._rtx_at = now + self._timeout
+            if not self._flight:
+                # a client holding part of the server's flight: ask for the rest
+                self._send_ack()
+                return
             self.stats.retransmissions += 1
             self._transmit(now)
             if self._flight_is_final and self._flight:
@@ -768,6 +774,12 @@ class Dtls13:
 
     def _on_encrypted_extensions(self, message: Message) -> None:
         self._flight_acked_implicitly()
+        # The server has our hello, but the rest of its flight may be lost: our timer
+        # keeps running (same schedule) and, while that flight is incomplete, each
+        # expiry repeats our ACK of what arrived, which makes the server resend the
+        # rest at once (RFC 9147 7.1, 7.2). DTLS 1.2 gets the same from the client's
+        # ClientHello retransmissions, which run until the server's flight is whole.
+        self._rtx_at = self.now + self._timeout
         ee = EncryptedExtensions.parse(message.body)
         offered_srtp = bool(self.config.srtp_profiles)
         for ext in ee.extensions:
@@ -1239,6 +1251,7 @@ class Dtls13:
         self._flight = flight
         self._sent = {}
         self._sent_order = {}
+        self._sent_at = {}
         self._timeout = self.initial_timeout
         self._retransmissions = 0
         self._rtx_at = self.now + self._timeout
@@ -1323,6 +1336,7 @@ class Dtls13:
                         current += sender.protect(_HANDSHAKE, payload)
                     self._sent.setdefault(number, []).append((out, offset, offset + size))
                     self._sent_order[number] = self._send_counter
+                    self._sent_at[number] = now
                     self._send_counter += 1
                     offset += size
                     if offset >= stop:
@@ -1344,7 +1358,6 @@ class Dtls13:
 
     def _on_ack(self, body: bytes) -> None:
         numbers = parse_ack(body)
-        progress = False
         newest = -1
         for number in numbers:
             key = (number.epoch, number.sequence_number)
@@ -1352,7 +1365,6 @@ class Dtls13:
             for out, start, stop in self._sent.pop(key, ()):
                 if not out.done:
                     out.ack(start, stop)
-                    progress = True
         if not self._flight:
             return
         if all(out.done for out in self._flight):
@@ -1364,14 +1376,22 @@ class Dtls13:
                 self._switch_send_epoch()
             if self.state == _C_WAIT_ACK:
                 self._finish_handshake()
-        elif progress:
-            # A record sent before one the peer acknowledged, and not acknowledged
-            # itself, is lost (RFC 9147 7.1: the ACK lists what arrived): resend those
-            # ranges now. Records sent after the newest acknowledged one may still be
-            # on their way and wait for the timer.
+        else:
+            # Lost (RFC 9147 7.1: the ACK lists what arrived, 7.2: resend the rest):
+            # a record sent before one the peer acknowledged and not acknowledged
+            # itself; and, once our last transmission is not racing this ACK, a
+            # record sent a whole initial timeout ago (at least 1.5 round trips):
+            # the peer had time to acknowledge it, and it repeats its ACK because it
+            # still waits (handle_timer). Anything else may still be on its way and
+            # waits for our timer.
+            now = self.now
+            horizon = now - self.initial_timeout
+            settled = now - self._last_transmit >= self.initial_timeout / 4
             lost: dict[_Out, list[tuple[int, int]]] = {}
             for key, ranges in list(self._sent.items()):
-                if self._sent_order.get(key, newest) < newest:
+                if self._sent_order.get(key, newest) < newest or (
+                    settled and self._sent_at.get(key, now) <= horizon
+                ):
                     del self._sent[key]  # declared lost once; its resend gets new numbers
                     for out, start, stop in ranges:
                         if not out.done:
@@ -1381,8 +1401,8 @@ class Dtls13:
                 for lost_out, lost_ranges in lost.items():
                     lost[lost_out] = _union(lost_ranges)
                 self.stats.retransmissions += 1
-                self._transmit(self.now, lost)
-                self._rtx_at = self.now + self._timeout
+                self._transmit(now, lost)
+                self._rtx_at = now + self._timeout
 
     def _send_ack(self) -> None:
         self._ack_at = None
