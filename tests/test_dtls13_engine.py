@@ -55,6 +55,7 @@ from webrtc_secure.dtls.records13 import (
     ContentType13,
     PlaintextRecord,
     ReceiveEpoch,
+    encode_plaintext_record,
     parse_ack,
     reconstruct_epoch,
     split_datagram,
@@ -939,3 +940,71 @@ def test_server_gone_mid_flight_times_the_client_out() -> None:
         client.datagrams_to_send(timer)  # the server is gone: nothing arrives
     assert client.state is State.FAILED and isinstance(client.error, HandshakeTimeout)
     assert client.stats.retransmissions == 0  # ACK repeats resend no handshake data
+
+
+# --- alerts (RFC 8446 6) ------------------------------------------------------------------
+
+
+def _connected_pair() -> tuple[DtlsConnection, DtlsConnection]:
+    client, server = pair()
+    run(client, server)
+    assert_connected_13(client, server)
+    drain_events(client)
+    drain_events(server)
+    return client, server
+
+
+def _alert_from(sender: DtlsConnection, level: int, description: int) -> list[bytes]:
+    engine = sender._v13
+    assert engine is not None
+    # protected in the sender's current epoch; any description, a made-up one too
+    return [engine._record(ContentType13.ALERT, bytes([level, description]))]
+
+
+def test_user_canceled_is_a_closure_alert_not_an_error() -> None:
+    client, server = _connected_pair()
+    for d in _alert_from(server, 1, int(A.USER_CANCELED)):
+        client.receive_datagram(d, 1.0)
+    # not an error: the connection stays up and carries data
+    assert client.state is State.CONNECTED and client.error is None
+    exchange(client, server)
+    # the close_notify that should follow ends it cleanly
+    server.close()
+    for d in server.datagrams_to_send(1.0):
+        client.receive_datagram(d, 1.0)
+    assert client.state is State.CLOSED and client.error is None
+    closed = [e for e in drain_events(client) if isinstance(e, ConnectionClosed)]
+    assert closed == [ConnectionClosed(None, True)]
+
+
+@pytest.mark.parametrize(
+    "level, description",
+    [(1, int(A.HANDSHAKE_FAILURE)), (1, 200), (2, 200), (1, int(A.NO_RENEGOTIATION))],
+    ids=["warning-handshake_failure", "warning-unknown", "fatal-unknown", "no_renegotiation"],
+)
+def test_other_alerts_are_errors_whatever_their_level(level: int, description: int) -> None:
+    # RFC 8446 6: the 6.2 alerts are errors even when sent as warnings, and an alert
+    # type we do not know MUST be treated as an error too
+    client, server = _connected_pair()
+    for d in _alert_from(server, level, description):
+        client.receive_datagram(d, 1.0)
+    assert client.state is State.FAILED
+    assert isinstance(client.error, AlertReceived) and client.error.alert == description
+    closed = [e for e in drain_events(client) if isinstance(e, ConnectionClosed)]
+    assert len(closed) == 1 and closed[0].by_peer and closed[0].error is client.error
+
+
+def test_unknown_warning_alert_during_the_handshake_is_an_error() -> None:
+    # in epoch 0 too (before, a warning-level alert there was ignored)
+    client, server = pair()
+    client.connect(0.0)
+    server.connect(0.0)
+    for d in client.datagrams_to_send(0.0):
+        server.receive_datagram(d, 0.0)
+    server.datagrams_to_send(0.0)
+    engine = client._v13
+    assert engine is not None and client.state is State.HANDSHAKING
+    alert = encode_plaintext_record(21, bytes([1, 200]), 99, 0xFEFD)
+    client.receive_datagram(alert, 0.01)
+    assert client.state is State.FAILED and isinstance(client.error, AlertReceived)
+    assert client.error.alert == 200

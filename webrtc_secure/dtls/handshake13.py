@@ -1656,10 +1656,16 @@ class Dtls13:
             return
         if alert.description == AlertDescription.CLOSE_NOTIFY:
             raise PeerClosed()
-        if alert.level == AlertLevel.FATAL or epoch >= 2:
-            # TLS 1.3 alerts other than close_notify are all fatal (RFC 8446 6.2)
-            name = enum_name(AlertDescription, alert.description)
-            raise AlertReceived(f"peer sent fatal alert {name}", alert.description)
+        if alert.description == AlertDescription.USER_CANCELED:
+            # RFC 8446 6.1: a closure alert, not an error: the peer cancels for a
+            # reason of its own and its close_notify should follow, which ends the
+            # connection cleanly (and a handshake it abandoned times out)
+            logger.info("DTLS 1.3: peer sent user_canceled (epoch %d)", epoch)
+            return
+        # RFC 8446 6: every other alert is an error alert whatever its level says, an
+        # unknown one included (6.2 alerts are fatal; unknown types MUST be errors)
+        name = enum_name(AlertDescription, alert.description)
+        raise AlertReceived(f"peer sent fatal alert {name}", alert.description)
 
 
 class PeerClosed(Exception):
