@@ -38,6 +38,7 @@ from webrtc_secure.dtls.connection import (  # noqa: E402
     RFC6347_INITIAL_RETRANSMIT_TIMEOUT,
     RFC6347_MAX_RETRANSMIT_TIMEOUT,
 )
+from webrtc_secure.dtls.groups import Group  # noqa: E402
 
 _CERTS: list[Certificate] = []
 #: one-way delay of each direction (seconds), plus up to JITTER more per datagram
@@ -85,6 +86,8 @@ class Outcome:
     ok: bool
     duration: float | None
     datagrams: int
+    #: when the client reported connected (a DTLS 1.3 client: on sending its Finished)
+    client_connected: float | None = None
 
 
 #: timer settings by policy name (``--policy``). "webrtc", the default, is what
@@ -119,6 +122,8 @@ def _run(
     client_cert, server_cert = _certs()
     mtu = config["mtu"]
     timer = _policy(config)
+    # DTLS 1.3's key share group (None: the default, X25519MLKEM768 with x25519)
+    group13 = {"groups13": [config["group13"]]} if config.get("group13") else {}
     client = DtlsConnection(
         True,
         client_cert,
@@ -126,6 +131,7 @@ def _run(
         handshake_timeout=budget,
         remote_fingerprints=server_cert.fingerprints(),
         dtls_versions=config.get("versions", ("1.2",)),
+        **group13,
         **timer,
     )
     server = DtlsConnection(
@@ -136,6 +142,7 @@ def _run(
         cookies=config["cookies"],
         remote_fingerprints=client_cert.fingerprints(),
         dtls_versions=config.get("versions", ("1.2",)),
+        **group13,
         **timer,
     )
     delay = config.get("delay", DELAY)
@@ -158,13 +165,15 @@ def _run(
     max_time = MAX_FAKE_TIME if budget is None else budget + 5
     result = run_handshake(client, server, sim, max_time=max_time)
     ok = result.completed and client.is_connected and server.is_connected
-    return Outcome(ok, result.duration if ok else None, result.datagrams)
+    client_at = result.a.done_at - result.pump.started_at if ok and result.a.done_at else None
+    return Outcome(ok, result.duration if ok else None, result.datagrams, client_at)
 
 
 def _row(config: dict[str, Any]) -> dict[str, Any]:
     logging.disable(logging.WARNING)  # thousands of expected "handshake failed" lines
     seeds = range(config["seeds"])
     times: list[float] = []
+    client_times: list[float] = []
     failed: list[int] = []
     datagrams: list[int] = []
     for seed in seeds:
@@ -172,10 +181,13 @@ def _row(config: dict[str, Any]) -> dict[str, Any]:
         datagrams.append(outcome.datagrams)
         if outcome.ok and outcome.duration is not None:
             times.append(outcome.duration)
+            if outcome.client_connected is not None:
+                client_times.append(outcome.client_connected)
         else:
             failed.append(seed)
     recovered = [s for s in failed if _one(config, s, heal=True)[0]]
     times.sort()
+    client_times.sort()
     return {
         **config,
         "success_rate": len(times) / len(seeds),
@@ -183,6 +195,10 @@ def _row(config: dict[str, Any]) -> dict[str, Any]:
         "median_s": statistics.median(times) if times else None,
         "p95_s": times[int(0.95 * (len(times) - 1))] if times else None,
         "max_s": times[-1] if times else None,
+        "client_median_s": statistics.median(client_times) if client_times else None,
+        "client_p95_s": (
+            client_times[int(0.95 * (len(client_times) - 1))] if client_times else None
+        ),
         "datagrams_mean": statistics.fmean(datagrams),
         "datagrams_max": max(datagrams),
         "failed_seeds": failed,
@@ -239,6 +255,54 @@ def configurations(
     return rows
 
 
+#: the side by side of DTLS 1.2 and 1.3 (``--compare``): (label, versions, 1.3 group)
+COMPARED: tuple[tuple[str, tuple[str, ...], int | None], ...] = (
+    ("1.2 (x25519)", ("1.2",), None),
+    ("1.3 (X25519MLKEM768)", ("1.3",), None),
+    ("1.3 (x25519)", ("1.3",), int(Group.X25519)),
+)
+
+
+def compare_configurations(seeds: int) -> list[dict[str, Any]]:
+    """DTLS 1.2 and 1.3 on the same seeded paths: MTU 1200 and 300, 0-30 % loss each
+    way with 30 % reordering and 10 % duplication, the RTT-derived timer."""
+    rows = []
+    for mtu in (1200, 300):
+        for loss in (0.0, 0.1, 0.2, 0.3):
+            for label, versions, group13 in COMPARED:
+                rows.append(
+                    {
+                        "mtu": mtu,
+                        "loss": loss,
+                        "seeds": seeds,
+                        "cookies": False,
+                        "reorder": 0.3,
+                        "duplicate": 0.1,
+                        "policy": "webrtc",
+                        "versions": versions,
+                        "group13": group13,
+                        "label": label,
+                    }
+                )
+    return rows
+
+
+def compare_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| MTU | loss | DTLS (group) | success | median s | p95 s | max s "
+        "| client median s | client p95 s | datagrams mean |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['mtu']} | {int(100 * r['loss'])} % | {r['label']} | "
+            f"{100 * r['success_rate']:.1f} % | {_fmt(r['median_s'])} | {_fmt(r['p95_s'])} | "
+            f"{_fmt(r['max_s'])} | {_fmt(r['client_median_s'])} | "
+            f"{_fmt(r['client_p95_s'])} | {r['datagrams_mean']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
@@ -258,7 +322,22 @@ def main() -> int:
         "SecurePeer runs without cookies over ICE.",
         file=sys.stderr,
     )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="DTLS 1.2 and 1.3 side by side (0-30 %% loss, reordered, MTU 1200 and 300)",
+    )
     args = parser.parse_args()
+    if args.compare:
+        with ProcessPoolExecutor() as pool:
+            rows = list(pool.map(_row, compare_configurations(args.seeds)))
+        table = compare_table(rows)
+        print(table)
+        out = HERE / "results"
+        out.mkdir(exist_ok=True)
+        (out / "faults-dtls13-compare.json").write_text(json.dumps(rows, indent=1))
+        (out / "faults-dtls13-compare.md").write_text(table + "\n")
+        return 0
     with ProcessPoolExecutor() as pool:
         rows = list(pool.map(_row, configurations(args.seeds, args.policy, (args.dtls,))))
     timer = {

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.dtls_pair import Link, cert, drain_events, pins, run
 from webrtc_secure.dtls import DtlsConnection, State, keys13
-from webrtc_secure.dtls.events import ApplicationData, HandshakeComplete
+from webrtc_secure.dtls.events import ApplicationData, ConnectionClosed, HandshakeComplete
 from webrtc_secure.dtls.groups import Group
 from webrtc_secure.dtls.listener import DtlsListener
 from webrtc_secure.dtls.messages import AlertDescription, split_handshake_fragments
@@ -55,12 +55,19 @@ from webrtc_secure.dtls.records13 import (
     ContentType13,
     PlaintextRecord,
     ReceiveEpoch,
+    encode_plaintext_record,
     parse_ack,
     reconstruct_epoch,
     split_datagram,
 )
 from webrtc_secure.dtls.suites13 import SUITES13, CipherSuite13
-from webrtc_secure.errors import AlertReceived, DtlsError, FingerprintMismatch, HandshakeFailure
+from webrtc_secure.errors import (
+    AlertReceived,
+    DtlsError,
+    FingerprintMismatch,
+    HandshakeFailure,
+    HandshakeTimeout,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
@@ -518,19 +525,22 @@ def test_dtls13_only_client_at_a_dtls12_server_finds_nothing_in_common() -> None
     assert client.state is State.FAILED
 
 
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
 @pytest.mark.parametrize("wrong", ["client", "server"])
-def test_fingerprint_mismatch_fails_like_dtls12(wrong: str) -> None:
+def test_fingerprint_mismatch_fails_like_dtls12(wrong: str, version: str) -> None:
     # ``wrong`` pins a third certificate instead of its peer's
     client = DtlsConnection(
         True,
         cert("client"),
         remote_fingerprints=pins("mallory" if wrong == "client" else "server"),
+        dtls_versions=(version,),
     )
     server = DtlsConnection(
         False,
         cert("server"),
         cookies=False,
         remote_fingerprints=pins("mallory" if wrong == "server" else "client"),
+        dtls_versions=(version,),
     )
     run(client, server)
     refusing, other = (client, server) if wrong == "client" else (server, client)
@@ -539,7 +549,80 @@ def test_fingerprint_mismatch_fails_like_dtls12(wrong: str) -> None:
     assert isinstance(other.error, AlertReceived) and other.error.alert == A.BAD_CERTIFICATE
     for conn in (client, server):
         assert conn.state is State.FAILED
-        assert not any(isinstance(e, HandshakeComplete) for e in drain_events(conn))
+        events = drain_events(conn)
+        closed = [e for e in events if isinstance(e, ConnectionClosed)]
+        assert len(closed) == 1 and closed[0].error is conn.error
+        assert closed[0].by_peer is (conn is other)
+        completed = any(isinstance(e, HandshakeComplete) for e in events)
+        # only a DTLS 1.3 client completes before the server has checked its
+        # certificate: it is connected once it sent its Finished (RFC 9147 5.8.4),
+        # and the server's alert then ends that connection with the same error
+        assert completed is (version == "1.3" and wrong == "server" and conn is client)
+        if completed:
+            assert events.index(closed[0]) > [type(e) for e in events].index(HandshakeComplete)
+
+
+def test_client_is_connected_on_sending_its_finished() -> None:
+    # one flight earlier than DTLS 1.2: HandshakeComplete, the exporter and data right
+    # after the client's Finished; the final flight is resent until the server's ACK
+    client, server = pair()
+    client.connect(0.0)
+    server.connect(0.0)
+    flights = 0
+    for sender, receiver in ((client, server), (server, client)):
+        flights += 1
+        for d in sender.datagrams_to_send(0.0):
+            receiver.receive_datagram(d, 0.0)
+    assert flights == 2 and client.state is State.CONNECTED and server.state is State.HANDSHAKING
+    assert any(isinstance(e, HandshakeComplete) for e in drain_events(client))
+    keys = client.export_keying_material("EXTRACTOR-dtls_srtp", 60)
+    final = client.datagrams_to_send(0.0)
+    client.send(b"early")
+    (data,) = client.datagrams_to_send(0.0)
+    # the data overtakes the final flight: the server holds it until the Finished
+    server.receive_datagram(data, 0.001)
+    assert server.state is State.HANDSHAKING and not drain_events(server)
+    for d in final:
+        server.receive_datagram(d, 0.002)
+    assert server.state is State.CONNECTED
+    events = drain_events(server)
+    assert isinstance(events[0], HandshakeComplete) and events[1:] == [ApplicationData(b"early")]
+    assert server.export_keying_material("EXTRACTOR-dtls_srtp", 60) == keys
+    # the server's ACK went out; until it arrives the client resends the final flight
+    ack = server.datagrams_to_send(0.002)
+    assert client._v13 is not None and client._v13.retransmit_at is not None
+    timer = client.get_timer()
+    assert timer is not None
+    client.handle_timer(timer)
+    resent = client.datagrams_to_send(timer)
+    # the same flight in epoch 2 under new record numbers, twice (a second copy of
+    # the small final flight, as after every timer of it)
+    assert len(resent) == 2 * len(final)
+    assert all(d[0] & 0xE3 == 0x22 for d in resent)
+    assert sorted(map(len, resent)) == sorted(map(len, final + final))
+    for d in ack:
+        client.receive_datagram(d, timer + 0.001)
+    assert client._v13.retransmit_at is None and client.get_timer() is None
+    assert client._v13.state_name == "CONNECTED"
+    exchange(client, server)
+
+
+def test_unacknowledged_finished_ends_the_connection() -> None:
+    # a server that never answers the final flight (gone, or never got it): the client
+    # reported connected, keeps resending, and then fails with HandshakeTimeout
+    client, server = pair()
+    client.connect(0.0)
+    server.connect(0.0)
+    for sender, receiver in ((client, server), (server, client)):
+        for d in sender.datagrams_to_send(0.0):
+            receiver.receive_datagram(d, 0.0)
+    assert client.state is State.CONNECTED
+    resends = 0
+    while (timer := client.get_timer()) is not None and timer < 600:
+        client.handle_timer(timer)
+        resends += bool(client.datagrams_to_send(timer))
+    assert client.state is State.FAILED and isinstance(client.error, HandshakeTimeout)
+    assert resends == client._max_retransmissions
 
 
 # --- after the handshake ------------------------------------------------------------------
@@ -792,3 +875,136 @@ def test_integrity_limit_ends_the_connection() -> None:
     server.receive_datagram(forged, 1.0)
     assert server.state is State.FAILED
     assert isinstance(server.error, DtlsError) and "integrity limit" in str(server.error)
+
+
+def _partial_server_flight(
+    arrival: float = 0.01,
+) -> tuple[DtlsConnection, DtlsConnection, list[bytes]]:
+    """Client and server at MTU 400 where only the server's first datagram (ServerHello,
+    EncryptedExtensions, ...) reached the client, at ``arrival``: the rest of that
+    flight is returned, undelivered. The client has sent its (delayed) ACK."""
+    small = {"mtu": 400, "groups13": [Group.X25519]}  # the hybrid's ServerHello spans 3
+    client, server = pair(small, small)
+    client.connect(0.0)
+    server.connect(0.0)
+    for d in client.datagrams_to_send(0.0):
+        server.receive_datagram(d, 0.0)
+    first, *rest = server.datagrams_to_send(0.0)
+    assert rest, "the server's flight must take several datagrams at MTU 400"
+    client.receive_datagram(first, arrival)
+    assert client._v13 is not None and client._v13.state_name == "WAIT_CERTIFICATE"
+    timer = client.get_timer()
+    assert timer is not None
+    client.handle_timer(timer)  # the delayed ACK of the partial flight
+    assert client.datagrams_to_send(timer)
+    return client, server, rest
+
+
+def test_client_repeats_its_ack_while_the_server_flight_is_incomplete() -> None:
+    # RFC 9147 7.1/7.2: the client's timer keeps running once the server's flight has
+    # begun; on expiry it repeats its ACK, and the server resends what that ACK lacks
+    # at once instead of waiting for its own (doubling) timer. Here the server's
+    # first datagram arrived late (reordered), its timer fired and that resend was
+    # lost too: the client's repeat comes long before the server's next expiry
+    client, server, _lost = _partial_server_flight(arrival=0.2)
+    server_timer = server.get_timer()
+    assert server_timer is not None
+    server.handle_timer(server_timer)
+    assert server.datagrams_to_send(server_timer)  # lost
+    next_server_timer = server.get_timer()
+    nudge_at = client.get_timer()
+    assert nudge_at is not None and next_server_timer is not None
+    assert server_timer < nudge_at < next_server_timer
+    client.handle_timer(nudge_at)
+    (ack,) = client.datagrams_to_send(nudge_at)
+    assert len(ack) < 100  # one small epoch-2 record: the ACK, no handshake data
+    before = server.stats.retransmissions
+    server.receive_datagram(ack, nudge_at + 0.005)
+    resent = server.datagrams_to_send(nudge_at + 0.005)
+    assert resent and server.stats.retransmissions == before + 1
+    for d in resent:
+        client.receive_datagram(d, nudge_at + 0.01)
+    # the client has the whole flight now and answers with its own
+    assert client.state is State.CONNECTED
+    # a repeat of that ACK (duplicated on the path) right after it resends nothing
+    server.receive_datagram(ack, nudge_at + 0.006)
+    assert not server.datagrams_to_send(nudge_at + 0.006)
+
+
+def test_server_gone_mid_flight_times_the_client_out() -> None:
+    # Before, a client holding part of the server's flight had no timer left and
+    # waited for handshake_timeout; now its ACK repeats count as retransmissions
+    client, _server, _lost = _partial_server_flight()
+    while (timer := client.get_timer()) is not None and timer < 600:
+        client.handle_timer(timer)
+        client.datagrams_to_send(timer)  # the server is gone: nothing arrives
+    assert client.state is State.FAILED and isinstance(client.error, HandshakeTimeout)
+    assert client.stats.retransmissions == 0  # ACK repeats resend no handshake data
+
+
+# --- alerts (RFC 8446 6) ------------------------------------------------------------------
+
+
+def _connected_pair() -> tuple[DtlsConnection, DtlsConnection]:
+    client, server = pair()
+    run(client, server)
+    assert_connected_13(client, server)
+    drain_events(client)
+    drain_events(server)
+    return client, server
+
+
+def _alert_from(sender: DtlsConnection, level: int, description: int) -> list[bytes]:
+    engine = sender._v13
+    assert engine is not None
+    # protected in the sender's current epoch; any description, a made-up one too
+    return [engine._record(ContentType13.ALERT, bytes([level, description]))]
+
+
+def test_user_canceled_is_a_closure_alert_not_an_error() -> None:
+    client, server = _connected_pair()
+    for d in _alert_from(server, 1, int(A.USER_CANCELED)):
+        client.receive_datagram(d, 1.0)
+    # not an error: the connection stays up and carries data
+    assert client.state is State.CONNECTED and client.error is None
+    exchange(client, server)
+    # the close_notify that should follow ends it cleanly
+    server.close()
+    for d in server.datagrams_to_send(1.0):
+        client.receive_datagram(d, 1.0)
+    assert client.state is State.CLOSED and client.error is None
+    closed = [e for e in drain_events(client) if isinstance(e, ConnectionClosed)]
+    assert closed == [ConnectionClosed(None, True)]
+
+
+@pytest.mark.parametrize(
+    "level, description",
+    [(1, int(A.HANDSHAKE_FAILURE)), (1, 200), (2, 200), (1, int(A.NO_RENEGOTIATION))],
+    ids=["warning-handshake_failure", "warning-unknown", "fatal-unknown", "no_renegotiation"],
+)
+def test_other_alerts_are_errors_whatever_their_level(level: int, description: int) -> None:
+    # RFC 8446 6: the 6.2 alerts are errors even when sent as warnings, and an alert
+    # type we do not know MUST be treated as an error too
+    client, server = _connected_pair()
+    for d in _alert_from(server, level, description):
+        client.receive_datagram(d, 1.0)
+    assert client.state is State.FAILED
+    assert isinstance(client.error, AlertReceived) and client.error.alert == description
+    closed = [e for e in drain_events(client) if isinstance(e, ConnectionClosed)]
+    assert len(closed) == 1 and closed[0].by_peer and closed[0].error is client.error
+
+
+def test_unknown_warning_alert_during_the_handshake_is_an_error() -> None:
+    # in epoch 0 too (before, a warning-level alert there was ignored)
+    client, server = pair()
+    client.connect(0.0)
+    server.connect(0.0)
+    for d in client.datagrams_to_send(0.0):
+        server.receive_datagram(d, 0.0)
+    server.datagrams_to_send(0.0)
+    engine = client._v13
+    assert engine is not None and client.state is State.HANDSHAKING
+    alert = encode_plaintext_record(21, bytes([1, 200]), 99, 0xFEFD)
+    client.receive_datagram(alert, 0.01)
+    assert client.state is State.FAILED and isinstance(client.error, AlertReceived)
+    assert client.error.alert == 200

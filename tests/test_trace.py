@@ -12,6 +12,7 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -107,9 +108,17 @@ FLIGHT_13_SERVER = [
 ]
 
 
+def _finished_acked(client: Any, _events: object) -> bool:
+    """A DTLS 1.3 client is connected once it sent its Finished: the traces below run
+    on until the server's ACK of it arrived, so that they hold the whole exchange."""
+    return client._v13 is not None and bool(client._v13.connected)
+
+
 def test_dtls13_handshake_traced_from_the_engines_own_records() -> None:
     client, server, ct, st = _pair("1.3")
-    assert run_handshake(client, server, NetSim(3)).completed
+    # the client is connected once it sent its Finished: run on until the server's ACK
+    # of it arrives, so that the trace holds the whole exchange
+    assert run_handshake(client, server, NetSim(3), a_done=_finished_acked).completed
     assert client.version_name == "DTLS 1.3"
     # HelloRetryRequest (the server's stateless cookie), then the 1.3 flights and the ACK
     assert ct.messages("send") == [
@@ -135,7 +144,7 @@ def test_dtls13_lost_flight_shows_timer_and_retransmission() -> None:
     client, server, ct, st = _pair("1.3")
     # b->a index 2 is the server's encrypted flight (HelloRetryRequest, ServerHello first)
     sim = NetSim(5, a_to_b=LinkConfig(), b_to_a=LinkConfig(drop_indices=frozenset({2})))
-    assert run_handshake(client, server, sim).completed
+    assert run_handshake(client, server, sim, a_done=_finished_acked).completed
     sent = [e for e in st.entries if e.direction != "recv"]
     first = next(i for i, e in enumerate(sent) if "EncryptedExtensions" in e.messages)
     timer = next(e for e in sent[first:] if e.direction == "note")

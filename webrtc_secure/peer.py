@@ -909,16 +909,10 @@ class SecurePeer(AsyncIOEventEmitter):
             self._connect_started, self._ice_done = started, ice_done
             await self._handshake(is_client, remote)
         except AlertReceived as exc:
-            if exc.alert == AlertDescription.BAD_CERTIFICATE:
-                # the peer hashed our certificate and found another fingerprint in its
-                # copy of our description: the same man-in-the-middle, seen from there
-                mismatch = FingerprintMismatch(
-                    "the peer refused our certificate (bad_certificate): the description "
-                    "it received does not carry our fingerprint",
-                    exc.alert,
-                )
-                await self._fail(mismatch)
-                raise mismatch from exc
+            refused = _refused_certificate(exc)
+            if refused is not None:
+                await self._fail(refused)
+                raise refused from exc
             await self._fail(exc)
             raise
         except (WebrtcSecureError, asyncio.CancelledError) as exc:
@@ -1311,6 +1305,11 @@ class SecurePeer(AsyncIOEventEmitter):
         if self._state != PeerState.CONNECTED:
             return  # connect() sees the error through the handshake and fails
         if error is not None:
+            # a DTLS 1.3 client is connected once it sent its Finished: a server that
+            # refuses our certificate says so afterwards, with the error connect()
+            # raises for it under DTLS 1.2
+            if isinstance(error, AlertReceived):
+                error = _refused_certificate(error) or error
             self._emit_error(error)
         self._shutdown_task = asyncio.ensure_future(
             self._shutdown(PeerState.FAILED if error else PeerState.CLOSED)
@@ -1409,6 +1408,21 @@ class SecurePeer(AsyncIOEventEmitter):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
+
+
+def _refused_certificate(alert: AlertReceived) -> FingerprintMismatch | None:
+    """The peer's bad_certificate as what it means in WebRTC: the peer hashed our
+    certificate and found another fingerprint in its copy of our description, the
+    same man-in-the-middle seen from there."""
+    if alert.alert != AlertDescription.BAD_CERTIFICATE:
+        return None
+    mismatch = FingerprintMismatch(
+        "the peer refused our certificate (bad_certificate): the description "
+        "it received does not carry our fingerprint",
+        alert.alert,
+    )
+    mismatch.__cause__ = alert
+    return mismatch
 
 
 class _Returning:

@@ -25,17 +25,20 @@ import contextlib
 import os
 import random
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import atheris
+from cryptography.hazmat.primitives.asymmetric import ec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 with atheris.instrument_imports(include=["webrtc_secure"]):
     from webrtc_secure.certificate import Certificate
-    from webrtc_secure.dtls import keys13
+    from webrtc_secure.dtls import handshake13, keys13
     from webrtc_secure.dtls.connection import DtlsConnection, State
+    from webrtc_secure.dtls.events import ApplicationData, HandshakeComplete
     from webrtc_secure.dtls.messages13 import (
         Certificate13,
         CertificateRequest13,
@@ -123,8 +126,39 @@ def messages13(data: bytes) -> None:
     _typed_only(lambda: parser(data[1:]))
 
 
-_CLIENT_CERT = Certificate.generate()
-_SERVER_CERT = Certificate.generate()
+def _fixture(name: str) -> Certificate:
+    """A fixed ECDSA P-256 certificate (tests/fuzz/fixtures/README.md): the same in
+    every process, so seeds written by one process (``--write-seeds``, saved
+    regressions) still pass the fingerprint check in another."""
+    pem = (Path(__file__).resolve().parent / "fixtures" / f"{name}_ecdsa.pem").read_bytes()
+    cert_end = pem.index(b"-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----\n")
+    return Certificate.from_pem(pem[:cert_end], pem[cert_end:])
+
+
+_CLIENT_CERT = _fixture("client")
+_SERVER_CERT = _fixture("server")
+
+
+@contextlib.contextmanager
+def _deterministic_signatures() -> Iterator[None]:
+    """ECDSA with RFC 6979 nonces while a fuzz engine runs: the recorded flights then
+    match what a fresh engine computes (its own CertificateVerify is part of the
+    transcript), so a server replay gets past the client's CertificateVerify and
+    Finished into the connected states. Restored afterwards: nothing else in the
+    process signs deterministically."""
+    original = handshake13.sign13
+
+    def sign13(key: Any, scheme: int, content: bytes) -> bytes:
+        if scheme in handshake13._ECDSA_HASH:
+            algorithm = ec.ECDSA(handshake13._ECDSA_HASH[scheme], deterministic_signing=True)
+            return bytes(key.sign(content, algorithm))
+        return original(key, scheme, content)
+
+    handshake13.sign13 = sign13
+    try:
+        yield
+    finally:
+        handshake13.sign13 = original
 
 
 def _engine(is_client: bool) -> DtlsConnection:
@@ -146,10 +180,16 @@ def _engine(is_client: bool) -> DtlsConnection:
 def engine13(data: bytes) -> None:
     if not data:
         return
+    with _deterministic_signatures():
+        _engine13(data)
+
+
+def _engine13(data: bytes) -> None:
     conn = _engine(is_client=bool(data[0] & 1))
     conn.connect(0.0)
     conn.datagrams_to_send(0.0)
     pos, now = 1, 0.0
+    completed = closed = False
     while pos + 2 <= len(data):
         length = (data[pos] << 8) | data[pos + 1]
         datagram = data[pos + 2 : pos + 2 + length]
@@ -160,6 +200,17 @@ def engine13(data: bytes) -> None:
         timer = conn.get_timer()
         if timer is not None and timer <= now:
             conn.handle_timer(now)
+        while (event := conn.next_event()) is not None:
+            # nothing is delivered before the peer is authenticated (a server holds
+            # a client's early data until its Finished), and nothing after the end
+            assert not closed
+            if isinstance(event, HandshakeComplete):
+                assert not completed
+                completed = True
+            elif isinstance(event, ApplicationData):
+                assert completed
+            else:
+                closed = True
     if conn.state is State.FAILED:
         assert isinstance(conn.error, DtlsError)
 
@@ -177,6 +228,11 @@ def _framed(datagrams: list[bytes]) -> bytes:
 
 def _handshake_seeds() -> list[bytes]:
     """A real 1.3 handshake's datagrams, as each side received them."""
+    with _deterministic_signatures():
+        return _record_handshake()
+
+
+def _record_handshake() -> list[bytes]:
     client, server = _engine(True), _engine(False)
     client.connect(0.0)
     server.connect(0.0)
@@ -188,7 +244,17 @@ def _handshake_seeds() -> list[bytes]:
             for datagram in sender.datagrams_to_send(now):
                 log.append(datagram)
                 receiver.receive_datagram(datagram, now)
-    return [b"\x00" + _framed(to_server), b"\x01" + _framed(to_client)]
+    # the client is connected once it sent its Finished: its first data, moved ahead
+    # of that flight, is what a server sees when the path reorders them (it holds the
+    # data until the Finished is verified)
+    client.send(b"early data")
+    early = client.datagrams_to_send(1.0)
+    reordered = [to_server[0], *early, *to_server[1:]]
+    return [
+        b"\x00" + _framed(to_server),
+        b"\x01" + _framed(to_client),
+        b"\x00" + _framed(reordered),
+    ]
 
 
 def seeds13() -> dict[str, list[bytes]]:

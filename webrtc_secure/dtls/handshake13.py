@@ -15,8 +15,8 @@ Flights (both sides present certificates, as WebRTC requires)::
     S: ServerHello                                   epoch 0
        EncryptedExtensions CertificateRequest
        Certificate CertificateVerify Finished        epoch 2
-    C: Certificate CertificateVerify Finished        epoch 2
-    S: ACK                                           epoch 3
+    C: Certificate CertificateVerify Finished        epoch 2   client connected
+    S: ACK                                           epoch 3   server connected
     application data, KeyUpdate + ACK                epoch 3, 4, ...
 
 Reliability is RFC 9147's: every handshake record we send is remembered by its record
@@ -487,9 +487,14 @@ class Dtls13:
         self._sent: dict[tuple[int, int], list[tuple[_Out, int, int]]] = {}
         #: record number -> the order it was sent in (loss inference from ACKs)
         self._sent_order: dict[tuple[int, int], int] = {}
+        #: record number -> when it was sent (loss inference from a repeated ACK)
+        self._sent_at: dict[tuple[int, int], float] = {}
         self._send_counter = 0
         #: records of an epoch whose keys we do not have yet (reordering), bounded
         self._early: list[CiphertextRecord] = []
+        #: server: the client's epoch-3 application data that arrived before its
+        #: Finished was verified, held (bounded) until it is
+        self._early_data: list[bytes] = []
         self._rtx_at: float | None = None
         self._timeout = initial_timeout
         self._retransmissions = 0
@@ -579,12 +584,22 @@ class Dtls13:
                     )
                     self._rtx_at = None
                     return
+                if self.state == _C_WAIT_ACK:
+                    # reported connected, but the server never confirmed our
+                    # Finished: it cannot read what we send, so the connection ends
+                    raise HandshakeTimeout(
+                        f"Finished unacknowledged after {self._retransmissions} retransmissions"
+                    )
                 raise HandshakeTimeout(
                     f"flight unanswered after {self._retransmissions} retransmissions"
                 )
             self._retransmissions += 1
             self._timeout = min(self._timeout * 2, self.max_timeout)
             self._rtx_at = now + self._timeout
+            if not self._flight:
+                # a client holding part of the server's flight: ask for the rest
+                self._send_ack()
+                return
             self.stats.retransmissions += 1
             self._transmit(now)
             if self._flight_is_final and self._flight:
@@ -759,6 +774,12 @@ class Dtls13:
 
     def _on_encrypted_extensions(self, message: Message) -> None:
         self._flight_acked_implicitly()
+        # The server has our hello, but the rest of its flight may be lost: our timer
+        # keeps running (same schedule) and, while that flight is incomplete, each
+        # expiry repeats our ACK of what arrived, which makes the server resend the
+        # rest at once (RFC 9147 7.1, 7.2). DTLS 1.2 gets the same from the client's
+        # ClientHello retransmissions, which run until the server's flight is whole.
+        self._rtx_at = self.now + self._timeout
         ee = EncryptedExtensions.parse(message.body)
         offered_srtp = bool(self.config.srtp_profiles)
         for ext in ee.extensions:
@@ -1116,12 +1137,15 @@ class Dtls13:
             self._flight_acked_implicitly()
             self._flight_is_final = True
             self._client_final_flight()
-            # Connected once the server has our Finished (its ACK, or anything it
-            # protects in epoch 3): as under DTLS 1.2, where the client waits for the
-            # server's Finished, a server that refuses our certificate (fingerprint)
-            # fails our handshake with its alert instead of closing a connection we
-            # already reported up
+            # Connected now, as RFC 8446 4.4.4 / RFC 9147 5.8.4 allow: the server's
+            # Finished is verified and our application keys exist, so we report the
+            # handshake complete and may send data, one round trip before the
+            # server's ACK. Until that ACK (or anything the server protects in epoch
+            # 3, which it does only once it accepted our Finished) we keep resending
+            # the final flight; a server that refuses our certificate answers with a
+            # fatal alert instead, which ends the connection with that typed error
             self.state = _C_WAIT_ACK
+            self.io.handshake_complete13()
         else:
             raise self._unexpected(t)
 
@@ -1151,8 +1175,17 @@ class Dtls13:
             raise self._unexpected(t)
 
     def _finish_handshake(self) -> None:
+        """Server: the client's Finished is verified. Client: the server acknowledged
+        our Finished (we reported the handshake complete when we sent it)."""
+        reported = self.state == _C_WAIT_ACK
         self.state = _CONNECTED
-        self.io.handshake_complete13()
+        if not reported:
+            self.io.handshake_complete13()
+        if self._early_data:
+            # the client's data that overtook its Finished (or outlived a lost one),
+            # delivered now that the Finished authenticated the client
+            early, self._early_data = self._early_data, []
+            self.events.extend(tuple.__new__(ApplicationData, (d,)) for d in early)
 
     # --- KeyUpdate ----------------------------------------------------------------------
 
@@ -1218,6 +1251,7 @@ class Dtls13:
         self._flight = flight
         self._sent = {}
         self._sent_order = {}
+        self._sent_at = {}
         self._timeout = self.initial_timeout
         self._retransmissions = 0
         self._rtx_at = self.now + self._timeout
@@ -1251,9 +1285,7 @@ class Dtls13:
         )
         return encode_plaintext_record(content_type, payload, seq, version)
 
-    def _transmit(
-        self, now: float, only: dict[_Out, list[tuple[int, int]]] | None = None
-    ) -> None:
+    def _transmit(self, now: float, only: dict[_Out, list[tuple[int, int]]] | None = None) -> None:
         """Send what of the current flight the peer has not acknowledged (``only``:
         just these ranges of it), fragmented to the MTU, several records to a
         datagram, each record remembered by number and by the order it was sent."""
@@ -1304,6 +1336,7 @@ class Dtls13:
                         current += sender.protect(_HANDSHAKE, payload)
                     self._sent.setdefault(number, []).append((out, offset, offset + size))
                     self._sent_order[number] = self._send_counter
+                    self._sent_at[number] = now
                     self._send_counter += 1
                     offset += size
                     if offset >= stop:
@@ -1325,7 +1358,6 @@ class Dtls13:
 
     def _on_ack(self, body: bytes) -> None:
         numbers = parse_ack(body)
-        progress = False
         newest = -1
         for number in numbers:
             key = (number.epoch, number.sequence_number)
@@ -1333,7 +1365,6 @@ class Dtls13:
             for out, start, stop in self._sent.pop(key, ()):
                 if not out.done:
                     out.ack(start, stop)
-                    progress = True
         if not self._flight:
             return
         if all(out.done for out in self._flight):
@@ -1345,14 +1376,22 @@ class Dtls13:
                 self._switch_send_epoch()
             if self.state == _C_WAIT_ACK:
                 self._finish_handshake()
-        elif progress:
-            # A record sent before one the peer acknowledged, and not acknowledged
-            # itself, is lost (RFC 9147 7.1: the ACK lists what arrived): resend those
-            # ranges now. Records sent after the newest acknowledged one may still be
-            # on their way and wait for the timer.
+        else:
+            # Lost (RFC 9147 7.1: the ACK lists what arrived, 7.2: resend the rest):
+            # a record sent before one the peer acknowledged and not acknowledged
+            # itself; and, once our last transmission is not racing this ACK, a
+            # record sent a whole initial timeout ago (at least 1.5 round trips):
+            # the peer had time to acknowledge it, and it repeats its ACK because it
+            # still waits (handle_timer). Anything else may still be on its way and
+            # waits for our timer.
+            now = self.now
+            horizon = now - self.initial_timeout
+            settled = now - self._last_transmit >= self.initial_timeout / 4
             lost: dict[_Out, list[tuple[int, int]]] = {}
             for key, ranges in list(self._sent.items()):
-                if self._sent_order.get(key, newest) < newest:
+                if self._sent_order.get(key, newest) < newest or (
+                    settled and self._sent_at.get(key, now) <= horizon
+                ):
                     del self._sent[key]  # declared lost once; its resend gets new numbers
                     for out, start, stop in ranges:
                         if not out.done:
@@ -1362,8 +1401,8 @@ class Dtls13:
                 for lost_out, lost_ranges in lost.items():
                     lost[lost_out] = _union(lost_ranges)
                 self.stats.retransmissions += 1
-                self._transmit(self.now, lost)
-                self._rtx_at = self.now + self._timeout
+                self._transmit(now, lost)
+                self._rtx_at = now + self._timeout
 
     def _send_ack(self) -> None:
         self._ack_at = None
@@ -1507,6 +1546,18 @@ class Dtls13:
             elif ctype == _APPLICATION_DATA:
                 if epoch >= 3 and self.state == _CONNECTED:
                     self.events.append(tuple.__new__(ApplicationData, (content,)))
+                elif (
+                    epoch >= 3
+                    and not self.is_client
+                    and self.state != _S_WAIT_CH
+                    and len(self._early_data) < MAX_EARLY_RECORDS
+                ):
+                    # a client is connected once it sent its Finished (RFC 9147
+                    # 5.8.4) and its data may overtake that flight, or outlive its
+                    # loss: held until the Finished authenticates the client, so that
+                    # its first SCTP packets and media wait one flight, not one SCTP
+                    # or application timeout
+                    self._early_data.append(content)
                 else:
                     stats.dropped_epoch += 1
         if (
@@ -1605,10 +1656,16 @@ class Dtls13:
             return
         if alert.description == AlertDescription.CLOSE_NOTIFY:
             raise PeerClosed()
-        if alert.level == AlertLevel.FATAL or epoch >= 2:
-            # TLS 1.3 alerts other than close_notify are all fatal (RFC 8446 6.2)
-            name = enum_name(AlertDescription, alert.description)
-            raise AlertReceived(f"peer sent fatal alert {name}", alert.description)
+        if alert.description == AlertDescription.USER_CANCELED:
+            # RFC 8446 6.1: a closure alert, not an error: the peer cancels for a
+            # reason of its own and its close_notify should follow, which ends the
+            # connection cleanly (and a handshake it abandoned times out)
+            logger.info("DTLS 1.3: peer sent user_canceled (epoch %d)", epoch)
+            return
+        # RFC 8446 6: every other alert is an error alert whatever its level says, an
+        # unknown one included (6.2 alerts are fatal; unknown types MUST be errors)
+        name = enum_name(AlertDescription, alert.description)
+        raise AlertReceived(f"peer sent fatal alert {name}", alert.description)
 
 
 class PeerClosed(Exception):
