@@ -5,6 +5,17 @@ association asks for (``get_timer``), flushes the association's packets after ev
 input through a send callable (the DTLS transport's ``send``: one SCTP packet, one
 DTLS application-data record, RFC 8261), and hands the association's events to the
 data channel :class:`~webrtc_secure.datachannel.ChannelManager`.
+
+Latency: everything runs in the loop iteration that read the datagram. A received
+DATA chunk reaches the channel's ``message`` handlers before this transport returns,
+and what a handler sends leaves before it returns too, in one flush after all the
+packet's events: bundled with the SACK the packet made due (a send from a handler
+does not flush on its own; the flush at the end of the input takes it). There is no
+deferral to a later iteration anywhere on this path: batching across the datagrams
+of one iteration (flushing once, with ``call_soon``, after all of them) was measured
+and lost, because the association gives a burst of new data per SACK (Max.Burst,
+RFC 9260 6.1 D), so SACKs taken together send less, and on asyncio every socket
+yields one datagram per iteration anyway.
 """
 
 from __future__ import annotations
@@ -64,15 +75,14 @@ class SctpTransport:
         self.on_established = on_established
         self.on_closed = on_closed
         self._loop = asyncio.get_running_loop()
+        #: the association's clock: the loop's (bound once, called several times a packet)
+        self.now: Callable[[], float] = self._loop.time
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when: float | None = None
         self._established: asyncio.Future[None] = self._loop.create_future()
         self._servicing = False
         self._closed = False
         self.send_errors = 0
-
-    def now(self) -> float:
-        return self._loop.time()
 
     @property
     def is_established(self) -> bool:
@@ -107,18 +117,28 @@ class SctpTransport:
         self.service()
 
     def service(self) -> None:
-        """Send what the association queued, hand its events out, re-arm the timer.
+        """Hand the association's events out, send what it queued, re-arm the timer.
 
-        The channel manager calls this after every send; a call from inside event
-        dispatch (a handler that sends) only flushes, and the outer loop goes on."""
-        self._flush()
+        Events go first and the flush after them, so what the handlers sent leaves in
+        the same packets as the SACK this input made due. The channel manager calls
+        this after every send: from inside event dispatch (a handler that sends) it
+        returns at once, and the flush after the events takes that data too; from
+        anywhere else (a user's task) it flushes now. Sending can raise events of its
+        own (the buffered amount fell low), so this goes on until both are quiet."""
         if self._servicing:
             return
         self._servicing = True
+        association = self.association
         try:
-            while (event := self.association.next_event()) is not None:
-                self._dispatch(event)
+            event = association.next_event()
+            while True:
+                while event is not None:
+                    self._dispatch(event)
+                    event = association.next_event()
                 self._flush()
+                event = association.next_event()
+                if event is None:
+                    break
         finally:
             self._servicing = False
         self._reschedule()
@@ -143,16 +163,22 @@ class SctpTransport:
     # --- internals ----------------------------------------------------------------------
 
     def _flush(self) -> None:
-        for packet in self.association.datagrams_to_send(self.now()):
+        packets = self.association.datagrams_to_send(self.now())
+        if not packets:
+            return
+        send = self._send
+        for packet in packets:
             try:
-                self._send(packet)
+                send(packet)
             except (OSError, WebrtcSecureError) as exc:
                 # the DTLS layer closed under us; its own close path reports that
                 self.send_errors += 1
                 logger.debug("SCTP packet not sent: %s", exc)
 
     def _dispatch(self, event: Event) -> None:
-        if isinstance(event, AssociationEstablished):
+        if type(event) is MessageReceived:  # the per-packet case first
+            self.channels.message_received(event.stream_id, event.ppid, event.data)
+        elif isinstance(event, AssociationEstablished):
             if not self._established.done():
                 self._established.set_result(None)
             self.channels.association_established()
