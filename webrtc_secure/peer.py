@@ -1035,10 +1035,6 @@ class SecurePeer(AsyncIOEventEmitter):
             on_closed=self._on_sctp_closed,
         )
         self._sctp_closed = asyncio.get_running_loop().create_future()
-        # from now on every DTLS record goes straight to SCTP (RFC 8261: application
-        # data is SCTP and nothing else), one call less per packet than through
-        # _on_application_data, whose drop count only applies while there is no SCTP
-        self._dtls.on_data = self._sctp.datagram_received
         self._channels.attach(association, is_dtls_client=self._dtls.connection.is_client)
         self._sctp_started = time.monotonic()
         remote_init = remote.sctp_init
