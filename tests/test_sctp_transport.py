@@ -22,6 +22,8 @@ from webrtc_secure.sctp.chunks import ChunkType
 from webrtc_secure.sctp.packet import parse_packet
 
 HOST = ["127.0.0.1"]
+
+pytestmark = pytest.mark.both_loops
 DATA_TYPES = {ChunkType.DATA, ChunkType.I_DATA}
 
 
@@ -181,6 +183,85 @@ async def test_a_large_answer_from_a_handler_still_leaves_whole() -> None:
         assert answers == [big]
         first, *_ = wire_b.packets()
         assert first[1] == 1 and first[0][0] == ChunkType.SACK
+    finally:
+        await a.close()
+        await b.close()
+
+
+@pytest.mark.parametrize("coalesce", [True, False], ids=["coalesced", "immediate"])
+async def test_packets_read_in_one_iteration_are_acknowledged_together(coalesce: bool) -> None:
+    """Four DATA packets handed to B in one callback, as uvloop does when it reads
+    several datagrams of a socket in one iteration: coalesced, nothing leaves B during
+    the callback and one SACK for all four follows in the same iteration's queue;
+    immediate (``coalesce=False``), a SACK leaves every second packet during the
+    callback. The messages delivered are the same either way."""
+    a, b, channel, theirs, _wire_a, wire_b = await _open_pair(use_ice=False)
+    sctp_a, sctp_b = a._sctp, b._sctp
+    assert sctp_a is not None and sctp_b is not None
+    try:
+        sctp_b.coalesce = coalesce
+        held: list[bytes] = []
+        forward = sctp_a._send
+        sctp_a._send = held.append  # A's packets wait here instead of going out
+        for i in range(4):
+            channel.send(bytes([i]) * 100)
+        sctp_a._send = forward
+        assert len(held) == 4  # a send from a task leaves at once: one packet each
+        got: list[bytes] = []
+        theirs.on("message", got.append)
+        during: list[int] = []
+
+        def deliver_all() -> None:
+            for packet in held:
+                sctp_b.datagram_received(packet)
+            during.append(len(wire_b.packets()))
+
+        asyncio.get_running_loop().call_soon(deliver_all)
+        await _until(lambda: len(got) == 4)
+        assert got == [bytes([i]) * 100 for i in range(4)]  # all in the callback
+        await _until(lambda: sctp_a.association._retransmit is not None
+                     and sctp_a.association._retransmit.flight_size == 0)
+        sacks = [types for types, _ in wire_b.packets()]
+        assert all(types == (ChunkType.SACK,) for types in sacks)
+        if coalesce:
+            assert during == [0] and len(sacks) == 1
+        else:
+            assert during == [2] and len(sacks) == 2
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_queued_flush_after_the_path_closed_sends_nothing() -> None:
+    """Two DATA packets make a SACK due at B, queued for later in the iteration; the
+    DTLS path goes away (abort) before it runs: nothing leaves."""
+    a, b, channel, theirs, _wire_a, wire_b = await _open_pair(use_ice=False)
+    sctp_a, sctp_b = a._sctp, b._sctp
+    assert sctp_a is not None and sctp_b is not None
+    try:
+        held: list[bytes] = []
+        forward = sctp_a._send
+        sctp_a._send = held.append
+        channel.send(b"x" * 10)
+        channel.send(b"y" * 10)
+        sctp_a._send = forward
+        got: list[bytes] = []
+        theirs.on("message", got.append)
+        queued: list[bool] = []
+
+        def deliver_then_abort() -> None:
+            for packet in held:
+                sctp_b.datagram_received(packet)
+            queued.append(sctp_b._deferred is not None)
+            sctp_b.abort(None)
+
+        asyncio.get_running_loop().call_soon(deliver_then_abort)
+        await _until(lambda: bool(queued))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert got == [b"x" * 10, b"y" * 10]
+        assert queued == [True]
+        assert wire_b.packets() == []
     finally:
         await a.close()
         await b.close()
