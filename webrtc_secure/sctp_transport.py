@@ -10,15 +10,16 @@ Latency and batching. A received DATA chunk reaches the channel's ``message``
 handlers in the loop iteration that read its datagram, before this transport returns.
 What the handlers send leaves then too, in one flush after all the packet's events,
 bundled with the SACK the packet made due (a send from inside a handler does not flush
-on its own; the flush after the events takes it). A packet that made nobody answer (a
-SACK to take in, DATA whose handlers sent nothing) is not flushed at once: one flush
-is queued with ``call_soon`` for the rest of the iteration, so all the datagrams read
-in one iteration are answered together: one SACK for all the DATA, one burst of new
-data for all the SACKs (uvloop reads up to 32 datagrams of a socket per iteration;
-asyncio one, where this changes nothing measurable). On uvloop that halved the CPU
-per megabyte of 1200-byte messages and stopped the loopback losses (one burst per
-packet overflowed the receiving socket). A send from anywhere else (a task, a timer)
-flushes before it returns.
+on its own; the flush after the events takes it). Once the association is up, a
+packet that made nobody answer (a SACK to take in, DATA whose handlers sent nothing)
+is not flushed at once: one flush is queued with ``call_soon`` for the rest of the
+iteration, so all the datagrams read in one iteration are answered together: one SACK
+for all the DATA, one burst of new data for all the SACKs (uvloop reads up to 32
+datagrams of a socket per iteration; asyncio one, where this changes nothing
+measurable). On uvloop that halved the CPU per megabyte of 1200-byte messages and
+stopped the loopback losses (one burst per packet overflowed the receiving socket).
+A send from anywhere else (a task, a timer) flushes before it returns, and so do the
+answers of the INIT / COOKIE exchange.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class SctpTransport:
         #: coalesce: a packet nobody answered is flushed once, later in the iteration
         self.coalesce = True
         self._deferred: asyncio.Handle | None = None
+        self._up = False  # established (and not closed since)
         self._closed = False
         self.send_errors = 0
 
@@ -125,8 +127,10 @@ class SctpTransport:
             return
         association = self.association
         association.receive_datagram(data, self.now())
-        if self._servicing or not self.coalesce:
-            self.service()  # inside a dispatch (re-entered): the outer flush follows
+        if self._servicing or not (self.coalesce and self._up):
+            # re-entered from a dispatch (the outer flush follows), or the INIT / COOKIE
+            # exchange, whose answers go at once (nothing there is worth batching)
+            self.service()
             return
         self._servicing = True
         self._asked = False
@@ -204,6 +208,7 @@ class SctpTransport:
         if type(event) is MessageReceived:  # the per-packet case first
             self.channels.message_received(event.stream_id, event.ppid, event.data)
         elif isinstance(event, AssociationEstablished):
+            self._up = True
             if not self._established.done():
                 self._established.set_result(None)
             self.channels.association_established()
@@ -221,6 +226,7 @@ class SctpTransport:
 
     def _finish(self, error: WebrtcSecureError | None) -> None:
         self._closed = True
+        self._up = False
         if self._deferred is not None:
             self._deferred.cancel()
             self._deferred = None
