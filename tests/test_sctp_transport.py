@@ -239,6 +239,7 @@ async def test_a_queued_flush_after_the_path_closed_sends_nothing() -> None:
     sctp_a, sctp_b = a._sctp, b._sctp
     assert sctp_a is not None and sctp_b is not None
     try:
+        sctp_b.coalesce = True  # the default on uvloop only
         held: list[bytes] = []
         forward = sctp_a._send
         sctp_a._send = held.append
@@ -262,6 +263,20 @@ async def test_a_queued_flush_after_the_path_closed_sends_nothing() -> None:
         assert got == [b"x" * 10, b"y" * 10]
         assert queued == [True]
         assert wire_b.packets() == []
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_coalescing_is_on_by_default_where_a_read_yields_several_datagrams() -> None:
+    """uvloop reads up to 32 datagrams of a socket per iteration: coalescing on;
+    asyncio's own loops read one: off (a queued flush per packet would buy nothing)."""
+    a, b, _channel, _theirs, _wire_a, _wire_b = await _open_pair(use_ice=False)
+    try:
+        loop = asyncio.get_running_loop()
+        for peer in (a, b):
+            assert peer._sctp is not None
+            assert peer._sctp.coalesce is (type(loop).__module__.split(".")[0] == "uvloop")
     finally:
         await a.close()
         await b.close()

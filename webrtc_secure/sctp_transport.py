@@ -14,10 +14,11 @@ on its own; the flush after the events takes it). Once the association is up, a
 packet that made nobody answer (a SACK to take in, DATA whose handlers sent nothing)
 is not flushed at once: one flush is queued with ``call_soon`` for the rest of the
 iteration, so all the datagrams read in one iteration are answered together: one SACK
-for all the DATA, one burst of new data for all the SACKs (uvloop reads up to 32
-datagrams of a socket per iteration; asyncio one, where this changes nothing
-measurable). On uvloop that halved the CPU per megabyte of 1200-byte messages and
-stopped the loopback losses (one burst per packet overflowed the receiving socket).
+for all the DATA, one burst of new data for all the SACKs. uvloop reads up to 32
+datagrams of a socket per iteration: there this halved the CPU per megabyte of
+1200-byte messages and stopped the loopback losses (one burst per packet overflowed
+the receiving socket). asyncio's own loops read one datagram a socket per iteration,
+so ``coalesce`` is off there by default (measured: no gain, a callback per packet).
 A send from anywhere else (a task, a timer) flushes before it returns, and so do the
 answers of the INIT / COOKIE exchange.
 """
@@ -87,8 +88,11 @@ class SctpTransport:
         self._servicing = False
         #: a flush was asked for during event dispatch (a handler sent)
         self._asked = False
-        #: coalesce: a packet nobody answered is flushed once, later in the iteration
-        self.coalesce = True
+        #: coalesce: a packet nobody answered is flushed once, later in the iteration.
+        #: Off on asyncio's own loops: their datagram transports read one datagram a
+        #: socket per iteration, so there is nothing to take together and the queued
+        #: flush would only add a callback per packet. On by default elsewhere (uvloop).
+        self.coalesce = not isinstance(self._loop, asyncio.BaseEventLoop)
         self._deferred: asyncio.Handle | None = None
         self._up = False  # established (and not closed since)
         self._closed = False
