@@ -26,6 +26,14 @@ Rows:
 - CPU per megabyte: process CPU time (both ends) per MB moved, from the same runs.
 - message round trip p50/p99: a 100-byte message every 10 ms (100 messages/s),
   echoed by the other end on the same channel, measured at the sender.
+- round-trip floors, measured in the same rounds and compared with aiortc's round
+  trip (their ratio is the lowest ours could reach): our raw DTLS application data
+  echoed on the same kind of connection (two SecurePeers, loopback ICE, no SCTP; the
+  receiving DTLS transport sends each record back), and a bare ``DatagramProtocol``
+  echo between two loopback UDP sockets on the same event loop (two loop iterations
+  and four system calls per round trip, no protocol). At 100 messages/s the loop
+  sleeps between messages, so a round trip runs on a cold CPU (caches, predictors):
+  every row here is several times what the same code costs back to back.
 - ``connect()`` to the first message echoed: before the clock, both descriptions
   exist (candidates gathered, certificates made) and the offerer has created its
   channel; the clock starts when both ends start connecting (ours: both ``connect()``
@@ -87,9 +95,9 @@ def _assert_loopback(hosts: Any) -> None:
 class _OursPair:
     """Two connected SecurePeers and one channel opened by ``a``, seen by ``b``."""
 
-    def __init__(self) -> None:
-        self.a = SecurePeer(host_addresses=[LOOPBACK])
-        self.b = SecurePeer(host_addresses=[LOOPBACK])
+    def __init__(self, data_channel: bool = True) -> None:
+        self.a = SecurePeer(host_addresses=[LOOPBACK], data_channel=data_channel)
+        self.b = SecurePeer(host_addresses=[LOOPBACK], data_channel=data_channel)
         self.channel: Any = None
         self.remote: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.b.on("datachannel", self._remote)
@@ -289,25 +297,35 @@ async def _throughput_raw(total: int) -> dict[str, float]:
 
 
 async def _echo_rtts(channel: Any, remote: Any, count: int) -> list[float]:
-    """``count`` messages at RTT_RATE per second, each echoed; RTTs in milliseconds."""
+    """``count`` messages at RTT_RATE per second on a channel, each echoed by ``remote``
+    on the same channel; RTTs in milliseconds."""
+    remote.on("message", remote.send)
+    return await _timed_echoes(channel.send, lambda on_echo: channel.on("message", on_echo),
+                               count)
+
+
+async def _timed_echoes(send: Callable[[bytes], None],
+                        on_echo: Callable[[Callable[[bytes], None]], Any],
+                        count: int) -> list[float]:
+    """``count`` ``RTT_SIZE``-byte messages through ``send``, one every 1/RTT_RATE s;
+    ``on_echo`` registers the handler that sees each echo. RTTs in milliseconds."""
     loop = asyncio.get_running_loop()
     sent_at: dict[int, float] = {}
     rtts: list[float] = []
     done: asyncio.Future[None] = loop.create_future()
-    remote.on("message", remote.send)
 
-    def on_echo(data: bytes) -> None:
+    def echoed(data: bytes) -> None:
         rtts.append(1e3 * (_now() - sent_at.pop(int.from_bytes(data[:4], "big"))))
         if len(rtts) >= count and not done.done():
             done.set_result(None)
 
-    channel.on("message", on_echo)
+    on_echo(echoed)
     padding = bytes(RTT_SIZE - 4)
     start = _now()
     for i in range(count):
         await asyncio.sleep(max(0.0, start + i / RTT_RATE - _now()))
         sent_at[i] = _now()
-        channel.send(i.to_bytes(4, "big") + padding)
+        send(i.to_bytes(4, "big") + padding)
     await asyncio.wait_for(done, RUN_TIMEOUT)
     return rtts
 
@@ -329,6 +347,62 @@ async def _rtt_aiortc(count: int) -> dict[str, float]:
             return _percentiles(await _echo_rtts(channel, remote, count))
         finally:
             await pair.close()
+
+
+async def _rtt_raw(count: int) -> dict[str, float]:
+    """Floor with DTLS: our raw DTLS application data echoed over the same kind of
+    connection (loopback ICE, two SecurePeers), no SCTP: one record each way."""
+    pair = _OursPair(data_channel=False)  # no m=application: no SCTP packets at all
+    try:
+        await pair.describe(None)  # no channel: SCTP stays idle
+        await asyncio.wait_for(pair.connect(), RUN_TIMEOUT)
+        sender, receiver = pair.a._dtls, pair.b._dtls
+        assert sender is not None and receiver is not None
+        receiver.on_data = receiver.send
+
+        def on_echo(handler: Callable[[bytes], None]) -> None:
+            sender.on_data = handler
+
+        return _percentiles(await _timed_echoes(sender.send, on_echo, count))
+    finally:
+        await pair.close()
+
+
+class _UdpEcho(asyncio.DatagramProtocol):
+    """Bare loop floor: a DatagramProtocol that echoes, or hands datagrams to ``handler``."""
+
+    def __init__(self, handler: Callable[[bytes], None] | None = None) -> None:
+        self.handler = handler
+        self.transport: Any = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if self.handler is None:
+            self.transport.sendto(data, addr)
+        else:
+            self.handler(data)
+
+
+async def _rtt_udp(count: int) -> dict[str, float]:
+    """Floor of the event loop: a bare DatagramProtocol echo between two loopback UDP
+    sockets of this process, nothing on top (what one round trip of two loop
+    iterations costs here, before any protocol)."""
+    loop = asyncio.get_running_loop()
+    echo, _ = await loop.create_datagram_endpoint(_UdpEcho, local_addr=(LOOPBACK, 0))
+    client = _UdpEcho(lambda _data: None)
+    sender, _ = await loop.create_datagram_endpoint(lambda: client, local_addr=(LOOPBACK, 0))
+    address = echo.get_extra_info("sockname")
+    try:
+        def on_echo(handler: Callable[[bytes], None]) -> None:
+            client.handler = handler
+
+        return _percentiles(await _timed_echoes(
+            lambda data: sender.sendto(data, address), on_echo, count))
+    finally:
+        echo.close()
+        sender.close()
 
 
 def _percentiles(samples: list[float]) -> dict[str, float]:
@@ -472,6 +546,34 @@ def _median_round(ours: list[dict[str, float]], reference: list[dict[str, float]
     return scale * ours[middle][key], scale * reference[middle][key], ratios
 
 
+async def _round_trip_rows(runs: int, count: int) -> list[dict[str, Any]]:
+    """Round trip, ours against aiortc, next to the two floors measured in the same
+    rounds: our raw DTLS echo and a bare DatagramProtocol echo. The floor rows compare
+    each floor with aiortc too: their ratio is the lowest ours could reach."""
+    got = await _interleave({"ours": lambda: _rtt_ours(count),
+                             "aiortc": lambda: _rtt_aiortc(count),
+                             "raw": lambda: _rtt_raw(count),
+                             "udp": lambda: _rtt_udp(count)}, runs)
+    rows: list[dict[str, Any]] = []
+    for key in ("p50", "p99"):
+        value, reference, ratios = _median_round(got["ours"], got["aiortc"], key)
+        rows.append(_row(
+            f"data channel round trip {key} ms ({RTT_SIZE} B at {RTT_RATE}/s, "
+            f"{count} messages, median-ratio round of {runs})",
+            value, reference, "aiortc", "<= 0.5", round_ratios=ratios,
+            ours_runs=[s[key] for s in got["ours"]],
+            reference_runs=[s[key] for s in got["aiortc"]]))
+        for floor, what in (("raw", "floor: our raw DTLS application-data echo, no SCTP"),
+                            ("udp", "floor: bare DatagramProtocol echo on the same loop, "
+                                    "no protocol")):
+            value, reference, ratios = _median_round(got[floor], got["aiortc"], key)
+            rows.append(_row(
+                f"round trip {key} ms, {what} ({RTT_SIZE} B at {RTT_RATE}/s, same rounds)",
+                value, reference, "aiortc data channel", "", round_ratios=ratios,
+                ours_runs=[s[key] for s in got[floor]]))
+    return rows
+
+
 async def _measure(quick: bool) -> list[dict[str, Any]]:
     runs = 3 if quick else 5
     total = (2 if quick else 8) * 1024 * 1024
@@ -518,15 +620,7 @@ async def _measure(quick: bool) -> list[dict[str, Any]]:
             print(f"datachannel ({label}): {lost} of {runs} runs retransmitted "
                   f"(median {statistics.median(s['retransmissions'] for s in ours)} chunks)",
                   file=sys.stderr)
-    count = (RTT_RATE * 2) if quick else (RTT_RATE * 5)
-    got = await _interleave({"ours": lambda: _rtt_ours(count),
-                             "aiortc": lambda: _rtt_aiortc(count)}, runs)
-    for key in ("p50", "p99"):
-        value, reference, ratios = _median_round(got["ours"], got["aiortc"], key)
-        rows.append(_row(
-            f"data channel round trip {key} ms ({RTT_SIZE} B at {RTT_RATE}/s, "
-            f"{count} messages, median-ratio round of {runs})",
-            value, reference, "aiortc", "<= 0.5", round_ratios=ratios))
+    rows += await _round_trip_rows(runs, (RTT_RATE * 2) if quick else (RTT_RATE * 5))
     connect_runs = 10 if quick else 30
     got = await _interleave({"ours": _connect_ours, "aiortc": _connect_aiortc},
                             connect_runs)
@@ -552,6 +646,31 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     return asyncio.run(_measure(quick))
 
 
-if __name__ == "__main__":
-    for row in run(quick="--quick" in sys.argv):
+def _main() -> None:
+    import argparse
+
+    from webrtc_secure.loops import choose
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--loop", default=None, help="asyncio or uvloop (webrtc_secure.loops)")
+    parser.add_argument("--rtt", action="store_true",
+                        help="only the round-trip rows and their floors")
+    args = parser.parse_args()
+    loop = choose(args.loop)
+    if loop == "uvloop":
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    if args.rtt:
+        runs = 3 if args.quick else 5
+        rows = asyncio.run(_round_trip_rows(runs, RTT_RATE * (2 if args.quick else 5)))
+    else:
+        rows = run(quick=args.quick)
+    print(f"event loop: {loop}", file=sys.stderr)
+    for row in rows:
         print(row)
+
+
+if __name__ == "__main__":
+    _main()

@@ -1,0 +1,282 @@
+"""SctpTransport, the asyncio shell of the association, between two real SecurePeers on
+loopback: where a message and its answer go within one loop iteration.
+
+A DATA chunk that arrives for an open channel reaches the ``message`` handlers while
+the datagram that carried it is being handled (no deferral to a later iteration); what
+a handler sends leaves before that handling returns, in one packet with the SACK the
+arrival made due; several sends of one handler share that packet; a send from a task
+(outside any handler) leaves before ``send()`` returns. These are statements about
+order and packets, not about time: nothing here measures a duration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from webrtc_secure import DataChannel, SecurePeer
+from webrtc_secure.sctp.chunks import ChunkType
+from webrtc_secure.sctp.packet import parse_packet
+
+HOST = ["127.0.0.1"]
+
+pytestmark = pytest.mark.both_loops
+DATA_TYPES = {ChunkType.DATA, ChunkType.I_DATA}
+
+
+class Wire:
+    """Watches one peer: the SCTP packets it sends (before DTLS protects them) and
+    whether a datagram is being handled at the time."""
+
+    def __init__(self, peer: SecurePeer) -> None:
+        self.peer = peer
+        self.receiving = 0  # > 0 while peer._datagram_received runs
+        self.log: list[tuple[str, Any]] = []
+        received = peer._datagram_received
+
+        def datagram_received(data: bytes, addr: Any = None) -> None:
+            self.receiving += 1
+            self.log.append(("datagram in", len(data)))
+            try:
+                received(data, addr)
+            finally:
+                self.receiving -= 1
+                self.log.append(("datagram done", None))
+
+        # the protocol calls peer._datagram_received for every datagram
+        peer._datagram_received = datagram_received  # type: ignore[method-assign]
+
+    def watch_sctp(self) -> None:
+        sctp = self.peer._sctp
+        assert sctp is not None
+        send = sctp._send
+
+        def sctp_send(packet: bytes) -> None:
+            chunks = parse_packet(packet, allow_zero_checksum=True).chunks
+            self.log.append(("packet out", (tuple(c.type for c in chunks), self.receiving)))
+            send(packet)
+
+        sctp._send = sctp_send
+
+    def packets(self) -> list[tuple[tuple[int, ...], int]]:
+        return [value for what, value in self.log if what == "packet out"]
+
+
+async def _open_pair(
+    use_ice: bool,
+) -> tuple[SecurePeer, SecurePeer, DataChannel, DataChannel, Wire, Wire]:
+    a = SecurePeer(host_addresses=HOST, use_ice=use_ice)
+    b = SecurePeer(host_addresses=HOST, use_ice=use_ice)
+    wire_a, wire_b = Wire(a), Wire(b)
+    remote: asyncio.Future[DataChannel] = asyncio.get_running_loop().create_future()
+    b.on("datachannel", lambda channel: remote.done() or remote.set_result(channel))
+    channel = a.create_data_channel("rtt")
+    offer = await a.create_offer()
+    answer = await b.create_answer(offer)
+    await asyncio.wait_for(asyncio.gather(a.connect(answer), b.connect(offer)), 10)
+    await asyncio.wait_for(channel.wait_open(), 10)
+    theirs = await asyncio.wait_for(remote, 10)
+    await asyncio.wait_for(theirs.wait_open(), 10)
+    await _quiet(a, b)
+    wire_a.watch_sctp()
+    wire_b.watch_sctp()
+    return a, b, channel, theirs, wire_a, wire_b
+
+
+async def _quiet(a: SecurePeer, b: SecurePeer) -> None:
+    """Until nothing is in flight either way (DCEP acknowledged, SACKs sent)."""
+
+    def idle(peer: SecurePeer) -> bool:
+        sctp = peer._sctp
+        assert sctp is not None
+        retransmit = sctp.association._retransmit
+        return retransmit is not None and retransmit.flight_size == 0
+
+    async def poll() -> None:
+        while not (idle(a) and idle(b)):
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(poll(), 10)
+
+
+async def _until(predicate: Callable[[], bool]) -> None:
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0.002)
+
+    await asyncio.wait_for(poll(), 10)
+
+
+@pytest.mark.parametrize("use_ice", [True, False], ids=["ice", "udp"])
+async def test_echo_leaves_while_the_message_datagram_is_handled(use_ice: bool) -> None:
+    a, b, channel, theirs, wire_a, wire_b = await _open_pair(use_ice)
+    try:
+        seen: list[tuple[bytes, int]] = []
+
+        def echo(message: bytes) -> None:
+            seen.append((message, wire_b.receiving))
+            theirs.send(message)
+
+        theirs.on("message", echo)
+        echoes: list[bytes] = []
+        channel.on("message", echoes.append)
+        for i in range(3):
+            channel.send(bytes([i]) * 100)
+            # the send from this task left before send() returned: one packet of DATA
+            assert wire_a.packets()[-1][0][-1] in DATA_TYPES
+            await _until(lambda i=i: len(echoes) == i + 1)
+        assert echoes == [bytes([i]) * 100 for i in range(3)]
+        # delivered while B handled the datagram that carried it ...
+        assert [depth for _, depth in seen] == [1, 1, 1]
+        # ... and answered before that handling returned: one packet per echo, with the
+        # SACK of the message's DATA chunk in front of the echo's DATA chunk
+        echo_packets = [p for p in wire_b.packets() if set(p[0]) & DATA_TYPES]
+        assert len(echo_packets) == 3
+        for types, depth in echo_packets:
+            assert depth == 1
+            assert types[0] == ChunkType.SACK and types[-1] in DATA_TYPES
+        # nothing else went out from B in between (no separate SACK packet)
+        assert len(wire_b.packets()) == 3
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_sends_of_one_handler_share_one_packet_with_the_sack() -> None:
+    a, b, channel, theirs, _wire_a, wire_b = await _open_pair(use_ice=True)
+    try:
+
+        def answer_three(message: bytes) -> None:
+            for i in range(3):
+                theirs.send(message + bytes([i]))
+
+        theirs.on("message", answer_three)
+        answers: list[bytes] = []
+        channel.on("message", answers.append)
+        channel.send(b"q" * 50)
+        await _until(lambda: len(answers) == 3)
+        assert answers == [b"q" * 50 + bytes([i]) for i in range(3)]
+        (types, depth), *rest = wire_b.packets()
+        assert rest == []
+        assert depth == 1
+        assert types[0] == ChunkType.SACK
+        assert len([t for t in types if t in DATA_TYPES]) == 3
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_large_answer_from_a_handler_still_leaves_whole() -> None:
+    """A handler's send larger than one packet: all of it within the cwnd leaves during
+    the handling, the rest on SACKs; the remote gets it intact."""
+    a, b, channel, theirs, _wire_a, wire_b = await _open_pair(use_ice=False)
+    try:
+        big = bytes(range(256)) * 256  # 64 KiB
+        theirs.on("message", lambda message: theirs.send(big))
+        answers: list[bytes] = []
+        channel.on("message", answers.append)
+        channel.send(b"go")
+        await _until(lambda: len(answers) == 1)
+        assert answers == [big]
+        first, *_ = wire_b.packets()
+        assert first[1] == 1 and first[0][0] == ChunkType.SACK
+    finally:
+        await a.close()
+        await b.close()
+
+
+@pytest.mark.parametrize("coalesce", [True, False], ids=["coalesced", "immediate"])
+async def test_packets_read_in_one_iteration_are_acknowledged_together(coalesce: bool) -> None:
+    """Four DATA packets handed to B in one callback, as uvloop does when it reads
+    several datagrams of a socket in one iteration: coalesced, nothing leaves B during
+    the callback and one SACK for all four follows in the same iteration's queue;
+    immediate (``coalesce=False``), a SACK leaves every second packet during the
+    callback. The messages delivered are the same either way."""
+    a, b, channel, theirs, _wire_a, wire_b = await _open_pair(use_ice=False)
+    sctp_a, sctp_b = a._sctp, b._sctp
+    assert sctp_a is not None and sctp_b is not None
+    try:
+        sctp_b.coalesce = coalesce
+        held: list[bytes] = []
+        forward = sctp_a._send
+        sctp_a._send = held.append  # A's packets wait here instead of going out
+        for i in range(4):
+            channel.send(bytes([i]) * 100)
+        sctp_a._send = forward
+        assert len(held) == 4  # a send from a task leaves at once: one packet each
+        got: list[bytes] = []
+        theirs.on("message", got.append)
+        during: list[int] = []
+
+        def deliver_all() -> None:
+            for packet in held:
+                sctp_b.datagram_received(packet)
+            during.append(len(wire_b.packets()))
+
+        asyncio.get_running_loop().call_soon(deliver_all)
+        await _until(lambda: len(got) == 4)
+        assert got == [bytes([i]) * 100 for i in range(4)]  # all in the callback
+        await _until(lambda: sctp_a.association._retransmit is not None
+                     and sctp_a.association._retransmit.flight_size == 0)
+        sacks = [types for types, _ in wire_b.packets()]
+        assert all(types == (ChunkType.SACK,) for types in sacks)
+        if coalesce:
+            assert during == [0] and len(sacks) == 1
+        else:
+            assert during == [2] and len(sacks) == 2
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_queued_flush_after_the_path_closed_sends_nothing() -> None:
+    """Two DATA packets make a SACK due at B, queued for later in the iteration; the
+    DTLS path goes away (abort) before it runs: nothing leaves."""
+    a, b, channel, theirs, _wire_a, wire_b = await _open_pair(use_ice=False)
+    sctp_a, sctp_b = a._sctp, b._sctp
+    assert sctp_a is not None and sctp_b is not None
+    try:
+        sctp_b.coalesce = True  # the default on uvloop only
+        held: list[bytes] = []
+        forward = sctp_a._send
+        sctp_a._send = held.append
+        channel.send(b"x" * 10)
+        channel.send(b"y" * 10)
+        sctp_a._send = forward
+        got: list[bytes] = []
+        theirs.on("message", got.append)
+        queued: list[bool] = []
+
+        def deliver_then_abort() -> None:
+            for packet in held:
+                sctp_b.datagram_received(packet)
+            queued.append(sctp_b._deferred is not None)
+            sctp_b.abort(None)
+
+        asyncio.get_running_loop().call_soon(deliver_then_abort)
+        await _until(lambda: bool(queued))
+        for _ in range(3):
+            await asyncio.sleep(0)
+        assert got == [b"x" * 10, b"y" * 10]
+        assert queued == [True]
+        assert wire_b.packets() == []
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_coalescing_is_on_by_default_where_a_read_yields_several_datagrams() -> None:
+    """uvloop reads up to 32 datagrams of a socket per iteration: coalescing on;
+    asyncio's own loops read one: off (a queued flush per packet would buy nothing)."""
+    a, b, _channel, _theirs, _wire_a, _wire_b = await _open_pair(use_ice=False)
+    try:
+        loop = asyncio.get_running_loop()
+        for peer in (a, b):
+            assert peer._sctp is not None
+            assert peer._sctp.coalesce is (type(loop).__module__.split(".")[0] == "uvloop")
+    finally:
+        await a.close()
+        await b.close()
