@@ -552,6 +552,26 @@ def _copied(value: Any) -> Any:
     return dict(value) if isinstance(value, dict) else value
 
 
+async def _quiet(*peers: SecurePeer) -> None:
+    """Wait until the associations have nothing left in flight: no inbound counter and
+    no datagram count moved for 300 ms, longer than the 200 ms delayed SACK. A loaded
+    machine can otherwise land the last handshake's SACK inside a test's window."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5.0
+
+    def snapshot() -> list[Any]:
+        return [(_association_input(p), p.stats()["datagrams_out"]) for p in peers]
+
+    last = snapshot()
+    while loop.time() < deadline:
+        await asyncio.sleep(0.3)
+        now = snapshot()
+        if now == last:
+            return
+        last = now
+    raise AssertionError("the associations never went quiet")
+
+
 async def _open_channels(a: SecurePeer, b: SecurePeer) -> tuple[DataChannel, DataChannel]:
     """Connect (a offers a data channel) and return a's channel and b's end of it."""
     theirs: list[DataChannel] = []
@@ -586,7 +606,7 @@ async def test_sctp_from_elsewhere_never_reaches_the_association(
     before DTLS sees it; neither association's inbound counters move; no answer."""
     a, b = peers
     mine, theirs = await _open_channels(a, b)
-    await _settle()
+    await _quiet(a, b)
     answers: list[bytes] = []
     loop = asyncio.get_running_loop()
     loop.add_reader(attacker.fileno(), lambda: answers.append(attacker.recv(65536)))
@@ -636,7 +656,7 @@ async def test_forged_sctp_in_forged_records_on_the_validated_path_is_dropped_by
     b = SecurePeer(host_addresses=["127.0.0.1"], dtls_versions=versions)
     try:
         mine, theirs = await _open_channels(a, b)
-        await _settle()
+        await _quiet(a, b)
         for victim, spoofed in ((a, b), (b, a)):
             before = _association_input(victim)
             dtls_before = victim.stats()["dtls"]
