@@ -60,6 +60,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import random
 import re
 from collections import Counter
@@ -68,9 +69,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import aioice
+import aioice.candidate
 import aioice.ice
 import aioice.stun
 
+from webrtc_secure import stun
 from webrtc_secure.errors import ConfigurationError, IceError, InvalidStateError, SdpError
 from webrtc_secure.sdp import MAX_MEDIA_SECTIONS, check_text, is_token, parse_candidate
 
@@ -119,6 +122,24 @@ def limit_receive_buffer(transport: object) -> bool:
     except AttributeError:  # a read-only attribute of some other transport
         return False
     return True
+
+
+class _ConsentCheck:
+    """One open consent check: a STUN transaction without a future or a task."""
+
+    __slots__ = ("copies", "due", "pair", "request", "started", "wait")
+
+    def __init__(
+        self, pair: aioice.ice.CandidatePair, request: bytes, started: float, rto: float
+    ) -> None:
+        self.pair = pair
+        self.request = request
+        self.started = started
+        #: when the next copy goes (or, after the last, the check times out)
+        self.due = started
+        #: the wait after the next copy
+        self.wait = rto
+        self.copies = 0
 
 
 class _NominatedPairs(dict[int, "aioice.ice.CandidatePair"]):
@@ -242,11 +263,25 @@ class IceConnection(aioice.Connection):
         self.consent_interval: float | None = None
         self.consent_timeout: float | None = None
         self.consent_retransmissions = CONSENT_RETRANSMISSIONS
-        #: consent checks by outcome: ``sent``, ``answered``, ``unanswered``
+        #: consent checks by outcome: ``sent``, ``answered``, ``unanswered``; and the
+        #: peer's checks ``answered_here``, on the nominated pair without aioice
         self.consent_checks: Counter[str] = Counter()
         #: loop time of the last consent response (None before consent freshness runs)
         self.consent_confirmed: float | None = None
         self.consent_expired = False
+        # the consent machinery (query_consent): its timer, the loop it runs on, the
+        # future the consent task waits on until expiry, when the next check is due,
+        # the open checks by transaction id, the request attributes and what they
+        # were built for, the XOR-MAPPED-ADDRESS of an IPv4 remote address, and the
+        # pair whose consent STUN skips aioice
+        self._consent_timer: asyncio.TimerHandle | None = None
+        self._consent_loop: asyncio.AbstractEventLoop | None = None
+        self._consent_waiter: asyncio.Future[None] | None = None
+        self._consent_next = 0.0
+        self._consent_pending: dict[bytes, _ConsentCheck] = {}
+        self._consent_template: tuple[object, bytes] = (None, b"")
+        self._consent_mapped: tuple[tuple[str, int], bytes] | None = None
+        self._fast_consent_pair: aioice.ice.CandidatePair | None = None
 
     @property
     def nominated_pair(self) -> aioice.ice.CandidatePair | None:
@@ -260,6 +295,7 @@ class IceConnection(aioice.Connection):
         return type(self._nominated) is _NominatedPairs
 
     def _nomination_changed(self) -> None:
+        self._update_fast_consent_pair()
         for watcher in list(self.nomination_watchers):
             try:
                 watcher()
@@ -350,11 +386,12 @@ class IceConnection(aioice.Connection):
             return
         to_aioice = protocol.datagram_received
         non_stun = self._non_stun
+        consent = self._consent_stun
 
         def gate(data: bytes, addr: Any) -> None:
             if data and data[0] > 3:  # RFC 7983: not STUN
                 non_stun(protocol, data, addr)
-            else:
+            elif not consent(protocol, data, addr):
                 self._stun_length = len(data)
                 to_aioice(data, addr)
 
@@ -465,32 +502,30 @@ class IceConnection(aioice.Connection):
 
         Replaces aioice's loop (started by its ``connect()``, stopped by its ``close()``
         through ``_query_consent_task``), which sends each check once and waits for it
-        before the next: here each check is its own task, retransmitted
+        before the next. Here each check is a STUN transaction retransmitted
         ``consent_retransmissions`` times on STUN's schedule, so a slow answer never
         delays the next check, and any authenticated success response renews consent.
+
+        The checks run without a task or future of their own: one timer per connection
+        (:meth:`_consent_tick`) sends checks and retransmissions from :mod:`stun`'s
+        templates, the open transactions sit in a dict, and their answers, like the
+        peer's own consent checks, are handled in the receive path
+        (:meth:`_consent_stun`) before aioice parses anything. This task only waits for
+        the expiry (and is what aioice's ``close()`` cancels).
         """
         assert self.remote_password is not None  # set before connect() started us
         loop = asyncio.get_running_loop()
         # the nominating check has just been answered: consent starts fresh
         self.consent_confirmed = loop.time()
-        checks: set[asyncio.Task[None]] = set()
+        expired = self._consent_waiter = loop.create_future()
+        self._consent_loop = loop
+        self._update_fast_consent_pair()
+        self._consent_next = loop.time() + self._consent_delay()
+        self._consent_tick()
         try:
-            next_check = loop.time() + self._consent_delay()
-            while True:
-                now = loop.time()
-                expires = self.consent_confirmed + self._consent_timeout()
-                if now >= expires:
-                    break
-                if now >= next_check:
-                    for pair in list(self._nominated.values()):
-                        task = loop.create_task(self._consent_check(pair))
-                        checks.add(task)
-                        task.add_done_callback(checks.discard)
-                    next_check = now + self._consent_delay()
-                await asyncio.sleep(min(next_check, expires) - now)
+            await expired
         finally:
-            for task in list(checks):
-                task.cancel()
+            self._consent_stop()
         logger.info(
             "ICE consent expired: no response for %.1f s (%s)",
             loop.time() - self.consent_confirmed,
@@ -500,6 +535,13 @@ class IceConnection(aioice.Connection):
         # as aioice does: close() must not cancel the task it is running in
         self._query_consent_task = None
         await self.close()
+
+    def _consent_stop(self) -> None:
+        timer = self._consent_timer
+        if timer is not None:
+            timer.cancel()
+        self._consent_timer = self._consent_loop = self._consent_waiter = None
+        self._consent_pending.clear()
 
     def _consent_delay(self) -> float:
         interval = self.consent_interval
@@ -512,29 +554,186 @@ class IceConnection(aioice.Connection):
             return self.consent_timeout
         return float(aioice.ice.CONSENT_INTERVAL * aioice.ice.CONSENT_FAILURES)
 
-    async def _consent_check(self, pair: aioice.ice.CandidatePair) -> None:
-        """One consent check: a Binding request with a fresh transaction id (RFC 7675
-        5.1), retransmitted by aioice's STUN transaction; an error response or silence
-        leaves consent where it was."""
-        assert self.remote_password is not None
-        request = self.build_request(pair, nominate=False)
-        self.consent_checks["sent"] += 1
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        try:
-            await pair.protocol.request(
-                request,
-                pair.remote_addr,
-                integrity_key=self.remote_password.encode("utf8"),
-                retransmissions=self.consent_retransmissions,
-            )
-        except aioice.stun.TransactionError:
-            self.consent_checks["unanswered"] += 1
+    def _consent_tick(self) -> None:
+        """The consent timer: expiry, the checks due, the retransmissions due; then the
+        timer again for the earliest of what comes next."""
+        loop, confirmed = self._consent_loop, self.consent_confirmed
+        if loop is None or confirmed is None:
             return
+        self._consent_timer = None
+        now = loop.time()
+        expires = confirmed + self._consent_timeout()
+        if now >= expires:
+            expired = self._consent_waiter
+            if expired is not None and not expired.done():
+                expired.set_result(None)
+            return
+        pending = self._consent_pending
+        for transaction_id, check in list(pending.items()):
+            if check.due > now:
+                continue
+            if check.copies > self.consent_retransmissions:
+                # as aioice's Transaction: no answer within the interval after the
+                # last copy
+                del pending[transaction_id]
+                self.consent_checks["unanswered"] += 1
+                continue
+            self._consent_send(check, now)
+        if now >= self._consent_next:
+            for pair in list(self._nominated.values()):
+                self._consent_start(pair, now)
+            self._consent_next = now + self._consent_delay()
+        self._consent_arm(expires)
+
+    def _consent_arm(self, expires: float) -> None:
+        """(Re)arm the timer for the next check, retransmission or the expiry."""
+        loop = self._consent_loop
+        if loop is None:
+            return
+        when = min(self._consent_next, expires)
+        for check in self._consent_pending.values():
+            when = min(when, check.due)
+        timer = self._consent_timer
+        if timer is not None:
+            if timer.when() == when:
+                return
+            timer.cancel()
+        self._consent_timer = loop.call_at(when, self._consent_tick)
+
+    def _consent_start(self, pair: aioice.ice.CandidatePair, now: float) -> None:
+        """A new consent check (RFC 7675 5.1: a fresh transaction id) on ``pair``."""
+        assert self.remote_password is not None
+        template = (self.ice_controlling, self._tie_breaker, self.remote_username)
+        if self._consent_template[0] != template:
+            attributes = stun.request_attributes(
+                f"{self.remote_username}:{self.local_username}",
+                aioice.candidate.candidate_priority(pair.component, "prflx"),
+                self.ice_controlling,
+                self._tie_breaker,
+            )
+            self._consent_template = (template, attributes)
+        transaction_id = os.urandom(12)
+        request = stun.binding_request(
+            transaction_id, self._consent_template[1], self.remote_password.encode("utf8")
+        )
+        check = _ConsentCheck(pair, request, now, float(aioice.stun.RETRY_RTO))
+        self._consent_pending[transaction_id] = check
+        self.consent_checks["sent"] += 1
+        self._consent_send(check, now)
+
+    def _consent_send(self, check: _ConsentCheck, now: float) -> None:
+        """Send a copy of ``check``; the next goes after twice the wait (RFC 8489
+        6.2.1, aioice's schedule: 0, RTO, 3 RTO, 7 RTO, ...)."""
+        check.due = now + check.wait
+        check.wait *= 2
+        check.copies += 1
+        transport = getattr(check.pair.protocol, "transport", None)
+        if transport is not None:
+            transport.sendto(check.request, check.pair.remote_addr)
+
+    def _consent_stun(
+        self, protocol: aioice.ice.StunProtocol, data: bytes, addr: Any
+    ) -> bool:
+        """Consent checks and their answers on the nominated pair, without aioice.
+
+        Returns whether the datagram was handled here; otherwise it goes to aioice,
+        whose handling (answer, error response, amplification rule, silence) is the
+        reference. Handled here only, from the nominated pair's remote address on its
+        socket, once consent freshness runs:
+
+        - a Binding request that :func:`stun.parse_binding` fully parses, with our
+          USERNAME and MESSAGE-INTEGRITY made with our password, no role conflict, and
+          no nomination to act on (USE-CANDIDATE on a pair already nominated both
+          ways): answered with the bytes aioice would send, and nothing else aioice
+          would do (the pair is the nominated one, succeeded, its source validated);
+        - an authenticated response to one of our open consent checks (an
+          unauthenticated one is ignored here as aioice's Transaction ignores it:
+          the check keeps being retransmitted).
+        """
+        pair = self._fast_consent_pair
+        if pair is None or pair.protocol is not protocol or self._consent_loop is None:
+            return False
+        remote = pair.remote_addr
+        if addr[1] != remote[1] or addr[0] != remote[0]:
+            return False
+        binding = stun.parse_binding(data)
+        if binding is None:
+            return False
+        if binding.message_type == stun.BINDING_REQUEST:
+            return self._consent_answer(pair, binding, data, remote)
+        check = self._consent_pending.get(binding.transaction_id)
+        if check is None or check.pair is not pair:
+            return False
+        assert self.remote_password is not None
+        if not stun.authentic(data, binding, self.remote_password.encode("utf8")):
+            return True  # as aioice's Transaction: retransmissions continue
+        del self._consent_pending[binding.transaction_id]
+        if binding.message_type != stun.BINDING_SUCCESS:
+            # an authenticated error response: the check failed (aioice's
+            # TransactionFailed); consent stays where it was
+            self.consent_checks["unanswered"] += 1
+            return True
         self.consent_checks["answered"] += 1
-        self.consent_confirmed = now = loop.time()
-        # the same retransmission schedule as a connectivity check's (aioice's RTO)
-        self.latest_round_trips[pair] = check_round_trip(now - started)
+        loop = self._consent_loop
+        if loop is not None:
+            self.consent_confirmed = now = loop.time()
+            # the same retransmission schedule as a connectivity check's (aioice's RTO)
+            self.latest_round_trips[pair] = check_round_trip(now - check.started)
+            if not self._consent_pending:
+                # no retransmission to wait for: the timer can sleep until the next check
+                self._consent_arm(self.consent_confirmed + self._consent_timeout())
+        return True
+
+    def _consent_answer(
+        self,
+        pair: aioice.ice.CandidatePair,
+        binding: stun.Binding,
+        data: bytes,
+        remote: tuple[str, int],
+    ) -> bool:
+        if self._closing or binding.username is None or not binding.integrity_at:
+            return False
+        if binding.username != f"{self.local_username}:{self.remote_username}".encode():
+            return False
+        if (binding.controlling if self.ice_controlling else binding.controlled) is not None:
+            return False  # a role conflict (RFC 8445 7.3.1.1): aioice's to repair
+        if binding.use_candidate and not self.ice_controlling and not (
+            pair.nominated and pair.remote_nominated
+        ):
+            return False  # a nomination to act on (RFC 8445 7.3.1.5)
+        key = self.local_password.encode("utf8")
+        if not stun.authentic(data, binding, key):
+            return False  # aioice answers 401, or nothing (the amplification rule)
+        transaction_id = binding.transaction_id
+        mapped = self._consent_mapped
+        if mapped is not None and mapped[0] == remote:
+            attribute = mapped[1]
+        else:
+            attribute = stun.xor_mapped_address(remote, transaction_id)
+            if len(attribute) == 12:
+                # IPv4: the same attribute for every transaction id (IPv6 XORs it in)
+                self._consent_mapped = (remote, attribute)
+        pair.protocol.transport.sendto(
+            stun.binding_success(transaction_id, attribute, key), remote
+        )
+        self.consent_checks["answered_here"] += 1
+        return True
+
+    def _update_fast_consent_pair(self) -> None:
+        """The pair whose consent traffic :meth:`_consent_stun` handles: the nominated
+        pair, if it is the one aioice's ``check_incoming`` would find for a check from
+        its remote address (its remote candidate is the first with that address), so
+        that skipping aioice changes nothing there."""
+        pair = self._nominated.get(COMPONENT)
+        fast = None
+        if pair is not None and pair.state == _SUCCEEDED and pair.nominated:
+            host, port = pair.remote_addr
+            for candidate in self._remote_candidates:
+                if candidate._network_host == host and candidate.port == port:
+                    if candidate is pair.remote_candidate:
+                        fast = pair
+                    break
+        self._fast_consent_pair = fast
 
     async def close(self) -> None:
         """Stop the checks task (if still running), then close as aioice does."""
