@@ -268,3 +268,23 @@ async def test_unanswered_checks_are_retransmitted_on_stuns_schedule_then_droppe
     assert sent == [2, 3, 4, 4]
     assert len({data for data, _ in recorder.sent}) == 1  # the same transaction
     assert a.consent_checks["unanswered"] == 1
+
+
+async def test_a_timer_firing_within_the_clocks_resolution_early_still_acts(
+    connected: Connected, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """uvloop's timers fire up to a millisecond before loop.time() reaches their time:
+    what is due then is sent, not re-armed for the same moment (a busy loop)."""
+    a = connected.a
+    recorder = connected.record(a)
+    pair = a.nominated_pair
+    assert pair is not None
+    loop = asyncio.get_running_loop()
+    a._consent_start(pair, loop.time())
+    (check,) = a._consent_pending.values()
+    due = check.due
+    monkeypatch.setattr(loop, "time", lambda: due - ice.TIMER_SLACK / 2)
+    a._consent_tick()
+    assert len(recorder.sent) == 2  # the first copy and its retransmission
+    timer = a._consent_timer
+    assert timer is not None and timer.when() > due

@@ -106,6 +106,11 @@ _SUCCEEDED = aioice.ice.CandidatePair.State.SUCCEEDED
 CONSENT_RETRANSMISSIONS = 3
 
 
+#: Consent timers fire this late, and treat what falls due this soon as due (s): the
+#: resolution of uvloop's clock (whole milliseconds), which asyncio's does not exceed
+TIMER_SLACK = 0.001
+
+
 def limit_receive_buffer(transport: object) -> bool:
     """Shrink asyncio's per-datagram read buffer to :data:`RECEIVE_BUFFER`.
 
@@ -561,16 +566,20 @@ class IceConnection(aioice.Connection):
         if loop is None or confirmed is None:
             return
         self._consent_timer = None
+        # what falls due within the clock's resolution is due now: uvloop's timers fire
+        # up to a millisecond before loop.time() reaches their time, and a tick that
+        # found nothing due would re-arm for the same moment, again and again
         now = loop.time()
+        soon = now + TIMER_SLACK
         expires = confirmed + self._consent_timeout()
-        if now >= expires:
+        if soon >= expires:
             expired = self._consent_waiter
             if expired is not None and not expired.done():
                 expired.set_result(None)
             return
         pending = self._consent_pending
         for transaction_id, check in list(pending.items()):
-            if check.due > now:
+            if check.due > soon:
                 continue
             if check.copies > self.consent_retransmissions:
                 # as aioice's Transaction: no answer within the interval after the
@@ -579,7 +588,7 @@ class IceConnection(aioice.Connection):
                 self.consent_checks["unanswered"] += 1
                 continue
             self._consent_send(check, now)
-        if now >= self._consent_next:
+        if soon >= self._consent_next:
             for pair in list(self._nominated.values()):
                 self._consent_start(pair, now)
             self._consent_next = now + self._consent_delay()
@@ -595,10 +604,10 @@ class IceConnection(aioice.Connection):
             when = min(when, check.due)
         timer = self._consent_timer
         if timer is not None:
-            if timer.when() == when:
+            if timer.when() == when + TIMER_SLACK:
                 return
             timer.cancel()
-        self._consent_timer = loop.call_at(when, self._consent_tick)
+        self._consent_timer = loop.call_at(when + TIMER_SLACK, self._consent_tick)
 
     def _consent_start(self, pair: aioice.ice.CandidatePair, now: float) -> None:
         """A new consent check (RFC 7675 5.1: a fresh transaction id) on ``pair``."""
