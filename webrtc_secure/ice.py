@@ -27,7 +27,10 @@ every change, so the transport can cache the nominated pair), the host
 ``StunProtocol`` of the nominated pair (whose ``datagram_received`` it wraps, so that
 non-STUN datagrams skip aioice's parse attempt, receive queue and ``recv()``), and the
 ``max_size`` of asyncio's selector datagram transport. When any of them is not what
-this module expects, the transport falls back to aioice's public ``recv()``/``sendto``.
+this module expects, the transport falls back to the connection's gate and aioice's
+public ``sendto``. aioice's two queues (``_queue``, ``_check_list_state``) are
+replaced by a :class:`_Mailbox` each: what aioice calls on them, without three deques
+apiece, and no task per transport parked in ``recv()``.
 
 Both fast paths work the same on uvloop: its ``UDPTransport`` also looks
 ``datagram_received`` up on the protocol for every datagram, and its ``sendto`` is the
@@ -66,7 +69,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import aioice
 import aioice.candidate
@@ -78,6 +81,8 @@ from webrtc_secure.errors import ConfigurationError, IceError, InvalidStateError
 from webrtc_secure.sdp import MAX_MEDIA_SECTIONS, check_text, is_token, parse_candidate
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 COMPONENT = 1
 
@@ -199,21 +204,69 @@ class _NominatedPairs(dict[int, "aioice.ice.CandidatePair"]):
         return self
 
 
-class _CheckListStateQueue(asyncio.Queue[int]):
-    """aioice's queue of check list outcomes, which also tells us at once.
+class _Mailbox(Generic[_T]):
+    """What aioice uses of an ``asyncio.Queue``, without its three deques.
 
-    aioice reports completion and failure (``ICE_COMPLETED``/``ICE_FAILED``) only by
-    ``put_nowait`` on this queue, which its ``connect()`` reads after its pacing loop;
-    ``close()`` puts ``ICE_FAILED`` on it too. ``Queue.put`` ends in ``put_nowait``.
+    aioice keeps two queues per connection for all its life: ``_check_list_state``
+    (the check list's outcome: one item, read once by its ``connect()``) and
+    ``_queue`` (what ``recv()`` returns: here only the datagrams that arrive before
+    the transport, and the None that ``close()`` puts there). An ``asyncio.Queue``
+    holds three deques of 64 slots (about 2.3 KiB) from its first moment; this holds a
+    list once something waits in it and a list of futures once someone waits for it.
+
+    ``put_nowait`` also tells ``listener``, if any, of each item; when ``listener``
+    returns True the item counts as taken and is not kept.
     """
 
-    def __init__(self, on_put: Callable[[int], None]) -> None:
-        super().__init__()
-        self._on_put = on_put
+    def __init__(self, listener: Callable[[_T], bool] | None = None) -> None:
+        self._items: list[_T] | None = None
+        self._getters: list[asyncio.Future[None]] | None = None
+        self.listener = listener
 
-    def put_nowait(self, item: int) -> None:
-        super().put_nowait(item)
-        self._on_put(item)
+    def qsize(self) -> int:
+        items = self._items
+        return len(items) if items else 0
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def put_nowait(self, item: _T) -> None:
+        listener = self.listener
+        if listener is not None and listener(item):
+            return
+        if self._items is None:
+            self._items = []
+        self._items.append(item)
+        self._wake_one()
+
+    def get_nowait(self) -> _T:
+        if not self._items:
+            raise asyncio.QueueEmpty
+        return self._items.pop(0)
+
+    async def get(self) -> _T:
+        while not self._items:
+            getter = asyncio.get_running_loop().create_future()
+            if self._getters is None:
+                self._getters = []
+            self._getters.append(getter)
+            try:
+                await getter
+            except BaseException:
+                with contextlib.suppress(ValueError):
+                    self._getters.remove(getter)
+                if self._items and not getter.cancelled():
+                    self._wake_one()  # this getter was woken, but gives the item up
+                raise
+        return self._items.pop(0)
+
+    def _wake_one(self) -> None:
+        getters = self._getters
+        while getters:
+            getter = getters.pop(0)
+            if not getter.done():
+                getter.set_result(None)
+                return
 
 
 class IceConnection(aioice.Connection):
@@ -246,8 +299,10 @@ class IceConnection(aioice.Connection):
         self._gates: dict[aioice.ice.StunProtocol, Callable[[bytes, Any], None]] = {}
         #: size of the STUN datagram aioice is handling now (for respond_error)
         self._stun_length = 0
-        # the queue is still empty here: replacing it loses nothing
-        self._check_list_state = _CheckListStateQueue(self._check_list_settled)
+        # the queues are still empty here: replacing them loses nothing (aioice only
+        # calls put_nowait and get on them, see _Mailbox)
+        self._check_list_state = _Mailbox(self._check_list_settled)  # type: ignore[assignment]
+        self._queue = _Mailbox()  # type: ignore[assignment]
         # likewise still empty: aioice only ever mutates this dict in place
         self._nominated: dict[int, aioice.ice.CandidatePair] = _NominatedPairs(
             self._nomination_changed
@@ -307,10 +362,11 @@ class IceConnection(aioice.Connection):
             except Exception:  # called from inside aioice: never break it
                 logger.exception("nomination watcher failed")
 
-    def _check_list_settled(self, outcome: int) -> None:
+    def _check_list_settled(self, outcome: int) -> bool:
         if self._outcome is None:
             self._outcome = outcome
         self._wake()
+        return False  # aioice's connect() reads it too
 
     def _wake(self) -> None:
         waiter = self._outcome_waiter
@@ -1091,19 +1147,20 @@ class IceDatagramTransport(asyncio.DatagramTransport):
 
     Otherwise the connection's gate (same source check) delivers the pair's datagrams
     (a TURN-relayed pair, a protocol we may not wrap); those that arrived before the
-    transport existed wait in aioice's queue, bounded, and a read task drains them
-    through ``recv()``; that task also notices when aioice closes.
+    transport existed wait in aioice's queue, bounded, and reach the protocol in the
+    loop's next step; the queue then tells the transport when aioice closes.
     """
 
     __slots__ = (
+        "_closed",
         "_closing",
         "_connection",
         "_hook_function",
         "_hook_previous",
         "_hooked",
         "_hooked_remote",
+        "_loop",
         "_protocol",
-        "_reader",
         "_remote",
         "_send_tasks",
         "_sink",
@@ -1115,7 +1172,11 @@ class IceDatagramTransport(asyncio.DatagramTransport):
         self._connection = connection
         self._protocol = protocol
         self._closing = False
-        self._send_tasks: set[asyncio.Task[None]] = set()
+        #: aioice send() tasks of the slow send path (created when first needed)
+        self._send_tasks: set[asyncio.Task[None]] | None = None
+        #: what wait_closed() waits for (created when first needed)
+        self._closed: asyncio.Future[None] | None = None
+        self._loop = asyncio.get_running_loop()
         #: the nominated pair's socket sendto and remote address, or None: slow path
         self._socket_sendto: Callable[[bytes, Any], None] | None = None
         self._remote: tuple[str, int] | None = None
@@ -1130,10 +1191,11 @@ class IceDatagramTransport(asyncio.DatagramTransport):
         # fast path does not take)
         self._sink = self._deliver
         connection.data_sink = self._sink
-        # aioice's queue may hold datagrams that arrived before this transport: the
-        # read task's first step returns them all without suspending, so they reach
-        # the protocol before anything the fast path sees later
-        self._reader = asyncio.ensure_future(self._read_loop())
+        # aioice's queue may hold datagrams that arrived before this transport: they
+        # reach the protocol in the loop's next step, before anything the sockets
+        # deliver later; from then on the queue hands us what aioice puts there (its
+        # close, the loss of the nominated socket) without a task reading it
+        self._loop.call_soon(self._drain)
         if connection.tracks_nomination:
             connection.nomination_watchers.append(self._bind)
             self._bind()
@@ -1242,35 +1304,54 @@ class IceDatagramTransport(asyncio.DatagramTransport):
         # no cached pair: a protocol other than aioice's StunProtocol, or aioice's
         # dict is no longer ours. Its public send() costs a task per datagram
         task = asyncio.ensure_future(self._connection.sendto(data, COMPONENT))
+        if self._send_tasks is None:
+            self._send_tasks = set()
         self._send_tasks.add(task)
         task.add_done_callback(self._send_done)
 
     def _send_done(self, task: asyncio.Task[None]) -> None:
         # datagrams are best effort, but a failed send must not end up as "Task
         # exception was never retrieved" (e.g. ConnectionError once ICE closed)
-        self._send_tasks.discard(task)
+        if self._send_tasks is not None:
+            self._send_tasks.discard(task)
         if not task.cancelled() and (error := task.exception()) is not None:
             logger.debug("ICE send failed: %s", error)
 
-    async def _read_loop(self) -> None:
-        error: Exception | None = None
-        try:
-            while True:
-                # only what the gate let in (validated sources, bounded) is queued
-                data = await self._connection.recv()
-                self._deliver(data, self.get_extra_info("peername"))
-        except ConnectionError as exc:
-            error = exc
-        except asyncio.CancelledError:
+    def _drain(self) -> None:
+        if self._closing:
+            return
+        queue = self._connection._queue
+        assert isinstance(queue, _Mailbox)  # IceConnection's, from its __init__
+        # only what the gate let in (validated sources, bounded) was queued
+        while not queue.empty() and self._queued(queue.get_nowait()):
             pass
-        finally:
-            closing = self._closing
+        if not self._closing:
+            queue.listener = self._queued
+
+    def _queued(self, item: tuple[bytes, int] | None) -> bool:
+        """An item of aioice's receive queue: a datagram, or None when aioice closed or
+        lost the nominated pair's socket (what its ``recv()`` raises ConnectionError
+        for). Returns whether it was taken."""
+        if self._closing:
+            return False
+        if item is None:
+            # the end, seen in a step of its own (not inside aioice's close())
             self._stop()
-            if not closing:
-                self._protocol.connection_lost(error)
+            self._loop.call_soon(
+                self._protocol.connection_lost, ConnectionError("ICE connection closed")
+            )
+            return True
+        self._deliver(item[0], self.get_extra_info("peername"))
+        return True
 
     def _stop(self) -> None:
         self._closing = True
+        queue = self._connection._queue
+        if isinstance(queue, _Mailbox) and queue.listener == self._queued:
+            queue.listener = None
+        closed = self._closed
+        if closed is not None and not closed.done():
+            closed.set_result(None)
         if self._connection.data_sink is self._sink:
             self._connection.data_sink = None
         with contextlib.suppress(ValueError):
@@ -1282,8 +1363,7 @@ class IceDatagramTransport(asyncio.DatagramTransport):
         if self._closing:
             return
         self._stop()
-        self._reader.cancel()
-        for task in self._send_tasks:
+        for task in self._send_tasks or ():
             task.cancel()
         self._protocol.connection_lost(None)
 
@@ -1291,5 +1371,9 @@ class IceDatagramTransport(asyncio.DatagramTransport):
         self.close()
 
     async def wait_closed(self) -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
+        """Return once the transport is closed (by close(), or when aioice closed)."""
+        if self._closing:
+            return
+        if self._closed is None:
+            self._closed = self._loop.create_future()
+        await asyncio.shield(self._closed)
