@@ -286,5 +286,38 @@ async def test_a_timer_firing_within_the_clocks_resolution_early_still_acts(
     monkeypatch.setattr(loop, "time", lambda: due - ice.TIMER_SLACK / 2)
     a._consent_tick()
     assert len(recorder.sent) == 2  # the first copy and its retransmission
-    timer = a._consent_timer
-    assert timer is not None and timer.when() > due
+    assert a._consent_wake is not None and a._consent_wake > due
+
+
+class _Sleeper:
+    """Stands in for an IceConnection on the consent clock."""
+
+    def __init__(self, name: str, log: list[str]) -> None:
+        self.name, self.log = name, log
+        self._consent_wake: float | None = None
+
+    def _consent_tick(self) -> None:
+        self.log.append(self.name)
+
+
+async def test_one_clock_wakes_each_connection_at_its_latest_time_only() -> None:
+    loop = asyncio.get_running_loop()
+    clock = ice._ConsentClock.of(loop)
+    assert ice._ConsentClock.of(loop) is clock
+    log: list[str] = []
+    now = loop.time()
+    early, late, moved, gone = (_Sleeper(n, log) for n in ("early", "late", "moved", "gone"))
+    for sleeper, offset in ((late, 0.03), (early, 0.01), (moved, 0.005), (gone, 0.02)):
+        sleeper._consent_wake = now + offset
+        clock.wake(sleeper, now + offset)  # type: ignore[arg-type]
+    # "moved" re-arms later: its first entry is stale and skipped
+    moved._consent_wake = now + 0.025
+    clock.wake(moved, now + 0.025)  # type: ignore[arg-type]
+    del gone, sleeper  # held weakly: never woken
+    while len(log) < 3:
+        await asyncio.sleep(0.005)
+    assert log == ["early", "moved", "late"]
+    await asyncio.sleep(0.01)
+    assert log == ["early", "moved", "late"]
+    # its heap empty, the clock leaves the registry; the next one is new
+    assert loop not in ice._ConsentClock._clocks

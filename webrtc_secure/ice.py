@@ -61,15 +61,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import json
 import logging
 import os
 import random
 import re
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import aioice
 import aioice.candidate
@@ -150,6 +153,79 @@ class _ConsentCheck:
         #: the wait after the next copy
         self.wait = rto
         self.copies = 0
+
+
+#: what replaces aioice's ``_early_checks`` deque (64 slots) once connect() has
+#: handled them: aioice appends only before, and only reads it then
+_NO_EARLY_CHECKS: Any = ()
+
+
+class _ConsentClock:
+    """One loop timer for the consent freshness of every IceConnection on a loop.
+
+    Each connection asks to be woken at one moment (its next check, retransmission or
+    consent expiry); the clock keeps those in a heap and the loop holds one timer, for
+    the earliest. A timer per connection cost a TimerHandle each (on uvloop with a
+    libuv timer of its own, about 0.8 KiB) and a cancel and a new one per answer. A
+    connection that re-arms leaves its earlier entry behind: it is skipped when it
+    comes up (the connection's ``_consent_wake`` no longer matches). Connections are
+    held weakly.
+    """
+
+    __slots__ = ("_count", "_firing", "_heap", "_loop", "_timer")
+
+    _clocks: ClassVar[dict[asyncio.AbstractEventLoop, _ConsentClock]] = {}
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _ConsentClock:
+        clock = cls._clocks.get(loop)
+        if clock is None:
+            # a loop closed with entries still due keeps its clock here until now
+            for closed in [other for other in cls._clocks if other.is_closed()]:
+                del cls._clocks[closed]
+            clock = cls._clocks[loop] = cls(loop)
+        return clock
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._heap: list[tuple[float, int, weakref.ref[IceConnection]]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._count = itertools.count()
+        self._firing = False
+
+    def wake(self, connection: IceConnection, when: float) -> None:
+        heapq.heappush(self._heap, (when, next(self._count), weakref.ref(connection)))
+        if self._firing:
+            return  # _fire arms the timer when it is done
+        timer = self._timer
+        if timer is None or when + TIMER_SLACK < timer.when():
+            if timer is not None:
+                timer.cancel()
+            self._timer = self._loop.call_at(when + TIMER_SLACK, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        heap = self._heap
+        # what falls due within the clock's resolution is due now (TIMER_SLACK)
+        soon = self._loop.time() + TIMER_SLACK
+        self._firing = True
+        try:
+            while heap and heap[0][0] <= soon:
+                when, _, ref = heapq.heappop(heap)
+                connection = ref()
+                if connection is None or connection._consent_wake != when:
+                    continue
+                connection._consent_wake = None
+                try:
+                    connection._consent_tick()
+                except Exception:  # one connection's bug must not stop the others'
+                    logger.exception("consent freshness failed")
+        finally:
+            self._firing = False
+        if heap:
+            self._timer = self._loop.call_at(heap[0][0] + TIMER_SLACK, self._fire)
+        elif self._clocks.get(self._loop) is self:
+            del self._clocks[self._loop]
 
 
 class _NominatedPairs(dict[int, "aioice.ice.CandidatePair"]):
@@ -329,12 +405,12 @@ class IceConnection(aioice.Connection):
         #: loop time of the last consent response (None before consent freshness runs)
         self.consent_confirmed: float | None = None
         self.consent_expired = False
-        # the consent machinery (query_consent): its timer, the loop it runs on, the
-        # future the consent task waits on until expiry, when the next check is due,
-        # the open checks by transaction id, the request attributes and what they
-        # were built for, the XOR-MAPPED-ADDRESS of an IPv4 remote address, and the
-        # pair whose consent STUN skips aioice
-        self._consent_timer: asyncio.TimerHandle | None = None
+        # the consent machinery (query_consent): when the consent clock wakes us, the
+        # loop it runs on, the future the consent task waits on until expiry, when the
+        # next check is due, the open checks by transaction id, the request attributes
+        # and what they were built for, the XOR-MAPPED-ADDRESS of an IPv4 remote
+        # address, and the pair whose consent STUN skips aioice
+        self._consent_wake: float | None = None
         self._consent_loop: asyncio.AbstractEventLoop | None = None
         self._consent_waiter: asyncio.Future[None] | None = None
         self._consent_next = 0.0
@@ -582,6 +658,9 @@ class IceConnection(aioice.Connection):
         self._consent_loop = loop
         self._update_fast_consent_pair()
         self._consent_next = loop.time() + self._consent_delay()
+        if self._early_checks_done and not self._early_checks:
+            # aioice's deque of checks that came before connect(), empty for good
+            self._early_checks = _NO_EARLY_CHECKS
         self._consent_tick()
         try:
             await expired
@@ -598,10 +677,8 @@ class IceConnection(aioice.Connection):
         await self.close()
 
     def _consent_stop(self) -> None:
-        timer = self._consent_timer
-        if timer is not None:
-            timer.cancel()
-        self._consent_timer = self._consent_loop = self._consent_waiter = None
+        # the clock skips what it still holds for us: no wake-up time matches None
+        self._consent_wake = self._consent_loop = self._consent_waiter = None
         self._consent_pending.clear()
 
     def _consent_delay(self) -> float:
@@ -621,7 +698,6 @@ class IceConnection(aioice.Connection):
         loop, confirmed = self._consent_loop, self.consent_confirmed
         if loop is None or confirmed is None:
             return
-        self._consent_timer = None
         # what falls due within the clock's resolution is due now: uvloop's timers fire
         # up to a millisecond before loop.time() reaches their time, and a tick that
         # found nothing due would re-arm for the same moment, again and again
@@ -658,12 +734,9 @@ class IceConnection(aioice.Connection):
         when = min(self._consent_next, expires)
         for check in self._consent_pending.values():
             when = min(when, check.due)
-        timer = self._consent_timer
-        if timer is not None:
-            if timer.when() == when + TIMER_SLACK:
-                return
-            timer.cancel()
-        self._consent_timer = loop.call_at(when + TIMER_SLACK, self._consent_tick)
+        if self._consent_wake != when:
+            self._consent_wake = when
+            _ConsentClock.of(loop).wake(self, when)
 
     def _consent_start(self, pair: aioice.ice.CandidatePair, now: float) -> None:
         """A new consent check (RFC 7675 5.1: a fresh transaction id) on ``pair``."""
