@@ -203,6 +203,11 @@ class _ConsentClock:
                 timer.cancel()
             self._timer = self._loop.call_at(when + TIMER_SLACK, self._fire)
 
+    @staticmethod
+    def _stale(entry: tuple[float, int, weakref.ref[IceConnection]]) -> bool:
+        connection = entry[2]()
+        return connection is None or connection._consent_wake != entry[0]
+
     def _fire(self) -> None:
         self._timer = None
         heap = self._heap
@@ -211,9 +216,9 @@ class _ConsentClock:
         self._firing = True
         try:
             while heap and heap[0][0] <= soon:
-                when, _, ref = heapq.heappop(heap)
-                connection = ref()
-                if connection is None or connection._consent_wake != when:
+                entry = heapq.heappop(heap)
+                connection = entry[2]()
+                if connection is None or connection._consent_wake != entry[0]:
                     continue
                 connection._consent_wake = None
                 try:
@@ -222,6 +227,10 @@ class _ConsentClock:
                     logger.exception("consent freshness failed")
         finally:
             self._firing = False
+        # entries left behind by a re-arm (an answered check's retransmission time)
+        # need no wake-up of their own
+        while heap and self._stale(heap[0]):
+            heapq.heappop(heap)
         if heap:
             self._timer = self._loop.call_at(heap[0][0] + TIMER_SLACK, self._fire)
         elif self._clocks.get(self._loop) is self:
