@@ -321,3 +321,20 @@ async def test_one_clock_wakes_each_connection_at_its_latest_time_only() -> None
     assert log == ["early", "moved", "late"]
     # its heap empty, the clock leaves the registry; the next one is new
     assert loop not in ice._ConsentClock._clocks
+
+
+async def test_the_clock_moves_its_timer_earlier_even_from_a_time_already_past() -> None:
+    """uvloop's call_at returns a plain Handle (no when()) for a time already past;
+    waking someone earlier than the armed time must still work there."""
+    loop = asyncio.get_running_loop()
+    clock = ice._ConsentClock.of(loop)
+    log: list[str] = []
+    past, earlier = _Sleeper("past", log), _Sleeper("earlier", log)
+    now = loop.time()
+    past._consent_wake = now - 1.0
+    clock.wake(past, now - 1.0)  # type: ignore[arg-type]
+    earlier._consent_wake = now - 2.0
+    clock.wake(earlier, now - 2.0)  # type: ignore[arg-type]
+    while len(log) < 2:
+        await asyncio.sleep(0.005)
+    assert log == ["earlier", "past"]

@@ -172,7 +172,7 @@ class _ConsentClock:
     held weakly.
     """
 
-    __slots__ = ("_count", "_firing", "_heap", "_loop", "_timer")
+    __slots__ = ("_count", "_firing", "_heap", "_loop", "_timer", "_timer_when")
 
     _clocks: ClassVar[dict[asyncio.AbstractEventLoop, _ConsentClock]] = {}
 
@@ -189,7 +189,10 @@ class _ConsentClock:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._heap: list[tuple[float, int, weakref.ref[IceConnection]]] = []
-        self._timer: asyncio.TimerHandle | None = None
+        # the loop's timer and the time it was asked for (uvloop's call_at returns a
+        # plain Handle, without when(), for a time already past)
+        self._timer: asyncio.Handle | None = None
+        self._timer_when = 0.0
         self._count = itertools.count()
         self._firing = False
 
@@ -198,10 +201,14 @@ class _ConsentClock:
         if self._firing:
             return  # _fire arms the timer when it is done
         timer = self._timer
-        if timer is None or when + TIMER_SLACK < timer.when():
+        if timer is None or when < self._timer_when:
             if timer is not None:
                 timer.cancel()
-            self._timer = self._loop.call_at(when + TIMER_SLACK, self._fire)
+            self._arm(when)
+
+    def _arm(self, when: float) -> None:
+        self._timer_when = when
+        self._timer = self._loop.call_at(when + TIMER_SLACK, self._fire)
 
     @staticmethod
     def _stale(entry: tuple[float, int, weakref.ref[IceConnection]]) -> bool:
@@ -232,7 +239,7 @@ class _ConsentClock:
         while heap and self._stale(heap[0]):
             heapq.heappop(heap)
         if heap:
-            self._timer = self._loop.call_at(heap[0][0] + TIMER_SLACK, self._fire)
+            self._arm(heap[0][0])
         elif self._clocks.get(self._loop) is self:
             del self._clocks[self._loop]
 
