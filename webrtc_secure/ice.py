@@ -19,6 +19,11 @@ on STUN's schedule (RFC 8489 6.2.1, aioice's 0.5 s RTO: copies at 0, 0.5, 1.5 an
 all before the next check is due 4..6 s later; a path that answers sees one copy), and
 consent expires, as RFC 7675 5.1 words it, 30 s after the last response, not after a
 count of failures. ``tests/test_ice_consent.py`` measures both through a lossy relay.
+On the nominated pair none of it goes through aioice's STUN codec or transactions:
+:mod:`webrtc_secure.stun` parses and builds the Binding messages, the peer's checks
+are answered in the receive path once authenticated (anything else still goes to
+aioice), our own are tracked in a dict and timed by one clock for all connections.
+At 1000 pairs that halved the idle fleet's CPU (``benchmarks/scale.py``).
 
 :class:`IceDatagramTransport` carries the media of an established session. Its fast
 paths lean on three aioice internals, all isolated here and checked by
@@ -659,9 +664,10 @@ class IceConnection(aioice.Connection):
         ``consent_retransmissions`` times on STUN's schedule, so a slow answer never
         delays the next check, and any authenticated success response renews consent.
 
-        The checks run without a task or future of their own: one timer per connection
-        (:meth:`_consent_tick`) sends checks and retransmissions from :mod:`stun`'s
-        templates, the open transactions sit in a dict, and their answers, like the
+        The checks run without a task or future of their own: the loop's
+        :class:`_ConsentClock` (one timer for every connection) calls
+        :meth:`_consent_tick`, which sends checks and retransmissions built by
+        :mod:`webrtc_secure.stun`, the open transactions sit in a dict, and their answers, like the
         peer's own consent checks, are handled in the receive path
         (:meth:`_consent_stun`) before aioice parses anything. This task only waits for
         the expiry (and is what aioice's ``close()`` cancels).
@@ -1231,8 +1237,9 @@ class IceDatagramTransport(asyncio.DatagramTransport):
       ``sendto``, from a task per datagram);
     - receive: the pair's host socket hands every datagram whose first byte is not
       STUN (RFC 7983: 0..3) and whose source is the pair's remote address straight to
-      our protocol; from any other source it is dropped and counted. STUN
-      (connectivity checks and consent freshness, RFC 7675) still goes to aioice.
+      our protocol; from any other source it is dropped and counted. STUN goes
+      to the connection's gate: consent freshness (RFC 7675) on the nominated pair
+      is handled there, everything else by aioice.
 
     Otherwise the connection's gate (same source check) delivers the pair's datagrams
     (a TURN-relayed pair, a protocol we may not wrap); those that arrived before the
