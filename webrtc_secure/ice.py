@@ -408,8 +408,10 @@ class IceConnection(aioice.Connection):
         self.nomination_watchers: list[Callable[[], None]] = []
         self._outcome: int | None = None
         self._outcome_waiter: asyncio.Future[None] | None = None
-        #: aioice's connect(), running from our connect() until its own end
-        self.checks_task: asyncio.Task[None] | None = None
+        #: aioice's connect(), running from our connect() until its own end; once it
+        #: ended well, a finished future in its place (the task would keep aioice's
+        #: finished coroutine, about 1 KiB per connection, for the connection's life)
+        self.checks_task: asyncio.Future[None] | None = None
         #: round-trip time (seconds) of each pair's first successful check
         self.check_round_trips: dict[aioice.ice.CandidatePair, float] = {}
         #: round-trip time (seconds) of each pair's latest answered STUN transaction,
@@ -514,6 +516,10 @@ class IceConnection(aioice.Connection):
         error = task.exception()
         if error is None:
             logger.debug("ICE checks finished; consent freshness started")
+            if self.checks_task is task:
+                finished = task.get_loop().create_future()
+                finished.set_result(None)
+                self.checks_task = finished
         elif isinstance(error, ConnectionError):
             logger.debug("ICE checks ended: %s", error)
         else:  # a bug in aioice or here: never silent
