@@ -151,12 +151,13 @@ async def test_fast_receive_skips_aioice_and_keeps_order_with_early_data(
     assert stack.slow == {"a": 1, "b": 0}  # only the early datagram went through aioice
 
 
-async def test_stun_still_reaches_aioice_and_consent_freshness_holds(
+async def test_consent_freshness_holds_on_the_wrapped_protocols_without_aioice(
     stacks: list[Stack], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Consent checks (RFC 7675) run through the wrapped protocols both ways: requests
-    reach aioice's request handling, responses its transactions. Were either lost,
-    aioice would close the connection after CONSENT_FAILURES unanswered checks."""
+    """Consent checks (RFC 7675) run through the wrapped protocols both ways: each
+    side's checks are answered by the other's receive path (ice.py's minimal STUN
+    codec), without aioice's request handling, and the answers renew consent. Were
+    either lost, consent would expire after CONSENT_FAILURES intervals."""
     monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.02)
     stack = await _connected()
     stacks.append(stack)
@@ -173,11 +174,18 @@ async def test_stun_still_reaches_aioice_and_consent_freshness_holds(
     for connection in (stack.a, stack.b):
         assert connection.checks_task is not None
         await asyncio.wait_for(asyncio.wait([connection.checks_task]), 10)
+    before = dict(requests)  # connectivity checks, before consent freshness started
     enough = 3 * aioice.ice.CONSENT_FAILURES
-    await _until(lambda: min(requests.values()) >= enough)
-    for connection in (stack.a, stack.b):
+    await _until(
+        lambda: min(c.consent_checks["answered"] for c in (stack.a, stack.b)) >= enough
+    )
+    assert requests == before  # no consent check reached aioice's request handling
+    for connection, other in ((stack.a, stack.b), (stack.b, stack.a)):
         consent = connection._query_consent_task
         assert consent is not None and not consent.done(), "consent expired"
+        # every answer came from the other side's fast path
+        assert other.consent_checks["answered_here"] >= connection.consent_checks["answered"]
+        assert connection.consent_confirmed is not None
     assert stack.ra.lost == stack.rb.lost == []
     assert stack.slow == {"a": 0, "b": 0}  # STUN never counts as data
     # media still flows on the same sockets

@@ -19,6 +19,11 @@ on STUN's schedule (RFC 8489 6.2.1, aioice's 0.5 s RTO: copies at 0, 0.5, 1.5 an
 all before the next check is due 4..6 s later; a path that answers sees one copy), and
 consent expires, as RFC 7675 5.1 words it, 30 s after the last response, not after a
 count of failures. ``tests/test_ice_consent.py`` measures both through a lossy relay.
+On the nominated pair none of it goes through aioice's STUN codec or transactions:
+:mod:`webrtc_secure.stun` parses and builds the Binding messages, the peer's checks
+are answered in the receive path once authenticated (anything else still goes to
+aioice), our own are tracked in a dict and timed by one clock for all connections.
+At 1000 pairs that halved the idle fleet's CPU (``benchmarks/scale.py``).
 
 :class:`IceDatagramTransport` carries the media of an established session. Its fast
 paths lean on three aioice internals, all isolated here and checked by
@@ -27,7 +32,10 @@ every change, so the transport can cache the nominated pair), the host
 ``StunProtocol`` of the nominated pair (whose ``datagram_received`` it wraps, so that
 non-STUN datagrams skip aioice's parse attempt, receive queue and ``recv()``), and the
 ``max_size`` of asyncio's selector datagram transport. When any of them is not what
-this module expects, the transport falls back to aioice's public ``recv()``/``sendto``.
+this module expects, the transport falls back to the connection's gate and aioice's
+public ``sendto``. aioice's two queues (``_queue``, ``_check_list_state``) are
+replaced by a :class:`_Mailbox` each: what aioice calls on them, without three deques
+apiece, and no task per transport parked in ``recv()``.
 
 Both fast paths work the same on uvloop: its ``UDPTransport`` also looks
 ``datagram_received`` up on the protocol for every datagram, and its ``sendto`` is the
@@ -58,23 +66,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import json
 import logging
+import os
 import random
 import re
+import weakref
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Generic, TypeVar
 
 import aioice
+import aioice.candidate
 import aioice.ice
 import aioice.stun
 
+from webrtc_secure import stun
 from webrtc_secure.errors import ConfigurationError, IceError, InvalidStateError, SdpError
 from webrtc_secure.sdp import MAX_MEDIA_SECTIONS, check_text, is_token, parse_candidate
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 COMPONENT = 1
 
@@ -103,6 +119,11 @@ _SUCCEEDED = aioice.ice.CandidatePair.State.SUCCEEDED
 CONSENT_RETRANSMISSIONS = 3
 
 
+#: Consent timers fire this late, and treat what falls due this soon as due (s): the
+#: resolution of uvloop's clock (whole milliseconds), which asyncio's does not exceed
+TIMER_SLACK = 0.001
+
+
 def limit_receive_buffer(transport: object) -> bool:
     """Shrink asyncio's per-datagram read buffer to :data:`RECEIVE_BUFFER`.
 
@@ -119,6 +140,113 @@ def limit_receive_buffer(transport: object) -> bool:
     except AttributeError:  # a read-only attribute of some other transport
         return False
     return True
+
+
+class _ConsentCheck:
+    """One open consent check: a STUN transaction without a future or a task."""
+
+    __slots__ = ("copies", "due", "pair", "request", "started", "wait")
+
+    def __init__(
+        self, pair: aioice.ice.CandidatePair, request: bytes, started: float, rto: float
+    ) -> None:
+        self.pair = pair
+        self.request = request
+        self.started = started
+        #: when the next copy goes (or, after the last, the check times out)
+        self.due = started
+        #: the wait after the next copy
+        self.wait = rto
+        self.copies = 0
+
+
+#: what replaces aioice's ``_early_checks`` deque (64 slots) once connect() has
+#: handled them: aioice appends only before, and only reads it then
+_NO_EARLY_CHECKS: Any = ()
+
+
+class _ConsentClock:
+    """One loop timer for the consent freshness of every IceConnection on a loop.
+
+    Each connection asks to be woken at one moment (its next check, retransmission or
+    consent expiry); the clock keeps those in a heap and the loop holds one timer, for
+    the earliest. A timer per connection cost a TimerHandle each (on uvloop with a
+    libuv timer of its own, about 0.8 KiB) and a cancel and a new one per answer. A
+    connection that re-arms leaves its earlier entry behind: it is skipped when it
+    comes up (the connection's ``_consent_wake`` no longer matches). Connections are
+    held weakly.
+    """
+
+    __slots__ = ("_count", "_firing", "_heap", "_loop", "_timer", "_timer_when")
+
+    _clocks: ClassVar[dict[asyncio.AbstractEventLoop, _ConsentClock]] = {}
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _ConsentClock:
+        clock = cls._clocks.get(loop)
+        if clock is None:
+            # a loop closed with entries still due keeps its clock here until now
+            for closed in [other for other in cls._clocks if other.is_closed()]:
+                del cls._clocks[closed]
+            clock = cls._clocks[loop] = cls(loop)
+        return clock
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._heap: list[tuple[float, int, weakref.ref[IceConnection]]] = []
+        # the loop's timer and the time it was asked for (uvloop's call_at returns a
+        # plain Handle, without when(), for a time already past)
+        self._timer: asyncio.Handle | None = None
+        self._timer_when = 0.0
+        self._count = itertools.count()
+        self._firing = False
+
+    def wake(self, connection: IceConnection, when: float) -> None:
+        heapq.heappush(self._heap, (when, next(self._count), weakref.ref(connection)))
+        if self._firing:
+            return  # _fire arms the timer when it is done
+        timer = self._timer
+        if timer is None or when < self._timer_when:
+            if timer is not None:
+                timer.cancel()
+            self._arm(when)
+
+    def _arm(self, when: float) -> None:
+        self._timer_when = when
+        self._timer = self._loop.call_at(when + TIMER_SLACK, self._fire)
+
+    @staticmethod
+    def _stale(entry: tuple[float, int, weakref.ref[IceConnection]]) -> bool:
+        connection = entry[2]()
+        return connection is None or connection._consent_wake != entry[0]
+
+    def _fire(self) -> None:
+        self._timer = None
+        heap = self._heap
+        # what falls due within the clock's resolution is due now (TIMER_SLACK)
+        soon = self._loop.time() + TIMER_SLACK
+        self._firing = True
+        try:
+            while heap and heap[0][0] <= soon:
+                entry = heapq.heappop(heap)
+                connection = entry[2]()
+                if connection is None or connection._consent_wake != entry[0]:
+                    continue
+                connection._consent_wake = None
+                try:
+                    connection._consent_tick()
+                except Exception:  # one connection's bug must not stop the others'
+                    logger.exception("consent freshness failed")
+        finally:
+            self._firing = False
+        # entries left behind by a re-arm (an answered check's retransmission time)
+        # need no wake-up of their own
+        while heap and self._stale(heap[0]):
+            heapq.heappop(heap)
+        if heap:
+            self._arm(heap[0][0])
+        elif self._clocks.get(self._loop) is self:
+            del self._clocks[self._loop]
 
 
 class _NominatedPairs(dict[int, "aioice.ice.CandidatePair"]):
@@ -173,21 +301,69 @@ class _NominatedPairs(dict[int, "aioice.ice.CandidatePair"]):
         return self
 
 
-class _CheckListStateQueue(asyncio.Queue[int]):
-    """aioice's queue of check list outcomes, which also tells us at once.
+class _Mailbox(Generic[_T]):
+    """What aioice uses of an ``asyncio.Queue``, without its three deques.
 
-    aioice reports completion and failure (``ICE_COMPLETED``/``ICE_FAILED``) only by
-    ``put_nowait`` on this queue, which its ``connect()`` reads after its pacing loop;
-    ``close()`` puts ``ICE_FAILED`` on it too. ``Queue.put`` ends in ``put_nowait``.
+    aioice keeps two queues per connection for all its life: ``_check_list_state``
+    (the check list's outcome: one item, read once by its ``connect()``) and
+    ``_queue`` (what ``recv()`` returns: here only the datagrams that arrive before
+    the transport, and the None that ``close()`` puts there). An ``asyncio.Queue``
+    holds three deques of 64 slots (about 2.3 KiB) from its first moment; this holds a
+    list once something waits in it and a list of futures once someone waits for it.
+
+    ``put_nowait`` also tells ``listener``, if any, of each item; when ``listener``
+    returns True the item counts as taken and is not kept.
     """
 
-    def __init__(self, on_put: Callable[[int], None]) -> None:
-        super().__init__()
-        self._on_put = on_put
+    def __init__(self, listener: Callable[[_T], bool] | None = None) -> None:
+        self._items: list[_T] | None = None
+        self._getters: list[asyncio.Future[None]] | None = None
+        self.listener = listener
 
-    def put_nowait(self, item: int) -> None:
-        super().put_nowait(item)
-        self._on_put(item)
+    def qsize(self) -> int:
+        items = self._items
+        return len(items) if items else 0
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def put_nowait(self, item: _T) -> None:
+        listener = self.listener
+        if listener is not None and listener(item):
+            return
+        if self._items is None:
+            self._items = []
+        self._items.append(item)
+        self._wake_one()
+
+    def get_nowait(self) -> _T:
+        if not self._items:
+            raise asyncio.QueueEmpty
+        return self._items.pop(0)
+
+    async def get(self) -> _T:
+        while not self._items:
+            getter = asyncio.get_running_loop().create_future()
+            if self._getters is None:
+                self._getters = []
+            self._getters.append(getter)
+            try:
+                await getter
+            except BaseException:
+                with contextlib.suppress(ValueError):
+                    self._getters.remove(getter)
+                if self._items and not getter.cancelled():
+                    self._wake_one()  # this getter was woken, but gives the item up
+                raise
+        return self._items.pop(0)
+
+    def _wake_one(self) -> None:
+        getters = self._getters
+        while getters:
+            getter = getters.pop(0)
+            if not getter.done():
+                getter.set_result(None)
+                return
 
 
 class IceConnection(aioice.Connection):
@@ -220,8 +396,10 @@ class IceConnection(aioice.Connection):
         self._gates: dict[aioice.ice.StunProtocol, Callable[[bytes, Any], None]] = {}
         #: size of the STUN datagram aioice is handling now (for respond_error)
         self._stun_length = 0
-        # the queue is still empty here: replacing it loses nothing
-        self._check_list_state = _CheckListStateQueue(self._check_list_settled)
+        # the queues are still empty here: replacing them loses nothing (aioice only
+        # calls put_nowait and get on them, see _Mailbox)
+        self._check_list_state = _Mailbox(self._check_list_settled)  # type: ignore[assignment]
+        self._queue = _Mailbox()  # type: ignore[assignment]
         # likewise still empty: aioice only ever mutates this dict in place
         self._nominated: dict[int, aioice.ice.CandidatePair] = _NominatedPairs(
             self._nomination_changed
@@ -230,8 +408,10 @@ class IceConnection(aioice.Connection):
         self.nomination_watchers: list[Callable[[], None]] = []
         self._outcome: int | None = None
         self._outcome_waiter: asyncio.Future[None] | None = None
-        #: aioice's connect(), running from our connect() until its own end
-        self.checks_task: asyncio.Task[None] | None = None
+        #: aioice's connect(), running from our connect() until its own end; once it
+        #: ended well, a finished future in its place (the task would keep aioice's
+        #: finished coroutine, about 1 KiB per connection, for the connection's life)
+        self.checks_task: asyncio.Future[None] | None = None
         #: round-trip time (seconds) of each pair's first successful check
         self.check_round_trips: dict[aioice.ice.CandidatePair, float] = {}
         #: round-trip time (seconds) of each pair's latest answered STUN transaction,
@@ -242,11 +422,25 @@ class IceConnection(aioice.Connection):
         self.consent_interval: float | None = None
         self.consent_timeout: float | None = None
         self.consent_retransmissions = CONSENT_RETRANSMISSIONS
-        #: consent checks by outcome: ``sent``, ``answered``, ``unanswered``
+        #: consent checks by outcome: ``sent``, ``answered``, ``unanswered``; and the
+        #: peer's checks ``answered_here``, on the nominated pair without aioice
         self.consent_checks: Counter[str] = Counter()
         #: loop time of the last consent response (None before consent freshness runs)
         self.consent_confirmed: float | None = None
         self.consent_expired = False
+        # the consent machinery (query_consent): when the consent clock wakes us, the
+        # loop it runs on, the future the consent task waits on until expiry, when the
+        # next check is due, the open checks by transaction id, the request attributes
+        # and what they were built for, the XOR-MAPPED-ADDRESS of an IPv4 remote
+        # address, and the pair whose consent STUN skips aioice
+        self._consent_wake: float | None = None
+        self._consent_loop: asyncio.AbstractEventLoop | None = None
+        self._consent_waiter: asyncio.Future[None] | None = None
+        self._consent_next = 0.0
+        self._consent_pending: dict[bytes, _ConsentCheck] = {}
+        self._consent_template: tuple[object, bytes] = (None, b"")
+        self._consent_mapped: tuple[tuple[str, int], bytes] | None = None
+        self._fast_consent_pair: aioice.ice.CandidatePair | None = None
 
     @property
     def nominated_pair(self) -> aioice.ice.CandidatePair | None:
@@ -260,16 +454,18 @@ class IceConnection(aioice.Connection):
         return type(self._nominated) is _NominatedPairs
 
     def _nomination_changed(self) -> None:
+        self._update_fast_consent_pair()
         for watcher in list(self.nomination_watchers):
             try:
                 watcher()
             except Exception:  # called from inside aioice: never break it
                 logger.exception("nomination watcher failed")
 
-    def _check_list_settled(self, outcome: int) -> None:
+    def _check_list_settled(self, outcome: int) -> bool:
         if self._outcome is None:
             self._outcome = outcome
         self._wake()
+        return False  # aioice's connect() reads it too
 
     def _wake(self) -> None:
         waiter = self._outcome_waiter
@@ -320,6 +516,10 @@ class IceConnection(aioice.Connection):
         error = task.exception()
         if error is None:
             logger.debug("ICE checks finished; consent freshness started")
+            if self.checks_task is task:
+                finished = task.get_loop().create_future()
+                finished.set_result(None)
+                self.checks_task = finished
         elif isinstance(error, ConnectionError):
             logger.debug("ICE checks ended: %s", error)
         else:  # a bug in aioice or here: never silent
@@ -350,11 +550,12 @@ class IceConnection(aioice.Connection):
             return
         to_aioice = protocol.datagram_received
         non_stun = self._non_stun
+        consent = self._consent_stun
 
         def gate(data: bytes, addr: Any) -> None:
             if data and data[0] > 3:  # RFC 7983: not STUN
                 non_stun(protocol, data, addr)
-            else:
+            elif not consent(protocol, data, addr):
                 self._stun_length = len(data)
                 to_aioice(data, addr)
 
@@ -465,32 +666,34 @@ class IceConnection(aioice.Connection):
 
         Replaces aioice's loop (started by its ``connect()``, stopped by its ``close()``
         through ``_query_consent_task``), which sends each check once and waits for it
-        before the next: here each check is its own task, retransmitted
+        before the next. Here each check is a STUN transaction retransmitted
         ``consent_retransmissions`` times on STUN's schedule, so a slow answer never
         delays the next check, and any authenticated success response renews consent.
+
+        The checks run without a task or future of their own: the loop's
+        :class:`_ConsentClock` (one timer for every connection) calls
+        :meth:`_consent_tick`, which sends checks and retransmissions built by
+        :mod:`webrtc_secure.stun`, the open transactions sit in a dict, and their answers, like the
+        peer's own consent checks, are handled in the receive path
+        (:meth:`_consent_stun`) before aioice parses anything. This task only waits for
+        the expiry (and is what aioice's ``close()`` cancels).
         """
         assert self.remote_password is not None  # set before connect() started us
         loop = asyncio.get_running_loop()
         # the nominating check has just been answered: consent starts fresh
         self.consent_confirmed = loop.time()
-        checks: set[asyncio.Task[None]] = set()
+        expired = self._consent_waiter = loop.create_future()
+        self._consent_loop = loop
+        self._update_fast_consent_pair()
+        self._consent_next = loop.time() + self._consent_delay()
+        if self._early_checks_done and not self._early_checks:
+            # aioice's deque of checks that came before connect(), empty for good
+            self._early_checks = _NO_EARLY_CHECKS
+        self._consent_tick()
         try:
-            next_check = loop.time() + self._consent_delay()
-            while True:
-                now = loop.time()
-                expires = self.consent_confirmed + self._consent_timeout()
-                if now >= expires:
-                    break
-                if now >= next_check:
-                    for pair in list(self._nominated.values()):
-                        task = loop.create_task(self._consent_check(pair))
-                        checks.add(task)
-                        task.add_done_callback(checks.discard)
-                    next_check = now + self._consent_delay()
-                await asyncio.sleep(min(next_check, expires) - now)
+            await expired
         finally:
-            for task in list(checks):
-                task.cancel()
+            self._consent_stop()
         logger.info(
             "ICE consent expired: no response for %.1f s (%s)",
             loop.time() - self.consent_confirmed,
@@ -500,6 +703,11 @@ class IceConnection(aioice.Connection):
         # as aioice does: close() must not cancel the task it is running in
         self._query_consent_task = None
         await self.close()
+
+    def _consent_stop(self) -> None:
+        # the clock skips what it still holds for us: no wake-up time matches None
+        self._consent_wake = self._consent_loop = self._consent_waiter = None
+        self._consent_pending.clear()
 
     def _consent_delay(self) -> float:
         interval = self.consent_interval
@@ -512,29 +720,186 @@ class IceConnection(aioice.Connection):
             return self.consent_timeout
         return float(aioice.ice.CONSENT_INTERVAL * aioice.ice.CONSENT_FAILURES)
 
-    async def _consent_check(self, pair: aioice.ice.CandidatePair) -> None:
-        """One consent check: a Binding request with a fresh transaction id (RFC 7675
-        5.1), retransmitted by aioice's STUN transaction; an error response or silence
-        leaves consent where it was."""
-        assert self.remote_password is not None
-        request = self.build_request(pair, nominate=False)
-        self.consent_checks["sent"] += 1
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        try:
-            await pair.protocol.request(
-                request,
-                pair.remote_addr,
-                integrity_key=self.remote_password.encode("utf8"),
-                retransmissions=self.consent_retransmissions,
-            )
-        except aioice.stun.TransactionError:
-            self.consent_checks["unanswered"] += 1
+    def _consent_tick(self) -> None:
+        """The consent timer: expiry, the checks due, the retransmissions due; then the
+        timer again for the earliest of what comes next."""
+        loop, confirmed = self._consent_loop, self.consent_confirmed
+        if loop is None or confirmed is None:
             return
+        # what falls due within the clock's resolution is due now: uvloop's timers fire
+        # up to a millisecond before loop.time() reaches their time, and a tick that
+        # found nothing due would re-arm for the same moment, again and again
+        now = loop.time()
+        soon = now + TIMER_SLACK
+        expires = confirmed + self._consent_timeout()
+        if soon >= expires:
+            expired = self._consent_waiter
+            if expired is not None and not expired.done():
+                expired.set_result(None)
+            return
+        pending = self._consent_pending
+        for transaction_id, check in list(pending.items()):
+            if check.due > soon:
+                continue
+            if check.copies > self.consent_retransmissions:
+                # as aioice's Transaction: no answer within the interval after the
+                # last copy
+                del pending[transaction_id]
+                self.consent_checks["unanswered"] += 1
+                continue
+            self._consent_send(check, now)
+        if soon >= self._consent_next:
+            for pair in list(self._nominated.values()):
+                self._consent_start(pair, now)
+            self._consent_next = now + self._consent_delay()
+        self._consent_arm(expires)
+
+    def _consent_arm(self, expires: float) -> None:
+        """(Re)arm the timer for the next check, retransmission or the expiry."""
+        loop = self._consent_loop
+        if loop is None:
+            return
+        when = min(self._consent_next, expires)
+        for check in self._consent_pending.values():
+            when = min(when, check.due)
+        if self._consent_wake != when:
+            self._consent_wake = when
+            _ConsentClock.of(loop).wake(self, when)
+
+    def _consent_start(self, pair: aioice.ice.CandidatePair, now: float) -> None:
+        """A new consent check (RFC 7675 5.1: a fresh transaction id) on ``pair``."""
+        assert self.remote_password is not None
+        template = (self.ice_controlling, self._tie_breaker, self.remote_username)
+        if self._consent_template[0] != template:
+            attributes = stun.request_attributes(
+                f"{self.remote_username}:{self.local_username}",
+                aioice.candidate.candidate_priority(pair.component, "prflx"),
+                self.ice_controlling,
+                self._tie_breaker,
+            )
+            self._consent_template = (template, attributes)
+        transaction_id = os.urandom(12)
+        request = stun.binding_request(
+            transaction_id, self._consent_template[1], self.remote_password.encode("utf8")
+        )
+        check = _ConsentCheck(pair, request, now, float(aioice.stun.RETRY_RTO))
+        self._consent_pending[transaction_id] = check
+        self.consent_checks["sent"] += 1
+        self._consent_send(check, now)
+
+    def _consent_send(self, check: _ConsentCheck, now: float) -> None:
+        """Send a copy of ``check``; the next goes after twice the wait (RFC 8489
+        6.2.1, aioice's schedule: 0, RTO, 3 RTO, 7 RTO, ...)."""
+        check.due = now + check.wait
+        check.wait *= 2
+        check.copies += 1
+        transport = getattr(check.pair.protocol, "transport", None)
+        if transport is not None:
+            transport.sendto(check.request, check.pair.remote_addr)
+
+    def _consent_stun(
+        self, protocol: aioice.ice.StunProtocol, data: bytes, addr: Any
+    ) -> bool:
+        """Consent checks and their answers on the nominated pair, without aioice.
+
+        Returns whether the datagram was handled here; otherwise it goes to aioice,
+        whose handling (answer, error response, amplification rule, silence) is the
+        reference. Handled here only, from the nominated pair's remote address on its
+        socket, once consent freshness runs:
+
+        - a Binding request that :func:`stun.parse_binding` fully parses, with our
+          USERNAME and MESSAGE-INTEGRITY made with our password, no role conflict, and
+          no nomination to act on (USE-CANDIDATE on a pair already nominated both
+          ways): answered with the bytes aioice would send, and nothing else aioice
+          would do (the pair is the nominated one, succeeded, its source validated);
+        - an authenticated response to one of our open consent checks (an
+          unauthenticated one is ignored here as aioice's Transaction ignores it:
+          the check keeps being retransmitted).
+        """
+        pair = self._fast_consent_pair
+        if pair is None or pair.protocol is not protocol or self._consent_loop is None:
+            return False
+        remote = pair.remote_addr
+        if addr[1] != remote[1] or addr[0] != remote[0]:
+            return False
+        binding = stun.parse_binding(data)
+        if binding is None:
+            return False
+        if binding.message_type == stun.BINDING_REQUEST:
+            return self._consent_answer(pair, binding, data, remote)
+        check = self._consent_pending.get(binding.transaction_id)
+        if check is None or check.pair is not pair:
+            return False
+        assert self.remote_password is not None
+        if not stun.authentic(data, binding, self.remote_password.encode("utf8")):
+            return True  # as aioice's Transaction: retransmissions continue
+        del self._consent_pending[binding.transaction_id]
+        if binding.message_type != stun.BINDING_SUCCESS:
+            # an authenticated error response: the check failed (aioice's
+            # TransactionFailed); consent stays where it was
+            self.consent_checks["unanswered"] += 1
+            return True
         self.consent_checks["answered"] += 1
-        self.consent_confirmed = now = loop.time()
-        # the same retransmission schedule as a connectivity check's (aioice's RTO)
-        self.latest_round_trips[pair] = check_round_trip(now - started)
+        loop = self._consent_loop
+        if loop is not None:
+            self.consent_confirmed = now = loop.time()
+            # the same retransmission schedule as a connectivity check's (aioice's RTO)
+            self.latest_round_trips[pair] = check_round_trip(now - check.started)
+            if not self._consent_pending:
+                # no retransmission to wait for: the timer can sleep until the next check
+                self._consent_arm(self.consent_confirmed + self._consent_timeout())
+        return True
+
+    def _consent_answer(
+        self,
+        pair: aioice.ice.CandidatePair,
+        binding: stun.Binding,
+        data: bytes,
+        remote: tuple[str, int],
+    ) -> bool:
+        if self._closing or binding.username is None or not binding.integrity_at:
+            return False
+        if binding.username != f"{self.local_username}:{self.remote_username}".encode():
+            return False
+        if (binding.controlling if self.ice_controlling else binding.controlled) is not None:
+            return False  # a role conflict (RFC 8445 7.3.1.1): aioice's to repair
+        if binding.use_candidate and not self.ice_controlling and not (
+            pair.nominated and pair.remote_nominated
+        ):
+            return False  # a nomination to act on (RFC 8445 7.3.1.5)
+        key = self.local_password.encode("utf8")
+        if not stun.authentic(data, binding, key):
+            return False  # aioice answers 401, or nothing (the amplification rule)
+        transaction_id = binding.transaction_id
+        mapped = self._consent_mapped
+        if mapped is not None and mapped[0] == remote:
+            attribute = mapped[1]
+        else:
+            attribute = stun.xor_mapped_address(remote, transaction_id)
+            if len(attribute) == 12:
+                # IPv4: the same attribute for every transaction id (IPv6 XORs it in)
+                self._consent_mapped = (remote, attribute)
+        pair.protocol.transport.sendto(
+            stun.binding_success(transaction_id, attribute, key), remote
+        )
+        self.consent_checks["answered_here"] += 1
+        return True
+
+    def _update_fast_consent_pair(self) -> None:
+        """The pair whose consent traffic :meth:`_consent_stun` handles: the nominated
+        pair, if it is the one aioice's ``check_incoming`` would find for a check from
+        its remote address (its remote candidate is the first with that address), so
+        that skipping aioice changes nothing there."""
+        pair = self._nominated.get(COMPONENT)
+        fast = None
+        if pair is not None and pair.state == _SUCCEEDED and pair.nominated:
+            host, port = pair.remote_addr
+            for candidate in self._remote_candidates:
+                if candidate._network_host == host and candidate.port == port:
+                    if candidate is pair.remote_candidate:
+                        fast = pair
+                    break
+        self._fast_consent_pair = fast
 
     async def close(self) -> None:
         """Stop the checks task (if still running), then close as aioice does."""
@@ -878,24 +1243,26 @@ class IceDatagramTransport(asyncio.DatagramTransport):
       ``sendto``, from a task per datagram);
     - receive: the pair's host socket hands every datagram whose first byte is not
       STUN (RFC 7983: 0..3) and whose source is the pair's remote address straight to
-      our protocol; from any other source it is dropped and counted. STUN
-      (connectivity checks and consent freshness, RFC 7675) still goes to aioice.
+      our protocol; from any other source it is dropped and counted. STUN goes
+      to the connection's gate: consent freshness (RFC 7675) on the nominated pair
+      is handled there, everything else by aioice.
 
     Otherwise the connection's gate (same source check) delivers the pair's datagrams
     (a TURN-relayed pair, a protocol we may not wrap); those that arrived before the
-    transport existed wait in aioice's queue, bounded, and a read task drains them
-    through ``recv()``; that task also notices when aioice closes.
+    transport existed wait in aioice's queue, bounded, and reach the protocol in the
+    loop's next step; the queue then tells the transport when aioice closes.
     """
 
     __slots__ = (
+        "_closed",
         "_closing",
         "_connection",
         "_hook_function",
         "_hook_previous",
         "_hooked",
         "_hooked_remote",
+        "_loop",
         "_protocol",
-        "_reader",
         "_remote",
         "_send_tasks",
         "_sink",
@@ -907,7 +1274,11 @@ class IceDatagramTransport(asyncio.DatagramTransport):
         self._connection = connection
         self._protocol = protocol
         self._closing = False
-        self._send_tasks: set[asyncio.Task[None]] = set()
+        #: aioice send() tasks of the slow send path (created when first needed)
+        self._send_tasks: set[asyncio.Task[None]] | None = None
+        #: what wait_closed() waits for (created when first needed)
+        self._closed: asyncio.Future[None] | None = None
+        self._loop = asyncio.get_running_loop()
         #: the nominated pair's socket sendto and remote address, or None: slow path
         self._socket_sendto: Callable[[bytes, Any], None] | None = None
         self._remote: tuple[str, int] | None = None
@@ -922,10 +1293,11 @@ class IceDatagramTransport(asyncio.DatagramTransport):
         # fast path does not take)
         self._sink = self._deliver
         connection.data_sink = self._sink
-        # aioice's queue may hold datagrams that arrived before this transport: the
-        # read task's first step returns them all without suspending, so they reach
-        # the protocol before anything the fast path sees later
-        self._reader = asyncio.ensure_future(self._read_loop())
+        # aioice's queue may hold datagrams that arrived before this transport: they
+        # reach the protocol in the loop's next step, before anything the sockets
+        # deliver later; from then on the queue hands us what aioice puts there (its
+        # close, the loss of the nominated socket) without a task reading it
+        self._loop.call_soon(self._drain)
         if connection.tracks_nomination:
             connection.nomination_watchers.append(self._bind)
             self._bind()
@@ -1034,35 +1406,54 @@ class IceDatagramTransport(asyncio.DatagramTransport):
         # no cached pair: a protocol other than aioice's StunProtocol, or aioice's
         # dict is no longer ours. Its public send() costs a task per datagram
         task = asyncio.ensure_future(self._connection.sendto(data, COMPONENT))
+        if self._send_tasks is None:
+            self._send_tasks = set()
         self._send_tasks.add(task)
         task.add_done_callback(self._send_done)
 
     def _send_done(self, task: asyncio.Task[None]) -> None:
         # datagrams are best effort, but a failed send must not end up as "Task
         # exception was never retrieved" (e.g. ConnectionError once ICE closed)
-        self._send_tasks.discard(task)
+        if self._send_tasks is not None:
+            self._send_tasks.discard(task)
         if not task.cancelled() and (error := task.exception()) is not None:
             logger.debug("ICE send failed: %s", error)
 
-    async def _read_loop(self) -> None:
-        error: Exception | None = None
-        try:
-            while True:
-                # only what the gate let in (validated sources, bounded) is queued
-                data = await self._connection.recv()
-                self._deliver(data, self.get_extra_info("peername"))
-        except ConnectionError as exc:
-            error = exc
-        except asyncio.CancelledError:
+    def _drain(self) -> None:
+        if self._closing:
+            return
+        queue = self._connection._queue
+        assert isinstance(queue, _Mailbox)  # IceConnection's, from its __init__
+        # only what the gate let in (validated sources, bounded) was queued
+        while not queue.empty() and self._queued(queue.get_nowait()):
             pass
-        finally:
-            closing = self._closing
+        if not self._closing:
+            queue.listener = self._queued
+
+    def _queued(self, item: tuple[bytes, int] | None) -> bool:
+        """An item of aioice's receive queue: a datagram, or None when aioice closed or
+        lost the nominated pair's socket (what its ``recv()`` raises ConnectionError
+        for). Returns whether it was taken."""
+        if self._closing:
+            return False
+        if item is None:
+            # the end, seen in a step of its own (not inside aioice's close())
             self._stop()
-            if not closing:
-                self._protocol.connection_lost(error)
+            self._loop.call_soon(
+                self._protocol.connection_lost, ConnectionError("ICE connection closed")
+            )
+            return True
+        self._deliver(item[0], self.get_extra_info("peername"))
+        return True
 
     def _stop(self) -> None:
         self._closing = True
+        queue = self._connection._queue
+        if isinstance(queue, _Mailbox) and queue.listener == self._queued:
+            queue.listener = None
+        closed = self._closed
+        if closed is not None and not closed.done():
+            closed.set_result(None)
         if self._connection.data_sink is self._sink:
             self._connection.data_sink = None
         with contextlib.suppress(ValueError):
@@ -1074,8 +1465,7 @@ class IceDatagramTransport(asyncio.DatagramTransport):
         if self._closing:
             return
         self._stop()
-        self._reader.cancel()
-        for task in self._send_tasks:
+        for task in self._send_tasks or ():
             task.cancel()
         self._protocol.connection_lost(None)
 
@@ -1083,5 +1473,9 @@ class IceDatagramTransport(asyncio.DatagramTransport):
         self.close()
 
     async def wait_closed(self) -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
+        """Return once the transport is closed (by close(), or when aioice closed)."""
+        if self._closing:
+            return
+        if self._closed is None:
+            self._closed = self._loop.create_future()
+        await asyncio.shield(self._closed)
