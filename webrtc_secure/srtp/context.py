@@ -679,29 +679,30 @@ class _AesGcmContext(SrtpContext):
             if n < header_length + 16:
                 raise MalformedPacket("SRTP packet shorter than header and tag")
         seq, ssrc = _seq_ssrc(srtp, 2)
+        header = srtp[:header_length]
         stream = self._inbound.get(ssrc)
         if stream is not None and seq == stream.next_seq:  # next in order: fresh
-            iv = stream.iv_roc ^ seq
-            in_order = True
+            try:
+                rtp = header + self._rtp_aead.decrypt(
+                    (stream.iv_roc ^ seq).to_bytes(12, "big"), srtp[header_length:], header
+                )
+            except InvalidTag:
+                raise AuthenticationFailed("SRTP AEAD tag does not verify") from None
+            # authenticated: now, and only now, the stream state may change
+            stream.next_seq = seq + 1
         else:
             iv, index = self._inbound_index(stream, ssrc, seq)
-            in_order = False
-        header = srtp[:header_length]
-        try:
-            rtp = header + self._rtp_aead.decrypt(
-                iv.to_bytes(12, "big"), srtp[header_length:], header
-            )
-        except InvalidTag:
-            raise AuthenticationFailed("SRTP AEAD tag does not verify") from None
-        # authenticated: now, and only now, the stream state may change
-        if in_order:
-            stream.next_seq = seq + 1  # type: ignore[union-attr]
-        else:
+            try:
+                rtp = header + self._rtp_aead.decrypt(
+                    iv.to_bytes(12, "big"), srtp[header_length:], header
+                )
+            except InvalidTag:
+                raise AuthenticationFailed("SRTP AEAD tag does not verify") from None
             stream = self._commit_rtp(stream, ssrc, index)
-        stream.packets += 1  # type: ignore[union-attr]
-        stream.octets += len(rtp)  # type: ignore[union-attr]
-        if rtp[0] != _PLAIN_FIRST:
-            stream.extra += _extra_octets(rtp, header_length)  # type: ignore[union-attr]
+        stream.packets += 1
+        stream.octets += n - 16
+        if srtp[0] != _PLAIN_FIRST:
+            stream.extra += _extra_octets(rtp, header_length)
         return rtp
 
     def protect_rtcp(self, rtcp: bytes) -> bytes:
