@@ -21,7 +21,9 @@ hard time cap):
   one-way latency (a timestamp in the payload), the event-loop lag (how late a 10 ms
   ``asyncio.sleep`` probe wakes) and the process CPU time per wall second, 100 % = one
   core. Saturated rows add delivered packets per CPU second: the capacity of one core,
-  whatever else the shared machine runs;
+  whatever else the shared machine runs, and the kernel's share of that CPU time
+  (``cpu_system_share``: the system calls, which SecurePeer and the bare loop pay
+  alike, so the rest is where the two differ);
 - knee: on the 100- and 1000-pair fleets, the number of pairs sending is stepped (25,
   doubled while within the limits, then bisected twice) while the rest stay established
   and idle; the knee is the highest offered rate still delivered <= 1 % short with loop
