@@ -21,7 +21,9 @@ hard time cap):
   one-way latency (a timestamp in the payload), the event-loop lag (how late a 10 ms
   ``asyncio.sleep`` probe wakes) and the process CPU time per wall second, 100 % = one
   core. Saturated rows add delivered packets per CPU second: the capacity of one core,
-  whatever else the shared machine runs;
+  whatever else the shared machine runs, and the kernel's share of that CPU time
+  (``cpu_system_share``: the system calls, which SecurePeer and the bare loop pay
+  alike, so the rest is where the two differ);
 - knee: on the 100- and 1000-pair fleets, the number of pairs sending is stepped (25,
   doubled while within the limits, then bisected twice) while the rest stay established
   and idle; the knee is the highest offered rate still delivered <= 1 % short with loop
@@ -433,6 +435,7 @@ class Traffic:
     # asyncio reads each datagram into a fresh bytes of the transport's max_size: at the
     # default 256 KiB, glibc may serve it with mmap and fault per packet (module notes)
     page_faults_per_packet: float
+    cpu_system_share: float  # of the CPU time, in the kernel (system calls)
     starved_receivers: int  # receivers that got under half their share
     send_errors: dict[str, int]  # by exception type: sends to a connection already lost
     ok: bool
@@ -502,7 +505,8 @@ async def traffic(
     sequence = [seq for pair in pairs for seq in pair.sequence]
     sent = skipped = index = 0
     send_errors: Counter[str] = Counter()
-    faults0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    faults0 = usage0.ru_minflt
     cpu0, start = time.process_time(), now()
     end = start + seconds
     while True:
@@ -537,7 +541,11 @@ async def traffic(
         pair.sequence = sequence[2 * i : 2 * i + 2]
     in_window = sum(received)
     cpu = time.process_time() - cpu0
-    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults0
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    faults = usage.ru_minflt - faults0
+    # user vs kernel time: the kernel's share is mostly sendto/recvmsg on loopback,
+    # what the bare loop pays as well; the user share is where our Python goes
+    system_share = (usage.ru_stime - usage0.ru_stime) / cpu if cpu else 0.0
     gc.callbacks.remove(pauses)
     stop.set()
     await probe_task
@@ -575,6 +583,7 @@ async def traffic(
         cpu_percent=100 * cpu / window,
         delivered_per_cpu_s=in_window / cpu if cpu else 0.0,
         page_faults_per_packet=faults / in_window if in_window else 0.0,
+        cpu_system_share=system_share,
         starved_receivers=sum(1 for r in received if r < share / 2),
         send_errors=dict(send_errors),
         ok=behind <= LOSS_OK and p99 is not None and p99 <= 1e3 * LAG_OK,

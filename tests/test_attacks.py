@@ -53,13 +53,15 @@ async def test_tampered_and_replayed_media_and_data_on_a_live_path() -> None:
     b_channel = b.create_data_channel("data", negotiated=True, id=0)
     b_channel.on("message", received_messages.append)
     sent: list[bytes] = []
-    real_send = a._send_datagram
+    real_send = a._udp_sendto
 
     def recording_send(data: bytes) -> None:
         sent.append(data)
         real_send(data)
 
-    a._send_datagram = recording_send  # type: ignore[method-assign]
+    # the socket end of every send (DTLS records and send_rtp's SRTP alike): connect()
+    # takes it as the path's sendto
+    a._udp_sendto = recording_send  # type: ignore[method-assign]
     try:
         offer = await a.create_offer()
         answer = await b.create_answer(offer)

@@ -36,8 +36,8 @@ def emitted() -> dict[str, bool]:
     events: dict[str, bool] = {}
     for name, after in re.findall(r'(?:_deliver|\bemit)\(\s*"([\w-]+)"\s*([,)])', source):
         events[name] = events.get(name, False) or after == ","
-    for name in re.findall(r'\bevent = "([\w-]+)"', source):
-        events[name] = True  # _deliver_media(event, packet)
+    for name in re.findall(r'_(?:deliver_media|media_handlers)\(\s*"([\w-]+)"', source):
+        events[name] = True  # the media path's handlers get the packet
     if "_emit_error(" in source:
         events["error"] = True
     return events

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from webrtc_secure import PeerState, SecurePeer, ice
-from webrtc_secure.errors import ConnectionClosed
+from webrtc_secure.errors import ConnectionClosed, PacketTooLarge
+from webrtc_secure.peer import MAX_DATAGRAM
 
 pytestmark = pytest.mark.both_loops
 
@@ -177,6 +178,38 @@ async def test_handlers_added_removed_and_once(peers: list[SecurePeer], dispatch
     a.send_rtcp(_rtcp())  # no rtcp handler at all: nothing happens
     await _wait_for(lambda: b.stats()["rtp_in"] == 4 and b.stats()["rtcp_in"] == 1)
     assert second == [_rtp(2), _rtp(3)]
+
+
+async def test_rtcp_handler_added_after_media_flowed(
+    peers: list[SecurePeer], dispatch: bool
+) -> None:
+    """The handler snapshot of each event is taken again after any registry change."""
+    a, b = await _media_pair(peers, dispatch)
+    rtp: list[bytes] = []
+    rtcp: list[bytes] = []
+    b.on("rtp", rtp.append)
+    a.send_rtp(_rtp(1))
+    a.send_rtcp(_rtcp())  # no rtcp handler yet
+    await _wait_for(lambda: len(rtp) == 1 and b.stats()["rtcp_in"] == 1)
+    b.on("rtcp", rtcp.append)
+    a.send_rtcp(_rtcp())
+    a.send_rtp(_rtp(2))
+    await _wait_for(lambda: len(rtcp) == 1 and len(rtp) == 2)
+    assert rtcp == [_rtcp()] and rtp == [_rtp(1), _rtp(2)]
+
+
+async def test_oversized_rtp_takes_no_srtp_index(peers: list[SecurePeer]) -> None:
+    a, b = await _media_pair(peers, True)
+    got: list[bytes] = []
+    b.on("rtp", got.append)
+    header = _rtp(1)[:12]
+    with pytest.raises(PacketTooLarge):
+        a.send_rtp(header + bytes(MAX_DATAGRAM))
+    # the same sequence number still goes out once: the refused packet used no index
+    a.send_rtp(_rtp(1))
+    await _wait_for(lambda: got == [_rtp(1)])
+    report = a.get_stats()
+    assert [(s.ssrc, s.packets_sent) for s in report.outbound_rtp] == [(0x1234, 1)]
 
 
 async def test_async_handler_runs_and_its_failure_is_an_error_event(

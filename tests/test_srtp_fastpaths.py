@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from webrtc_secure.errors import KeyLifetimeExceeded, ReplayDetected
+from webrtc_secure.errors import AuthenticationFailed, KeyLifetimeExceeded, ReplayDetected
 from webrtc_secure.srtp import Profile, SrtpContext, SrtpSession
 from webrtc_secure.srtp import context as srtp_context
 from webrtc_secure.srtp.kdf import derive_session_keys
@@ -228,3 +228,58 @@ def test_unencrypted_srtcp_on_a_known_stream(profile: Profile) -> None:
     for packet in packets:
         with pytest.raises(ReplayDetected):
             rx.unprotect_rtcp(packet)
+
+
+def _rtp_with(seq: int, first: int, ssrc: int = 0x1234, padding: int = 0) -> bytes:
+    """An RTP packet with the first octet ``first`` (CSRC count, extension, padding
+    bits), its CSRCs, a 2-word extension when X is set, and ``padding`` octets."""
+    csrcs = b"".join(struct.pack("!I", 0x100 + i) for i in range(first & 0x0F))
+    extension = struct.pack("!HH", 0xBEDE, 2) + bytes(8) if first & 0x10 else b""
+    tail = bytes(padding - 1) + bytes([padding]) if padding else b""
+    header = struct.pack("!BBHII", first, 96, seq & 0xFFFF, seq * 160, ssrc)
+    return header + csrcs + extension + bytes(40) + tail
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_stream_counts_are_the_same_on_every_path(profile: Profile) -> None:
+    """The per-SSRC packet and octet counts (get_stats) come from the streams: in order,
+    reordered (the general path), with CSRCs, extensions and padding, and a forged or
+    replayed packet counts nowhere."""
+    key, salt = os.urandom(profile.key_length), os.urandom(profile.salt_length)
+    sender, receiver = SrtpContext(profile, key, salt), SrtpContext(profile, key, salt)
+    shapes = [(0x80, 0), (0x81, 0), (0x90, 0), (0xA0, 7), (0xB2, 3), (0xA0, 255)]
+    packets = []
+    for seq in range(30):
+        first, padding = shapes[seq % len(shapes)]
+        packets.append(_rtp_with(seq, first, ssrc=0x1234 + seq % 2, padding=padding))
+    # RFC 3550 sizes worked out here independently of the SRTP code
+    expected: dict[int, list[int]] = {}
+    for packet in packets:
+        (ssrc,) = struct.unpack_from("!I", packet, 8)
+        first = packet[0]
+        header = 12 + 4 * (first & 0x0F) + (12 if first & 0x10 else 0)
+        padding = min(packet[-1], len(packet) - header) if first & 0x20 else 0
+        counts = expected.setdefault(ssrc, [0, 0, 0])
+        counts[0] += 1
+        counts[1] += len(packet)
+        counts[2] += header - 12 + padding
+    protected = [sender.protect(p) for p in packets]
+    assert sender.outbound_rtp_counts() == {s: tuple(c) for s, c in expected.items()}
+    with pytest.raises(ReplayDetected):  # an index protected twice counts once
+        sender.protect(packets[4])
+    assert sender.outbound_rtp_counts() == {s: tuple(c) for s, c in expected.items()}
+    # reordered: the first of each stream arrives after a later one (general path)
+    order = [2, 3, 0, 1, *range(4, 30)]
+    for i in order:
+        assert receiver.unprotect(protected[i]) == packets[i]
+    forged = bytearray(sender.protect(_rtp_with(30, 0x80)))  # sender counts it, not us
+    forged[-1] ^= 1
+    with pytest.raises(AuthenticationFailed):
+        receiver.unprotect(bytes(forged))
+    with pytest.raises(ReplayDetected):
+        receiver.unprotect(protected[7])
+    firsts = {0x1234: 2, 0x1235: 3}  # the SRTP index of the first packet to arrive
+    assert receiver.inbound_rtp_counts() == {s: (*c, firsts[s]) for s, c in expected.items()}
+    # an SRTCP packet makes a stream without RTP: no RTP counts for it
+    receiver.unprotect_rtcp(sender.protect_rtcp(_rtcp(0x9999)))
+    assert 0x9999 not in receiver.inbound_rtp_counts()

@@ -22,11 +22,11 @@ import asyncio
 import base64
 import contextlib
 import dataclasses
+import functools
 import ipaddress
 import logging
 import math
 import secrets
-import struct
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -89,7 +89,6 @@ from webrtc_secure.stats import (
     PeerStatsReport,
     TransportStats,
     dtls_cipher_name,
-    rtp_sizes,
 )
 from webrtc_secure.trace import Trace
 
@@ -101,11 +100,8 @@ MAX_EARLY_DTLS = 16
 #: DTLS record header (13) plus the largest AEAD expansion of our suites (GCM: 8-byte
 #: explicit nonce + 16-byte tag): what an SCTP packet leaves of the datagram MTU
 DTLS_RECORD_OVERHEAD = 13 + 24
-#: an RTP packet's SSRC (octets 8..11), from bytes or a bytearray
-_rtp_ssrc = struct.Struct("!I").unpack_from
-#: the first octet of an RTP packet with the plain 12-octet header (V=2, no padding,
-#: extension or CSRC): the per-SSRC counters need no parsing for it
-_PLAIN_RTP = 0x80
+#: the pyee methods that change its registry of handlers (see SecurePeer._media_handlers)
+_PYEE_HOOKS = ("_add_event_handler", "_remove_listener", "remove_all_listeners")
 #: how long ``close()`` waits by default for the SCTP SHUTDOWN sequence (RFC 9260 9.2:
 #: what the channels still buffer is sent and acknowledged first) before it sends
 #: close_notify anyway; a few round trips with retransmissions on a real path, and a
@@ -141,13 +137,7 @@ class PeerStats:
     #: octets of the datagrams counted in datagrams_in / datagrams_out
     bytes_in: int = 0
     bytes_out: int = 0
-    #: per SSRC: [packets, octets, header and padding octets beyond the plain 12],
-    #: counted in send_rtp and _media_received; inbound entries also hold the SRTP
-    #: index of their first packet. Inbound SSRCs exist only once a packet
-    #: authenticated, so the SRTP context's max_remote_streams bounds them; outbound
-    #: ones are what the user sent.
-    rtp_in_streams: dict[int, list[int]] = field(default_factory=dict)
-    rtp_out_streams: dict[int, list[int]] = field(default_factory=dict)
+    # per SSRC packets and octets: the SRTP streams count them (get_stats reads them)
 
 
 class SecureProtocol(asyncio.DatagramProtocol):
@@ -155,6 +145,10 @@ class SecureProtocol(asyncio.DatagramProtocol):
 
     def __init__(self, peer: SecurePeer) -> None:
         self.peer = peer
+        # the transport looks datagram_received up on the protocol for every datagram
+        # (and the ICE receive fast path takes it once): the peer's own method, bound
+        # here, saves a Python call per packet
+        self.datagram_received = peer._datagram_received  # type: ignore[method-assign]
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         self.peer._datagram_received(data, addr)
@@ -343,6 +337,9 @@ class SecurePeer(AsyncIOEventEmitter):
         #: set once connected and keyed, None again from teardown on: send_rtp and
         #: send_rtcp test only this (no state comparison per packet)
         self._srtp: SrtpSession | None = None
+        #: the same session from keying on, kept after teardown: get_stats() reads
+        #: its per-SSRC counts
+        self._srtp_counted: SrtpSession | None = None
         #: where _send_datagram hands a datagram: the ICE transport's sendto, or
         #: _udp_sendto; None until the path is known and from its loss on
         self._sendto: Callable[[bytes], None] | None = None
@@ -365,11 +362,20 @@ class SecurePeer(AsyncIOEventEmitter):
         self._trickle_direct = False
         self._remote_ended = False
         self._remote_candidates = 0
-        #: pyee (>= 11) keeps {event: {key: handler to call}} in _events and runs a
-        #: handler with _emit_run; _deliver_media relies on both, else uses emit()
-        self._direct_dispatch = isinstance(vars(self).get("_events"), dict) and callable(
-            getattr(self, "_emit_run", None)
+        #: pyee (>= 11) keeps {event: {key: handler to call}} in _events, changes it
+        #: only through _add_event_handler, _remove_listener and remove_all_listeners,
+        #: and runs a handler with _emit_run; the media dispatch relies on all of it,
+        #: else uses emit()
+        self._direct = (
+            isinstance(vars(self).get("_events"), dict)
+            and callable(getattr(self, "_emit_run", None))
+            and all(callable(getattr(AsyncIOEventEmitter, name, None)) for name in _PYEE_HOOKS)
         )
+        #: the "rtp" and "rtcp" handlers as the media path calls them, a snapshot of
+        #: pyee's registry taken on the first packet after any change to it (None:
+        #: take it again)
+        self._rtp_handlers: tuple[Callable[[bytes], object], ...] | None = None
+        self._rtcp_handlers: tuple[Callable[[bytes], object], ...] | None = None
 
     # --- state and stats ----------------------------------------------------------------
 
@@ -501,10 +507,12 @@ class SecurePeer(AsyncIOEventEmitter):
             packets_sent=s.datagrams_out,
             packets_received=s.datagrams_in,
         )
-        srtp = self._srtp
+        # the session counts RTP per SSRC; what it counted outlives close()
+        srtp = self._srtp_counted
         inbound_kinds = _ssrc_kinds(self._remote)
         inbound = []
-        for ssrc, (packets, octets, extra, first) in sorted(s.rtp_in_streams.items()):
+        in_counts = srtp.remote.inbound_rtp_counts() if srtp is not None else {}
+        for ssrc, (packets, octets, extra, first) in sorted(in_counts.items()):
             header = 12 * packets + extra
             highest = srtp.remote.highest_index(ssrc) if srtp is not None else None
             inbound.append(
@@ -525,7 +533,8 @@ class SecurePeer(AsyncIOEventEmitter):
             )
         outbound_kinds = _ssrc_kinds(self._local)
         outbound = []
-        for ssrc, (packets, octets, extra) in sorted(s.rtp_out_streams.items()):
+        out_counts = srtp.local.outbound_rtp_counts() if srtp is not None else {}
+        for ssrc, (packets, octets, extra) in sorted(out_counts.items()):
             header = 12 * packets + extra
             outbound.append(
                 OutboundRtpStreamStats(
@@ -950,7 +959,7 @@ class SecurePeer(AsyncIOEventEmitter):
             material = self._dtls.connection.export_keying_material(
                 DTLS_SRTP_LABEL, profile.keying_material_length
             )
-            self._srtp = SrtpSession.from_keying_material(
+            self._srtp = self._srtp_counted = SrtpSession.from_keying_material(
                 material,
                 profile,
                 self._dtls.connection.is_client,
@@ -1138,6 +1147,14 @@ class SecurePeer(AsyncIOEventEmitter):
         await self._dtls.handshake(bound)
 
     # --- data path ----------------------------------------------------------------------
+    #
+    # Per packet, the media path is straight-line code on the peer: from the socket
+    # (or the ICE fast path) to the user's "rtp" handler, datagram_received ->
+    # _datagram_received -> SRTP unprotect -> the handlers, and from send_rtp to the
+    # socket, SRTP protect -> the transport's sendto. No demultiplexer call, event
+    # emitter or stats object is built per packet: the first octets are compared
+    # inline (RFC 7983, RFC 5761), the counters are ints, and the handlers are a tuple
+    # taken from pyee's registry once per change to it.
 
     def send_rtp(self, packet: bytes) -> None:
         """Protect an RTP packet with SRTP and send it.
@@ -1151,27 +1168,23 @@ class SecurePeer(AsyncIOEventEmitter):
         if srtp is None:
             raise ConnectionClosed("media is not ready (no SRTP keys)")
         try:
-            protected = srtp.protect(packet)
+            # refused before protect(): a packet never sent takes no SRTP index
+            if len(packet) + srtp.rtp_overhead > MAX_DATAGRAM:
+                raise PacketTooLarge(
+                    f"RTP packet of {len(packet)} octets exceeds one UDP datagram once protected"
+                )
+            protected = srtp.protect(packet)  # counts it on its stream (get_stats)
         except TypeError:
             _check_packet_type(packet, "send_rtp")
             raise
-        if len(protected) > MAX_DATAGRAM:
-            raise PacketTooLarge(
-                f"RTP packet of {len(packet)} octets exceeds one UDP datagram once protected"
-            )
-        self._send_datagram(protected)
         stats = self._stats
+        # _send_datagram, inlined: best effort, a datagram with no path is dropped
+        sendto = self._sendto
+        if sendto is not None:
+            sendto(protected)
+            stats.datagrams_out += 1
+            stats.bytes_out += len(protected)
         stats.rtp_out += 1
-        # per SSRC, for get_stats(): a dict lookup and increments (protect() parsed
-        # the header, so the packet has one)
-        (ssrc,) = _rtp_ssrc(packet, 8)
-        counts = stats.rtp_out_streams.get(ssrc)
-        if counts is None:
-            counts = stats.rtp_out_streams[ssrc] = [0, 0, 0]
-        counts[0] += 1
-        counts[1] += len(packet)
-        if packet[0] != _PLAIN_RTP:
-            counts[2] += sum(rtp_sizes(packet)) - 12
 
     def send_rtcp(self, packet: bytes) -> None:
         """Protect an RTCP packet with SRTCP and send it.
@@ -1195,6 +1208,7 @@ class SecurePeer(AsyncIOEventEmitter):
 
     def _send_datagram(self, data: bytes) -> None:
         # best effort, as UDP: a datagram with no path (not yet, or no longer) is dropped
+        # (send_rtp has its own copy of these lines)
         sendto = self._sendto
         if sendto is not None:
             sendto(data)
@@ -1216,9 +1230,35 @@ class SecurePeer(AsyncIOEventEmitter):
         if self._udp_remote is not None and addr != self._udp_remote:
             stats.dropped["unexpected_source"] += 1
             return
+        # SRTP first, decided inline as classify() would: first octet 128..191 (RFC
+        # 7983) and the second without the marker bit not 64..95 (RFC 5761: RTCP)
+        if len(data) > 1 and 127 < data[0] < 192 and not 64 <= data[1] & 0x7F <= 95:
+            srtp = self._srtp
+            if srtp is None:
+                stats.dropped["media_before_keys"] += 1
+                return
+            try:
+                packet = srtp.unprotect(data)
+            except WebrtcSecureError as exc:
+                # authentication, replay or parse failure: counted, never delivered
+                stats.dropped[f"rtp_{type(exc).__name__}"] += 1
+                return
+            stats.rtp_in += 1  # per SSRC, the SRTP stream counted it
+            handlers = self._rtp_handlers
+            if handlers is None:
+                handlers = self._rtp_handlers = self._media_handlers("rtp")
+            for handler in handlers:
+                try:
+                    result = handler(packet)
+                except Exception as exc:
+                    self._handler_failed("rtp", exc)
+                    continue
+                if result is not None:
+                    self._emit_run(_Returning(result), (), {})
+            return
         kind = classify(data)
-        if kind is PacketKind.RTP or kind is PacketKind.RTCP:
-            self._media_received(data, kind)
+        if kind is PacketKind.RTCP:
+            self._rtcp_received(data)
         elif kind is PacketKind.DTLS:
             if self._dtls is not None:
                 self._dtls.datagram_received(data)
@@ -1229,64 +1269,91 @@ class SecurePeer(AsyncIOEventEmitter):
         else:
             stats.dropped[f"unknown_{kind.name.lower()}"] += 1
 
-    def _media_received(self, data: bytes, kind: PacketKind) -> None:
+    def _rtcp_received(self, data: bytes) -> None:
+        """An SRTCP packet (RTCP is rare next to RTP: the general way)."""
         srtp = self._srtp
         if srtp is None:
             self._stats.dropped["media_before_keys"] += 1
             return
         try:
-            if kind is PacketKind.RTP:
-                packet = srtp.unprotect(data)
-                stats = self._stats
-                stats.rtp_in += 1
-                # per SSRC, as in send_rtp; a new entry remembers the SRTP index of
-                # its first packet (for packetsLost)
-                (ssrc,) = _rtp_ssrc(packet, 8)
-                counts = stats.rtp_in_streams.get(ssrc)
-                if counts is None:
-                    first = srtp.remote.highest_index(ssrc)
-                    counts = stats.rtp_in_streams[ssrc] = [0, 0, 0, -1 if first is None else first]
-                counts[0] += 1
-                counts[1] += len(packet)
-                if packet[0] != _PLAIN_RTP:
-                    counts[2] += sum(rtp_sizes(packet)) - 12
-                event = "rtp"
-            else:
-                packet = srtp.unprotect_rtcp(data)
-                self._stats.rtcp_in += 1
-                event = "rtcp"
+            packet = srtp.unprotect_rtcp(data)
         except WebrtcSecureError as exc:
             # authentication, replay or parse failure: counted, never delivered
-            self._stats.dropped[f"{kind.name.lower()}_{type(exc).__name__}"] += 1
+            self._stats.dropped[f"rtcp_{type(exc).__name__}"] += 1
             return
-        self._deliver_media(event, packet)
+        self._stats.rtcp_in += 1
+        self._deliver_media("rtcp", packet)
 
     def _deliver_media(self, event: str, packet: bytes) -> None:
-        """``_deliver`` for the per-packet events, without pyee's ``emit``.
-
-        ``emit`` takes a lock, builds an empty default dict and a list, and runs each
-        handler through a wrapper: about 2 us per packet, more than the rest of the
-        delivery. This reads pyee's registry directly (a snapshot of the handlers, so
-        that one may add or remove handlers, or be a ``once``). A handler that raises
-        is logged and reported as an "error" event, as by ``_deliver``; one that
-        returns an awaitable (an ``async def`` handler) is handed to pyee's own
-        runner, which schedules it and reports its failure as "error".
-        """
-        if not self._direct_dispatch:
-            self._deliver(event, packet)
-            return
-        handlers = self._events.get(event)
-        if not handlers:
-            return
-        for handler in tuple(handlers.values()):
+        """``_deliver`` for the per-packet events ("rtp", "rtcp"), without pyee's
+        ``emit``: the handlers as :meth:`_media_handlers` snapshots them."""
+        if event == "rtp":
+            handlers = self._rtp_handlers
+            if handlers is None:
+                handlers = self._rtp_handlers = self._media_handlers(event)
+        else:
+            handlers = self._rtcp_handlers
+            if handlers is None:
+                handlers = self._rtcp_handlers = self._media_handlers(event)
+        for handler in handlers:
             try:
                 result = handler(packet)
             except Exception as exc:
-                logger.exception("handler for %r raised", event)
-                self._emit_error(exc)
+                self._handler_failed(event, exc)
                 continue
             if result is not None:
                 self._emit_run(_Returning(result), (), {})
+
+    def _media_handlers(self, event: str) -> tuple[Callable[[bytes], object], ...]:
+        """What the media path calls for ``event``: pyee's handlers as its registry
+        holds them now (the callable it runs, e.g. a ``once`` wrapper that removes
+        itself), or, where pyee keeps them differently, one callable that goes through
+        ``emit``.
+
+        ``emit`` takes a lock, builds an empty default dict and a list, and runs each
+        handler through a wrapper: about 2 us per packet, more than the rest of the
+        delivery. The snapshot is taken again after any change to the registry (see
+        :meth:`_add_event_handler`), so a handler added or removed while packets flow,
+        or from within a handler, takes effect from the next packet. A handler that
+        raises is logged and reported as an "error" event, as by ``_deliver``; one that
+        returns an awaitable (an ``async def`` handler) is handed to pyee's own runner,
+        which schedules it and reports its failure as "error".
+        """
+        if not self._direct:
+            return (functools.partial(self._deliver, event),)
+        handlers = self._events.get(event)
+        return tuple(handlers.values()) if handlers else ()
+
+    def _handler_failed(self, event: str, exc: Exception) -> None:
+        logger.exception("handler for %r raised", event, exc_info=exc)
+        self._emit_error(exc)
+
+    @property
+    def _direct_dispatch(self) -> bool:
+        """Whether "rtp" and "rtcp" handlers are called without pyee's ``emit``."""
+        return self._direct
+
+    @_direct_dispatch.setter
+    def _direct_dispatch(self, direct: bool) -> None:
+        self._direct = direct
+        self._rtp_handlers = self._rtcp_handlers = None
+
+    # pyee's registry changes only through these three (pyee >= 11): each drops the
+    # media path's snapshot of the handlers
+
+    def _add_event_handler(self, event: str, k: Callable[..., Any], v: Callable[..., Any]) -> None:
+        super()._add_event_handler(event, k, v)
+        self._rtp_handlers = self._rtcp_handlers = None
+
+    def _remove_listener(self, event: str, f: Callable[..., Any]) -> None:
+        try:
+            super()._remove_listener(event, f)
+        finally:
+            self._rtp_handlers = self._rtcp_handlers = None
+
+    def remove_all_listeners(self, event: str | None = None) -> None:
+        super().remove_all_listeners(event)
+        self._rtp_handlers = self._rtcp_handlers = None
 
     def _on_application_data(self, data: bytes) -> None:
         # DTLS application data is SCTP (RFC 8261); nothing else rides on it

@@ -49,6 +49,9 @@ DEFAULT_MAX_REMOTE_STREAMS = 1024
 RTCP_LEASE = 1 << 10
 _E_FLAG = 0x80000000
 _ROC_ZERO = bytes(4)
+# the first octet of an RTP packet with nothing beyond the fixed header and payload
+# (V=2, no padding, extension or CSRC): its statistics need no parsing
+_PLAIN_FIRST = 0x80
 
 _seq_ssrc = struct.Struct("!H4xI").unpack_from
 _first_seq_ssrc = struct.Struct("!BxH4xI").unpack_from
@@ -68,9 +71,25 @@ class _RtpState:
     (it moves the ROC). ``iv_roc`` is the IV base with the ROC of the highest index
     already in, so the fast path XORs in only the sequence number, and ``roc_bytes`` is
     that ROC as it enters the HMAC. ``highest`` itself is derived.
+
+    The stream also counts what it carried (RTP only, for the statistics: RFC 3550's
+    packet and octet counts): ``packets``, ``octets`` (whole RTP packets, header and
+    padding in) and ``extra`` (header octets beyond the fixed 12, and padding). They
+    live here because every packet already touches the stream: counting them costs no
+    lookup of its own.
     """
 
-    __slots__ = ("iv_roc", "next_seq", "roc", "roc_bytes", "rtp_base", "window")
+    __slots__ = (
+        "extra",
+        "iv_roc",
+        "next_seq",
+        "octets",
+        "packets",
+        "roc",
+        "roc_bytes",
+        "rtp_base",
+        "window",
+    )
 
     def __init__(self, rtp_base: int, window: int) -> None:
         self.rtp_base = rtp_base  # SSRC-dependent part of the RTP IV
@@ -79,6 +98,7 @@ class _RtpState:
         self.iv_roc = rtp_base
         self.roc_bytes = _ROC_ZERO
         self.window = ReplayWindow(window)
+        self.packets = self.octets = self.extra = 0
 
     @property
     def highest(self) -> int:
@@ -139,13 +159,16 @@ class _Inbound(_RtpState):
     bit XORed in, so the word also goes into the IV as it is.
     """
 
-    __slots__ = ("rtcp_base_e", "rtcp_next", "rtcp_window")
+    __slots__ = ("first_index", "rtcp_base_e", "rtcp_next", "rtcp_window")
 
     def __init__(self, rtp_base: int, rtcp_base_e: int, window: int) -> None:
         super().__init__(rtp_base, window)
         self.rtcp_base_e = rtcp_base_e
         self.rtcp_next = _E_FLAG  # E = 1, index 0: nothing accepted yet
         self.rtcp_window = ReplayWindow(window)
+        #: the SRTP index of the first RTP packet accepted (0 when the in-order path
+        #: took it: a stream an SRTCP packet created expects index 0 first)
+        self.first_index = 0
 
     @property
     def rtcp_highest(self) -> int:
@@ -267,6 +290,23 @@ class SrtpContext:
             return None
         highest = stream.highest
         return highest if highest >= 0 else None
+
+    def inbound_rtp_counts(self) -> dict[int, tuple[int, int, int, int]]:
+        """Per remote SSRC that delivered RTP: (packets, octets, header and padding
+        octets beyond the fixed 12, SRTP index of the first packet), counting only
+        packets that authenticated."""
+        return {
+            ssrc: (s.packets, s.octets, s.extra, s.first_index)
+            for ssrc, s in self._inbound.items()
+            if s.packets
+        }
+
+    def outbound_rtp_counts(self) -> dict[int, tuple[int, int, int]]:
+        """Per local SSRC that sent RTP: (packets, octets, header and padding octets
+        beyond the fixed 12), as :meth:`protect` returned them."""
+        return {
+            ssrc: (s.packets, s.octets, s.extra) for ssrc, s in self._outbound.items() if s.packets
+        }
 
     @property
     def packets_protected(self) -> int:
@@ -434,13 +474,17 @@ class SrtpContext:
             base = stream.rtp_base
         return base ^ (index << self._rtp_iv_shift), index
 
-    def _commit_rtp(self, stream: _Inbound | None, ssrc: int, index: int) -> None:
-        """Record an authenticated SRTP packet that was not simply the next one."""
+    def _commit_rtp(self, stream: _Inbound | None, ssrc: int, index: int) -> _Inbound:
+        """Record an authenticated SRTP packet that was not simply the next one; the
+        stream (created for it when new)."""
         if stream is None:
             stream = self._new_inbound(ssrc)
+        if not stream.packets:
+            stream.first_index = index
         stream.window.commit(index)
         if index > stream.highest:
             stream.advance(index, self._rtp_iv_shift)
+        return stream
 
     def _rtcp_base_checked(self, stream: _Inbound | None, ssrc: int, e_index: int) -> int:
         """The E-adjusted SRTCP IV base for a packet the fast path did not take, once
@@ -493,6 +537,7 @@ class _AesCmContext(SrtpContext):
         else:
             iv, index = self._outbound_index(ssrc, seq)
             roc_bytes = _pack_u32(index >> 16)
+            stream = self._outbound[ssrc]
         ctr = self._rtp_ctr
         ctr.reset_nonce(iv.to_bytes(16, "big"))
         header = rtp[:header_length]
@@ -500,6 +545,10 @@ class _AesCmContext(SrtpContext):
         mac = self._rtp_mac.copy()
         # one join and one update: fewer calls than "header + payload" and an update more
         mac.update(_join((header, payload, roc_bytes)))
+        stream.packets += 1
+        stream.octets += len(rtp)
+        if first != _PLAIN_FIRST:
+            stream.extra += _extra_octets(rtp, header_length)
         return _join((header, payload, mac.finalize()[: self._srtp_tag]))
 
     def unprotect(self, srtp: bytes) -> bytes:
@@ -533,8 +582,12 @@ class _AesCmContext(SrtpContext):
         # authenticated: now, and only now, the stream state may change
         if in_order:
             stream.next_seq = seq + 1  # type: ignore[union-attr]
-            return rtp
-        self._commit_rtp(stream, ssrc, index)
+        else:
+            stream = self._commit_rtp(stream, ssrc, index)
+        stream.packets += 1  # type: ignore[union-attr]
+        stream.octets += len(rtp)  # type: ignore[union-attr]
+        if rtp[0] != _PLAIN_FIRST:
+            stream.extra += _extra_octets(rtp, header_length)  # type: ignore[union-attr]
         return rtp
 
     def protect_rtcp(self, rtcp: bytes) -> bytes:
@@ -608,8 +661,14 @@ class _AesGcmContext(SrtpContext):
             iv = stream.iv_roc ^ seq
         else:
             iv = self._outbound_index(ssrc, seq)[0]
+            stream = self._outbound[ssrc]
         header = rtp[:header_length]
-        return header + self._rtp_aead.encrypt(iv.to_bytes(12, "big"), rtp[header_length:], header)
+        srtp = header + self._rtp_aead.encrypt(iv.to_bytes(12, "big"), rtp[header_length:], header)
+        stream.packets += 1
+        stream.octets += len(rtp)
+        if first != _PLAIN_FIRST:
+            stream.extra += _extra_octets(rtp, header_length)
+        return srtp
 
     def unprotect(self, srtp: bytes) -> bytes:
         n = len(srtp)
@@ -620,25 +679,30 @@ class _AesGcmContext(SrtpContext):
             if n < header_length + 16:
                 raise MalformedPacket("SRTP packet shorter than header and tag")
         seq, ssrc = _seq_ssrc(srtp, 2)
+        header = srtp[:header_length]
         stream = self._inbound.get(ssrc)
         if stream is not None and seq == stream.next_seq:  # next in order: fresh
-            iv = stream.iv_roc ^ seq
-            in_order = True
+            try:
+                rtp = header + self._rtp_aead.decrypt(
+                    (stream.iv_roc ^ seq).to_bytes(12, "big"), srtp[header_length:], header
+                )
+            except InvalidTag:
+                raise AuthenticationFailed("SRTP AEAD tag does not verify") from None
+            # authenticated: now, and only now, the stream state may change
+            stream.next_seq = seq + 1
         else:
             iv, index = self._inbound_index(stream, ssrc, seq)
-            in_order = False
-        header = srtp[:header_length]
-        try:
-            rtp = header + self._rtp_aead.decrypt(
-                iv.to_bytes(12, "big"), srtp[header_length:], header
-            )
-        except InvalidTag:
-            raise AuthenticationFailed("SRTP AEAD tag does not verify") from None
-        # authenticated: now, and only now, the stream state may change
-        if in_order:
-            stream.next_seq = seq + 1  # type: ignore[union-attr]
-            return rtp
-        self._commit_rtp(stream, ssrc, index)
+            try:
+                rtp = header + self._rtp_aead.decrypt(
+                    iv.to_bytes(12, "big"), srtp[header_length:], header
+                )
+            except InvalidTag:
+                raise AuthenticationFailed("SRTP AEAD tag does not verify") from None
+            stream = self._commit_rtp(stream, ssrc, index)
+        stream.packets += 1
+        stream.octets += n - 16
+        if srtp[0] != _PLAIN_FIRST:
+            stream.extra += _extra_octets(rtp, header_length)
         return rtp
 
     def protect_rtcp(self, rtcp: bytes) -> bytes:
@@ -687,6 +751,16 @@ class _AesGcmContext(SrtpContext):
             return rtcp
         self._commit_rtcp(stream, ssrc, e_index & MAX_SRTCP_INDEX)
         return rtcp
+
+
+def _extra_octets(rtp: bytes, header_length: int) -> int:
+    """Octets of an RTP packet beyond its fixed 12-octet header and its payload: CSRCs,
+    header extension and padding (a padding count larger than what follows the header
+    is clamped, as the payload then counts as empty)."""
+    extra = header_length - RTP_FIXED_HEADER
+    if rtp[0] & 0x20 and len(rtp) > header_length:
+        extra += min(rtp[-1], len(rtp) - header_length)
+    return extra
 
 
 def _catch_up(window: ReplayWindow, highest: int) -> None:

@@ -26,6 +26,8 @@ class SrtpSession:
         self.local = local
         self.remote = remote
         self.profile = local.profile
+        #: octets protect() adds to an RTP packet (the authentication tag)
+        self.rtp_overhead = local.profile.srtp_tag_length
         self.protect = local.protect
         self.protect_rtcp = local.protect_rtcp
         self.unprotect = remote.unprotect
