@@ -84,6 +84,7 @@ from .chunks import (
     DATA_HEADER_SIZE,
     FLAG_BEGINNING,
     FLAG_ENDING,
+    FLAG_IMMEDIATE,
     FLAG_UNORDERED,
     IDATA_HEADER_SIZE,
     AbortChunk,
@@ -199,6 +200,18 @@ _UP_STATES = (
     AssociationState.SHUTDOWN_RECEIVED,
     AssociationState.SHUTDOWN_ACK_SENT,
 )
+
+
+# The receive fast path (Association._receive_fast) reads these directly.
+_COMMON_HEADER = struct.Struct("!HHII")  # ports, verification tag, checksum (0 or not)
+_CHUNK_HEADER = struct.Struct("!BBH")
+_DATA_FIELDS = struct.Struct("!IHHI")  # TSN, stream, SSN, PPID
+_IDATA_FIELDS = struct.Struct("!IHHII")  # TSN, stream, reserved, MID, PPID / FSN
+_SACK_FIELDS = struct.Struct("!IIHH")  # cumulative TSN, a_rwnd, gap blocks, duplicates
+_SACK_COUNTS = struct.Struct("!HH")
+_DATA = int(ChunkType.DATA)
+_I_DATA = int(ChunkType.I_DATA)
+_SACK = int(ChunkType.SACK)
 
 
 def _random_bytes(n: int) -> bytes:
@@ -543,13 +556,18 @@ class Association:
         return event
 
     def get_timer(self) -> float | None:
-        deadlines = [self._t1, self._t2, self._ack_deadline, self._hb_deadline]
-        if self._retransmit is not None:
-            deadlines.append(self._retransmit.t3_deadline)
-        if self._reset_request is not None:
-            deadlines.append(self._reset_request.deadline)
-        present = [d for d in deadlines if d is not None]
-        return min(present) if present else None
+        # Called after every packet in and every send: compare, no lists.
+        when = self._t1
+        for deadline in (
+            self._t2,
+            self._ack_deadline,
+            self._hb_deadline,
+            None if self._retransmit is None else self._retransmit.t3_deadline,
+            None if self._reset_request is None else self._reset_request.deadline,
+        ):
+            if deadline is not None and (when is None or deadline < when):
+                when = deadline
+        return when
 
     def handle_timer(self, now: float) -> None:
         if self.trace is not None:
@@ -563,8 +581,12 @@ class Association:
     def receive_datagram(self, data: bytes, now: float, addr: object = None) -> None:
         """Take one SCTP packet."""
         self._stats.packets_in += 1
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        if self.zero_checksum and self._receive_fast(data, now):
+            return
         try:
-            packet = parse_packet(bytes(data), allow_zero_checksum=self.zero_checksum)
+            packet = parse_packet(data, allow_zero_checksum=self.zero_checksum)
         except ChecksumMismatch:
             self._stats.dropped["checksum"] += 1
             return
@@ -583,6 +605,94 @@ class Association:
         except Exception:  # never out of the engine: count it, tests assert zero
             logger.exception("SCTP association: internal error handling a packet")
             self._stats.dropped["internal_error"] += 1
+
+    def _receive_fast(self, data: bytes, now: float) -> bool:
+        """The packets of an established transfer, without chunk objects: only DATA or
+        I-DATA and SACK chunks, a zero checksum (RFC 9653, negotiated), our ports and
+        tag. Anything else, or anything the general path would count as malformed or
+        misplaced, returns False before any state changes, and the general path
+        (``parse_packet``, ``_handle_packet``) takes the packet; both hand the chunks'
+        fields to the same ``_data_received`` and ``_sack_received``, so the outcome is
+        the same (tests/test_sctp_fastpath.py compares them on hostile input)."""
+        end = len(data)
+        if end < COMMON_HEADER_SIZE + 4 or self.state not in _UP_STATES:
+            return False
+        source, destination, tag, checksum = _COMMON_HEADER.unpack_from(data)
+        config = self.config
+        if (
+            checksum
+            or tag != self._local_tag
+            or destination != config.local_port
+            or source != config.remote_port
+        ):
+            return False
+        # One pass that checks every chunk as parse_chunks and the handlers would,
+        # before anything is processed.
+        chunks: list[tuple[int, int, int, int]] = []
+        has_data = False
+        pos = COMMON_HEADER_SIZE
+        unpack_header = _CHUNK_HEADER.unpack_from
+        while pos < end:
+            if end - pos < 4:
+                return False
+            type_, flags, length = unpack_header(data, pos)
+            stop = pos + length
+            if stop > end:
+                return False
+            if type_ == _I_DATA:
+                if length < IDATA_HEADER_SIZE:
+                    return False
+                has_data = True
+            elif type_ == _DATA:
+                if length < DATA_HEADER_SIZE:
+                    return False
+                has_data = True
+            elif type_ == _SACK:
+                if length < 16:
+                    return False
+                counts = _SACK_COUNTS.unpack_from(data, pos + 12)
+                if length != 16 + 4 * (counts[0] + counts[1]):
+                    return False
+            else:
+                return False
+            chunks.append((type_, flags, pos, stop))
+            pos = stop + ((-length) & 3)
+        if has_data and self.state not in _RECEIVING_STATES:
+            return False
+        self._stats.chunks_in += len(chunks)
+        try:
+            receive = self._receive
+            had_gaps = receive is not None and receive.tracker.has_gaps
+            for type_, flags, pos, stop in chunks:
+                if type_ == _I_DATA:
+                    tsn, stream_id, _reserved, mid, last = _IDATA_FIELDS.unpack_from(data, pos + 4)
+                    if flags & FLAG_BEGINNING:
+                        self._data_received(
+                            True, flags, tsn, stream_id, mid, last, 0, data[pos + 20 : stop]
+                        )
+                    else:
+                        self._data_received(
+                            True, flags, tsn, stream_id, mid, 0, last, data[pos + 20 : stop]
+                        )
+                elif type_ == _DATA:
+                    tsn, stream_id, ssn, ppid = _DATA_FIELDS.unpack_from(data, pos + 4)
+                    self._data_received(
+                        False, flags, tsn, stream_id, ssn, ppid, 0, data[pos + 16 : stop]
+                    )
+                else:
+                    cumulative, a_rwnd, ngaps, _ndups = _SACK_FIELDS.unpack_from(data, pos + 4)
+                    gaps: tuple[tuple[int, int], ...] = ()
+                    if ngaps:
+                        values = struct.unpack_from(f"!{2 * ngaps}H", data, pos + 16)
+                        gaps = tuple(zip(values[0::2], values[1::2], strict=True))
+                    self._sack_received(cumulative, a_rwnd, gaps, now)
+            if has_data:
+                self._after_data_packet(now, had_gaps)
+            self._after_receive(now)
+        except Exception:  # never out of the engine: count it, tests assert zero
+            logger.exception("SCTP association: internal error handling a packet")
+            self._stats.dropped["internal_error"] += 1
+        return True
 
     def datagrams_to_send(self, now: float) -> list[bytes]:
         try:
@@ -1036,43 +1146,73 @@ class Association:
     # --- DATA / SACK -----------------------------------------------------------------------------
 
     def _handle_data(self, chunk: DataChunk | IDataChunk) -> None:
-        receive = self._receive
-        assert receive is not None
-        if isinstance(chunk, IDataChunk) != self.interleaving:
-            self._stats.dropped["data_wrong_kind"] += 1
-            return
-        if chunk.immediate:
-            self._sack_now = True
-        if chunk.stream_id >= self._inbound_streams:
-            # 6.5: acknowledge, report, discard.
-            if receive.tracker.classify(chunk.tsn) is Verdict.ACCEPTED:
-                receive.tracker.add(chunk.tsn)
-            self._stats.dropped["data_bad_stream"] += 1
-            self._queue_control(ErrorChunk((InvalidStreamIdentifierCause(chunk.stream_id),)))
-            return
+        flags = (
+            (FLAG_IMMEDIATE if chunk.immediate else 0)
+            | (FLAG_UNORDERED if chunk.unordered else 0)
+            | (FLAG_BEGINNING if chunk.beginning else 0)
+            | (FLAG_ENDING if chunk.ending else 0)
+        )
         if isinstance(chunk, IDataChunk):
-            fragment = InboundFragment(
+            self._data_received(
+                True,
+                flags,
                 chunk.tsn,
                 chunk.stream_id,
                 chunk.mid,
                 chunk.ppid,
-                chunk.user_data,
-                chunk.unordered,
-                chunk.beginning,
-                chunk.ending,
                 chunk.fsn,
+                chunk.user_data,
             )
         else:
-            fragment = InboundFragment(
+            self._data_received(
+                False,
+                flags,
                 chunk.tsn,
                 chunk.stream_id,
                 chunk.stream_seq,
                 chunk.ppid,
+                0,
                 chunk.user_data,
-                chunk.unordered,
-                chunk.beginning,
-                chunk.ending,
             )
+
+    def _data_received(
+        self,
+        interleaved: bool,
+        flags: int,
+        tsn: int,
+        stream_id: int,
+        seq: int,
+        ppid: int,
+        fsn: int,
+        user_data: bytes,
+    ) -> None:
+        """One DATA (``interleaved`` False, ``seq`` the SSN) or I-DATA (``seq`` the MID,
+        ``ppid`` on a first fragment, ``fsn`` on the others) chunk, from either path."""
+        receive = self._receive
+        assert receive is not None
+        if interleaved is not self.interleaving:
+            self._stats.dropped["data_wrong_kind"] += 1
+            return
+        if flags & FLAG_IMMEDIATE:
+            self._sack_now = True
+        if stream_id >= self._inbound_streams:
+            # 6.5: acknowledge, report, discard.
+            if receive.tracker.classify(tsn) is Verdict.ACCEPTED:
+                receive.tracker.add(tsn)
+            self._stats.dropped["data_bad_stream"] += 1
+            self._queue_control(ErrorChunk((InvalidStreamIdentifierCause(stream_id),)))
+            return
+        fragment = InboundFragment(
+            tsn,
+            stream_id,
+            seq,
+            ppid,
+            user_data,
+            bool(flags & FLAG_UNORDERED),
+            bool(flags & FLAG_BEGINNING),
+            bool(flags & FLAG_ENDING),
+            fsn,
+        )
         # Count queued events against the window so an application that stops reading
         # stops the peer too.
         receive.window = max(0, self.config.receive_window - self._event_bytes)
@@ -1117,9 +1257,14 @@ class Association:
             self._try_deferred_reset()
 
     def _handle_sack(self, chunk: SackChunk, now: float) -> None:
+        self._sack_received(chunk.cumulative_tsn, chunk.a_rwnd, chunk.gap_blocks, now)
+
+    def _sack_received(
+        self, cumulative_tsn: int, a_rwnd: int, gap_blocks: tuple[tuple[int, int], ...], now: float
+    ) -> None:
         rq = self._retransmit
         assert rq is not None
-        outcome = rq.on_sack(chunk.cumulative_tsn, chunk.a_rwnd, chunk.gap_blocks, now)
+        outcome = rq.on_sack(cumulative_tsn, a_rwnd, gap_blocks, now)
         if not outcome.accepted:
             self._stats.dropped["sack_stale" if outcome.stale else "sack_invalid"] += 1
             return
@@ -1373,8 +1518,11 @@ class Association:
     # --- after input -----------------------------------------------------------------------------
 
     def _after_receive(self, now: float) -> None:
-        if self.state is AssociationState.CLOSED:
+        state = self.state
+        if state is AssociationState.CLOSED:
             return
+        if state is AssociationState.ESTABLISHED and not self._reset_waiting:
+            return  # neither a shutdown step nor a stream reset request can be due
         self._check_shutdown(now)
         self._maybe_request_reset(now)
 
@@ -1617,6 +1765,11 @@ class Association:
         outbox = self._outbox
         if not outbox.empty:
             rq.restart_after_idle(now)
+        # New data: place() and rq.can_send_new() inline, as this loop runs for every
+        # fragment sent.
+        burst_left = self._burst_left
+        cc = rq.cc
+        encode = self._encode_data
         while True:
             total = outbox.total or max_payload
             space = (room - header) & ~3
@@ -1624,14 +1777,26 @@ class Association:
             # than the packet they would save).
             piece = min(space, max_payload) if space >= MIN_FILL or space >= total else max_payload
             want = min(piece, total)
-            if self._burst_left < header + ((want + 3) & ~3) or not rq.can_send_new(want):
+            if burst_left < header + ((want + 3) & ~3):
+                break
+            flight = rq.flight_size
+            if flight >= cc.cwnd or (flight and want > rq.peer_rwnd):
                 break
             fragment = outbox.next_fragment(piece, now)
             if fragment is None:
                 break
             chunk = rq.assign(fragment)
-            place(chunk)
-            self._burst_left -= chunk.size
+            size = chunk.size
+            if size > room:
+                if group:
+                    groups.append(group)
+                    group = []
+                room = full
+            room -= size
+            group.append(encode(chunk))
+            rq.sent(chunk, now)
+            burst_left -= size
+        self._burst_left = burst_left
         if group:
             groups.append(group)
         return groups

@@ -99,7 +99,16 @@ class TsnTracker:
 
     def add(self, tsn: int) -> None:
         """Record a TSN :meth:`classify` called new."""
-        self._above.add(self.unwrap(tsn))
+        self.add_unwrapped(self.unwrap(tsn))
+
+    def add_unwrapped(self, unwrapped: int) -> None:
+        """Record a new TSN by its unwrapped value."""
+        if unwrapped == self.cumulative_unwrapped + 1 and not self._above:
+            # in order with nothing above: the cumulative TSN just moves on
+            self.cumulative_unwrapped = unwrapped
+            self.cumulative = unwrapped & 0xFFFFFFFF
+            return
+        self._above.add(unwrapped)
         self._advance()
 
     def forward(self, new_cumulative: int) -> bool:
@@ -162,7 +171,7 @@ class TsnTracker:
         return dups
 
 
-@dataclass
+@dataclass(slots=True)
 class _Partial:
     """An I-DATA message being reassembled."""
 
@@ -234,27 +243,32 @@ class ReceiveQueue:
         """Take one DATA / I-DATA chunk. Only ACCEPTED and DUPLICATE are acknowledged."""
         if not fragment.data:
             return Verdict.INVALID
-        verdict = self.tracker.classify(fragment.tsn)
-        if verdict is Verdict.DUPLICATE:
-            self.tracker.note_duplicate(fragment.tsn)
-            return verdict
-        if verdict is not Verdict.ACCEPTED:
-            return verdict
+        tracker = self.tracker
+        tsn = fragment.tsn
+        # TsnTracker.classify, inline (once per chunk received)
+        distance = (tsn - tracker.cumulative) & 0xFFFFFFFF
+        if distance >= 0x80000000:
+            distance -= 0x100000000
+        unwrapped = tracker.cumulative_unwrapped + distance
+        if distance <= 0 or unwrapped in tracker._above:
+            tracker.note_duplicate(tsn)
+            return Verdict.DUPLICATE
+        if distance > tracker.max_window:
+            return Verdict.OUT_OF_WINDOW
         size = len(fragment.data)
-        if self.stored >= self.max_stored or self.buffered + size > self.window:
-            # RFC 9260 6.2: with no room the chunk is dropped. The next TSN in
-            # sequence still gets in (up to twice the window) so that the buffer can
-            # always drain: ordered delivery may be waiting for exactly that chunk.
-            next_in_line = diff32(fragment.tsn, self.tracker.cumulative) == 1
-            if not next_in_line or self.buffered + size > 2 * self.window:
-                return Verdict.BUFFER_FULL
+        # RFC 9260 6.2: with no room the chunk is dropped. The next TSN in sequence
+        # still gets in (up to twice the window) so that the buffer can always drain:
+        # ordered delivery may be waiting for exactly that chunk.
+        if (self.stored >= self.max_stored or self.buffered + size > self.window) and (
+            distance != 1 or self.buffered + size > 2 * self.window
+        ):
+            return Verdict.BUFFER_FULL
         if self.interleaving:
             if not self._add_interleaved(fragment):
                 return Verdict.INVALID
-            self.tracker.add(fragment.tsn)
+            tracker.add_unwrapped(unwrapped)
         else:
-            unwrapped = self.tracker.unwrap(fragment.tsn)
-            self.tracker.add(fragment.tsn)
+            tracker.add_unwrapped(unwrapped)
             self._add_by_tsn(unwrapped, fragment)
         return Verdict.ACCEPTED
 
