@@ -209,6 +209,7 @@ _DATA_FIELDS = struct.Struct("!IHHI")  # TSN, stream, SSN, PPID
 _IDATA_FIELDS = struct.Struct("!IHHII")  # TSN, stream, reserved, MID, PPID / FSN
 _SACK_FIELDS = struct.Struct("!IIHH")  # cumulative TSN, a_rwnd, gap blocks, duplicates
 _SACK_COUNTS = struct.Struct("!HH")
+_PLAIN_SACK = struct.Struct("!BBHIIHH")  # a SACK chunk without gap blocks or duplicates
 _DATA = int(ChunkType.DATA)
 _I_DATA = int(ChunkType.I_DATA)
 _SACK = int(ChunkType.SACK)
@@ -1285,6 +1286,17 @@ class Association:
             self._outbox.abandon(message)
         rq.abandoned_messages.clear()
 
+    def _encode_sack(self) -> bytes:
+        """The SACK chunk's octets: ``_sack_chunk().serialize()``, without the chunk
+        object in the common case of no gaps and no duplicates."""
+        receive = self._receive
+        assert receive is not None
+        tracker = receive.tracker
+        if tracker.has_gaps or tracker.has_duplicates:
+            return self._sack_chunk().serialize()
+        window = max(0, self.config.receive_window - receive.buffered - self._event_bytes)
+        return _PLAIN_SACK.pack(_SACK, 0, 16, tracker.cumulative, window, 0, 0)
+
     def _sack_chunk(self) -> SackChunk:
         receive = self._receive
         assert receive is not None
@@ -1587,7 +1599,8 @@ class Association:
     # --- output ----------------------------------------------------------------------------------
 
     def _produce(self, now: float) -> None:
-        if self._finished or self.state not in _UP_STATES:
+        state = self.state
+        if self._finished or state not in _UP_STATES:
             return
         rq = self._retransmit
         assert rq is not None
@@ -1599,46 +1612,50 @@ class Association:
             or outbox.low
             or outbox.expired
             or rq.timed_outstanding
-            or rq.has_retransmissions
+            or rq._pending_retransmit
             or not (outbox.empty or rq.flight_size >= rq.cc.cwnd)
         ):
             return  # nothing to send or report: most flushes (one per packet in)
         mtu = self.config.max_packet_size
-        for stream_id in self._outbox.low:
-            self._emit(BufferedAmountLow(stream_id))
-        self._outbox.low.clear()
-        if self.state in _DATA_STATES and rq.timed_outstanding:
+        if outbox.low:
+            for stream_id in outbox.low:
+                self._emit(BufferedAmountLow(stream_id))
+            outbox.low.clear()
+        data_state = state in _DATA_STATES
+        if data_state and rq.timed_outstanding:
             rq.expire(now)
             self._after_abandonment()
             if rq.forward_tsn_needed:
                 self._forward_pending = True
         data: list[list[bytes]] = []
-        if self.state in _DATA_STATES:
+        if data_state:
             data = self._take_data(now, mtu - COMMON_HEADER_SIZE - self._control_reserve())
-        for stream_id in self._outbox.low:
-            self._emit(BufferedAmountLow(stream_id))
-        self._outbox.low.clear()
-        if self._outbox.expired:
-            for message in self._outbox.expired:
+        if outbox.low:
+            for stream_id in outbox.low:
+                self._emit(BufferedAmountLow(stream_id))
+            outbox.low.clear()
+        if outbox.expired:
+            for message in outbox.expired:
                 rq.abandon(message)
-            self._outbox.expired.clear()
+            outbox.expired.clear()
             self._after_abandonment()
             if rq.forward_tsn_needed:
                 self._forward_pending = True
-        control: list[Chunk] = []
-        if self._receive is not None and (
+        control: list[bytes] = []  # serialized control chunks, in order
+        receive = self._receive
+        if receive is not None and (
             self._sack_now or (self._sack_pending and (data or self._control))
         ):
-            if self.state is AssociationState.SHUTDOWN_SENT:
+            if state is AssociationState.SHUTDOWN_SENT:
                 # 9.2: answer DATA with SHUTDOWN (its cumulative TSN acknowledges) and
                 # restart T2; gaps or duplicates need a SACK as well.
-                self._queue_control(ShutdownChunk(self._receive.cumulative_tsn))
+                self._queue_control(ShutdownChunk(receive.cumulative_tsn))
                 self._t2 = now + self._rto.rto
-                tracker = self._receive.tracker
+                tracker = receive.tracker
                 if tracker.has_gaps or tracker.has_duplicates:
-                    control.append(self._sack_chunk())
+                    control.append(self._sack_chunk().serialize())
             else:
-                control.append(self._sack_chunk())
+                control.append(self._encode_sack())
             self._sack_now = self._sack_pending = False
             self._ack_deadline = None
             self._data_packets_unacked = 0
@@ -1651,18 +1668,18 @@ class Association:
                     forward = IForwardTsnChunk(new_cum, entries[:120])
                 else:
                     forward = ForwardTsnChunk(new_cum, tuple((s, q) for s, _, q in entries[:250]))
-                control.append(forward)
+                control.append(forward.serialize())
                 if rq.t3_deadline is None:
                     rq.t3_deadline = now + self._rto.rto
-        control.extend(self._control)
-        self._control.clear()
+        if self._control:
+            control.extend(chunk.serialize() for chunk in self._control)
+            self._control.clear()
         if not control and not data:
             return
         packets: list[list[bytes]] = []
         current: list[bytes] = []
         used = COMMON_HEADER_SIZE
-        for chunk in control:
-            encoded = chunk.serialize()
+        for encoded in control:
             if used + len(encoded) > mtu and current:
                 packets.append(current)
                 current, used = [], COMMON_HEADER_SIZE
@@ -1673,27 +1690,36 @@ class Association:
             used += len(encoded)
         # _take_data grouped the DATA chunks into packets (cut to fill them); the first
         # group joins the control chunks when it fits, as reserved.
-        for group in data:
-            size = sum(map(len, group))
-            if used + size > mtu and current:
+        if current and data:
+            first = data[0]
+            if used + sum(map(len, first)) > mtu:
                 packets.append(current)
-                current, used = [], COMMON_HEADER_SIZE
-            current.extend(group)
-            packets.append(current)
-            current, used = [], COMMON_HEADER_SIZE
+            else:
+                data[0] = current + first
+            current = []
+        packets.extend(data)
         if current:
             packets.append(current)
-        for chunks in packets:
-            self._replies.append(
-                serialize_chunks(
-                    self.config.local_port,
-                    self.config.remote_port,
-                    self._peer_tag,
-                    chunks,
-                    zero_checksum=self.zero_checksum,
-                )
+        replies = self._replies
+        chunks_out = 0
+        if self.zero_checksum:
+            # RFC 9653: the checksum field stays zero, so the common header is the
+            # same for every packet: one join per packet, no CRC
+            header = _COMMON_HEADER.pack(
+                self.config.local_port, self.config.remote_port, self._peer_tag, 0
             )
-            self._stats.chunks_out += len(chunks)
+            for chunks in packets:
+                replies.append(header + (chunks[0] if len(chunks) == 1 else b"".join(chunks)))
+                chunks_out += len(chunks)
+        else:
+            for chunks in packets:
+                replies.append(
+                    serialize_chunks(
+                        self.config.local_port, self.config.remote_port, self._peer_tag, chunks
+                    )
+                )
+                chunks_out += len(chunks)
+        self._stats.chunks_out += chunks_out
 
     def _burst_bytes(self) -> int:
         return self.config.max_burst * (self.config.max_packet_size - COMMON_HEADER_SIZE)
