@@ -330,53 +330,58 @@ class ReceiveQueue:
     # --- interleaved (I-DATA) reassembly -------------------------------------------
 
     def _add_interleaved(self, fragment: InboundFragment) -> bool:
-        key = (fragment.stream_id, fragment.unordered, fragment.seq)
-        fsn = 0 if fragment.beginning else fragment.fsn
-        partial = self._partials.get(key)
+        stream_id = fragment.stream_id
+        unordered = fragment.unordered
+        seq = fragment.seq
+        beginning = fragment.beginning
+        ending = fragment.ending
+        data = fragment.data
+        key = (stream_id, unordered, seq)
+        fsn = 0 if beginning else fragment.fsn
+        partials = self._partials
+        partial = partials.get(key) if partials else None
         if partial is not None and partial.refused:
-            self._refused_fragment(key, partial, fragment.ending, fsn)
+            self._refused_fragment(key, partial, ending, fsn)
             return True
-        if not fragment.unordered:
-            stream = self._streams.get(fragment.stream_id)
-            if stream is not None and diff32(fragment.seq, stream.next_seq) < 0:
+        if not unordered:
+            stream = self._streams.get(stream_id)
+            # diff32(seq, stream.next_seq) < 0, inline
+            if stream is not None and (seq - stream.next_seq) & 0xFFFFFFFF >= 0x80000000:
                 return False  # a message already delivered or skipped
         if partial is None:
-            if fragment.beginning and fragment.ending:
+            if beginning and ending:
                 # a whole message in one chunk: nothing to reassemble
-                self._complete(
-                    fragment.stream_id,
-                    fragment.unordered,
-                    fragment.seq,
-                    fragment.ppid,
-                    fragment.data,
-                )
+                self._complete(stream_id, unordered, seq, fragment.ppid, data)
                 return True
             partial = _Partial()
-        if fsn in partial.fragments:
+        fragments = partial.fragments
+        if fsn in fragments:
             return False  # the same fragment under another TSN: refuse it
-        if fragment.ending:
-            if partial.last_fsn is not None or any(f > fsn for f in partial.fragments):
+        last_fsn = partial.last_fsn
+        if ending:
+            if last_fsn is not None or (fragments and max(fragments) > fsn):
                 return False
-        elif partial.last_fsn is not None and fsn > partial.last_fsn:
+            partial.last_fsn = last_fsn = fsn
+        elif last_fsn is not None and fsn > last_fsn:
             return False
-        if fragment.ending:
-            partial.last_fsn = fsn
-        if fragment.beginning:
+        if beginning:
             partial.ppid = fragment.ppid
-        self._partials[key] = partial
-        partial.fragments[fsn] = fragment.data
-        partial.size += len(fragment.data)
-        self.buffered += len(fragment.data)
+        partials[key] = partial
+        fragments[fsn] = data
+        size = len(data)
+        partial.size += size
+        self.buffered += size
         self.stored += 1
-        if partial.last_fsn is None or len(partial.fragments) != partial.last_fsn + 1:
+        count = len(fragments)
+        if last_fsn is None or count != last_fsn + 1:
             if partial.size > self.max_message_size:
                 self._refuse_partial(key, partial)
             return True
-        del self._partials[key]
+        del partials[key]
         self.buffered -= partial.size
-        self.stored -= len(partial.fragments)
-        data = b"".join(partial.fragments[i] for i in range(partial.last_fsn + 1))
-        self._complete(fragment.stream_id, fragment.unordered, fragment.seq, partial.ppid, data)
+        self.stored -= count
+        whole = b"".join([fragments[i] for i in range(count)])
+        self._complete(stream_id, unordered, seq, partial.ppid, whole)
         return True
 
     def _refuse_partial(self, key: tuple[int, bool, int], partial: _Partial) -> None:
