@@ -1709,7 +1709,10 @@ class Association:
                 self.config.local_port, self.config.remote_port, self._peer_tag, 0
             )
             for chunks in packets:
-                replies.append(header + (chunks[0] if len(chunks) == 1 else b"".join(chunks)))
+                if len(chunks) == 1:
+                    replies.append(header + chunks[0])
+                else:
+                    replies.append(b"".join([header, *chunks]))
                 chunks_out += len(chunks)
         else:
             for chunks in packets:
@@ -1754,6 +1757,64 @@ class Association:
         max_payload = (full - header) & ~3
         groups: list[list[bytes]] = []
         group: list[bytes] = []
+        if rq.flight_size == 0:
+            self._burst_left = self._burst_bytes()
+        if rq.has_retransmissions:
+            group, room = self._take_retransmissions(now, room, full, groups)
+            if rq.has_retransmissions:
+                if group:
+                    groups.append(group)
+                return groups  # 6.1: retransmissions before new data
+        outbox = self._outbox
+        if not outbox.empty:
+            rq.restart_after_idle(now)
+        # New data: placing, rq.assign / rq.sent (send_new) and rq.can_send_new inline,
+        # as this loop runs for every fragment sent.
+        burst_left = self._burst_left
+        cc = rq.cc
+        encode = self._encode_data
+        send_new = rq.send_new
+        next_fragment = outbox.next_fragment
+        while True:
+            total = outbox.total or max_payload
+            space = (room - header) & ~3
+            # Fill the packet unless only a sliver is left (tiny fragments cost more
+            # than the packet they would save).
+            piece = min(space, max_payload) if space >= MIN_FILL or space >= total else max_payload
+            want = min(piece, total)
+            if burst_left < header + ((want + 3) & ~3):
+                break
+            flight = rq.flight_size
+            if flight >= cc.cwnd or (flight and want > rq.peer_rwnd):
+                break
+            fragment = next_fragment(piece, now)
+            if fragment is None:
+                break
+            chunk = send_new(fragment, now)
+            size = chunk.size
+            if size > room:
+                if group:
+                    groups.append(group)
+                    group = []
+                room = full
+            room -= size
+            group.append(encode(chunk))
+            burst_left -= size
+        self._burst_left = burst_left
+        if group:
+            groups.append(group)
+        return groups
+
+    def _take_retransmissions(
+        self, now: float, room: int, full: int, groups: list[list[bytes]]
+    ) -> tuple[list[bytes], int]:
+        """The retransmission part of :meth:`_take_data`: chunks marked by fast
+        retransmit (one packet's worth, even beyond cwnd), then the others within cwnd
+        and Max.Burst. Full packets go to ``groups``; returns the packet being filled
+        and the room left in it (new data may join it)."""
+        rq = self._retransmit
+        assert rq is not None
+        group: list[bytes] = []
 
         def place(chunk: SentChunk) -> None:
             """Put ``chunk`` in the current packet, or start the next one when it does
@@ -1769,63 +1830,19 @@ class Association:
             group.append(self._encode_data(chunk))
             rq.sent(chunk, now)
 
-        if rq.flight_size == 0:
-            self._burst_left = self._burst_bytes()
-        if rq.has_retransmissions:
-            budget = full
-            for chunk in rq.retransmission_candidates(fast_only=True):
-                size = chunk.size
-                if size > budget:
-                    break
-                budget -= size
-                place(chunk)
-            for chunk in rq.retransmission_candidates():
-                if rq.flight_size >= rq.cc.cwnd or self._burst_left <= 0:
-                    break
-                place(chunk)
-                self._burst_left -= chunk.size
-        if rq.has_retransmissions:
-            if group:
-                groups.append(group)
-            return groups  # 6.1: retransmissions before new data
-        outbox = self._outbox
-        if not outbox.empty:
-            rq.restart_after_idle(now)
-        # New data: place() and rq.can_send_new() inline, as this loop runs for every
-        # fragment sent.
-        burst_left = self._burst_left
-        cc = rq.cc
-        encode = self._encode_data
-        while True:
-            total = outbox.total or max_payload
-            space = (room - header) & ~3
-            # Fill the packet unless only a sliver is left (tiny fragments cost more
-            # than the packet they would save).
-            piece = min(space, max_payload) if space >= MIN_FILL or space >= total else max_payload
-            want = min(piece, total)
-            if burst_left < header + ((want + 3) & ~3):
-                break
-            flight = rq.flight_size
-            if flight >= cc.cwnd or (flight and want > rq.peer_rwnd):
-                break
-            fragment = outbox.next_fragment(piece, now)
-            if fragment is None:
-                break
-            chunk = rq.assign(fragment)
+        budget = full
+        for chunk in rq.retransmission_candidates(fast_only=True):
             size = chunk.size
-            if size > room:
-                if group:
-                    groups.append(group)
-                    group = []
-                room = full
-            room -= size
-            group.append(encode(chunk))
-            rq.sent(chunk, now)
-            burst_left -= size
-        self._burst_left = burst_left
-        if group:
-            groups.append(group)
-        return groups
+            if size > budget:
+                break
+            budget -= size
+            place(chunk)
+        for chunk in rq.retransmission_candidates():
+            if rq.flight_size >= rq.cc.cwnd or self._burst_left <= 0:
+                break
+            place(chunk)
+            self._burst_left -= chunk.size
+        return group, room
 
     def _encode_data(self, chunk: SentChunk) -> bytes:
         message = chunk.message

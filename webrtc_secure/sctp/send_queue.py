@@ -403,6 +403,48 @@ class RetransmitQueue:
             self.timed_outstanding += 1
         return chunk
 
+    def send_new(self, fragment: Fragment, now: float) -> SentChunk:
+        """:meth:`assign` and :meth:`sent` in one step, for a fragment going out for
+        the first time (once per fragment: no retransmission state to look at)."""
+        message = fragment.message
+        data = fragment.data
+        unwrapped = self.next_unwrapped
+        size = (self.chunk_header + len(data) + 3) & ~3
+        # first_sent, transmissions 1, not acked or abandoned, in flight, no
+        # retransmission marks, no misses
+        chunk = SentChunk(
+            self.next_tsn,
+            unwrapped,
+            message,
+            data,
+            fragment.beginning,
+            fragment.ending,
+            fragment.fsn,
+            now,
+            1,
+            False,
+            False,
+            True,
+            False,
+            False,
+            False,
+            0,
+            size,
+        )
+        self.next_tsn = (self.next_tsn + 1) & 0xFFFFFFFF
+        self.next_unwrapped = unwrapped + 1
+        self.chunks[unwrapped] = chunk
+        message.chunks.append(chunk)
+        if message.expires_at is not None:
+            self.timed_outstanding += 1
+        self.last_sent = now
+        self.flight_size += size
+        rwnd = self.peer_rwnd - size
+        self.peer_rwnd = rwnd if rwnd > 0 else 0
+        if self.t3_deadline is None:
+            self.t3_deadline = now + self.rto.rto
+        return chunk
+
     def sent(self, chunk: SentChunk, now: float) -> None:
         """``chunk`` went on the wire (first time or again)."""
         self.last_sent = now
