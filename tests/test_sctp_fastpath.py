@@ -13,6 +13,7 @@ wrong tags and checksums) and generated chunk sequences.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import random
 import struct
 from typing import Any
@@ -283,3 +284,33 @@ def test_generated_chunk_sequences_get_the_same_verdicts(
         general.receive_datagram(datagram, 0.5)
         _same(fast, general, 0.5)
     assert healthy(fast) and healthy(general)
+
+
+# --- no garbage cycles per message ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("partially_reliable", [False, True])
+def test_messages_leave_no_reference_cycles(partially_reliable: bool) -> None:
+    """A message and its chunks are freed by reference counting once acknowledged: a
+    cycle per message would leave the work to the cyclic GC (collections inside the
+    transfer, and passes over the whole heap)."""
+    pair = make_pair(9)
+    assert pair.connect()
+    gc.collect()
+    gc.disable()
+    try:
+        for i in range(200):
+            pair.a.send(
+                0,
+                53,
+                bytes(1200 if i % 2 else 30000),
+                pair.now,
+                max_retransmits=5 if partially_reliable else None,
+            )
+        assert pair.run_until(lambda: len(pair.messages("b")) == 200, 60)
+        pair.pump.run_for(1)
+        pair.pump.a.events.clear()
+        pair.pump.b.events.clear()
+        assert gc.collect() == 0
+    finally:
+        gc.enable()

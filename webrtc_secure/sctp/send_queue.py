@@ -42,6 +42,8 @@ class OutgoingMessage:
     offset: int = 0  # bytes already cut into fragments
     next_fsn: int = 0
     abandoned: bool = False
+    #: the chunks sent so far, kept for partially reliable messages only (PR-SCTP
+    #: counts their transmissions and abandons them together)
     chunks: list[SentChunk] = field(default_factory=list)
 
     @property
@@ -398,7 +400,8 @@ class RetransmitQueue:
         self.next_tsn = (self.next_tsn + 1) & 0xFFFFFFFF
         self.next_unwrapped = unwrapped + 1
         self.chunks[unwrapped] = chunk
-        message.chunks.append(chunk)
+        if message.max_retransmits is not None or message.expires_at is not None:
+            message.chunks.append(chunk)  # PR-SCTP reads a message's chunks
         if message.expires_at is not None:
             self.timed_outstanding += 1
         return chunk
@@ -434,7 +437,8 @@ class RetransmitQueue:
         self.next_tsn = (self.next_tsn + 1) & 0xFFFFFFFF
         self.next_unwrapped = unwrapped + 1
         self.chunks[unwrapped] = chunk
-        message.chunks.append(chunk)
+        if message.max_retransmits is not None or message.expires_at is not None:
+            message.chunks.append(chunk)  # PR-SCTP reads a message's chunks
         if message.expires_at is not None:
             self.timed_outstanding += 1
         self.last_sent = now
@@ -506,8 +510,13 @@ class RetransmitQueue:
             chunk = pop(tsn, None)
             if chunk is None:
                 continue
-            if chunk.message.expires_at is not None:
+            message = chunk.message
+            if message.expires_at is not None:
                 self.timed_outstanding -= 1
+            if chunk.ending and message.chunks:
+                # the whole message is acknowledged (its fragments have lower TSNs):
+                # drop the message <-> chunk cycle so reference counting frees both
+                message.chunks.clear()
             if not chunk.acked and not chunk.abandoned:
                 bytes_acked += chunk.size
                 highest_newly_acked = tsn
