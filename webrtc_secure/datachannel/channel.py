@@ -152,6 +152,11 @@ class DataChannel(AsyncIOEventEmitter):
         self._partial_overflow = False
         self._waiters: list[asyncio.Future[None]] = []
         self._stats = ChannelStats()
+        #: pyee (>= 11) keeps {event: {key: handler to call}} in _events and runs a
+        #: handler with _emit_run; _deliver_message relies on both, else uses emit()
+        self._direct_dispatch = isinstance(vars(self).get("_events"), dict) and callable(
+            getattr(self, "_emit_run", None)
+        )
 
     # --- attributes ---------------------------------------------------------------------
 
@@ -311,10 +316,49 @@ class DataChannel(AsyncIOEventEmitter):
             logger.exception("data channel %r: handler for %r raised", self._label, event)
             self._emit_error(exc)
 
+    def _deliver_message(self, value: str | bytes) -> None:
+        """``_deliver("message", value)`` without pyee's ``emit`` (once per message).
+
+        ``emit`` takes a lock, builds a default dict and a list, and runs each handler
+        through a wrapper. This reads pyee's registry directly (a snapshot of the
+        handlers, so that one may add or remove handlers, or be a ``once``), as the
+        peer's ``_deliver_media`` does for RTP. A handler that raises is logged and
+        reported as an "error" event, as by ``_deliver``; one that returns an awaitable
+        (an ``async def`` handler) is handed to pyee's own runner, which schedules it
+        and reports its failure as "error".
+        """
+        if not self._direct_dispatch:
+            self._deliver("message", value)
+            return
+        handlers = self._events.get("message")
+        if not handlers:
+            return
+        for handler in tuple(handlers.values()):
+            try:
+                result = handler(value)
+            except Exception as exc:
+                logger.exception("data channel %r: handler for 'message' raised", self._label)
+                self._emit_error(exc)
+                continue
+            if result is not None:
+                self._emit_run(_Returning(result), (), {})
+
     def _emit_error(self, error: BaseException) -> None:
         if self.listeners("error"):
             with contextlib.suppress(Exception):
                 self.emit("error", error)
+
+
+class _Returning:
+    """A callable that returns what a handler already returned, for pyee's runner."""
+
+    __slots__ = ("result",)
+
+    def __init__(self, result: object) -> None:
+        self.result = result
+
+    def __call__(self) -> object:
+        return self.result
 
 
 #: what a raw message becomes: the value given to "message" handlers
@@ -498,9 +542,9 @@ class ChannelManager:
         channel._stats.messages_received += 1
         channel._stats.bytes_received += len(data)
         if channel._open_pending:
-            self._call_soon(lambda: channel._deliver("message", value))
+            self._call_soon(lambda: channel._deliver_message(value))
         else:
-            channel._deliver("message", value)
+            channel._deliver_message(value)
 
     def incoming_streams_reset(self, stream_ids: Sequence[int]) -> None:
         """IncomingStreamsReset: the remote closed these channels; we reset ours too."""
