@@ -1274,8 +1274,9 @@ class Association:
             self._stats.dropped["sack_gap_block_invalid"] += outcome.invalid_gap_blocks
         if outcome.cumulative_advanced:
             self._errors = 0
-        self._after_abandonment()
-        if rq.forward_tsn_needed:
+        if rq.abandoned_messages:
+            self._after_abandonment()
+        if rq.advanced_unwrapped > rq.cumulative_unwrapped:  # rq.forward_tsn_needed
             self._forward_pending = True
 
     def _after_abandonment(self) -> None:

@@ -537,7 +537,7 @@ class RetransmitQueue:
         # Gap ack blocks, relative to the cumulative TSN. Valid blocks are merged
         # first so that each TSN is looked at once, however the blocks overlap.
         valid: list[tuple[int, int]] = []
-        for index, (start, end) in enumerate(gap_blocks):  # (none: no loss seen)
+        for index, (start, end) in enumerate(gap_blocks):  # none while nothing is lost
             if index >= MAX_GAP_BLOCKS_PROCESSED:
                 outcome.invalid_gap_blocks += len(gap_blocks) - index
                 break
@@ -545,7 +545,8 @@ class RetransmitQueue:
                 outcome.invalid_gap_blocks += 1
                 continue
             valid.append((start, end))
-        valid.sort()
+        if len(valid) > 1:
+            valid.sort()
         done = cum  # highest TSN already walked
         for start, end in valid:
             for tsn in range(max(cum + start, done + 1), cum + end + 1):
@@ -600,10 +601,17 @@ class RetransmitQueue:
         if outcome.fast_retransmit:
             self.fast_retransmits += 1
             self.cc.on_fast_retransmit(self.next_unwrapped - 1)
-        self.cc.on_cumulative(cum)
-        self.cc.on_ack(outcome.bytes_acked, outcome.cumulative_advanced, flight_before)
-        self.peer_rwnd = max(0, a_rwnd - self.flight_size)
-        self._advance_ack_point()
+        cc = self.cc
+        if cc.fast_recovery_exit is not None:
+            cc.on_cumulative(cum)
+        if outcome.bytes_acked:
+            cc.on_ack(outcome.bytes_acked, outcome.cumulative_advanced, flight_before)
+        rwnd = a_rwnd - self.flight_size
+        self.peer_rwnd = rwnd if rwnd > 0 else 0
+        # _advance_ack_point, unless it would stay at the cumulative ack
+        following = self.chunks.get(cum + 1)
+        if self.advanced_unwrapped > cum or (following is not None and following.abandoned):
+            self._advance_ack_point()
         # T3-rtx rules R2 / R3 (6.3.2).
         if self.flight_size == 0 and not self._pending_retransmit:
             self.cc.on_all_acked()
