@@ -60,6 +60,8 @@ MAX_STREAM_ID = 65534
 DEFAULT_LOCAL_MAX_MESSAGE_SIZE = 262144
 #: RFC 8841 6: the remote's limit when its description carries no ``a=max-message-size``
 DEFAULT_REMOTE_MAX_MESSAGE_SIZE = 65536
+#: what send() takes as binary
+_BINARY = (bytes, bytearray, memoryview)
 #: the one byte an empty message is sent as (RFC 8831 6.6)
 EMPTY_PAYLOAD = b"\x00"
 #: closed channels kept for stats(): a remote opening and closing channels in a loop
@@ -223,10 +225,13 @@ class DataChannel(AsyncIOEventEmitter):
         Raises InvalidChannelState unless the channel is open, and ChannelMessageTooLarge
         (nothing queued) for a message above the remote's ``a=max-message-size``.
         """
-        if isinstance(data, str):
+        if type(data) is bytes:  # the common case first: no copy, no conversion
+            payload = data
+            ppid = Ppid.BINARY if payload else Ppid.BINARY_EMPTY
+        elif isinstance(data, str):
             payload = data.encode("utf-8")
             ppid = Ppid.STRING if payload else Ppid.STRING_EMPTY
-        elif isinstance(data, bytes | bytearray | memoryview):
+        elif isinstance(data, _BINARY):
             payload = bytes(data)
             ppid = Ppid.BINARY if payload else Ppid.BINARY_EMPTY
         else:

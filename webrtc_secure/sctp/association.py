@@ -146,7 +146,7 @@ from .parameters import (
     UserInitiatedAbortCause,
     ZeroChecksumAcceptableParameter,
 )
-from .receive_queue import InboundFragment, ReceiveQueue, Verdict
+from .receive_queue import ReceiveQueue, Verdict
 from .rto import RtoEstimator
 from .send_queue import Outbox, OutgoingMessage, RetransmitQueue, SentChunk
 from .serial import add32, le32
@@ -192,6 +192,12 @@ _RECEIVING_STATES = (
     AssociationState.ESTABLISHED,
     AssociationState.SHUTDOWN_PENDING,
     AssociationState.SHUTDOWN_SENT,
+)
+_SHUTDOWN_STATES = (
+    AssociationState.SHUTDOWN_PENDING,
+    AssociationState.SHUTDOWN_SENT,
+    AssociationState.SHUTDOWN_RECEIVED,
+    AssociationState.SHUTDOWN_ACK_SENT,
 )
 _UP_STATES = (
     AssociationState.ESTABLISHED,
@@ -463,12 +469,7 @@ class Association:
         lifetime: float | None = None,
     ) -> None:
         """Queue one message. Before the association is up it waits in the queue."""
-        if self._finished or self.state in (
-            AssociationState.SHUTDOWN_PENDING,
-            AssociationState.SHUTDOWN_SENT,
-            AssociationState.SHUTDOWN_RECEIVED,
-            AssociationState.SHUTDOWN_ACK_SENT,
-        ):
+        if self._finished or self.state in _SHUTDOWN_STATES:
             raise InvalidAssociationState(f"cannot send in state {self.state.value}")
         if not 0 <= stream_id < self._outbound_streams:
             raise InvalidAssociationState(
@@ -495,10 +496,10 @@ class Association:
             OutgoingMessage(
                 stream_id,
                 ppid,
-                bytes(data),
-                ordered=ordered,
-                max_retransmits=max_retransmits,
-                expires_at=None if lifetime is None else now + lifetime,
+                data if type(data) is bytes else bytes(data),
+                ordered,
+                max_retransmits,
+                None if lifetime is None else now + lifetime,
             )
         )
         self._stats.messages_out += 1
@@ -1203,7 +1204,10 @@ class Association:
             self._stats.dropped["data_bad_stream"] += 1
             self._queue_control(ErrorChunk((InvalidStreamIdentifierCause(stream_id),)))
             return
-        fragment = InboundFragment(
+        # Count queued events against the window so an application that stops reading
+        # stops the peer too.
+        receive.window = max(0, self.config.receive_window - self._event_bytes)
+        verdict = receive.receive_chunk(
             tsn,
             stream_id,
             seq,
@@ -1214,10 +1218,6 @@ class Association:
             bool(flags & FLAG_ENDING),
             fsn,
         )
-        # Count queued events against the window so an application that stops reading
-        # stops the peer too.
-        receive.window = max(0, self.config.receive_window - self._event_bytes)
-        verdict = receive.receive(fragment)
         if verdict is Verdict.DUPLICATE:
             self._sack_now = True
         elif verdict is not Verdict.ACCEPTED:

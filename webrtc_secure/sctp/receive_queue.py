@@ -241,10 +241,35 @@ class ReceiveQueue:
 
     def receive(self, fragment: InboundFragment) -> Verdict:
         """Take one DATA / I-DATA chunk. Only ACCEPTED and DUPLICATE are acknowledged."""
-        if not fragment.data:
+        return self.receive_chunk(
+            fragment.tsn,
+            fragment.stream_id,
+            fragment.seq,
+            fragment.ppid,
+            fragment.data,
+            fragment.unordered,
+            fragment.beginning,
+            fragment.ending,
+            fragment.fsn,
+        )
+
+    def receive_chunk(
+        self,
+        tsn: int,
+        stream_id: int,
+        seq: int,
+        ppid: int,
+        data: bytes,
+        unordered: bool,
+        beginning: bool,
+        ending: bool,
+        fsn: int,
+    ) -> Verdict:
+        """:meth:`receive` from the chunk's fields (the association's path: no
+        :class:`InboundFragment` unless non-interleaved reassembly stores one)."""
+        if not data:
             return Verdict.INVALID
         tracker = self.tracker
-        tsn = fragment.tsn
         # TsnTracker.classify, inline (once per chunk received)
         distance = (tsn - tracker.cumulative) & 0xFFFFFFFF
         if distance >= 0x80000000:
@@ -255,7 +280,7 @@ class ReceiveQueue:
             return Verdict.DUPLICATE
         if distance > tracker.max_window:
             return Verdict.OUT_OF_WINDOW
-        size = len(fragment.data)
+        size = len(data)
         # RFC 9260 6.2: with no room the chunk is dropped. The next TSN in sequence
         # still gets in (up to twice the window) so that the buffer can always drain:
         # ordered delivery may be waiting for exactly that chunk.
@@ -264,12 +289,17 @@ class ReceiveQueue:
         ):
             return Verdict.BUFFER_FULL
         if self.interleaving:
-            if not self._add_interleaved(fragment):
+            if not self._add_interleaved(
+                stream_id, seq, ppid, data, unordered, beginning, ending, fsn
+            ):
                 return Verdict.INVALID
             tracker.add_unwrapped(unwrapped)
         else:
             tracker.add_unwrapped(unwrapped)
-            self._add_by_tsn(unwrapped, fragment)
+            self._add_by_tsn(
+                unwrapped,
+                InboundFragment(tsn, stream_id, seq, ppid, data, unordered, beginning, ending, fsn),
+            )
         return Verdict.ACCEPTED
 
     def pop_messages(self) -> list[Message]:
@@ -329,15 +359,20 @@ class ReceiveQueue:
 
     # --- interleaved (I-DATA) reassembly -------------------------------------------
 
-    def _add_interleaved(self, fragment: InboundFragment) -> bool:
-        stream_id = fragment.stream_id
-        unordered = fragment.unordered
-        seq = fragment.seq
-        beginning = fragment.beginning
-        ending = fragment.ending
-        data = fragment.data
+    def _add_interleaved(
+        self,
+        stream_id: int,
+        seq: int,
+        ppid: int,
+        data: bytes,
+        unordered: bool,
+        beginning: bool,
+        ending: bool,
+        fsn: int,
+    ) -> bool:
         key = (stream_id, unordered, seq)
-        fsn = 0 if beginning else fragment.fsn
+        if beginning:
+            fsn = 0
         partials = self._partials
         partial = partials.get(key) if partials else None
         if partial is not None and partial.refused:
@@ -351,7 +386,7 @@ class ReceiveQueue:
         if partial is None:
             if beginning and ending:
                 # a whole message in one chunk: nothing to reassemble
-                self._complete(stream_id, unordered, seq, fragment.ppid, data)
+                self._complete(stream_id, unordered, seq, ppid, data)
                 return True
             partial = _Partial()
         fragments = partial.fragments
@@ -365,7 +400,7 @@ class ReceiveQueue:
         elif last_fsn is not None and fsn > last_fsn:
             return False
         if beginning:
-            partial.ppid = fragment.ppid
+            partial.ppid = ppid
         partials[key] = partial
         fragments[fsn] = data
         size = len(data)
