@@ -108,6 +108,16 @@ class ChannelStats:
     bytes_received: int = 0
 
 
+def _pyee_direct_dispatch() -> bool:
+    """pyee (>= 11) keeps {event: {key: handler to call}} in ``_events`` and runs a
+    handler with ``_emit_run``; ``DataChannel._deliver_message`` relies on both, else
+    it uses ``emit()``."""
+    probe = AsyncIOEventEmitter()
+    return isinstance(vars(probe).get("_events"), dict) and callable(
+        getattr(probe, "_emit_run", None)
+    )
+
+
 class DataChannel(AsyncIOEventEmitter):
     """One data channel. Create it with ``peer.create_data_channel(...)``; channels the
     remote opens arrive through ``peer.on("datachannel", ...)``.
@@ -116,6 +126,10 @@ class DataChannel(AsyncIOEventEmitter):
     ``bufferedamountlow`` (the buffered amount fell to the threshold); ``error``
     (a :class:`WebrtcSecureError`, e.g. the association failed) and ``close``.
     """
+
+    #: "message" handlers run without pyee's emit (a class attribute: no per-channel
+    #: memory; a test may set it on one channel)
+    _direct_dispatch: bool = _pyee_direct_dispatch()
 
     def __init__(
         self,
@@ -154,11 +168,6 @@ class DataChannel(AsyncIOEventEmitter):
         self._partial_overflow = False
         self._waiters: list[asyncio.Future[None]] = []
         self._stats = ChannelStats()
-        #: pyee (>= 11) keeps {event: {key: handler to call}} in _events and runs a
-        #: handler with _emit_run; _deliver_message relies on both, else uses emit()
-        self._direct_dispatch = isinstance(vars(self).get("_events"), dict) and callable(
-            getattr(self, "_emit_run", None)
-        )
 
     # --- attributes ---------------------------------------------------------------------
 

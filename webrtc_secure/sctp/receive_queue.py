@@ -470,8 +470,13 @@ class ReceiveQueue:
         stream = self._streams.get(stream_id)
         if stream is None:
             stream = self._streams[stream_id] = _Stream()
-        distance = self._seq_diff(seq, stream.next_seq)
         waiting = stream.waiting
+        if seq == stream.next_seq and waiting is None:
+            # in order with nothing waiting: the common case, no serial arithmetic
+            self._ready.append(message)
+            stream.next_seq = self._seq_add(seq, 1)
+            return
+        distance = self._seq_diff(seq, stream.next_seq)
         if distance < 0 or (waiting is not None and seq in waiting):
             self.dropped_messages += 1  # already delivered or skipped
             return
