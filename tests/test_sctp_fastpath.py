@@ -66,12 +66,18 @@ def _same(fast: Association, general: Association, now: float) -> None:
 # --- whole transfers: the fast path changes nothing on the wire -------------------------
 
 
-def _transfer(seed: int, interleaving: bool, fast: bool) -> tuple[list[tuple[str, bytes]], Pair]:
+def _transfer(
+    seed: int, interleaving: bool, fast: bool, zero: bool = True
+) -> tuple[list[tuple[str, bytes]], Pair]:
     """Both ends send mixed sizes through 10 % loss with reordering and duplicates."""
     pair = make_pair(
         seed,
-        a=config(seed * 2 + 1, interleaving=interleaving, remote_max_message_size=0),
-        b=config(seed * 2 + 2, interleaving=interleaving, remote_max_message_size=0),
+        a=config(
+            seed * 2 + 1, interleaving=interleaving, remote_max_message_size=0, zero_checksum=zero
+        ),
+        b=config(
+            seed * 2 + 2, interleaving=interleaving, remote_max_message_size=0, zero_checksum=zero
+        ),
         loss=0.1,
         reorder=0.2,
         duplicate=0.05,
@@ -98,10 +104,12 @@ def _transfer(seed: int, interleaving: bool, fast: bool) -> tuple[list[tuple[str
     return seen, pair
 
 
+@pytest.mark.parametrize("zero", [True, False], ids=["zero-checksum", "crc32c"])
 @pytest.mark.parametrize("interleaving", [True, False])
-def test_a_lossy_transfer_is_the_same_datagram_for_datagram(interleaving: bool) -> None:
-    fast_seen, fast = _transfer(3, interleaving, fast=True)
-    general_seen, general = _transfer(3, interleaving, fast=False)
+def test_a_lossy_transfer_is_the_same_datagram_for_datagram(interleaving: bool, zero: bool) -> None:
+    fast_seen, fast = _transfer(3, interleaving, fast=True, zero=zero)
+    general_seen, general = _transfer(3, interleaving, fast=False, zero=zero)
+    assert fast.a.zero_checksum is fast.b.zero_checksum is zero
     assert fast_seen == general_seen
     for side in ("a", "b"):
         assert fast.messages(side) == general.messages(side)
@@ -126,11 +134,13 @@ def test_every_packet_built_is_what_the_generic_codec_builds(interleaving: bool)
     assert {data, "SackChunk", "InitChunk", "CookieEchoChunk"} <= kinds
 
 
-def test_the_fast_path_takes_data_and_sack_packets() -> None:
-    pair = make_pair(5)
+@pytest.mark.parametrize("zero", [True, False], ids=["zero-checksum", "crc32c"])
+def test_the_fast_path_takes_data_and_sack_packets(zero: bool) -> None:
+    pair = make_pair(5, a=config(11, zero_checksum=zero), b=config(12, zero_checksum=zero))
     a_taken, b_taken = _counting(pair.a), _counting(pair.b)
     assert pair.connect()
-    assert pair.a.zero_checksum and pair.b.zero_checksum  # RFC 9653 between our peers
+    # RFC 9653 between our peers; a peer without it gets CRC32c, checked on the fast path
+    assert pair.a.zero_checksum is pair.b.zero_checksum is zero
     for _ in range(50):
         pair.a.send(0, 53, bytes(1200), pair.now)
     assert pair.run_until(lambda: len(pair.messages("b")) == 50, 30)
@@ -163,13 +173,13 @@ def _lockstep(a: Association, b: Association, twin: Association, now: float) -> 
     raise AssertionError("no quiet point")
 
 
-def _twins(interleaving: bool) -> tuple[Association, Association, Association]:
+def _twins(interleaving: bool, zero: bool = True) -> tuple[Association, Association, Association]:
     """An established ``a`` and ``b``, and ``b``'s twin (same seed, same input, general
     path only); ``b`` has data in flight that ``a`` received but whose SACK b never
     saw, so SACKs sent to b have something to acknowledge."""
-    a = Association(config(21, interleaving=interleaving))
-    b = Association(config(22, interleaving=interleaving))
-    twin = _general_only(Association(config(22, interleaving=interleaving)))
+    a = Association(config(21, interleaving=interleaving, zero_checksum=zero))
+    b = Association(config(22, interleaving=interleaving, zero_checksum=zero))
+    twin = _general_only(Association(config(22, interleaving=interleaving, zero_checksum=zero)))
     a.connect(0.0)
     _lockstep(a, b, twin, 0.0)
     assert a.is_established and b.is_established and twin.is_established
@@ -239,20 +249,20 @@ def _mutate(base: bytes, op: tuple[Any, ...], pool: list[bytes], b: Association)
         assert rq is not None
         cum = (rq.cumulative_tsn + op[2]) & 0xFFFFFFFF
         gaps = tuple((2 * i + 1, 2 * i + 1 + op[3]) for i in range(op[3]))
-        return _packet(b._local_tag, SackChunk(cum, 1 << 20, gaps, ()))
+        return _packet(b._local_tag, SackChunk(cum, 1 << 20, gaps, ()), zero=b.zero_checksum)
     return base
 
 
-def _packet(tag: int, *chunks: Chunk) -> bytes:
-    return serialize_packet(Packet(5000, 5000, tag, tuple(chunks)), zero_checksum=True)
+def _packet(tag: int, *chunks: Chunk, zero: bool = True) -> bytes:
+    return serialize_packet(Packet(5000, 5000, tag, tuple(chunks)), zero_checksum=zero)
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(_OPS, st.booleans(), st.integers(0, 1000))
+@given(_OPS, st.booleans(), st.integers(0, 1000), st.booleans())
 def test_mutated_traffic_gets_the_same_verdicts(
-    ops: list[tuple[Any, ...]], interleaving: bool, seed: int
+    ops: list[tuple[Any, ...]], interleaving: bool, seed: int, zero: bool
 ) -> None:
-    a, fast, general = _twins(interleaving)
+    a, fast, general = _twins(interleaving, zero)
     pool = _traffic(a, 12, random.Random(seed))
     for op in ops:
         datagram = _mutate(pool[op[1] % len(pool)], op, pool, fast)
@@ -263,11 +273,15 @@ def test_mutated_traffic_gets_the_same_verdicts(
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.lists(_chunks, min_size=1, max_size=4), min_size=1, max_size=8), st.booleans())
+@given(
+    st.lists(st.lists(_chunks, min_size=1, max_size=4), min_size=1, max_size=8),
+    st.booleans(),
+    st.booleans(),
+)
 def test_generated_chunk_sequences_get_the_same_verdicts(
-    packets: list[list[Chunk]], interleaving: bool
+    packets: list[list[Chunk]], interleaving: bool, zero: bool
 ) -> None:
-    _a, fast, general = _twins(interleaving)
+    _a, fast, general = _twins(interleaving, zero)
     receive = fast._receive
     assert receive is not None
     next_tsn = (receive.cumulative_tsn + 1) & 0xFFFFFFFF
@@ -279,7 +293,7 @@ def test_generated_chunk_sequences_get_the_same_verdicts(
             else c
             for c in chunks
         ]
-        datagram = _packet(tag, *near)
+        datagram = _packet(tag, *near, zero=zero)
         fast.receive_datagram(datagram, 0.5)
         general.receive_datagram(datagram, 0.5)
         _same(fast, general, 0.5)

@@ -128,7 +128,7 @@ from .events import (
     MessageReceived,
     OutgoingStreamsReset,
 )
-from .packet import COMMON_HEADER_SIZE, parse_packet, serialize_chunks
+from .packet import COMMON_HEADER_SIZE, packet_crc, parse_packet, serialize_chunks
 from .parameters import (
     ErrorDetectionMethod,
     ForwardTsnSupportedParameter,
@@ -215,6 +215,7 @@ _DATA_FIELDS = struct.Struct("!IHHI")  # TSN, stream, SSN, PPID
 _IDATA_FIELDS = struct.Struct("!IHHII")  # TSN, stream, reserved, MID, PPID / FSN
 _SACK_FIELDS = struct.Struct("!IIHH")  # cumulative TSN, a_rwnd, gap blocks, duplicates
 _SACK_COUNTS = struct.Struct("!HH")
+_CRC_FIELD = struct.Struct("<I")  # CRC32c, least significant byte first (packet.py)
 _PLAIN_SACK = struct.Struct("!BBHIIHH")  # a SACK chunk without gap blocks or duplicates
 _DATA = int(ChunkType.DATA)
 _I_DATA = int(ChunkType.I_DATA)
@@ -585,7 +586,7 @@ class Association:
         self._stats.packets_in += 1
         if not isinstance(data, bytes):
             data = bytes(data)
-        if self.zero_checksum and self._receive_fast(data, now):
+        if self._receive_fast(data, now):
             return
         try:
             packet = parse_packet(data, allow_zero_checksum=self.zero_checksum)
@@ -610,24 +611,28 @@ class Association:
 
     def _receive_fast(self, data: bytes, now: float) -> bool:
         """The packets of an established transfer, without chunk objects: only DATA or
-        I-DATA and SACK chunks, a zero checksum (RFC 9653, negotiated), our ports and
-        tag. Anything else, or anything the general path would count as malformed or
-        misplaced, returns False before any state changes, and the general path
-        (``parse_packet``, ``_handle_packet``) takes the packet; both hand the chunks'
-        fields to the same ``_data_received`` and ``_sack_received``, so the outcome is
-        the same (tests/test_sctp_fastpath.py compares them on hostile input)."""
+        I-DATA and SACK chunks, our ports and tag, and a checksum that verifies (or is
+        zero, RFC 9653, when negotiated). Anything else, or anything the general path
+        would count as malformed or misplaced, returns False before any state changes,
+        and the general path (``parse_packet``, ``_handle_packet``) takes the packet;
+        both hand the chunks' fields to the same ``_data_received`` and
+        ``_sack_received``, so the outcome is the same (tests/test_sctp_fastpath.py
+        compares them on hostile input)."""
         end = len(data)
         if end < COMMON_HEADER_SIZE + 4 or self.state not in _UP_STATES:
             return False
         source, destination, tag, checksum = _COMMON_HEADER.unpack_from(data)
         config = self.config
         if (
-            checksum
-            or tag != self._local_tag
+            tag != self._local_tag
             or destination != config.local_port
             or source != config.remote_port
         ):
             return False
+        if (checksum or not self.zero_checksum) and packet_crc(data) != _CRC_FIELD.unpack_from(
+            data, 8
+        )[0]:
+            return False  # the general path counts the mismatch
         # One pass that checks every chunk as parse_chunks and the handlers would,
         # before anything is processed.
         chunks: list[tuple[int, int, int, int]] = []
