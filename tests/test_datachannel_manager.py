@@ -234,8 +234,9 @@ def test_negotiated_channels_send_no_dcep() -> None:
     with pytest.raises(ChannelIdInUse):
         h.manager.create_data_channel("again", negotiated=True, id=5)
     # a DCEP OPEN on the negotiated channel's stream is refused, counted
-    h.manager.message_received(5, Ppid.DCEP, DataChannelOpen(ChannelType.RELIABLE, 0, 0, "", "")
-                               .serialize())
+    h.manager.message_received(
+        5, Ppid.DCEP, DataChannelOpen(ChannelType.RELIABLE, 0, 0, "", "").serialize()
+    )
     assert h.manager.dropped["dcep_open_on_used_stream"] == 1
 
 
@@ -513,3 +514,85 @@ def test_remote_open_close_loop_keeps_memory_bounded() -> None:
     stats = h.manager.stats()
     assert len(stats["channels"]) == 64 and h.manager.channels == []
     assert all(entry["state"] == "closed" for entry in stats["channels"])
+
+
+# --- "message" without pyee's emit (direct dispatch) behaves as emit ----------------------
+
+
+@pytest.fixture(params=[True, False], ids=["direct", "emit"])
+def dispatch(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
+def _channel(dispatch: bool) -> tuple[Harness, DataChannel]:
+    h = Harness()
+    h.up()
+    channel = h.manager.create_data_channel("x", negotiated=True, id=0)
+    h.run_deferred()
+    assert channel._direct_dispatch, "pyee's registry changed: messages go through emit()"
+    channel._direct_dispatch = dispatch
+    return h, channel
+
+
+def test_message_handlers_added_removed_and_once(dispatch: bool) -> None:
+    h, channel = _channel(dispatch)
+    first: list[object] = []
+    second: list[object] = []
+    once: list[object] = []
+    channel.on("message", first.append)
+    channel.once("message", once.append)
+
+    def adds_another(value: object) -> None:
+        if not second:
+            channel.on("message", second.append)  # added while dispatching: next message
+
+    channel.on("message", adds_another)
+    h.manager.message_received(0, Ppid.BINARY, b"1")
+    assert first == once == [b"1"] and second == []
+    h.manager.message_received(0, Ppid.STRING, b"2")
+    assert first == [b"1", "2"] and once == [b"1"] and second == ["2"]
+    channel.remove_listener("message", first.append)
+    channel.remove_listener("message", adds_another)
+    h.manager.message_received(0, Ppid.BINARY, b"3")
+    assert first == [b"1", "2"] and second == ["2", b"3"]
+    channel.remove_all_listeners("message")
+    h.manager.message_received(0, Ppid.BINARY, b"4")  # nobody listens: nothing happens
+    assert channel.stats()["messages_received"] == 4
+
+
+def test_a_raising_message_handler_is_an_error_event_and_the_others_run(dispatch: bool) -> None:
+    h, channel = _channel(dispatch)
+    errors: list[BaseException] = []
+    after: list[object] = []
+    channel.on("error", errors.append)
+
+    def boom(value: object) -> None:
+        raise RuntimeError("handler bug")
+
+    channel.on("message", boom)
+    channel.on("message", after.append)
+    h.manager.message_received(0, Ppid.BINARY, b"x")
+    assert [type(e) for e in errors] == [RuntimeError]
+    assert after == [b"x"]
+
+
+async def test_async_message_handler_runs_and_its_failure_is_an_error_event(
+    dispatch: bool,
+) -> None:
+    h, channel = _channel(dispatch)
+    handled: list[object] = []
+    errors: list[BaseException] = []
+    channel.on("error", errors.append)
+
+    async def slow_handler(value: object) -> None:
+        await asyncio.sleep(0)
+        handled.append(value)
+        if value == b"1":
+            raise ValueError("async handler bug")
+
+    channel.on("message", slow_handler)
+    h.manager.message_received(0, Ppid.BINARY, b"1")
+    h.manager.message_received(0, Ppid.BINARY, b"2")
+    await channel.wait_for_complete()  # pyee tracks the scheduled handlers
+    assert handled == [b"1", b"2"]
+    assert [type(e) for e in errors] == [ValueError]

@@ -60,6 +60,8 @@ MAX_STREAM_ID = 65534
 DEFAULT_LOCAL_MAX_MESSAGE_SIZE = 262144
 #: RFC 8841 6: the remote's limit when its description carries no ``a=max-message-size``
 DEFAULT_REMOTE_MAX_MESSAGE_SIZE = 65536
+#: what send() takes as binary
+_BINARY = (bytes, bytearray, memoryview)
 #: the one byte an empty message is sent as (RFC 8831 6.6)
 EMPTY_PAYLOAD = b"\x00"
 #: closed channels kept for stats(): a remote opening and closing channels in a loop
@@ -106,6 +108,16 @@ class ChannelStats:
     bytes_received: int = 0
 
 
+def _pyee_direct_dispatch() -> bool:
+    """pyee (>= 11) keeps {event: {key: handler to call}} in ``_events`` and runs a
+    handler with ``_emit_run``; ``DataChannel._deliver_message`` relies on both, else
+    it uses ``emit()``."""
+    probe = AsyncIOEventEmitter()
+    return isinstance(vars(probe).get("_events"), dict) and callable(
+        getattr(probe, "_emit_run", None)
+    )
+
+
 class DataChannel(AsyncIOEventEmitter):
     """One data channel. Create it with ``peer.create_data_channel(...)``; channels the
     remote opens arrive through ``peer.on("datachannel", ...)``.
@@ -114,6 +126,10 @@ class DataChannel(AsyncIOEventEmitter):
     ``bufferedamountlow`` (the buffered amount fell to the threshold); ``error``
     (a :class:`WebrtcSecureError`, e.g. the association failed) and ``close``.
     """
+
+    #: "message" handlers run without pyee's emit (a class attribute: no per-channel
+    #: memory; a test may set it on one channel)
+    _direct_dispatch: bool = _pyee_direct_dispatch()
 
     def __init__(
         self,
@@ -218,10 +234,13 @@ class DataChannel(AsyncIOEventEmitter):
         Raises InvalidChannelState unless the channel is open, and ChannelMessageTooLarge
         (nothing queued) for a message above the remote's ``a=max-message-size``.
         """
-        if isinstance(data, str):
+        if type(data) is bytes:  # the common case first: no copy, no conversion
+            payload = data
+            ppid = Ppid.BINARY if payload else Ppid.BINARY_EMPTY
+        elif isinstance(data, str):
             payload = data.encode("utf-8")
             ppid = Ppid.STRING if payload else Ppid.STRING_EMPTY
-        elif isinstance(data, bytes | bytearray | memoryview):
+        elif isinstance(data, _BINARY):
             payload = bytes(data)
             ppid = Ppid.BINARY if payload else Ppid.BINARY_EMPTY
         else:
@@ -311,10 +330,49 @@ class DataChannel(AsyncIOEventEmitter):
             logger.exception("data channel %r: handler for %r raised", self._label, event)
             self._emit_error(exc)
 
+    def _deliver_message(self, value: str | bytes) -> None:
+        """``_deliver("message", value)`` without pyee's ``emit`` (once per message).
+
+        ``emit`` takes a lock, builds a default dict and a list, and runs each handler
+        through a wrapper. This reads pyee's registry directly (a snapshot of the
+        handlers, so that one may add or remove handlers, or be a ``once``), as the
+        peer's ``_deliver_media`` does for RTP. A handler that raises is logged and
+        reported as an "error" event, as by ``_deliver``; one that returns an awaitable
+        (an ``async def`` handler) is handed to pyee's own runner, which schedules it
+        and reports its failure as "error".
+        """
+        if not self._direct_dispatch:
+            self._deliver("message", value)
+            return
+        handlers = self._events.get("message")
+        if not handlers:
+            return
+        for handler in tuple(handlers.values()):
+            try:
+                result = handler(value)
+            except Exception as exc:
+                logger.exception("data channel %r: handler for 'message' raised", self._label)
+                self._emit_error(exc)
+                continue
+            if result is not None:
+                self._emit_run(_Returning(result), (), {})
+
     def _emit_error(self, error: BaseException) -> None:
         if self.listeners("error"):
             with contextlib.suppress(Exception):
                 self.emit("error", error)
+
+
+class _Returning:
+    """A callable that returns what a handler already returned, for pyee's runner."""
+
+    __slots__ = ("result",)
+
+    def __init__(self, result: object) -> None:
+        self.result = result
+
+    def __call__(self) -> object:
+        return self.result
 
 
 #: what a raw message becomes: the value given to "message" handlers
@@ -498,9 +556,9 @@ class ChannelManager:
         channel._stats.messages_received += 1
         channel._stats.bytes_received += len(data)
         if channel._open_pending:
-            self._call_soon(lambda: channel._deliver("message", value))
+            self._call_soon(lambda: channel._deliver_message(value))
         else:
-            channel._deliver("message", value)
+            channel._deliver_message(value)
 
     def incoming_streams_reset(self, stream_ids: Sequence[int]) -> None:
         """IncomingStreamsReset: the remote closed these channels; we reset ours too."""

@@ -84,6 +84,7 @@ from .chunks import (
     DATA_HEADER_SIZE,
     FLAG_BEGINNING,
     FLAG_ENDING,
+    FLAG_IMMEDIATE,
     FLAG_UNORDERED,
     IDATA_HEADER_SIZE,
     AbortChunk,
@@ -127,7 +128,7 @@ from .events import (
     MessageReceived,
     OutgoingStreamsReset,
 )
-from .packet import COMMON_HEADER_SIZE, parse_packet, serialize_chunks
+from .packet import COMMON_HEADER_SIZE, packet_crc, parse_packet, serialize_chunks
 from .parameters import (
     ErrorDetectionMethod,
     ForwardTsnSupportedParameter,
@@ -145,7 +146,7 @@ from .parameters import (
     UserInitiatedAbortCause,
     ZeroChecksumAcceptableParameter,
 )
-from .receive_queue import InboundFragment, ReceiveQueue, Verdict
+from .receive_queue import ReceiveQueue, Verdict
 from .rto import RtoEstimator
 from .send_queue import Outbox, OutgoingMessage, RetransmitQueue, SentChunk
 from .serial import add32, le32
@@ -192,6 +193,12 @@ _RECEIVING_STATES = (
     AssociationState.SHUTDOWN_PENDING,
     AssociationState.SHUTDOWN_SENT,
 )
+_SHUTDOWN_STATES = (
+    AssociationState.SHUTDOWN_PENDING,
+    AssociationState.SHUTDOWN_SENT,
+    AssociationState.SHUTDOWN_RECEIVED,
+    AssociationState.SHUTDOWN_ACK_SENT,
+)
 _UP_STATES = (
     AssociationState.ESTABLISHED,
     AssociationState.SHUTDOWN_PENDING,
@@ -199,6 +206,20 @@ _UP_STATES = (
     AssociationState.SHUTDOWN_RECEIVED,
     AssociationState.SHUTDOWN_ACK_SENT,
 )
+
+
+# The receive fast path (Association._receive_fast) reads these directly.
+_COMMON_HEADER = struct.Struct("!HHII")  # ports, verification tag, checksum (0 or not)
+_CHUNK_HEADER = struct.Struct("!BBH")
+_DATA_FIELDS = struct.Struct("!IHHI")  # TSN, stream, SSN, PPID
+_IDATA_FIELDS = struct.Struct("!IHHII")  # TSN, stream, reserved, MID, PPID / FSN
+_SACK_FIELDS = struct.Struct("!IIHH")  # cumulative TSN, a_rwnd, gap blocks, duplicates
+_SACK_COUNTS = struct.Struct("!HH")
+_CRC_FIELD = struct.Struct("<I")  # CRC32c, least significant byte first (packet.py)
+_PLAIN_SACK = struct.Struct("!BBHIIHH")  # a SACK chunk without gap blocks or duplicates
+_DATA = int(ChunkType.DATA)
+_I_DATA = int(ChunkType.I_DATA)
+_SACK = int(ChunkType.SACK)
 
 
 def _random_bytes(n: int) -> bytes:
@@ -449,12 +470,7 @@ class Association:
         lifetime: float | None = None,
     ) -> None:
         """Queue one message. Before the association is up it waits in the queue."""
-        if self._finished or self.state in (
-            AssociationState.SHUTDOWN_PENDING,
-            AssociationState.SHUTDOWN_SENT,
-            AssociationState.SHUTDOWN_RECEIVED,
-            AssociationState.SHUTDOWN_ACK_SENT,
-        ):
+        if self._finished or self.state in _SHUTDOWN_STATES:
             raise InvalidAssociationState(f"cannot send in state {self.state.value}")
         if not 0 <= stream_id < self._outbound_streams:
             raise InvalidAssociationState(
@@ -481,10 +497,10 @@ class Association:
             OutgoingMessage(
                 stream_id,
                 ppid,
-                bytes(data),
-                ordered=ordered,
-                max_retransmits=max_retransmits,
-                expires_at=None if lifetime is None else now + lifetime,
+                data if type(data) is bytes else bytes(data),
+                ordered,
+                max_retransmits,
+                None if lifetime is None else now + lifetime,
             )
         )
         self._stats.messages_out += 1
@@ -543,13 +559,18 @@ class Association:
         return event
 
     def get_timer(self) -> float | None:
-        deadlines = [self._t1, self._t2, self._ack_deadline, self._hb_deadline]
-        if self._retransmit is not None:
-            deadlines.append(self._retransmit.t3_deadline)
-        if self._reset_request is not None:
-            deadlines.append(self._reset_request.deadline)
-        present = [d for d in deadlines if d is not None]
-        return min(present) if present else None
+        # Called after every packet in and every send: compare, no lists.
+        when = self._t1
+        for deadline in (
+            self._t2,
+            self._ack_deadline,
+            self._hb_deadline,
+            None if self._retransmit is None else self._retransmit.t3_deadline,
+            None if self._reset_request is None else self._reset_request.deadline,
+        ):
+            if deadline is not None and (when is None or deadline < when):
+                when = deadline
+        return when
 
     def handle_timer(self, now: float) -> None:
         if self.trace is not None:
@@ -563,8 +584,12 @@ class Association:
     def receive_datagram(self, data: bytes, now: float, addr: object = None) -> None:
         """Take one SCTP packet."""
         self._stats.packets_in += 1
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        if self._receive_fast(data, now):
+            return
         try:
-            packet = parse_packet(bytes(data), allow_zero_checksum=self.zero_checksum)
+            packet = parse_packet(data, allow_zero_checksum=self.zero_checksum)
         except ChecksumMismatch:
             self._stats.dropped["checksum"] += 1
             return
@@ -583,6 +608,98 @@ class Association:
         except Exception:  # never out of the engine: count it, tests assert zero
             logger.exception("SCTP association: internal error handling a packet")
             self._stats.dropped["internal_error"] += 1
+
+    def _receive_fast(self, data: bytes, now: float) -> bool:
+        """The packets of an established transfer, without chunk objects: only DATA or
+        I-DATA and SACK chunks, our ports and tag, and a checksum that verifies (or is
+        zero, RFC 9653, when negotiated). Anything else, or anything the general path
+        would count as malformed or misplaced, returns False before any state changes,
+        and the general path (``parse_packet``, ``_handle_packet``) takes the packet;
+        both hand the chunks' fields to the same ``_data_received`` and
+        ``_sack_received``, so the outcome is the same (tests/test_sctp_fastpath.py
+        compares them on hostile input)."""
+        end = len(data)
+        if end < COMMON_HEADER_SIZE + 4 or self.state not in _UP_STATES:
+            return False
+        source, destination, tag, checksum = _COMMON_HEADER.unpack_from(data)
+        config = self.config
+        if (
+            tag != self._local_tag
+            or destination != config.local_port
+            or source != config.remote_port
+        ):
+            return False
+        if (checksum or not self.zero_checksum) and packet_crc(data) != _CRC_FIELD.unpack_from(
+            data, 8
+        )[0]:
+            return False  # the general path counts the mismatch
+        # One pass that checks every chunk as parse_chunks and the handlers would,
+        # before anything is processed.
+        chunks: list[tuple[int, int, int, int]] = []
+        has_data = False
+        pos = COMMON_HEADER_SIZE
+        unpack_header = _CHUNK_HEADER.unpack_from
+        while pos < end:
+            if end - pos < 4:
+                return False
+            type_, flags, length = unpack_header(data, pos)
+            stop = pos + length
+            if stop > end:
+                return False
+            if type_ == _I_DATA:
+                if length < IDATA_HEADER_SIZE:
+                    return False
+                has_data = True
+            elif type_ == _DATA:
+                if length < DATA_HEADER_SIZE:
+                    return False
+                has_data = True
+            elif type_ == _SACK:
+                if length < 16:
+                    return False
+                counts = _SACK_COUNTS.unpack_from(data, pos + 12)
+                if length != 16 + 4 * (counts[0] + counts[1]):
+                    return False
+            else:
+                return False
+            chunks.append((type_, flags, pos, stop))
+            pos = stop + ((-length) & 3)
+        if has_data and self.state not in _RECEIVING_STATES:
+            return False
+        self._stats.chunks_in += len(chunks)
+        try:
+            receive = self._receive
+            had_gaps = receive is not None and receive.tracker.has_gaps
+            for type_, flags, pos, stop in chunks:
+                if type_ == _I_DATA:
+                    tsn, stream_id, _reserved, mid, last = _IDATA_FIELDS.unpack_from(data, pos + 4)
+                    if flags & FLAG_BEGINNING:
+                        self._data_received(
+                            True, flags, tsn, stream_id, mid, last, 0, data[pos + 20 : stop]
+                        )
+                    else:
+                        self._data_received(
+                            True, flags, tsn, stream_id, mid, 0, last, data[pos + 20 : stop]
+                        )
+                elif type_ == _DATA:
+                    tsn, stream_id, ssn, ppid = _DATA_FIELDS.unpack_from(data, pos + 4)
+                    self._data_received(
+                        False, flags, tsn, stream_id, ssn, ppid, 0, data[pos + 16 : stop]
+                    )
+                else:
+                    cumulative, a_rwnd, ngaps, _ndups = _SACK_FIELDS.unpack_from(data, pos + 4)
+                    gaps: tuple[tuple[int, int], ...] = ()
+                    if ngaps:
+                        values = struct.unpack_from(f"!{2 * ngaps}H", data, pos + 16)
+                        gaps = tuple(zip(values[0::2], values[1::2], strict=True))
+                    self._sack_received(cumulative, a_rwnd, gaps, now)
+            if has_data:
+                self._after_data_packet(now, had_gaps)
+            self._after_receive(now)
+        except Exception:  # never out of the engine: count it, tests assert zero
+            logger.exception("SCTP association: internal error handling a packet")
+            self._stats.dropped["internal_error"] += 1
+        return True
 
     def datagrams_to_send(self, now: float) -> list[bytes]:
         try:
@@ -1036,47 +1153,76 @@ class Association:
     # --- DATA / SACK -----------------------------------------------------------------------------
 
     def _handle_data(self, chunk: DataChunk | IDataChunk) -> None:
-        receive = self._receive
-        assert receive is not None
-        if isinstance(chunk, IDataChunk) != self.interleaving:
-            self._stats.dropped["data_wrong_kind"] += 1
-            return
-        if chunk.immediate:
-            self._sack_now = True
-        if chunk.stream_id >= self._inbound_streams:
-            # 6.5: acknowledge, report, discard.
-            if receive.tracker.classify(chunk.tsn) is Verdict.ACCEPTED:
-                receive.tracker.add(chunk.tsn)
-            self._stats.dropped["data_bad_stream"] += 1
-            self._queue_control(ErrorChunk((InvalidStreamIdentifierCause(chunk.stream_id),)))
-            return
+        flags = (
+            (FLAG_IMMEDIATE if chunk.immediate else 0)
+            | (FLAG_UNORDERED if chunk.unordered else 0)
+            | (FLAG_BEGINNING if chunk.beginning else 0)
+            | (FLAG_ENDING if chunk.ending else 0)
+        )
         if isinstance(chunk, IDataChunk):
-            fragment = InboundFragment(
+            self._data_received(
+                True,
+                flags,
                 chunk.tsn,
                 chunk.stream_id,
                 chunk.mid,
                 chunk.ppid,
-                chunk.user_data,
-                chunk.unordered,
-                chunk.beginning,
-                chunk.ending,
                 chunk.fsn,
+                chunk.user_data,
             )
         else:
-            fragment = InboundFragment(
+            self._data_received(
+                False,
+                flags,
                 chunk.tsn,
                 chunk.stream_id,
                 chunk.stream_seq,
                 chunk.ppid,
+                0,
                 chunk.user_data,
-                chunk.unordered,
-                chunk.beginning,
-                chunk.ending,
             )
+
+    def _data_received(
+        self,
+        interleaved: bool,
+        flags: int,
+        tsn: int,
+        stream_id: int,
+        seq: int,
+        ppid: int,
+        fsn: int,
+        user_data: bytes,
+    ) -> None:
+        """One DATA (``interleaved`` False, ``seq`` the SSN) or I-DATA (``seq`` the MID,
+        ``ppid`` on a first fragment, ``fsn`` on the others) chunk, from either path."""
+        receive = self._receive
+        assert receive is not None
+        if interleaved is not self.interleaving:
+            self._stats.dropped["data_wrong_kind"] += 1
+            return
+        if flags & FLAG_IMMEDIATE:
+            self._sack_now = True
+        if stream_id >= self._inbound_streams:
+            # 6.5: acknowledge, report, discard.
+            if receive.tracker.classify(tsn) is Verdict.ACCEPTED:
+                receive.tracker.add(tsn)
+            self._stats.dropped["data_bad_stream"] += 1
+            self._queue_control(ErrorChunk((InvalidStreamIdentifierCause(stream_id),)))
+            return
         # Count queued events against the window so an application that stops reading
         # stops the peer too.
         receive.window = max(0, self.config.receive_window - self._event_bytes)
-        verdict = receive.receive(fragment)
+        verdict = receive.receive_chunk(
+            tsn,
+            stream_id,
+            seq,
+            ppid,
+            user_data,
+            bool(flags & FLAG_UNORDERED),
+            bool(flags & FLAG_BEGINNING),
+            bool(flags & FLAG_ENDING),
+            fsn,
+        )
         if verdict is Verdict.DUPLICATE:
             self._sack_now = True
         elif verdict is not Verdict.ACCEPTED:
@@ -1117,9 +1263,14 @@ class Association:
             self._try_deferred_reset()
 
     def _handle_sack(self, chunk: SackChunk, now: float) -> None:
+        self._sack_received(chunk.cumulative_tsn, chunk.a_rwnd, chunk.gap_blocks, now)
+
+    def _sack_received(
+        self, cumulative_tsn: int, a_rwnd: int, gap_blocks: tuple[tuple[int, int], ...], now: float
+    ) -> None:
         rq = self._retransmit
         assert rq is not None
-        outcome = rq.on_sack(chunk.cumulative_tsn, chunk.a_rwnd, chunk.gap_blocks, now)
+        outcome = rq.on_sack(cumulative_tsn, a_rwnd, gap_blocks, now)
         if not outcome.accepted:
             self._stats.dropped["sack_stale" if outcome.stale else "sack_invalid"] += 1
             return
@@ -1128,8 +1279,9 @@ class Association:
             self._stats.dropped["sack_gap_block_invalid"] += outcome.invalid_gap_blocks
         if outcome.cumulative_advanced:
             self._errors = 0
-        self._after_abandonment()
-        if rq.forward_tsn_needed:
+        if rq.abandoned_messages:
+            self._after_abandonment()
+        if rq.advanced_unwrapped > rq.cumulative_unwrapped:  # rq.forward_tsn_needed
             self._forward_pending = True
 
     def _after_abandonment(self) -> None:
@@ -1139,6 +1291,17 @@ class Association:
         for message in rq.abandoned_messages:
             self._outbox.abandon(message)
         rq.abandoned_messages.clear()
+
+    def _encode_sack(self) -> bytes:
+        """The SACK chunk's octets: ``_sack_chunk().serialize()``, without the chunk
+        object in the common case of no gaps and no duplicates."""
+        receive = self._receive
+        assert receive is not None
+        tracker = receive.tracker
+        if tracker.has_gaps or tracker.has_duplicates:
+            return self._sack_chunk().serialize()
+        window = max(0, self.config.receive_window - receive.buffered - self._event_bytes)
+        return _PLAIN_SACK.pack(_SACK, 0, 16, tracker.cumulative, window, 0, 0)
 
     def _sack_chunk(self) -> SackChunk:
         receive = self._receive
@@ -1373,8 +1536,11 @@ class Association:
     # --- after input -----------------------------------------------------------------------------
 
     def _after_receive(self, now: float) -> None:
-        if self.state is AssociationState.CLOSED:
+        state = self.state
+        if state is AssociationState.CLOSED:
             return
+        if state is AssociationState.ESTABLISHED and not self._reset_waiting:
+            return  # neither a shutdown step nor a stream reset request can be due
         self._check_shutdown(now)
         self._maybe_request_reset(now)
 
@@ -1439,7 +1605,8 @@ class Association:
     # --- output ----------------------------------------------------------------------------------
 
     def _produce(self, now: float) -> None:
-        if self._finished or self.state not in _UP_STATES:
+        state = self.state
+        if self._finished or state not in _UP_STATES:
             return
         rq = self._retransmit
         assert rq is not None
@@ -1451,46 +1618,50 @@ class Association:
             or outbox.low
             or outbox.expired
             or rq.timed_outstanding
-            or rq.has_retransmissions
+            or rq._pending_retransmit
             or not (outbox.empty or rq.flight_size >= rq.cc.cwnd)
         ):
             return  # nothing to send or report: most flushes (one per packet in)
         mtu = self.config.max_packet_size
-        for stream_id in self._outbox.low:
-            self._emit(BufferedAmountLow(stream_id))
-        self._outbox.low.clear()
-        if self.state in _DATA_STATES and rq.timed_outstanding:
+        if outbox.low:
+            for stream_id in outbox.low:
+                self._emit(BufferedAmountLow(stream_id))
+            outbox.low.clear()
+        data_state = state in _DATA_STATES
+        if data_state and rq.timed_outstanding:
             rq.expire(now)
             self._after_abandonment()
             if rq.forward_tsn_needed:
                 self._forward_pending = True
         data: list[list[bytes]] = []
-        if self.state in _DATA_STATES:
+        if data_state:
             data = self._take_data(now, mtu - COMMON_HEADER_SIZE - self._control_reserve())
-        for stream_id in self._outbox.low:
-            self._emit(BufferedAmountLow(stream_id))
-        self._outbox.low.clear()
-        if self._outbox.expired:
-            for message in self._outbox.expired:
+        if outbox.low:
+            for stream_id in outbox.low:
+                self._emit(BufferedAmountLow(stream_id))
+            outbox.low.clear()
+        if outbox.expired:
+            for message in outbox.expired:
                 rq.abandon(message)
-            self._outbox.expired.clear()
+            outbox.expired.clear()
             self._after_abandonment()
             if rq.forward_tsn_needed:
                 self._forward_pending = True
-        control: list[Chunk] = []
-        if self._receive is not None and (
+        control: list[bytes] = []  # serialized control chunks, in order
+        receive = self._receive
+        if receive is not None and (
             self._sack_now or (self._sack_pending and (data or self._control))
         ):
-            if self.state is AssociationState.SHUTDOWN_SENT:
+            if state is AssociationState.SHUTDOWN_SENT:
                 # 9.2: answer DATA with SHUTDOWN (its cumulative TSN acknowledges) and
                 # restart T2; gaps or duplicates need a SACK as well.
-                self._queue_control(ShutdownChunk(self._receive.cumulative_tsn))
+                self._queue_control(ShutdownChunk(receive.cumulative_tsn))
                 self._t2 = now + self._rto.rto
-                tracker = self._receive.tracker
+                tracker = receive.tracker
                 if tracker.has_gaps or tracker.has_duplicates:
-                    control.append(self._sack_chunk())
+                    control.append(self._sack_chunk().serialize())
             else:
-                control.append(self._sack_chunk())
+                control.append(self._encode_sack())
             self._sack_now = self._sack_pending = False
             self._ack_deadline = None
             self._data_packets_unacked = 0
@@ -1503,18 +1674,18 @@ class Association:
                     forward = IForwardTsnChunk(new_cum, entries[:120])
                 else:
                     forward = ForwardTsnChunk(new_cum, tuple((s, q) for s, _, q in entries[:250]))
-                control.append(forward)
+                control.append(forward.serialize())
                 if rq.t3_deadline is None:
                     rq.t3_deadline = now + self._rto.rto
-        control.extend(self._control)
-        self._control.clear()
+        if self._control:
+            control.extend(chunk.serialize() for chunk in self._control)
+            self._control.clear()
         if not control and not data:
             return
         packets: list[list[bytes]] = []
         current: list[bytes] = []
         used = COMMON_HEADER_SIZE
-        for chunk in control:
-            encoded = chunk.serialize()
+        for encoded in control:
             if used + len(encoded) > mtu and current:
                 packets.append(current)
                 current, used = [], COMMON_HEADER_SIZE
@@ -1525,27 +1696,39 @@ class Association:
             used += len(encoded)
         # _take_data grouped the DATA chunks into packets (cut to fill them); the first
         # group joins the control chunks when it fits, as reserved.
-        for group in data:
-            size = sum(map(len, group))
-            if used + size > mtu and current:
+        if current and data:
+            first = data[0]
+            if used + sum(map(len, first)) > mtu:
                 packets.append(current)
-                current, used = [], COMMON_HEADER_SIZE
-            current.extend(group)
-            packets.append(current)
-            current, used = [], COMMON_HEADER_SIZE
+            else:
+                data[0] = current + first
+            current = []
+        packets.extend(data)
         if current:
             packets.append(current)
-        for chunks in packets:
-            self._replies.append(
-                serialize_chunks(
-                    self.config.local_port,
-                    self.config.remote_port,
-                    self._peer_tag,
-                    chunks,
-                    zero_checksum=self.zero_checksum,
-                )
+        replies = self._replies
+        chunks_out = 0
+        if self.zero_checksum:
+            # RFC 9653: the checksum field stays zero, so the common header is the
+            # same for every packet: one join per packet, no CRC
+            header = _COMMON_HEADER.pack(
+                self.config.local_port, self.config.remote_port, self._peer_tag, 0
             )
-            self._stats.chunks_out += len(chunks)
+            for chunks in packets:
+                if len(chunks) == 1:
+                    replies.append(header + chunks[0])
+                else:
+                    replies.append(b"".join([header, *chunks]))
+                chunks_out += len(chunks)
+        else:
+            for chunks in packets:
+                replies.append(
+                    serialize_chunks(
+                        self.config.local_port, self.config.remote_port, self._peer_tag, chunks
+                    )
+                )
+                chunks_out += len(chunks)
+        self._stats.chunks_out += chunks_out
 
     def _burst_bytes(self) -> int:
         return self.config.max_burst * (self.config.max_packet_size - COMMON_HEADER_SIZE)
@@ -1580,6 +1763,64 @@ class Association:
         max_payload = (full - header) & ~3
         groups: list[list[bytes]] = []
         group: list[bytes] = []
+        if rq.flight_size == 0:
+            self._burst_left = self._burst_bytes()
+        if rq.has_retransmissions:
+            group, room = self._take_retransmissions(now, room, full, groups)
+            if rq.has_retransmissions:
+                if group:
+                    groups.append(group)
+                return groups  # 6.1: retransmissions before new data
+        outbox = self._outbox
+        if not outbox.empty:
+            rq.restart_after_idle(now)
+        # New data: placing, rq.assign / rq.sent (send_new) and rq.can_send_new inline,
+        # as this loop runs for every fragment sent.
+        burst_left = self._burst_left
+        cc = rq.cc
+        encode = self._encode_data
+        send_new = rq.send_new
+        next_fragment = outbox.next_fragment
+        while True:
+            total = outbox.total or max_payload
+            space = (room - header) & ~3
+            # Fill the packet unless only a sliver is left (tiny fragments cost more
+            # than the packet they would save).
+            piece = min(space, max_payload) if space >= MIN_FILL or space >= total else max_payload
+            want = min(piece, total)
+            if burst_left < header + ((want + 3) & ~3):
+                break
+            flight = rq.flight_size
+            if flight >= cc.cwnd or (flight and want > rq.peer_rwnd):
+                break
+            fragment = next_fragment(piece, now)
+            if fragment is None:
+                break
+            chunk = send_new(fragment, now)
+            size = chunk.size
+            if size > room:
+                if group:
+                    groups.append(group)
+                    group = []
+                room = full
+            room -= size
+            group.append(encode(chunk))
+            burst_left -= size
+        self._burst_left = burst_left
+        if group:
+            groups.append(group)
+        return groups
+
+    def _take_retransmissions(
+        self, now: float, room: int, full: int, groups: list[list[bytes]]
+    ) -> tuple[list[bytes], int]:
+        """The retransmission part of :meth:`_take_data`: chunks marked by fast
+        retransmit (one packet's worth, even beyond cwnd), then the others within cwnd
+        and Max.Burst. Full packets go to ``groups``; returns the packet being filled
+        and the room left in it (new data may join it)."""
+        rq = self._retransmit
+        assert rq is not None
+        group: list[bytes] = []
 
         def place(chunk: SentChunk) -> None:
             """Put ``chunk`` in the current packet, or start the next one when it does
@@ -1595,46 +1836,19 @@ class Association:
             group.append(self._encode_data(chunk))
             rq.sent(chunk, now)
 
-        if rq.flight_size == 0:
-            self._burst_left = self._burst_bytes()
-        if rq.has_retransmissions:
-            budget = full
-            for chunk in rq.retransmission_candidates(fast_only=True):
-                size = chunk.size
-                if size > budget:
-                    break
-                budget -= size
-                place(chunk)
-            for chunk in rq.retransmission_candidates():
-                if rq.flight_size >= rq.cc.cwnd or self._burst_left <= 0:
-                    break
-                place(chunk)
-                self._burst_left -= chunk.size
-        if rq.has_retransmissions:
-            if group:
-                groups.append(group)
-            return groups  # 6.1: retransmissions before new data
-        outbox = self._outbox
-        if not outbox.empty:
-            rq.restart_after_idle(now)
-        while True:
-            total = outbox.total or max_payload
-            space = (room - header) & ~3
-            # Fill the packet unless only a sliver is left (tiny fragments cost more
-            # than the packet they would save).
-            piece = min(space, max_payload) if space >= MIN_FILL or space >= total else max_payload
-            want = min(piece, total)
-            if self._burst_left < header + ((want + 3) & ~3) or not rq.can_send_new(want):
+        budget = full
+        for chunk in rq.retransmission_candidates(fast_only=True):
+            size = chunk.size
+            if size > budget:
                 break
-            fragment = outbox.next_fragment(piece, now)
-            if fragment is None:
+            budget -= size
+            place(chunk)
+        for chunk in rq.retransmission_candidates():
+            if rq.flight_size >= rq.cc.cwnd or self._burst_left <= 0:
                 break
-            chunk = rq.assign(fragment)
             place(chunk)
             self._burst_left -= chunk.size
-        if group:
-            groups.append(group)
-        return groups
+        return group, room
 
     def _encode_data(self, chunk: SentChunk) -> bytes:
         message = chunk.message

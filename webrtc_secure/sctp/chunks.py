@@ -46,6 +46,8 @@ _SACK = struct.Struct("!BBHIIHH")  # header + cum TSN, a_rwnd, #gaps, #dups
 _U32 = struct.Struct("!I")
 _HEADER_U32 = struct.Struct("!BBHI")
 
+_ZEROS = (b"", b"\x00", b"\x00\x00", b"\x00\x00\x00")
+
 DATA_HEADER_SIZE = 16
 """Octets of a DATA chunk before its user data."""
 IDATA_HEADER_SIZE = 20
@@ -148,7 +150,10 @@ def encode_data_chunk(
         if length > MAX_CHUNK_LENGTH:
             raise ValueError(f"DATA chunk of {length} octets exceeds the 16-bit length")
         head = _DATA.pack(0, flags, length, tsn, stream_id, seq, ppid_or_fsn)
-    return head + user_data + padding(length)
+    pad = -length & 3
+    if pad:  # one copy of the user data either way
+        return b"".join((head, user_data, _ZEROS[pad]))
+    return head + user_data
 
 
 @dataclass(frozen=True, slots=True)

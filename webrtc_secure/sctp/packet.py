@@ -45,8 +45,9 @@ def crc32c(data: bytes) -> int:
     return _crc_value(data)  # type: ignore[no-any-return]
 
 
-def _packet_crc(data: bytes) -> int:
-    """CRC32c of a packet as if its checksum field were zero.
+def packet_crc(data: bytes) -> int:
+    """CRC32c of a packet as if its checksum field were zero (what its checksum field,
+    read least significant byte first, must hold).
 
     google_crc32c takes only bytes (no memoryview), so this costs one slice copy of
     the packet: a memcpy, far below the CRC itself.
@@ -81,7 +82,7 @@ def parse_packet(
     if verify_checksum:
         received = _CHECKSUM.unpack_from(data, 8)[0]
         if not (received == 0 and allow_zero_checksum):
-            computed = _packet_crc(data)
+            computed = packet_crc(data)
             if computed != received:
                 raise ChecksumMismatch(
                     f"CRC32c mismatch: packet says {received:#010x}, computed {computed:#010x}"

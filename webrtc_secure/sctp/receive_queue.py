@@ -99,7 +99,16 @@ class TsnTracker:
 
     def add(self, tsn: int) -> None:
         """Record a TSN :meth:`classify` called new."""
-        self._above.add(self.unwrap(tsn))
+        self.add_unwrapped(self.unwrap(tsn))
+
+    def add_unwrapped(self, unwrapped: int) -> None:
+        """Record a new TSN by its unwrapped value."""
+        if unwrapped == self.cumulative_unwrapped + 1 and not self._above:
+            # in order with nothing above: the cumulative TSN just moves on
+            self.cumulative_unwrapped = unwrapped
+            self.cumulative = unwrapped & 0xFFFFFFFF
+            return
+        self._above.add(unwrapped)
         self._advance()
 
     def forward(self, new_cumulative: int) -> bool:
@@ -162,7 +171,7 @@ class TsnTracker:
         return dups
 
 
-@dataclass
+@dataclass(slots=True)
 class _Partial:
     """An I-DATA message being reassembled."""
 
@@ -232,30 +241,65 @@ class ReceiveQueue:
 
     def receive(self, fragment: InboundFragment) -> Verdict:
         """Take one DATA / I-DATA chunk. Only ACCEPTED and DUPLICATE are acknowledged."""
-        if not fragment.data:
+        return self.receive_chunk(
+            fragment.tsn,
+            fragment.stream_id,
+            fragment.seq,
+            fragment.ppid,
+            fragment.data,
+            fragment.unordered,
+            fragment.beginning,
+            fragment.ending,
+            fragment.fsn,
+        )
+
+    def receive_chunk(
+        self,
+        tsn: int,
+        stream_id: int,
+        seq: int,
+        ppid: int,
+        data: bytes,
+        unordered: bool,
+        beginning: bool,
+        ending: bool,
+        fsn: int,
+    ) -> Verdict:
+        """:meth:`receive` from the chunk's fields (the association's path: no
+        :class:`InboundFragment` unless non-interleaved reassembly stores one)."""
+        if not data:
             return Verdict.INVALID
-        verdict = self.tracker.classify(fragment.tsn)
-        if verdict is Verdict.DUPLICATE:
-            self.tracker.note_duplicate(fragment.tsn)
-            return verdict
-        if verdict is not Verdict.ACCEPTED:
-            return verdict
-        size = len(fragment.data)
-        if self.stored >= self.max_stored or self.buffered + size > self.window:
-            # RFC 9260 6.2: with no room the chunk is dropped. The next TSN in
-            # sequence still gets in (up to twice the window) so that the buffer can
-            # always drain: ordered delivery may be waiting for exactly that chunk.
-            next_in_line = diff32(fragment.tsn, self.tracker.cumulative) == 1
-            if not next_in_line or self.buffered + size > 2 * self.window:
-                return Verdict.BUFFER_FULL
+        tracker = self.tracker
+        # TsnTracker.classify, inline (once per chunk received)
+        distance = (tsn - tracker.cumulative) & 0xFFFFFFFF
+        if distance >= 0x80000000:
+            distance -= 0x100000000
+        unwrapped = tracker.cumulative_unwrapped + distance
+        if distance <= 0 or unwrapped in tracker._above:
+            tracker.note_duplicate(tsn)
+            return Verdict.DUPLICATE
+        if distance > tracker.max_window:
+            return Verdict.OUT_OF_WINDOW
+        size = len(data)
+        # RFC 9260 6.2: with no room the chunk is dropped. The next TSN in sequence
+        # still gets in (up to twice the window) so that the buffer can always drain:
+        # ordered delivery may be waiting for exactly that chunk.
+        if (self.stored >= self.max_stored or self.buffered + size > self.window) and (
+            distance != 1 or self.buffered + size > 2 * self.window
+        ):
+            return Verdict.BUFFER_FULL
         if self.interleaving:
-            if not self._add_interleaved(fragment):
+            if not self._add_interleaved(
+                stream_id, seq, ppid, data, unordered, beginning, ending, fsn
+            ):
                 return Verdict.INVALID
-            self.tracker.add(fragment.tsn)
+            tracker.add_unwrapped(unwrapped)
         else:
-            unwrapped = self.tracker.unwrap(fragment.tsn)
-            self.tracker.add(fragment.tsn)
-            self._add_by_tsn(unwrapped, fragment)
+            tracker.add_unwrapped(unwrapped)
+            self._add_by_tsn(
+                unwrapped,
+                InboundFragment(tsn, stream_id, seq, ppid, data, unordered, beginning, ending, fsn),
+            )
         return Verdict.ACCEPTED
 
     def pop_messages(self) -> list[Message]:
@@ -315,54 +359,64 @@ class ReceiveQueue:
 
     # --- interleaved (I-DATA) reassembly -------------------------------------------
 
-    def _add_interleaved(self, fragment: InboundFragment) -> bool:
-        key = (fragment.stream_id, fragment.unordered, fragment.seq)
-        fsn = 0 if fragment.beginning else fragment.fsn
-        partial = self._partials.get(key)
+    def _add_interleaved(
+        self,
+        stream_id: int,
+        seq: int,
+        ppid: int,
+        data: bytes,
+        unordered: bool,
+        beginning: bool,
+        ending: bool,
+        fsn: int,
+    ) -> bool:
+        key = (stream_id, unordered, seq)
+        if beginning:
+            fsn = 0
+        partials = self._partials
+        partial = partials.get(key) if partials else None
         if partial is not None and partial.refused:
-            self._refused_fragment(key, partial, fragment.ending, fsn)
+            self._refused_fragment(key, partial, ending, fsn)
             return True
-        if not fragment.unordered:
-            stream = self._streams.get(fragment.stream_id)
-            if stream is not None and diff32(fragment.seq, stream.next_seq) < 0:
+        if not unordered:
+            stream = self._streams.get(stream_id)
+            # diff32(seq, stream.next_seq) < 0, inline
+            if stream is not None and (seq - stream.next_seq) & 0xFFFFFFFF >= 0x80000000:
                 return False  # a message already delivered or skipped
         if partial is None:
-            if fragment.beginning and fragment.ending:
+            if beginning and ending:
                 # a whole message in one chunk: nothing to reassemble
-                self._complete(
-                    fragment.stream_id,
-                    fragment.unordered,
-                    fragment.seq,
-                    fragment.ppid,
-                    fragment.data,
-                )
+                self._complete(stream_id, unordered, seq, ppid, data)
                 return True
             partial = _Partial()
-        if fsn in partial.fragments:
+        fragments = partial.fragments
+        if fsn in fragments:
             return False  # the same fragment under another TSN: refuse it
-        if fragment.ending:
-            if partial.last_fsn is not None or any(f > fsn for f in partial.fragments):
+        last_fsn = partial.last_fsn
+        if ending:
+            if last_fsn is not None or (fragments and max(fragments) > fsn):
                 return False
-        elif partial.last_fsn is not None and fsn > partial.last_fsn:
+            partial.last_fsn = last_fsn = fsn
+        elif last_fsn is not None and fsn > last_fsn:
             return False
-        if fragment.ending:
-            partial.last_fsn = fsn
-        if fragment.beginning:
-            partial.ppid = fragment.ppid
-        self._partials[key] = partial
-        partial.fragments[fsn] = fragment.data
-        partial.size += len(fragment.data)
-        self.buffered += len(fragment.data)
+        if beginning:
+            partial.ppid = ppid
+        partials[key] = partial
+        fragments[fsn] = data
+        size = len(data)
+        partial.size += size
+        self.buffered += size
         self.stored += 1
-        if partial.last_fsn is None or len(partial.fragments) != partial.last_fsn + 1:
+        count = len(fragments)
+        if last_fsn is None or count != last_fsn + 1:
             if partial.size > self.max_message_size:
                 self._refuse_partial(key, partial)
             return True
-        del self._partials[key]
+        del partials[key]
         self.buffered -= partial.size
-        self.stored -= len(partial.fragments)
-        data = b"".join(partial.fragments[i] for i in range(partial.last_fsn + 1))
-        self._complete(fragment.stream_id, fragment.unordered, fragment.seq, partial.ppid, data)
+        self.stored -= count
+        whole = b"".join([fragments[i] for i in range(count)])
+        self._complete(stream_id, unordered, seq, partial.ppid, whole)
         return True
 
     def _refuse_partial(self, key: tuple[int, bool, int], partial: _Partial) -> None:
@@ -416,8 +470,13 @@ class ReceiveQueue:
         stream = self._streams.get(stream_id)
         if stream is None:
             stream = self._streams[stream_id] = _Stream()
-        distance = self._seq_diff(seq, stream.next_seq)
         waiting = stream.waiting
+        if seq == stream.next_seq and waiting is None:
+            # in order with nothing waiting: the common case, no serial arithmetic
+            self._ready.append(message)
+            stream.next_seq = self._seq_add(seq, 1)
+            return
+        distance = self._seq_diff(seq, stream.next_seq)
         if distance < 0 or (waiting is not None and seq in waiting):
             self.dropped_messages += 1  # already delivered or skipped
             return

@@ -42,6 +42,8 @@ class OutgoingMessage:
     offset: int = 0  # bytes already cut into fragments
     next_fsn: int = 0
     abandoned: bool = False
+    #: the chunks sent so far, kept for partially reliable messages only (PR-SCTP
+    #: counts their transmissions and abandons them together)
     chunks: list[SentChunk] = field(default_factory=list)
 
     @property
@@ -288,7 +290,7 @@ class Outbox:
         stream.paused = False
 
 
-@dataclass
+@dataclass(slots=True)
 class SackOutcome:
     """What one SACK changed."""
 
@@ -383,22 +385,68 @@ class RetransmitQueue:
 
     def assign(self, fragment: Fragment) -> SentChunk:
         """Give ``fragment`` the next TSN."""
+        message = fragment.message
+        unwrapped = self.next_unwrapped
         chunk = SentChunk(
-            tsn=self.next_tsn,
-            unwrapped=self.next_unwrapped,
-            message=fragment.message,
-            data=fragment.data,
-            beginning=fragment.beginning,
-            ending=fragment.ending,
-            fsn=fragment.fsn,
-            size=(self.chunk_header + len(fragment.data) + 3) & ~3,
+            self.next_tsn,
+            unwrapped,
+            message,
+            fragment.data,
+            fragment.beginning,
+            fragment.ending,
+            fragment.fsn,
         )
-        self.next_tsn = add32(self.next_tsn, 1)
-        self.next_unwrapped += 1
-        self.chunks[chunk.unwrapped] = chunk
-        fragment.message.chunks.append(chunk)
-        if fragment.message.expires_at is not None:
+        chunk.size = (self.chunk_header + len(fragment.data) + 3) & ~3
+        self.next_tsn = (self.next_tsn + 1) & 0xFFFFFFFF
+        self.next_unwrapped = unwrapped + 1
+        self.chunks[unwrapped] = chunk
+        if message.max_retransmits is not None or message.expires_at is not None:
+            message.chunks.append(chunk)  # PR-SCTP reads a message's chunks
+        if message.expires_at is not None:
             self.timed_outstanding += 1
+        return chunk
+
+    def send_new(self, fragment: Fragment, now: float) -> SentChunk:
+        """:meth:`assign` and :meth:`sent` in one step, for a fragment going out for
+        the first time (once per fragment: no retransmission state to look at)."""
+        message = fragment.message
+        data = fragment.data
+        unwrapped = self.next_unwrapped
+        size = (self.chunk_header + len(data) + 3) & ~3
+        # first_sent, transmissions 1, not acked or abandoned, in flight, no
+        # retransmission marks, no misses
+        chunk = SentChunk(
+            self.next_tsn,
+            unwrapped,
+            message,
+            data,
+            fragment.beginning,
+            fragment.ending,
+            fragment.fsn,
+            now,
+            1,
+            False,
+            False,
+            True,
+            False,
+            False,
+            False,
+            0,
+            size,
+        )
+        self.next_tsn = (self.next_tsn + 1) & 0xFFFFFFFF
+        self.next_unwrapped = unwrapped + 1
+        self.chunks[unwrapped] = chunk
+        if message.max_retransmits is not None or message.expires_at is not None:
+            message.chunks.append(chunk)  # PR-SCTP reads a message's chunks
+        if message.expires_at is not None:
+            self.timed_outstanding += 1
+        self.last_sent = now
+        self.flight_size += size
+        rwnd = self.peer_rwnd - size
+        self.peer_rwnd = rwnd if rwnd > 0 else 0
+        if self.t3_deadline is None:
+            self.t3_deadline = now + self.rto.rto
         return chunk
 
     def sent(self, chunk: SentChunk, now: float) -> None:
@@ -454,19 +502,33 @@ class RetransmitQueue:
         flight_before = self.flight_size
         rtt_chunk: SentChunk | None = None
         highest_newly_acked = 0
-        # Cumulatively acknowledged chunks leave the queue.
+        # Cumulatively acknowledged chunks leave the queue (_leave inline: this loop
+        # runs for every chunk sent).
+        pop = self.chunks.pop
+        bytes_acked = 0
         for tsn in range(self.cumulative_unwrapped + 1, cum + 1):
-            chunk = self.chunks.pop(tsn, None)
+            chunk = pop(tsn, None)
             if chunk is None:
                 continue
-            if chunk.message.expires_at is not None:
+            message = chunk.message
+            if message.expires_at is not None:
                 self.timed_outstanding -= 1
+            if chunk.ending and message.chunks:
+                # the whole message is acknowledged (its fragments have lower TSNs):
+                # drop the message <-> chunk cycle so reference counting frees both
+                message.chunks.clear()
             if not chunk.acked and not chunk.abandoned:
-                outcome.bytes_acked += chunk.size
+                bytes_acked += chunk.size
                 highest_newly_acked = tsn
                 if chunk.transmissions == 1:
                     rtt_chunk = chunk
-            self._leave(chunk)
+            if chunk.in_flight:
+                chunk.in_flight = False
+                self.flight_size -= chunk.size
+            if chunk.retransmit:
+                chunk.retransmit = False
+                self._pending_retransmit -= 1
+        outcome.bytes_acked = bytes_acked
         if cum > self.cumulative_unwrapped:
             outcome.cumulative_advanced = True
             self.cumulative_unwrapped = cum
@@ -475,7 +537,7 @@ class RetransmitQueue:
         # Gap ack blocks, relative to the cumulative TSN. Valid blocks are merged
         # first so that each TSN is looked at once, however the blocks overlap.
         valid: list[tuple[int, int]] = []
-        for index, (start, end) in enumerate(gap_blocks):
+        for index, (start, end) in enumerate(gap_blocks):  # none while nothing is lost
             if index >= MAX_GAP_BLOCKS_PROCESSED:
                 outcome.invalid_gap_blocks += len(gap_blocks) - index
                 break
@@ -483,7 +545,8 @@ class RetransmitQueue:
                 outcome.invalid_gap_blocks += 1
                 continue
             valid.append((start, end))
-        valid.sort()
+        if len(valid) > 1:
+            valid.sort()
         done = cum  # highest TSN already walked
         for start, end in valid:
             for tsn in range(max(cum + start, done + 1), cum + end + 1):
@@ -538,10 +601,17 @@ class RetransmitQueue:
         if outcome.fast_retransmit:
             self.fast_retransmits += 1
             self.cc.on_fast_retransmit(self.next_unwrapped - 1)
-        self.cc.on_cumulative(cum)
-        self.cc.on_ack(outcome.bytes_acked, outcome.cumulative_advanced, flight_before)
-        self.peer_rwnd = max(0, a_rwnd - self.flight_size)
-        self._advance_ack_point()
+        cc = self.cc
+        if cc.fast_recovery_exit is not None:
+            cc.on_cumulative(cum)
+        if outcome.bytes_acked:
+            cc.on_ack(outcome.bytes_acked, outcome.cumulative_advanced, flight_before)
+        rwnd = a_rwnd - self.flight_size
+        self.peer_rwnd = rwnd if rwnd > 0 else 0
+        # _advance_ack_point, unless it would stay at the cumulative ack
+        following = self.chunks.get(cum + 1)
+        if self.advanced_unwrapped > cum or (following is not None and following.abandoned):
+            self._advance_ack_point()
         # T3-rtx rules R2 / R3 (6.3.2).
         if self.flight_size == 0 and not self._pending_retransmit:
             self.cc.on_all_acked()
