@@ -184,7 +184,7 @@ def _receive_datagrams(
             base = pool[op[1] % len(pool)]
             if kind == "replay":
                 datagram = base
-            elif kind == "flip":
+            elif kind == "flip" and base:
                 flipped = bytearray(base)
                 flipped[op[2] % len(flipped)] ^= 1 << (op[2] % 8)
                 datagram = bytes(flipped)
@@ -315,7 +315,7 @@ _CONNECTION_OPS = st.lists(
         st.tuples(st.just("truncate"), st.integers(0, 50), st.integers(0, 40)),
         st.tuples(st.just("extend"), st.integers(0, 50), st.binary(min_size=1, max_size=20)),
         st.tuples(st.just("epoch"), st.integers(0, 50), st.integers(0, 3)),
-        st.tuples(st.just("length"), st.integers(0, 50), st.integers(-20, 20)),
+        st.tuples(st.just("length"), st.integers(0, 50), st.integers(1, 20)),
         st.tuples(st.just("key_update"), st.booleans()),
     ),
     min_size=1,
@@ -351,9 +351,11 @@ def _apply(
             base = pool[op[1] % len(pool)]
             if kind == "replay":
                 out.append(("server", base))
-            elif kind == "flip":
+            elif kind == "flip" and len(base) > 5:
+                # in the protected part: a flip in the header could make the two pairs'
+                # (different) ciphertexts parse as different records
                 flipped = bytearray(base)
-                flipped[op[2] % len(flipped)] ^= 1 << (op[2] % 8)
+                flipped[5 + op[2] % (len(flipped) - 5)] ^= 1 << (op[2] % 8)
                 out.append(("server", bytes(flipped)))
             elif kind == "truncate":
                 out.append(("server", base[: max(0, len(base) - 1 - op[2])]))
@@ -386,9 +388,12 @@ def _deliver(
 @given(ops=_CONNECTION_OPS)
 def test_connected_fast_path_matches_the_general_path(ops: list[tuple[Any, ...]]) -> None:
     """Two pairs (their own keys), the same operations: the one whose server may
-    not use the fast path must see the same events, counters and state. Nothing
-    here depends on key values: a tampered record fails authentication under any
-    key, a replayed one is a replay under any key."""
+    not use the fast path must see the same events, counters and state. The
+    operations are chosen so that nothing depends on key values: a record tampered
+    with after its header fails authentication under any key, a replayed one is a
+    replay under any key, a length that overruns the datagram ends its parse. (Header
+    tampering that could make ciphertext octets parse as a record header is covered
+    above, per record, with shared keys.)"""
     fast_client, fast_server = _pair13()
     general_client, general_server = _pair13()
     fast_datagrams = _apply(fast_client, fast_server, ops)

@@ -784,7 +784,7 @@ class DtlsConnection:
             raise ValueError(f"application data of {len(data)} octets exceeds 2^14")
         if self._v13 is not None:
             try:
-                self._v13.send_application_data(data)
+                self._outbox.append(self._v13.send_application_data(data))
             except DtlsError as failure:
                 self._finish(State.FAILED, failure, by_peer=False)
                 raise

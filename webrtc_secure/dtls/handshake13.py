@@ -605,7 +605,9 @@ class Dtls13:
             length,
         )
 
-    def send_application_data(self, data: bytes) -> None:
+    def send_application_data(self, data: bytes) -> bytes:
+        """One application data record for the caller to send (a KeyUpdate this
+        starts, near the key's usage limit, goes to ``outbox``)."""
         tx = self._tx
         assert tx is not None and tx.epoch >= 3
         if (
@@ -614,7 +616,7 @@ class Dtls13:
             and not self._key_update_pending
         ):
             self.key_update(request_peer=False)
-        self.outbox.append(tx.protect_application_data(data))
+        return tx.protect_application_data(data)
 
     def key_update(self, request_peer: bool = True) -> bool:
         """Send a KeyUpdate (RFC 9147 8); our sending epoch moves on once the peer has
