@@ -268,3 +268,88 @@ def test_exporter_matches_openssl_tls13(ciphersuite: str, hash_name: str) -> Non
             hash_name, exporter_master, label, context, length, TLS13_LABEL_PREFIX
         )
         assert ours == theirs, (label, context)
+
+
+# --- the shortcuts against the plain construction ----------------------------------------
+
+
+def _plain_expand_label(
+    hash_name: str, secret: bytes, label: bytes, context: bytes, length: int, prefix: bytes
+) -> bytes:
+    """HKDF-Expand-Label through cryptography's HKDFExpand, nothing cached."""
+    algorithm = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384()}[hash_name]
+    info = keys13.hkdf_label(label, context, length, prefix)
+    return HKDFExpand(algorithm, length, info).derive(secret)
+
+
+@pytest.mark.parametrize("hash_name", ["sha256", "sha384"])
+@pytest.mark.parametrize("prefix", [TLS13_LABEL_PREFIX, DTLS13_LABEL_PREFIX])
+def test_cached_labels_and_keyed_once_hmacs_match_the_plain_schedule(
+    hash_name: str, prefix: bytes
+) -> None:
+    """The cached HkdfLabel infos, the HMAC keyed once per secret and the constant
+    Early Secret and salt give what the plain definitions give, for both hashes and
+    both prefixes, twice over (the second time from the caches)."""
+    size = keys13.digest_size(hash_name)
+    for round_ in range(2):
+        secret = bytes((7 * i + round_) % 256 for i in range(size))
+        hello_hash = hashlib.new(hash_name, b"hello %d" % round_).digest()
+        finished_hash = hashlib.new(hash_name, b"finished %d" % round_).digest()
+        shared = bytes((3 * i + round_) % 256 for i in range(32))
+        for label, context, length in (
+            (b"key", b"", 16),
+            (b"iv", b"", 12),
+            (b"sn", b"", 32),
+            (b"c hs traffic", hello_hash, size),
+            (b"exporter", hello_hash, 3 * size),  # longer than one hash: several blocks
+        ):
+            assert keys13.hkdf_expand_label(
+                hash_name, secret, label, context, length, prefix
+            ) == _plain_expand_label(hash_name, secret, label, context, length, prefix)
+        keys = keys13.traffic_keys(hash_name, secret, 16, 12, prefix)
+        assert keys == keys13.TrafficKeys(
+            _plain_expand_label(hash_name, secret, b"key", b"", 16, prefix),
+            _plain_expand_label(hash_name, secret, b"iv", b"", 12, prefix),
+            _plain_expand_label(hash_name, secret, b"sn", b"", 16, prefix),
+        )
+        assert keys13.traffic_keys(hash_name, secret, 32, 12, prefix, sn_key=False).sn_key == b""
+
+        # the schedule, secret by secret, from the RFC 8446 7.1 definitions
+        zeros = bytes(size)
+        early = keys13.hkdf_extract(hash_name, zeros, zeros)
+        empty = hashlib.new(hash_name).digest()
+        salt = _plain_expand_label(hash_name, early, b"derived", empty, size, prefix)
+        handshake = keys13.hkdf_extract(hash_name, salt, shared)
+        schedule = keys13.KeySchedule(hash_name, prefix)
+        assert schedule.early_secret == early
+        hs = schedule.derive_handshake(shared, hello_hash)
+        assert hs.handshake_secret == handshake
+        assert hs.client_handshake_traffic_secret == _plain_expand_label(
+            hash_name, handshake, b"c hs traffic", hello_hash, size, prefix
+        )
+        assert hs.server_handshake_traffic_secret == _plain_expand_label(
+            hash_name, handshake, b"s hs traffic", hello_hash, size, prefix
+        )
+        salt = _plain_expand_label(hash_name, handshake, b"derived", empty, size, prefix)
+        master = keys13.hkdf_extract(hash_name, salt, zeros)
+        assert hs.master_secret == master
+        app = schedule.derive_application(finished_hash)
+        for secret_value, label in (
+            (app.client_application_traffic_secret, b"c ap traffic"),
+            (app.server_application_traffic_secret, b"s ap traffic"),
+            (app.exporter_master_secret, b"exp master"),
+        ):
+            assert secret_value == _plain_expand_label(
+                hash_name, master, label, finished_hash, size, prefix
+            )
+
+
+def test_a_psk_early_secret_is_not_taken_for_the_constant() -> None:
+    """The constant salt stands only for the Early Secret without a PSK."""
+    with_psk = keys13.early_secret("sha256", b"\x01" * 32)
+    assert with_psk != keys13.early_secret("sha256")
+    empty = hashlib.new("sha256").digest()
+    salt = _plain_expand_label("sha256", with_psk, b"derived", empty, 32, DTLS13_LABEL_PREFIX)
+    assert keys13.handshake_secret("sha256", with_psk, b"ecdhe") == keys13.hkdf_extract(
+        "sha256", salt, b"ecdhe"
+    )

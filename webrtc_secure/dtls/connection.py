@@ -605,7 +605,16 @@ class DtlsConnection:
             return
         stats = self.stats
         stats.datagrams_received += 1
-        if self._v13 is not None:
+        engine = self._v13
+        if engine is not None:
+            if state is _CONNECTED:
+                # straight to the engine's connected fast path: what _receive13 adds
+                # (starting a server, the 1.2 fallback) cannot happen any more
+                try:
+                    engine.receive_datagram(data, now)
+                except (PeerClosed, DtlsError) as exc:
+                    self._engine_stopped(exc)
+                return
             self._receive13(data, now)
             return
         if state is _CONNECTED and self._read_application_data(data):
@@ -698,10 +707,17 @@ class DtlsConnection:
     def datagrams_to_send(self, now: float) -> list[bytes]:
         """Datagrams to put on the wire now (each at most ``mtu`` octets)."""
         del now
-        out, self._outbox = self._outbox, []
-        if self._v13 is not None and self._v13.outbox:
-            out += self._v13.outbox
-            self._v13.outbox = []
+        engine = self._v13
+        if engine is not None and engine.outbox:
+            # DTLS 1.3: the engine's records (after anything of ours, e.g. an alert)
+            if self._outbox:
+                out = self._outbox + engine.outbox
+                self._outbox = []
+            else:
+                out = engine.outbox
+            engine.outbox = []
+        else:
+            out, self._outbox = self._outbox, []
         self.stats.datagrams_sent += len(out)
         return out
 
@@ -768,7 +784,7 @@ class DtlsConnection:
             raise ValueError(f"application data of {len(data)} octets exceeds 2^14")
         if self._v13 is not None:
             try:
-                self._v13.send_application_data(data)
+                self._outbox.append(self._v13.send_application_data(data))
             except DtlsError as failure:
                 self._finish(State.FAILED, failure, by_peer=False)
                 raise

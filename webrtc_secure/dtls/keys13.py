@@ -4,6 +4,15 @@ Everything here is a pure function of its inputs. HKDF (RFC 5869) runs on
 ``hmac.digest``, the one-shot C implementation: every derivation in the schedule
 asks for at most one hash length of output, so HKDF-Expand is one HMAC call.
 
+A handshake derives some thirty secrets and keys per side, so the per-derivation
+Python work counts (it cost more than the HMAC itself): the HKDF-Expand ``info`` of
+the fixed, context-free labels ("key", "iv", "sn", "finished", "traffic upd",
+"derived") is built once per prefix, hash and length and cached, and the two
+values that do not depend on the connection without a PSK (the Early Secret and
+the salt derived from it) are computed once per hash and prefix. Every public
+function keeps its definition; tests/test_dtls13_keys.py checks them against RFC
+8448 and against the plain construction.
+
 The label prefix is a parameter everywhere: DTLS 1.3 writes ``"dtls13"`` where TLS
 1.3 writes ``"tls13 "`` (both six octets), which is the only difference between the
 two key schedules. The TLS prefix is what lets RFC 8448's traces check this module.
@@ -36,6 +45,8 @@ import hashlib
 import hmac
 import struct
 from typing import NamedTuple
+
+from webrtc_secure.dtls.keys import Prf
 
 #: HkdfLabel prefixes (RFC 8446 7.1, RFC 9147 5.9)
 TLS13_LABEL_PREFIX = b"tls13 "
@@ -118,7 +129,33 @@ def hkdf_expand_label(
 ) -> bytes:
     """HKDF-Expand-Label(Secret, Label, Context, Length) with ``prefix`` ("dtls13" for
     DTLS 1.3, "tls13 " for TLS 1.3)."""
+    if length <= _DIGEST_SIZE.get(hash_name, 0):
+        # one HMAC over HkdfLabel || 0x01 (see hkdf_expand)
+        if context:
+            info = hkdf_label(label, context, length, prefix) + b"\x01"
+        else:
+            info = _fixed_info(label, length, prefix)
+        return hmac.digest(secret, info, hash_name)[:length]
     return hkdf_expand(hash_name, secret, hkdf_label(label, context, length, prefix), length)
+
+
+#: HkdfLabel || 0x01 of the context-free labels, by (label, length, prefix): the
+#: schedule's own labels only (see _fixed_info), so the cache stays small
+_FIXED_INFO: dict[tuple[bytes, int, bytes], bytes] = {}
+_FIXED_INFO_LIMIT = 256
+
+
+def _fixed_info(label: bytes, length: int, prefix: bytes) -> bytes:
+    """The HKDF-Expand ``info`` (with T(1)'s counter octet) of a label with an empty
+    context, built once: the traffic keys, Finished and KeyUpdate derive from the
+    same few labels on every connection."""
+    key = (label, length, prefix)
+    info = _FIXED_INFO.get(key)
+    if info is None:
+        info = hkdf_label(label, b"", length, prefix) + b"\x01"
+        if len(_FIXED_INFO) < _FIXED_INFO_LIMIT:
+            _FIXED_INFO[key] = info
+    return info
 
 
 def derive_secret(
@@ -140,21 +177,57 @@ def derive_secret(
 def early_secret(hash_name: str, psk: bytes | None = None) -> bytes:
     """Early Secret = HKDF-Extract(0, PSK or HashLen zeros); no PSK in WebRTC."""
     size = digest_size(hash_name)
-    return hkdf_extract(hash_name, bytes(size), psk if psk else bytes(size))
+    if not psk:
+        secret = _NO_PSK_EARLY.get(hash_name)
+        if secret is None:
+            secret = _NO_PSK_EARLY[hash_name] = hkdf_extract(hash_name, bytes(size), bytes(size))
+        return secret
+    return hkdf_extract(hash_name, bytes(size), psk)
+
+
+#: the Early Secret without a PSK: a constant of the hash
+_NO_PSK_EARLY: dict[str, bytes] = {}
+#: Derive-Secret(Early Secret without a PSK, "derived", ""), by (hash, prefix)
+_NO_PSK_DERIVED: dict[tuple[str, bytes], bytes] = {}
+
+
+def _derived_salt(hash_name: str, early: bytes, prefix: bytes) -> bytes:
+    """Derive-Secret(early, "derived", ""): the salt of the Handshake Secret, a
+    constant (computed once) when ``early`` is the Early Secret without a PSK."""
+    if hmac.compare_digest(early, early_secret(hash_name)):
+        salt = _NO_PSK_DERIVED.get((hash_name, prefix))
+        if salt is None:
+            salt = derive_secret(hash_name, early, b"derived", empty_hash(hash_name), prefix)
+            _NO_PSK_DERIVED[(hash_name, prefix)] = salt
+        return salt
+    return derive_secret(hash_name, early, b"derived", empty_hash(hash_name), prefix)
 
 
 def handshake_secret(
     hash_name: str, early: bytes, shared_secret: bytes, prefix: bytes = DTLS13_LABEL_PREFIX
 ) -> bytes:
     """Handshake Secret = HKDF-Extract(Derive-Secret(early, "derived", ""), (EC)DHE)."""
-    salt = derive_secret(hash_name, early, b"derived", empty_hash(hash_name), prefix)
-    return hkdf_extract(hash_name, salt, shared_secret)
+    return hkdf_extract(hash_name, _derived_salt(hash_name, early, prefix), shared_secret)
 
 
 def master_secret(hash_name: str, handshake: bytes, prefix: bytes = DTLS13_LABEL_PREFIX) -> bytes:
     """Master Secret = HKDF-Extract(Derive-Secret(handshake, "derived", ""), 0)."""
     salt = derive_secret(hash_name, handshake, b"derived", empty_hash(hash_name), prefix)
     return hkdf_extract(hash_name, salt, bytes(digest_size(hash_name)))
+
+
+def _expand_all(hash_name: str, secret: bytes, infos: tuple[bytes, ...]) -> list[bytes]:
+    """T(1) = HMAC(secret, info || 0x01) for each ``info`` (HKDF-Expand of one hash
+    length, the info already carrying its counter octet), with the HMAC keyed once:
+    the schedule derives two or three secrets from each of its secrets."""
+    mac = Prf(hash_name, secret).hmac
+    return [mac(info) for info in infos]
+
+
+def _secret_info(hash_name: str, label: bytes, context: bytes, prefix: bytes) -> bytes:
+    """The HKDF-Expand info (with T(1)'s counter octet) of Derive-Secret(., label, .)
+    given Transcript-Hash(Messages) as ``context``."""
+    return hkdf_label(label, context, digest_size(hash_name), prefix) + b"\x01"
 
 
 class HandshakeSecrets(NamedTuple):
@@ -195,11 +268,21 @@ class KeySchedule:
         """Handshake traffic secrets; ``hello_hash`` = Transcript-Hash(CH..SH)."""
         h, p = self.hash_name, self.prefix
         hs = handshake_secret(h, self.early_secret, shared_secret, p)
+        client, server, derived = _expand_all(
+            h,
+            hs,
+            (
+                _secret_info(h, b"c hs traffic", hello_hash, p),
+                _secret_info(h, b"s hs traffic", hello_hash, p),
+                _secret_info(h, b"derived", empty_hash(h), p),
+            ),
+        )
         self.handshake = HandshakeSecrets(
             handshake_secret=hs,
-            client_handshake_traffic_secret=derive_secret(h, hs, b"c hs traffic", hello_hash, p),
-            server_handshake_traffic_secret=derive_secret(h, hs, b"s hs traffic", hello_hash, p),
-            master_secret=master_secret(h, hs, p),
+            client_handshake_traffic_secret=client,
+            server_handshake_traffic_secret=server,
+            # Master Secret = HKDF-Extract(Derive-Secret(handshake, "derived", ""), 0)
+            master_secret=hkdf_extract(h, derived, bytes(digest_size(h))),
         )
         return self.handshake
 
@@ -210,10 +293,19 @@ class KeySchedule:
             raise RuntimeError("derive_handshake must run before derive_application")
         h, p, ms = self.hash_name, self.prefix, self.handshake.master_secret
         th = server_finished_hash
+        client, server, exporter = _expand_all(
+            h,
+            ms,
+            (
+                _secret_info(h, b"c ap traffic", th, p),
+                _secret_info(h, b"s ap traffic", th, p),
+                _secret_info(h, b"exp master", th, p),
+            ),
+        )
         self.application = ApplicationSecrets(
-            client_application_traffic_secret=derive_secret(h, ms, b"c ap traffic", th, p),
-            server_application_traffic_secret=derive_secret(h, ms, b"s ap traffic", th, p),
-            exporter_master_secret=derive_secret(h, ms, b"exp master", th, p),
+            client_application_traffic_secret=client,
+            server_application_traffic_secret=server,
+            exporter_master_secret=exporter,
         )
         return self.application
 
@@ -277,9 +369,17 @@ def traffic_keys(
     [sender]_write_iv = HKDF-Expand-Label(secret, "iv", "", iv_length) (RFC 8446 7.3),
     and the record-number key HKDF-Expand-Label(secret, "sn", "", key_length)
     (RFC 9147 4.2.3)."""
-    key = hkdf_expand_label(hash_name, secret, b"key", b"", key_length, prefix)
-    iv = hkdf_expand_label(hash_name, secret, b"iv", b"", iv_length, prefix)
-    sn = hkdf_expand_label(hash_name, secret, b"sn", b"", key_length, prefix) if sn_key else b""
+    size = _DIGEST_SIZE.get(hash_name, 0)
+    if key_length > size or iv_length > size:
+        key = hkdf_expand_label(hash_name, secret, b"key", b"", key_length, prefix)
+        iv = hkdf_expand_label(hash_name, secret, b"iv", b"", iv_length, prefix)
+        sn = hkdf_expand_label(hash_name, secret, b"sn", b"", key_length, prefix) if sn_key else b""
+        return TrafficKeys(key, iv, sn)
+    # three HMACs under one secret, keyed once
+    mac = Prf(hash_name, secret).hmac
+    key = mac(_fixed_info(b"key", key_length, prefix))[:key_length]
+    iv = mac(_fixed_info(b"iv", iv_length, prefix))[:iv_length]
+    sn = mac(_fixed_info(b"sn", key_length, prefix))[:key_length] if sn_key else b""
     return TrafficKeys(key, iv, sn)
 
 

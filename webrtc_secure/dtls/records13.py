@@ -24,9 +24,13 @@ the ciphertext: AES-ECB under the "sn" key for the AES suites, the ChaCha20 bloc
 function (counter = ciphertext[0..3], nonce = ciphertext[4..15]) for ChaCha20.
 
 Costs per record are a handful of C calls: one AEAD call, one AES block (or one
-ChaCha20 re-nonce and two octets of keystream) on an encryptor built once per epoch,
-integer XORs for the nonce and the sequence number, and ``bytes.rstrip`` for the
-padding. No Python loop touches payload octets.
+ChaCha20 re-nonce and two octets of keystream) on an encryptor built once per epoch
+and written into a buffer the epoch keeps, integer XORs for the nonce and the
+sequence number, and ``bytes.rstrip`` for the padding. No Python loop touches
+payload octets. The connected paths (:meth:`SendEpoch.protect_application_data`,
+:meth:`ReceiveEpoch.read_application_data`) handle the common header shape and the
+next in-order record with one ``struct`` call per header and no replay-window call;
+everything else takes the general code, which they are tested against.
 """
 
 from __future__ import annotations
@@ -94,6 +98,14 @@ _HDR_S_L = struct.Struct("!BHH")
 _HDR_S = struct.Struct("!BH")
 _HDR_L = struct.Struct("!BBH")
 _TYPE_OCTET = [bytes((i,)) for i in range(256)]
+_pack_common = _HDR_S_L.pack
+_unpack_common = _HDR_S_L.unpack_from
+_unpack_u16 = _U16.unpack_from
+_APPLICATION_DATA = int(ContentType13.APPLICATION_DATA)
+#: what DTLSInnerPlaintext and the AEAD add to the content: the type octet and the tag
+_INNER_OVERHEAD = 1 + TAG_LENGTH
+#: the largest length field of a record without padding
+_MAX_COMMON_LENGTH = MAX_PLAINTEXT_LENGTH + _INNER_OVERHEAD
 
 
 # --- epoch 0: DTLSPlaintext ----------------------------------------------------------
@@ -282,24 +294,45 @@ def reconstruct_epoch(epoch_bits: int, highest_epoch: int) -> int | None:
 # --- record number encryption ---------------------------------------------------------
 
 
-def make_mask_function(sn_key: bytes, is_chacha: bool) -> Callable[[bytes], bytes]:
-    """A function from a 16-octet ciphertext sample to the record number mask
-    (at least two octets), keyed once for the epoch (RFC 9147 4.2.3)."""
+#: room :meth:`CipherContext.update_into` asks for: the input plus a block, less one
+MASK_BUFFER_LENGTH = 32
+
+
+def make_mask_writer(sn_key: bytes, is_chacha: bool) -> Callable[[bytes, bytearray], int]:
+    """A function that writes the record number mask for a 16-octet ciphertext sample
+    into the start of a :data:`MASK_BUFFER_LENGTH`-octet buffer and returns its
+    length (16 for AES, 2 for ChaCha20), keyed once for the epoch (RFC 9147 4.2.3).
+
+    The epochs keep one buffer each: a record's mask is read twice and dropped, and
+    writing it in place saves allocating it (a measurable part of a record's cost
+    right after the AEAD call)."""
     if is_chacha:
         # the 16-octet "nonce" of cryptography's ChaCha20 is counter (4, little
         # endian) || nonce (12): exactly ciphertext[0..3] || ciphertext[4..15]
         chacha = Cipher(algorithms.ChaCha20(sn_key, bytes(16)), None).encryptor()
         reset = chacha.reset_nonce
-        update = chacha.update
+        update_into = chacha.update_into
         zeros = bytes(2)
 
-        def chacha_mask(sample: bytes) -> bytes:
+        def chacha_mask(sample: bytes, buffer: bytearray) -> int:
             reset(sample)
-            return update(zeros)
+            return update_into(zeros, buffer)
 
         return chacha_mask
     # ECB keeps no state between blocks: one encryptor serves every record
-    return Cipher(algorithms.AES(sn_key), modes.ECB()).encryptor().update
+    return Cipher(algorithms.AES(sn_key), modes.ECB()).encryptor().update_into
+
+
+def make_mask_function(sn_key: bytes, is_chacha: bool) -> Callable[[bytes], bytes]:
+    """A function from a 16-octet ciphertext sample to the record number mask
+    (16 octets for AES, 2 for ChaCha20), keyed once."""
+    write = make_mask_writer(sn_key, is_chacha)
+
+    def mask(sample: bytes) -> bytes:
+        buffer = bytearray(MASK_BUFFER_LENGTH)
+        return bytes(buffer[: write(sample, buffer)])
+
+    return mask
 
 
 def record_number_mask(sn_key: bytes, sample: bytes, is_chacha: bool) -> bytes:
@@ -374,9 +407,17 @@ class RecordAead:
 class SendEpoch(RecordAead):
     """Protects the records we send in one epoch (2 = handshake, 3 = application
     data 0, 4 and up after each KeyUpdate): a :class:`RecordAead` with the unified
-    header, the record number mask and the sequence counter."""
+    header, the record number mask and the sequence counter.
 
-    __slots__ = ("_limit", "_mask", "epoch", "next_sequence")
+    The common shape (16-bit sequence number, length present, no connection ID, no
+    padding: every record we send) is sealed with the header's first octet computed
+    once per epoch, the additional data and the header each packed in one call, and
+    the mask from the encryptor built once per epoch; other shapes take the general
+    construction (:func:`encode_unified_header`), which produces the same octets for
+    the common shape (tests/test_dtls13_fastpaths.py checks both against each other).
+    """
+
+    __slots__ = ("_first", "_limit", "_mask", "_mask_buffer", "epoch", "next_sequence")
 
     def __init__(
         self, suite: Suite13Info, keys: TrafficKeys, epoch: int, first_sequence: int = 0
@@ -386,8 +427,11 @@ class SendEpoch(RecordAead):
         super().__init__(suite, keys.key, keys.iv)
         self.epoch = epoch
         self.next_sequence = first_sequence
-        self._mask = make_mask_function(keys.sn_key, suite.is_chacha)
+        self._mask = make_mask_writer(keys.sn_key, suite.is_chacha)
+        self._mask_buffer = bytearray(MASK_BUFFER_LENGTH)
         self._limit = min(suite.confidentiality_limit, MAX_SEQUENCE + 1)
+        #: the common header's first octet: fixed bits, S, L and this epoch's low bits
+        self._first = _COMMON_BITS | (epoch & EPOCH_BITS)
 
     @property
     def exhausted(self) -> bool:
@@ -404,30 +448,79 @@ class SendEpoch(RecordAead):
         connection_id: bytes = b"",
     ) -> bytes:
         """One DTLSCiphertext record with the next sequence number of this epoch."""
+        if padding or sequence_length != 2 or not with_length or connection_id:
+            return self.protect_general(
+                content_type, content, padding, sequence_length, with_length, connection_id
+            )
+        seq = self.next_sequence
+        # the length field: content, the inner type octet and the AEAD tag
+        length = len(content) + _INNER_OVERHEAD
+        if seq >= self._limit or length > _MAX_COMMON_LENGTH:
+            self._refuse(content)
+        self.next_sequence = seq + 1
+        first = self._first
+        low = seq & 0xFFFF
+        sealed = self._encrypt(
+            (self._iv ^ seq).to_bytes(IV_LENGTH, "big"),
+            content + _TYPE_OCTET[content_type],
+            _pack_common(first, low, length),
+        )
+        mask = self._mask_buffer
+        self._mask(sealed[:SAMPLE_LENGTH], mask)
+        return _pack_common(first, low ^ _unpack_u16(mask)[0], length) + sealed
+
+    def protect_application_data(self, content: bytes) -> bytes:
+        """``protect(APPLICATION_DATA, content)``: the connected send path, the same
+        octets with the content type's octet a constant."""
+        seq = self.next_sequence
+        length = len(content) + _INNER_OVERHEAD
+        if seq >= self._limit or length > _MAX_COMMON_LENGTH:
+            self._refuse(content)
+        self.next_sequence = seq + 1
+        first = self._first
+        low = seq & 0xFFFF
+        sealed = self._encrypt(
+            (self._iv ^ seq).to_bytes(IV_LENGTH, "big"),
+            content + b"\x17",
+            _pack_common(first, low, length),
+        )
+        mask = self._mask_buffer
+        self._mask(sealed[:SAMPLE_LENGTH], mask)
+        return _pack_common(first, low ^ _unpack_u16(mask)[0], length) + sealed
+
+    def _refuse(self, content: bytes) -> None:
+        """Raise what :meth:`protect` refuses: a key at its usage limit (DtlsError) or
+        content over 2^14 octets (ValueError)."""
+        if self.next_sequence >= self._limit:
+            raise DtlsError(f"epoch {self.epoch} key reached its usage limit: KeyUpdate first")
+        raise ValueError(f"record content of {len(content)} octets")
+
+    def protect_general(
+        self,
+        content_type: int,
+        content: bytes,
+        padding: int = 0,
+        sequence_length: int = 2,
+        with_length: bool = True,
+        connection_id: bytes = b"",
+    ) -> bytes:
+        """:meth:`protect` for any header shape, built field by field from
+        :func:`encode_unified_header` (the reference the common shape is tested
+        against)."""
         seq = self.next_sequence
         if seq >= self._limit:
             raise DtlsError(f"epoch {self.epoch} key reached its usage limit: KeyUpdate first")
         if len(content) + 1 + padding > MAX_PLAINTEXT_LENGTH + 1:
             raise ValueError(f"record content of {len(content)} octets plus padding")
         self.next_sequence = seq + 1
-        inner = content + _TYPE_OCTET[content_type]
-        if padding:
-            inner += bytes(padding)
-        nonce = (self._iv ^ seq).to_bytes(IV_LENGTH, "big")
-        if sequence_length == 2 and with_length and not connection_id:
-            # the common shape, packed in one call each way
-            first = FIXED_BITS | SEQ16_BIT | LENGTH_BIT | (self.epoch & EPOCH_BITS)
-            low = seq & 0xFFFF
-            length = len(inner) + TAG_LENGTH
-            sealed = self._encrypt(nonce, inner, _HDR_S_L.pack(first, low, length))
-            mask = self._mask(sealed[:SAMPLE_LENGTH])
-            return _HDR_S_L.pack(first, low ^ ((mask[0] << 8) | mask[1]), length) + sealed
+        inner = encode_inner_plaintext(content_type, content, padding)
         length_field = len(inner) + TAG_LENGTH if with_length else None
         header = encode_unified_header(
             self.epoch, seq, length_field, sequence_length, connection_id
         )
-        sealed = self._encrypt(nonce, inner, header)
-        mask = self._mask(sealed[:SAMPLE_LENGTH])
+        sealed = self._encrypt(self.nonce(seq), inner, header)
+        mask = self._mask_buffer
+        self._mask(sealed[:SAMPLE_LENGTH], mask)
         at = 1 + len(connection_id)
         if sequence_length == 2:
             masked = _U16.pack((seq & 0xFFFF) ^ ((mask[0] << 8) | mask[1]))
@@ -452,9 +545,25 @@ class ReceiveEpoch(RecordAead):
     make the discard a timing channel for the record number) and the window moves
     only for records that authenticated. ``failures`` counts records that failed
     authentication under this key, for the RFC 9147 4.5.3 integrity limit.
+
+    The window is kept lazily, as the SRTP contexts keep theirs: the in-order fast
+    path of :meth:`read_application_data` takes only the record numbered one past the
+    highest deprotected, which is fresh by construction, and moves nothing but
+    ``_highest``; every record number between the window's own highest and
+    ``_highest`` was therefore accepted, in order, and :meth:`_window` marks them
+    before any other record is judged.
     """
 
-    __slots__ = ("_mask", "epoch", "failures", "integrity_limit", "replay")
+    __slots__ = (
+        "_first",
+        "_highest",
+        "_mask",
+        "_mask_buffer",
+        "_replay",
+        "epoch",
+        "failures",
+        "integrity_limit",
+    )
 
     def __init__(
         self,
@@ -467,20 +576,34 @@ class ReceiveEpoch(RecordAead):
             raise ValueError("traffic keys do not fit the suite (derive them with sn_key=True)")
         super().__init__(suite, keys.key, keys.iv)
         self.epoch = epoch
-        self._mask = make_mask_function(keys.sn_key, suite.is_chacha)
-        self.replay = ReplayWindow(window_size)
+        self._mask = make_mask_writer(keys.sn_key, suite.is_chacha)
+        self._mask_buffer = bytearray(MASK_BUFFER_LENGTH)
+        self._replay = ReplayWindow(window_size)
+        self._highest = -1
+        #: the common header's first octet: fixed bits, S, L and this epoch's low bits
+        self._first = _COMMON_BITS | (epoch & EPOCH_BITS)
         self.failures = 0
         self.integrity_limit = suite.integrity_limit
 
     @property
     def highest_sequence(self) -> int:
         """Highest sequence number deprotected so far in this epoch (-1 before any)."""
-        return self.replay.highest
+        return self._highest
 
     @property
     def integrity_exhausted(self) -> bool:
         """True once forged records reached the RFC 9147 4.5.3 limit for this key."""
         return self.failures >= self.integrity_limit
+
+    def _window(self) -> ReplayWindow:
+        """The replay window, brought up to ``_highest`` (see the class docstring)."""
+        replay = self._replay
+        highest = self._highest
+        index = max(replay.highest + 1, highest - replay.size + 1)
+        while index <= highest:
+            replay.commit(index)
+            index += 1
+        return replay
 
     def open_record(self, record: CiphertextRecord) -> Opened:
         """Unmask the sequence number, deprotect, check and commit the replay window.
@@ -497,29 +620,72 @@ class ReceiveEpoch(RecordAead):
         if len(body) > MAX_CIPHERTEXT_LENGTH:
             # RFC 8446 5.2: more than 2^14 + 256 octets is a record_overflow
             raise MalformedPacket(f"protected record of {len(body)} octets")
-        mask = self._mask(body[:SAMPLE_LENGTH])
+        mask = self._mask_buffer
+        self._mask(body[:SAMPLE_LENGTH], mask)
         header = record.header
         at = 1 + len(record.connection_id)
-        replay = self.replay
-        expected = replay.highest + 1
-        # RFC 9147 4.2.2: the candidate nearest to one past the highest deprotected
         if record.sequence_length == 2:
             low = ((header[at] << 8) | header[at + 1]) ^ ((mask[0] << 8) | mask[1])
             aad = header[:at] + _U16.pack(low) + header[at + 2 :]
-            seq = (expected & ~0xFFFF) | low
-            if seq + 0x8000 <= expected and seq <= MAX_SEQUENCE - 0x10000:
-                seq += 0x10000
-            elif seq > expected + 0x8000 and seq >= 0x10000:
-                seq -= 0x10000
+            bits = 16
         else:
             low = header[at] ^ mask[0]
             aad = header[:at] + _TYPE_OCTET[low] + header[at + 1 :]
-            seq = reconstruct_sequence(expected, low, 8)
+            bits = 8
+        # RFC 9147 4.2.2: the candidate nearest to one past the highest deprotected
+        seq = reconstruct_sequence(self._highest + 1, low, bits)
+        return self._open(seq, body, aad)
+
+    def read_application_data(self, data: bytes) -> bytes | None:
+        """The connected fast path: the content of ``data`` when it is exactly one
+        record of this epoch in the common shape (no connection ID, a 16-bit
+        sequence number, a length that fills the datagram, no padding), numbered one
+        past the highest deprotected, and application data; raises
+        AuthenticationFailed (counted in ``failures``) when such a record does not
+        authenticate; None for anything else, with nothing changed, for the general
+        path (:func:`split_datagram`, :meth:`open_record`) to judge.
+
+        The next record of an in-order stream is fresh by construction (the
+        reconstruction of RFC 9147 4.2.2 yields it whenever its low 16 bits match),
+        so it moves only ``_highest``: no replay window work. A record of another
+        type (an ACK, a KeyUpdate, an alert) that authenticates here is not
+        committed, and the general path opens it again: those are rare, and this
+        keeps one result type. Oversized records (over 2^14 octets of content) and
+        records that need reconstruction or the window also go the general way."""
+        n = len(data) - 5
+        if n <= SAMPLE_LENGTH:
+            return None
+        first, masked, length = _unpack_common(data)
+        if first != self._first or length != n or n > _MAX_COMMON_LENGTH:
+            return None
+        mask = self._mask_buffer
+        self._mask(data[5:21], mask)
+        seq = self._highest + 1
+        low = seq & 0xFFFF
+        if masked ^ _unpack_u16(mask)[0] != low:
+            return None
+        try:
+            inner = self._decrypt(
+                (self._iv ^ seq).to_bytes(IV_LENGTH, "big"), data[5:], _pack_common(first, low, n)
+            )
+        except InvalidTag:
+            self.failures += 1
+            raise AuthenticationFailed("DTLS 1.3 record failed authentication") from None
+        # (n > SAMPLE_LENGTH: at least one octet inside the tag)
+        if inner[-1] != _APPLICATION_DATA:
+            return None
+        self._highest = seq
+        return inner[:-1]
+
+    def _open(self, seq: int, body: bytes, aad: bytes) -> Opened:
+        """Deprotect ``body`` as record ``seq``, then the replay check, the inner
+        plaintext and the window commit: the general path's common tail."""
         try:
             inner = self._decrypt((self._iv ^ seq).to_bytes(IV_LENGTH, "big"), body, aad)
         except InvalidTag:
             self.failures += 1
             raise AuthenticationFailed("DTLS 1.3 record failed authentication") from None
+        replay = self._window()
         if not replay.is_fresh(seq):
             raise ReplayDetected(f"epoch {self.epoch} record {seq} already received")
         if len(inner) > MAX_PLAINTEXT_LENGTH + 1:
@@ -527,52 +693,12 @@ class ReceiveEpoch(RecordAead):
             raise MalformedPacket(f"inner plaintext of {len(inner)} octets")
         content_type = inner[-1] if inner else 0
         if content_type in INNER_TYPES:
-            content = inner[:-1]  # no padding: the common case, one copy
-        else:
-            content_type, content = parse_inner_plaintext(inner)
-        replay.commit(seq)
-        # (tuple.__new__: without the NamedTuple's generated Python __new__)
-        return tuple.__new__(Opened, (content_type, content, self.epoch, seq))
-
-
-    def open_datagram(self, data: bytes) -> Opened:
-        """:meth:`open_record` for a datagram that is exactly one record in the common
-        shape (no connection ID, 16-bit sequence number, a length filling the
-        datagram, this epoch's bits), which the caller has checked: the connected
-        fast path, without building a :class:`CiphertextRecord`. Same checks, same
-        errors, same order."""
-        body = data[5:]
-        n = len(body)
-        if n < SAMPLE_LENGTH:
-            raise AuthenticationFailed("record shorter than the record number sample")
-        if n > MAX_CIPHERTEXT_LENGTH:
-            raise MalformedPacket(f"protected record of {n} octets")
-        mask = self._mask(body[:SAMPLE_LENGTH])
-        low = ((data[1] << 8) | data[2]) ^ ((mask[0] << 8) | mask[1])
-        replay = self.replay
-        expected = replay.highest + 1
-        seq = (expected & ~0xFFFF) | low
-        if seq + 0x8000 <= expected and seq <= MAX_SEQUENCE - 0x10000:
-            seq += 0x10000
-        elif seq > expected + 0x8000 and seq >= 0x10000:
-            seq -= 0x10000
-        try:
-            inner = self._decrypt(
-                (self._iv ^ seq).to_bytes(IV_LENGTH, "big"), body, _HDR_S_L.pack(data[0], low, n)
-            )
-        except InvalidTag:
-            self.failures += 1
-            raise AuthenticationFailed("DTLS 1.3 record failed authentication") from None
-        if not replay.is_fresh(seq):
-            raise ReplayDetected(f"epoch {self.epoch} record {seq} already received")
-        if len(inner) > MAX_PLAINTEXT_LENGTH + 1:
-            raise MalformedPacket(f"inner plaintext of {len(inner)} octets")
-        content_type = inner[-1] if inner else 0
-        if content_type in INNER_TYPES:
             content = inner[:-1]
         else:
             content_type, content = parse_inner_plaintext(inner)
         replay.commit(seq)
+        if seq > self._highest:
+            self._highest = seq
         return tuple.__new__(Opened, (content_type, content, self.epoch, seq))
 
 
