@@ -728,6 +728,11 @@ class Dtls13:
         if share is None:
             raise _fail("server share for a group we sent no share for", _A.ILLEGAL_PARAMETER)
         shared = share.shared_secret(entry.key_exchange)
+        # the private halves (an ML-KEM-768 key is about 9 KB outside the Python heap)
+        # and ClientHello1 (only a HelloRetryRequest needs it) served their purpose: a
+        # resent ClientHello is the framed copy in the flight
+        self._shares = {}
+        self._client_hello1 = b""
         self.group = Group(entry.group)
         if self.suite is None:
             self._set_hash(suite)
@@ -988,6 +993,8 @@ class Dtls13:
         self.key_update_threshold = max(suite.confidentiality_limit - KEY_UPDATE_MARGIN, 1)
 
     def _absorb(self, msg_type: int, body: bytes) -> None:
+        if self.state == _CONNECTED:
+            return  # post-handshake messages (KeyUpdate) are not in the transcript
         entry = transcript_message(msg_type, body)
         if self._hash is None:
             self._pending_transcript.append(entry)
@@ -1179,6 +1186,7 @@ class Dtls13:
         our Finished (we reported the handshake complete when we sent it)."""
         reported = self.state == _C_WAIT_ACK
         self.state = _CONNECTED
+        self._release_handshake_state()
         if not reported:
             self.io.handshake_complete13()
         if self._early_data:
@@ -1186,6 +1194,27 @@ class Dtls13:
             # delivered now that the Finished authenticated the client
             early, self._early_data = self._early_data, []
             self.events.extend(tuple.__new__(ApplicationData, (d,)) for d in early)
+
+    def _release_handshake_state(self) -> None:
+        """Drop what only the handshake needed, kept otherwise for the connection's life.
+
+        Kept: the traffic secrets and the schedule (KeyUpdate), the receive epochs (the
+        server still ACKs a resent client Finished in epoch 2), the peer's certificate
+        (it is reported), and our unacknowledged flight with the senders it needs.
+        """
+        self._hash = None  # the transcript ends with the Finished messages
+        self._pending_transcript = []
+        self.peer_public_key = None  # CertificateVerify is verified
+        self._requested_schemes = None
+        self._shared_after_hello = b""
+        self._client_hello1 = b""
+        self._shares = {}
+        self._certificate_request_context = b""
+        if not self._flight:
+            # nothing of ours left to resend: no older epoch's sender, no loss inference
+            self._old_senders = {}
+            self._sent_order = {}
+            self._sent_at = {}
 
     # --- KeyUpdate ----------------------------------------------------------------------
 
@@ -1268,6 +1297,8 @@ class Dtls13:
         """The peer's next flight acknowledges all of ours (RFC 9147 7.1)."""
         self._flight = []
         self._sent = {}
+        self._sent_order = {}
+        self._sent_at = {}
         self._rtx_at = None
 
     def _record(self, content_type: int, payload: bytes) -> bytes:
