@@ -1198,8 +1198,8 @@ class Dtls13:
     def _release_handshake_state(self) -> None:
         """Drop what only the handshake needed, kept otherwise for the connection's life.
 
-        Kept: the traffic secrets and the schedule (KeyUpdate), the receive epochs (the
-        server still ACKs a resent client Finished in epoch 2), the peer's certificate
+        Kept: the traffic secrets and the schedule (KeyUpdate), the server's epoch-2
+        receiver (it still ACKs a resent client Finished), the peer's certificate
         (it is reported), and our unacknowledged flight with the senders it needs.
         """
         self._hash = None  # the transcript ends with the Finished messages
@@ -1210,6 +1210,12 @@ class Dtls13:
         self._client_hello1 = b""
         self._shares = {}
         self._certificate_request_context = b""
+        self._early = []
+        if self.is_client:
+            # the server has our Finished (it ACKed it or wrote epoch 3): a late copy of
+            # its epoch-2 flight is a counted drop, not a reason to answer. The server
+            # keeps epoch 2: a resent client Finished (our ACK lost) must still be ACKed
+            self._rx.pop(2, None)
         if not self._flight:
             # nothing of ours left to resend: no older epoch's sender, no loss inference
             self._old_senders = {}
