@@ -421,8 +421,11 @@ class Fallback(Exception):
 class Dtls13:
     """One DTLS 1.3 association's handshake, record layer, ACKs and KeyUpdates."""
 
-    # one per connection for its life: slots instead of a 64-key instance dict
+    # one per connection for its life: slots instead of a 64-key instance dict. The
+    # __dict__ slot stays empty (no dict is made) unless something sets an attribute
+    # that is not a slot: webrtc_secure.trace wraps a traced engine's methods that way
     __slots__ = (
+        "__dict__",
         "_ack_at",
         "_ack_now",
         "_app_rx_secret",
