@@ -138,8 +138,11 @@ class OursPair:
     def __init__(self, ice: bool) -> None:
         from webrtc_secure import SecurePeer
 
-        self.a = SecurePeer(host_addresses=[LOOPBACK], use_ice=ice)
-        self.b = SecurePeer(host_addresses=[LOOPBACK], use_ice=ice)
+        # SCALE_PEER_OPTIONS: extra SecurePeer keywords as JSON, e.g. '{"data_channel":
+        # false, "dtls_versions": ["1.2"]}' (inherited by the child processes)
+        extra = json.loads(os.environ.get("SCALE_PEER_OPTIONS", "{}"))
+        self.a = SecurePeer(host_addresses=[LOOPBACK], use_ice=ice, **extra)
+        self.b = SecurePeer(host_addresses=[LOOPBACK], use_ice=ice, **extra)
         self._offer: Any = None
         self._answer: Any = None
         self.sequence = [0, 0]  # last RTP sequence number sent by a and by b

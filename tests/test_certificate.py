@@ -1,4 +1,5 @@
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from tests.conftest import load_vector, vector_path
 from webrtc_secure import Certificate, CertificateError, Fingerprint, SdpError
@@ -43,3 +44,15 @@ def test_mismatched_key_refused() -> None:
         Certificate.from_pem(a.cert_pem(), b.key_pem())
     with pytest.raises(CertificateError):
         Certificate.from_pem(b"garbage", b"garbage")
+
+
+def test_certificate_keeps_der_and_key_only_and_parses_on_demand() -> None:
+    """A peer's certificate lives as long as the peer: no parsed copy is kept (memory
+    per peer), and the parsed one built on demand is the same certificate."""
+    certificate = Certificate.generate()
+    assert not hasattr(certificate, "__dict__")
+    parsed = certificate.x509
+    assert parsed.public_bytes(Encoding.DER) == certificate.der
+    again = Certificate.from_pem(certificate.cert_pem(), certificate.key_pem())
+    assert again.der == certificate.der
+    assert again.fingerprint() == certificate.fingerprint()

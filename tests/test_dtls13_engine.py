@@ -656,6 +656,35 @@ def test_key_update_requested_moves_both_directions(initiator: str) -> None:
     exchange(client, server)
 
 
+def test_handshake_only_state_is_released_once_connected() -> None:
+    """Memory per established connection: the key shares (an ML-KEM-768 private key is
+    about 9 KB), ClientHello1, the transcript hash, the peer's public key and the
+    acknowledged flight's bookkeeping go once the handshake is over; a KeyUpdate and
+    the exporter still work without them, and post-handshake messages are not kept
+    for a transcript."""
+    client, server = pair()
+    run(client, server)
+    run(client, server, until_connected=False, max_time=2.0)  # the client's Finished ACKed
+    for conn in (client, server):
+        engine = conn._v13
+        assert engine is not None and engine.state == 6  # _CONNECTED
+        assert engine._shares == {} and engine._client_hello1 == b""
+        assert engine._hash is None and engine._pending_transcript == []
+        assert engine.peer_public_key is None and engine._requested_schemes is None
+        assert engine._flight == [] and engine._old_senders == {}
+        assert engine._sent_order == {} and engine._sent_at == {}
+    assert client._v13 is not None and server._v13 is not None
+    assert sorted(client._v13._rx) == [3] and sorted(server._v13._rx) == [2, 3]
+    assert_connected_13(client, server)
+    assert client.key_update(request_peer_update=True)
+    run(client, server, until_connected=False, max_time=5.0)
+    for conn in (client, server):
+        engine = conn._v13
+        assert engine is not None and engine.write_epoch == 4
+        assert engine._hash is None and engine._pending_transcript == []
+    exchange(client, server)
+
+
 def test_key_update_near_the_aead_limit() -> None:
     client, server = pair()
     run(client, server)

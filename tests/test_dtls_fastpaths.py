@@ -285,7 +285,9 @@ def test_record_seal_is_header_plus_encrypt_and_opens(suite: CipherSuite) -> Non
 # --- handshake: running transcript hash, cached hello bytes ---------------------------------
 
 
-def test_running_transcript_hash_equals_hashing_the_whole_transcript() -> None:
+def test_running_transcript_hash_equals_hashing_the_whole_transcript(monkeypatch: Any) -> None:
+    # the transcript is released once the handshake is done: kept here to compare
+    monkeypatch.setattr(Handshake, "release_handshake_state", lambda self: None)
     client, server = _deterministic_pair()
     for conn in (client, server):
         hs: Handshake = conn._handshake
@@ -295,6 +297,36 @@ def test_running_transcript_hash_equals_hashing_the_whole_transcript() -> None:
         assert hs.finished_for(True) == keys.verify_data(
             hs.hash_name(), hs.master_secret, True, bytes(hs.transcript)
         )
+
+
+def test_handshake_only_state_is_released_once_done() -> None:
+    """Memory per established connection: the framed transcript (both certificates),
+    its running hash, the keyed PRF, the server's ECDHE key and the peer's public key
+    go once the handshake is done; the exporter keys a PRF from the master secret
+    again and gives the same bytes as one kept from the handshake."""
+    client, server = _deterministic_pair()
+    kept_client, kept_server = _deterministic_pair_kept()
+    for conn, kept in ((client, kept_client), (server, kept_server)):
+        hs: Handshake = conn._handshake
+        assert hs.done and hs.transcript == bytearray()
+        assert hs._transcript_hash is None and hs._master_prf is None
+        assert hs.peer_public_key is None and hs.peer_certificate is not None
+        assert getattr(hs, "share", None) is None
+        assert conn.export_keying_material("EXTRACTOR-dtls_srtp", 60) == (
+            kept.export_keying_material("EXTRACTOR-dtls_srtp", 60)
+        )
+    assert client.export_keying_material("EXTRACTOR-dtls_srtp", 60) == (
+        server.export_keying_material("EXTRACTOR-dtls_srtp", 60)
+    )
+
+
+def _deterministic_pair_kept() -> tuple[DtlsConnection, DtlsConnection]:
+    original = Handshake.release_handshake_state
+    Handshake.release_handshake_state = lambda self: None  # type: ignore[method-assign]
+    try:
+        return _deterministic_pair()
+    finally:
+        Handshake.release_handshake_state = original  # type: ignore[method-assign]
 
 
 def _client() -> DtlsConnection:
@@ -703,7 +735,7 @@ def test_signature_over_a_digest_is_the_signature_over_the_message(
 
 
 def test_certificate_verify_uses_the_running_hash_only_when_the_hashes_agree() -> None:
-    client, _server = _deterministic_pair()
+    client, _server = _deterministic_pair_kept()  # the transcript as at the handshake
     hs: Handshake = client._handshake
     assert hs.hash_name() == "sha256"
     assert hs.signed_transcript(SignatureScheme.RSA_PKCS1_SHA256) == Digest(

@@ -86,7 +86,13 @@ class Fingerprint:
 
 
 class Certificate:
-    """A certificate with its private key, as used by one DTLS endpoint."""
+    """A certificate with its private key, as used by one DTLS endpoint.
+
+    Every peer has one for its whole life, so it keeps only the DER form and the key:
+    the parsed certificate (about 0.8 KB inside OpenSSL) is rebuilt on demand.
+    """
+
+    __slots__ = ("_is_rsa", "der", "private_key")
 
     def __init__(self, cert: x509.Certificate, private_key: PrivateKey) -> None:
         if not isinstance(private_key, (ec.EllipticCurvePrivateKey, rsa.RSAPrivateKey)):
@@ -97,7 +103,6 @@ class Certificate:
             der, spki
         ):
             raise CertificateError("the private key does not belong to the certificate")
-        self.x509 = cert
         self.private_key = private_key
         self.der = cert.public_bytes(serialization.Encoding.DER)
         self._is_rsa = isinstance(private_key, rsa.RSAPrivateKey)
@@ -141,6 +146,11 @@ class Certificate:
             return cls.from_pem(Path(cert_path).read_bytes(), Path(key_path).read_bytes())
         except OSError as exc:
             raise CertificateError(f"cannot read certificate files: {exc}") from exc
+
+    @property
+    def x509(self) -> x509.Certificate:
+        """The certificate, parsed (for an API that takes ``cryptography``'s object)."""
+        return x509.load_der_x509_certificate(self.der)
 
     def cert_pem(self) -> bytes:
         """The certificate in PEM form."""

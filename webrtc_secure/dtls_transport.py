@@ -29,6 +29,19 @@ logger = logging.getLogger(__name__)
 class DtlsTransport:
     """Drives one DtlsConnection; callbacks run on the event loop thread."""
 
+    # one per peer for the connection's life
+    __slots__ = (
+        "_closed",
+        "_handshake_done",
+        "_loop",
+        "_send",
+        "_timer",
+        "connection",
+        "on_closed",
+        "on_data",
+        "on_handshake",
+    )
+
     def __init__(
         self,
         connection: DtlsConnection,

@@ -389,10 +389,23 @@ class Handshake:
 
     def export_keying_material(self, label: str, length: int, context: bytes | None) -> bytes:
         """RFC 5705 exporter under this handshake's master secret."""
-        assert self._master_prf is not None
-        return keys.export_from(
-            self._master_prf, self.client_random, self.server_random, label, length, context
-        )
+        prf = self._master_prf
+        if prf is None:
+            # released with the rest of the handshake state: keyed again from the secret
+            assert self.suite is not None and self.master_secret
+            prf = keys.Prf(self.suite.hash_name, self.master_secret)
+        return keys.export_from(prf, self.client_random, self.server_random, label, length, context)
+
+    def release_handshake_state(self) -> None:
+        """Once done: drop what only the handshake needed and the connection would
+        keep for its life (the framed transcript with both certificates, its running
+        hash, our ECDHE private key, the peer's parsed public key, the keyed PRF).
+        Kept: the master secret and randoms (the exporter), the peer's certificate
+        (reported); our last flight is the connection's, framed, for retransmission."""
+        self.transcript = bytearray()
+        self._transcript_hash = None
+        self._master_prf = None
+        self.peer_public_key = None
 
     def finished_for(self, client_side: bool) -> bytes:
         assert self._master_prf is not None
@@ -515,6 +528,7 @@ class ClientHandshake(Handshake):
                 self.state = _C_DONE
                 self.done = True
                 self.io.handshake_complete()
+                self.release_handshake_state()
             elif state == _C_WAIT_SERVER_HELLO and t == _HELLO_VERIFY_REQUEST:
                 self._on_hello_verify_request(message)
             else:
@@ -730,6 +744,8 @@ class ServerHandshake(Handshake):
                 self.done = True
                 self.io.send_flight(items, expect_reply=False)
                 self.io.handshake_complete()
+                self.release_handshake_state()
+                self.share = None
             else:
                 raise _fail(
                     f"unexpected {enum_name(HandshakeType, t)} in {self.state_name}",

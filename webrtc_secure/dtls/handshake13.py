@@ -420,6 +420,77 @@ class Fallback(Exception):
 class Dtls13:
     """One DTLS 1.3 association's handshake, record layer, ACKs and KeyUpdates."""
 
+    # one per connection for its life: slots instead of a 64-key instance dict. The
+    # __dict__ slot stays empty (no dict is made) unless something sets an attribute
+    # that is not a slot: webrtc_secure.trace wraps a traced engine's methods that way
+    __slots__ = (
+        "__dict__",
+        "_ack_at",
+        "_ack_now",
+        "_app_rx_secret",
+        "_app_tx_secret",
+        "_certificate_request_context",
+        "_chosen_scheme",
+        "_client_hello1",
+        "_cookie",
+        "_early",
+        "_early_data",
+        "_flight",
+        "_flight_is_final",
+        "_hash",
+        "_key_update_pending",
+        "_last_transmit",
+        "_newest_hello",
+        "_old_senders",
+        "_pending_transcript",
+        "_plain_seq",
+        "_requested_schemes",
+        "_retransmissions",
+        "_rtx_at",
+        "_rx",
+        "_rx_highest",
+        "_rx_secret",
+        "_send_counter",
+        "_sent",
+        "_sent_at",
+        "_sent_order",
+        "_shared_after_hello",
+        "_shares",
+        "_timeout",
+        "_to_ack",
+        "_tx",
+        "_tx_secret",
+        "client_random",
+        "config",
+        "events",
+        "failed",
+        "group",
+        "hello_retry",
+        "initial_timeout",
+        "io",
+        "is_client",
+        "key_update_threshold",
+        "key_updates_received",
+        "key_updates_sent",
+        "max_retransmissions",
+        "max_timeout",
+        "mtu",
+        "now",
+        "outbox",
+        "peer_address",
+        "peer_certificate",
+        "peer_public_key",
+        "reassembler",
+        "replay_window",
+        "retry_cookies",
+        "schedule",
+        "send_seq",
+        "srtp_profile",
+        "state",
+        "stats",
+        "suite",
+    )
+
     def __init__(
         self,
         config: Config13,
@@ -729,6 +800,11 @@ class Dtls13:
         if share is None:
             raise _fail("server share for a group we sent no share for", _A.ILLEGAL_PARAMETER)
         shared = share.shared_secret(entry.key_exchange)
+        # the private halves (an ML-KEM-768 key is about 9 KB outside the Python heap)
+        # and ClientHello1 (only a HelloRetryRequest needs it) served their purpose: a
+        # resent ClientHello is the framed copy in the flight
+        self._shares = {}
+        self._client_hello1 = b""
         self.group = Group(entry.group)
         if self.suite is None:
             self._set_hash(suite)
@@ -989,6 +1065,8 @@ class Dtls13:
         self.key_update_threshold = max(suite.confidentiality_limit - KEY_UPDATE_MARGIN, 1)
 
     def _absorb(self, msg_type: int, body: bytes) -> None:
+        if self.state == _CONNECTED:
+            return  # post-handshake messages (KeyUpdate) are not in the transcript
         entry = transcript_message(msg_type, body)
         if self._hash is None:
             self._pending_transcript.append(entry)
@@ -1180,6 +1258,7 @@ class Dtls13:
         our Finished (we reported the handshake complete when we sent it)."""
         reported = self.state == _C_WAIT_ACK
         self.state = _CONNECTED
+        self._release_handshake_state()
         if not reported:
             self.io.handshake_complete13()
         if self._early_data:
@@ -1187,6 +1266,33 @@ class Dtls13:
             # delivered now that the Finished authenticated the client
             early, self._early_data = self._early_data, []
             self.events.extend(tuple.__new__(ApplicationData, (d,)) for d in early)
+
+    def _release_handshake_state(self) -> None:
+        """Drop what only the handshake needed, kept otherwise for the connection's life.
+
+        Kept: the traffic secrets and the schedule (KeyUpdate), the server's epoch-2
+        receiver (it still ACKs a resent client Finished), the peer's certificate
+        (it is reported), and our unacknowledged flight with the senders it needs.
+        """
+        self._hash = None  # the transcript ends with the Finished messages
+        self._pending_transcript = []
+        self.peer_public_key = None  # CertificateVerify is verified
+        self._requested_schemes = None
+        self._shared_after_hello = b""
+        self._client_hello1 = b""
+        self._shares = {}
+        self._certificate_request_context = b""
+        self._early = []
+        if self.is_client:
+            # the server has our Finished (it ACKed it or wrote epoch 3): a late copy of
+            # its epoch-2 flight is a counted drop, not a reason to answer. The server
+            # keeps epoch 2: a resent client Finished (our ACK lost) must still be ACKed
+            self._rx.pop(2, None)
+        if not self._flight:
+            # nothing of ours left to resend: no older epoch's sender, no loss inference
+            self._old_senders = {}
+            self._sent_order = {}
+            self._sent_at = {}
 
     # --- KeyUpdate ----------------------------------------------------------------------
 
@@ -1269,6 +1375,8 @@ class Dtls13:
         """The peer's next flight acknowledges all of ours (RFC 9147 7.1)."""
         self._flight = []
         self._sent = {}
+        self._sent_order = {}
+        self._sent_at = {}
         self._rtx_at = None
 
     def _record(self, content_type: int, payload: bytes) -> bytes:
