@@ -325,14 +325,24 @@ def make_mask_writer(sn_key: bytes, is_chacha: bool) -> Callable[[bytes, bytearr
 
 def make_mask_function(sn_key: bytes, is_chacha: bool) -> Callable[[bytes], bytes]:
     """A function from a 16-octet ciphertext sample to the record number mask
-    (16 octets for AES, 2 for ChaCha20), keyed once."""
-    write = make_mask_writer(sn_key, is_chacha)
+    (16 octets for AES, 2 for ChaCha20), keyed once: for AES the epoch's ECB
+    encryptor's own ``update``, with no Python frame in between.
 
-    def mask(sample: bytes) -> bytes:
-        buffer = bytearray(MASK_BUFFER_LENGTH)
-        return bytes(buffer[: write(sample, buffer)])
+    The send path reads the two octets it needs from the returned mask: that costs
+    less per record than :func:`make_mask_writer` and reading its buffer back
+    (about 80 ns of a 1200-octet record's ~1.8 us, interleaved medians)."""
+    if is_chacha:
+        chacha = Cipher(algorithms.ChaCha20(sn_key, bytes(16)), None).encryptor()
+        reset = chacha.reset_nonce
+        update = chacha.update
+        zeros = bytes(2)
 
-    return mask
+        def chacha_mask(sample: bytes) -> bytes:
+            reset(sample)
+            return update(zeros)
+
+        return chacha_mask
+    return Cipher(algorithms.AES(sn_key), modes.ECB()).encryptor().update
 
 
 def record_number_mask(sn_key: bytes, sample: bytes, is_chacha: bool) -> bytes:
@@ -417,7 +427,7 @@ class SendEpoch(RecordAead):
     the common shape (tests/test_dtls13_fastpaths.py checks both against each other).
     """
 
-    __slots__ = ("_first", "_limit", "_mask", "_mask_buffer", "epoch", "next_sequence")
+    __slots__ = ("_first", "_limit", "_mask_of", "epoch", "next_sequence")
 
     def __init__(
         self, suite: Suite13Info, keys: TrafficKeys, epoch: int, first_sequence: int = 0
@@ -427,8 +437,7 @@ class SendEpoch(RecordAead):
         super().__init__(suite, keys.key, keys.iv)
         self.epoch = epoch
         self.next_sequence = first_sequence
-        self._mask = make_mask_writer(keys.sn_key, suite.is_chacha)
-        self._mask_buffer = bytearray(MASK_BUFFER_LENGTH)
+        self._mask_of = make_mask_function(keys.sn_key, suite.is_chacha)
         self._limit = min(suite.confidentiality_limit, MAX_SEQUENCE + 1)
         #: the common header's first octet: fixed bits, S, L and this epoch's low bits
         self._first = _COMMON_BITS | (epoch & EPOCH_BITS)
@@ -465,9 +474,8 @@ class SendEpoch(RecordAead):
             content + _TYPE_OCTET[content_type],
             _pack_common(first, low, length),
         )
-        mask = self._mask_buffer
-        self._mask(sealed[:SAMPLE_LENGTH], mask)
-        return _pack_common(first, low ^ _unpack_u16(mask)[0], length) + sealed
+        mask = self._mask_of(sealed[:SAMPLE_LENGTH])
+        return _pack_common(first, low ^ ((mask[0] << 8) | mask[1]), length) + sealed
 
     def protect_application_data(self, content: bytes) -> bytes:
         """``protect(APPLICATION_DATA, content)``: the connected send path, the same
@@ -484,9 +492,8 @@ class SendEpoch(RecordAead):
             content + b"\x17",
             _pack_common(first, low, length),
         )
-        mask = self._mask_buffer
-        self._mask(sealed[:SAMPLE_LENGTH], mask)
-        return _pack_common(first, low ^ _unpack_u16(mask)[0], length) + sealed
+        mask = self._mask_of(sealed[:SAMPLE_LENGTH])
+        return _pack_common(first, low ^ ((mask[0] << 8) | mask[1]), length) + sealed
 
     def _refuse(self, content: bytes) -> None:
         """Raise what :meth:`protect` refuses: a key at its usage limit (DtlsError) or
@@ -519,8 +526,7 @@ class SendEpoch(RecordAead):
             self.epoch, seq, length_field, sequence_length, connection_id
         )
         sealed = self._encrypt(self.nonce(seq), inner, header)
-        mask = self._mask_buffer
-        self._mask(sealed[:SAMPLE_LENGTH], mask)
+        mask = self._mask_of(sealed[:SAMPLE_LENGTH])
         at = 1 + len(connection_id)
         if sequence_length == 2:
             masked = _U16.pack((seq & 0xFFFF) ^ ((mask[0] << 8) | mask[1]))
