@@ -25,6 +25,8 @@ from hypothesis import strategies as st
 
 from tests.dtls_pair import cert, drain_events, pins, run
 from webrtc_secure.dtls import DtlsConnection, keys13
+from webrtc_secure.dtls.events import ApplicationData
+from webrtc_secure.dtls.handshake13 import Dtls13
 from webrtc_secure.dtls.keys13 import TrafficKeys
 from webrtc_secure.dtls.records13 import (
     CiphertextRecord,
@@ -420,3 +422,44 @@ def test_connected_fast_path_matches_the_general_path(ops: list[tuple[Any, ...]]
         assert fast_server.state == general_server.state
     if ops[0][0] == "send":  # the next record in order, delivered first
         assert taken, "the fast path never ran"
+
+
+def test_connection_send_leaves_the_threshold_and_key_updates_to_the_engine() -> None:
+    """DtlsConnection.send protects a record itself only while the engine would do
+    nothing else: below the KeyUpdate threshold, in an application epoch. At the
+    threshold the engine's send_application_data starts the KeyUpdate; while that
+    is unacknowledged every record goes through it; the new epoch is direct again."""
+    client, server = _pair13()
+    engine = client._v13
+    assert engine is not None
+    start = engine._tx.next_sequence if engine._tx is not None else 0
+    engine.key_update_threshold = start + 3
+    real = Dtls13.send_application_data
+    through_engine: list[int] = []
+
+    def counting(self: Dtls13, data: bytes) -> bytes:
+        through_engine.append(data[0])
+        return real(self, data)
+
+    received: list[bytes] = []
+    with mock.patch.object(Dtls13, "send_application_data", counting):
+        for i in range(6):
+            client.send(bytes([i]) * 50)
+            for d in client.datagrams_to_send(1.0):
+                server.receive_datagram(d, 1.0)
+            received += [e.data for e in drain_events(server) if isinstance(e, ApplicationData)]
+        assert through_engine == [3, 4, 5]
+        assert engine.key_updates_sent == 1 and engine.write_epoch == 3
+        # the server's ACK moves the client's sending epoch on
+        for _ in range(3):
+            for a, b in ((server, client), (client, server)):
+                for d in a.datagrams_to_send(1.0):
+                    b.receive_datagram(d, 1.0)
+        assert engine.write_epoch == 4
+        engine.key_update_threshold = 1 << 20
+        client.send(b"\x06" * 50)
+        for d in client.datagrams_to_send(1.0):
+            server.receive_datagram(d, 1.0)
+        received += [e.data for e in drain_events(server) if isinstance(e, ApplicationData)]
+    assert through_engine == [3, 4, 5]
+    assert received == [bytes([i]) * 50 for i in range(7)]

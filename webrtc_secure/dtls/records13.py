@@ -294,45 +294,30 @@ def reconstruct_epoch(epoch_bits: int, highest_epoch: int) -> int | None:
 # --- record number encryption ---------------------------------------------------------
 
 
-#: room :meth:`CipherContext.update_into` asks for: the input plus a block, less one
-MASK_BUFFER_LENGTH = 32
+def make_mask_function(sn_key: bytes, is_chacha: bool) -> Callable[[bytes], bytes]:
+    """A function from a 16-octet ciphertext sample to the record number mask
+    (16 octets for AES, 2 for ChaCha20), keyed once for the epoch (RFC 9147 4.2.3):
+    for AES the epoch's ECB encryptor's own ``update``, with no Python frame in
+    between.
 
-
-def make_mask_writer(sn_key: bytes, is_chacha: bool) -> Callable[[bytes, bytearray], int]:
-    """A function that writes the record number mask for a 16-octet ciphertext sample
-    into the start of a :data:`MASK_BUFFER_LENGTH`-octet buffer and returns its
-    length (16 for AES, 2 for ChaCha20), keyed once for the epoch (RFC 9147 4.2.3).
-
-    The epochs keep one buffer each: a record's mask is read twice and dropped, and
-    writing it in place saves allocating it (a measurable part of a record's cost
-    right after the AEAD call)."""
+    The record paths read the two octets they need from the returned mask by index:
+    per 1200-octet record that costs ~80 ns less than ``update_into`` a buffer kept
+    per epoch and ``unpack_from`` on it (interleaved medians of the protect path)."""
     if is_chacha:
         # the 16-octet "nonce" of cryptography's ChaCha20 is counter (4, little
         # endian) || nonce (12): exactly ciphertext[0..3] || ciphertext[4..15]
         chacha = Cipher(algorithms.ChaCha20(sn_key, bytes(16)), None).encryptor()
         reset = chacha.reset_nonce
-        update_into = chacha.update_into
+        update = chacha.update
         zeros = bytes(2)
 
-        def chacha_mask(sample: bytes, buffer: bytearray) -> int:
+        def chacha_mask(sample: bytes) -> bytes:
             reset(sample)
-            return update_into(zeros, buffer)
+            return update(zeros)
 
         return chacha_mask
     # ECB keeps no state between blocks: one encryptor serves every record
-    return Cipher(algorithms.AES(sn_key), modes.ECB()).encryptor().update_into
-
-
-def make_mask_function(sn_key: bytes, is_chacha: bool) -> Callable[[bytes], bytes]:
-    """A function from a 16-octet ciphertext sample to the record number mask
-    (16 octets for AES, 2 for ChaCha20), keyed once."""
-    write = make_mask_writer(sn_key, is_chacha)
-
-    def mask(sample: bytes) -> bytes:
-        buffer = bytearray(MASK_BUFFER_LENGTH)
-        return bytes(buffer[: write(sample, buffer)])
-
-    return mask
+    return Cipher(algorithms.AES(sn_key), modes.ECB()).encryptor().update
 
 
 def record_number_mask(sn_key: bytes, sample: bytes, is_chacha: bool) -> bytes:
@@ -417,7 +402,7 @@ class SendEpoch(RecordAead):
     the common shape (tests/test_dtls13_fastpaths.py checks both against each other).
     """
 
-    __slots__ = ("_first", "_limit", "_mask", "_mask_buffer", "epoch", "next_sequence")
+    __slots__ = ("_first", "_limit", "_mask_of", "epoch", "next_sequence")
 
     def __init__(
         self, suite: Suite13Info, keys: TrafficKeys, epoch: int, first_sequence: int = 0
@@ -427,8 +412,7 @@ class SendEpoch(RecordAead):
         super().__init__(suite, keys.key, keys.iv)
         self.epoch = epoch
         self.next_sequence = first_sequence
-        self._mask = make_mask_writer(keys.sn_key, suite.is_chacha)
-        self._mask_buffer = bytearray(MASK_BUFFER_LENGTH)
+        self._mask_of = make_mask_function(keys.sn_key, suite.is_chacha)
         self._limit = min(suite.confidentiality_limit, MAX_SEQUENCE + 1)
         #: the common header's first octet: fixed bits, S, L and this epoch's low bits
         self._first = _COMMON_BITS | (epoch & EPOCH_BITS)
@@ -465,9 +449,8 @@ class SendEpoch(RecordAead):
             content + _TYPE_OCTET[content_type],
             _pack_common(first, low, length),
         )
-        mask = self._mask_buffer
-        self._mask(sealed[:SAMPLE_LENGTH], mask)
-        return _pack_common(first, low ^ _unpack_u16(mask)[0], length) + sealed
+        mask = self._mask_of(sealed[:SAMPLE_LENGTH])
+        return _pack_common(first, low ^ ((mask[0] << 8) | mask[1]), length) + sealed
 
     def protect_application_data(self, content: bytes) -> bytes:
         """``protect(APPLICATION_DATA, content)``: the connected send path, the same
@@ -484,9 +467,8 @@ class SendEpoch(RecordAead):
             content + b"\x17",
             _pack_common(first, low, length),
         )
-        mask = self._mask_buffer
-        self._mask(sealed[:SAMPLE_LENGTH], mask)
-        return _pack_common(first, low ^ _unpack_u16(mask)[0], length) + sealed
+        mask = self._mask_of(sealed[:SAMPLE_LENGTH])
+        return _pack_common(first, low ^ ((mask[0] << 8) | mask[1]), length) + sealed
 
     def _refuse(self, content: bytes) -> None:
         """Raise what :meth:`protect` refuses: a key at its usage limit (DtlsError) or
@@ -519,8 +501,7 @@ class SendEpoch(RecordAead):
             self.epoch, seq, length_field, sequence_length, connection_id
         )
         sealed = self._encrypt(self.nonce(seq), inner, header)
-        mask = self._mask_buffer
-        self._mask(sealed[:SAMPLE_LENGTH], mask)
+        mask = self._mask_of(sealed[:SAMPLE_LENGTH])
         at = 1 + len(connection_id)
         if sequence_length == 2:
             masked = _U16.pack((seq & 0xFFFF) ^ ((mask[0] << 8) | mask[1]))
@@ -557,8 +538,7 @@ class ReceiveEpoch(RecordAead):
     __slots__ = (
         "_first",
         "_highest",
-        "_mask",
-        "_mask_buffer",
+        "_mask_of",
         "_replay",
         "epoch",
         "failures",
@@ -576,8 +556,7 @@ class ReceiveEpoch(RecordAead):
             raise ValueError("traffic keys do not fit the suite (derive them with sn_key=True)")
         super().__init__(suite, keys.key, keys.iv)
         self.epoch = epoch
-        self._mask = make_mask_writer(keys.sn_key, suite.is_chacha)
-        self._mask_buffer = bytearray(MASK_BUFFER_LENGTH)
+        self._mask_of = make_mask_function(keys.sn_key, suite.is_chacha)
         self._replay = ReplayWindow(window_size)
         self._highest = -1
         #: the common header's first octet: fixed bits, S, L and this epoch's low bits
@@ -620,8 +599,7 @@ class ReceiveEpoch(RecordAead):
         if len(body) > MAX_CIPHERTEXT_LENGTH:
             # RFC 8446 5.2: more than 2^14 + 256 octets is a record_overflow
             raise MalformedPacket(f"protected record of {len(body)} octets")
-        mask = self._mask_buffer
-        self._mask(body[:SAMPLE_LENGTH], mask)
+        mask = self._mask_of(body[:SAMPLE_LENGTH])
         header = record.header
         at = 1 + len(record.connection_id)
         if record.sequence_length == 2:
@@ -658,11 +636,10 @@ class ReceiveEpoch(RecordAead):
         first, masked, length = _unpack_common(data)
         if first != self._first or length != n or n > _MAX_COMMON_LENGTH:
             return None
-        mask = self._mask_buffer
-        self._mask(data[5:21], mask)
+        mask = self._mask_of(data[5:21])
         seq = self._highest + 1
         low = seq & 0xFFFF
-        if masked ^ _unpack_u16(mask)[0] != low:
+        if masked ^ ((mask[0] << 8) | mask[1]) != low:
             return None
         try:
             inner = self._decrypt(
