@@ -31,7 +31,9 @@ paths lean on three aioice internals, all isolated here and checked by
 every change, so the transport can cache the nominated pair), the host
 ``StunProtocol`` of the nominated pair (whose ``datagram_received`` it wraps, so that
 non-STUN datagrams skip aioice's parse attempt, receive queue and ``recv()``), and the
-``max_size`` of asyncio's selector datagram transport. When any of them is not what
+``max_size`` and reader of asyncio's selector datagram transport (:func:`batch_reads`:
+up to :data:`MAX_BATCH` datagrams per readiness callback instead of one, each through
+the same checks, so that SCTP answers them together). When any of them is not what
 this module expects, the transport falls back to the connection's gate and aioice's
 public ``sendto``. aioice's two queues (``_queue``, ``_check_list_state``) are
 replaced by a :class:`_Mailbox` each: what aioice calls on them, without three deques
