@@ -22,7 +22,8 @@ callback, which left nothing to coalesce; the ICE transport now reads up to 32 t
 too (:func:`webrtc_secure.ice.batch_reads`), so ``coalesce`` is on by default on both
 loops (asyncio, 1200-byte messages, medians of 9 rounds: CPU per megabyte 85 -> 59
 ms, the 221 chunks retransmitted to socket overflow per run -> 0; batching without
-coalescing was worse than neither: 129 ms). On asyncio the queued flush runs in the loop's next step.
+coalescing was worse than neither: 129 ms). On asyncio the queued flush runs in the
+loop's next step.
 A send from anywhere else (a task, a timer) flushes before it returns, and so do the
 answers of the INIT / COOKIE exchange.
 """
