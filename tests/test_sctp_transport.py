@@ -239,7 +239,7 @@ async def test_a_queued_flush_after_the_path_closed_sends_nothing() -> None:
     sctp_a, sctp_b = a._sctp, b._sctp
     assert sctp_a is not None and sctp_b is not None
     try:
-        sctp_b.coalesce = True  # the default on uvloop only
+        sctp_b.coalesce = True  # the default
         held: list[bytes] = []
         forward = sctp_a._send
         sctp_a._send = held.append
@@ -268,15 +268,14 @@ async def test_a_queued_flush_after_the_path_closed_sends_nothing() -> None:
         await b.close()
 
 
-async def test_coalescing_is_on_by_default_where_a_read_yields_several_datagrams() -> None:
-    """uvloop reads up to 32 datagrams of a socket per iteration: coalescing on;
-    asyncio's own loops read one: off (a queued flush per packet would buy nothing)."""
+async def test_coalescing_is_on_by_default_on_both_loops() -> None:
+    """uvloop reads up to 32 datagrams of a socket per iteration, and so does the ICE
+    transport on asyncio's loop (``ice.batch_reads``): coalescing on by default."""
     a, b, _channel, _theirs, _wire_a, _wire_b = await _open_pair(use_ice=False)
     try:
-        loop = asyncio.get_running_loop()
         for peer in (a, b):
             assert peer._sctp is not None
-            assert peer._sctp.coalesce is (type(loop).__module__.split(".")[0] == "uvloop")
+            assert peer._sctp.coalesce is True
     finally:
         await a.close()
         await b.close()

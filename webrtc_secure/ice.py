@@ -31,7 +31,9 @@ paths lean on three aioice internals, all isolated here and checked by
 every change, so the transport can cache the nominated pair), the host
 ``StunProtocol`` of the nominated pair (whose ``datagram_received`` it wraps, so that
 non-STUN datagrams skip aioice's parse attempt, receive queue and ``recv()``), and the
-``max_size`` of asyncio's selector datagram transport. When any of them is not what
+``max_size`` and reader of asyncio's selector datagram transport (:func:`batch_reads`:
+up to :data:`MAX_BATCH` datagrams per readiness callback instead of one, each through
+the same checks, so that SCTP answers them together). When any of them is not what
 this module expects, the transport falls back to the connection's gate and aioice's
 public ``sendto``. aioice's two queues (``_queue``, ``_check_list_state``) are
 replaced by a :class:`_Mailbox` each: what aioice calls on them, without three deques
@@ -74,6 +76,7 @@ import os
 import random
 import re
 import weakref
+from asyncio import selector_events
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -140,6 +143,74 @@ def limit_receive_buffer(transport: object) -> bool:
     except AttributeError:  # a read-only attribute of some other transport
         return False
     return True
+
+
+#: Datagrams read per readiness callback on asyncio's selector datagram transport of
+#: the nominated pair (:func:`batch_reads`); uvloop reads up to as many per iteration.
+#: A bound, so one busy socket cannot keep the loop from its other callbacks.
+MAX_BATCH = 32
+
+#: asyncio's selector datagram transport (a private class; None if it ever goes)
+_SELECTOR_DATAGRAM: type | None = getattr(selector_events, "_SelectorDatagramTransport", None)
+
+
+def batch_reads(transport: object, limit: int = MAX_BATCH) -> Callable[[], None] | None:
+    """Make asyncio's selector datagram transport read up to ``limit`` datagrams per
+    readiness callback instead of one; returns the new reader, or None (another loop's
+    transport, or one not reading) with the transport left alone.
+
+    Every datagram still goes through ``protocol.datagram_received``, looked up afresh
+    for each one as asyncio does (so the gate or the fast path's source check sees each
+    datagram, in the order the socket queued them); the batch ends early when the socket
+    is empty (``BlockingIOError``), on a socket error (handed to ``error_received`` as
+    asyncio does), or once the transport stops reading (closed or paused by what a
+    datagram caused). What :meth:`~asyncio.BaseEventLoop.call_soon` queued while the
+    batch ran runs after it, in the same iteration: the SCTP transport's one flush for
+    all the batch's packets (``coalesce``). :func:`unbatch_reads` undoes it.
+    """
+    if _SELECTOR_DATAGRAM is None or type(transport) is not _SELECTOR_DATAGRAM:
+        return None
+    t: Any = transport
+    if "_read_ready" in vars(t) or not t.is_reading():
+        return None
+    is_reading = t.is_reading
+
+    def read_ready() -> None:
+        if t._conn_lost:
+            return
+        recvfrom = t._sock.recvfrom
+        size = t.max_size
+        for _ in range(limit):
+            try:
+                data, addr = recvfrom(size)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                t._protocol.error_received(exc)
+                return
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:  # as asyncio's own reader does
+                t._fatal_error(exc, "Fatal read error on datagram transport")
+                return
+            t._protocol.datagram_received(data, addr)
+            if not is_reading():
+                return
+
+    # an instance attribute: resume_reading() registers it too
+    t._read_ready = read_ready
+    t._loop._add_reader(t._sock_fd, read_ready)
+    return read_ready
+
+
+def unbatch_reads(transport: object, reader: Callable[[], None]) -> None:
+    """Give the transport back asyncio's own reader, if ``reader`` is still its."""
+    t: Any = transport
+    if vars(t).get("_read_ready") is not reader:
+        return
+    del t._read_ready
+    if t.is_reading():
+        t._loop._add_reader(t._sock_fd, t._read_ready)
 
 
 class _ConsentCheck:
@@ -1259,6 +1330,7 @@ class IceDatagramTransport(asyncio.DatagramTransport):
         "_connection",
         "_hook_function",
         "_hook_previous",
+        "_hook_reader",
         "_hooked",
         "_hooked_remote",
         "_loop",
@@ -1288,6 +1360,8 @@ class IceDatagramTransport(asyncio.DatagramTransport):
         self._hook_function: Callable[[bytes, Any], None] | None = None
         #: what datagram_received was on the hooked protocol before (its gate)
         self._hook_previous: Callable[[bytes, Any], None] | None = None
+        #: the batch reader put on the hooked protocol's asyncio transport, or None
+        self._hook_reader: Callable[[], None] | None = None
         protocol.connection_made(self)
         # the gate's delivery for the nominated pair's datagrams it sees (those the
         # fast path does not take)
@@ -1374,10 +1448,14 @@ class IceDatagramTransport(asyncio.DatagramTransport):
         self._hooked, self._hook_function = stun, datagram_received
         self._hook_previous, self._hooked_remote = previous, remote
         limit_receive_buffer(stun.transport)
+        self._hook_reader = batch_reads(stun.transport)
 
     def _unhook(self) -> None:
         stun, function, previous = self._hooked, self._hook_function, self._hook_previous
         self._hooked = self._hook_function = self._hook_previous = self._hooked_remote = None
+        reader, self._hook_reader = self._hook_reader, None
+        if stun is not None and reader is not None:
+            unbatch_reads(stun.transport, reader)
         # only our own wrapper: whatever replaced it since is not ours to remove
         if stun is not None and vars(stun).get("datagram_received") is function:
             if previous is None:
