@@ -698,6 +698,9 @@ class SecurePeer(AsyncIOEventEmitter):
             raise IceError(f"could not bind a UDP socket on {host}: {exc.strerror}") from None
         self._transport = transport
         ice.limit_receive_buffer(transport)
+        # read what the socket holds per wakeup, as the ICE path does, so the SCTP
+        # transport's coalesced flush has several packets to share (asyncio only)
+        ice.batch_reads(transport)
         self._udp_candidate = ice.host_candidate(transport.get_extra_info("sockname"))
 
     async def _gather_and_announce(self) -> None:
