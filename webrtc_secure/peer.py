@@ -47,6 +47,7 @@ from webrtc_secure.description import (
     create_offer,
     is_dtls_client,
 )
+from webrtc_secure.dispatch import Returning, registry_readable, run_handlers
 from webrtc_secure.dtls import AlertDescription, DtlsConnection
 from webrtc_secure.dtls.connection import (
     DEFAULT_DTLS_VERSIONS,
@@ -366,10 +367,8 @@ class SecurePeer(AsyncIOEventEmitter):
         #: only through _add_event_handler, _remove_listener and remove_all_listeners,
         #: and runs a handler with _emit_run; the media dispatch relies on all of it,
         #: else uses emit()
-        self._direct = (
-            isinstance(vars(self).get("_events"), dict)
-            and callable(getattr(self, "_emit_run", None))
-            and all(callable(getattr(AsyncIOEventEmitter, name, None)) for name in _PYEE_HOOKS)
+        self._direct = registry_readable(self) and all(
+            callable(getattr(AsyncIOEventEmitter, name, None)) for name in _PYEE_HOOKS
         )
         #: the "rtp" and "rtcp" handlers as the media path calls them, a snapshot of
         #: pyee's registry taken on the first packet after any change to it (None:
@@ -1257,7 +1256,7 @@ class SecurePeer(AsyncIOEventEmitter):
                     self._handler_failed("rtp", exc)
                     continue
                 if result is not None:
-                    self._emit_run(_Returning(result), (), {})
+                    self._emit_run(Returning(result), (), {})
             return
         kind = classify(data)
         if kind is PacketKind.RTCP:
@@ -1298,14 +1297,7 @@ class SecurePeer(AsyncIOEventEmitter):
             handlers = self._rtcp_handlers
             if handlers is None:
                 handlers = self._rtcp_handlers = self._media_handlers(event)
-        for handler in handlers:
-            try:
-                result = handler(packet)
-            except Exception as exc:
-                self._handler_failed(event, exc)
-                continue
-            if result is not None:
-                self._emit_run(_Returning(result), (), {})
+        run_handlers(self, handlers, packet, functools.partial(self._handler_failed, event))
 
     def _media_handlers(self, event: str) -> tuple[Callable[[bytes], object], ...]:
         """What the media path calls for ``event``: pyee's handlers as its registry
@@ -1493,18 +1485,6 @@ def _refused_certificate(alert: AlertReceived) -> FingerprintMismatch | None:
     )
     mismatch.__cause__ = alert
     return mismatch
-
-
-class _Returning:
-    """A callable that returns what a handler already returned, for pyee's runner."""
-
-    __slots__ = ("result",)
-
-    def __init__(self, result: object) -> None:
-        self.result = result
-
-    def __call__(self) -> object:
-        return self.result
 
 
 def _ice_summary(connection: Any) -> str:

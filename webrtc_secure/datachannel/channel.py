@@ -40,6 +40,7 @@ from webrtc_secure.datachannel.dcep import (
     Priority,
     parse_dcep,
 )
+from webrtc_secure.dispatch import registry_readable, run_handlers
 from webrtc_secure.errors import (
     ChannelIdInUse,
     ChannelMessageTooLarge,
@@ -108,16 +109,6 @@ class ChannelStats:
     bytes_received: int = 0
 
 
-def _pyee_direct_dispatch() -> bool:
-    """pyee (>= 11) keeps {event: {key: handler to call}} in ``_events`` and runs a
-    handler with ``_emit_run``; ``DataChannel._deliver_message`` relies on both, else
-    it uses ``emit()``."""
-    probe = AsyncIOEventEmitter()
-    return isinstance(vars(probe).get("_events"), dict) and callable(
-        getattr(probe, "_emit_run", None)
-    )
-
-
 class DataChannel(AsyncIOEventEmitter):
     """One data channel. Create it with ``peer.create_data_channel(...)``; channels the
     remote opens arrive through ``peer.on("datachannel", ...)``.
@@ -129,7 +120,7 @@ class DataChannel(AsyncIOEventEmitter):
 
     #: "message" handlers run without pyee's emit (a class attribute: no per-channel
     #: memory; a test may set it on one channel)
-    _direct_dispatch: bool = _pyee_direct_dispatch()
+    _direct_dispatch: bool = registry_readable(AsyncIOEventEmitter())
 
     def __init__(
         self,
@@ -345,34 +336,19 @@ class DataChannel(AsyncIOEventEmitter):
             self._deliver("message", value)
             return
         handlers = self._events.get("message")
-        if not handlers:
-            return
-        for handler in tuple(handlers.values()):
-            try:
-                result = handler(value)
-            except Exception as exc:
-                logger.exception("data channel %r: handler for 'message' raised", self._label)
-                self._emit_error(exc)
-                continue
-            if result is not None:
-                self._emit_run(_Returning(result), (), {})
+        if handlers:
+            run_handlers(self, tuple(handlers.values()), value, self._message_handler_failed)
+
+    def _message_handler_failed(self, exc: Exception) -> None:
+        logger.exception(
+            "data channel %r: handler for 'message' raised", self._label, exc_info=exc
+        )
+        self._emit_error(exc)
 
     def _emit_error(self, error: BaseException) -> None:
         if self.listeners("error"):
             with contextlib.suppress(Exception):
                 self.emit("error", error)
-
-
-class _Returning:
-    """A callable that returns what a handler already returned, for pyee's runner."""
-
-    __slots__ = ("result",)
-
-    def __init__(self, result: object) -> None:
-        self.result = result
-
-    def __call__(self) -> object:
-        return self.result
 
 
 #: what a raw message becomes: the value given to "message" handlers
