@@ -303,8 +303,7 @@ def test_outbox_drops_expired_unsent_messages() -> None:
 def _send_all(out: Outbox, rq: RetransmitQueue, now: float, size: int = 100) -> list[int]:
     tsns = []
     while (f := out.next_fragment(size, now)) is not None:
-        chunk = rq.assign(f)
-        rq.sent(chunk, now)
+        chunk = rq.send_new(f, now)
         tsns.append(chunk.tsn)
     return tsns
 

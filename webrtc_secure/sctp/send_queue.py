@@ -383,32 +383,10 @@ class RetransmitQueue:
             return False
         return self.flight_size == 0 or size <= self.peer_rwnd
 
-    def assign(self, fragment: Fragment) -> SentChunk:
-        """Give ``fragment`` the next TSN."""
-        message = fragment.message
-        unwrapped = self.next_unwrapped
-        chunk = SentChunk(
-            self.next_tsn,
-            unwrapped,
-            message,
-            fragment.data,
-            fragment.beginning,
-            fragment.ending,
-            fragment.fsn,
-        )
-        chunk.size = (self.chunk_header + len(fragment.data) + 3) & ~3
-        self.next_tsn = (self.next_tsn + 1) & 0xFFFFFFFF
-        self.next_unwrapped = unwrapped + 1
-        self.chunks[unwrapped] = chunk
-        if message.max_retransmits is not None or message.expires_at is not None:
-            message.chunks.append(chunk)  # PR-SCTP reads a message's chunks
-        if message.expires_at is not None:
-            self.timed_outstanding += 1
-        return chunk
-
     def send_new(self, fragment: Fragment, now: float) -> SentChunk:
-        """:meth:`assign` and :meth:`sent` in one step, for a fragment going out for
-        the first time (once per fragment: no retransmission state to look at)."""
+        """Give ``fragment`` the next TSN and put it on the wire: what :meth:`sent`
+        does for a chunk's first transmission, in one step (once per fragment: no
+        retransmission state to look at)."""
         message = fragment.message
         data = fragment.data
         unwrapped = self.next_unwrapped
