@@ -1774,7 +1774,7 @@ class Association:
         outbox = self._outbox
         if not outbox.empty:
             rq.restart_after_idle(now)
-        # New data: placing, rq.send_new and rq.can_send_new inline,
+        # New data: placing and rq.can_send_new inline (no closure call per fragment),
         # as this loop runs for every fragment sent.
         burst_left = self._burst_left
         cc = rq.cc
