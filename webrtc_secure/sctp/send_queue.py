@@ -126,7 +126,9 @@ class Outbox:
         self.capacity = capacity
         self.total = 0  # unsent bytes over all streams
         self._streams: dict[int, _OutStream] = {}
-        self._turns: deque[int] = deque()  # streams with queued messages, in turn order
+        # streams with queued messages, in turn order; made on the first message (an
+        # empty deque allocates its first 64-slot block)
+        self._turns: deque[int] | None = None
         self._current: OutgoingMessage | None = None  # DATA: the message being cut
         self.low: list[int] = []  # streams whose buffered amount fell to the threshold
         self.expired: list[OutgoingMessage] = []  # started messages found expired
@@ -156,7 +158,10 @@ class Outbox:
         if stream.queue is None:
             stream.queue = deque()
         if not stream.queue:
-            self._turns.append(message.stream_id)
+            turns = self._turns
+            if turns is None:
+                turns = self._turns = deque()
+            turns.append(message.stream_id)
         stream.queue.append(message)
         stream.buffered += len(message.data)
         self.total += len(message.data)
