@@ -442,6 +442,7 @@ class Dtls13:
         "_last_transmit",
         "_newest_hello",
         "_old_senders",
+        "_parked_rx2",
         "_pending_transcript",
         "_plain_seq",
         "_requested_schemes",
@@ -551,6 +552,9 @@ class Dtls13:
         #: senders of epochs we moved past whose flight may still need resending
         #: (the client's epoch-2 final flight once it writes epoch 3)
         self._old_senders: dict[int, SendEpoch] = {}
+        #: server, connected: what the epoch-2 receiver leaves when its keyed ciphers
+        #: go (_park_epoch2): its highest record number and failure count
+        self._parked_rx2: tuple[int, int] | None = None
         # our flights and what the peer acknowledged
         self.send_seq = 0
         self._flight: list[_Out] = []
@@ -1286,13 +1290,48 @@ class Dtls13:
         if self.is_client:
             # the server has our Finished (it ACKed it or wrote epoch 3): a late copy of
             # its epoch-2 flight is a counted drop, not a reason to answer. The server
-            # keeps epoch 2: a resent client Finished (our ACK lost) must still be ACKed
+            # keeps reading epoch 2: a resent client Finished (our ACK lost) must still
+            # be ACKed
             self._rx.pop(2, None)
+        else:
+            self._park_epoch2()
         if not self._flight:
             # nothing of ours left to resend: no older epoch's sender, no loss inference
             self._old_senders = {}
             self._sent_order = {}
             self._sent_at = {}
+
+    def _park_epoch2(self) -> None:
+        """Server, connected: keep epoch 2 readable without its keyed AEAD and record
+        number cipher (about 3 KB of OpenSSL state for the connection's life). A
+        record of epoch 2 is rare now (a client Finished resent because our ACK was
+        lost, until the client hears our ACK or any epoch-3 record): the receiver is
+        rebuilt for it from the same secret (the key schedule keeps it) by
+        :meth:`_unpark_epoch2`."""
+        receiver = self._rx.pop(2, None)
+        if receiver is not None:
+            self._parked_rx2 = (receiver.highest_sequence, receiver.failures)
+
+    def _unpark_epoch2(self) -> ReceiveEpoch:
+        """The epoch-2 receiver again, for a record of epoch 2 after :meth:`_park_epoch2`.
+
+        It goes on from the parked receiver: its failure count (the integrity limit)
+        and its highest record number, below which every number counts as seen (the
+        lazy window of ReceiveEpoch marks them): stricter than the window it replaces,
+        which a resent flight never needs (it comes under new, higher numbers)."""
+        parked, schedule, suite = self._parked_rx2, self.schedule, self.suite
+        assert parked is not None and suite is not None
+        assert schedule is not None and schedule.handshake is not None
+        self._parked_rx2 = None
+        highest, failures = parked
+        keys = self._traffic(schedule.handshake.client_handshake_traffic_secret)
+        receiver = ReceiveEpoch(suite, keys, 2, self.replay_window)
+        # ReceiveEpoch's own state, set as the parked receiver left it (records13.py
+        # keeps the window lazily up to _highest: see its class docstring)
+        receiver._highest = highest
+        receiver.failures = failures
+        self._rx[2] = receiver
+        return receiver
 
     # --- KeyUpdate ----------------------------------------------------------------------
 
@@ -1309,6 +1348,8 @@ class Dtls13:
         self._rx_highest = epoch
         for old in [e for e in self._rx if e < epoch - _OLD_EPOCHS_KEPT]:
             del self._rx[old]
+        if epoch - _OLD_EPOCHS_KEPT > 2:
+            self._parked_rx2 = None  # epoch 2 goes as its receiver would have
         self._ack_now = True
         if update.update_requested and not self._key_update_pending:
             self.key_update(request_peer=False)
@@ -1582,6 +1623,8 @@ class Dtls13:
                 record = cast(CiphertextRecord, record)
                 epoch_or_none = reconstruct_epoch(record.epoch_bits, self._rx_highest)
                 receiver = self._rx.get(epoch_or_none) if epoch_or_none is not None else None
+                if receiver is None and epoch_or_none == 2 and self._parked_rx2 is not None:
+                    receiver = self._unpark_epoch2()
                 if receiver is None:
                     if (
                         (epoch_or_none is None or epoch_or_none > 0)

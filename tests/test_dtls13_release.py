@@ -1,0 +1,96 @@
+"""What a connected DTLS 1.3 server keeps of epoch 2 (memory per peer, issue 14): its
+receiver's keyed ciphers go once the handshake is over, and a resent client Finished
+(our ACK lost) still gets its ACK, under the same replay and integrity checks."""
+
+from __future__ import annotations
+
+from tests.dtls_pair import drain_events, run
+from tests.test_dtls13_engine import exchange, pair
+from webrtc_secure.dtls import DtlsConnection, State
+
+
+def _to_final_flight() -> tuple[DtlsConnection, DtlsConnection, list[bytes]]:
+    """Client and server through the server's flight; the client's final flight."""
+    client, server = pair()
+    client.connect(0.0)
+    server.connect(0.0)
+    for sender, receiver in ((client, server), (server, client)):
+        for d in sender.datagrams_to_send(0.0):
+            receiver.receive_datagram(d, 0.0)
+    assert client.state is State.CONNECTED and server.state is State.HANDSHAKING
+    return client, server, client.datagrams_to_send(0.0)
+
+
+def test_resent_finished_is_acked_after_epoch2_was_parked() -> None:
+    client, server, final = _to_final_flight()
+    for d in final:
+        server.receive_datagram(d, 0.001)
+    engine = server._v13
+    assert engine is not None and server.state is State.CONNECTED
+    assert 2 not in engine._rx and engine._parked_rx2 is not None
+    assert server.datagrams_to_send(0.001)  # the ACK of the final flight: lost
+    client_engine = client._v13
+    assert client_engine is not None
+    # the original records again (a replay): dropped as replays, nothing answered
+    replays = server.stats.dropped_replay
+    for d in final:
+        server.receive_datagram(d, 0.002)
+    assert server.stats.dropped_replay > replays and server.datagrams_to_send(0.002) == []
+    # the client's timer resends its final flight under new record numbers
+    timer = client.get_timer()
+    assert timer is not None
+    client.handle_timer(timer)
+    resent = client.datagrams_to_send(timer)
+    assert resent and all(d[0] & 0xE3 == 0x22 for d in resent)  # epoch 2
+    # a forged copy of its last record fails authentication and counts against the
+    # epoch's limit (the datagram's other records are the genuine resend)
+    forged = bytearray(resent[-1])
+    forged[-1] ^= 1
+    server.receive_datagram(bytes(forged), timer + 0.001)
+    assert engine._rx[2].failures == 1
+    for d in resent:
+        server.receive_datagram(d, timer + 0.002)
+    ack = server.datagrams_to_send(timer + 0.002)
+    assert ack
+    assert client_engine.retransmit_at is not None
+    for d in ack:
+        client.receive_datagram(d, timer + 0.003)
+    assert client_engine.retransmit_at is None and client.get_timer() is None
+    assert server.state is State.CONNECTED and server.error is None
+    exchange(client, server)
+
+
+def test_resent_finished_without_ack_still_ends_in_connection() -> None:
+    """Every ACK of the server lost several times: the client keeps resending until
+    one arrives (or an epoch-3 record does), whatever the server parked between."""
+    client, server, final = _to_final_flight()
+    for d in final:
+        server.receive_datagram(d, 0.001)
+    server.datagrams_to_send(0.001)
+    now = 0.001
+    for _ in range(3):
+        timer = client.get_timer()
+        assert timer is not None
+        now = timer
+        client.handle_timer(now)
+        for d in client.datagrams_to_send(now):
+            server.receive_datagram(d, now)
+        assert server.datagrams_to_send(now)  # ACKed each time; lost each time
+    run(client, server, until_connected=False, max_time=now + 5.0)
+    assert client._v13 is not None and client._v13.retransmit_at is None
+    assert client.state is State.CONNECTED and server.state is State.CONNECTED
+    exchange(client, server)
+
+
+def test_key_update_forgets_the_parked_epoch() -> None:
+    client, server = pair()
+    run(client, server)
+    run(client, server, until_connected=False, max_time=2.0)
+    engine = server._v13
+    assert engine is not None and engine._parked_rx2 is not None
+    drain_events(server)
+    assert client.key_update(request_peer_update=True)
+    run(client, server, until_connected=False, max_time=5.0)
+    assert engine._parked_rx2 is None and 2 not in engine._rx
+    assert engine.read_epoch == 4 and engine.write_epoch == 4
+    exchange(client, server)
