@@ -1,12 +1,19 @@
-"""What a connected DTLS 1.3 server keeps of epoch 2 (memory per peer, issue 14): its
-receiver's keyed ciphers go once the handshake is over, and a resent client Finished
-(our ACK lost) still gets its ACK, under the same replay and integrity checks."""
+"""Memory per peer (issue 14) in the DTLS 1.3 engine, and the behaviour it must keep.
+
+A connected server's epoch-2 receiver loses its keyed ciphers, and a resent client
+Finished (our ACK lost) still gets its ACK, under the same replay and integrity
+checks; a flight message's acknowledged octets are a list of ranges, which must
+agree with the byte map they replace."""
 
 from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.dtls_pair import drain_events, run
 from tests.test_dtls13_engine import exchange, pair
 from webrtc_secure.dtls import DtlsConnection, State
+from webrtc_secure.dtls.handshake13 import _Out
 
 
 def _to_final_flight() -> tuple[DtlsConnection, DtlsConnection, list[bytes]]:
@@ -94,3 +101,52 @@ def test_key_update_forgets_the_parked_epoch() -> None:
     assert engine._parked_rx2 is None and 2 not in engine._rx
     assert engine.read_epoch == 4 and engine.write_epoch == 4
     exchange(client, server)
+
+
+class _ByteMapOut:
+    """The former acknowledgement map of a flight message (a byte per body octet),
+    kept here as the model the range list must agree with."""
+
+    def __init__(self, size: int) -> None:
+        self.acked = bytearray(size)
+        self.size = size
+        self.done = False
+
+    def missing(self) -> list[tuple[int, int]]:
+        if self.done:
+            return []
+        if not self.size:
+            return [(0, 0)]
+        runs: list[tuple[int, int]] = []
+        pos = self.acked.find(0)
+        while pos != -1:
+            stop = self.acked.find(1, pos)
+            stop = self.size if stop == -1 else stop
+            runs.append((pos, stop))
+            if stop == self.size:
+                break
+            pos = self.acked.find(0, stop)
+        return runs
+
+    def ack(self, start: int, stop: int) -> None:
+        self.acked[start:stop] = b"\x01" * (stop - start)
+        if self.acked.find(0) == -1:
+            self.done = True
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    size=st.integers(0, 3000),
+    acks=st.lists(st.tuples(st.integers(0, 3000), st.integers(0, 600)), max_size=12),
+)
+def test_acknowledged_ranges_match_a_byte_map(size: int, acks: list[tuple[int, int]]) -> None:
+    out = _Out(22, 0, bytes(size), 2)
+    model = _ByteMapOut(size)
+    assert out.missing() == model.missing()
+    for start, length in acks:
+        start = min(start, size)
+        stop = min(start + length, size)
+        out.ack(start, stop)
+        model.ack(start, stop)
+        assert out.missing() == model.missing()
+        assert out.done == model.done

@@ -331,7 +331,10 @@ class _Out:
         self.seq = seq
         self.body = body
         self.epoch = epoch
-        self.acked = bytearray(len(body))
+        #: the body's [start, stop) ranges the peer acknowledged, merged and in order
+        #: (a few tuples, not a byte per octet: a flight in flight at every handshake
+        #: of a fleet brought up at once is part of its peak memory)
+        self.acked: list[tuple[int, int]] = []
         self.done = False
 
     def missing(self) -> list[tuple[int, int]]:
@@ -341,22 +344,20 @@ class _Out:
         if not self.body:
             return [(0, 0)]
         runs: list[tuple[int, int]] = []
-        acked = self.acked
-        pos = acked.find(0)
-        end = len(acked)
-        while pos != -1:
-            stop = acked.find(1, pos)
-            if stop == -1:
-                stop = end
-            runs.append((pos, stop))
-            if stop == end:
-                break
-            pos = acked.find(0, stop)
+        pos = 0
+        for start, stop in self.acked:
+            if start > pos:
+                runs.append((pos, start))
+            pos = max(pos, stop)
+        if pos < len(self.body):
+            runs.append((pos, len(self.body)))
         return runs
 
     def ack(self, start: int, stop: int) -> None:
-        self.acked[start:stop] = b"\x01" * (stop - start)
-        if self.acked.find(0) == -1:
+        if stop > start:
+            self.acked = _union([*self.acked, (start, stop)])
+        acked = self.acked
+        if not self.body or (acked and acked[0][0] <= 0 and acked[0][1] >= len(self.body)):
             self.done = True
 
 
