@@ -3,17 +3,24 @@
 A connected server's epoch-2 receiver loses its keyed ciphers, and a resent client
 Finished (our ACK lost) still gets its ACK, under the same replay and integrity
 checks; a flight message's acknowledged octets are a list of ranges, which must
-agree with the byte map they replace."""
+agree with the byte map they replace; epoch 2 keys its AEAD per record, with the
+same records as an AEAD keyed once."""
 
 from __future__ import annotations
 
+from typing import cast
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.dtls_pair import drain_events, run
 from tests.test_dtls13_engine import exchange, pair
-from webrtc_secure.dtls import DtlsConnection, State
-from webrtc_secure.dtls.handshake13 import _Out
+from webrtc_secure.dtls import DtlsConnection, State, keys13
+from webrtc_secure.dtls.handshake13 import _handshake_epoch_suite, _Out
+from webrtc_secure.dtls.records13 import CiphertextRecord, ReceiveEpoch, SendEpoch, split_datagram
+from webrtc_secure.dtls.suites13 import SUITES13, CipherSuite13
+from webrtc_secure.errors import AuthenticationFailed
 
 
 def _to_final_flight() -> tuple[DtlsConnection, DtlsConnection, list[bytes]]:
@@ -150,3 +157,33 @@ def test_acknowledged_ranges_match_a_byte_map(size: int, acks: list[tuple[int, i
         model.ack(start, stop)
         assert out.missing() == model.missing()
         assert out.done == model.done
+
+
+@pytest.mark.parametrize("suite_id", list(CipherSuite13), ids=lambda s: s.name)
+def test_handshake_epoch_aead_keyed_per_record_gives_the_same_records(
+    suite_id: CipherSuite13,
+) -> None:
+    """Epoch 2 keys its AEAD per record: the same octets as an AEAD keyed once, read
+    back by either, and a forged record still fails authentication."""
+    suite = SUITES13[suite_id]
+    light = _handshake_epoch_suite(suite)
+    assert light is _handshake_epoch_suite(suite) and light.make_aead is not suite.make_aead
+    keys = keys13.traffic_keys(suite.hash_name, bytes(range(suite.key_length)), suite.key_length)
+    once, per_record = SendEpoch(suite, keys, 2), SendEpoch(light, keys, 2)
+    records = []
+    for i in range(3):
+        payload = bytes([i]) * (40 + 300 * i)
+        record = once.protect(22, payload)
+        assert per_record.protect(22, payload) == record
+        records.append((record, payload))
+    for receiver in (ReceiveEpoch(suite, keys, 2), ReceiveEpoch(light, keys, 2)):
+        for record, payload in records:
+            ((parsed,), clean) = split_datagram(record)
+            assert clean
+            opened = receiver.open_record(cast(CiphertextRecord, parsed))
+            assert (opened[0], opened[1]) == (22, payload)
+    forged = bytearray(records[0][0])
+    forged[-1] ^= 1
+    ((parsed,), _) = split_datagram(bytes(forged))
+    with pytest.raises(AuthenticationFailed):
+        ReceiveEpoch(light, keys, 2).open_record(cast(CiphertextRecord, parsed))

@@ -34,6 +34,8 @@ the key schedule uses the "dtls13" label prefix (keys13.py).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import hashlib
 import hmac
 import logging
@@ -115,7 +117,7 @@ from webrtc_secure.dtls.records13 import (
     reconstruct_epoch,
     split_datagram,
 )
-from webrtc_secure.dtls.suites13 import SUITES13, TAG_LENGTH, CipherSuite13, Suite13Info
+from webrtc_secure.dtls.suites13 import SUITES13, TAG_LENGTH, Aead, CipherSuite13, Suite13Info
 from webrtc_secure.errors import (
     AlertReceived,
     AuthenticationFailed,
@@ -389,6 +391,35 @@ _STATE_NAMES = {
     _S_WAIT_CV: "WAIT_CLIENT_CERTIFICATE_VERIFY",
     _S_WAIT_FINISHED: "WAIT_CLIENT_FINISHED",
 }
+
+
+class _AeadPerRecord:
+    """Epoch 2's AEAD, keyed for each record instead of once.
+
+    The handshake epoch protects a handful of records, while a keyed AESGCM is about
+    2.4 KB of OpenSSL state per direction, held from the ServerHello to the end of
+    the handshake: part of the peak of a fleet whose handshakes all run at once, and
+    that peak is what stays resident. Keying costs about 1 us a record. Only
+    ``encrypt`` and ``decrypt`` exist: all RecordAead calls."""
+
+    __slots__ = ("_key", "_make")
+
+    def __init__(self, make: Callable[[bytes], Aead], key: bytes) -> None:
+        self._make = make
+        self._key = key
+
+    def encrypt(self, nonce: bytes, data: bytes, associated_data: bytes) -> bytes:
+        return self._make(self._key).encrypt(nonce, data, associated_data)
+
+    def decrypt(self, nonce: bytes, data: bytes, associated_data: bytes) -> bytes:
+        return self._make(self._key).decrypt(nonce, data, associated_data)
+
+
+@functools.cache
+def _handshake_epoch_suite(suite: Suite13Info) -> Suite13Info:
+    """``suite`` with an AEAD keyed per record (:class:`_AeadPerRecord`), for epoch 2."""
+    make = cast(Callable[[bytes], Aead], functools.partial(_AeadPerRecord, suite.make_aead))
+    return dataclasses.replace(suite, make_aead=make)
 
 
 def _union(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -1090,8 +1121,9 @@ class Dtls13:
         hs = self.schedule.derive_handshake(shared, self._transcript_hash())
         c, s = hs.client_handshake_traffic_secret, hs.server_handshake_traffic_secret
         mine, theirs = (c, s) if self.is_client else (s, c)
-        self._tx = SendEpoch(self.suite, self._traffic(mine), 2)
-        self._rx[2] = ReceiveEpoch(self.suite, self._traffic(theirs), 2, self.replay_window)
+        suite = _handshake_epoch_suite(self.suite)
+        self._tx = SendEpoch(suite, self._traffic(mine), 2)
+        self._rx[2] = ReceiveEpoch(suite, self._traffic(theirs), 2, self.replay_window)
         self._rx_highest = 2
 
     def _derive_application(self) -> None:
@@ -1326,7 +1358,7 @@ class Dtls13:
         self._parked_rx2 = None
         highest, failures = parked
         keys = self._traffic(schedule.handshake.client_handshake_traffic_secret)
-        receiver = ReceiveEpoch(suite, keys, 2, self.replay_window)
+        receiver = ReceiveEpoch(_handshake_epoch_suite(suite), keys, 2, self.replay_window)
         # ReceiveEpoch's own state, set as the parked receiver left it (records13.py
         # keeps the window lazily up to _highest: see its class docstring)
         receiver._highest = highest
