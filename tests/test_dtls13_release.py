@@ -187,3 +187,23 @@ def test_handshake_epoch_aead_keyed_per_record_gives_the_same_records(
     ((parsed,), _) = split_datagram(bytes(forged))
     with pytest.raises(AuthenticationFailed):
         ReceiveEpoch(light, keys, 2).open_record(cast(CiphertextRecord, parsed))
+
+
+@pytest.mark.parametrize("versions", [("1.3", "1.2"), ("1.2",)])
+def test_connection_and_handshake_state_fit_their_slots(versions: tuple[str, ...]) -> None:
+    """Every attribute a connection, its DTLS 1.2 handshake and the 1.3 engine set
+    through a whole handshake and a KeyUpdate is a slot: no instance dict is made."""
+    client, server = pair({"dtls_versions": versions}, {"dtls_versions": versions})
+    run(client, server)
+    run(client, server, until_connected=False, max_time=2.0)
+    client.key_update()
+    exchange(client, server)
+    for conn in (client, server):
+        assert vars(conn) == {}
+        assert vars(conn._handshake) == {}
+        if conn._v13 is not None:
+            assert vars(conn._v13) == {}
+    # the configuration-wide parts of the 1.3 offer are shared between connections
+    if client._config13 is not None and server._config13 is not None:
+        assert client._config13.legacy_extensions is server._config13.legacy_extensions
+        assert client._config13.cipher_suites is server._config13.cipher_suites

@@ -1287,6 +1287,9 @@ class Dtls13:
             self._tx_secret = self._app_tx_secret
             self._finish_handshake()
             self._send_ack()  # the client's final flight has no other answer
+            # acknowledged: a resend of it comes under new record numbers, which
+            # _on_handshake_record lists again
+            self._to_ack = []
         else:
             raise self._unexpected(t)
 
