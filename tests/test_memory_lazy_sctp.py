@@ -34,6 +34,17 @@ def test_events_and_turns_made_on_first_use_keep_their_order() -> None:
         assert data == [bytes([i]) * (200 + i) for i in range(stream, 6, 3)]
     assert all(isinstance(m, MessageReceived) for m in received)
     assert pair.b.next_event() is None  # the pump took every event, in order
+    # every attribute the queues set through a transfer is a slot
+    for association in (pair.a, pair.b):
+        assert vars(association) == {}
+        assert association._retransmit is not None and association._receive is not None
+        for part in (
+            association._outbox,
+            association._retransmit,
+            association._receive,
+            association._receive.tracker,
+        ):
+            assert vars(part) == {}, type(part).__name__
 
 
 def test_closed_channels_kept_for_stats_once_one_closes() -> None:

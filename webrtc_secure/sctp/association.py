@@ -278,7 +278,7 @@ class AssociationConfig:
             raise ValueError("cookie_lifetime must be positive")
 
 
-@dataclass
+@dataclass(slots=True)
 class AssociationStats:
     """Counters of one association (``dropped`` by reason)."""
 

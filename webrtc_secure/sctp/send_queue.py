@@ -121,6 +121,20 @@ class Fragment:
 class Outbox:
     """Messages waiting for their fragments to get TSNs."""
 
+    # one per association for its life: slots, not an instance dict (the __dict__
+    # slot stays empty unless a test sets a stand-in)
+    __slots__ = (
+        "__dict__",
+        "_current",
+        "_streams",
+        "_turns",
+        "capacity",
+        "expired",
+        "interleaving",
+        "low",
+        "total",
+    )
+
     def __init__(self, *, interleaving: bool = False, capacity: int = 1 << 20) -> None:
         self.interleaving = interleaving
         self.capacity = capacity
@@ -310,6 +324,31 @@ class SackOutcome:
 
 class RetransmitQueue:
     """Chunks in flight or waiting for retransmission, until cumulatively acked."""
+
+    # one per association for its life: slots, not an instance dict (the __dict__
+    # slot stays empty unless a test sets a stand-in)
+    __slots__ = (
+        "__dict__",
+        "_last_timeout",
+        "_pending_retransmit",
+        "abandoned_count",
+        "abandoned_messages",
+        "advanced_unwrapped",
+        "cc",
+        "chunk_header",
+        "chunks",
+        "cumulative_unwrapped",
+        "fast_retransmits",
+        "flight_size",
+        "last_sent",
+        "next_tsn",
+        "next_unwrapped",
+        "peer_rwnd",
+        "retransmissions",
+        "rto",
+        "t3_deadline",
+        "timed_outstanding",
+    )
 
     def __init__(
         self,
