@@ -17,7 +17,12 @@ from hypothesis import strategies as st
 from tests.dtls_pair import drain_events, run
 from tests.test_dtls13_engine import exchange, pair
 from webrtc_secure.dtls import DtlsConnection, State, keys13
-from webrtc_secure.dtls.handshake13 import _handshake_epoch_suite, _Out
+from webrtc_secure.dtls.handshake13 import (
+    _handshake_epoch_suite,
+    _Out,
+    handshake_receiver,
+    handshake_sender,
+)
 from webrtc_secure.dtls.records13 import CiphertextRecord, ReceiveEpoch, SendEpoch, split_datagram
 from webrtc_secure.dtls.suites13 import SUITES13, CipherSuite13
 from webrtc_secure.errors import AuthenticationFailed
@@ -163,20 +168,20 @@ def test_acknowledged_ranges_match_a_byte_map(size: int, acks: list[tuple[int, i
 def test_handshake_epoch_aead_keyed_per_record_gives_the_same_records(
     suite_id: CipherSuite13,
 ) -> None:
-    """Epoch 2 keys its AEAD per record: the same octets as an AEAD keyed once, read
-    back by either, and a forged record still fails authentication."""
+    """Epoch 2 keys its AEAD and record-number cipher per record: the same octets as
+    ciphers keyed once, read back by either, and a forged record still fails."""
     suite = SUITES13[suite_id]
     light = _handshake_epoch_suite(suite)
     assert light is _handshake_epoch_suite(suite) and light.make_aead is not suite.make_aead
     keys = keys13.traffic_keys(suite.hash_name, bytes(range(suite.key_length)), suite.key_length)
-    once, per_record = SendEpoch(suite, keys, 2), SendEpoch(light, keys, 2)
+    once, per_record = SendEpoch(suite, keys, 2), handshake_sender(suite, keys)
     records = []
     for i in range(3):
         payload = bytes([i]) * (40 + 300 * i)
         record = once.protect(22, payload)
         assert per_record.protect(22, payload) == record
         records.append((record, payload))
-    for receiver in (ReceiveEpoch(suite, keys, 2), ReceiveEpoch(light, keys, 2)):
+    for receiver in (ReceiveEpoch(suite, keys, 2), handshake_receiver(suite, keys, 64)):
         for record, payload in records:
             ((parsed,), clean) = split_datagram(record)
             assert clean
@@ -186,7 +191,7 @@ def test_handshake_epoch_aead_keyed_per_record_gives_the_same_records(
     forged[-1] ^= 1
     ((parsed,), _) = split_datagram(bytes(forged))
     with pytest.raises(AuthenticationFailed):
-        ReceiveEpoch(light, keys, 2).open_record(cast(CiphertextRecord, parsed))
+        handshake_receiver(suite, keys, 64).open_record(cast(CiphertextRecord, parsed))
 
 
 @pytest.mark.parametrize("versions", [("1.3", "1.2"), ("1.2",)])

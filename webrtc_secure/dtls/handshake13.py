@@ -113,6 +113,7 @@ from webrtc_secure.dtls.records13 import (
     SendEpoch,
     encode_ack,
     encode_plaintext_record,
+    make_mask_function,
     parse_ack,
     reconstruct_epoch,
     split_datagram,
@@ -394,13 +395,9 @@ _STATE_NAMES = {
 
 
 class _AeadPerRecord:
-    """Epoch 2's AEAD, keyed for each record instead of once.
-
-    The handshake epoch protects a handful of records, while a keyed AESGCM is about
-    2.4 KB of OpenSSL state per direction, held from the ServerHello to the end of
-    the handshake: part of the peak of a fleet whose handshakes all run at once, and
-    that peak is what stays resident. Keying costs about 1 us a record. Only
-    ``encrypt`` and ``decrypt`` exist: all RecordAead calls."""
+    """Epoch 2's AEAD, keyed for each record instead of once (see
+    :func:`handshake_sender`). Only ``encrypt`` and ``decrypt`` exist: all RecordAead
+    calls."""
 
     __slots__ = ("_key", "_make")
 
@@ -420,6 +417,31 @@ def _handshake_epoch_suite(suite: Suite13Info) -> Suite13Info:
     """``suite`` with an AEAD keyed per record (:class:`_AeadPerRecord`), for epoch 2."""
     make = cast(Callable[[bytes], Aead], functools.partial(_AeadPerRecord, suite.make_aead))
     return dataclasses.replace(suite, make_aead=make)
+
+
+def _mask_per_record(sn_key: bytes, is_chacha: bool, sample: bytes) -> bytes:
+    return make_mask_function(sn_key, is_chacha)(sample)
+
+
+def handshake_sender(suite: Suite13Info, keys: keys13.TrafficKeys) -> SendEpoch:
+    """Epoch 2's sender, its AEAD and record-number cipher keyed for each record.
+
+    The handshake epoch protects a handful of records, while a keyed AESGCM is about
+    2.4 KB of OpenSSL state and an AES-ECB context 0.7 KB, per direction, held from
+    the ServerHello to the end of the handshake: part of the peak of a fleet whose
+    handshakes all run at once, and that peak is what stays resident. Keying costs a
+    few microseconds a record; the records are the same octets."""
+    sender = SendEpoch(_handshake_epoch_suite(suite), keys, 2)
+    # records13 keeps the record-number mask function in this slot (keyed at init)
+    sender._mask_of = functools.partial(_mask_per_record, keys.sn_key, suite.is_chacha)
+    return sender
+
+
+def handshake_receiver(suite: Suite13Info, keys: keys13.TrafficKeys, window: int) -> ReceiveEpoch:
+    """Epoch 2's receiver, keyed for each record (see :func:`handshake_sender`)."""
+    receiver = ReceiveEpoch(_handshake_epoch_suite(suite), keys, 2, window)
+    receiver._mask_of = functools.partial(_mask_per_record, keys.sn_key, suite.is_chacha)
+    return receiver
 
 
 def _union(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -1121,9 +1143,8 @@ class Dtls13:
         hs = self.schedule.derive_handshake(shared, self._transcript_hash())
         c, s = hs.client_handshake_traffic_secret, hs.server_handshake_traffic_secret
         mine, theirs = (c, s) if self.is_client else (s, c)
-        suite = _handshake_epoch_suite(self.suite)
-        self._tx = SendEpoch(suite, self._traffic(mine), 2)
-        self._rx[2] = ReceiveEpoch(suite, self._traffic(theirs), 2, self.replay_window)
+        self._tx = handshake_sender(self.suite, self._traffic(mine))
+        self._rx[2] = handshake_receiver(self.suite, self._traffic(theirs), self.replay_window)
         self._rx_highest = 2
 
     def _derive_application(self) -> None:
@@ -1361,7 +1382,7 @@ class Dtls13:
         self._parked_rx2 = None
         highest, failures = parked
         keys = self._traffic(schedule.handshake.client_handshake_traffic_secret)
-        receiver = ReceiveEpoch(_handshake_epoch_suite(suite), keys, 2, self.replay_window)
+        receiver = handshake_receiver(suite, keys, self.replay_window)
         # ReceiveEpoch's own state, set as the parked receiver left it (records13.py
         # keeps the window lazily up to _highest: see its class docstring)
         receiver._highest = highest
