@@ -507,8 +507,6 @@ class Dtls13:
         "_rx_secret",
         "_send_counter",
         "_sent",
-        "_sent_at",
-        "_sent_order",
         "_shared_after_hello",
         "_shares",
         "_timeout",
@@ -612,11 +610,12 @@ class Dtls13:
         # our flights and what the peer acknowledged
         self.send_seq = 0
         self._flight: list[_Out] = []
-        self._sent: dict[tuple[int, int], list[tuple[_Out, int, int]]] = {}
-        #: record number -> the order it was sent in (loss inference from ACKs)
-        self._sent_order: dict[tuple[int, int], int] = {}
-        #: record number -> when it was sent (loss inference from a repeated ACK)
-        self._sent_at: dict[tuple[int, int], float] = {}
+        #: record number -> (the message and the range of its body the record
+        #: carried, the order it was sent in, when): the order and time infer losses
+        #: from ACKs; the message is None once the record was acknowledged or declared
+        #: lost. One dict, one tuple per record: a fleet's handshakes in flight at
+        #: once (and their resends under load) all hold this at the same time
+        self._sent: dict[tuple[int, int], tuple[_Out | None, int, int, int, float]] = {}
         self._send_counter = 0
         #: records of an epoch whose keys we do not have yet (reordering), bounded
         self._early: list[CiphertextRecord] = []
@@ -1355,8 +1354,7 @@ class Dtls13:
         if not self._flight:
             # nothing of ours left to resend: no older epoch's sender, no loss inference
             self._old_senders = {}
-            self._sent_order = {}
-            self._sent_at = {}
+            self._sent = {}
 
     def _park_epoch2(self) -> None:
         """Server, connected: keep epoch 2 readable without its keyed AEAD and record
@@ -1455,8 +1453,6 @@ class Dtls13:
                 self._derive_application()
         self._flight = flight
         self._sent = {}
-        self._sent_order = {}
-        self._sent_at = {}
         self._timeout = self.initial_timeout
         self._retransmissions = 0
         self._rtx_at = self.now + self._timeout
@@ -1473,8 +1469,6 @@ class Dtls13:
         """The peer's next flight acknowledges all of ours (RFC 9147 7.1)."""
         self._flight = []
         self._sent = {}
-        self._sent_order = {}
-        self._sent_at = {}
         self._rtx_at = None
 
     def _record(self, content_type: int, payload: bytes) -> bytes:
@@ -1541,9 +1535,7 @@ class Dtls13:
                     else:
                         number = (sender.epoch, sender.next_sequence)
                         current += sender.protect(_HANDSHAKE, payload)
-                    self._sent.setdefault(number, []).append((out, offset, offset + size))
-                    self._sent_order[number] = self._send_counter
-                    self._sent_at[number] = now
+                    self._sent[number] = (out, offset, offset + size, self._send_counter, now)
                     self._send_counter += 1
                     offset += size
                     if offset >= stop:
@@ -1566,10 +1558,16 @@ class Dtls13:
     def _on_ack(self, body: bytes) -> None:
         numbers = parse_ack(body)
         newest = -1
+        sent = self._sent
         for number in numbers:
             key = (number.epoch, number.sequence_number)
-            newest = max(newest, self._sent_order.get(key, -1))
-            for out, start, stop in self._sent.pop(key, ()):
+            record = sent.get(key)
+            if record is None:
+                continue
+            out, start, stop, order, at = record
+            newest = max(newest, order)
+            if out is not None:
+                sent[key] = (None, 0, 0, order, at)
                 if not out.done:
                     out.ack(start, stop)
         if not self._flight:
@@ -1595,14 +1593,12 @@ class Dtls13:
             horizon = now - self.initial_timeout
             settled = now - self._last_transmit >= self.initial_timeout / 4
             lost: dict[_Out, list[tuple[int, int]]] = {}
-            for key, ranges in list(self._sent.items()):
-                if self._sent_order.get(key, newest) < newest or (
-                    settled and self._sent_at.get(key, now) <= horizon
-                ):
-                    del self._sent[key]  # declared lost once; its resend gets new numbers
-                    for out, start, stop in ranges:
-                        if not out.done:
-                            lost.setdefault(out, []).append((start, stop))
+            for key, (out, start, stop, order, at) in list(sent.items()):
+                if out is not None and (order < newest or (settled and at <= horizon)):
+                    # declared lost once; its resend gets new numbers
+                    sent[key] = (None, 0, 0, order, at)
+                    if not out.done:
+                        lost.setdefault(out, []).append((start, stop))
             if lost:
                 # one range may have been lost in several rounds: resend it once
                 for lost_out, lost_ranges in lost.items():
