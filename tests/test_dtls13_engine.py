@@ -672,9 +672,10 @@ def test_handshake_only_state_is_released_once_connected() -> None:
         assert engine._hash is None and engine._pending_transcript == []
         assert engine.peer_public_key is None and engine._requested_schemes is None
         assert engine._flight == [] and engine._old_senders == {}
-        assert engine._sent_order == {} and engine._sent_at == {}
+        assert engine._sent == {}
     assert client._v13 is not None and server._v13 is not None
-    assert sorted(client._v13._rx) == [3] and sorted(server._v13._rx) == [2, 3]
+    assert sorted(client._v13._rx) == [3] and sorted(server._v13._rx) == [3]
+    assert server._v13._parked_rx2 is not None  # epoch 2 readable, not keyed
     assert_connected_13(client, server)
     assert client.key_update(request_peer_update=True)
     run(client, server, until_connected=False, max_time=5.0)

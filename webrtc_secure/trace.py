@@ -859,12 +859,13 @@ def instrument13(engine: Any, trace: Trace) -> None:
         before = len(engine.outbox)
         counter = engine._send_counter
         transmit(now, only)
-        order = engine._sent_order
-        numbers = sorted((n for n, c in order.items() if c >= counter), key=order.__getitem__)
+        # record number -> (message, start, stop, send order, time)
+        sent = engine._sent
+        numbers = sorted((n for n, r in sent.items() if r[3] >= counter), key=lambda n: sent[n][3])
         numbered = []
         repeated = False
         for number in numbers:
-            out, start, stop = engine._sent[number][-1]
+            out, start, stop = sent[number][:3]
             name = message_name(out.msg_type)
             numbered.append((number, name, out.seq, start, stop - start, len(out.body)))
             repeated = repeated or (out.seq, start) in sent_fragments

@@ -392,7 +392,9 @@ class ChannelManager:
         self._channels: dict[int, DataChannel] = {}
         self._pending: list[DataChannel] = []  # created before the DTLS role was known
         self._all: list[DataChannel] = []  # channels not closed, in creation order
-        self._closed: deque[DataChannel] = deque(maxlen=MAX_CLOSED_KEPT)
+        # the last closed channels (stats), made on the first close: an empty deque
+        # allocates its first 64-slot block
+        self._closed: deque[DataChannel] | None = None
         self.closed_total = 0
         self.dropped: Counter[str] = Counter()
         self.opened_local = 0
@@ -587,7 +589,7 @@ class ChannelManager:
 
     def stats(self) -> dict[str, Any]:
         return {
-            "channels": [c.stats() for c in (*self._closed, *self._all)],
+            "channels": [c.stats() for c in (*(self._closed or ()), *self._all)],
             "closed_total": self.closed_total,
             "opened_local": self.opened_local,
             "opened_remote": self.opened_remote,
@@ -776,7 +778,10 @@ class ChannelManager:
             self._pending.remove(channel)
         if channel in self._all:
             self._all.remove(channel)
-        self._closed.append(channel)
+        closed = self._closed
+        if closed is None:
+            closed = self._closed = deque(maxlen=MAX_CLOSED_KEPT)
+        closed.append(channel)
         self.closed_total += 1
         channel._set_state(ReadyState.CLOSED)
 

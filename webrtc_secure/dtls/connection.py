@@ -25,13 +25,14 @@ a typed error.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from webrtc_secure.certificate import Certificate, Fingerprint
 from webrtc_secure.dtls.cookies import CookieFactory
@@ -45,6 +46,7 @@ from webrtc_secure.dtls.handshake import (
     ClientHandshake,
     Handshake,
     HandshakeConfig,
+    Offer,
     ServerHandshake,
     make_offer,
 )
@@ -225,7 +227,57 @@ _PLAIN_HEADER = RECORD_HEADER.pack
 _MAX_CIPHERTEXT = MAX_PLAINTEXT_LENGTH + 2048
 
 
-@dataclass
+class _Offer13(NamedTuple):
+    """The configuration-wide tuples of a Config13 (see :func:`_offer13`)."""
+
+    cipher_suites: tuple[int, ...]
+    groups: tuple[int, ...]
+    key_share_groups: tuple[int, ...]
+    signature_schemes: tuple[int, ...]
+    srtp_profiles: tuple[int, ...]
+    legacy_cipher_suites: tuple[int, ...]
+    legacy_groups: tuple[int, ...]
+    legacy_signature_schemes: tuple[int, ...]
+
+
+@functools.lru_cache(maxsize=64)
+def _offer13(
+    cipher_suites: tuple[int, ...],
+    groups: tuple[int, ...],
+    key_share_groups: tuple[int, ...],
+    signature_schemes: tuple[int, ...],
+    srtp_profiles: tuple[int, ...],
+    offer: Offer,
+) -> _Offer13:
+    """What a DTLS 1.3 endpoint offers, normalized once per distinct configuration
+    and shared by its connections (as :func:`make_offer` is for DTLS 1.2): a fleet
+    of peers with the same options holds one copy, not one per connection."""
+    key_shares = tuple(g for g in key_share_groups if g in groups)
+    return _Offer13(
+        cipher_suites,
+        groups,
+        key_shares or (groups[0],),
+        tuple(
+            s
+            for s in DEFAULT_SIGNATURE_SCHEMES13
+            if s in (*DEFAULT_SIGNATURE_SCHEMES13, *signature_schemes)
+        ),
+        srtp_profiles,
+        offer.rsa_suite_ids + offer.ecdsa_suite_ids,
+        offer.group_ids,
+        offer.scheme_ids,
+    )
+
+
+#: the DTLS 1.2 extensions a 1.3 hello that also offers 1.2 carries
+_LEGACY_EXTENSIONS = (
+    Extension(ExtensionType.EC_POINT_FORMATS, b"\x01\x00"),
+    Extension(ExtensionType.EXTENDED_MASTER_SECRET, b""),
+    Extension(ExtensionType.RENEGOTIATION_INFO, b"\x00"),
+)
+
+
+@dataclass(slots=True)
 class DtlsStats:
     """Counters for diagnostics; nothing here is secret."""
 
@@ -329,6 +381,52 @@ class DtlsConnection:
     server that never hears a ClientHello waits until it is closed, like a listening
     socket.
     """
+
+    # one per peer for its life: slots instead of a ~1.6 KB instance dict (40 keys). The
+    # __dict__ slot stays empty unless something sets an attribute that is not a slot
+    # (a test's stand-in method, webrtc_secure.trace's wrappers)
+    __slots__ = (
+        "__dict__",
+        "_config13",
+        "_deadline",
+        "_dtls12_enabled",
+        "_dtls13_enabled",
+        "_early_records",
+        "_events",
+        "_first_flight_deadline",
+        "_first_flight_timeout",
+        "_flight",
+        "_flight_retransmissions",
+        "_flight_sent_at",
+        "_handshake",
+        "_handshake_timeout",
+        "_initial_timeout",
+        "_keylog_file",
+        "_last_transmit",
+        "_max_retransmissions",
+        "_max_timeout",
+        "_now",
+        "_outbox",
+        "_peer_address",
+        "_read_protection",
+        "_reassembler",
+        "_replay",
+        "_replay_window_size",
+        "_retransmit_at",
+        "_retry_cookies",
+        "_timeout",
+        "_trace",
+        "_v13",
+        "_write_epoch",
+        "_write_protection",
+        "_write_seq",
+        "dtls_versions",
+        "error",
+        "is_client",
+        "mtu",
+        "state",
+        "stats",
+    )
 
     def __init__(
         self,
@@ -439,31 +537,30 @@ class DtlsConnection:
         self._retry_cookies = retry_cookies or (RetryCookies() if cookies else None)
         self._config13: Config13 | None = None
         if self._dtls13_enabled:
-            key_shares = tuple(int(g) for g in key_share_groups if g in groups13)
-            self._config13 = Config13(
-                certificate,
+            parts = _offer13(
                 tuple(int(s) for s in cipher_suites13),
                 tuple(int(g) for g in groups13),
-                key_shares or (int(groups13[0]),),
-                tuple(
-                    s
-                    for s in DEFAULT_SIGNATURE_SCHEMES13
-                    if s in (*DEFAULT_SIGNATURE_SCHEMES13, *(int(x) for x in signature_schemes))
-                ),
+                tuple(int(g) for g in key_share_groups),
+                tuple(int(x) for x in signature_schemes),
                 tuple(int(p) for p in srtp_profiles),
+                config.offer,
+            )
+            self._config13 = Config13(
+                certificate,
+                parts.cipher_suites,
+                parts.groups,
+                parts.key_share_groups,
+                parts.signature_schemes,
+                parts.srtp_profiles,
                 fingerprints,
                 verify_peer,
                 require_client_certificate,
                 random,
                 offer_1_2=self._dtls12_enabled,
-                legacy_cipher_suites=config.offer.rsa_suite_ids + config.offer.ecdsa_suite_ids,
-                legacy_groups=config.offer.group_ids,
-                legacy_signature_schemes=config.offer.scheme_ids,
-                legacy_extensions=(
-                    Extension(ExtensionType.EC_POINT_FORMATS, b"\x01\x00"),
-                    Extension(ExtensionType.EXTENDED_MASTER_SECRET, b""),
-                    Extension(ExtensionType.RENEGOTIATION_INFO, b"\x00"),
-                ),
+                legacy_cipher_suites=parts.legacy_cipher_suites,
+                legacy_groups=parts.legacy_groups,
+                legacy_signature_schemes=parts.legacy_signature_schemes,
+                legacy_extensions=_LEGACY_EXTENSIONS,
                 require_cookie=cookies,
             )
         self._reassembler = Reassembler()

@@ -258,6 +258,31 @@ def _fail(message: str, alert: AlertDescription) -> HandshakeFailure:
 class Handshake:
     """State shared by both roles: transcript, randoms, negotiated parameters, keys."""
 
+    # one per connection for its life (the 1.3 path keeps it too): slots, not an
+    # instance dict; the __dict__ slot stays empty unless a test sets a stand-in
+    __slots__ = (
+        "__dict__",
+        "_master_prf",
+        "_peer_schemes",
+        "_transcript_hash",
+        "client_random",
+        "config",
+        "done",
+        "dtls13_capable",
+        "extended_master_secret",
+        "group",
+        "io",
+        "master_secret",
+        "peer_certificate",
+        "peer_public_key",
+        "send_seq",
+        "server_random",
+        "srtp_profile",
+        "state",
+        "suite",
+        "transcript",
+    )
+
     is_client: bool
 
     def __init__(self, config: HandshakeConfig, io: HandshakeIO) -> None:
@@ -459,6 +484,7 @@ _FINISHED = int(HandshakeType.FINISHED)
 
 
 class ClientHandshake(Handshake):
+    __slots__ = ("cookie", "hello_verify_count", "requested_schemes", "server_public")
     is_client = True
 
     def __init__(self, config: HandshakeConfig, io: HandshakeIO) -> None:
@@ -668,6 +694,7 @@ _SERVER_STATE_NAMES = (
 
 
 class ServerHandshake(Handshake):
+    __slots__ = ("cookies", "peer_address", "share")
     is_client = False
 
     def __init__(

@@ -34,6 +34,8 @@ the key schedule uses the "dtls13" label prefix (keys13.py).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import hashlib
 import hmac
 import logging
@@ -111,11 +113,12 @@ from webrtc_secure.dtls.records13 import (
     SendEpoch,
     encode_ack,
     encode_plaintext_record,
+    make_mask_function,
     parse_ack,
     reconstruct_epoch,
     split_datagram,
 )
-from webrtc_secure.dtls.suites13 import SUITES13, TAG_LENGTH, CipherSuite13, Suite13Info
+from webrtc_secure.dtls.suites13 import SUITES13, TAG_LENGTH, Aead, CipherSuite13, Suite13Info
 from webrtc_secure.errors import (
     AlertReceived,
     AuthenticationFailed,
@@ -331,7 +334,10 @@ class _Out:
         self.seq = seq
         self.body = body
         self.epoch = epoch
-        self.acked = bytearray(len(body))
+        #: the body's [start, stop) ranges the peer acknowledged, merged and in order
+        #: (a few tuples, not a byte per octet: a flight in flight at every handshake
+        #: of a fleet brought up at once is part of its peak memory)
+        self.acked: list[tuple[int, int]] = []
         self.done = False
 
     def missing(self) -> list[tuple[int, int]]:
@@ -341,22 +347,20 @@ class _Out:
         if not self.body:
             return [(0, 0)]
         runs: list[tuple[int, int]] = []
-        acked = self.acked
-        pos = acked.find(0)
-        end = len(acked)
-        while pos != -1:
-            stop = acked.find(1, pos)
-            if stop == -1:
-                stop = end
-            runs.append((pos, stop))
-            if stop == end:
-                break
-            pos = acked.find(0, stop)
+        pos = 0
+        for start, stop in self.acked:
+            if start > pos:
+                runs.append((pos, start))
+            pos = max(pos, stop)
+        if pos < len(self.body):
+            runs.append((pos, len(self.body)))
         return runs
 
     def ack(self, start: int, stop: int) -> None:
-        self.acked[start:stop] = b"\x01" * (stop - start)
-        if self.acked.find(0) == -1:
+        if stop > start:
+            self.acked = _union([*self.acked, (start, stop)])
+        acked = self.acked
+        if not self.body or (acked and acked[0][0] <= 0 and acked[0][1] >= len(self.body)):
             self.done = True
 
 
@@ -388,6 +392,56 @@ _STATE_NAMES = {
     _S_WAIT_CV: "WAIT_CLIENT_CERTIFICATE_VERIFY",
     _S_WAIT_FINISHED: "WAIT_CLIENT_FINISHED",
 }
+
+
+class _AeadPerRecord:
+    """Epoch 2's AEAD, keyed for each record instead of once (see
+    :func:`handshake_sender`). Only ``encrypt`` and ``decrypt`` exist: all RecordAead
+    calls."""
+
+    __slots__ = ("_key", "_make")
+
+    def __init__(self, make: Callable[[bytes], Aead], key: bytes) -> None:
+        self._make = make
+        self._key = key
+
+    def encrypt(self, nonce: bytes, data: bytes, associated_data: bytes) -> bytes:
+        return self._make(self._key).encrypt(nonce, data, associated_data)
+
+    def decrypt(self, nonce: bytes, data: bytes, associated_data: bytes) -> bytes:
+        return self._make(self._key).decrypt(nonce, data, associated_data)
+
+
+@functools.cache
+def _handshake_epoch_suite(suite: Suite13Info) -> Suite13Info:
+    """``suite`` with an AEAD keyed per record (:class:`_AeadPerRecord`), for epoch 2."""
+    make = cast(Callable[[bytes], Aead], functools.partial(_AeadPerRecord, suite.make_aead))
+    return dataclasses.replace(suite, make_aead=make)
+
+
+def _mask_per_record(sn_key: bytes, is_chacha: bool, sample: bytes) -> bytes:
+    return make_mask_function(sn_key, is_chacha)(sample)
+
+
+def handshake_sender(suite: Suite13Info, keys: keys13.TrafficKeys) -> SendEpoch:
+    """Epoch 2's sender, its AEAD and record-number cipher keyed for each record.
+
+    The handshake epoch protects a handful of records, while a keyed AESGCM is about
+    2.4 KB of OpenSSL state and an AES-ECB context 0.7 KB, per direction, held from
+    the ServerHello to the end of the handshake: part of the peak of a fleet whose
+    handshakes all run at once, and that peak is what stays resident. Keying costs a
+    few microseconds a record; the records are the same octets."""
+    sender = SendEpoch(_handshake_epoch_suite(suite), keys, 2)
+    # records13 keeps the record-number mask function in this slot (keyed at init)
+    sender._mask_of = functools.partial(_mask_per_record, keys.sn_key, suite.is_chacha)
+    return sender
+
+
+def handshake_receiver(suite: Suite13Info, keys: keys13.TrafficKeys, window: int) -> ReceiveEpoch:
+    """Epoch 2's receiver, keyed for each record (see :func:`handshake_sender`)."""
+    receiver = ReceiveEpoch(_handshake_epoch_suite(suite), keys, 2, window)
+    receiver._mask_of = functools.partial(_mask_per_record, keys.sn_key, suite.is_chacha)
+    return receiver
 
 
 def _union(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -442,6 +496,7 @@ class Dtls13:
         "_last_transmit",
         "_newest_hello",
         "_old_senders",
+        "_parked_rx2",
         "_pending_transcript",
         "_plain_seq",
         "_requested_schemes",
@@ -452,8 +507,6 @@ class Dtls13:
         "_rx_secret",
         "_send_counter",
         "_sent",
-        "_sent_at",
-        "_sent_order",
         "_shared_after_hello",
         "_shares",
         "_timeout",
@@ -551,14 +604,18 @@ class Dtls13:
         #: senders of epochs we moved past whose flight may still need resending
         #: (the client's epoch-2 final flight once it writes epoch 3)
         self._old_senders: dict[int, SendEpoch] = {}
+        #: server, connected: what the epoch-2 receiver leaves when its keyed ciphers
+        #: go (_park_epoch2): its highest record number and failure count
+        self._parked_rx2: tuple[int, int] | None = None
         # our flights and what the peer acknowledged
         self.send_seq = 0
         self._flight: list[_Out] = []
-        self._sent: dict[tuple[int, int], list[tuple[_Out, int, int]]] = {}
-        #: record number -> the order it was sent in (loss inference from ACKs)
-        self._sent_order: dict[tuple[int, int], int] = {}
-        #: record number -> when it was sent (loss inference from a repeated ACK)
-        self._sent_at: dict[tuple[int, int], float] = {}
+        #: record number -> (the message and the range of its body the record
+        #: carried, the order it was sent in, when): the order and time infer losses
+        #: from ACKs; the message is None once the record was acknowledged or declared
+        #: lost. One dict, one tuple per record: a fleet's handshakes in flight at
+        #: once (and their resends under load) all hold this at the same time
+        self._sent: dict[tuple[int, int], tuple[_Out | None, int, int, int, float]] = {}
         self._send_counter = 0
         #: records of an epoch whose keys we do not have yet (reordering), bounded
         self._early: list[CiphertextRecord] = []
@@ -1085,8 +1142,8 @@ class Dtls13:
         hs = self.schedule.derive_handshake(shared, self._transcript_hash())
         c, s = hs.client_handshake_traffic_secret, hs.server_handshake_traffic_secret
         mine, theirs = (c, s) if self.is_client else (s, c)
-        self._tx = SendEpoch(self.suite, self._traffic(mine), 2)
-        self._rx[2] = ReceiveEpoch(self.suite, self._traffic(theirs), 2, self.replay_window)
+        self._tx = handshake_sender(self.suite, self._traffic(mine))
+        self._rx[2] = handshake_receiver(self.suite, self._traffic(theirs), self.replay_window)
         self._rx_highest = 2
 
     def _derive_application(self) -> None:
@@ -1250,6 +1307,9 @@ class Dtls13:
             self._tx_secret = self._app_tx_secret
             self._finish_handshake()
             self._send_ack()  # the client's final flight has no other answer
+            # acknowledged: a resend of it comes under new record numbers, which
+            # _on_handshake_record lists again
+            self._to_ack = []
         else:
             raise self._unexpected(t)
 
@@ -1286,13 +1346,47 @@ class Dtls13:
         if self.is_client:
             # the server has our Finished (it ACKed it or wrote epoch 3): a late copy of
             # its epoch-2 flight is a counted drop, not a reason to answer. The server
-            # keeps epoch 2: a resent client Finished (our ACK lost) must still be ACKed
+            # keeps reading epoch 2: a resent client Finished (our ACK lost) must still
+            # be ACKed
             self._rx.pop(2, None)
+        else:
+            self._park_epoch2()
         if not self._flight:
             # nothing of ours left to resend: no older epoch's sender, no loss inference
             self._old_senders = {}
-            self._sent_order = {}
-            self._sent_at = {}
+            self._sent = {}
+
+    def _park_epoch2(self) -> None:
+        """Server, connected: keep epoch 2 readable without its keyed AEAD and record
+        number cipher (about 3 KB of OpenSSL state for the connection's life). A
+        record of epoch 2 is rare now (a client Finished resent because our ACK was
+        lost, until the client hears our ACK or any epoch-3 record): the receiver is
+        rebuilt for it from the same secret (the key schedule keeps it) by
+        :meth:`_unpark_epoch2`."""
+        receiver = self._rx.pop(2, None)
+        if receiver is not None:
+            self._parked_rx2 = (receiver.highest_sequence, receiver.failures)
+
+    def _unpark_epoch2(self) -> ReceiveEpoch:
+        """The epoch-2 receiver again, for a record of epoch 2 after :meth:`_park_epoch2`.
+
+        It goes on from the parked receiver: its failure count (the integrity limit)
+        and its highest record number, below which every number counts as seen (the
+        lazy window of ReceiveEpoch marks them): stricter than the window it replaces,
+        which a resent flight never needs (it comes under new, higher numbers)."""
+        parked, schedule, suite = self._parked_rx2, self.schedule, self.suite
+        assert parked is not None and suite is not None
+        assert schedule is not None and schedule.handshake is not None
+        self._parked_rx2 = None
+        highest, failures = parked
+        keys = self._traffic(schedule.handshake.client_handshake_traffic_secret)
+        receiver = handshake_receiver(suite, keys, self.replay_window)
+        # ReceiveEpoch's own state, set as the parked receiver left it (records13.py
+        # keeps the window lazily up to _highest: see its class docstring)
+        receiver._highest = highest
+        receiver.failures = failures
+        self._rx[2] = receiver
+        return receiver
 
     # --- KeyUpdate ----------------------------------------------------------------------
 
@@ -1309,6 +1403,8 @@ class Dtls13:
         self._rx_highest = epoch
         for old in [e for e in self._rx if e < epoch - _OLD_EPOCHS_KEPT]:
             del self._rx[old]
+        if epoch - _OLD_EPOCHS_KEPT > 2:
+            self._parked_rx2 = None  # epoch 2 goes as its receiver would have
         self._ack_now = True
         if update.update_requested and not self._key_update_pending:
             self.key_update(request_peer=False)
@@ -1357,8 +1453,6 @@ class Dtls13:
                 self._derive_application()
         self._flight = flight
         self._sent = {}
-        self._sent_order = {}
-        self._sent_at = {}
         self._timeout = self.initial_timeout
         self._retransmissions = 0
         self._rtx_at = self.now + self._timeout
@@ -1375,8 +1469,6 @@ class Dtls13:
         """The peer's next flight acknowledges all of ours (RFC 9147 7.1)."""
         self._flight = []
         self._sent = {}
-        self._sent_order = {}
-        self._sent_at = {}
         self._rtx_at = None
 
     def _record(self, content_type: int, payload: bytes) -> bytes:
@@ -1443,9 +1535,7 @@ class Dtls13:
                     else:
                         number = (sender.epoch, sender.next_sequence)
                         current += sender.protect(_HANDSHAKE, payload)
-                    self._sent.setdefault(number, []).append((out, offset, offset + size))
-                    self._sent_order[number] = self._send_counter
-                    self._sent_at[number] = now
+                    self._sent[number] = (out, offset, offset + size, self._send_counter, now)
                     self._send_counter += 1
                     offset += size
                     if offset >= stop:
@@ -1468,10 +1558,16 @@ class Dtls13:
     def _on_ack(self, body: bytes) -> None:
         numbers = parse_ack(body)
         newest = -1
+        sent = self._sent
         for number in numbers:
             key = (number.epoch, number.sequence_number)
-            newest = max(newest, self._sent_order.get(key, -1))
-            for out, start, stop in self._sent.pop(key, ()):
+            record = sent.get(key)
+            if record is None:
+                continue
+            out, start, stop, order, at = record
+            newest = max(newest, order)
+            if out is not None:
+                sent[key] = (None, 0, 0, order, at)
                 if not out.done:
                     out.ack(start, stop)
         if not self._flight:
@@ -1497,14 +1593,12 @@ class Dtls13:
             horizon = now - self.initial_timeout
             settled = now - self._last_transmit >= self.initial_timeout / 4
             lost: dict[_Out, list[tuple[int, int]]] = {}
-            for key, ranges in list(self._sent.items()):
-                if self._sent_order.get(key, newest) < newest or (
-                    settled and self._sent_at.get(key, now) <= horizon
-                ):
-                    del self._sent[key]  # declared lost once; its resend gets new numbers
-                    for out, start, stop in ranges:
-                        if not out.done:
-                            lost.setdefault(out, []).append((start, stop))
+            for key, (out, start, stop, order, at) in list(sent.items()):
+                if out is not None and (order < newest or (settled and at <= horizon)):
+                    # declared lost once; its resend gets new numbers
+                    sent[key] = (None, 0, 0, order, at)
+                    if not out.done:
+                        lost.setdefault(out, []).append((start, stop))
             if lost:
                 # one range may have been lost in several rounds: resend it once
                 for lost_out, lost_ranges in lost.items():
@@ -1582,6 +1676,8 @@ class Dtls13:
                 record = cast(CiphertextRecord, record)
                 epoch_or_none = reconstruct_epoch(record.epoch_bits, self._rx_highest)
                 receiver = self._rx.get(epoch_or_none) if epoch_or_none is not None else None
+                if receiver is None and epoch_or_none == 2 and self._parked_rx2 is not None:
+                    receiver = self._unpark_epoch2()
                 if receiver is None:
                     if (
                         (epoch_or_none is None or epoch_or_none > 0)

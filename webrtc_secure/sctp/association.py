@@ -278,7 +278,7 @@ class AssociationConfig:
             raise ValueError("cookie_lifetime must be positive")
 
 
-@dataclass
+@dataclass(slots=True)
 class AssociationStats:
     """Counters of one association (``dropped`` by reason)."""
 
@@ -315,11 +315,65 @@ class _ResetRequest:
 class Association:
     """One SCTP association, sans-I/O (see the module docstring)."""
 
-    #: a :class:`webrtc_secure.trace.Trace` to record control chunks into (set by the
-    #: owner; None: nothing recorded, and data paths never look at it)
-    trace: Trace | None = None
+    # one per peer for its life: slots instead of a 50-key instance dict (about 1 KB).
+    # The __dict__ slot stays empty unless something sets an attribute that is not a
+    # slot (a test's stand-in method, webrtc_secure.trace's wrappers)
+    __slots__ = (
+        "__dict__",
+        "_ack_deadline",
+        "_burst_left",
+        "_control",
+        "_cookie",
+        "_data_packets_unacked",
+        "_deferred_reset",
+        "_errors",
+        "_event_bytes",
+        "_events",
+        "_finished",
+        "_forward_pending",
+        "_forward_tsn",
+        "_hb_deadline",
+        "_hb_outstanding",
+        "_inbound_streams",
+        "_init_chunk",
+        "_local_initial_tsn",
+        "_local_tag",
+        "_next_request_seq",
+        "_outbound_streams",
+        "_outbox",
+        "_peer_last_result",
+        "_peer_next_request_seq",
+        "_peer_tag",
+        "_pending_state",
+        "_random",
+        "_receive",
+        "_reconfig",
+        "_replies",
+        "_reset_request",
+        "_reset_waiting",
+        "_retransmit",
+        "_rto",
+        "_sack_now",
+        "_sack_pending",
+        "_secret",
+        "_shutdown_chunk",
+        "_stats",
+        "_t1",
+        "_t1_count",
+        "_t1_rto",
+        "_t2",
+        "_t2_count",
+        "config",
+        "interleaving",
+        "state",
+        "trace",
+        "zero_checksum",
+    )
 
     def __init__(self, config: AssociationConfig | None = None) -> None:
+        #: a :class:`webrtc_secure.trace.Trace` to record control chunks into (set by
+        #: the owner; None: nothing recorded, and data paths never look at it)
+        self.trace: Trace | None = None
         self.config = config = config or AssociationConfig()
         self._random = config.random
         self._secret = config.random(32)
@@ -330,7 +384,8 @@ class Association:
         self._peer_tag = 0
         self._rto = RtoEstimator(config.rto_initial, config.rto_min, config.rto_max)
         self._stats = AssociationStats()
-        self._events: deque[Event] = deque()
+        # made on the first event: an empty deque allocates its first 64-slot block
+        self._events: deque[Event] | None = None
         self._event_bytes = 0  # received message bytes not yet taken by next_event
         self._replies: list[bytes] = []  # ready packets (stateless answers, final ones)
         self._control: list[Chunk] = []  # control chunks for the next packet(s)
@@ -551,9 +606,10 @@ class Association:
         self._close(AssociationAborted(f"aborted locally: {reason}"))
 
     def next_event(self) -> Event | None:
-        if not self._events:
+        events = self._events
+        if not events:
             return None
-        event = self._events.popleft()
+        event = events.popleft()
         if isinstance(event, MessageReceived):
             self._event_bytes -= len(event.data)
         return event
@@ -801,7 +857,10 @@ class Association:
         self._control.append(chunk)
 
     def _emit(self, event: Event) -> None:
-        self._events.append(event)
+        events = self._events
+        if events is None:
+            events = self._events = deque()
+        events.append(event)
 
     def _close(self, error: SctpError | None) -> None:
         if self._finished:

@@ -15,7 +15,7 @@ def initial_cwnd(mtu: int) -> int:
     return min(4 * mtu, max(2 * mtu, 4404))
 
 
-@dataclass
+@dataclass(slots=True)
 class CongestionControl:
     """cwnd / ssthresh / partial_bytes_acked and the fast recovery state."""
 

@@ -71,6 +71,17 @@ class Message:
 class TsnTracker:
     """Received TSNs: the cumulative TSN, those above it, and duplicates to report."""
 
+    # one per association for its life: slots, not an instance dict (the __dict__
+    # slot stays empty unless a test sets a stand-in)
+    __slots__ = (
+        "__dict__",
+        "_above",
+        "_duplicates",
+        "cumulative",
+        "cumulative_unwrapped",
+        "max_window",
+    )
+
     def __init__(self, initial_tsn: int, max_window: int = DEFAULT_MAX_TSN_WINDOW) -> None:
         self.cumulative = add32(initial_tsn, -1)
         # Unwrapped value of ``cumulative``: a plain integer that only grows.
@@ -197,6 +208,27 @@ class _Stream:
 
 class ReceiveQueue:
     """TSN tracking, reassembly and ordered delivery for one association."""
+
+    # one per association for its life: slots, not an instance dict (the __dict__
+    # slot stays empty unless a test sets a stand-in)
+    __slots__ = (
+        "__dict__",
+        "_begins",
+        "_ends",
+        "_fragments",
+        "_partials",
+        "_ready",
+        "_sorted",
+        "_streams",
+        "buffered",
+        "dropped_messages",
+        "interleaving",
+        "max_message_size",
+        "max_stored",
+        "stored",
+        "tracker",
+        "window",
+    )
 
     def __init__(
         self,

@@ -16,7 +16,7 @@ BETA = 0.25
 CLOCK_GRANULARITY = 0.001
 
 
-@dataclass
+@dataclass(slots=True)
 class RtoEstimator:
     """SRTT, RTTVAR and RTO of one path (SCTP over DTLS has exactly one)."""
 

@@ -121,12 +121,28 @@ class Fragment:
 class Outbox:
     """Messages waiting for their fragments to get TSNs."""
 
+    # one per association for its life: slots, not an instance dict (the __dict__
+    # slot stays empty unless a test sets a stand-in)
+    __slots__ = (
+        "__dict__",
+        "_current",
+        "_streams",
+        "_turns",
+        "capacity",
+        "expired",
+        "interleaving",
+        "low",
+        "total",
+    )
+
     def __init__(self, *, interleaving: bool = False, capacity: int = 1 << 20) -> None:
         self.interleaving = interleaving
         self.capacity = capacity
         self.total = 0  # unsent bytes over all streams
         self._streams: dict[int, _OutStream] = {}
-        self._turns: deque[int] = deque()  # streams with queued messages, in turn order
+        # streams with queued messages, in turn order; made on the first message (an
+        # empty deque allocates its first 64-slot block)
+        self._turns: deque[int] | None = None
         self._current: OutgoingMessage | None = None  # DATA: the message being cut
         self.low: list[int] = []  # streams whose buffered amount fell to the threshold
         self.expired: list[OutgoingMessage] = []  # started messages found expired
@@ -156,7 +172,10 @@ class Outbox:
         if stream.queue is None:
             stream.queue = deque()
         if not stream.queue:
-            self._turns.append(message.stream_id)
+            turns = self._turns
+            if turns is None:
+                turns = self._turns = deque()
+            turns.append(message.stream_id)
         stream.queue.append(message)
         stream.buffered += len(message.data)
         self.total += len(message.data)
@@ -305,6 +324,31 @@ class SackOutcome:
 
 class RetransmitQueue:
     """Chunks in flight or waiting for retransmission, until cumulatively acked."""
+
+    # one per association for its life: slots, not an instance dict (the __dict__
+    # slot stays empty unless a test sets a stand-in)
+    __slots__ = (
+        "__dict__",
+        "_last_timeout",
+        "_pending_retransmit",
+        "abandoned_count",
+        "abandoned_messages",
+        "advanced_unwrapped",
+        "cc",
+        "chunk_header",
+        "chunks",
+        "cumulative_unwrapped",
+        "fast_retransmits",
+        "flight_size",
+        "last_sent",
+        "next_tsn",
+        "next_unwrapped",
+        "peer_rwnd",
+        "retransmissions",
+        "rto",
+        "t3_deadline",
+        "timed_outstanding",
+    )
 
     def __init__(
         self,

@@ -23,6 +23,9 @@ import struct
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import CipherContext
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.hmac import HMAC
 
 from webrtc_secure.errors import (
     AuthenticationFailed,
@@ -515,12 +518,23 @@ class _AesCmContext(SrtpContext):
 
     def _setup_transforms(self, keys: SessionKeys) -> None:
         self._rtp = AesCmHmac(keys.rtp_key, keys.rtp_salt, keys.rtp_auth_key, self._srtp_tag)
-        self._rtcp = AesCmHmac(keys.rtcp_key, keys.rtcp_salt, keys.rtcp_auth_key, self._srtcp_tag)
+        # SRTCP is keyed on first use (transforms module notes): None until then
+        self._rtcp = AesCmHmac(
+            keys.rtcp_key, keys.rtcp_salt, keys.rtcp_auth_key, self._srtcp_tag, lazy=True
+        )
         # the primitives themselves, one attribute load away on the hot path
         self._rtp_ctr = self._rtp.ctr
         self._rtp_mac = self._rtp.mac
-        self._rtcp_ctr = self._rtcp.ctr
-        self._rtcp_mac = self._rtcp.mac
+        self._rtcp_ctr: CipherContext | None = None  # both once keyed (_key_rtcp)
+        self._rtcp_mac: HMAC | None = None
+
+    def _key_rtcp(self) -> tuple[CipherContext, HMAC]:
+        """The first SRTCP packet either way: key the SRTCP primitives."""
+        rtcp = self._rtcp.keyed()
+        assert isinstance(rtcp, AesCmHmac)
+        self._rtcp_ctr = rtcp.ctr
+        self._rtcp_mac = rtcp.mac
+        return rtcp.ctr, rtcp.mac
 
     def protect(self, rtp: bytes) -> bytes:
         try:
@@ -592,11 +606,13 @@ class _AesCmContext(SrtpContext):
 
     def protect_rtcp(self, rtcp: bytes) -> bytes:
         stream, e_index = self._next_rtcp_send(rtcp)
-        ctr = self._rtcp_ctr
+        ctr, mac = self._rtcp_ctr, self._rtcp_mac
+        if ctr is None or mac is None:
+            ctr, mac = self._key_rtcp()
         ctr.reset_nonce((stream.rtcp_base_e ^ (e_index << 16)).to_bytes(16, "big"))
         e_index_bytes = _pack_u32(e_index)
         body = _join((rtcp[:RTCP_HEADER], ctr.update(rtcp[RTCP_HEADER:]), e_index_bytes))
-        mac = self._rtcp_mac.copy()
+        mac = mac.copy()
         mac.update(body)
         return body + mac.finalize()[: self._srtcp_tag]
 
@@ -620,12 +636,14 @@ class _AesCmContext(SrtpContext):
             base_e = self._rtcp_base_checked(stream, ssrc, e_index)
             iv = base_e ^ ((e_index | _E_FLAG) << 16)
             in_order = False
-        mac = self._rtcp_mac.copy()
+        ctr, mac = self._rtcp_ctr, self._rtcp_mac
+        if ctr is None or mac is None:
+            ctr, mac = self._key_rtcp()
+        mac = mac.copy()
         mac.update(srtcp[:end])
         if not _compare(mac.finalize()[:tag_length], srtcp[end:]):
             raise AuthenticationFailed("SRTCP authentication tag does not verify")
         if in_order or e_index & _E_FLAG:
-            ctr = self._rtcp_ctr
             ctr.reset_nonce(iv.to_bytes(16, "big"))
             rtcp = srtcp[:RTCP_HEADER] + ctr.update(srtcp[RTCP_HEADER:e_index_at])
         else:
@@ -645,9 +663,17 @@ class _AesGcmContext(SrtpContext):
 
     def _setup_transforms(self, keys: SessionKeys) -> None:
         self._rtp = AesGcm(keys.rtp_key, keys.rtp_salt)
-        self._rtcp = AesGcm(keys.rtcp_key, keys.rtcp_salt)
+        # SRTCP is keyed on first use (transforms module notes): None until then
+        self._rtcp = AesGcm(keys.rtcp_key, keys.rtcp_salt, lazy=True)
         self._rtp_aead = self._rtp.aead
-        self._rtcp_aead = self._rtcp.aead
+        self._rtcp_aead: AESGCM | None = None
+
+    def _key_rtcp(self) -> AESGCM:
+        """The first SRTCP packet either way: key the SRTCP AEAD."""
+        rtcp = self._rtcp.keyed()
+        assert isinstance(rtcp, AesGcm)
+        aead = self._rtcp_aead = rtcp.aead
+        return aead
 
     def protect(self, rtp: bytes) -> bytes:
         try:
@@ -710,7 +736,10 @@ class _AesGcmContext(SrtpContext):
         e_index_bytes = _pack_u32(e_index)
         header = rtcp[:RTCP_HEADER]
         iv = (stream.rtcp_base_e ^ e_index).to_bytes(12, "big")
-        sealed = self._rtcp_aead.encrypt(iv, rtcp[RTCP_HEADER:], header + e_index_bytes)
+        aead = self._rtcp_aead
+        if aead is None:
+            aead = self._key_rtcp()
+        sealed = aead.encrypt(iv, rtcp[RTCP_HEADER:], header + e_index_bytes)
         return _join((header, sealed, e_index_bytes))
 
     def unprotect_rtcp(self, srtcp: bytes) -> bytes:
@@ -732,18 +761,19 @@ class _AesGcmContext(SrtpContext):
             base_e = self._rtcp_base_checked(stream, ssrc, e_index)
             iv = (base_e ^ (e_index | _E_FLAG)).to_bytes(12, "big")
             in_order = False
+        aead = self._rtcp_aead
+        if aead is None:
+            aead = self._key_rtcp()
         try:
             if in_order or e_index & _E_FLAG:
                 header = srtcp[:RTCP_HEADER]
-                rtcp = header + self._rtcp_aead.decrypt(
+                rtcp = header + aead.decrypt(
                     iv, srtcp[RTCP_HEADER:e_index_at], header + e_index_bytes
                 )
             else:
                 # RFC 7714 9.2: unencrypted SRTCP is all AAD, the plaintext empty
                 rtcp = srtcp[: e_index_at - 16]
-                self._rtcp_aead.decrypt(
-                    iv, srtcp[e_index_at - 16 : e_index_at], rtcp + e_index_bytes
-                )
+                aead.decrypt(iv, srtcp[e_index_at - 16 : e_index_at], rtcp + e_index_bytes)
         except InvalidTag:
             raise AuthenticationFailed("SRTCP AEAD tag does not verify") from None
         if in_order:

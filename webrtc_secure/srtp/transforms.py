@@ -15,6 +15,11 @@ SrtpContext` can copy them into its own attributes for the hot path:
   ``_hashlib`` HMAC copies and ``hashes.Hash`` copies are slower.
 - AES-GCM: one ``AESGCM`` object per key.
 
+Built with ``lazy=True`` a transform keeps its key octets and keys the primitives on
+the first :meth:`keyed` call instead: the SRTCP transforms are made that way, since
+a peer that never sends or receives RTCP would otherwise hold two keyed contexts
+(about 2.5 KB of OpenSSL state each for AES-GCM) for its whole life.
+
 The IV helpers spell out the RFC formulas; the context caches their SSRC-dependent
 part per stream and only XORs the index in.
 """
@@ -35,15 +40,31 @@ from webrtc_secure.errors import AuthenticationFailed
 class AesCmHmac:
     """AES-CM encryption and truncated HMAC-SHA1 for one session key set."""
 
-    __slots__ = ("ctr", "mac", "salt_int", "tag_length")
+    __slots__ = ("_keys", "ctr", "mac", "salt_int", "tag_length")
 
-    def __init__(self, key: bytes, salt: bytes, auth_key: bytes, tag_length: int) -> None:
-        self.ctr = Cipher(algorithms.AES(key), modes.CTR(bytes(16))).encryptor()
+    def __init__(
+        self, key: bytes, salt: bytes, auth_key: bytes, tag_length: int, *, lazy: bool = False
+    ) -> None:
         #: the 112-bit session salt, already in IV position (RFC 3711 4.1.1)
         self.salt_int = int.from_bytes(salt, "big") << 16
+        self.tag_length = tag_length
+        #: the key octets until :meth:`keyed` uses them (lazy), else None
+        self._keys: tuple[bytes, bytes] | None = (key, auth_key) if lazy else None
+        if not lazy:
+            self._key(key, auth_key)
+
+    def _key(self, key: bytes, auth_key: bytes) -> None:
+        self.ctr = Cipher(algorithms.AES(key), modes.CTR(bytes(16))).encryptor()
         #: keyed once; ``mac.copy()`` per packet skips the ipad/opad compressions
         self.mac = crypto_hmac.HMAC(auth_key, hashes.SHA1())
-        self.tag_length = tag_length
+
+    def keyed(self) -> AesCmHmac:
+        """This transform with its primitives keyed (now, if it was built lazy)."""
+        keys = self._keys
+        if keys is not None:
+            self._key(*keys)
+            self._keys = None
+        return self
 
     def iv_base(self, ssrc: int) -> int:
         """The per-SSRC part of the IV: salt XOR (SSRC << 64). XOR ``index << 16`` in."""
@@ -55,13 +76,13 @@ class AesCmHmac:
 
     def xor_keystream(self, iv: bytes, data: bytes) -> bytes:
         """Encrypt or decrypt ``data`` with the AES-CM keystream starting at ``iv``."""
-        ctr = self.ctr
+        ctr = self.keyed().ctr
         ctr.reset_nonce(iv)
         return ctr.update(data)
 
     def tag(self, *parts: bytes) -> bytes:
         """Truncated HMAC-SHA1 over the concatenation of ``parts``."""
-        mac = self.mac.copy()
+        mac = self.keyed().mac.copy()
         for part in parts:
             mac.update(part)
         return mac.finalize()[: self.tag_length]
@@ -75,12 +96,23 @@ class AesCmHmac:
 class AesGcm:
     """AEAD_AES_128_GCM / AEAD_AES_256_GCM with a 16-octet tag (RFC 7714)."""
 
-    __slots__ = ("aead", "salt_int")
+    __slots__ = ("_key", "aead", "salt_int")
     tag_length = 16
 
-    def __init__(self, key: bytes, salt: bytes) -> None:
-        self.aead = AESGCM(key)
+    def __init__(self, key: bytes, salt: bytes, *, lazy: bool = False) -> None:
         self.salt_int = int.from_bytes(salt, "big")
+        #: the key octets until :meth:`keyed` uses them (lazy), else None
+        self._key: bytes | None = key if lazy else None
+        if not lazy:
+            self.aead = AESGCM(key)
+
+    def keyed(self) -> AesGcm:
+        """This transform with its AEAD keyed (now, if it was built lazy)."""
+        key = self._key
+        if key is not None:
+            self.aead = AESGCM(key)
+            self._key = None
+        return self
 
     def iv_base(self, ssrc: int) -> int:
         """The per-SSRC part of the IV: salt XOR (SSRC << 48). XOR the index in."""
@@ -93,11 +125,11 @@ class AesGcm:
 
     def seal(self, iv: bytes, plaintext: bytes, aad: bytes) -> bytes:
         """Ciphertext || tag."""
-        return self.aead.encrypt(iv, plaintext, aad)
+        return self.keyed().aead.encrypt(iv, plaintext, aad)
 
     def open(self, iv: bytes, sealed: bytes, aad: bytes) -> bytes:
         """Plaintext, or AuthenticationFailed."""
         try:
-            return self.aead.decrypt(iv, sealed, aad)
+            return self.keyed().aead.decrypt(iv, sealed, aad)
         except InvalidTag:
             raise AuthenticationFailed("SRTP AEAD tag does not verify") from None
