@@ -25,7 +25,14 @@ from hypothesis import strategies as st
 from tests.sctp_pair import Pair, capture, config, healthy, make_pair
 from tests.test_sctp_association_hostile import _chunks
 from webrtc_secure.sctp.association import Association
-from webrtc_secure.sctp.chunks import Chunk, DataChunk, IDataChunk, SackChunk
+from webrtc_secure.sctp.chunks import (
+    DATA_HEADER_SIZE,
+    IDATA_HEADER_SIZE,
+    Chunk,
+    DataChunk,
+    IDataChunk,
+    SackChunk,
+)
 from webrtc_secure.sctp.packet import Packet, parse_packet, serialize_packet
 
 
@@ -328,3 +335,78 @@ def test_messages_leave_no_reference_cycles(partially_reliable: bool) -> None:
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+# --- send() says when a flush would send nothing ------------------------------------------
+
+
+@pytest.mark.parametrize("loss", [0.0, 0.05])
+@pytest.mark.parametrize("interleaving", [True, False])
+def test_a_send_reported_not_due_has_nothing_to_flush(interleaving: bool, loss: float) -> None:
+    """``Association.send`` returns False only when ``datagrams_to_send`` would then
+    send nothing (cwnd, the peer's window or Max.Burst used up, nothing else due), so
+    the owner's skipped flush loses nothing: no packet, no event, the same timer. The
+    owner here flushes after a True only, as the channel manager does, through loss
+    and reordering; every message still arrives."""
+    pair = make_pair(
+        7,
+        a=config(15, interleaving=interleaving, remote_max_message_size=0),
+        b=config(16, interleaving=interleaving, remote_max_message_size=0),
+        loss=loss,
+        reorder=0.1,
+        delay=0.01,
+    )
+    assert pair.connect()
+    rng = random.Random(7)
+    if not loss:  # a window that Max.Burst, not cwnd, limits
+        for _ in range(200):
+            pair.a.send(1, 53, bytes(1200), pair.now)
+        assert pair.run_until(lambda: len(pair.messages("b")) == 200, 60)
+        pair.pump.b.events.clear()
+    sent: list[bytes] = []
+    verdicts = {True: 0, False: 0}
+    for _ in range(400):
+        message = rng.randbytes(rng.choice((1, 100, 300, 1200, 3000, 20000)))
+        sent.append(message)
+        timer = pair.a.get_timer()
+        due = pair.a.send(0, 53, message, pair.now)
+        verdicts[due] += 1
+        if due:
+            pair.pump.flush()
+        else:
+            assert pair.a.next_event() is None
+            assert pair.a.datagrams_to_send(pair.now) == []
+            assert pair.a.get_timer() == timer
+        if rng.random() < 0.1:
+            pair.pump.run_for(rng.choice((0.005, 0.05)))  # SACKs come back
+    assert verdicts[True] > 0 and verdicts[False] > 0
+    assert pair.run_until(lambda: len(pair.messages("b")) == len(sent), 300)
+    assert [m.data for m in pair.messages("b")] == sent
+    assert healthy(pair.a) and healthy(pair.b)
+
+
+@pytest.mark.parametrize("interleaving", [True, False])
+def test_send_is_due_exactly_when_max_burst_takes_one_more_chunk(interleaving: bool) -> None:
+    """The boundary of the Max.Burst test in ``send``'s answer: with data in flight and
+    the budget one octet short of the smallest chunk the flush could cut, False and
+    nothing to send; with exactly that chunk's size left, True and one DATA chunk."""
+    pair = make_pair(
+        8, a=config(17, interleaving=interleaving), b=config(18, interleaving=interleaving)
+    )
+    assert pair.connect()
+    a, now = pair.a, pair.now
+    header = IDATA_HEADER_SIZE if interleaving else DATA_HEADER_SIZE
+    assert a.send(0, 53, bytes(10), now) is True  # nothing in flight: always due
+    assert len(a.datagrams_to_send(now)) == 1  # in flight now, unacknowledged
+    _events(a)  # BufferedAmountLow (the threshold is 0): events make a flush due
+    a._burst_left = header + 104 - 1
+    assert a.send(0, 53, bytes(101), now) is False  # a 101-octet chunk takes 104 + header
+    assert a.next_event() is None and a.datagrams_to_send(now) == []
+    a._burst_left = header + 104
+    assert a.send(0, 53, bytes(1), now) is True  # 102 octets queued: still one chunk
+    packets = a.datagrams_to_send(now)
+    assert len(packets) == 1
+    chunks = parse_packet(packets[0], allow_zero_checksum=True).chunks
+    assert [len(c.user_data) for c in chunks] == [101]  # type: ignore[attr-defined]
+    assert a._burst_left == 0
+    assert a.send(0, 53, bytes(1), now) is False

@@ -83,7 +83,7 @@ class AssociationFace(Protocol):
         ordered: bool = True,
         max_retransmits: int | None = None,
         lifetime: float | None = None,
-    ) -> None: ...
+    ) -> bool | None: ...
 
     def buffered_amount(self, stream_id: int) -> int: ...
 
@@ -728,7 +728,7 @@ class ChannelManager:
         association = self._association
         assert association is not None and channel._id is not None
         lifetime = channel._max_packet_life_time
-        association.send(
+        due = association.send(
             channel._id,
             ppid,
             payload,
@@ -738,7 +738,10 @@ class ChannelManager:
             max_retransmits=channel._max_retransmits,
             lifetime=None if lifetime is None else lifetime / 1000.0,
         )
-        self._flush()
+        if due is not False:
+            # False: the message waits for a SACK to open cwnd / Max.Burst, and the
+            # flush after that SACK sends it (a flush now would send nothing)
+            self._flush()
 
     def _close(self, channel: DataChannel) -> None:
         association = self._association

@@ -468,8 +468,15 @@ class Association:
         ordered: bool = True,
         max_retransmits: int | None = None,
         lifetime: float | None = None,
-    ) -> None:
-        """Queue one message. Before the association is up it waits in the queue."""
+    ) -> bool:
+        """Queue one message. Before the association is up it waits in the queue.
+
+        Returns whether :meth:`datagrams_to_send` now has work (or events wait): False
+        when the message can only wait (cwnd, the peer's window or Max.Burst are used
+        up and nothing else is due), so the owner may skip the flush that would send
+        nothing; the SACK that opens the window makes the owner flush anyway. A
+        streaming sender is blocked for most of its sends (1200-octet messages: every
+        DATA packet left from the flush after a SACK)."""
         if self._finished or self.state in _SHUTDOWN_STATES:
             raise InvalidAssociationState(f"cannot send in state {self.state.value}")
         if not 0 <= stream_id < self._outbound_streams:
@@ -505,6 +512,7 @@ class Association:
         )
         self._stats.messages_out += 1
         self._stats.bytes_out += len(data)
+        return bool(self._events) or self._output_due()
 
     def buffered_amount(self, stream_id: int) -> int:
         """Octets queued on ``stream_id`` and not yet sent once."""
@@ -1604,14 +1612,15 @@ class Association:
 
     # --- output ----------------------------------------------------------------------------------
 
-    def _produce(self, now: float) -> None:
-        state = self.state
-        if self._finished or state not in _UP_STATES:
-            return
+    def _output_due(self) -> bool:
+        """Whether :meth:`_produce` would do anything: False only when it would return
+        at once (the same test, which it makes first)."""
+        if self._finished or self.state not in _UP_STATES:
+            return False
         rq = self._retransmit
         assert rq is not None
         outbox = self._outbox
-        if not (
+        if (
             self._control
             or self._sack_now
             or self._forward_pending
@@ -1619,9 +1628,31 @@ class Association:
             or outbox.expired
             or rq.timed_outstanding
             or rq._pending_retransmit
-            or not (outbox.empty or rq.flight_size >= rq.cc.cwnd)
         ):
+            return True
+        flight = rq.flight_size
+        if outbox.empty or flight >= rq.cc.cwnd:
+            return False
+        if not flight:
+            return True  # _take_data refills the Max.Burst budget first
+        # Whether _take_data's new-data loop could place one chunk: the smallest piece
+        # it may cut is min(unsent octets, MIN_FILL, a full packet's payload) (see the
+        # loop); Max.Burst and the peer's window must take a chunk of that size.
+        header = IDATA_HEADER_SIZE if self.interleaving else DATA_HEADER_SIZE
+        small = min(
+            outbox.total,
+            MIN_FILL,
+            (self.config.max_packet_size - COMMON_HEADER_SIZE - header) & ~3,
+        )
+        return self._burst_left >= header + ((small + 3) & ~3) and small <= rq.peer_rwnd
+
+    def _produce(self, now: float) -> None:
+        if not self._output_due():
             return  # nothing to send or report: most flushes (one per packet in)
+        state = self.state
+        rq = self._retransmit
+        assert rq is not None
+        outbox = self._outbox
         mtu = self.config.max_packet_size
         if outbox.low:
             for stream_id in outbox.low:
@@ -1778,7 +1809,7 @@ class Association:
         # as this loop runs for every fragment sent.
         burst_left = self._burst_left
         cc = rq.cc
-        encode = self._encode_data
+        interleaved = self.interleaving
         send_new = rq.send_new
         next_fragment = outbox.next_fragment
         while True:
@@ -1804,7 +1835,25 @@ class Association:
                     group = []
                 room = full
             room -= size
-            group.append(encode(chunk))
+            # _encode_data, inline (once per fragment sent)
+            message = fragment.message
+            beginning = fragment.beginning
+            seq = message.seq
+            assert seq is not None
+            group.append(
+                encode_data_chunk(
+                    interleaved,
+                    (0 if message.ordered else FLAG_UNORDERED)
+                    | (FLAG_BEGINNING if beginning else 0)
+                    | (FLAG_ENDING if fragment.ending else 0),
+                    chunk.tsn,
+                    message.stream_id,
+                    seq,
+                    # I-DATA: the PPID on a first fragment, the FSN on the others
+                    message.ppid if beginning or not interleaved else fragment.fsn,
+                    fragment.data,
+                )
+            )
             burst_left -= size
         self._burst_left = burst_left
         if group:
