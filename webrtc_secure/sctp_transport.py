@@ -78,10 +78,14 @@ class SctpTransport:
         *,
         on_established: Callable[[], None] | None = None,
         on_closed: Callable[[WebrtcSecureError | None], None] | None = None,
+        send_many: Callable[[list[bytes]], int] | None = None,
     ) -> None:
         self.association = association
         self.channels = channels
         self._send = send
+        #: the packets of one flush in one call (DtlsTransport.send_many: one timer
+        #: check and one hand-off for them all); returns how many were refused
+        self._send_many = send_many
         self.on_established = on_established
         self.on_closed = on_closed
         self._loop = asyncio.get_running_loop()
@@ -202,6 +206,17 @@ class SctpTransport:
     def _flush(self) -> None:
         packets = self.association.datagrams_to_send(self.now())
         if not packets:
+            return
+        if self._send_many is not None:
+            try:
+                refused = self._send_many(packets)
+            except OSError as exc:
+                refused = len(packets)
+                logger.debug("SCTP packets not sent: %s", exc)
+            if refused:
+                # the DTLS layer closed under us; its own close path reports that
+                self.send_errors += refused
+                logger.debug("SCTP: %d packets not sent (DTLS not connected)", refused)
             return
         send = self._send
         for packet in packets:
