@@ -1263,7 +1263,7 @@ class Association:
             self._stats.messages_in += 1
             self._stats.bytes_in += len(message.data)
             self._event_bytes += len(message.data)
-            self._emit(MessageReceived(message.stream_id, message.ppid, message.data))
+            self._emit(message)  # the reassembled message is the event
         if receive.dropped_messages:
             self._stats.dropped["message_refused"] += receive.dropped_messages
             receive.dropped_messages = 0
