@@ -183,10 +183,13 @@ def _lockstep(a: Association, b: Association, twin: Association, now: float) -> 
 def _twins(interleaving: bool, zero: bool = True) -> tuple[Association, Association, Association]:
     """An established ``a`` and ``b``, and ``b``'s twin (same seed, same input, general
     path only); ``b`` has data in flight that ``a`` received but whose SACK b never
-    saw, so SACKs sent to b have something to acknowledge."""
-    a = Association(config(21, interleaving=interleaving, zero_checksum=zero))
-    b = Association(config(22, interleaving=interleaving, zero_checksum=zero))
-    twin = _general_only(Association(config(22, interleaving=interleaving, zero_checksum=zero)))
+    saw, so SACKs sent to b have something to acknowledge. 16 streams: the generated
+    chunks (stream ids 0..20) also name streams that do not exist."""
+    a = Association(config(21, interleaving=interleaving, zero_checksum=zero, streams=16))
+    b = Association(config(22, interleaving=interleaving, zero_checksum=zero, streams=16))
+    twin = _general_only(
+        Association(config(22, interleaving=interleaving, zero_checksum=zero, streams=16))
+    )
     a.connect(0.0)
     _lockstep(a, b, twin, 0.0)
     assert a.is_established and b.is_established and twin.is_established
@@ -304,6 +307,40 @@ def test_generated_chunk_sequences_get_the_same_verdicts(
         fast.receive_datagram(datagram, 0.5)
         general.receive_datagram(datagram, 0.5)
         _same(fast, general, 0.5)
+    assert healthy(fast) and healthy(general)
+
+
+@pytest.mark.parametrize("interleaving", [True, False])
+def test_data_chunks_off_the_common_case_get_the_same_verdicts(interleaving: bool) -> None:
+    """The fast path handles a data chunk of the negotiated kind, without the I bit, on
+    an existing stream inline and hands the others to ``_data_received``: each of those
+    alone and next to a common one, both orders, against the general path."""
+    _a, fast, general = _twins(interleaving)
+    receive = fast._receive
+    assert receive is not None
+    tsn = (receive.cumulative_tsn + 1) & 0xFFFFFFFF
+    mid = 1000
+
+    def data(stream_id: int, *, kind: bool = interleaving, immediate: bool = False) -> Chunk:
+        nonlocal tsn, mid
+        tsn, mid = (tsn + 1) & 0xFFFFFFFF, mid + 1
+        if kind:
+            return IDataChunk(tsn - 1, stream_id, mid, 53, 0, b"abc", True, immediate=immediate)
+        return DataChunk(tsn - 1, stream_id, mid & 0xFFFF, 53, b"abc", True, immediate=immediate)
+
+    rare = [
+        lambda: data(17),  # a stream that does not exist (16 negotiated)
+        lambda: data(3, immediate=True),  # the I bit: SACK at once
+        lambda: data(3, kind=not interleaving),  # the kind not negotiated
+    ]
+    for make in rare:
+        for chunks in ([make()], [data(2), make()], [make(), data(2)]):
+            datagram = _packet(fast._local_tag, *chunks)
+            fast.receive_datagram(datagram, 0.5)
+            general.receive_datagram(datagram, 0.5)
+            _same(fast, general, 0.5)
+    dropped = fast.stats.dropped
+    assert dropped["data_bad_stream"] == 3 and dropped["data_wrong_kind"] == 3
     assert healthy(fast) and healthy(general)
 
 

@@ -180,6 +180,8 @@ class AssociationState(enum.Enum):
 # A new fragment is cut to fill what is left of a packet only when that is at least
 # this many octets of user data (or everything queued fits).
 MIN_FILL = 256
+_ACCEPTED = Verdict.ACCEPTED
+_DUPLICATE = Verdict.DUPLICATE
 
 # Tuples, not sets: ``in`` on a tuple compares by identity first, while a set hashes
 # the member through Enum.__hash__, a Python-level call, several times per packet.
@@ -678,22 +680,58 @@ class Association:
         try:
             receive = self._receive
             had_gaps = receive is not None and receive.tracker.has_gaps
+            interleaving = self.interleaving
+            window = -1  # receive.window as _data_received sets it, computed once
             for type_, flags, pos, stop in chunks:
-                if type_ == _I_DATA:
-                    tsn, stream_id, _reserved, mid, last = _IDATA_FIELDS.unpack_from(data, pos + 4)
-                    if flags & FLAG_BEGINNING:
-                        self._data_received(
-                            True, flags, tsn, stream_id, mid, last, 0, data[pos + 20 : stop]
+                if type_ != _SACK:  # DATA or I-DATA (the first pass let no other in)
+                    interleaved = type_ == _I_DATA
+                    fsn = 0
+                    if interleaved:
+                        tsn, stream_id, _reserved, seq, last = _IDATA_FIELDS.unpack_from(
+                            data, pos + 4
                         )
+                        if flags & FLAG_BEGINNING:
+                            ppid = last
+                        else:
+                            ppid, fsn = 0, last
+                        user_data = data[pos + 20 : stop]
                     else:
+                        tsn, stream_id, seq, ppid = _DATA_FIELDS.unpack_from(data, pos + 4)
+                        user_data = data[pos + 16 : stop]
+                    if (
+                        interleaved is not interleaving
+                        or flags & FLAG_IMMEDIATE
+                        or stream_id >= self._inbound_streams
+                        or receive is None
+                    ):
+                        # the rare cases: _data_received says what becomes of them
                         self._data_received(
-                            True, flags, tsn, stream_id, mid, 0, last, data[pos + 20 : stop]
+                            interleaved, flags, tsn, stream_id, seq, ppid, fsn, user_data
                         )
-                elif type_ == _DATA:
-                    tsn, stream_id, ssn, ppid = _DATA_FIELDS.unpack_from(data, pos + 4)
-                    self._data_received(
-                        False, flags, tsn, stream_id, ssn, ppid, 0, data[pos + 16 : stop]
+                        continue
+                    # _data_received's common case, inline (once per chunk received):
+                    # the same window (queued events count against it), the same call,
+                    # the same verdict handling
+                    if window < 0:
+                        window = max(0, self.config.receive_window - self._event_bytes)
+                    receive.window = window
+                    verdict = receive.receive_chunk(
+                        tsn,
+                        stream_id,
+                        seq,
+                        ppid,
+                        user_data,
+                        flags & FLAG_UNORDERED != 0,
+                        flags & FLAG_BEGINNING != 0,
+                        flags & FLAG_ENDING != 0,
+                        fsn,
                     )
+                    if verdict is not _ACCEPTED:
+                        if verdict is _DUPLICATE:
+                            self._sack_now = True
+                        else:
+                            self._stats.dropped[f"data_{verdict.value}"] += 1
+                    self._sack_pending = True
                 else:
                     cumulative, a_rwnd, ngaps, _ndups = _SACK_FIELDS.unpack_from(data, pos + 4)
                     gaps: tuple[tuple[int, int], ...] = ()
