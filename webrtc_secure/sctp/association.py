@@ -493,16 +493,18 @@ class Association:
             raise ValueError("max_retransmits must not be negative")
         if lifetime is not None and lifetime < 0:
             raise ValueError("lifetime must not be negative")
+        size = len(data)
         limit = self.config.remote_max_message_size
-        if limit and len(data) > limit:
-            raise MessageTooLarge(f"{len(data)} octets exceed the peer's maximum of {limit}")
-        if self._outbox.is_paused(stream_id):
+        if limit and size > limit:
+            raise MessageTooLarge(f"{size} octets exceed the peer's maximum of {limit}")
+        outbox = self._outbox
+        if outbox.is_paused(stream_id):
             raise StreamResetPending(f"stream {stream_id} is being reset")
-        if not self._outbox.has_room(len(data)):
+        if not outbox.has_room(size):
             raise SendBufferFull(
-                f"{len(data)} more octets would exceed the {self._outbox.capacity}-octet buffer"
+                f"{size} more octets would exceed the {outbox.capacity}-octet buffer"
             )
-        self._outbox.push(
+        outbox.push(
             OutgoingMessage(
                 stream_id,
                 ppid,
@@ -512,8 +514,9 @@ class Association:
                 None if lifetime is None else now + lifetime,
             )
         )
-        self._stats.messages_out += 1
-        self._stats.bytes_out += len(data)
+        stats = self._stats
+        stats.messages_out += 1
+        stats.bytes_out += size
         return bool(self._events) or self._output_due()
 
     def buffered_amount(self, stream_id: int) -> int:
