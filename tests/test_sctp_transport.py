@@ -294,3 +294,35 @@ async def test_coalescing_is_on_by_default_on_both_loops() -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_a_flush_goes_to_dtls_in_one_call_as_one_record_per_packet() -> None:
+    """The transport hands a flush's packets to ``DtlsTransport.send_many``: each
+    becomes one record, in order; once DTLS is closed, each is refused and counted
+    (no exception reaches the association's flush)."""
+    a, b, channel, _theirs, wire_a, _wire_b = await _open_pair(use_ice=False)
+    try:
+        dtls_a, dtls_b = a._dtls, b._dtls
+        assert dtls_a is not None and dtls_b is not None
+        sctp_a = a._sctp
+        assert sctp_a is not None and sctp_a._send_many is not None
+
+        def one_by_one(packet: bytes) -> None:
+            raise AssertionError("a packet went through _send, not send_many")
+
+        sctp_a._send = one_by_one
+        channel.send(b"m")
+        assert [types for types, _ in wire_a.packets()][-1][-1] in DATA_TYPES
+        await _quiet(a, b)
+        records: list[bytes] = []
+        dtls_b.on_data = records.append  # B's records come here instead of to SCTP
+        sent_before = dtls_a.connection.stats.datagrams_sent
+        assert dtls_a.send_many([b"one", b"two", b"three"]) == 0
+        assert dtls_a.connection.stats.datagrams_sent == sent_before + 3
+        await _until(lambda: len(records) == 3)
+        assert records == [b"one", b"two", b"three"]
+        dtls_a.connection.close()
+        assert dtls_a.send_many([b"four", b"five"]) == 2
+    finally:
+        await a.close()
+        await b.close()

@@ -148,7 +148,10 @@ class SctpTransport:
         self._asked = False
         try:
             while (event := association.next_event()) is not None:
-                self._dispatch(event)
+                if type(event) is MessageReceived:  # _dispatch's first case, inline
+                    self.channels.message_received(event.stream_id, event.ppid, event.data)
+                else:
+                    self._dispatch(event)
         finally:
             self._servicing = False
         if self._asked:

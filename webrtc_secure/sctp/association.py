@@ -1300,10 +1300,12 @@ class Association:
         receive = self._receive
         if receive is None:
             return
+        stats = self._stats
         for message in receive.pop_messages():
-            self._stats.messages_in += 1
-            self._stats.bytes_in += len(message.data)
-            self._event_bytes += len(message.data)
+            size = len(message.data)
+            stats.messages_in += 1
+            stats.bytes_in += size
+            self._event_bytes += size
             self._emit(message)  # the reassembled message is the event
         if receive.dropped_messages:
             self._stats.dropped["message_refused"] += receive.dropped_messages
