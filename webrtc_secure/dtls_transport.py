@@ -80,8 +80,24 @@ class DtlsTransport:
         """Feed a datagram that the demultiplexer classified as DTLS."""
         if self._closed:
             return
-        self.connection.receive_datagram(data, self._loop.time())
-        self._service()
+        connection = self.connection
+        now = self._loop.time()
+        connection.receive_datagram(data, now)
+        # _service, inline (once per record): an answer the engine made (an ACK, an
+        # alert) goes first, then the events, then the timer
+        for datagram in connection.datagrams_to_send(now):
+            try:
+                self._send(datagram)
+            except OSError as exc:  # a transport error must not kill the engine
+                logger.warning("DTLS send failed: %s", exc)
+        while (event := connection.next_event()) is not None:
+            if type(event) is ApplicationData:
+                on_data = self.on_data
+                if on_data is not None:
+                    on_data(event.data)
+            else:
+                self._dispatch(event)
+        self._rearm(connection.get_timer())
 
     def send(self, data: bytes) -> None:
         """Send application data; raises ConnectionClosed when not connected."""
@@ -136,9 +152,11 @@ class DtlsTransport:
                     on_data(event.data)
             else:
                 self._dispatch(event)
-        # _reschedule, without cancelling and re-creating a handle for nothing: a
-        # connected engine has no timer for most records
-        when = connection.get_timer()
+        self._rearm(connection.get_timer())
+
+    def _rearm(self, when: float | None) -> None:
+        """_reschedule for ``when``, without cancelling and re-creating a handle for
+        nothing: a connected engine has no timer for most records."""
         timer = self._timer
         if when is None and timer is None:
             return
