@@ -3,8 +3,11 @@
 The sibling of :mod:`webrtc_secure.dtls_transport`: it owns the one timer the
 association asks for (``get_timer``), flushes the association's packets after every
 input through a send callable (the DTLS transport's ``send``: one SCTP packet, one
-DTLS application-data record, RFC 8261), and hands the association's events to the
-data channel :class:`~webrtc_secure.datachannel.ChannelManager`.
+DTLS application-data record, RFC 8261; or ``send_many``, which takes all the packets
+of a flush in one call and checks the DTLS timer once), and hands the association's
+events to the data channel :class:`~webrtc_secure.datachannel.ChannelManager`. A
+channel's send whose data can only wait (cwnd or Max.Burst used up: the association's
+``send`` returns False) is not flushed: the SACK that opens the window is.
 
 Latency and batching. A received DATA chunk reaches the channel's ``message``
 handlers in the loop iteration that read its datagram, before this transport returns.
