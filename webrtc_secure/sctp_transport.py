@@ -27,8 +27,8 @@ loops (asyncio, 1200-byte messages, medians of 9 rounds: CPU per megabyte 85 -> 
 ms, the 221 chunks retransmitted to socket overflow per run -> 0; batching without
 coalescing was worse than neither: 129 ms). On asyncio the queued flush runs in the
 loop's next step.
-A send from anywhere else (a task, a timer) flushes before it returns, and so do the
-answers of the INIT / COOKIE exchange.
+A send from anywhere else (a task, a timer) that can go now flushes before it returns,
+and so do the answers of the INIT / COOKIE exchange.
 """
 
 from __future__ import annotations
