@@ -574,7 +574,7 @@ async def _round_trip_rows(runs: int, count: int) -> list[dict[str, Any]]:
     return rows
 
 
-async def _measure(quick: bool) -> list[dict[str, Any]]:
+async def _measure(quick: bool, throughput_only: bool = False) -> list[dict[str, Any]]:
     runs = 3 if quick else 5
     total = (2 if quick else 8) * 1024 * 1024
     rows: list[dict[str, Any]] = []
@@ -620,6 +620,8 @@ async def _measure(quick: bool) -> list[dict[str, Any]]:
             print(f"datachannel ({label}): {lost} of {runs} runs retransmitted "
                   f"(median {statistics.median(s['retransmissions'] for s in ours)} chunks)",
                   file=sys.stderr)
+    if throughput_only:
+        return rows
     rows += await _round_trip_rows(runs, (RTT_RATE * 2) if quick else (RTT_RATE * 5))
     connect_runs = 10 if quick else 30
     got = await _interleave({"ours": _connect_ours, "aiortc": _connect_aiortc},
@@ -656,6 +658,8 @@ def _main() -> None:
     parser.add_argument("--loop", default=None, help="asyncio or uvloop (webrtc_secure.loops)")
     parser.add_argument("--rtt", action="store_true",
                         help="only the round-trip rows and their floors")
+    parser.add_argument("--throughput", action="store_true",
+                        help="only the throughput and CPU rows (as run.py's, same rounds)")
     args = parser.parse_args()
     loop = choose(args.loop)
     if loop == "uvloop":
@@ -665,6 +669,8 @@ def _main() -> None:
     if args.rtt:
         runs = 3 if args.quick else 5
         rows = asyncio.run(_round_trip_rows(runs, RTT_RATE * (2 if args.quick else 5)))
+    elif args.throughput:
+        rows = asyncio.run(_measure(args.quick, throughput_only=True))
     else:
         rows = run(quick=args.quick)
     print(f"event loop: {loop}", file=sys.stderr)

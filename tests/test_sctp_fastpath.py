@@ -25,7 +25,14 @@ from hypothesis import strategies as st
 from tests.sctp_pair import Pair, capture, config, healthy, make_pair
 from tests.test_sctp_association_hostile import _chunks
 from webrtc_secure.sctp.association import Association
-from webrtc_secure.sctp.chunks import Chunk, DataChunk, IDataChunk, SackChunk
+from webrtc_secure.sctp.chunks import (
+    DATA_HEADER_SIZE,
+    IDATA_HEADER_SIZE,
+    Chunk,
+    DataChunk,
+    IDataChunk,
+    SackChunk,
+)
 from webrtc_secure.sctp.packet import Packet, parse_packet, serialize_packet
 
 
@@ -176,10 +183,13 @@ def _lockstep(a: Association, b: Association, twin: Association, now: float) -> 
 def _twins(interleaving: bool, zero: bool = True) -> tuple[Association, Association, Association]:
     """An established ``a`` and ``b``, and ``b``'s twin (same seed, same input, general
     path only); ``b`` has data in flight that ``a`` received but whose SACK b never
-    saw, so SACKs sent to b have something to acknowledge."""
-    a = Association(config(21, interleaving=interleaving, zero_checksum=zero))
-    b = Association(config(22, interleaving=interleaving, zero_checksum=zero))
-    twin = _general_only(Association(config(22, interleaving=interleaving, zero_checksum=zero)))
+    saw, so SACKs sent to b have something to acknowledge. 16 streams: the generated
+    chunks (stream ids 0..20) also name streams that do not exist."""
+    a = Association(config(21, interleaving=interleaving, zero_checksum=zero, streams=16))
+    b = Association(config(22, interleaving=interleaving, zero_checksum=zero, streams=16))
+    twin = _general_only(
+        Association(config(22, interleaving=interleaving, zero_checksum=zero, streams=16))
+    )
     a.connect(0.0)
     _lockstep(a, b, twin, 0.0)
     assert a.is_established and b.is_established and twin.is_established
@@ -300,6 +310,40 @@ def test_generated_chunk_sequences_get_the_same_verdicts(
     assert healthy(fast) and healthy(general)
 
 
+@pytest.mark.parametrize("interleaving", [True, False])
+def test_data_chunks_off_the_common_case_get_the_same_verdicts(interleaving: bool) -> None:
+    """The fast path handles a data chunk of the negotiated kind, without the I bit, on
+    an existing stream inline and hands the others to ``_data_received``: each of those
+    alone and next to a common one, both orders, against the general path."""
+    _a, fast, general = _twins(interleaving)
+    receive = fast._receive
+    assert receive is not None
+    tsn = (receive.cumulative_tsn + 1) & 0xFFFFFFFF
+    mid = 1000
+
+    def data(stream_id: int, *, kind: bool = interleaving, immediate: bool = False) -> Chunk:
+        nonlocal tsn, mid
+        tsn, mid = (tsn + 1) & 0xFFFFFFFF, mid + 1
+        if kind:
+            return IDataChunk(tsn - 1, stream_id, mid, 53, 0, b"abc", True, immediate=immediate)
+        return DataChunk(tsn - 1, stream_id, mid & 0xFFFF, 53, b"abc", True, immediate=immediate)
+
+    rare = [
+        lambda: data(17),  # a stream that does not exist (16 negotiated)
+        lambda: data(3, immediate=True),  # the I bit: SACK at once
+        lambda: data(3, kind=not interleaving),  # the kind not negotiated
+    ]
+    for make in rare:
+        for chunks in ([make()], [data(2), make()], [make(), data(2)]):
+            datagram = _packet(fast._local_tag, *chunks)
+            fast.receive_datagram(datagram, 0.5)
+            general.receive_datagram(datagram, 0.5)
+            _same(fast, general, 0.5)
+    dropped = fast.stats.dropped
+    assert dropped["data_bad_stream"] == 3 and dropped["data_wrong_kind"] == 3
+    assert healthy(fast) and healthy(general)
+
+
 # --- no garbage cycles per message ----------------------------------------------------------
 
 
@@ -328,3 +372,78 @@ def test_messages_leave_no_reference_cycles(partially_reliable: bool) -> None:
         assert gc.collect() == 0
     finally:
         gc.enable()
+
+
+# --- send() says when a flush would send nothing ------------------------------------------
+
+
+@pytest.mark.parametrize("loss", [0.0, 0.05])
+@pytest.mark.parametrize("interleaving", [True, False])
+def test_a_send_reported_not_due_has_nothing_to_flush(interleaving: bool, loss: float) -> None:
+    """``Association.send`` returns False only when ``datagrams_to_send`` would then
+    send nothing (cwnd, the peer's window or Max.Burst used up, nothing else due), so
+    the owner's skipped flush loses nothing: no packet, no event, the same timer. The
+    owner here flushes after a True only, as the channel manager does, through loss
+    and reordering; every message still arrives."""
+    pair = make_pair(
+        7,
+        a=config(15, interleaving=interleaving, remote_max_message_size=0),
+        b=config(16, interleaving=interleaving, remote_max_message_size=0),
+        loss=loss,
+        reorder=0.1,
+        delay=0.01,
+    )
+    assert pair.connect()
+    rng = random.Random(7)
+    if not loss:  # a window that Max.Burst, not cwnd, limits
+        for _ in range(200):
+            pair.a.send(1, 53, bytes(1200), pair.now)
+        assert pair.run_until(lambda: len(pair.messages("b")) == 200, 60)
+        pair.pump.b.events.clear()
+    sent: list[bytes] = []
+    verdicts = {True: 0, False: 0}
+    for _ in range(400):
+        message = rng.randbytes(rng.choice((1, 100, 300, 1200, 3000, 20000)))
+        sent.append(message)
+        timer = pair.a.get_timer()
+        due = pair.a.send(0, 53, message, pair.now)
+        verdicts[due] += 1
+        if due:
+            pair.pump.flush()
+        else:
+            assert pair.a.next_event() is None
+            assert pair.a.datagrams_to_send(pair.now) == []
+            assert pair.a.get_timer() == timer
+        if rng.random() < 0.1:
+            pair.pump.run_for(rng.choice((0.005, 0.05)))  # SACKs come back
+    assert verdicts[True] > 0 and verdicts[False] > 0
+    assert pair.run_until(lambda: len(pair.messages("b")) == len(sent), 300)
+    assert [m.data for m in pair.messages("b")] == sent
+    assert healthy(pair.a) and healthy(pair.b)
+
+
+@pytest.mark.parametrize("interleaving", [True, False])
+def test_send_is_due_exactly_when_max_burst_takes_one_more_chunk(interleaving: bool) -> None:
+    """The boundary of the Max.Burst test in ``send``'s answer: with data in flight and
+    the budget one octet short of the smallest chunk the flush could cut, False and
+    nothing to send; with exactly that chunk's size left, True and one DATA chunk."""
+    pair = make_pair(
+        8, a=config(17, interleaving=interleaving), b=config(18, interleaving=interleaving)
+    )
+    assert pair.connect()
+    a, now = pair.a, pair.now
+    header = IDATA_HEADER_SIZE if interleaving else DATA_HEADER_SIZE
+    assert a.send(0, 53, bytes(10), now) is True  # nothing in flight: always due
+    assert len(a.datagrams_to_send(now)) == 1  # in flight now, unacknowledged
+    _events(a)  # BufferedAmountLow (the threshold is 0): events make a flush due
+    a._burst_left = header + 104 - 1
+    assert a.send(0, 53, bytes(101), now) is False  # a 101-octet chunk takes 104 + header
+    assert a.next_event() is None and a.datagrams_to_send(now) == []
+    a._burst_left = header + 104
+    assert a.send(0, 53, bytes(1), now) is True  # 102 octets queued: still one chunk
+    packets = a.datagrams_to_send(now)
+    assert len(packets) == 1
+    chunks = parse_packet(packets[0], allow_zero_checksum=True).chunks
+    assert [len(c.user_data) for c in chunks] == [101]  # type: ignore[attr-defined]
+    assert a._burst_left == 0
+    assert a.send(0, 53, bytes(1), now) is False

@@ -53,13 +53,26 @@ class Wire:
         sctp = self.peer._sctp
         assert sctp is not None
         send = sctp._send
+        send_many = sctp._send_many
 
-        def sctp_send(packet: bytes) -> None:
+        def log(packet: bytes) -> None:
             chunks = parse_packet(packet, allow_zero_checksum=True).chunks
             self.log.append(("packet out", (tuple(c.type for c in chunks), self.receiving)))
+
+        def sctp_send(packet: bytes) -> None:
+            log(packet)
             send(packet)
 
+        def sctp_send_many(packets: list[bytes]) -> int:
+            # the peer's transport hands a flush's packets to DTLS in one call
+            assert send_many is not None
+            for packet in packets:
+                log(packet)
+            return send_many(packets)
+
         sctp._send = sctp_send
+        if send_many is not None:
+            sctp._send_many = sctp_send_many
 
     def packets(self) -> list[tuple[tuple[int, ...], int]]:
         return [value for what, value in self.log if what == "packet out"]
@@ -201,11 +214,12 @@ async def test_packets_read_in_one_iteration_are_acknowledged_together(coalesce:
     try:
         sctp_b.coalesce = coalesce
         held: list[bytes] = []
-        forward = sctp_a._send
+        forward, forward_many = sctp_a._send, sctp_a._send_many
         sctp_a._send = held.append  # A's packets wait here instead of going out
+        sctp_a._send_many = None  # (one packet at a time, through _send)
         for i in range(4):
             channel.send(bytes([i]) * 100)
-        sctp_a._send = forward
+        sctp_a._send, sctp_a._send_many = forward, forward_many
         assert len(held) == 4  # a send from a task leaves at once: one packet each
         got: list[bytes] = []
         theirs.on("message", got.append)
@@ -241,11 +255,12 @@ async def test_a_queued_flush_after_the_path_closed_sends_nothing() -> None:
     try:
         sctp_b.coalesce = True  # the default
         held: list[bytes] = []
-        forward = sctp_a._send
+        forward, forward_many = sctp_a._send, sctp_a._send_many
         sctp_a._send = held.append
+        sctp_a._send_many = None  # (one packet at a time, through _send)
         channel.send(b"x" * 10)
         channel.send(b"y" * 10)
-        sctp_a._send = forward
+        sctp_a._send, sctp_a._send_many = forward, forward_many
         got: list[bytes] = []
         theirs.on("message", got.append)
         queued: list[bool] = []
@@ -276,6 +291,38 @@ async def test_coalescing_is_on_by_default_on_both_loops() -> None:
         for peer in (a, b):
             assert peer._sctp is not None
             assert peer._sctp.coalesce is True
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_flush_goes_to_dtls_in_one_call_as_one_record_per_packet() -> None:
+    """The transport hands a flush's packets to ``DtlsTransport.send_many``: each
+    becomes one record, in order; once DTLS is closed, each is refused and counted
+    (no exception reaches the association's flush)."""
+    a, b, channel, _theirs, wire_a, _wire_b = await _open_pair(use_ice=False)
+    try:
+        dtls_a, dtls_b = a._dtls, b._dtls
+        assert dtls_a is not None and dtls_b is not None
+        sctp_a = a._sctp
+        assert sctp_a is not None and sctp_a._send_many is not None
+
+        def one_by_one(packet: bytes) -> None:
+            raise AssertionError("a packet went through _send, not send_many")
+
+        sctp_a._send = one_by_one
+        channel.send(b"m")
+        assert [types for types, _ in wire_a.packets()][-1][-1] in DATA_TYPES
+        await _quiet(a, b)
+        records: list[bytes] = []
+        dtls_b.on_data = records.append  # B's records come here instead of to SCTP
+        sent_before = dtls_a.connection.stats.datagrams_sent
+        assert dtls_a.send_many([b"one", b"two", b"three"]) == 0
+        assert dtls_a.connection.stats.datagrams_sent == sent_before + 3
+        await _until(lambda: len(records) == 3)
+        assert records == [b"one", b"two", b"three"]
+        dtls_a.connection.close()
+        assert dtls_a.send_many([b"four", b"five"]) == 2
     finally:
         await a.close()
         await b.close()

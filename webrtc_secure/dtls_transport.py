@@ -80,8 +80,24 @@ class DtlsTransport:
         """Feed a datagram that the demultiplexer classified as DTLS."""
         if self._closed:
             return
-        self.connection.receive_datagram(data, self._loop.time())
-        self._service()
+        connection = self.connection
+        now = self._loop.time()
+        connection.receive_datagram(data, now)
+        # _service, inline (once per record): an answer the engine made (an ACK, an
+        # alert) goes first, then the events, then the timer
+        for datagram in connection.datagrams_to_send(now):
+            try:
+                self._send(datagram)
+            except OSError as exc:  # a transport error must not kill the engine
+                logger.warning("DTLS send failed: %s", exc)
+        while (event := connection.next_event()) is not None:
+            if type(event) is ApplicationData:
+                on_data = self.on_data
+                if on_data is not None:
+                    on_data(event.data)
+            else:
+                self._dispatch(event)
+        self._rearm(connection.get_timer())
 
     def send(self, data: bytes) -> None:
         """Send application data; raises ConnectionClosed when not connected."""
@@ -90,6 +106,24 @@ class DtlsTransport:
         if self._timer is None and self.connection.get_timer() is not None:
             # DTLS 1.3 started a KeyUpdate (a key near its limit): it waits for an ACK
             self._reschedule()
+
+    def send_many(self, datagrams: list[bytes]) -> int:
+        """:meth:`send` for several records (SCTP's packets of one flush): each is one
+        application_data record, as by :meth:`send`; the datagrams go out after the
+        last one is protected, in order, and the timer is checked once. A record the
+        connection refuses (not connected) is skipped and counted: returns how many."""
+        connection = self.connection
+        refused = 0
+        for data in datagrams:
+            try:
+                connection.send(data)
+            except WebrtcSecureError:
+                refused += 1
+        self._flush()
+        if self._timer is None and connection.get_timer() is not None:
+            # DTLS 1.3 started a KeyUpdate (a key near its limit): it waits for an ACK
+            self._reschedule()
+        return refused
 
     def key_update(self, request_peer_update: bool = True) -> bool:
         """DTLS 1.3: update our sending keys, and ask the peer to update its own when
@@ -109,10 +143,28 @@ class DtlsTransport:
     # --- internals ----------------------------------------------------------------------
 
     def _service(self) -> None:
+        connection = self.connection
         self._flush()
-        while (event := self.connection.next_event()) is not None:
-            self._dispatch(event)
-        self._reschedule()
+        while (event := connection.next_event()) is not None:
+            if type(event) is ApplicationData:  # once per record: the common case first
+                on_data = self.on_data
+                if on_data is not None:
+                    on_data(event.data)
+            else:
+                self._dispatch(event)
+        self._rearm(connection.get_timer())
+
+    def _rearm(self, when: float | None) -> None:
+        """_reschedule for ``when``, without cancelling and re-creating a handle for
+        nothing: a connected engine has no timer for most records."""
+        timer = self._timer
+        if when is None and timer is None:
+            return
+        if timer is not None:
+            timer.cancel()
+            self._timer = None
+        if when is not None and not self._closed:
+            self._timer = self._loop.call_at(when, self._on_timer)
 
     def _flush(self) -> None:
         for datagram in self.connection.datagrams_to_send(self._loop.time()):

@@ -1038,6 +1038,7 @@ class SecurePeer(AsyncIOEventEmitter):
             self._channels,
             on_established=self._on_sctp_established,
             on_closed=self._on_sctp_closed,
+            send_many=self._dtls.send_many,
         )
         self._sctp_closed = asyncio.get_running_loop().create_future()
         self._channels.attach(association, is_dtls_client=self._dtls.connection.is_client)

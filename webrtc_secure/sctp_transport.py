@@ -3,8 +3,11 @@
 The sibling of :mod:`webrtc_secure.dtls_transport`: it owns the one timer the
 association asks for (``get_timer``), flushes the association's packets after every
 input through a send callable (the DTLS transport's ``send``: one SCTP packet, one
-DTLS application-data record, RFC 8261), and hands the association's events to the
-data channel :class:`~webrtc_secure.datachannel.ChannelManager`.
+DTLS application-data record, RFC 8261; or ``send_many``, which takes all the packets
+of a flush in one call and checks the DTLS timer once), and hands the association's
+events to the data channel :class:`~webrtc_secure.datachannel.ChannelManager`. A
+channel's send whose data can only wait (cwnd or Max.Burst used up: the association's
+``send`` returns False) is not flushed: the SACK that opens the window is.
 
 Latency and batching. A received DATA chunk reaches the channel's ``message``
 handlers in the loop iteration that read its datagram, before this transport returns.
@@ -24,8 +27,8 @@ loops (asyncio, 1200-byte messages, medians of 9 rounds: CPU per megabyte 85 -> 
 ms, the 221 chunks retransmitted to socket overflow per run -> 0; batching without
 coalescing was worse than neither: 129 ms). On asyncio the queued flush runs in the
 loop's next step.
-A send from anywhere else (a task, a timer) flushes before it returns, and so do the
-answers of the INIT / COOKIE exchange.
+A send from anywhere else (a task, a timer) that can go now flushes before it returns,
+and so do the answers of the INIT / COOKIE exchange.
 """
 
 from __future__ import annotations
@@ -78,10 +81,14 @@ class SctpTransport:
         *,
         on_established: Callable[[], None] | None = None,
         on_closed: Callable[[WebrtcSecureError | None], None] | None = None,
+        send_many: Callable[[list[bytes]], int] | None = None,
     ) -> None:
         self.association = association
         self.channels = channels
         self._send = send
+        #: the packets of one flush in one call (DtlsTransport.send_many: one timer
+        #: check and one hand-off for them all); returns how many were refused
+        self._send_many = send_many
         self.on_established = on_established
         self.on_closed = on_closed
         self._loop = asyncio.get_running_loop()
@@ -144,7 +151,10 @@ class SctpTransport:
         self._asked = False
         try:
             while (event := association.next_event()) is not None:
-                self._dispatch(event)
+                if type(event) is MessageReceived:  # _dispatch's first case, inline
+                    self.channels.message_received(event.stream_id, event.ppid, event.data)
+                else:
+                    self._dispatch(event)
         finally:
             self._servicing = False
         if self._asked:
@@ -202,6 +212,17 @@ class SctpTransport:
     def _flush(self) -> None:
         packets = self.association.datagrams_to_send(self.now())
         if not packets:
+            return
+        if self._send_many is not None:
+            try:
+                refused = self._send_many(packets)
+            except OSError as exc:
+                refused = len(packets)
+                logger.debug("SCTP packets not sent: %s", exc)
+            if refused:
+                # the DTLS layer closed under us; its own close path reports that
+                self.send_errors += refused
+                logger.debug("SCTP: %d packets not sent (DTLS not connected)", refused)
             return
         send = self._send
         for packet in packets:

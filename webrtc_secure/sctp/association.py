@@ -180,6 +180,8 @@ class AssociationState(enum.Enum):
 # A new fragment is cut to fill what is left of a packet only when that is at least
 # this many octets of user data (or everything queued fits).
 MIN_FILL = 256
+_ACCEPTED = Verdict.ACCEPTED
+_DUPLICATE = Verdict.DUPLICATE
 
 # Tuples, not sets: ``in`` on a tuple compares by identity first, while a set hashes
 # the member through Enum.__hash__, a Python-level call, several times per packet.
@@ -523,8 +525,15 @@ class Association:
         ordered: bool = True,
         max_retransmits: int | None = None,
         lifetime: float | None = None,
-    ) -> None:
-        """Queue one message. Before the association is up it waits in the queue."""
+    ) -> bool:
+        """Queue one message. Before the association is up it waits in the queue.
+
+        Returns whether :meth:`datagrams_to_send` now has work (or events wait): False
+        when the message can only wait (cwnd, the peer's window or Max.Burst are used
+        up and nothing else is due), so the owner may skip the flush that would send
+        nothing; the SACK that opens the window makes the owner flush anyway. A
+        streaming sender is blocked for most of its sends (1200-octet messages: every
+        DATA packet left from the flush after a SACK)."""
         if self._finished or self.state in _SHUTDOWN_STATES:
             raise InvalidAssociationState(f"cannot send in state {self.state.value}")
         if not 0 <= stream_id < self._outbound_streams:
@@ -539,16 +548,18 @@ class Association:
             raise ValueError("max_retransmits must not be negative")
         if lifetime is not None and lifetime < 0:
             raise ValueError("lifetime must not be negative")
+        size = len(data)
         limit = self.config.remote_max_message_size
-        if limit and len(data) > limit:
-            raise MessageTooLarge(f"{len(data)} octets exceed the peer's maximum of {limit}")
-        if self._outbox.is_paused(stream_id):
+        if limit and size > limit:
+            raise MessageTooLarge(f"{size} octets exceed the peer's maximum of {limit}")
+        outbox = self._outbox
+        if outbox.is_paused(stream_id):
             raise StreamResetPending(f"stream {stream_id} is being reset")
-        if not self._outbox.has_room(len(data)):
+        if not outbox.has_room(size):
             raise SendBufferFull(
-                f"{len(data)} more octets would exceed the {self._outbox.capacity}-octet buffer"
+                f"{size} more octets would exceed the {outbox.capacity}-octet buffer"
             )
-        self._outbox.push(
+        outbox.push(
             OutgoingMessage(
                 stream_id,
                 ppid,
@@ -558,8 +569,10 @@ class Association:
                 None if lifetime is None else now + lifetime,
             )
         )
-        self._stats.messages_out += 1
-        self._stats.bytes_out += len(data)
+        stats = self._stats
+        stats.messages_out += 1
+        stats.bytes_out += size
+        return bool(self._events) or self._output_due()
 
     def buffered_amount(self, stream_id: int) -> int:
         """Octets queued on ``stream_id`` and not yet sent once."""
@@ -726,22 +739,58 @@ class Association:
         try:
             receive = self._receive
             had_gaps = receive is not None and receive.tracker.has_gaps
+            interleaving = self.interleaving
+            window = -1  # receive.window as _data_received sets it, computed once
             for type_, flags, pos, stop in chunks:
-                if type_ == _I_DATA:
-                    tsn, stream_id, _reserved, mid, last = _IDATA_FIELDS.unpack_from(data, pos + 4)
-                    if flags & FLAG_BEGINNING:
-                        self._data_received(
-                            True, flags, tsn, stream_id, mid, last, 0, data[pos + 20 : stop]
+                if type_ != _SACK:  # DATA or I-DATA (the first pass let no other in)
+                    interleaved = type_ == _I_DATA
+                    fsn = 0
+                    if interleaved:
+                        tsn, stream_id, _reserved, seq, last = _IDATA_FIELDS.unpack_from(
+                            data, pos + 4
                         )
+                        if flags & FLAG_BEGINNING:
+                            ppid = last
+                        else:
+                            ppid, fsn = 0, last
+                        user_data = data[pos + 20 : stop]
                     else:
+                        tsn, stream_id, seq, ppid = _DATA_FIELDS.unpack_from(data, pos + 4)
+                        user_data = data[pos + 16 : stop]
+                    if (
+                        interleaved is not interleaving
+                        or flags & FLAG_IMMEDIATE
+                        or stream_id >= self._inbound_streams
+                        or receive is None
+                    ):
+                        # the rare cases: _data_received says what becomes of them
                         self._data_received(
-                            True, flags, tsn, stream_id, mid, 0, last, data[pos + 20 : stop]
+                            interleaved, flags, tsn, stream_id, seq, ppid, fsn, user_data
                         )
-                elif type_ == _DATA:
-                    tsn, stream_id, ssn, ppid = _DATA_FIELDS.unpack_from(data, pos + 4)
-                    self._data_received(
-                        False, flags, tsn, stream_id, ssn, ppid, 0, data[pos + 16 : stop]
+                        continue
+                    # _data_received's common case, inline (once per chunk received):
+                    # the same window (queued events count against it), the same call,
+                    # the same verdict handling
+                    if window < 0:
+                        window = max(0, self.config.receive_window - self._event_bytes)
+                    receive.window = window
+                    verdict = receive.receive_chunk(
+                        tsn,
+                        stream_id,
+                        seq,
+                        ppid,
+                        user_data,
+                        flags & FLAG_UNORDERED != 0,
+                        flags & FLAG_BEGINNING != 0,
+                        flags & FLAG_ENDING != 0,
+                        fsn,
                     )
+                    if verdict is not _ACCEPTED:
+                        if verdict is _DUPLICATE:
+                            self._sack_now = True
+                        else:
+                            self._stats.dropped[f"data_{verdict.value}"] += 1
+                    self._sack_pending = True
                 else:
                     cumulative, a_rwnd, ngaps, _ndups = _SACK_FIELDS.unpack_from(data, pos + 4)
                     gaps: tuple[tuple[int, int], ...] = ()
@@ -1310,11 +1359,13 @@ class Association:
         receive = self._receive
         if receive is None:
             return
+        stats = self._stats
         for message in receive.pop_messages():
-            self._stats.messages_in += 1
-            self._stats.bytes_in += len(message.data)
-            self._event_bytes += len(message.data)
-            self._emit(MessageReceived(message.stream_id, message.ppid, message.data))
+            size = len(message.data)
+            stats.messages_in += 1
+            stats.bytes_in += size
+            self._event_bytes += size
+            self._emit(message)  # the reassembled message is the event
         if receive.dropped_messages:
             self._stats.dropped["message_refused"] += receive.dropped_messages
             receive.dropped_messages = 0
@@ -1663,14 +1714,15 @@ class Association:
 
     # --- output ----------------------------------------------------------------------------------
 
-    def _produce(self, now: float) -> None:
-        state = self.state
-        if self._finished or state not in _UP_STATES:
-            return
+    def _output_due(self) -> bool:
+        """Whether :meth:`_produce` would do anything: False only when it would return
+        at once (the same test, which it makes first)."""
+        if self._finished or self.state not in _UP_STATES:
+            return False
         rq = self._retransmit
         assert rq is not None
         outbox = self._outbox
-        if not (
+        if (
             self._control
             or self._sack_now
             or self._forward_pending
@@ -1678,9 +1730,31 @@ class Association:
             or outbox.expired
             or rq.timed_outstanding
             or rq._pending_retransmit
-            or not (outbox.empty or rq.flight_size >= rq.cc.cwnd)
         ):
+            return True
+        flight = rq.flight_size
+        if outbox.empty or flight >= rq.cc.cwnd:
+            return False
+        if not flight:
+            return True  # _take_data refills the Max.Burst budget first
+        # Whether _take_data's new-data loop could place one chunk: the smallest piece
+        # it may cut is min(unsent octets, MIN_FILL, a full packet's payload) (see the
+        # loop); Max.Burst and the peer's window must take a chunk of that size.
+        header = IDATA_HEADER_SIZE if self.interleaving else DATA_HEADER_SIZE
+        small = min(
+            outbox.total,
+            MIN_FILL,
+            (self.config.max_packet_size - COMMON_HEADER_SIZE - header) & ~3,
+        )
+        return self._burst_left >= header + ((small + 3) & ~3) and small <= rq.peer_rwnd
+
+    def _produce(self, now: float) -> None:
+        if not self._output_due():
             return  # nothing to send or report: most flushes (one per packet in)
+        state = self.state
+        rq = self._retransmit
+        assert rq is not None
+        outbox = self._outbox
         mtu = self.config.max_packet_size
         if outbox.low:
             for stream_id in outbox.low:
@@ -1837,7 +1911,7 @@ class Association:
         # as this loop runs for every fragment sent.
         burst_left = self._burst_left
         cc = rq.cc
-        encode = self._encode_data
+        interleaved = self.interleaving
         send_new = rq.send_new
         next_fragment = outbox.next_fragment
         while True:
@@ -1863,7 +1937,25 @@ class Association:
                     group = []
                 room = full
             room -= size
-            group.append(encode(chunk))
+            # _encode_data, inline (once per fragment sent)
+            message = fragment.message
+            beginning = fragment.beginning
+            seq = message.seq
+            assert seq is not None
+            group.append(
+                encode_data_chunk(
+                    interleaved,
+                    (0 if message.ordered else FLAG_UNORDERED)
+                    | (FLAG_BEGINNING if beginning else 0)
+                    | (FLAG_ENDING if fragment.ending else 0),
+                    chunk.tsn,
+                    message.stream_id,
+                    seq,
+                    # I-DATA: the PPID on a first fragment, the FSN on the others
+                    message.ppid if beginning or not interleaved else fragment.fsn,
+                    fragment.data,
+                )
+            )
             burst_left -= size
         self._burst_left = burst_left
         if group:

@@ -128,6 +128,9 @@ def _data_flags(unordered: bool, beginning: bool, ending: bool, immediate: bool)
     )
 
 
+_I_DATA_TYPE = int(ChunkType.I_DATA)  # a plain int: no enum lookup per fragment
+
+
 def encode_data_chunk(
     interleaved: bool,
     flags: int,
@@ -144,7 +147,7 @@ def encode_data_chunk(
         length = IDATA_HEADER_SIZE + len(user_data)
         if length > MAX_CHUNK_LENGTH:
             raise ValueError(f"I-DATA chunk of {length} octets exceeds the 16-bit length")
-        head = _IDATA.pack(ChunkType.I_DATA, flags, length, tsn, stream_id, 0, seq, ppid_or_fsn)
+        head = _IDATA.pack(_I_DATA_TYPE, flags, length, tsn, stream_id, 0, seq, ppid_or_fsn)
     else:
         length = DATA_HEADER_SIZE + len(user_data)
         if length > MAX_CHUNK_LENGTH:

@@ -26,6 +26,24 @@ class MessageReceived:
     data: bytes
 
 
+# MessageReceived(...) without the frozen __init__, which sets each field through
+# object.__setattr__ (~0.7 us; this ~0.3): the slots' own descriptors set them once.
+# The instance is the same (equal, hashable, frozen afterwards). One per message.
+_new = object.__new__
+_set_stream_id = vars(MessageReceived)["stream_id"].__set__
+_set_ppid = vars(MessageReceived)["ppid"].__set__
+_set_data = vars(MessageReceived)["data"].__set__
+
+
+def message_received(stream_id: int, ppid: int, data: bytes) -> MessageReceived:
+    """``MessageReceived(stream_id, ppid, data)``, built faster (the receive path's)."""
+    event: MessageReceived = _new(MessageReceived)
+    _set_stream_id(event, stream_id)
+    _set_ppid(event, ppid)
+    _set_data(event, data)
+    return event
+
+
 @dataclass(frozen=True, slots=True)
 class IncomingStreamsReset:
     """The peer reset its outgoing streams (RFC 6525); for a data channel: the remote

@@ -23,6 +23,7 @@ import enum
 from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field
 
+from .events import MessageReceived, message_received
 from .serial import add16, add32, diff16, diff32
 
 DEFAULT_MAX_TSN_WINDOW = 65536
@@ -59,13 +60,10 @@ class Verdict(enum.Enum):
     INVALID = "invalid"  # empty user data or a repeated fragment number
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
-    """One reassembled user message ready for the application."""
-
-    stream_id: int
-    ppid: int
-    data: bytes
+#: One reassembled user message ready for the application (stream_id, ppid, data):
+#: the association's MessageReceived event itself, so that a message is one object
+#: from reassembly to the application (built by ``message_received``).
+Message = MessageReceived
 
 
 class TsnTracker:
@@ -447,7 +445,10 @@ class ReceiveQueue:
         del partials[key]
         self.buffered -= partial.size
         self.stored -= count
-        whole = b"".join([fragments[i] for i in range(count)])
+        if count == 2:  # a message a little over one packet (1200 octets): the usual case
+            whole = fragments[0] + fragments[1]
+        else:
+            whole = b"".join([fragments[i] for i in range(count)])
         self._complete(stream_id, unordered, seq, partial.ppid, whole)
         return True
 
@@ -495,7 +496,7 @@ class ReceiveQueue:
             if not unordered:
                 self._pass_refused(stream_id, seq)
             return
-        message = Message(stream_id, ppid, data)
+        message = message_received(stream_id, ppid, data)
         if unordered:
             self._ready.append(message)
             return

@@ -187,14 +187,18 @@ class Outbox:
     def next_fragment(self, max_payload: int, now: float) -> Fragment | None:
         """Cut the next fragment of at most ``max_payload`` bytes, or None."""
         while True:
-            message = self._pick(now)
+            # _pick, whose first test is inline (DATA: the message being cut)
+            message = self._current
             if message is None:
-                return None
+                message = self._pick(now)
+                if message is None:
+                    return None
             if message.abandoned:
                 self._finish(message)
                 continue
             break
-        stream = self._stream(message.stream_id)
+        stream_id = message.stream_id
+        stream = self._streams[stream_id]  # a queued message's stream exists (push)
         if message.seq is None:
             if not message.ordered and self.interleaving:
                 message.seq = stream.next_unordered_mid
@@ -207,17 +211,25 @@ class Outbox:
                     add32(stream.next_ssn, 1) if self.interleaving else add16(stream.next_ssn, 1)
                 )
         start = message.offset
-        piece = message.data[start : start + max_payload]
-        message.offset = start + len(piece)
-        ending = message.offset >= len(message.data)
-        fragment = Fragment(message, piece, start == 0, ending, message.next_fsn)
-        message.next_fsn += 1
-        self._consume(stream, message.stream_id, len(piece))
+        data = message.data
+        piece = data[start : start + max_payload]
+        size = len(piece)
+        message.offset = offset = start + size
+        ending = offset >= len(data)
+        fsn = message.next_fsn
+        fragment = Fragment(message, piece, start == 0, ending, fsn)
+        message.next_fsn = fsn + 1
+        # _consume, inline (once per fragment)
+        before = stream.buffered
+        stream.buffered = after = before - size
+        self.total -= size
+        if before > stream.threshold >= after:
+            self.low.append(stream_id)
         if ending:
-            self._finish(message)
+            self._finish(message, stream)
         elif self.interleaving:
             # Let the other streams have a turn before this message continues.
-            self._rotate(message.stream_id)
+            self._rotate(stream_id)
         else:
             self._current = message
         return fragment
@@ -256,9 +268,11 @@ class Outbox:
         if before > stream.threshold >= stream.buffered:
             self.low.append(stream_id)
 
-    def _finish(self, message: OutgoingMessage) -> None:
-        """Remove ``message`` (sent completely or abandoned) from its stream."""
-        stream = self._stream(message.stream_id)
+    def _finish(self, message: OutgoingMessage, stream: _OutStream | None = None) -> None:
+        """Remove ``message`` (sent completely or abandoned) from its stream
+        (``stream``: its _OutStream when the caller has it)."""
+        if stream is None:
+            stream = self._stream(message.stream_id)
         if self._current is message:
             self._current = None
         queue = stream.queue
