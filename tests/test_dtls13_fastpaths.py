@@ -463,3 +463,50 @@ def test_connection_send_leaves_the_threshold_and_key_updates_to_the_engine() ->
         received += [e.data for e in drain_events(server) if isinstance(e, ApplicationData)]
     assert through_engine == [3, 4, 5]
     assert received == [bytes([i]) * 50 for i in range(7)]
+
+
+def test_integrity_limit_is_the_same_on_the_connected_fast_path() -> None:
+    """Forged records that fail authentication on the connection's fast path are
+    counted, and end the connection at the AEAD integrity limit, exactly as on the
+    general path: same events, counters, state, error and alert datagrams."""
+    outcomes = []
+    real = ReceiveEpoch.read_application_data
+    for fast in (True, False):
+        client, server = _pair13()
+        engine = server._v13
+        assert engine is not None
+        engine._rx[engine.read_epoch].integrity_limit = 3  # 2^36 in every suite
+        client.send(b"genuine")
+        (datagram,) = client.datagrams_to_send(1.0)
+        forged = datagram[:-1] + bytes([datagram[-1] ^ 1])  # the tag
+        raised = 0
+
+        def counting(self: ReceiveEpoch, data: bytes) -> bytes | None:
+            nonlocal raised
+            try:
+                return real(self, data)
+            except AuthenticationFailed:
+                raised += 1
+                raise
+
+        replacement = counting if fast else (lambda self, data: None)
+        steps = []
+        with mock.patch.object(ReceiveEpoch, "read_application_data", replacement):
+            for _ in range(3):
+                server.receive_datagram(forged, 1.0)
+                steps.append((server.state, server.stats.dropped_authentication))
+            # what a genuine record meets afterwards
+            server.receive_datagram(datagram, 1.0)
+        assert raised == (3 if fast else 0)
+        outcomes.append(
+            (
+                steps,
+                repr(drain_events(server)),  # (exceptions do not compare equal)
+                server.stats,
+                type(server.error),
+                str(server.error),
+                len(server.datagrams_to_send(1.0)),
+            )
+        )
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0][-1][1] == 3 and "integrity limit" in outcomes[0][4]
