@@ -839,6 +839,31 @@ class DtlsConnection:
         assert protection is not None
         self._outbox.append(protection.seal(_APPLICATION_DATA, _DTLS_1_2, _EPOCH_1 | seq, data))
 
+    def send_many(self, datagrams: Sequence[bytes]) -> None:
+        """:meth:`send` for each of ``datagrams``, in order (SCTP's packets of one
+        flush: one record each). Under DTLS 1.3, while the whole batch stays below the
+        KeyUpdate threshold, the records are protected together, their record number
+        masks from one AES-ECB call (:meth:`SendEpoch.protect_application_data_many`,
+        the same octets); otherwise, and under DTLS 1.2, one :meth:`send` each, which
+        also raises what :meth:`send` raises, after the records before it."""
+        engine = self._v13
+        if engine is not None and len(datagrams) > 1 and self.state is _CONNECTED:
+            tx = engine._tx
+            if (
+                tx is not None
+                and tx.epoch >= 3
+                and tx.next_sequence + len(datagrams) <= engine.key_update_threshold
+                and max(map(len, datagrams)) <= MAX_PLAINTEXT_LENGTH
+            ):
+                try:
+                    self._outbox += tx.protect_application_data_many(datagrams)
+                except DtlsError as failure:
+                    self._finish(State.FAILED, failure, by_peer=False)
+                    raise
+                return
+        for data in datagrams:
+            self.send(data)
+
     def close(self) -> None:
         """Send close_notify and close; idempotent."""
         if self.state in (State.CLOSED, State.FAILED):
