@@ -346,8 +346,9 @@ def make_mask_writer(sn_key: bytes, is_chacha: bool) -> MaskWriter:
 
     The connected paths use this and read the two octets they need by index:
     ``update`` also allocates a scratch buffer in C for every call and frees it
-    again (callgrind of one 1200-octet record sent and received through
-    DtlsConnection: ~380 fewer of its ~53,000 instructions with ``update_into``)."""
+    again. Protecting and reading one 1200-octet record, interleaved in one process
+    (31 rounds, two runs, load 3.3-4): 45-110 ns less than with ``update``, of ~4 us;
+    callgrind's counts differ by less than their run-to-run spread."""
     return _mask_functions(sn_key, is_chacha)[1]
 
 
