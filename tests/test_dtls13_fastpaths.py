@@ -108,6 +108,71 @@ def test_protect_fast_forms_refuse_what_the_general_one_refuses(suite_id: Cipher
             protect(sender, b"x")
 
 
+@SLOW
+@given(
+    suite_id=st.sampled_from(SUITE_IDS),
+    epoch=st.integers(3, 9),
+    first_sequence=st.one_of(
+        st.integers(0, 3),
+        st.integers(0xFFF0, 0x1000F),
+        st.integers(0, SUITES13[CipherSuite13.TLS_AES_128_GCM_SHA256].confidentiality_limit - 9),
+    ),
+    contents=st.lists(st.binary(max_size=1300), max_size=8),
+)
+def test_protect_many_matches_one_record_at_a_time(
+    suite_id: CipherSuite13, epoch: int, first_sequence: int, contents: list[bytes]
+) -> None:
+    """The batch (one AES-ECB call for all the masks) makes the octets of
+    protect_application_data called once per record, and of the general
+    construction."""
+    suite = SUITES13[suite_id]
+    keys = _keys(suite)
+    batch, single, general = (SendEpoch(suite, keys, epoch, first_sequence) for _ in "abc")
+    calls: list[int] = []
+    mask_of, mask_into = batch._mask_of, batch._mask_into
+
+    def counted_mask_of(samples: bytes) -> bytes:
+        calls.append(len(samples))
+        return mask_of(samples)
+
+    def counted_mask_into(sample: bytes, out: bytearray) -> object:
+        calls.append(-1)
+        return mask_into(sample, out)
+
+    batch._mask_of, batch._mask_into = counted_mask_of, counted_mask_into
+    records = batch.protect_application_data_many(contents)
+    if not suite.is_chacha and len(contents) > 1:
+        assert calls == [16 * len(contents)]  # one AES-ECB call for every mask
+    else:
+        assert calls == [-1] * len(contents)  # one record at a time
+    assert records == [single.protect_application_data(c) for c in contents]
+    assert records == [general.protect_general(23, c) for c in contents]
+    assert batch.next_sequence == single.next_sequence == first_sequence + len(contents)
+
+
+@pytest.mark.parametrize("suite_id", SUITE_IDS)
+def test_protect_many_refuses_at_the_same_record(suite_id: CipherSuite13) -> None:
+    """A batch that reaches the usage limit, or holds an oversized content, gives
+    the records before the refusal and then the same error as one record at a time,
+    with the same sequence number used up."""
+    suite = SUITES13[suite_id]
+    keys = _keys(suite)
+    limit = min(suite.confidentiality_limit, (1 << 64) - 1)
+    cases: list[tuple[int, list[bytes], type[Exception]]] = [
+        (limit - 2, [b"a", b"b", b"c", b"d"], DtlsError),
+        (5, [b"a", bytes((1 << 14) + 1), b"c"], ValueError),
+    ]
+    for first_sequence, contents, error in cases:
+        batch, single = (SendEpoch(suite, keys, 3, first_sequence) for _ in "ab")
+        with pytest.raises(error):
+            batch.protect_application_data_many(contents)
+        made = []
+        with pytest.raises(error):
+            for content in contents:
+                made.append(single.protect_application_data(content))
+        assert batch.next_sequence == single.next_sequence == first_sequence + len(made)
+
+
 # --- receiving ---------------------------------------------------------------------------
 
 
@@ -463,3 +528,133 @@ def test_connection_send_leaves_the_threshold_and_key_updates_to_the_engine() ->
         received += [e.data for e in drain_events(server) if isinstance(e, ApplicationData)]
     assert through_engine == [3, 4, 5]
     assert received == [bytes([i]) * 50 for i in range(7)]
+
+
+def test_integrity_limit_is_the_same_on_the_connected_fast_path() -> None:
+    """Forged records that fail authentication on the connection's fast path are
+    counted, and end the connection at the AEAD integrity limit, exactly as on the
+    general path: same events, counters, state, error and alert datagrams."""
+    outcomes = []
+    real = ReceiveEpoch.read_application_data
+    for fast in (True, False):
+        client, server = _pair13()
+        engine = server._v13
+        assert engine is not None
+        engine._rx[engine.read_epoch].integrity_limit = 3  # 2^36 in every suite
+        client.send(b"genuine")
+        (datagram,) = client.datagrams_to_send(1.0)
+        forged = datagram[:-1] + bytes([datagram[-1] ^ 1])  # the tag
+        raised = 0
+
+        def counting(self: ReceiveEpoch, data: bytes) -> bytes | None:
+            nonlocal raised
+            try:
+                return real(self, data)
+            except AuthenticationFailed:
+                raised += 1
+                raise
+
+        replacement = counting if fast else (lambda self, data: None)
+        steps = []
+        with mock.patch.object(ReceiveEpoch, "read_application_data", replacement):
+            for _ in range(3):
+                server.receive_datagram(forged, 1.0)
+                steps.append((server.state, server.stats.dropped_authentication))
+            # what a genuine record meets afterwards
+            server.receive_datagram(datagram, 1.0)
+        assert raised == (3 if fast else 0)
+        outcomes.append(
+            (
+                steps,
+                repr(drain_events(server)),  # (exceptions do not compare equal)
+                server.stats,
+                type(server.error),
+                str(server.error),
+                len(server.datagrams_to_send(1.0)),
+            )
+        )
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][0][-1][1] == 3 and "integrity limit" in outcomes[0][4]
+
+
+def test_connection_send_many_makes_the_records_of_send() -> None:
+    """DtlsConnection.send_many under DTLS 1.3: the octets one send() per record
+    makes (checked against a second sender with the connection's own keys), and the
+    receiver takes them, and drops their tampered, replayed, truncated and
+    wrong-epoch forms, as it does for records sent one by one."""
+    client, server = _pair13()
+    engine = client._v13
+    assert engine is not None and engine._tx is not None and engine.suite is not None
+    tx = engine._tx
+    twin = SendEpoch(engine.suite, engine._traffic(engine._tx_secret), tx.epoch, tx.next_sequence)
+    payloads = [bytes([i]) * (100 * i) for i in range(1, 7)]
+    client.send_many(payloads)
+    datagrams = client.datagrams_to_send(1.0)
+    assert datagrams == [twin.protect_application_data(p) for p in payloads]
+    hostile = [
+        datagrams[0][:-1] + bytes([datagrams[0][-1] ^ 1]),  # tag
+        datagrams[1][:-3],  # truncated: the length field overruns
+        bytes([datagrams[2][0] ^ 0x01]) + datagrams[2][1:],  # epoch bits
+    ]
+    for datagram in hostile + datagrams + datagrams[:2]:  # the last two are replays
+        server.receive_datagram(datagram, 1.0)
+    assert [e.data for e in drain_events(server) if isinstance(e, ApplicationData)] == payloads
+    stats = server.stats
+    assert stats.dropped_authentication >= 1 and stats.dropped_replay == 2
+    assert server.is_connected
+    # one send() each: the same records, the same drops on a second pair
+    client2, server2 = _pair13()
+    for p in payloads:
+        client2.send(p)
+    datagrams2 = client2.datagrams_to_send(1.0)
+    hostile2 = [
+        datagrams2[0][:-1] + bytes([datagrams2[0][-1] ^ 1]),
+        datagrams2[1][:-3],
+        bytes([datagrams2[2][0] ^ 0x01]) + datagrams2[2][1:],
+    ]
+    for datagram in hostile2 + datagrams2 + datagrams2[:2]:
+        server2.receive_datagram(datagram, 1.0)
+    assert [e.data for e in drain_events(server2) if isinstance(e, ApplicationData)] == payloads
+    assert server2.stats == stats
+
+
+def test_connection_send_many_leaves_the_threshold_to_the_engine() -> None:
+    """A batch that would cross the KeyUpdate threshold goes one send() each, so the
+    engine starts its KeyUpdate at the same record; one below it is protected whole.
+    Under DTLS 1.2 send_many is one send() each."""
+    client, server = _pair13()
+    engine = client._v13
+    assert engine is not None and engine._tx is not None
+    start = engine._tx.next_sequence
+    engine.key_update_threshold = start + 4
+    real = Dtls13.send_application_data
+    through_engine: list[int] = []
+
+    def counting(self: Dtls13, data: bytes) -> bytes:
+        through_engine.append(data[0])
+        return real(self, data)
+
+    with mock.patch.object(Dtls13, "send_application_data", counting):
+        client.send_many([bytes([i]) * 10 for i in range(4)])  # seqs start..start+3: whole
+        assert through_engine == [] and engine.key_updates_sent == 0
+        client.send_many([bytes([i]) * 10 for i in range(4, 6)])  # at the threshold
+        assert through_engine == [4, 5] and engine.key_updates_sent == 1
+    for d in client.datagrams_to_send(1.0):
+        server.receive_datagram(d, 1.0)
+    received = [e.data for e in drain_events(server) if isinstance(e, ApplicationData)]
+    assert received == [bytes([i]) * 10 for i in range(6)]
+    client12 = DtlsConnection(
+        True, cert("client"), remote_fingerprints=pins("server"), dtls_versions=("1.2",)
+    )
+    server12 = DtlsConnection(
+        False, cert("server"), remote_fingerprints=pins("client"), dtls_versions=("1.2",)
+    )
+    run(client12, server12)
+    drain_events(server12)
+    client12.send_many([b"one", b"two"])
+    for d in client12.datagrams_to_send(1.0):
+        server12.receive_datagram(d, 1.0)
+    assert [e.data for e in drain_events(server12) if isinstance(e, ApplicationData)] == [
+        b"one",
+        b"two",
+    ]

@@ -50,6 +50,7 @@ from webrtc_secure.dtls.handshake import (
     ServerHandshake,
     make_offer,
 )
+from webrtc_secure.dtls.handshake13 import _CONNECTED as _ENGINE_CONNECTED
 from webrtc_secure.dtls.handshake13 import (
     DEFAULT_SIGNATURE_SCHEMES13,
     Config13,
@@ -705,8 +706,32 @@ class DtlsConnection:
         engine = self._v13
         if engine is not None:
             if state is _CONNECTED:
-                # straight to the engine's connected fast path: what _receive13 adds
-                # (starting a server, the 1.2 fallback) cannot happen any more
+                if engine.state == _ENGINE_CONNECTED:
+                    # the engine's connected fast path (Dtls13.receive_datagram), minus
+                    # the call: the next in-order application data record of the newest
+                    # epoch; whatever read_application_data declines (None, nothing
+                    # changed) goes to the engine below, which tries the same and then
+                    # its general path (the rare records that take it pay one more
+                    # mask, and an ACK or KeyUpdate one more AEAD open)
+                    receiver = engine._rx.get(engine._rx_highest)
+                    if receiver is not None:
+                        engine.now = now
+                        try:
+                            content = receiver.read_application_data(data)
+                        except AuthenticationFailed:
+                            stats.records_received += 1
+                            stats.dropped_authentication += 1
+                            try:
+                                engine._check_integrity_limit(receiver)
+                            except DtlsError as exc:
+                                self._engine_stopped(exc)
+                            return
+                        if content is not None:
+                            stats.records_received += 1
+                            self._events.append(tuple.__new__(ApplicationData, (content,)))
+                            return
+                # straight to the engine: what _receive13 adds (starting a server,
+                # the 1.2 fallback) cannot happen any more
                 try:
                     engine.receive_datagram(data, now)
                 except (PeerClosed, DtlsError) as exc:
@@ -910,6 +935,31 @@ class DtlsConnection:
         protection = self._write_protection[1]
         assert protection is not None
         self._outbox.append(protection.seal(_APPLICATION_DATA, _DTLS_1_2, _EPOCH_1 | seq, data))
+
+    def send_many(self, datagrams: Sequence[bytes]) -> None:
+        """:meth:`send` for each of ``datagrams``, in order (SCTP's packets of one
+        flush: one record each). Under DTLS 1.3, while the whole batch stays below the
+        KeyUpdate threshold, the records are protected together, their record number
+        masks from one AES-ECB call (:meth:`SendEpoch.protect_application_data_many`,
+        the same octets); otherwise, and under DTLS 1.2, one :meth:`send` each, which
+        also raises what :meth:`send` raises, after the records before it."""
+        engine = self._v13
+        if engine is not None and len(datagrams) > 1 and self.state is _CONNECTED:
+            tx = engine._tx
+            if (
+                tx is not None
+                and tx.epoch >= 3
+                and tx.next_sequence + len(datagrams) <= engine.key_update_threshold
+                and max(map(len, datagrams)) <= MAX_PLAINTEXT_LENGTH
+            ):
+                try:
+                    self._outbox += tx.protect_application_data_many(datagrams)
+                except DtlsError as failure:
+                    self._finish(State.FAILED, failure, by_peer=False)
+                    raise
+                return
+        for data in datagrams:
+            self.send(data)
 
     def close(self) -> None:
         """Send close_notify and close; idempotent."""

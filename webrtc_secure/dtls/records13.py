@@ -36,7 +36,7 @@ everything else takes the general code, which they are tested against.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from enum import IntEnum
 from typing import NamedTuple
 
@@ -99,6 +99,8 @@ _HDR_S = struct.Struct("!BH")
 _HDR_L = struct.Struct("!BBH")
 _TYPE_OCTET = [bytes((i,)) for i in range(256)]
 _pack_common = _HDR_S_L.pack
+#: the same header with the two sequence number octets apart, for the masking XOR
+_pack_octets = struct.Struct("!BBBH").pack
 _unpack_common = _HDR_S_L.unpack_from
 _unpack_u16 = _U16.unpack_from
 _APPLICATION_DATA = int(ContentType13.APPLICATION_DATA)
@@ -294,30 +296,60 @@ def reconstruct_epoch(epoch_bits: int, highest_epoch: int) -> int | None:
 # --- record number encryption ---------------------------------------------------------
 
 
-def make_mask_function(sn_key: bytes, is_chacha: bool) -> Callable[[bytes], bytes]:
-    """A function from a 16-octet ciphertext sample to the record number mask
-    (16 octets for AES, 2 for ChaCha20), keyed once for the epoch (RFC 9147 4.2.3):
-    for AES the epoch's ECB encryptor's own ``update``, with no Python frame in
-    between.
+#: update_into wants room for the input plus one block less one octet (AES: 16 + 15)
+MASK_BUFFER_LENGTH = 2 * SAMPLE_LENGTH
 
-    The record paths read the two octets they need from the returned mask by index:
-    per 1200-octet record that costs ~80 ns less than ``update_into`` a buffer kept
-    per epoch and ``unpack_from`` on it (interleaved medians of the protect path)."""
+MaskFunction = Callable[[bytes], bytes]
+MaskWriter = Callable[[bytes, bytearray], object]
+
+
+def _mask_functions(sn_key: bytes, is_chacha: bool) -> tuple[MaskFunction, MaskWriter]:
+    """:func:`make_mask_function` and :func:`make_mask_writer` on one encryptor (an
+    epoch uses both): ECB keeps no state between whole blocks, and each ChaCha20
+    form sets its nonce first."""
     if is_chacha:
         # the 16-octet "nonce" of cryptography's ChaCha20 is counter (4, little
         # endian) || nonce (12): exactly ciphertext[0..3] || ciphertext[4..15]
         chacha = Cipher(algorithms.ChaCha20(sn_key, bytes(16)), None).encryptor()
         reset = chacha.reset_nonce
         update = chacha.update
+        update_into = chacha.update_into
         zeros = bytes(2)
 
         def chacha_mask(sample: bytes) -> bytes:
             reset(sample)
             return update(zeros)
 
-        return chacha_mask
+        def chacha_mask_into(sample: bytes, out: bytearray) -> None:
+            reset(sample)
+            update_into(zeros, out)
+
+        return chacha_mask, chacha_mask_into
     # ECB keeps no state between blocks: one encryptor serves every record
-    return Cipher(algorithms.AES(sn_key), modes.ECB()).encryptor().update
+    ecb = Cipher(algorithms.AES(sn_key), modes.ECB()).encryptor()
+    return ecb.update, ecb.update_into
+
+
+def make_mask_function(sn_key: bytes, is_chacha: bool) -> MaskFunction:
+    """A function from a 16-octet ciphertext sample to the record number mask
+    (16 octets for AES, 2 for ChaCha20), keyed once for the epoch (RFC 9147 4.2.3):
+    for AES the epoch's ECB encryptor's own ``update``, with no Python frame in
+    between. The general record paths use it; the connected ones use
+    :func:`make_mask_writer`."""
+    return _mask_functions(sn_key, is_chacha)[0]
+
+
+def make_mask_writer(sn_key: bytes, is_chacha: bool) -> MaskWriter:
+    """Like :func:`make_mask_function`, but the mask is written into a buffer of
+    :data:`MASK_BUFFER_LENGTH` octets the caller keeps (its first 2 octets for
+    ChaCha20, 16 for AES): for AES the ECB encryptor's own ``update_into``.
+
+    The connected paths use this and read the two octets they need by index:
+    ``update`` also allocates a scratch buffer in C for every call and frees it
+    again. Protecting and reading one 1200-octet record, interleaved in one process
+    (31 rounds, two runs, load 3.3-4): 45-110 ns less than with ``update``, of ~4 us;
+    callgrind's counts differ by less than their run-to-run spread."""
+    return _mask_functions(sn_key, is_chacha)[1]
 
 
 def record_number_mask(sn_key: bytes, sample: bytes, is_chacha: bool) -> bytes:
@@ -402,7 +434,16 @@ class SendEpoch(RecordAead):
     the common shape (tests/test_dtls13_fastpaths.py checks both against each other).
     """
 
-    __slots__ = ("_first", "_limit", "_mask_of", "epoch", "next_sequence")
+    __slots__ = (
+        "_batch_masks",
+        "_first",
+        "_limit",
+        "_mask",
+        "_mask_into",
+        "_mask_of",
+        "epoch",
+        "next_sequence",
+    )
 
     def __init__(
         self, suite: Suite13Info, keys: TrafficKeys, epoch: int, first_sequence: int = 0
@@ -412,7 +453,10 @@ class SendEpoch(RecordAead):
         super().__init__(suite, keys.key, keys.iv)
         self.epoch = epoch
         self.next_sequence = first_sequence
-        self._mask_of = make_mask_function(keys.sn_key, suite.is_chacha)
+        self._mask_of, self._mask_into = _mask_functions(keys.sn_key, suite.is_chacha)
+        self._mask = bytearray(MASK_BUFFER_LENGTH)
+        #: AES: ``_mask_of`` (ECB's update) takes many samples at once
+        self._batch_masks = not suite.is_chacha
         self._limit = min(suite.confidentiality_limit, MAX_SEQUENCE + 1)
         #: the common header's first octet: fixed bits, S, L and this epoch's low bits
         self._first = _COMMON_BITS | (epoch & EPOCH_BITS)
@@ -461,14 +505,70 @@ class SendEpoch(RecordAead):
             self._refuse(content)
         self.next_sequence = seq + 1
         first = self._first
-        low = seq & 0xFFFF
+        high = (seq >> 8) & 0xFF
+        low = seq & 0xFF
         sealed = self._encrypt(
             (self._iv ^ seq).to_bytes(IV_LENGTH, "big"),
             content + b"\x17",
-            _pack_common(first, low, length),
+            _pack_octets(first, high, low, length),
         )
-        mask = self._mask_of(sealed[:SAMPLE_LENGTH])
-        return _pack_common(first, low ^ ((mask[0] << 8) | mask[1]), length) + sealed
+        mask = self._mask
+        self._mask_into(sealed[:SAMPLE_LENGTH], mask)
+        return _pack_octets(first, high ^ mask[0], low ^ mask[1], length) + sealed
+
+    def protect_application_data_many(self, contents: Sequence[bytes]) -> list[bytes]:
+        """:meth:`protect_application_data` for each of ``contents``, in order: the
+        same records, octet for octet (tests/test_dtls13_fastpaths.py), with the
+        record number masks of all of them from one AES-ECB call over their samples
+        laid end to end (ECB encrypts each block alone), where one record pays one
+        call of its own. That call costs more than the AES block inside it, so a
+        flush of SCTP packets saves all but one.
+
+        ChaCha20 masks take a nonce per record, and a batch that would reach the
+        key's usage limit or holds an oversized content goes record by record: the
+        same records, then the same refusal at the same record."""
+        count = len(contents)
+        seq = self.next_sequence
+        if (
+            count < 2
+            or not self._batch_masks
+            or seq + count > self._limit
+            or max(map(len, contents)) + _INNER_OVERHEAD > _MAX_COMMON_LENGTH
+        ):
+            return [self.protect_application_data(content) for content in contents]
+        encrypt = self._encrypt
+        iv = self._iv
+        first = self._first
+        sealed_records = []
+        for content in contents:
+            sealed_records.append(
+                encrypt(
+                    (iv ^ seq).to_bytes(IV_LENGTH, "big"),
+                    content + b"\x17",
+                    _pack_octets(
+                        first, (seq >> 8) & 0xFF, seq & 0xFF, len(content) + _INNER_OVERHEAD
+                    ),
+                )
+            )
+            seq += 1
+        masks = self._mask_of(b"".join([sealed[:SAMPLE_LENGTH] for sealed in sealed_records]))
+        seq = self.next_sequence
+        self.next_sequence = seq + count
+        records = []
+        at = 0
+        for sealed in sealed_records:
+            records.append(
+                _pack_octets(
+                    first,
+                    ((seq >> 8) & 0xFF) ^ masks[at],
+                    (seq & 0xFF) ^ masks[at + 1],
+                    len(sealed),
+                )
+                + sealed
+            )
+            seq += 1
+            at += SAMPLE_LENGTH
+        return records
 
     def _refuse(self, content: bytes) -> None:
         """Raise what :meth:`protect` refuses: a key at its usage limit (DtlsError) or
@@ -538,6 +638,8 @@ class ReceiveEpoch(RecordAead):
     __slots__ = (
         "_first",
         "_highest",
+        "_mask",
+        "_mask_into",
         "_mask_of",
         "_replay",
         "epoch",
@@ -556,7 +658,8 @@ class ReceiveEpoch(RecordAead):
             raise ValueError("traffic keys do not fit the suite (derive them with sn_key=True)")
         super().__init__(suite, keys.key, keys.iv)
         self.epoch = epoch
-        self._mask_of = make_mask_function(keys.sn_key, suite.is_chacha)
+        self._mask_of, self._mask_into = _mask_functions(keys.sn_key, suite.is_chacha)
+        self._mask = bytearray(MASK_BUFFER_LENGTH)
         self._replay = ReplayWindow(window_size)
         self._highest = -1
         #: the common header's first octet: fixed bits, S, L and this epoch's low bits
@@ -636,7 +739,8 @@ class ReceiveEpoch(RecordAead):
         first, masked, length = _unpack_common(data)
         if first != self._first or length != n or n > _MAX_COMMON_LENGTH:
             return None
-        mask = self._mask_of(data[5:21])
+        mask = self._mask
+        self._mask_into(data[5:21], mask)
         seq = self._highest + 1
         low = seq & 0xFFFF
         if masked ^ ((mask[0] << 8) | mask[1]) != low:
