@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.dtls_pair import cert, drain_events, pins, run
-from webrtc_secure.dtls import DtlsConnection, keys13
+from webrtc_secure.dtls import DtlsConnection, State, keys13
 from webrtc_secure.dtls.events import ApplicationData
 from webrtc_secure.dtls.handshake13 import Dtls13
 from webrtc_secure.dtls.keys13 import TrafficKeys
@@ -588,7 +588,7 @@ def test_connection_send_many_makes_the_records_of_send() -> None:
     tx = engine._tx
     twin = SendEpoch(engine.suite, engine._traffic(engine._tx_secret), tx.epoch, tx.next_sequence)
     payloads = [bytes([i]) * (100 * i) for i in range(1, 7)]
-    client.send_many(payloads)
+    assert client.send_many(payloads) == 0  # none refused
     datagrams = client.datagrams_to_send(1.0)
     assert datagrams == [twin.protect_application_data(p) for p in payloads]
     hostile = [
@@ -651,10 +651,45 @@ def test_connection_send_many_leaves_the_threshold_to_the_engine() -> None:
     )
     run(client12, server12)
     drain_events(server12)
-    client12.send_many([b"one", b"two"])
+    assert client12.send_many([b"one", b"two"]) == 0
     for d in client12.datagrams_to_send(1.0):
         server12.receive_datagram(d, 1.0)
     assert [e.data for e in drain_events(server12) if isinstance(e, ApplicationData)] == [
         b"one",
         b"two",
     ]
+
+
+@pytest.mark.parametrize("versions", [("1.3",), ("1.2",)])
+def test_connection_send_many_counts_what_it_refuses(versions: tuple[str, ...]) -> None:
+    """A closed connection refuses a whole batch (counted, not raised); one that fails
+    at a key's usage limit mid-batch sends the records before it and refuses the rest."""
+    client = DtlsConnection(
+        True, cert("client"), remote_fingerprints=pins("server"), dtls_versions=versions
+    )
+    server = DtlsConnection(
+        False, cert("server"), remote_fingerprints=pins("client"), dtls_versions=versions
+    )
+    run(client, server)
+    drain_events(server)
+    client.close()
+    client.datagrams_to_send(1.0)
+    assert client.send_many([b"a", b"b", b"c"]) == 3
+    assert client.datagrams_to_send(1.0) == []
+    if versions != ("1.3",):
+        return
+    for threshold_above in (False, True):
+        client, server = _pair13()
+        engine = client._v13
+        assert engine is not None and engine._tx is not None
+        start = engine._tx.next_sequence
+        engine._tx._limit = start + 2  # the key may protect two more records
+        # below the threshold the batch is protected whole, and refused whole: none
+        # of it was sent; at it, record by record, the first two go out
+        engine.key_update_threshold = start + 10 if threshold_above else start
+        refused = client.send_many([b"x", b"y", b"z", b"w"])
+        for datagram in client.datagrams_to_send(1.0):
+            server.receive_datagram(datagram, 1.0)
+        delivered = [e.data for e in drain_events(server) if isinstance(e, ApplicationData)]
+        assert client.state is State.FAILED
+        assert (refused, delivered) == ((4, []) if threshold_above else (2, [b"x", b"y"]))

@@ -8,6 +8,7 @@ same records as an AEAD keyed once."""
 
 from __future__ import annotations
 
+import functools
 from typing import cast
 
 import pytest
@@ -23,7 +24,14 @@ from webrtc_secure.dtls.handshake13 import (
     handshake_receiver,
     handshake_sender,
 )
-from webrtc_secure.dtls.records13 import CiphertextRecord, ReceiveEpoch, SendEpoch, split_datagram
+from webrtc_secure.dtls.records13 import (
+    MASK_BUFFER_LENGTH,
+    CiphertextRecord,
+    ReceiveEpoch,
+    SendEpoch,
+    make_mask_writer,
+    split_datagram,
+)
 from webrtc_secure.dtls.suites13 import SUITES13, CipherSuite13
 from webrtc_secure.errors import AuthenticationFailed
 
@@ -192,6 +200,16 @@ def test_handshake_epoch_aead_keyed_per_record_gives_the_same_records(
     ((parsed,), _) = split_datagram(bytes(forged))
     with pytest.raises(AuthenticationFailed):
         handshake_receiver(suite, keys, 64).open_record(cast(CiphertextRecord, parsed))
+    # the mask writer slot is per record too (a keyed one would hold the epoch's
+    # encryptor for the whole handshake), and writes the keyed writer's mask
+    sample = bytes(range(16))
+    keyed = bytearray(MASK_BUFFER_LENGTH)
+    make_mask_writer(keys.sn_key, suite.is_chacha)(sample, keyed)
+    for epoch in (per_record, handshake_receiver(suite, keys, 64)):
+        assert isinstance(epoch._mask_into, functools.partial)
+        written = bytearray(MASK_BUFFER_LENGTH)
+        epoch._mask_into(sample, written)
+        assert written == keyed
 
 
 @pytest.mark.parametrize("versions", [("1.3", "1.2"), ("1.2",)])

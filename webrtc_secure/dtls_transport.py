@@ -110,15 +110,13 @@ class DtlsTransport:
     def send_many(self, datagrams: list[bytes]) -> int:
         """:meth:`send` for several records (SCTP's packets of one flush): each is one
         application_data record, as by :meth:`send`; the datagrams go out after the
-        last one is protected, in order, and the timer is checked once. A record the
-        connection refuses (not connected) is skipped and counted: returns how many."""
+        last one is protected, in order, and the timer is checked once. Returns how
+        many the connection refused (see DtlsConnection.send_many: a refusal ends the
+        batch)."""
         connection = self.connection
-        refused = 0
-        for data in datagrams:
-            try:
-                connection.send(data)
-            except WebrtcSecureError:
-                refused += 1
+        # under DTLS 1.3 the connection protects a batch together (one AES-ECB call
+        # for all the record number masks)
+        refused = connection.send_many(datagrams)
         self._flush()
         if self._timer is None and connection.get_timer() is not None:
             # DTLS 1.3 started a KeyUpdate (a key near its limit): it waits for an ACK

@@ -936,13 +936,19 @@ class DtlsConnection:
         assert protection is not None
         self._outbox.append(protection.seal(_APPLICATION_DATA, _DTLS_1_2, _EPOCH_1 | seq, data))
 
-    def send_many(self, datagrams: Sequence[bytes]) -> None:
+    def send_many(self, datagrams: Sequence[bytes]) -> int:
         """:meth:`send` for each of ``datagrams``, in order (SCTP's packets of one
-        flush: one record each). Under DTLS 1.3, while the whole batch stays below the
-        KeyUpdate threshold, the records are protected together, their record number
-        masks from one AES-ECB call (:meth:`SendEpoch.protect_application_data_many`,
-        the same octets); otherwise, and under DTLS 1.2, one :meth:`send` each, which
-        also raises what :meth:`send` raises, after the records before it."""
+        flush: one record each); returns how many it refused. Under DTLS 1.3, while the
+        whole batch stays below the KeyUpdate threshold, the records are protected
+        together, their record number masks from one AES-ECB call
+        (:meth:`SendEpoch.protect_application_data_many`, the same octets); otherwise,
+        and under DTLS 1.2, one :meth:`send` each.
+
+        A refusal (a ``WebrtcSecureError``: the connection is not established, or a
+        key reached its usage limit, which ends the connection as :meth:`send` does)
+        ends the batch: record by record, the records before it are sent; a batch
+        protected whole is refused whole. An oversized record raises ``ValueError``
+        as in :meth:`send`."""
         engine = self._v13
         if engine is not None and len(datagrams) > 1 and self.state is _CONNECTED:
             tx = engine._tx
@@ -956,10 +962,14 @@ class DtlsConnection:
                     self._outbox += tx.protect_application_data_many(datagrams)
                 except DtlsError as failure:
                     self._finish(State.FAILED, failure, by_peer=False)
-                    raise
-                return
-        for data in datagrams:
-            self.send(data)
+                    return len(datagrams)
+                return 0
+        for sent, data in enumerate(datagrams):
+            try:
+                self.send(data)
+            except WebrtcSecureError:
+                return len(datagrams) - sent
+        return 0
 
     def close(self) -> None:
         """Send close_notify and close; idempotent."""

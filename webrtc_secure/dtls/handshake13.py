@@ -114,6 +114,7 @@ from webrtc_secure.dtls.records13 import (
     encode_ack,
     encode_plaintext_record,
     make_mask_function,
+    make_mask_writer,
     parse_ack,
     reconstruct_epoch,
     split_datagram,
@@ -423,6 +424,10 @@ def _mask_per_record(sn_key: bytes, is_chacha: bool, sample: bytes) -> bytes:
     return make_mask_function(sn_key, is_chacha)(sample)
 
 
+def _mask_into_per_record(sn_key: bytes, is_chacha: bool, sample: bytes, out: bytearray) -> None:
+    make_mask_writer(sn_key, is_chacha)(sample, out)
+
+
 def handshake_sender(suite: Suite13Info, keys: keys13.TrafficKeys) -> SendEpoch:
     """Epoch 2's sender, its AEAD and record-number cipher keyed for each record.
 
@@ -434,6 +439,9 @@ def handshake_sender(suite: Suite13Info, keys: keys13.TrafficKeys) -> SendEpoch:
     sender = SendEpoch(_handshake_epoch_suite(suite), keys, 2)
     # records13 keeps the record-number mask function in this slot (keyed at init)
     sender._mask_of = functools.partial(_mask_per_record, keys.sn_key, suite.is_chacha)
+    # and the writer form in its twin slot: left keyed, it would hold the epoch's
+    # encryptor (epoch 2 never takes the connected paths that call it)
+    sender._mask_into = functools.partial(_mask_into_per_record, keys.sn_key, suite.is_chacha)
     return sender
 
 
@@ -441,6 +449,7 @@ def handshake_receiver(suite: Suite13Info, keys: keys13.TrafficKeys, window: int
     """Epoch 2's receiver, keyed for each record (see :func:`handshake_sender`)."""
     receiver = ReceiveEpoch(_handshake_epoch_suite(suite), keys, 2, window)
     receiver._mask_of = functools.partial(_mask_per_record, keys.sn_key, suite.is_chacha)
+    receiver._mask_into = functools.partial(_mask_into_per_record, keys.sn_key, suite.is_chacha)
     return receiver
 
 
