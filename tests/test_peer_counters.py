@@ -86,6 +86,18 @@ async def test_totals_are_what_crossed_the_edges(peers: list[SecurePeer], use_ic
         real_send(data)
 
     a._sendto = send
+    # over ICE, send_rtp calls the nominated pair's socket itself (the send fast path)
+    path = a._send_path
+    assert (path is not None) == use_ice
+
+    def send_to(data: bytes, addr: Any) -> None:
+        assert path is not None and addr == path[1]
+        sent.append(data)
+        path[0](data, addr)
+
+    if path is not None:
+        a._send_path = (send_to, path[1])
+    fast_path = a._send_path
     for seq in range(1, 21):
         a.send_rtp(_rtp(seq))
     a.send_rtcp(_rtcp())
@@ -99,9 +111,9 @@ async def test_totals_are_what_crossed_the_edges(peers: list[SecurePeer], use_ic
     real_send(replayed)
     real_send(bytes(forged))
     # protected while there is no path: counted as RTP sent, not as a datagram
-    a._sendto = None
+    a._sendto = a._send_path = None
     a.send_rtp(_rtp(21))
-    a._sendto = send
+    a._sendto, a._send_path = send, fast_path
     await _wait_for(lambda: len(delivered) == 20 and messages == [b"hello"])
     await asyncio.sleep(0.1)  # what else was on its way (SCTP's SACK) is in
 

@@ -365,6 +365,10 @@ class SecurePeer(AsyncIOEventEmitter):
         self._protect: Callable[[bytes], bytes] | None = None
         self._unprotect: Callable[[bytes], bytes] | None = None
         self._rtp_room = 0
+        #: the ICE transport's send fast path (the nominated pair's socket sendto and
+        #: remote address, ice.IceDatagramTransport.send_path), or None: send_rtp
+        #: then goes through _sendto
+        self._send_path: ice.SendPath | None = None
         #: where _send_datagram hands a datagram: the ICE transport's sendto, or
         #: _udp_sendto; None until the path is known and from its loss on
         self._sendto: Callable[[bytes], None] | None = None
@@ -1163,6 +1167,10 @@ class SecurePeer(AsyncIOEventEmitter):
             raise IceError(f"ICE did not connect within {self.ice_timeout:g} s") from None
         if not self._transport.is_closing():  # ICE may have closed under us already
             self._sendto = self._transport.sendto
+            self._transport.send_path(self._set_send_path)
+
+    def _set_send_path(self, path: ice.SendPath | None) -> None:
+        self._send_path = path if self._sendto is not None else None
 
     async def _handshake(self, is_client: bool, remote: SessionDescription) -> None:
         connection = DtlsConnection(
@@ -1233,7 +1241,12 @@ class SecurePeer(AsyncIOEventEmitter):
         except TypeError:
             _check_packet_type(packet, "send_rtp")
             raise
-        # _send_datagram, inlined: best effort, a datagram with no path is dropped
+        # best effort, as UDP: a datagram with no path is dropped
+        path = self._send_path
+        if path is not None:
+            # the ICE transport's sendto without the call into it
+            path[0](protected, path[1])
+            return
         sendto = self._sendto
         if sendto is not None:
             sendto(protected)
@@ -1441,7 +1454,7 @@ class SecurePeer(AsyncIOEventEmitter):
         )
 
     def _transport_lost(self, exc: Exception | None) -> None:
-        self._sendto = None
+        self._sendto = self._send_path = None
         if self._closing or self._state in (PeerState.CLOSED, PeerState.FAILED):
             return
         logger.info("transport lost: %s", exc)
@@ -1505,7 +1518,7 @@ class SecurePeer(AsyncIOEventEmitter):
         if self._sctp is not None:
             self._sctp.abort(None)
         self._channels.association_closed(None)  # channels never started close too
-        self._srtp = self._sendto = self._protect = self._unprotect = None
+        self._srtp = self._sendto = self._send_path = self._protect = self._unprotect = None
         if self._transport is not None:
             self._transport.close()
         if self._ice is not None:
