@@ -307,6 +307,28 @@ class SecurePeer(AsyncIOEventEmitter):
             media_kinds=media_kinds,
         )
         super().__init__()
+        # The media path's attributes first, set before any other of ours: a peer has
+        # more attributes than CPython 3.11 shares keys for, so its __dict__ is a dict
+        # of its own whose entries lie in the order they were set. Together they share
+        # a few cache lines, which matters when 2000 peers take turns per packet.
+        #: the session's protect and unprotect (None exactly when _srtp is) and the
+        #: largest RTP packet send_rtp takes: one object fewer per packet each way
+        self._protect: Callable[[bytes], bytes] | None = None
+        self._unprotect: Callable[[bytes], bytes] | None = None
+        self._rtp_room = 0
+        #: the ICE transport's send fast path (the nominated pair's socket sendto and
+        #: remote address, ice.IceDatagramTransport.send_path), or None: send_rtp
+        #: then goes through _sendto
+        self._send_path: ice.SendPath | None = None
+        #: where _send_datagram hands a datagram: the ICE transport's sendto, or
+        #: _udp_sendto; None until the path is known and from its loss on
+        self._sendto: Callable[[bytes], None] | None = None
+        self._udp_remote: tuple[str, int] | None = None
+        #: the "rtp" and "rtcp" handlers as the media path calls them, a snapshot of
+        #: pyee's registry taken on the first packet after any change to it (None:
+        #: take it again)
+        self._rtp_handlers: tuple[Callable[[bytes], object], ...] | None = None
+        self._rtcp_handlers: tuple[Callable[[bytes], object], ...] | None = None
         #: DTLS versions we speak, preferred first (default 1.3 with the
         #: X25519MLKEM768 hybrid, and 1.2 for peers that lack 1.3)
         self.dtls_versions = parse_dtls_versions(dtls_versions)
@@ -344,7 +366,6 @@ class SecurePeer(AsyncIOEventEmitter):
         self._sctp_closed: asyncio.Future[None] | None = None
         self._sctp_started = 0.0
         self._remote: SessionDescription | None = None
-        self._udp_remote: tuple[str, int] | None = None
         self._udp_candidate: Any = None
         #: DTLS datagrams (and their source) that arrived before the engine existed
         self._early_dtls: list[tuple[bytes, Any]] = []
@@ -360,18 +381,6 @@ class SecurePeer(AsyncIOEventEmitter):
         #: the same session from keying on, kept after teardown: get_stats() reads
         #: its per-SSRC counts
         self._srtp_counted: SrtpSession | None = None
-        #: the session's protect and unprotect (None exactly when _srtp is) and the
-        #: largest RTP packet send_rtp takes: one object fewer per packet each way
-        self._protect: Callable[[bytes], bytes] | None = None
-        self._unprotect: Callable[[bytes], bytes] | None = None
-        self._rtp_room = 0
-        #: the ICE transport's send fast path (the nominated pair's socket sendto and
-        #: remote address, ice.IceDatagramTransport.send_path), or None: send_rtp
-        #: then goes through _sendto
-        self._send_path: ice.SendPath | None = None
-        #: where _send_datagram hands a datagram: the ICE transport's sendto, or
-        #: _udp_sendto; None until the path is known and from its loss on
-        self._sendto: Callable[[bytes], None] | None = None
         self._local: SessionDescription | None = None
         self._controlling: bool | None = None
         self._closing = False
@@ -398,11 +407,6 @@ class SecurePeer(AsyncIOEventEmitter):
         self._direct = registry_readable(self) and all(
             callable(getattr(AsyncIOEventEmitter, name, None)) for name in _PYEE_HOOKS
         )
-        #: the "rtp" and "rtcp" handlers as the media path calls them, a snapshot of
-        #: pyee's registry taken on the first packet after any change to it (None:
-        #: take it again)
-        self._rtp_handlers: tuple[Callable[[bytes], object], ...] | None = None
-        self._rtcp_handlers: tuple[Callable[[bytes], object], ...] | None = None
 
     # --- state and stats ----------------------------------------------------------------
 
