@@ -87,6 +87,7 @@ from loopback import LOOPBACK, aioice_loopback
 from webrtc_secure.loops import choose as choose_loop
 from webrtc_secure.loops import run as run_loop
 from webrtc_secure.loops import running_loop_name, uvloop_available
+from webrtc_secure.srtp import DEFAULT_PROFILES
 
 RATE = 50  # packets/s per peer
 PAYLOAD = 160  # bytes of RTP payload (20 ms of G.711, a typical Opus frame)
@@ -104,7 +105,9 @@ OURS_CAP = 90.0
 RTP_HEADER = struct.Struct("!BBHII")
 SEND_TIME = struct.Struct("!d")
 FILLER = bytes(PAYLOAD - SEND_TIME.size)
-TAG = bytes(10)  # what SRTP adds to each packet (AES_CM_128_HMAC_SHA1_80's tag)
+# what SRTP adds to each packet: the tag of the profile SecurePeer offers first
+# (AEAD_AES_128_GCM, 16 octets), so the bare loop moves datagrams of the same size
+TAG = bytes(DEFAULT_PROFILES[0].srtp_tag_length)
 
 Sender = Callable[[bytes], "Awaitable[None] | None"]
 Receiver = Callable[[bytes], None]
@@ -146,6 +149,7 @@ class OursPair:
         self._offer: Any = None
         self._answer: Any = None
         self.sequence = [0, 0]  # last RTP sequence number sent by a and by b
+        self._receivers: tuple[Receiver, Receiver] | None = None
 
     async def prepare(self) -> None:
         self._offer = await self.a.create_offer()
@@ -158,8 +162,14 @@ class OursPair:
         return [self.a.send_rtp, self.b.send_rtp]
 
     def set_receivers(self, for_a: Receiver, for_b: Receiver) -> None:
+        # the receivers of an earlier phase go, as the other stacks' are replaced:
+        # otherwise every packet of a later knee step would run them all
+        if self._receivers is not None:
+            self.a.remove_listener("rtp", self._receivers[0])
+            self.b.remove_listener("rtp", self._receivers[1])
         self.a.on("rtp", for_a)
         self.b.on("rtp", for_b)
+        self._receivers = (for_a, for_b)
 
     def retransmissions(self) -> int:
         total = 0

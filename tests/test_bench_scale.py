@@ -56,6 +56,19 @@ async def test_traffic_counts_sends_to_a_lost_connection() -> None:
     await alive.close()
 
 
+async def test_each_phase_replaces_the_receivers_of_the_last() -> None:
+    """As the bare and aiortc pairs replace theirs: a knee step after the all-pairs
+    phase runs one "rtp" handler per packet, not one per earlier phase."""
+    fleet = await scale.bring_up(scale.Spec("ours", 1, False, 0.0, False, 30.0))
+    (pair,) = fleet.up
+    assert isinstance(pair, scale.OursPair)
+    for _ in range(3):
+        step = await scale.traffic(fleet.up, 0.1)
+        assert step.delivered_total == step.sent > 0
+        assert len(pair.a.listeners("rtp")) == len(pair.b.listeners("rtp")) == 1
+    await pair.close()
+
+
 def test_knee_of() -> None:
     steps = [
         {"offered_pps": 1000, "ok": True},

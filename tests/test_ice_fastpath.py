@@ -442,3 +442,38 @@ async def test_close_leaves_a_wrapper_that_is_not_ours(stacks: list[Stack]) -> N
     protocol.datagram_received = someone_elses  # type: ignore[method-assign,assignment]
     stack.ta.close()
     assert vars(protocol).get("datagram_received") is someone_elses
+
+
+async def test_send_path_follows_the_nominated_pair_and_ends_with_close(
+    stacks: list[Stack],
+) -> None:
+    """send_path tells its listener the (sendto, address) that sendto() itself uses,
+    at once and at every change: a renomination, the pair's loss, close."""
+    a, b = await _pair()
+    extra = await a.get_component_candidates(ice.COMPONENT, ["127.0.0.1"])
+    await asyncio.wait_for(asyncio.gather(a.connect(), b.connect()), 10)
+    stack = Stack(a, b)
+    stack.open()
+    stacks.append(stack)
+    assert stack.ta is not None and stack.tb is not None
+    told: list[ice.SendPath | None] = []
+    stack.tb.send_path(told.append)
+    pair_b = b.nominated_pair
+    assert pair_b is not None and len(told) == 1 and told[0] is not None
+    sendto, remote = told[0]
+    assert remote == pair_b.remote_addr
+    sendto(DTLS, remote)  # what stack.tb.sendto(DTLS) sends
+    await _until(lambda: stack.ra.received == [DTLS])
+    # a renomination on a's side: the listener hears of the new socket and address
+    seen: list[ice.SendPath | None] = []
+    stack.ta.send_path(seen.append)
+    other = next(p for p in a._protocols if p.local_candidate is extra[0])
+    pair_a = a.nominated_pair
+    assert pair_a is not None
+    a._nominated[ice.COMPONENT] = aioice.ice.CandidatePair(other, pair_a.remote_candidate)
+    assert len(seen) == 2 and seen[1] is not None
+    assert seen[1][1] == pair_a.remote_addr and seen[1][0] == other.transport.sendto
+    a._nominated.clear()
+    assert seen[-1] is None  # no pair: no fast path
+    stack.tb.close()
+    assert told[-1] is None

@@ -1303,6 +1303,10 @@ def _socket_transport(transport: object) -> bool:
     return get_extra_info is not None and get_extra_info("socket") is not None
 
 
+#: a nominated pair's send fast path: its socket's ``sendto`` and the remote address
+SendPath = tuple[Callable[[bytes, Any], None], tuple[str, int]]
+
+
 class IceDatagramTransport(asyncio.DatagramTransport):
     """A nominated ICE pair seen as a connected datagram transport.
 
@@ -1334,6 +1338,7 @@ class IceDatagramTransport(asyncio.DatagramTransport):
         "_hooked",
         "_hooked_remote",
         "_loop",
+        "_path_listener",
         "_protocol",
         "_remote",
         "_send_tasks",
@@ -1362,6 +1367,8 @@ class IceDatagramTransport(asyncio.DatagramTransport):
         self._hook_previous: Callable[[bytes, Any], None] | None = None
         #: the batch reader put on the hooked protocol's asyncio transport, or None
         self._hook_reader: Callable[[], None] | None = None
+        #: told the send fast path's (sendto, address) at every change (send_path)
+        self._path_listener: Callable[[SendPath | None], None] | None = None
         protocol.connection_made(self)
         # the gate's delivery for the nominated pair's datagrams it sees (those the
         # fast path does not take)
@@ -1383,6 +1390,20 @@ class IceDatagramTransport(asyncio.DatagramTransport):
         """Whether sends go straight to the nominated pair's socket."""
         return self._socket_sendto is not None
 
+    def send_path(self, listener: Callable[[SendPath | None], None]) -> None:
+        """Have ``listener`` told the send fast path, now and at every change: the
+        nominated pair's socket ``sendto`` and remote address, which send a datagram
+        as :meth:`sendto` would, or None while there is none (no pair, a slow path,
+        closed). The media path calls them itself and saves a call per packet."""
+        self._path_listener = listener
+        self._tell_path()
+
+    def _tell_path(self) -> None:
+        listener = self._path_listener
+        if listener is not None:
+            sendto, remote = self._socket_sendto, self._remote
+            listener(None if sendto is None or remote is None else (sendto, remote))
+
     @property
     def fast_receive(self) -> bool:
         """Whether non-STUN datagrams of the nominated pair skip aioice."""
@@ -1399,17 +1420,15 @@ class IceDatagramTransport(asyncio.DatagramTransport):
             # the receive wrapper checks one remote address: a new pair, a new wrapper
             self._unhook()
         self._socket_sendto = self._remote = None
-        if pair is None or type(protocol) is not aioice.ice.StunProtocol:
-            return
         transport = getattr(protocol, "transport", None)
-        if transport is None:
-            return
-        # StunProtocol.send_data is exactly this call, for host, reflexive and TURN
-        # pairs alike (a TurnTransport's sendto relays without blocking)
-        self._socket_sendto = transport.sendto
-        self._remote = remote
-        if self._hooked is None and _hookable(protocol, self._connection.gate(protocol)):
-            self._hook(protocol, pair.remote_addr)
+        if pair is not None and type(protocol) is aioice.ice.StunProtocol and transport is not None:
+            # StunProtocol.send_data is exactly this call, for host, reflexive and TURN
+            # pairs alike (a TurnTransport's sendto relays without blocking)
+            self._socket_sendto = transport.sendto
+            self._remote = remote
+            if self._hooked is None and _hookable(protocol, self._connection.gate(protocol)):
+                self._hook(protocol, pair.remote_addr)
+        self._tell_path()
 
     def _deliver(self, data: bytes, addr: Any) -> None:
         try:
@@ -1538,6 +1557,8 @@ class IceDatagramTransport(asyncio.DatagramTransport):
             self._connection.nomination_watchers.remove(self._bind)
         self._unhook()
         self._socket_sendto = self._remote = None
+        self._tell_path()
+        self._path_listener = None
 
     def close(self) -> None:
         if self._closing:
