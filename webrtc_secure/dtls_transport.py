@@ -177,9 +177,10 @@ class DtlsTransport:
             self._timer = self._loop.call_at(when, self._on_timer)
 
     def _flush(self) -> None:
+        send = self._send
         for datagram in self.connection.datagrams_to_send(self._loop.time()):
             try:
-                self._send(datagram)
+                send(datagram)
             except OSError as exc:  # a transport error must not kill the engine
                 logger.warning("DTLS send failed: %s", exc)
 
