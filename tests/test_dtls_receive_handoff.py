@@ -200,10 +200,10 @@ class _GeneralTransport(DtlsTransport):
         self._service()
 
 
-def _scenario(transport_class: type[DtlsTransport]) -> dict[str, Any]:
-    """Handshake, data both ways, a KeyUpdate whose ACK is held while data arrives on
-    the fast path, its timer firing, the ACK, then close; the timer log of the
-    KeyUpdate's side and what it was at each step."""
+def _scenario(transport_class: type[DtlsTransport], version: str = "1.3") -> dict[str, Any]:
+    """Handshake, data both ways, (DTLS 1.3) a KeyUpdate whose ACK is held while data
+    arrives on the fast path, its timer firing, the ACK, then close; the timer log of
+    the client's side and what it was at each step."""
 
     async def go() -> dict[str, Any]:
         loop = _FakeLoop()
@@ -211,7 +211,7 @@ def _scenario(transport_class: type[DtlsTransport]) -> dict[str, Any]:
         got: dict[str, list[bytes]] = {"a": [], "b": []}
         a = transport_class(
             DtlsConnection(
-                True, cert("client"), remote_fingerprints=pins("server"), dtls_versions=("1.3",)
+                True, cert("client"), remote_fingerprints=pins("server"), dtls_versions=(version,)
             ),
             wires["b"].append,  # a's datagrams go to b
             on_data=got["a"].append,
@@ -221,7 +221,7 @@ def _scenario(transport_class: type[DtlsTransport]) -> dict[str, Any]:
                 False,
                 cert("server"),
                 remote_fingerprints=pins("client"),
-                dtls_versions=("1.3",),
+                dtls_versions=(version,),
                 cookies=False,
             ),
             wires["a"].append,
@@ -263,6 +263,10 @@ def _scenario(transport_class: type[DtlsTransport]) -> dict[str, Any]:
         deliver("b")
         note("data")
         assert got["a"] == [b"b%d" % i for i in range(5)]
+        if version == "1.2":
+            a.close()
+            note("close")
+            return {"log": loop.log, "steps": steps, "data": got}
         # a KeyUpdate: the timer waits for the ACK
         assert a.key_update(request_peer_update=False)
         note("key update sent")
@@ -317,3 +321,12 @@ def test_closed_connection_hands_back_nothing(state: State) -> None:
     assert server.receive_application_data(datagram, 1.0) is None
     assert server.stats.datagrams_received == received
     assert server.next_event() is None
+
+
+def test_transport_timer_under_dtls12_is_as_by_the_general_path() -> None:
+    fast = _scenario(DtlsTransport, "1.2")
+    assert fast == _scenario(_GeneralTransport, "1.2")
+    steps = {step: (armed, when) for step, armed, when in fast["steps"]}
+    assert fast["steps"][0][1]  # the first flight's timer
+    assert steps["data"] == steps["close"] == (False, None)
+    assert fast["data"]["a"] == [b"b%d" % i for i in range(5)]
