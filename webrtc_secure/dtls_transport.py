@@ -82,7 +82,19 @@ class DtlsTransport:
             return
         connection = self.connection
         now = self._loop.time()
-        connection.receive_datagram(data, now)
+        content = connection.receive_application_data(data, now)
+        if content is not None:
+            # the connected fast path (once per record): the record's content, and
+            # nothing queued (no datagram, no event, no timer changed) to ask about
+            on_data = self.on_data
+            if on_data is not None:
+                on_data(content)
+            if self._timer is not None:
+                # what on_data did (a send) or an earlier send may have moved a timer
+                # that is armed; an unarmed one was None at the end of every call
+                # here (each re-arms or checks it) and this record left it so
+                self._rearm(connection.get_timer())
+            return
         # _service, inline (once per record): an answer the engine made (an ACK, an
         # alert) goes first, then the events, then the timer
         for datagram in connection.datagrams_to_send(now):
@@ -165,9 +177,10 @@ class DtlsTransport:
             self._timer = self._loop.call_at(when, self._on_timer)
 
     def _flush(self) -> None:
+        send = self._send
         for datagram in self.connection.datagrams_to_send(self._loop.time()):
             try:
-                self._send(datagram)
+                send(datagram)
             except OSError as exc:  # a transport error must not kill the engine
                 logger.warning("DTLS send failed: %s", exc)
 

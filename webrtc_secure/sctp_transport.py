@@ -147,6 +147,12 @@ class SctpTransport:
             # exchange, whose answers go at once (nothing there is worth batching)
             self.service()
             return
+        if not association._events:
+            # no event (a SACK, a message's first fragment; the association's queue
+            # read directly, no next_event call): nobody to ask, the flush is queued
+            if self._deferred is None and not self._closed:
+                self._deferred = self._loop.call_soon(self._deferred_service)
+            return
         self._servicing = True
         self._asked = False
         try:

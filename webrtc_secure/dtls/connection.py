@@ -697,10 +697,24 @@ class DtlsConnection:
     def receive_datagram(self, data: bytes, now: float, addr: object = None) -> None:
         """Feed one datagram received from the peer."""
         del addr  # the address binding happens at the transport or in cookies
+        content = self.receive_application_data(data, now)
+        if content is not None:
+            self._events.append(tuple.__new__(ApplicationData, (content,)))
+
+    def receive_application_data(self, data: bytes, now: float) -> bytes | None:
+        """:meth:`receive_datagram`, for the owner that drains the connection after
+        every datagram (DtlsTransport): when the datagram is one application_data record
+        that the connected fast path opens and the connection has no event and no
+        datagram waiting, its content is returned instead of queued as an
+        ApplicationData event. Nothing else changed then: no datagram, no event and no
+        timer, so the owner need not ask (``datagrams_to_send``, ``next_event``,
+        ``get_timer``). Otherwise None: the datagram was processed as by
+        :meth:`receive_datagram` (its data, if any, is an event). The checks (replay
+        window, AEAD, epoch, usage limits) and the counters are the same either way."""
         self._now = now
         state = self.state
         if state is _CLOSED or state is _FAILED:
-            return
+            return None
         stats = self.stats
         stats.datagrams_received += 1
         engine = self._v13
@@ -725,22 +739,35 @@ class DtlsConnection:
                                 engine._check_integrity_limit(receiver)
                             except DtlsError as exc:
                                 self._engine_stopped(exc)
-                            return
+                            return None
                         if content is not None:
                             stats.records_received += 1
-                            self._events.append(tuple.__new__(ApplicationData, (content,)))
-                            return
+                            if self._events or self._outbox or engine.outbox:
+                                # behind what waits: in order, as an event
+                                self._events.append(tuple.__new__(ApplicationData, (content,)))
+                                return None
+                            return content
                 # straight to the engine: what _receive13 adds (starting a server,
                 # the 1.2 fallback) cannot happen any more
                 try:
                     engine.receive_datagram(data, now)
                 except (PeerClosed, DtlsError) as exc:
                     self._engine_stopped(exc)
-                return
+                return None
             self._receive13(data, now)
-            return
-        if state is _CONNECTED and self._read_application_data(data):
-            return
+            return None
+        if state is _CONNECTED:
+            events = self._events
+            quiet = not events and not self._outbox
+            if self._read_application_data(data):
+                # taken by the DTLS 1.2 fast path: its content, when it queued one
+                # and nothing was waiting before it, is handed back instead
+                if quiet and events:
+                    event = events.popleft()  # the one it queued: ApplicationData
+                    if type(event) is ApplicationData:
+                        return event.data
+                    events.appendleft(event)
+                return None
         if self._trace is not None:
             self._trace.dtls_received(now, data)
         records, clean = split_records(data)
@@ -760,7 +787,7 @@ class DtlsConnection:
                         peer_retransmitted = True
                     state = self.state
                     if state is _CLOSED or state is _FAILED or self._v13 is not None:
-                        return
+                        return None
                 # records of the next epoch that were waiting for its keys follow the
                 # rest of this datagram once the keys exist
                 if not self._early_records or self._read_protection is None:
@@ -769,9 +796,10 @@ class DtlsConnection:
         except DtlsError as exc:
             # handshake failures, and e.g. sequence exhaustion while answering
             self._fail(exc)
-            return
+            return None
         if peer_retransmitted:
             self._on_peer_retransmission(now)
+        return None
 
     def _read_application_data(self, data: bytes) -> bool:
         """The connected fast path: a datagram that is exactly one epoch-1 DTLS 1.2
@@ -845,9 +873,22 @@ class DtlsConnection:
 
     def get_timer(self) -> float | None:
         """When ``handle_timer`` must next be called, or None."""
-        if self._v13 is not None:
+        engine = self._v13
+        state = self.state
+        if engine is not None:
+            if state is _CONNECTED:
+                # _get_timer13 and Dtls13.get_timer, inline and without their lists
+                # (asked after every input): connected, the engine's two timers alone
+                # (a KeyUpdate or our final flight waiting for its ACK; an ACK due)
+                if engine.failed:
+                    return None
+                rtx = engine._rtx_at
+                ack = engine._ack_at
+                if rtx is None:
+                    return ack
+                return rtx if ack is None or rtx <= ack else ack
             return self._get_timer13()
-        if self.state != State.HANDSHAKING:
+        if state is not _HANDSHAKING:
             return None
         candidates = [
             t
