@@ -95,21 +95,9 @@ class DtlsTransport:
                 # here (each re-arms or checks it) and this record left it so
                 self._rearm(connection.get_timer())
             return
-        # _service, inline (once per record): an answer the engine made (an ACK, an
-        # alert) goes first, then the events, then the timer
-        for datagram in connection.datagrams_to_send(now):
-            try:
-                self._send(datagram)
-            except OSError as exc:  # a transport error must not kill the engine
-                logger.warning("DTLS send failed: %s", exc)
-        while (event := connection.next_event()) is not None:
-            if type(event) is ApplicationData:
-                on_data = self.on_data
-                if on_data is not None:
-                    on_data(event.data)
-            else:
-                self._dispatch(event)
-        self._rearm(connection.get_timer())
+        # anything else (the handshake, an ACK, a record behind a queued event): the
+        # engine's answers go first, then the events, then the timer
+        self._service()
 
     def send(self, data: bytes) -> None:
         """Send application data; raises ConnectionClosed when not connected."""
