@@ -102,10 +102,7 @@ class DtlsTransport:
     def send(self, data: bytes) -> None:
         """Send application data; raises ConnectionClosed when not connected."""
         self.connection.send(data)
-        self._flush()
-        if self._timer is None and self.connection.get_timer() is not None:
-            # DTLS 1.3 started a KeyUpdate (a key near its limit): it waits for an ACK
-            self._reschedule()
+        self._sent()
 
     def send_many(self, datagrams: list[bytes]) -> int:
         """:meth:`send` for several records (SCTP's packets of one flush): each is one
@@ -113,14 +110,10 @@ class DtlsTransport:
         last one is protected, in order, and the timer is checked once. Returns how
         many the connection refused (see DtlsConnection.send_many: a refusal ends the
         batch)."""
-        connection = self.connection
         # under DTLS 1.3 the connection protects a batch together (one AES-ECB call
         # for all the record number masks)
-        refused = connection.send_many(datagrams)
-        self._flush()
-        if self._timer is None and connection.get_timer() is not None:
-            # DTLS 1.3 started a KeyUpdate (a key near its limit): it waits for an ACK
-            self._reschedule()
+        refused = self.connection.send_many(datagrams)
+        self._sent()
         return refused
 
     def key_update(self, request_peer_update: bool = True) -> bool:
@@ -163,6 +156,14 @@ class DtlsTransport:
             self._timer = None
         if when is not None and not self._closed:
             self._timer = self._loop.call_at(when, self._on_timer)
+
+    def _sent(self) -> None:
+        """After records were handed to the connection: out with them, and arm the
+        timer if sending started one."""
+        self._flush()
+        if self._timer is None and self.connection.get_timer() is not None:
+            # DTLS 1.3 started a KeyUpdate (a key near its limit): it waits for an ACK
+            self._reschedule()
 
     def _flush(self) -> None:
         send = self._send

@@ -591,7 +591,7 @@ class SendEpoch(RecordAead):
         against)."""
         seq = self.next_sequence
         if seq >= self._limit:
-            raise DtlsError(f"epoch {self.epoch} key reached its usage limit: KeyUpdate first")
+            self._refuse(content)
         if len(content) + 1 + padding > MAX_PLAINTEXT_LENGTH + 1:
             raise ValueError(f"record content of {len(content)} octets plus padding")
         self.next_sequence = seq + 1
