@@ -607,16 +607,23 @@ def test_client_is_connected_on_sending_its_finished() -> None:
     exchange(client, server)
 
 
-def test_unacknowledged_finished_ends_the_connection() -> None:
-    # a server that never answers the final flight (gone, or never got it): the client
-    # reported connected, keeps resending, and then fails with HandshakeTimeout
+def to_final_flight() -> tuple[DtlsConnection, DtlsConnection, list[bytes]]:
+    """Client and server through the server's flight (the client connected, the
+    server still handshaking); the client's final flight, not yet delivered."""
     client, server = pair()
     client.connect(0.0)
     server.connect(0.0)
     for sender, receiver in ((client, server), (server, client)):
         for d in sender.datagrams_to_send(0.0):
             receiver.receive_datagram(d, 0.0)
-    assert client.state is State.CONNECTED
+    assert client.state is State.CONNECTED and server.state is State.HANDSHAKING
+    return client, server, client.datagrams_to_send(0.0)
+
+
+def test_unacknowledged_finished_ends_the_connection() -> None:
+    # a server that never answers the final flight (gone, or never got it): the client
+    # reported connected, keeps resending, and then fails with HandshakeTimeout
+    client, _server, _final = to_final_flight()
     resends = 0
     while (timer := client.get_timer()) is not None and timer < 600:
         client.handle_timer(timer)

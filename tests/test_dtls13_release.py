@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.dtls_pair import drain_events, run
-from tests.test_dtls13_engine import exchange, pair
-from webrtc_secure.dtls import DtlsConnection, State, keys13
+from tests.test_dtls13_engine import exchange, pair, to_final_flight
+from webrtc_secure.dtls import State, keys13
 from webrtc_secure.dtls.handshake13 import (
     _handshake_epoch_suite,
     _Out,
@@ -36,20 +36,8 @@ from webrtc_secure.dtls.suites13 import SUITES13, CipherSuite13
 from webrtc_secure.errors import AuthenticationFailed
 
 
-def _to_final_flight() -> tuple[DtlsConnection, DtlsConnection, list[bytes]]:
-    """Client and server through the server's flight; the client's final flight."""
-    client, server = pair()
-    client.connect(0.0)
-    server.connect(0.0)
-    for sender, receiver in ((client, server), (server, client)):
-        for d in sender.datagrams_to_send(0.0):
-            receiver.receive_datagram(d, 0.0)
-    assert client.state is State.CONNECTED and server.state is State.HANDSHAKING
-    return client, server, client.datagrams_to_send(0.0)
-
-
 def test_resent_finished_is_acked_after_epoch2_was_parked() -> None:
-    client, server, final = _to_final_flight()
+    client, server, final = to_final_flight()
     for d in final:
         server.receive_datagram(d, 0.001)
     engine = server._v13
@@ -90,7 +78,7 @@ def test_resent_finished_is_acked_after_epoch2_was_parked() -> None:
 def test_resent_finished_without_ack_still_ends_in_connection() -> None:
     """Every ACK of the server lost several times: the client keeps resending until
     one arrives (or an epoch-3 record does), whatever the server parked between."""
-    client, server, final = _to_final_flight()
+    client, server, final = to_final_flight()
     for d in final:
         server.receive_datagram(d, 0.001)
     server.datagrams_to_send(0.001)
