@@ -1102,7 +1102,14 @@ class SecurePeer(AsyncIOEventEmitter):
             send_many=self._dtls.send_many,
         )
         self._sctp_closed = asyncio.get_running_loop().create_future()
-        self._channels.attach(association, is_dtls_client=self._dtls.connection.is_client)
+        # the transport's clock (the loop's time, bound) and its service, with no
+        # frame of ours in between: both are called for every message sent
+        self._channels.attach(
+            association,
+            is_dtls_client=self._dtls.connection.is_client,
+            now=self._sctp.now,
+            flush=self._sctp.service,
+        )
         self._sctp_started = time.monotonic()
         remote_init = remote.sctp_init
         if self.snap and local.sctp_init is not None and remote_init is not None:
