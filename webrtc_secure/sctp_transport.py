@@ -155,11 +155,16 @@ class SctpTransport:
             return
         self._servicing = True
         self._asked = False
+        events = association._events
+        message_received = self.channels.message_received
         try:
-            while (event := association.next_event()) is not None:
+            # next_event() while the queue is not empty (not until it says None: one
+            # call less per packet); a handler's send may queue more, taken here too
+            while events:
+                event = association.next_event()
                 if type(event) is MessageReceived:  # _dispatch's first case, inline
-                    self.channels.message_received(event.stream_id, event.ppid, event.data)
-                else:
+                    message_received(event.stream_id, event.ppid, event.data)
+                elif event is not None:
                     self._dispatch(event)
         finally:
             self._servicing = False
