@@ -188,14 +188,16 @@ class SctpTransport:
         self._servicing = True
         association = self.association
         try:
-            event = association.next_event()
             while True:
-                while event is not None:
-                    self._dispatch(event)
+                # the association's queue read for emptiness (None until its first
+                # event), next_event() only for an event that is there: most flushes
+                # have none before or after
+                while association._events:
                     event = association.next_event()
+                    if event is not None:
+                        self._dispatch(event)
                 self._flush()
-                event = association.next_event()
-                if event is None:
+                if not association._events:
                     break
         finally:
             self._servicing = False
