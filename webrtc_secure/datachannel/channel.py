@@ -216,6 +216,14 @@ class DataChannel(AsyncIOEventEmitter):
     @property
     def buffered_amount(self) -> int:
         """Bytes handed to ``send`` that the association has not yet delivered."""
+        if self._state is _OPEN:
+            # an open channel is registered under its id (opening registers it first;
+            # only _finish_channel unregisters it, and that closes it): the
+            # association's count with none of ChannelManager._buffered_amount's
+            # look-ups (a streaming sender asks after every send)
+            association = self._manager._association
+            if association is not None:
+                return association.buffered_amount(self._id)  # type: ignore[arg-type]
         return self._manager._buffered_amount(self)
 
     @property
@@ -880,11 +888,6 @@ class ChannelManager:
 
     def _buffered_amount(self, channel: DataChannel) -> int:
         association = self._association
-        if channel._state is _OPEN and association is not None:
-            # an open channel is registered under its id (opening registers it first;
-            # only _finish_channel unregisters it, and that closes it): the
-            # association's count with no look-ups (a streaming sender asks per send)
-            return association.buffered_amount(channel._id)  # type: ignore[arg-type]
         if association is None or channel._id is None or channel._id not in self._channels:
             return 0
         if channel._state is ReadyState.CLOSED:
