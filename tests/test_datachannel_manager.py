@@ -596,3 +596,80 @@ async def test_async_message_handler_runs_and_its_failure_is_an_error_event(
     await channel.wait_for_complete()  # pyee tracks the scheduled handlers
     assert handled == [b"1", b"2"]
     assert [type(e) for e in errors] == [ValueError]
+
+
+def test_switching_dispatch_on_a_receiving_channel_takes_effect_at_once() -> None:
+    """The direct path keeps a snapshot of the handlers; turning it off (or on) after
+    messages flowed drops it, and both ways deliver the same values."""
+    h, channel = _channel(True)
+    got: list[object] = []
+    channel.on("message", got.append)
+    h.manager.message_received(0, Ppid.BINARY, b"1")
+    assert channel._message_handlers is not None  # the snapshot the next message uses
+    channel._direct_dispatch = False
+    assert channel._message_handlers is None
+    h.manager.message_received(0, Ppid.STRING, b"2")
+    assert channel._message_handlers is None  # emit() path: no snapshot taken
+    channel._direct_dispatch = True
+    h.manager.message_received(0, Ppid.BINARY, b"3")
+    assert got == [b"1", "2", b"3"]
+
+
+def test_a_once_handler_on_the_direct_path_hears_one_message() -> None:
+    h, channel = _channel(True)
+    once: list[object] = []
+    always: list[object] = []
+    channel.once("message", once.append)
+    channel.on("message", always.append)
+    for data in (b"a", b"b", b"c"):
+        h.manager.message_received(0, Ppid.BINARY, data)
+    assert once == [b"a"] and always == [b"a", b"b", b"c"]
+    assert channel.listeners("message") == [always.append]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"ordered": False},
+        {"max_retransmits": 0},
+        {"max_packet_life_time": 1500},
+        {"ordered": False, "max_retransmits": 3},
+    ],
+)
+def test_send_passes_the_channels_reliability_to_the_association(kwargs: dict[str, Any]) -> None:
+    """A reliable ordered channel sends with the association's defaults (no keywords);
+    every other kind passes its own: what the association records is the same."""
+    h = Harness()
+    h.up()
+    channel = h.manager.create_data_channel("r", negotiated=True, id=0, **kwargs)
+    h.run_deferred()
+    channel.send(b"x")
+    channel.send("y")
+    lifetime = kwargs.get("max_packet_life_time")
+    expected = (
+        kwargs.get("ordered", True),
+        kwargs.get("max_retransmits"),
+        None if lifetime is None else lifetime / 1000.0,
+    )
+    assert [(s.ordered, s.max_retransmits, s.lifetime) for s in h.assoc.sent] == [expected] * 2
+    assert [(s.ppid, s.data) for s in h.assoc.sent] == [(Ppid.BINARY, b"x"), (Ppid.STRING, b"y")]
+    assert channel._reliable_ordered == (kwargs == {})
+
+
+def test_buffered_amount_in_every_state() -> None:
+    """The open channel's short path and the general one agree: the association's
+    count while the channel is registered, 0 before and after."""
+    h = Harness()
+    channel = h.manager.create_data_channel("b")
+    assert channel.buffered_amount == 0  # no association yet
+    h.up()
+    assert channel.ready_state == "open" and channel.id is not None
+    h.assoc.buffered[channel.id] = 1234
+    assert channel.buffered_amount == 1234
+    channel.close()
+    assert channel.ready_state == "closing" and channel.buffered_amount == 1234
+    h.manager.incoming_streams_reset([channel.id])
+    h.manager.outgoing_streams_reset([channel.id])
+    h.run_deferred()
+    assert channel.ready_state == "closed" and channel.buffered_amount == 0

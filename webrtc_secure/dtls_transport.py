@@ -111,10 +111,22 @@ class DtlsTransport:
         many the connection refused (see DtlsConnection.send_many: a refusal ends the
         batch)."""
         # under DTLS 1.3 the connection protects a batch together (one AES-ECB call
-        # for all the record number masks)
-        refused = self.connection.send_many(datagrams)
-        self._sent()
-        return refused
+        # for all the record number masks); connected, with nothing queued before
+        # the batch and nothing for the engine to decide, the records come straight
+        # back (no outbox, no datagrams_to_send, no timer to check: seal_many changes
+        # none), else the connection queues them and decides
+        records = self.connection.seal_many(datagrams)
+        if records is None:
+            refused = self.connection.send_many(datagrams)
+            self._sent()
+            return refused
+        send = self._send
+        for record in records:
+            try:
+                send(record)
+            except OSError as exc:  # as _flush: a transport error must not kill the engine
+                logger.warning("DTLS send failed: %s", exc)
+        return 0
 
     def key_update(self, request_peer_update: bool = True) -> bool:
         """DTLS 1.3: update our sending keys, and ask the peer to update its own when

@@ -155,11 +155,16 @@ class SctpTransport:
             return
         self._servicing = True
         self._asked = False
+        events = association._events
+        message_received = self.channels.message_received
         try:
-            while (event := association.next_event()) is not None:
+            # next_event() while the queue is not empty (not until it says None: one
+            # call less per packet); a handler's send may queue more, taken here too
+            while events:
+                event = association.next_event()
                 if type(event) is MessageReceived:  # _dispatch's first case, inline
-                    self.channels.message_received(event.stream_id, event.ppid, event.data)
-                else:
+                    message_received(event.stream_id, event.ppid, event.data)
+                elif event is not None:
                     self._dispatch(event)
         finally:
             self._servicing = False
@@ -183,14 +188,16 @@ class SctpTransport:
         self._servicing = True
         association = self.association
         try:
-            event = association.next_event()
             while True:
-                while event is not None:
-                    self._dispatch(event)
+                # the association's queue read for emptiness (None until its first
+                # event), next_event() only for an event that is there: most flushes
+                # have none before or after
+                while association._events:
                     event = association.next_event()
+                    if event is not None:
+                        self._dispatch(event)
                 self._flush()
-                event = association.next_event()
-                if event is None:
+                if not association._events:
                     break
         finally:
             self._servicing = False

@@ -40,7 +40,7 @@ from webrtc_secure.datachannel.dcep import (
     Priority,
     parse_dcep,
 )
-from webrtc_secure.dispatch import registry_readable, run_handlers
+from webrtc_secure.dispatch import Returning, registry_readable
 from webrtc_secure.errors import (
     ChannelIdInUse,
     ChannelMessageTooLarge,
@@ -101,6 +101,9 @@ class ReadyState(str, Enum):
     CLOSED = "closed"
 
 
+_OPEN = ReadyState.OPEN
+
+
 @dataclass(slots=True)
 class ChannelStats:
     messages_sent: int = 0
@@ -119,8 +122,12 @@ class DataChannel(AsyncIOEventEmitter):
     """
 
     #: "message" handlers run without pyee's emit (a class attribute: no per-channel
-    #: memory; a test may set it on one channel)
-    _direct_dispatch: bool = registry_readable(AsyncIOEventEmitter())
+    #: memory; a test may set ``_direct_dispatch`` on one channel)
+    _direct: bool = registry_readable(AsyncIOEventEmitter())
+    #: the "message" handlers as pyee's registry holds them, taken on the first
+    #: message after any change to the registry (None: take them again); a class
+    #: default, so a channel that never receives keeps no copy
+    _message_handlers: tuple[Callable[[Any], object], ...] | None = None
 
     def __init__(
         self,
@@ -145,6 +152,11 @@ class DataChannel(AsyncIOEventEmitter):
         self._negotiated = negotiated
         self._id = id
         self._priority = priority
+        #: what Association.send's defaults give (ordered, fully reliable): the
+        #: per-message send passes no keywords then
+        self._reliable_ordered = (
+            ordered and max_retransmits is None and max_packet_life_time is None
+        )
         self._state = ReadyState.CONNECTING
         self._threshold = 0
         #: we sent DATA_CHANNEL_OPEN and no ACK came yet: send ordered (RFC 8832 6)
@@ -204,6 +216,14 @@ class DataChannel(AsyncIOEventEmitter):
     @property
     def buffered_amount(self) -> int:
         """Bytes handed to ``send`` that the association has not yet delivered."""
+        if self._state is _OPEN:
+            # an open channel is registered under its id (opening registers it first;
+            # only _finish_channel unregisters it, and that closes it): the
+            # association's count with none of ChannelManager._buffered_amount's
+            # look-ups (a streaming sender asks after every send)
+            association = self._manager._association
+            if association is not None:
+                return association.buffered_amount(self._id)  # type: ignore[arg-type]
         return self._manager._buffered_amount(self)
 
     @property
@@ -236,18 +256,21 @@ class DataChannel(AsyncIOEventEmitter):
             ppid = Ppid.BINARY if payload else Ppid.BINARY_EMPTY
         else:
             raise TypeError(f"send() takes str or bytes, not {type(data).__name__}")
-        if self._state is not ReadyState.OPEN:
+        if self._state is not _OPEN:
             raise InvalidChannelState(f"channel {self._label!r} is {self._state.value}")
-        limit = self._manager.remote_max_message_size
-        if limit and len(payload) > limit:
+        manager = self._manager
+        limit = manager.remote_max_message_size
+        size = len(payload)
+        if limit and size > limit:
             raise ChannelMessageTooLarge(
-                f"message of {len(payload)} bytes; the remote accepts at most {limit}"
+                f"message of {size} bytes; the remote accepts at most {limit}"
             )
         # set first: the association may report the buffer low while flushing
         self._user_data_queued = True
-        self._manager._send(self, ppid, payload or EMPTY_PAYLOAD)
-        self._stats.messages_sent += 1
-        self._stats.bytes_sent += len(payload)
+        manager._send(self, ppid, payload or EMPTY_PAYLOAD)
+        stats = self._stats
+        stats.messages_sent += 1
+        stats.bytes_sent += size
 
     def close(self) -> None:
         """Close the channel (RFC 8831 6.7): ``close`` fires once both sides reset the
@@ -325,19 +348,59 @@ class DataChannel(AsyncIOEventEmitter):
         """``_deliver("message", value)`` without pyee's ``emit`` (once per message).
 
         ``emit`` takes a lock, builds a default dict and a list, and runs each handler
-        through a wrapper. This reads pyee's registry directly (a snapshot of the
-        handlers, so that one may add or remove handlers, or be a ``once``), as the
-        peer's ``_deliver_media`` does for RTP. A handler that raises is logged and
-        reported as an "error" event, as by ``_deliver``; one that returns an awaitable
-        (an ``async def`` handler) is handed to pyee's own runner, which schedules it
-        and reports its failure as "error".
+        through a wrapper. This calls the handlers as pyee's registry holds them (a
+        ``once`` handler is its wrapper, which removes itself), from a snapshot taken
+        again after every change to the registry (:meth:`_add_event_handler` and the
+        two removals drop it), as the peer's ``_deliver_media`` does for RTP: a
+        handler added or removed while messages flow, or by a handler, takes effect
+        from the next message, as with ``emit``. A handler that raises is logged and
+        reported as an "error" event, as by ``_deliver``, and the others still run;
+        one that returns an awaitable (an ``async def`` handler) is handed to pyee's
+        own runner, which schedules it and reports its failure as "error"
+        (:func:`webrtc_secure.dispatch.run_handlers`, inline).
         """
-        if not self._direct_dispatch:
-            self._deliver("message", value)
-            return
-        handlers = self._events.get("message")
-        if handlers:
-            run_handlers(self, tuple(handlers.values()), value, self._message_handler_failed)
+        handlers = self._message_handlers
+        if handlers is None:
+            if not self._direct:
+                self._deliver("message", value)
+                return
+            registered = self._events.get("message")
+            handlers = self._message_handlers = tuple(registered.values()) if registered else ()
+        for handler in handlers:
+            try:
+                result = handler(value)
+            except Exception as exc:
+                self._message_handler_failed(exc)
+                continue
+            if result is not None:
+                self._emit_run(Returning(result), (), {})
+
+    @property
+    def _direct_dispatch(self) -> bool:
+        """Whether "message" handlers are called without pyee's ``emit``."""
+        return self._direct
+
+    @_direct_dispatch.setter
+    def _direct_dispatch(self, direct: bool) -> None:
+        self._direct = direct
+        self._message_handlers = None
+
+    # pyee's registry changes only through these three (pyee >= 11): each drops the
+    # snapshot of the "message" handlers
+
+    def _add_event_handler(self, event: str, k: Callable[..., Any], v: Callable[..., Any]) -> None:
+        super()._add_event_handler(event, k, v)
+        self._message_handlers = None
+
+    def _remove_listener(self, event: str, f: Callable[..., Any]) -> None:
+        try:
+            super()._remove_listener(event, f)
+        finally:
+            self._message_handlers = None
+
+    def remove_all_listeners(self, event: str | None = None) -> None:
+        super().remove_all_listeners(event)
+        self._message_handlers = None
 
     def _message_handler_failed(self, exc: Exception) -> None:
         logger.exception(
@@ -463,10 +526,26 @@ class ChannelManager:
 
     # --- driver side --------------------------------------------------------------------
 
-    def attach(self, association: AssociationFace, *, is_dtls_client: bool) -> None:
-        """The association exists (after the DTLS handshake): ids for waiting channels."""
+    def attach(
+        self,
+        association: AssociationFace,
+        *,
+        is_dtls_client: bool,
+        now: Callable[[], float] | None = None,
+        flush: Callable[[], None] | None = None,
+    ) -> None:
+        """The association exists (after the DTLS handshake): ids for waiting channels.
+
+        ``now`` and ``flush``, when given, replace the ones the manager was built with:
+        the driver's own clock and flush, bound once the loop runs (every send calls
+        both; a clock that looks the running loop up pays a ``getpid`` system call
+        in ``asyncio.get_running_loop`` each time)."""
         self._association = association
         self._is_dtls_client = is_dtls_client
+        if now is not None:
+            self._now = now
+        if flush is not None:
+            self._flush = flush
         pending, self._pending = self._pending, []
         for channel in pending:
             if channel._state is ReadyState.CLOSED:
@@ -736,17 +815,22 @@ class ChannelManager:
     def _send(self, channel: DataChannel, ppid: int, payload: bytes) -> None:
         association = self._association
         assert association is not None and channel._id is not None
-        lifetime = channel._max_packet_life_time
-        due = association.send(
-            channel._id,
-            ppid,
-            payload,
-            self._now(),
-            # RFC 8832 6: until the ACK, unordered messages could overtake the OPEN
-            ordered=channel._ordered or channel._awaiting_ack,
-            max_retransmits=channel._max_retransmits,
-            lifetime=None if lifetime is None else lifetime / 1000.0,
-        )
+        if channel._reliable_ordered:
+            # the association's defaults (ordered, no retransmission or lifetime
+            # limit), given by position: a reliable ordered channel needs no keywords
+            due = association.send(channel._id, ppid, payload, self._now())
+        else:
+            lifetime = channel._max_packet_life_time
+            due = association.send(
+                channel._id,
+                ppid,
+                payload,
+                self._now(),
+                # RFC 8832 6: until the ACK, unordered messages could overtake the OPEN
+                ordered=channel._ordered or channel._awaiting_ack,
+                max_retransmits=channel._max_retransmits,
+                lifetime=None if lifetime is None else lifetime / 1000.0,
+            )
         if due is not False:
             # False: the message waits for a SACK to open cwnd / Max.Burst, and the
             # flush after that SACK sends it (a flush now would send nothing)

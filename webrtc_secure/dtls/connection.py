@@ -1012,6 +1012,55 @@ class DtlsConnection:
                 return len(datagrams) - sent
         return 0
 
+    def seal_many(self, datagrams: Sequence[bytes]) -> list[bytes] | None:
+        """:meth:`send_many` for the owner that puts the records on the wire itself
+        (DtlsTransport): when the connection is connected, has no datagram waiting (so
+        these cannot overtake one) and the batch needs nothing of the engine (under
+        DTLS 1.3 it stays below the KeyUpdate threshold; under 1.2 the sequence
+        numbers do not run out), the records, in order, counted as sent as
+        :meth:`datagrams_to_send` counts them; nothing was queued, no event and no
+        timer changed. The octets are those :meth:`send_many` queues for the same
+        batch. Otherwise None, with nothing changed: the owner calls
+        :meth:`send_many`, which decides (a KeyUpdate first, a refusal). A key that
+        refuses at its usage limit ends the connection as :meth:`send_many` does
+        (then None: :meth:`send_many` refuses the whole batch)."""
+        if self.state is not _CONNECTED or self._outbox or not datagrams:
+            return None
+        if max(map(len, datagrams)) > MAX_PLAINTEXT_LENGTH:
+            return None  # send_many raises the ValueError
+        engine = self._v13
+        if engine is not None:
+            tx = engine._tx
+            if (
+                engine.outbox
+                or tx is None
+                or tx.epoch < 3
+                or tx.next_sequence + len(datagrams) > engine.key_update_threshold
+            ):
+                return None
+            try:
+                if len(datagrams) > 1:
+                    records = tx.protect_application_data_many(datagrams)
+                else:
+                    records = [tx.protect_application_data(datagrams[0])]
+            except DtlsError as failure:
+                self._finish(State.FAILED, failure, by_peer=False)
+                return None
+        else:
+            seq = self._write_seq[1]
+            end = seq + len(datagrams)
+            protection = self._write_protection[1]
+            if end - 1 > MAX_SEQUENCE or protection is None:
+                return None
+            self._write_seq[1] = end
+            seal = protection.seal
+            records = [
+                seal(_APPLICATION_DATA, _DTLS_1_2, _EPOCH_1 | number, data)
+                for number, data in zip(range(seq, end), datagrams, strict=True)
+            ]
+        self.stats.datagrams_sent += len(records)
+        return records
+
     def close(self) -> None:
         """Send close_notify and close; idempotent."""
         if self.state in (State.CLOSED, State.FAILED):
