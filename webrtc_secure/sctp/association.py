@@ -738,7 +738,8 @@ class Association:
         self._stats.chunks_in += len(chunks)
         try:
             receive = self._receive
-            had_gaps = receive is not None and receive.tracker.has_gaps
+            # tracker.has_gaps, read directly (the properties cost a call per packet)
+            had_gaps = receive is not None and bool(receive.tracker._above)
             interleaving = self.interleaving
             window = -1  # receive.window as _data_received sets it, computed once
             for type_, flags, pos, stop in chunks:
@@ -800,7 +801,8 @@ class Association:
                     self._sack_received(cumulative, a_rwnd, gaps, now)
             if has_data:
                 self._after_data_packet(now, had_gaps)
-            self._after_receive(now)
+            if self.state is not AssociationState.ESTABLISHED or self._reset_waiting:
+                self._after_receive(now)  # (its own first test, inline: once per packet)
         except Exception:  # never out of the engine: count it, tests assert zero
             logger.exception("SCTP association: internal error handling a packet")
             self._stats.dropped["internal_error"] += 1
@@ -1341,14 +1343,15 @@ class Association:
         receive = self._receive
         if receive is None:
             return
-        self._deliver()
+        if receive._ready or receive.dropped_messages or self._deferred_reset is not None:
+            self._deliver()  # (nothing to deliver: a message's first fragments)
         self._data_packets_unacked += 1
         # 6.7: SACK at once while gaps exist and when a packet fills them, so the
         # sender learns of losses (and their repair) without the delayed-ack wait.
         if (
             self._data_packets_unacked >= 2
             or had_gaps
-            or receive.tracker.has_gaps
+            or receive.tracker._above  # has_gaps
             or self.state is AssociationState.SHUTDOWN_SENT
         ):
             self._sack_now = True
@@ -1384,7 +1387,8 @@ class Association:
         if not outcome.accepted:
             self._stats.dropped["sack_stale" if outcome.stale else "sack_invalid"] += 1
             return
-        self._burst_left = self._burst_bytes()
+        config = self.config  # _burst_bytes(), inline (once per SACK)
+        self._burst_left = config.max_burst * (config.max_packet_size - COMMON_HEADER_SIZE)
         if outcome.invalid_gap_blocks:
             self._stats.dropped["sack_gap_block_invalid"] += outcome.invalid_gap_blocks
         if outcome.cumulative_advanced:
@@ -1408,7 +1412,7 @@ class Association:
         receive = self._receive
         assert receive is not None
         tracker = receive.tracker
-        if tracker.has_gaps or tracker.has_duplicates:
+        if tracker._above or tracker._duplicates:  # has_gaps or has_duplicates
             return self._sack_chunk().serialize()
         window = max(0, self.config.receive_window - receive.buffered - self._event_bytes)
         return _PLAIN_SACK.pack(_SACK, 0, 16, tracker.cumulative, window, 0, 0)
@@ -1733,8 +1737,8 @@ class Association:
         ):
             return True
         flight = rq.flight_size
-        if outbox.empty or flight >= rq.cc.cwnd:
-            return False
+        if (not outbox.total and outbox._current is None) or flight >= rq.cc.cwnd:
+            return False  # (outbox.empty, read directly: once per send and flush)
         if not flight:
             return True  # _take_data refills the Max.Burst budget first
         # Whether _take_data's new-data loop could place one chunk: the smallest piece
@@ -1874,7 +1878,7 @@ class Association:
         receive = self._receive
         if receive is not None and (self._sack_now or self._sack_pending):
             tracker = receive.tracker
-            if tracker.has_gaps or tracker.has_duplicates:
+            if tracker._above or tracker._duplicates:  # has_gaps or has_duplicates
                 return self.config.max_packet_size  # unknown size: data starts a packet
             reserve += 16
         return reserve
@@ -1888,7 +1892,12 @@ class Association:
         packet instead of each message taking two packets)."""
         rq = self._retransmit
         assert rq is not None
-        if not rq.has_retransmissions and (self._outbox.empty or rq.flight_size >= rq.cc.cwnd):
+        outbox = self._outbox
+        # rq.has_retransmissions and outbox.empty, read directly (once per flush)
+        retransmissions = rq._pending_retransmit > 0
+        if not retransmissions and (
+            (not outbox.total and outbox._current is None) or rq.flight_size >= rq.cc.cwnd
+        ):
             return []  # the common case of a flush after every packet: nothing to do
         mtu = self.config.max_packet_size
         header = IDATA_HEADER_SIZE if self.interleaving else DATA_HEADER_SIZE
@@ -1898,38 +1907,42 @@ class Association:
         group: list[bytes] = []
         if rq.flight_size == 0:
             self._burst_left = self._burst_bytes()
-        if rq.has_retransmissions:
+        if retransmissions:
             group, room = self._take_retransmissions(now, room, full, groups)
             if rq.has_retransmissions:
                 if group:
                     groups.append(group)
                 return groups  # 6.1: retransmissions before new data
-        outbox = self._outbox
-        if not outbox.empty:
-            rq.restart_after_idle(now)
+        if (outbox.total or outbox._current is not None) and rq.flight_size == 0:
+            rq.restart_after_idle(now)  # not outbox.empty; it needs an empty flight
         # New data: placing and rq.can_send_new inline (no closure call per fragment),
         # as this loop runs for every fragment sent.
         burst_left = self._burst_left
-        cc = rq.cc
+        cwnd = rq.cc.cwnd  # nothing below changes it
         interleaved = self.interleaving
-        send_new = rq.send_new
-        next_fragment = outbox.next_fragment
+        send_piece = rq.send_piece
+        cut = outbox.cut
         while True:
             total = outbox.total or max_payload
             space = (room - header) & ~3
             # Fill the packet unless only a sliver is left (tiny fragments cost more
-            # than the packet they would save).
-            piece = min(space, max_payload) if space >= MIN_FILL or space >= total else max_payload
-            want = min(piece, total)
+            # than the packet they would save). (min() as conditionals: once per
+            # fragment)
+            if space >= MIN_FILL or space >= total:
+                piece = space if space < max_payload else max_payload
+            else:
+                piece = max_payload
+            want = piece if piece < total else total
             if burst_left < header + ((want + 3) & ~3):
                 break
             flight = rq.flight_size
-            if flight >= cc.cwnd or (flight and want > rq.peer_rwnd):
+            if flight >= cwnd or (flight and want > rq.peer_rwnd):
                 break
-            fragment = next_fragment(piece, now)
+            fragment = cut(piece, now)
             if fragment is None:
                 break
-            chunk = send_new(fragment, now)
+            message, data, beginning, ending, fsn = fragment
+            chunk = send_piece(message, data, beginning, ending, fsn, now)
             size = chunk.size
             if size > room:
                 if group:
@@ -1938,8 +1951,6 @@ class Association:
                 room = full
             room -= size
             # _encode_data, inline (once per fragment sent)
-            message = fragment.message
-            beginning = fragment.beginning
             seq = message.seq
             assert seq is not None
             group.append(
@@ -1947,13 +1958,13 @@ class Association:
                     interleaved,
                     (0 if message.ordered else FLAG_UNORDERED)
                     | (FLAG_BEGINNING if beginning else 0)
-                    | (FLAG_ENDING if fragment.ending else 0),
+                    | (FLAG_ENDING if ending else 0),
                     chunk.tsn,
                     message.stream_id,
                     seq,
                     # I-DATA: the PPID on a first fragment, the FSN on the others
-                    message.ppid if beginning or not interleaved else fragment.fsn,
-                    fragment.data,
+                    message.ppid if beginning or not interleaved else fsn,
+                    data,
                 )
             )
             burst_left -= size

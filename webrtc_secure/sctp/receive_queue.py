@@ -323,7 +323,13 @@ class ReceiveQueue:
                 stream_id, seq, ppid, data, unordered, beginning, ending, fsn
             ):
                 return Verdict.INVALID
-            tracker.add_unwrapped(unwrapped)
+            if distance == 1 and not tracker._above:
+                # TsnTracker.add_unwrapped's in-order case, inline (once per chunk):
+                # the cumulative TSN just moves on
+                tracker.cumulative_unwrapped = unwrapped
+                tracker.cumulative = tsn
+            else:
+                tracker.add_unwrapped(unwrapped)
         else:
             tracker.add_unwrapped(unwrapped)
             self._add_by_tsn(
@@ -418,7 +424,9 @@ class ReceiveQueue:
                 # a whole message in one chunk: nothing to reassemble
                 self._complete(stream_id, unordered, seq, ppid, data)
                 return True
-            partial = _Partial()
+            # (a dict given: no default_factory call); stored now: no check below
+            # refuses a message's first fragment to arrive
+            partial = partials[key] = _Partial({})
         fragments = partial.fragments
         if fsn in fragments:
             return False  # the same fragment under another TSN: refuse it
@@ -431,7 +439,6 @@ class ReceiveQueue:
             return False
         if beginning:
             partial.ppid = ppid
-        partials[key] = partial
         fragments[fsn] = data
         size = len(data)
         partial.size += size
@@ -507,7 +514,7 @@ class ReceiveQueue:
         if seq == stream.next_seq and waiting is None:
             # in order with nothing waiting: the common case, no serial arithmetic
             self._ready.append(message)
-            stream.next_seq = self._seq_add(seq, 1)
+            stream.next_seq = (seq + 1) & (0xFFFFFFFF if self.interleaving else 0xFFFF)
             return
         distance = self._seq_diff(seq, stream.next_seq)
         if distance < 0 or (waiting is not None and seq in waiting):

@@ -186,6 +186,14 @@ class Outbox:
 
     def next_fragment(self, max_payload: int, now: float) -> Fragment | None:
         """Cut the next fragment of at most ``max_payload`` bytes, or None."""
+        cut = self.cut(max_payload, now)
+        return None if cut is None else Fragment(*cut)
+
+    def cut(
+        self, max_payload: int, now: float
+    ) -> tuple[OutgoingMessage, bytes, bool, bool, int] | None:
+        """:meth:`next_fragment` as a plain tuple (message, data, beginning, ending,
+        fsn): the association's send loop, once per fragment sent, builds no object."""
         while True:
             # _pick, whose first test is inline (DATA: the message being cut)
             message = self._current
@@ -217,7 +225,6 @@ class Outbox:
         message.offset = offset = start + size
         ending = offset >= len(data)
         fsn = message.next_fsn
-        fragment = Fragment(message, piece, start == 0, ending, fsn)
         message.next_fsn = fsn + 1
         # _consume, inline (once per fragment)
         before = stream.buffered
@@ -232,7 +239,7 @@ class Outbox:
             self._rotate(stream_id)
         else:
             self._current = message
-        return fragment
+        return message, piece, start == 0, ending, fsn
 
     def _pick(self, now: float) -> OutgoingMessage | None:
         if self._current is not None:
@@ -445,8 +452,21 @@ class RetransmitQueue:
         """Give ``fragment`` the next TSN and put it on the wire: what :meth:`sent`
         does for a chunk's first transmission, in one step (once per fragment: no
         retransmission state to look at)."""
-        message = fragment.message
-        data = fragment.data
+        return self.send_piece(
+            fragment.message, fragment.data, fragment.beginning, fragment.ending,
+            fragment.fsn, now,
+        )
+
+    def send_piece(
+        self,
+        message: OutgoingMessage,
+        data: bytes,
+        beginning: bool,
+        ending: bool,
+        fsn: int,
+        now: float,
+    ) -> SentChunk:
+        """:meth:`send_new` from the fields :meth:`Outbox.cut` returns."""
         unwrapped = self.next_unwrapped
         size = (self.chunk_header + len(data) + 3) & ~3
         # first_sent, transmissions 1, not acked or abandoned, in flight, no
@@ -456,9 +476,9 @@ class RetransmitQueue:
             unwrapped,
             message,
             data,
-            fragment.beginning,
-            fragment.ending,
-            fragment.fsn,
+            beginning,
+            ending,
+            fsn,
             now,
             1,
             False,
@@ -610,7 +630,8 @@ class RetransmitQueue:
         # fast-retransmitted collects none: the SACKs sent before its retransmission
         # arrived would otherwise mark it again and again (until T3 it is resent once).
         miss_below = highest_newly_acked
-        if self.cc.in_fast_recovery and outcome.cumulative_advanced and valid:
+        cc = self.cc
+        if cc.fast_recovery_exit is not None and outcome.cumulative_advanced and valid:
             miss_below = max(miss_below, cum + max(end for _, end in valid))
         if miss_below > cum:
             # Only the TSNs between the gap blocks can be missing: walk those, not
@@ -636,8 +657,7 @@ class RetransmitQueue:
                     break
         if outcome.fast_retransmit:
             self.fast_retransmits += 1
-            self.cc.on_fast_retransmit(self.next_unwrapped - 1)
-        cc = self.cc
+            cc.on_fast_retransmit(self.next_unwrapped - 1)
         if cc.fast_recovery_exit is not None:
             cc.on_cumulative(cum)
         if outcome.bytes_acked:
@@ -650,8 +670,8 @@ class RetransmitQueue:
             self._advance_ack_point()
         # T3-rtx rules R2 / R3 (6.3.2).
         if self.flight_size == 0 and not self._pending_retransmit:
-            self.cc.on_all_acked()
-            if not self.forward_tsn_needed:
+            cc.partial_bytes_acked = 0  # cc.on_all_acked()
+            if self.advanced_unwrapped <= self.cumulative_unwrapped:  # no FORWARD-TSN due
                 self.t3_deadline = None
             elif self.t3_deadline is None or outcome.cumulative_advanced:
                 # Only abandoned chunks remain: T3 keeps the FORWARD-TSN going.
