@@ -773,7 +773,9 @@ class Association:
                     # the same window (queued events count against it), the same call,
                     # the same verdict handling
                     if window < 0:
-                        window = max(0, self.config.receive_window - self._event_bytes)
+                        window = self.config.receive_window - self._event_bytes
+                        if window < 0:
+                            window = 0
                     receive.window = window
                     verdict = receive.receive_chunk(
                         tsn,
@@ -1745,11 +1747,11 @@ class Association:
         # it may cut is min(unsent octets, MIN_FILL, a full packet's payload) (see the
         # loop); Max.Burst and the peer's window must take a chunk of that size.
         header = IDATA_HEADER_SIZE if self.interleaving else DATA_HEADER_SIZE
-        small = min(
-            outbox.total,
-            MIN_FILL,
-            (self.config.max_packet_size - COMMON_HEADER_SIZE - header) & ~3,
-        )
+        small = (self.config.max_packet_size - COMMON_HEADER_SIZE - header) & ~3
+        if small > MIN_FILL:  # (conditionals, not min(): once per send and flush)
+            small = MIN_FILL
+        if outbox.total < small:
+            small = outbox.total
         return self._burst_left >= header + ((small + 3) & ~3) and small <= rq.peer_rwnd
 
     def _produce(self, now: float) -> None:
@@ -1771,7 +1773,9 @@ class Association:
             if rq.forward_tsn_needed:
                 self._forward_pending = True
         data: list[list[bytes]] = []
-        if data_state:
+        if data_state and (rq._pending_retransmit or outbox.total or outbox._current is not None):
+            # (_take_data's own first test, in part: a flush with no DATA to place, a
+            # receiver's SACK, makes neither call)
             data = self._take_data(now, mtu - COMMON_HEADER_SIZE - self._control_reserve())
         if outbox.low:
             for stream_id in outbox.low:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from .congestion import CongestionControl
 from .rto import RtoEstimator
-from .serial import add16, add32, diff16, diff32
+from .serial import add32, diff16, diff32
 
 # RFC 9260 6.2.1 / 7.2.4 work bounds against absurd SACKs.
 MAX_GAP_BLOCKS_PROCESSED = 256
@@ -214,10 +214,9 @@ class Outbox:
             elif not message.ordered:
                 message.seq = 0  # RFC 9260 6.6: the SSN of an unordered message is ignored
             else:
-                message.seq = stream.next_ssn
-                stream.next_ssn = (
-                    add32(stream.next_ssn, 1) if self.interleaving else add16(stream.next_ssn, 1)
-                )
+                # add32 / add16, inline (once per message)
+                message.seq = seq = stream.next_ssn
+                stream.next_ssn = (seq + 1) & (0xFFFFFFFF if self.interleaving else 0xFFFF)
         start = message.offset
         data = message.data
         piece = data[start : start + max_payload]
@@ -235,8 +234,11 @@ class Outbox:
         if ending:
             self._finish(message, stream)
         elif self.interleaving:
-            # Let the other streams have a turn before this message continues.
-            self._rotate(stream_id)
+            # Let the other streams have a turn before this message continues
+            # (_rotate, inline; with one stream queued there is no other to turn to).
+            turns = self._turns
+            if turns and len(turns) > 1 and turns[0] == stream_id:
+                turns.rotate(-1)
         else:
             self._current = message
         return message, piece, start == 0, ending, fsn
@@ -562,6 +564,7 @@ class RetransmitQueue:
         # runs for every chunk sent).
         pop = self.chunks.pop
         bytes_acked = 0
+        flight = self.flight_size  # kept in a local through the loop
         for tsn in range(self.cumulative_unwrapped + 1, cum + 1):
             chunk = pop(tsn, None)
             if chunk is None:
@@ -580,10 +583,11 @@ class RetransmitQueue:
                     rtt_chunk = chunk
             if chunk.in_flight:
                 chunk.in_flight = False
-                self.flight_size -= chunk.size
+                flight -= chunk.size
             if chunk.retransmit:
                 chunk.retransmit = False
                 self._pending_retransmit -= 1
+        self.flight_size = flight
         outcome.bytes_acked = bytes_acked
         if cum > self.cumulative_unwrapped:
             outcome.cumulative_advanced = True
