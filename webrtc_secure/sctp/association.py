@@ -247,7 +247,8 @@ class AssociationConfig:
     max_retransmits: int = 10
     heartbeat_interval: float | None = 30.0
     delayed_ack: float = 0.2
-    #: RFC 9260 6.1 D: packets of new data (and T3 retransmissions) sent per SACK
+    #: RFC 9260 6.1 D: Max.Burst, the burst of new data (and T3 retransmissions) per
+    #: SACK as flight size + max_burst * max_packet_size (see Association._burst_left)
     max_burst: int = 4
     interleaving: bool = True
     zero_checksum: bool = True
@@ -419,9 +420,16 @@ class Association:
         self._sack_now = False
         self._ack_deadline: float | None = None
         self._data_packets_unacked = 0
-        # Max.Burst (6.1 D): octets of DATA still allowed before the next SACK. The
-        # owner asks for packets after every send, so a per-call limit would not do:
-        # the budget is refilled by a SACK, or when nothing is in flight.
+        # Max.Burst (RFC 9260 6.1 D): "if ((flightsize + Max.Burst*MTU) < cwnd) cwnd =
+        # flightsize + Max.Burst*MTU", applied, as the RFC allows, by adjusting cwnd
+        # temporarily: this is that cwnd minus the flight size, the octets of DATA the
+        # burst may still add. Rule B holds for it as for cwnd: a packet may start
+        # while it is above zero, and that one packet may overshoot it by less than
+        # its size (Linux applies the same formula per flush,
+        # sctp_transport_burst_limited). The budget is set
+        # by a SACK, or when nothing is in flight, and not by every call: the owner
+        # asks for packets after every send, and an application writing a megabyte
+        # in 1200-octet sends would otherwise put a whole cwnd on the wire at once.
         self._burst_left = 0
         # Heartbeat.
         self._hb_deadline: float | None = None
@@ -1390,7 +1398,7 @@ class Association:
             self._stats.dropped["sack_stale" if outcome.stale else "sack_invalid"] += 1
             return
         config = self.config  # _burst_bytes(), inline (once per SACK)
-        self._burst_left = config.max_burst * (config.max_packet_size - COMMON_HEADER_SIZE)
+        self._burst_left = config.max_burst * config.max_packet_size
         if outcome.invalid_gap_blocks:
             self._stats.dropped["sack_gap_block_invalid"] += outcome.invalid_gap_blocks
         if outcome.cumulative_advanced:
@@ -1743,16 +1751,18 @@ class Association:
             return False  # (outbox.empty, read directly: once per send and flush)
         if not flight:
             return True  # _take_data refills the Max.Burst budget first
+        if self._burst_left <= 0:
+            return False  # the burst's adjusted cwnd is reached (6.1 B and D)
         # Whether _take_data's new-data loop could place one chunk: the smallest piece
         # it may cut is min(unsent octets, MIN_FILL, a full packet's payload) (see the
-        # loop); Max.Burst and the peer's window must take a chunk of that size.
+        # loop); the peer's window must take a chunk of that size.
         header = IDATA_HEADER_SIZE if self.interleaving else DATA_HEADER_SIZE
         small = (self.config.max_packet_size - COMMON_HEADER_SIZE - header) & ~3
         if small > MIN_FILL:  # (conditionals, not min(): once per send and flush)
             small = MIN_FILL
         if outbox.total < small:
             small = outbox.total
-        return self._burst_left >= header + ((small + 3) & ~3) and small <= rq.peer_rwnd
+        return small <= rq.peer_rwnd
 
     def _produce(self, now: float) -> None:
         if not self._output_due():
@@ -1872,7 +1882,7 @@ class Association:
         self._stats.chunks_out += chunks_out
 
     def _burst_bytes(self) -> int:
-        return self.config.max_burst * (self.config.max_packet_size - COMMON_HEADER_SIZE)
+        return self.config.max_burst * self.config.max_packet_size
 
     def _control_reserve(self) -> int:
         """Octets the control chunks of this flush will likely take in the first packet
@@ -1937,7 +1947,10 @@ class Association:
             else:
                 piece = max_payload
             want = piece if piece < total else total
-            if burst_left < header + ((want + 3) & ~3):
+            if burst_left <= 0 and (not group or header + ((want + 3) & ~3) > room):
+                # Max.Burst reached: no new packet. 6.1 B's breach is one packet, so
+                # the packet that crossed the limit is still filled (with 1200-octet
+                # messages its first chunk is often a message's short tail).
                 break
             flight = rq.flight_size
             if flight >= cwnd or (flight and want > rq.peer_rwnd):
