@@ -34,6 +34,7 @@ from webrtc_secure.sctp.chunks import (
     SackChunk,
 )
 from webrtc_secure.sctp.packet import Packet, parse_packet, serialize_packet
+from webrtc_secure.sctp.receive_queue import ReceiveQueue, TsnTracker, Verdict
 
 
 def _general_only(assoc: Association) -> Association:
@@ -451,3 +452,50 @@ def test_send_is_due_exactly_when_max_burst_takes_one_more_chunk(interleaving: b
     _events(a)  # BufferedAmountLow again (the queue emptied)
     assert a.send(0, 53, bytes(1), now) is False  # no new packet: this one waits
     assert a.next_event() is None and a.datagrams_to_send(now) == []
+
+
+# --- the receive queue's inline in-order TSN advance ---------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(0, 0xFFFFFFFF),
+    st.lists(st.integers(-3, 40), max_size=80),
+    st.booleans(),
+)
+def test_receive_chunk_tracks_tsns_as_the_tracker_does(
+    initial: int, offsets: list[int], interleaving: bool
+) -> None:
+    """``ReceiveQueue.receive_chunk`` advances the cumulative TSN inline when a chunk
+    is the next one with nothing above (I-DATA); the TsnTracker's own classify / add /
+    note_duplicate must give the same verdicts, cumulative TSN, gap blocks and
+    duplicates for any arrival order, across the 32-bit wrap."""
+    queue = ReceiveQueue(initial, interleaving=interleaving)
+    reference = TsnTracker(initial)
+    for mid, offset in enumerate(offsets):
+        tsn = (initial + offset) & 0xFFFFFFFF
+        # unordered whole messages with their own MIDs: reassembly accepts each
+        verdict = queue.receive_chunk(tsn, 0, mid, 53, b"x", True, True, True, 0)
+        expected = reference.classify(tsn)
+        if expected is Verdict.ACCEPTED:
+            reference.add(tsn)
+        elif expected is Verdict.DUPLICATE:
+            reference.note_duplicate(tsn)
+        assert verdict is expected
+        assert queue.tracker.cumulative == reference.cumulative
+        assert queue.tracker.cumulative_unwrapped == reference.cumulative_unwrapped
+        assert queue.tracker.gap_blocks() == reference.gap_blocks()
+    assert queue.tracker.take_duplicates() == reference.take_duplicates()
+    assert len(queue.pop_messages()) == len(offsets) - _refused(offsets)
+
+
+def _refused(offsets: list[int]) -> int:
+    """How many of ``offsets`` a fresh receiver does not accept (repeats, or at or
+    before the initial TSN)."""
+    seen: set[int] = set()
+    refused = 0
+    for offset in offsets:
+        if offset < 0 or offset in seen:
+            refused += 1
+        seen.add(offset)
+    return refused
