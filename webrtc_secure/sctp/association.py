@@ -183,6 +183,11 @@ MIN_FILL = 256
 _ACCEPTED = Verdict.ACCEPTED
 _DUPLICATE = Verdict.DUPLICATE
 
+# Members as module constants where a packet's path tests them: a member looked up on
+# the Enum class costs several times a global's lookup (EnumType's attribute access).
+_ESTABLISHED = AssociationState.ESTABLISHED
+_SHUTDOWN_SENT = AssociationState.SHUTDOWN_SENT
+
 # Tuples, not sets: ``in`` on a tuple compares by identity first, while a set hashes
 # the member through Enum.__hash__, a Python-level call, several times per packet.
 _DATA_STATES = (
@@ -461,7 +466,7 @@ class Association:
 
     @property
     def is_established(self) -> bool:
-        return self.state is AssociationState.ESTABLISHED
+        return self.state is _ESTABLISHED
 
     def connect(self, now: float) -> None:
         """Send INIT (active open). Both ends may do this; the collision resolves
@@ -811,7 +816,7 @@ class Association:
                     self._sack_received(cumulative, a_rwnd, gaps, now)
             if has_data:
                 self._after_data_packet(now, had_gaps)
-            if self.state is not AssociationState.ESTABLISHED or self._reset_waiting:
+            if self.state is not _ESTABLISHED or self._reset_waiting:
                 self._after_receive(now)  # (its own first test, inline: once per packet)
         except Exception:  # never out of the engine: count it, tests assert zero
             logger.exception("SCTP association: internal error handling a packet")
@@ -1362,7 +1367,7 @@ class Association:
             self._data_packets_unacked >= 2
             or had_gaps
             or receive.tracker._above  # has_gaps
-            or self.state is AssociationState.SHUTDOWN_SENT
+            or self.state is _SHUTDOWN_SENT
         ):
             self._sack_now = True
         elif self._ack_deadline is None:
@@ -1663,7 +1668,7 @@ class Association:
         state = self.state
         if state is AssociationState.CLOSED:
             return
-        if state is AssociationState.ESTABLISHED and not self._reset_waiting:
+        if state is _ESTABLISHED and not self._reset_waiting:
             return  # neither a shutdown step nor a stream reset request can be due
         self._check_shutdown(now)
         self._maybe_request_reset(now)
@@ -1803,7 +1808,7 @@ class Association:
         if receive is not None and (
             self._sack_now or (self._sack_pending and (data or self._control))
         ):
-            if state is AssociationState.SHUTDOWN_SENT:
+            if state is _SHUTDOWN_SENT:
                 # 9.2: answer DATA with SHUTDOWN (its cumulative TSN acknowledges) and
                 # restart T2; gaps or duplicates need a SACK as well.
                 self._queue_control(ShutdownChunk(receive.cumulative_tsn))
