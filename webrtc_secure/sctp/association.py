@@ -566,9 +566,11 @@ class Association:
         if limit and size > limit:
             raise MessageTooLarge(f"{size} octets exceed the peer's maximum of {limit}")
         outbox = self._outbox
-        if outbox.is_paused(stream_id):
+        # outbox.is_paused and outbox.has_room, inline (once per message sent)
+        out_stream = outbox._streams.get(stream_id)
+        if out_stream is not None and out_stream.paused:
             raise StreamResetPending(f"stream {stream_id} is being reset")
-        if not outbox.has_room(size):
+        if outbox.total + size > outbox.capacity:
             raise SendBufferFull(
                 f"{size} more octets would exceed the {outbox.capacity}-octet buffer"
             )

@@ -170,7 +170,9 @@ class Outbox:
         return self.total + size <= self.capacity
 
     def push(self, message: OutgoingMessage) -> None:
-        stream = self._stream(message.stream_id)
+        stream = self._streams.get(message.stream_id)  # _stream, inline
+        if stream is None:
+            stream = self._streams[message.stream_id] = _OutStream()
         if stream.queue is None:
             stream.queue = deque()
         if not stream.queue:
