@@ -244,7 +244,9 @@ async def _throughput_ours(size: int, total: int) -> dict[str, float]:
         sctp = pair.a.stats().get("sctp") or {}
         out["retransmissions"] = sctp.get("retransmissions", 0)
         out["packets_out"] = sctp.get("packets_out", 0)
-        out["packets_in_at_receiver"] = (pair.b.stats().get("sctp") or {}).get("packets_in", 0)
+        receiver = pair.b.stats().get("sctp") or {}
+        out["packets_in_at_receiver"] = receiver.get("packets_in", 0)
+        out["packets_out_at_receiver"] = receiver.get("packets_out", 0)  # its SACKs
         return out
     finally:
         await pair.close()
@@ -615,7 +617,8 @@ async def _measure(quick: bool, throughput_only: bool = False) -> list[dict[str,
             reference_runs=[1e3 * s["cpu_per_mb"] for s in theirs],
             ours_retransmissions=[s["retransmissions"] for s in ours],
             ours_packets_sent_received=[[s["packets_out"], s["packets_in_at_receiver"]]
-                                        for s in ours]))
+                                        for s in ours],
+            ours_receiver_packets_out=[s["packets_out_at_receiver"] for s in ours]))
         value, reference, ratios = _median_round(ours, raw, "cpu_per_mb", 1e3)
         rows.append(_row(
             f"data channel CPU ms per MB ({label} messages) vs our raw DTLS application "
