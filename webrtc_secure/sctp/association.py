@@ -14,7 +14,8 @@ What it does:
   duplicates), delayed SACK (every second packet or ``delayed_ack``), bundling of
   control and data chunks up to ``max_packet_size``;
 * retransmission: T1-init/cookie, T2-shutdown, T3-rtx with the RFC 6298 RTO, fast
-  retransmit, cwnd per RFC 9260 7.2, the peer's receive window;
+  retransmit, cwnd per RFC 9260 7.2, Max.Burst per SACK (6.1 D), the peer's receive
+  window;
 * HEARTBEAT / HEARTBEAT-ACK (RTT samples), ABORT, ERROR, SHUTDOWN sequence;
 * PR-SCTP (RFC 3758): FORWARD-TSN / I-FORWARD-TSN, abandonment by retransmission
   count or lifetime;
@@ -32,9 +33,9 @@ Not implemented (each ends as a counted drop or a refusal, never a hang): peer r
 (RFC 9260 5.2.4 A; one association lives and dies with its DTLS connection), the peer
 asking us to reset our outgoing streams or to add streams (answered "denied"; a data
 channel closes by resetting its own outgoing stream), reporting unrecognized INIT
-parameters back, path MTU discovery (the packet size is fixed), Max.Burst beyond the
-cwnd decay after idle, and an event for a stream reset the peer refuses (logged and
-counted as ``reconfig_refused``; the streams become usable again).
+parameters back, path MTU discovery (the packet size is fixed), and an event for a
+stream reset the peer refuses (logged and counted as ``reconfig_refused``; the streams
+become usable again).
 
 Every hostile or malformed input ends as a counted drop in ``stats.dropped`` (by
 reason) or as a typed error in an :class:`AssociationClosed` event; nothing raises out
