@@ -43,6 +43,12 @@ Rows:
   and one round trip.
 - memory per open channel: Python heap (``tracemalloc``) grown while one end opens
   ``CHANNELS`` channels and both ends see them open, per channel (both ends' objects).
+
+``--engine`` runs none of those: the SCTP engine alone, two Associations in memory on a
+fake clock (no DTLS, sockets or loop), the same stream as the throughput rows, and
+reports microseconds per message in each stage on each side (``engine_stream``), for
+profiling the engine (wall clock, so as noisy as the machine; for A/B of a change,
+instruction counts of ``engine_stream`` under ``valgrind --tool=callgrind`` are steady).
 """
 
 from __future__ import annotations
@@ -238,7 +244,9 @@ async def _throughput_ours(size: int, total: int) -> dict[str, float]:
         sctp = pair.a.stats().get("sctp") or {}
         out["retransmissions"] = sctp.get("retransmissions", 0)
         out["packets_out"] = sctp.get("packets_out", 0)
-        out["packets_in_at_receiver"] = (pair.b.stats().get("sctp") or {}).get("packets_in", 0)
+        receiver = pair.b.stats().get("sctp") or {}
+        out["packets_in_at_receiver"] = receiver.get("packets_in", 0)
+        out["packets_out_at_receiver"] = receiver.get("packets_out", 0)  # its SACKs
         return out
     finally:
         await pair.close()
@@ -609,7 +617,8 @@ async def _measure(quick: bool, throughput_only: bool = False) -> list[dict[str,
             reference_runs=[1e3 * s["cpu_per_mb"] for s in theirs],
             ours_retransmissions=[s["retransmissions"] for s in ours],
             ours_packets_sent_received=[[s["packets_out"], s["packets_in_at_receiver"]]
-                                        for s in ours]))
+                                        for s in ours],
+            ours_receiver_packets_out=[s["packets_out_at_receiver"] for s in ours]))
         value, reference, ratios = _median_round(ours, raw, "cpu_per_mb", 1e3)
         rows.append(_row(
             f"data channel CPU ms per MB ({label} messages) vs our raw DTLS application "
@@ -644,6 +653,145 @@ async def _measure(quick: bool, throughput_only: bool = False) -> list[dict[str,
     return rows
 
 
+# --- the SCTP engine alone ----------------------------------------------------------------
+
+
+def _engine_pair(seed: int = 1) -> tuple[Any, Any]:
+    """Two of our Associations established in memory (default settings: I-DATA and zero
+    checksum negotiated, as between two SecurePeers)."""
+    import random as _random
+    from dataclasses import replace
+
+    from webrtc_secure.sctp.association import Association, AssociationConfig
+
+    def config(n: int) -> AssociationConfig:
+        return replace(AssociationConfig(), random=_random.Random(seed * 2 + n).randbytes)
+
+    a, b = Association(config(1)), Association(config(2))
+    a.connect(0.0)
+    for _ in range(10):
+        for src, dst in ((a, b), (b, a)):
+            for packet in src.datagrams_to_send(0.0):
+                dst.receive_datagram(packet, 0.0)
+        if a.is_established and b.is_established:
+            break
+    else:
+        raise AssertionError("the in-memory associations did not establish")
+    for side in (a, b):
+        while side.next_event() is not None:
+            pass
+    return a, b
+
+
+def engine_stream(size: int, total: int, *, seed: int = 1, step: float = 1e-4
+                  ) -> dict[str, float]:
+    """One reliable ordered stream from ``a`` to ``b``, two Associations in memory on a
+    fake clock, driven the way SctpTransport drives them over a loop that reads every
+    datagram waiting: the sender keeps between ``LOW_WATER`` and ``HIGH_WATER`` bytes
+    buffered (a flush after a send only when ``send`` says one is due, as the channel
+    manager does); each side takes every packet the other's last flush produced, its
+    events after each packet, then flushes once. Returns seconds per message in each
+    stage (sender: ``send`` = enqueue, ``flush`` = fragment / packetize,
+    ``sack_in`` = SACK processing; receiver: ``data_in`` = parse / track / reassemble
+    / deliver, ``sack_out`` = its flush) and the packet counts."""
+    a, b = _engine_pair(seed)
+    clock = time.perf_counter
+    payload = bytes(size)
+    messages = total // size
+    sent = received = 0
+    t_send = t_flush = t_sack_in = t_data_in = t_sack_out = 0.0
+    data_packets = sack_packets = flushes = rounds = 0
+    now = 0.0
+    to_b: list[bytes] = []
+    while received < messages:
+        rounds += 1
+        now += step
+        if rounds > 50 * messages + 1000:
+            raise AssertionError("the in-memory stream stalled")
+        # the application: refill to HIGH_WATER once the buffer fell to LOW_WATER
+        if sent < messages and a.buffered_amount(0) <= LOW_WATER:
+            while sent < messages and a.buffered_amount(0) < HIGH_WATER:
+                t0 = clock()
+                due = a.send(0, 53, payload, now)
+                t1 = clock()
+                t_send += t1 - t0
+                sent += 1
+                if due:
+                    packets = a.datagrams_to_send(now)
+                    while a.next_event() is not None:  # BufferedAmountLow: as the
+                        pass  # transport hands events out (queued ones make sends due)
+                    t_flush += clock() - t1
+                    flushes += 1
+                    to_b += packets
+        t0 = clock()
+        packets = a.datagrams_to_send(now)
+        while a.next_event() is not None:
+            pass
+        t_flush += clock() - t0
+        flushes += 1
+        to_b += packets
+        data_packets += len(to_b)
+        t0 = clock()
+        for packet in to_b:
+            b.receive_datagram(packet, now)
+            while b.next_event() is not None:
+                received += 1
+        t1 = clock()
+        to_a = b.datagrams_to_send(now)
+        t2 = clock()
+        t_data_in += t1 - t0
+        t_sack_out += t2 - t1
+        to_b = []
+        sack_packets += len(to_a)
+        t0 = clock()
+        for packet in to_a:
+            a.receive_datagram(packet, now)
+        t_sack_in += clock() - t0
+        for side in (a, b):
+            when = side.get_timer()
+            if when is not None and when <= now:
+                side.handle_timer(now)
+    stats_a = a.stats
+    if stats_a.retransmissions or any(stats_a.dropped.values()) or any(
+            b.stats.dropped.values()):
+        raise AssertionError(f"in-memory stream not clean: {stats_a}, {b.stats}")
+    return {
+        "send": t_send / messages, "flush": t_flush / messages,
+        "sack_in": t_sack_in / messages, "data_in": t_data_in / messages,
+        "sack_out": t_sack_out / messages,
+        "total": (t_send + t_flush + t_sack_in + t_data_in + t_sack_out) / messages,
+        "ms_per_mb": 1e3 * (t_send + t_flush + t_sack_in + t_data_in + t_sack_out)
+        / (messages * size / 1e6),
+        "data_packets": data_packets, "sack_packets": sack_packets, "flushes": flushes,
+        "messages": messages,
+    }
+
+
+def _engine_rows(quick: bool) -> list[dict[str, Any]]:
+    runs = 3 if quick else 5
+    total = (4 if quick else 16) * 1024 * 1024
+    rows = []
+    for size in SIZES:
+        engine_stream(size, total // 8)  # warm-up
+        samples = []
+        for _ in range(runs):
+            gc.collect()
+            samples.append(engine_stream(size, total))
+        best = min(samples, key=lambda s: s["total"])
+        med = {k: statistics.median(s[k] for s in samples) for k in samples[0]}
+        rows.append({
+            "benchmark": f"SCTP engine alone, {size} B messages, us per message "
+                         f"(median of {runs}; min total {1e6 * best['total']:.2f})",
+            **{k: round(1e6 * v, 2) for k, v in med.items()
+               if k in ("send", "flush", "sack_in", "data_in", "sack_out", "total")},
+            "ms_per_mb": round(med["ms_per_mb"], 2),
+            "data_packets_per_message": round(med["data_packets"] / med["messages"], 3),
+            "sack_packets_per_message": round(med["sack_packets"] / med["messages"], 3),
+            "flushes_per_message": round(med["flushes"] / med["messages"], 3),
+        })
+    return rows
+
+
 def run(quick: bool = False) -> list[dict[str, Any]]:
     return asyncio.run(_measure(quick))
 
@@ -660,13 +808,17 @@ def _main() -> None:
                         help="only the round-trip rows and their floors")
     parser.add_argument("--throughput", action="store_true",
                         help="only the throughput and CPU rows (as run.py's, same rounds)")
+    parser.add_argument("--engine", action="store_true",
+                        help="only the SCTP engine: two Associations in memory, fake clock")
     args = parser.parse_args()
     loop = choose(args.loop)
     if loop == "uvloop":
         import uvloop
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    if args.rtt:
+    if args.engine:
+        rows = _engine_rows(args.quick)
+    elif args.rtt:
         runs = 3 if args.quick else 5
         rows = asyncio.run(_round_trip_rows(runs, RTT_RATE * (2 if args.quick else 5)))
     elif args.throughput:

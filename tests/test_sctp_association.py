@@ -24,7 +24,7 @@ from webrtc_secure.sctp.association import (
     AssociationConfig,
     AssociationState,
 )
-from webrtc_secure.sctp.chunks import InitAckChunk
+from webrtc_secure.sctp.chunks import DataChunk, IDataChunk, InitAckChunk
 from webrtc_secure.sctp.events import (
     AssociationClosed,
     AssociationEstablished,
@@ -345,28 +345,49 @@ def test_passive_side_sends_what_it_queued_before_the_handshake() -> None:
     assert pair.messages("a")[0].data == b"queued on the side that never called connect"
 
 
+def _chunk_octets(datagrams: list[bytes]) -> list[int]:
+    """Per DATA / I-DATA packet: the octets its chunks add to the flight size."""
+    sizes = []
+    for datagram in datagrams:
+        packet = parse_packet(datagram, allow_zero_checksum=True)
+        data = [c for c in packet.chunks if isinstance(c, (DataChunk, IDataChunk))]
+        if data:
+            header = 20 if isinstance(data[0], IDataChunk) else 16
+            sizes.append(sum((header + len(c.user_data) + 3) & ~3 for c in data))
+    return sizes
+
+
 def test_max_burst_limits_new_data_between_sacks() -> None:
-    """RFC 9260 6.1 D / 7.2.4: at most Max.Burst packets of new data go out per SACK,
-    however large cwnd is and however often the owner asks (the asyncio transport
-    flushes after every send): a whole cwnd at once overflows the peer's socket."""
+    """RFC 9260 6.1 D / 7.2.4: a SACK opens a burst of new data of flight size +
+    Max.Burst * MTU (cwnd adjusted for the burst; 6.1 B lets the chunk that crosses
+    it overshoot by less than a packet), however large cwnd is and however often the
+    owner asks (the asyncio transport flushes after every send): a whole cwnd at
+    once overflows the peer's socket."""
     pair = make_pair(21, a=config(1, max_burst=4), b=config(2))
     assert pair.connect()
     rq = pair.a._retransmit
     assert rq is not None
     rq.cc.cwnd = 1 << 20
+    limit = 4 * pair.a.config.max_packet_size
     sent: list[bytes] = []
     for _ in range(100):
         pair.a.send(1, 51, b"m" * 1100, pair.now)
         sent += pair.a.datagrams_to_send(pair.now)
     data = [d for d in sent if "IDataChunk" in chunk_types([("a", d)])]
-    assert len(data) == 4
+    sizes = _chunk_octets(data)
+    # below the limit before the last packet, past it with the last (full packets:
+    # four fill 4 * 1151 octets of the 4 * 1163, so a fifth may still start)
+    assert sum(sizes[:-1]) < limit <= sum(sizes)
+    assert len(data) == 5
+    assert rq.flight_size == sum(sizes)
     # The peer's SACK (for 2 packets) opens the next burst, not the whole window.
     for datagram in data[:2]:
         pair.b.receive_datagram(datagram, pair.now)
     for sack in pair.b.datagrams_to_send(pair.now):
         pair.a.receive_datagram(sack, pair.now)
-    more = pair.a.datagrams_to_send(pair.now)
-    assert len([d for d in more if "IDataChunk" in chunk_types([("a", d)])]) == 4
+    more = _chunk_octets(pair.a.datagrams_to_send(pair.now))
+    assert sum(more[:-1]) < limit <= sum(more)
+    assert len(more) == 5
     # Everything still arrives.
     assert pair.run_until(lambda: len(pair.messages("b")) == 100)
     assert healthy(pair.a) and healthy(pair.b)

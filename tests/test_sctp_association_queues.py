@@ -4,6 +4,7 @@ side (fragmentation, SACK processing, fast retransmit, T3, PR-SCTP), RTO and cwn
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -18,7 +19,13 @@ from webrtc_secure.sctp.receive_queue import (
     Verdict,
 )
 from webrtc_secure.sctp.rto import RtoEstimator
-from webrtc_secure.sctp.send_queue import Outbox, OutgoingMessage, RetransmitQueue
+from webrtc_secure.sctp.send_queue import (
+    Fragment,
+    Outbox,
+    OutgoingMessage,
+    RetransmitQueue,
+    SentChunk,
+)
 from webrtc_secure.sctp.serial import add32, diff16, diff32, lt32
 
 # --- serial arithmetic ---------------------------------------------------------------
@@ -601,3 +608,25 @@ def test_idle_streams_hold_no_containers() -> None:
     assert [m.data for m in q.pop_messages()] == [b"first", b"second"]
     inbound = q._streams[3]
     assert inbound.waiting is None and not hasattr(inbound, "__dict__")
+
+
+@pytest.mark.parametrize("expires", [None, 5.0])
+def test_send_piece_builds_the_chunk_the_dataclass_would(expires: float | None) -> None:
+    """RetransmitQueue.send_piece sets a SentChunk's slots one by one instead of calling
+    its __init__: every field the dataclass declares must be set, to the values of the
+    constructor call it replaces (a field added to SentChunk without a line there fails
+    here)."""
+    rq = RetransmitQueue(
+        0xFFFFFFFF, mtu=1163, peer_rwnd=1 << 20, rto=RtoEstimator(), chunk_header=20
+    )
+    message = OutgoingMessage(3, 53, b"x" * 10, expires_at=expires, seq=7)
+    fragment = Fragment(message, b"x" * 10, True, False, 0)
+    chunk = rq.send_new(fragment, 1.5)
+    expected = SentChunk(
+        0xFFFFFFFF, (1 << 32) | 0xFFFFFFFF, message, b"x" * 10, True, False, 0,
+        1.5, 1, False, False, True, False, False, False, 0, (20 + 10 + 3) & ~3,
+    )
+    for field in dataclasses.fields(SentChunk):
+        assert getattr(chunk, field.name) == getattr(expected, field.name), field.name
+    assert rq.next_tsn == 0 and rq.flight_size == expected.size
+    assert message.chunks == ([chunk] if expires is not None else [])

@@ -34,6 +34,7 @@ from webrtc_secure.sctp.chunks import (
     SackChunk,
 )
 from webrtc_secure.sctp.packet import Packet, parse_packet, serialize_packet
+from webrtc_secure.sctp.receive_queue import ReceiveQueue, TsnTracker, Verdict
 
 
 def _general_only(assoc: Association) -> Association:
@@ -425,8 +426,9 @@ def test_a_send_reported_not_due_has_nothing_to_flush(interleaving: bool, loss: 
 @pytest.mark.parametrize("interleaving", [True, False])
 def test_send_is_due_exactly_when_max_burst_takes_one_more_chunk(interleaving: bool) -> None:
     """The boundary of the Max.Burst test in ``send``'s answer: with data in flight and
-    the budget one octet short of the smallest chunk the flush could cut, False and
-    nothing to send; with exactly that chunk's size left, True and one DATA chunk."""
+    the burst's adjusted cwnd reached (no octet left), False and nothing to send; with
+    one octet left, True and one packet (RFC 9260 6.1 B: the packet that crosses the
+    window may overshoot it by less than its size), after which it is reached."""
     pair = make_pair(
         8, a=config(17, interleaving=interleaving), b=config(18, interleaving=interleaving)
     )
@@ -436,14 +438,64 @@ def test_send_is_due_exactly_when_max_burst_takes_one_more_chunk(interleaving: b
     assert a.send(0, 53, bytes(10), now) is True  # nothing in flight: always due
     assert len(a.datagrams_to_send(now)) == 1  # in flight now, unacknowledged
     _events(a)  # BufferedAmountLow (the threshold is 0): events make a flush due
-    a._burst_left = header + 104 - 1
-    assert a.send(0, 53, bytes(101), now) is False  # a 101-octet chunk takes 104 + header
+    a._burst_left = 0
+    assert a.send(0, 53, bytes(101), now) is False
     assert a.next_event() is None and a.datagrams_to_send(now) == []
-    a._burst_left = header + 104
-    assert a.send(0, 53, bytes(1), now) is True  # 102 octets queued: still one chunk
+    a._burst_left = 1
+    assert a.send(0, 53, bytes(1), now) is True  # two messages queued: 101 and 1 octets
     packets = a.datagrams_to_send(now)
     assert len(packets) == 1
     chunks = parse_packet(packets[0], allow_zero_checksum=True).chunks
-    assert [len(c.user_data) for c in chunks] == [101]  # type: ignore[attr-defined]
-    assert a._burst_left == 0
-    assert a.send(0, 53, bytes(1), now) is False
+    # the packet that crosses the limit is filled (6.1 B: one packet may breach)
+    assert [len(c.user_data) for c in chunks] == [101, 1]  # type: ignore[attr-defined]
+    assert a._burst_left == 1 - (header + 104) - (header + 4)
+    _events(a)  # BufferedAmountLow again (the queue emptied)
+    assert a.send(0, 53, bytes(1), now) is False  # no new packet: this one waits
+    assert a.next_event() is None and a.datagrams_to_send(now) == []
+
+
+# --- the receive queue's inline in-order TSN advance ---------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(0, 0xFFFFFFFF),
+    st.lists(st.integers(-3, 40), max_size=80),
+    st.booleans(),
+)
+def test_receive_chunk_tracks_tsns_as_the_tracker_does(
+    initial: int, offsets: list[int], interleaving: bool
+) -> None:
+    """``ReceiveQueue.receive_chunk`` advances the cumulative TSN inline when a chunk
+    is the next one with nothing above (I-DATA); the TsnTracker's own classify / add /
+    note_duplicate must give the same verdicts, cumulative TSN, gap blocks and
+    duplicates for any arrival order, across the 32-bit wrap."""
+    queue = ReceiveQueue(initial, interleaving=interleaving)
+    reference = TsnTracker(initial)
+    for mid, offset in enumerate(offsets):
+        tsn = (initial + offset) & 0xFFFFFFFF
+        # unordered whole messages with their own MIDs: reassembly accepts each
+        verdict = queue.receive_chunk(tsn, 0, mid, 53, b"x", True, True, True, 0)
+        expected = reference.classify(tsn)
+        if expected is Verdict.ACCEPTED:
+            reference.add(tsn)
+        elif expected is Verdict.DUPLICATE:
+            reference.note_duplicate(tsn)
+        assert verdict is expected
+        assert queue.tracker.cumulative == reference.cumulative
+        assert queue.tracker.cumulative_unwrapped == reference.cumulative_unwrapped
+        assert queue.tracker.gap_blocks() == reference.gap_blocks()
+    assert queue.tracker.take_duplicates() == reference.take_duplicates()
+    assert len(queue.pop_messages()) == len(offsets) - _refused(offsets)
+
+
+def _refused(offsets: list[int]) -> int:
+    """How many of ``offsets`` a fresh receiver does not accept (repeats, or at or
+    before the initial TSN)."""
+    seen: set[int] = set()
+    refused = 0
+    for offset in offsets:
+        if offset < 0 or offset in seen:
+            refused += 1
+        seen.add(offset)
+    return refused

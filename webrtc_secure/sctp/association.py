@@ -14,7 +14,8 @@ What it does:
   duplicates), delayed SACK (every second packet or ``delayed_ack``), bundling of
   control and data chunks up to ``max_packet_size``;
 * retransmission: T1-init/cookie, T2-shutdown, T3-rtx with the RFC 6298 RTO, fast
-  retransmit, cwnd per RFC 9260 7.2, the peer's receive window;
+  retransmit, cwnd per RFC 9260 7.2, Max.Burst per SACK (6.1 D), the peer's receive
+  window;
 * HEARTBEAT / HEARTBEAT-ACK (RTT samples), ABORT, ERROR, SHUTDOWN sequence;
 * PR-SCTP (RFC 3758): FORWARD-TSN / I-FORWARD-TSN, abandonment by retransmission
   count or lifetime;
@@ -32,9 +33,9 @@ Not implemented (each ends as a counted drop or a refusal, never a hang): peer r
 (RFC 9260 5.2.4 A; one association lives and dies with its DTLS connection), the peer
 asking us to reset our outgoing streams or to add streams (answered "denied"; a data
 channel closes by resetting its own outgoing stream), reporting unrecognized INIT
-parameters back, path MTU discovery (the packet size is fixed), Max.Burst beyond the
-cwnd decay after idle, and an event for a stream reset the peer refuses (logged and
-counted as ``reconfig_refused``; the streams become usable again).
+parameters back, path MTU discovery (the packet size is fixed), and an event for a
+stream reset the peer refuses (logged and counted as ``reconfig_refused``; the streams
+become usable again).
 
 Every hostile or malformed input ends as a counted drop in ``stats.dropped`` (by
 reason) or as a typed error in an :class:`AssociationClosed` event; nothing raises out
@@ -183,6 +184,11 @@ MIN_FILL = 256
 _ACCEPTED = Verdict.ACCEPTED
 _DUPLICATE = Verdict.DUPLICATE
 
+# Members as module constants where a packet's path tests them: a member looked up on
+# the Enum class costs several times a global's lookup (EnumType's attribute access).
+_ESTABLISHED = AssociationState.ESTABLISHED
+_SHUTDOWN_SENT = AssociationState.SHUTDOWN_SENT
+
 # Tuples, not sets: ``in`` on a tuple compares by identity first, while a set hashes
 # the member through Enum.__hash__, a Python-level call, several times per packet.
 _DATA_STATES = (
@@ -247,7 +253,8 @@ class AssociationConfig:
     max_retransmits: int = 10
     heartbeat_interval: float | None = 30.0
     delayed_ack: float = 0.2
-    #: RFC 9260 6.1 D: packets of new data (and T3 retransmissions) sent per SACK
+    #: RFC 9260 6.1 D: Max.Burst, the burst of new data (and T3 retransmissions) per
+    #: SACK as flight size + max_burst * max_packet_size (see Association._burst_left)
     max_burst: int = 4
     interleaving: bool = True
     zero_checksum: bool = True
@@ -419,9 +426,16 @@ class Association:
         self._sack_now = False
         self._ack_deadline: float | None = None
         self._data_packets_unacked = 0
-        # Max.Burst (6.1 D): octets of DATA still allowed before the next SACK. The
-        # owner asks for packets after every send, so a per-call limit would not do:
-        # the budget is refilled by a SACK, or when nothing is in flight.
+        # Max.Burst (RFC 9260 6.1 D): "if ((flightsize + Max.Burst*MTU) < cwnd) cwnd =
+        # flightsize + Max.Burst*MTU", applied, as the RFC allows, by adjusting cwnd
+        # temporarily: this is that cwnd minus the flight size, the octets of DATA the
+        # burst may still add. Rule B holds for it as for cwnd: a packet may start
+        # while it is above zero, and that one packet may overshoot it by less than
+        # its size (Linux applies the same formula per flush,
+        # sctp_transport_burst_limited). The budget is set
+        # by a SACK, or when nothing is in flight, and not by every call: the owner
+        # asks for packets after every send, and an application writing a megabyte
+        # in 1200-octet sends would otherwise put a whole cwnd on the wire at once.
         self._burst_left = 0
         # Heartbeat.
         self._hb_deadline: float | None = None
@@ -453,7 +467,7 @@ class Association:
 
     @property
     def is_established(self) -> bool:
-        return self.state is AssociationState.ESTABLISHED
+        return self.state is _ESTABLISHED
 
     def connect(self, now: float) -> None:
         """Send INIT (active open). Both ends may do this; the collision resolves
@@ -553,9 +567,11 @@ class Association:
         if limit and size > limit:
             raise MessageTooLarge(f"{size} octets exceed the peer's maximum of {limit}")
         outbox = self._outbox
-        if outbox.is_paused(stream_id):
+        # outbox.is_paused and outbox.has_room, inline (once per message sent)
+        out_stream = outbox._streams.get(stream_id)
+        if out_stream is not None and out_stream.paused:
             raise StreamResetPending(f"stream {stream_id} is being reset")
-        if not outbox.has_room(size):
+        if outbox.total + size > outbox.capacity:
             raise SendBufferFull(
                 f"{size} more octets would exceed the {outbox.capacity}-octet buffer"
             )
@@ -738,7 +754,8 @@ class Association:
         self._stats.chunks_in += len(chunks)
         try:
             receive = self._receive
-            had_gaps = receive is not None and receive.tracker.has_gaps
+            # tracker.has_gaps, read directly (the properties cost a call per packet)
+            had_gaps = receive is not None and bool(receive.tracker._above)
             interleaving = self.interleaving
             window = -1  # receive.window as _data_received sets it, computed once
             for type_, flags, pos, stop in chunks:
@@ -772,7 +789,9 @@ class Association:
                     # the same window (queued events count against it), the same call,
                     # the same verdict handling
                     if window < 0:
-                        window = max(0, self.config.receive_window - self._event_bytes)
+                        window = self.config.receive_window - self._event_bytes
+                        if window < 0:
+                            window = 0
                     receive.window = window
                     verdict = receive.receive_chunk(
                         tsn,
@@ -800,7 +819,8 @@ class Association:
                     self._sack_received(cumulative, a_rwnd, gaps, now)
             if has_data:
                 self._after_data_packet(now, had_gaps)
-            self._after_receive(now)
+            if self.state is not _ESTABLISHED or self._reset_waiting:
+                self._after_receive(now)  # (its own first test, inline: once per packet)
         except Exception:  # never out of the engine: count it, tests assert zero
             logger.exception("SCTP association: internal error handling a packet")
             self._stats.dropped["internal_error"] += 1
@@ -1341,15 +1361,16 @@ class Association:
         receive = self._receive
         if receive is None:
             return
-        self._deliver()
+        if receive._ready or receive.dropped_messages or self._deferred_reset is not None:
+            self._deliver()  # (nothing to deliver: a message's first fragments)
         self._data_packets_unacked += 1
         # 6.7: SACK at once while gaps exist and when a packet fills them, so the
         # sender learns of losses (and their repair) without the delayed-ack wait.
         if (
             self._data_packets_unacked >= 2
             or had_gaps
-            or receive.tracker.has_gaps
-            or self.state is AssociationState.SHUTDOWN_SENT
+            or receive.tracker._above  # has_gaps
+            or self.state is _SHUTDOWN_SENT
         ):
             self._sack_now = True
         elif self._ack_deadline is None:
@@ -1384,7 +1405,8 @@ class Association:
         if not outcome.accepted:
             self._stats.dropped["sack_stale" if outcome.stale else "sack_invalid"] += 1
             return
-        self._burst_left = self._burst_bytes()
+        config = self.config  # _burst_bytes(), inline (once per SACK)
+        self._burst_left = config.max_burst * config.max_packet_size
         if outcome.invalid_gap_blocks:
             self._stats.dropped["sack_gap_block_invalid"] += outcome.invalid_gap_blocks
         if outcome.cumulative_advanced:
@@ -1408,7 +1430,7 @@ class Association:
         receive = self._receive
         assert receive is not None
         tracker = receive.tracker
-        if tracker.has_gaps or tracker.has_duplicates:
+        if tracker._above or tracker._duplicates:  # has_gaps or has_duplicates
             return self._sack_chunk().serialize()
         window = max(0, self.config.receive_window - receive.buffered - self._event_bytes)
         return _PLAIN_SACK.pack(_SACK, 0, 16, tracker.cumulative, window, 0, 0)
@@ -1649,7 +1671,7 @@ class Association:
         state = self.state
         if state is AssociationState.CLOSED:
             return
-        if state is AssociationState.ESTABLISHED and not self._reset_waiting:
+        if state is _ESTABLISHED and not self._reset_waiting:
             return  # neither a shutdown step nor a stream reset request can be due
         self._check_shutdown(now)
         self._maybe_request_reset(now)
@@ -1733,20 +1755,22 @@ class Association:
         ):
             return True
         flight = rq.flight_size
-        if outbox.empty or flight >= rq.cc.cwnd:
-            return False
+        if (not outbox.total and outbox._current is None) or flight >= rq.cc.cwnd:
+            return False  # (outbox.empty, read directly: once per send and flush)
         if not flight:
             return True  # _take_data refills the Max.Burst budget first
+        if self._burst_left <= 0:
+            return False  # the burst's adjusted cwnd is reached (6.1 B and D)
         # Whether _take_data's new-data loop could place one chunk: the smallest piece
         # it may cut is min(unsent octets, MIN_FILL, a full packet's payload) (see the
-        # loop); Max.Burst and the peer's window must take a chunk of that size.
+        # loop); the peer's window must take a chunk of that size.
         header = IDATA_HEADER_SIZE if self.interleaving else DATA_HEADER_SIZE
-        small = min(
-            outbox.total,
-            MIN_FILL,
-            (self.config.max_packet_size - COMMON_HEADER_SIZE - header) & ~3,
-        )
-        return self._burst_left >= header + ((small + 3) & ~3) and small <= rq.peer_rwnd
+        small = (self.config.max_packet_size - COMMON_HEADER_SIZE - header) & ~3
+        if small > MIN_FILL:  # (conditionals, not min(): once per send and flush)
+            small = MIN_FILL
+        if outbox.total < small:
+            small = outbox.total
+        return small <= rq.peer_rwnd
 
     def _produce(self, now: float) -> None:
         if not self._output_due():
@@ -1767,7 +1791,9 @@ class Association:
             if rq.forward_tsn_needed:
                 self._forward_pending = True
         data: list[list[bytes]] = []
-        if data_state:
+        if data_state and (rq._pending_retransmit or outbox.total or outbox._current is not None):
+            # (_take_data's own first test, in part: a flush with no DATA to place, a
+            # receiver's SACK, makes neither call)
             data = self._take_data(now, mtu - COMMON_HEADER_SIZE - self._control_reserve())
         if outbox.low:
             for stream_id in outbox.low:
@@ -1785,7 +1811,7 @@ class Association:
         if receive is not None and (
             self._sack_now or (self._sack_pending and (data or self._control))
         ):
-            if state is AssociationState.SHUTDOWN_SENT:
+            if state is _SHUTDOWN_SENT:
                 # 9.2: answer DATA with SHUTDOWN (its cumulative TSN acknowledges) and
                 # restart T2; gaps or duplicates need a SACK as well.
                 self._queue_control(ShutdownChunk(receive.cumulative_tsn))
@@ -1864,7 +1890,7 @@ class Association:
         self._stats.chunks_out += chunks_out
 
     def _burst_bytes(self) -> int:
-        return self.config.max_burst * (self.config.max_packet_size - COMMON_HEADER_SIZE)
+        return self.config.max_burst * self.config.max_packet_size
 
     def _control_reserve(self) -> int:
         """Octets the control chunks of this flush will likely take in the first packet
@@ -1874,7 +1900,7 @@ class Association:
         receive = self._receive
         if receive is not None and (self._sack_now or self._sack_pending):
             tracker = receive.tracker
-            if tracker.has_gaps or tracker.has_duplicates:
+            if tracker._above or tracker._duplicates:  # has_gaps or has_duplicates
                 return self.config.max_packet_size  # unknown size: data starts a packet
             reserve += 16
         return reserve
@@ -1888,7 +1914,12 @@ class Association:
         packet instead of each message taking two packets)."""
         rq = self._retransmit
         assert rq is not None
-        if not rq.has_retransmissions and (self._outbox.empty or rq.flight_size >= rq.cc.cwnd):
+        outbox = self._outbox
+        # rq.has_retransmissions and outbox.empty, read directly (once per flush)
+        retransmissions = rq._pending_retransmit > 0
+        if not retransmissions and (
+            (not outbox.total and outbox._current is None) or rq.flight_size >= rq.cc.cwnd
+        ):
             return []  # the common case of a flush after every packet: nothing to do
         mtu = self.config.max_packet_size
         header = IDATA_HEADER_SIZE if self.interleaving else DATA_HEADER_SIZE
@@ -1898,38 +1929,45 @@ class Association:
         group: list[bytes] = []
         if rq.flight_size == 0:
             self._burst_left = self._burst_bytes()
-        if rq.has_retransmissions:
+        if retransmissions:
             group, room = self._take_retransmissions(now, room, full, groups)
             if rq.has_retransmissions:
                 if group:
                     groups.append(group)
                 return groups  # 6.1: retransmissions before new data
-        outbox = self._outbox
-        if not outbox.empty:
-            rq.restart_after_idle(now)
+        if (outbox.total or outbox._current is not None) and rq.flight_size == 0:
+            rq.restart_after_idle(now)  # not outbox.empty; it needs an empty flight
         # New data: placing and rq.can_send_new inline (no closure call per fragment),
         # as this loop runs for every fragment sent.
         burst_left = self._burst_left
-        cc = rq.cc
+        cwnd = rq.cc.cwnd  # nothing below changes it
         interleaved = self.interleaving
-        send_new = rq.send_new
-        next_fragment = outbox.next_fragment
+        send_piece = rq.send_piece
+        cut = outbox.cut
         while True:
             total = outbox.total or max_payload
             space = (room - header) & ~3
             # Fill the packet unless only a sliver is left (tiny fragments cost more
-            # than the packet they would save).
-            piece = min(space, max_payload) if space >= MIN_FILL or space >= total else max_payload
-            want = min(piece, total)
-            if burst_left < header + ((want + 3) & ~3):
+            # than the packet they would save). (min() as conditionals: once per
+            # fragment)
+            if space >= MIN_FILL or space >= total:
+                piece = space if space < max_payload else max_payload
+            else:
+                piece = max_payload
+            want = piece if piece < total else total
+            if burst_left <= 0 and (not group or header + ((want + 3) & ~3) > room):
+                # Max.Burst reached: no new packet. 6.1 B's breach is one packet, so
+                # the packet that crossed the limit is still filled (with 1200-octet
+                # messages its first chunk is often a message's short tail).
                 break
             flight = rq.flight_size
-            if flight >= cc.cwnd or (flight and want > rq.peer_rwnd):
+            if flight >= cwnd or (flight and want > rq.peer_rwnd):
                 break
-            fragment = next_fragment(piece, now)
+            fragment = cut(piece, now)
             if fragment is None:
                 break
-            chunk = send_new(fragment, now)
+            message, data, beginning, ending, fsn = fragment
+            chunk = send_piece(message, data, beginning, ending, fsn, now)
             size = chunk.size
             if size > room:
                 if group:
@@ -1938,8 +1976,6 @@ class Association:
                 room = full
             room -= size
             # _encode_data, inline (once per fragment sent)
-            message = fragment.message
-            beginning = fragment.beginning
             seq = message.seq
             assert seq is not None
             group.append(
@@ -1947,13 +1983,13 @@ class Association:
                     interleaved,
                     (0 if message.ordered else FLAG_UNORDERED)
                     | (FLAG_BEGINNING if beginning else 0)
-                    | (FLAG_ENDING if fragment.ending else 0),
+                    | (FLAG_ENDING if ending else 0),
                     chunk.tsn,
                     message.stream_id,
                     seq,
                     # I-DATA: the PPID on a first fragment, the FSN on the others
-                    message.ppid if beginning or not interleaved else fragment.fsn,
-                    fragment.data,
+                    message.ppid if beginning or not interleaved else fsn,
+                    data,
                 )
             )
             burst_left -= size

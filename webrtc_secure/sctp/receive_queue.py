@@ -60,6 +60,12 @@ class Verdict(enum.Enum):
     INVALID = "invalid"  # empty user data or a repeated fragment number
 
 
+# Members as module constants: the receive path returns one per chunk, and a member
+# looked up on the Enum class costs more than a global.
+_ACCEPTED = Verdict.ACCEPTED
+_DUPLICATE = Verdict.DUPLICATE
+_INVALID = Verdict.INVALID
+
 #: One reassembled user message ready for the application (stream_id, ppid, data):
 #: the association's MessageReceived event itself, so that a message is one object
 #: from reassembly to the application (built by ``message_received``).
@@ -298,7 +304,7 @@ class ReceiveQueue:
         """:meth:`receive` from the chunk's fields (the association's path: no
         :class:`InboundFragment` unless non-interleaved reassembly stores one)."""
         if not data:
-            return Verdict.INVALID
+            return _INVALID
         tracker = self.tracker
         # TsnTracker.classify, inline (once per chunk received)
         distance = (tsn - tracker.cumulative) & 0xFFFFFFFF
@@ -307,7 +313,7 @@ class ReceiveQueue:
         unwrapped = tracker.cumulative_unwrapped + distance
         if distance <= 0 or unwrapped in tracker._above:
             tracker.note_duplicate(tsn)
-            return Verdict.DUPLICATE
+            return _DUPLICATE
         if distance > tracker.max_window:
             return Verdict.OUT_OF_WINDOW
         size = len(data)
@@ -322,15 +328,21 @@ class ReceiveQueue:
             if not self._add_interleaved(
                 stream_id, seq, ppid, data, unordered, beginning, ending, fsn
             ):
-                return Verdict.INVALID
-            tracker.add_unwrapped(unwrapped)
+                return _INVALID
+            if distance == 1 and not tracker._above:
+                # TsnTracker.add_unwrapped's in-order case, inline (once per chunk):
+                # the cumulative TSN just moves on
+                tracker.cumulative_unwrapped = unwrapped
+                tracker.cumulative = tsn
+            else:
+                tracker.add_unwrapped(unwrapped)
         else:
             tracker.add_unwrapped(unwrapped)
             self._add_by_tsn(
                 unwrapped,
                 InboundFragment(tsn, stream_id, seq, ppid, data, unordered, beginning, ending, fsn),
             )
-        return Verdict.ACCEPTED
+        return _ACCEPTED
 
     def pop_messages(self) -> list[Message]:
         """Whole messages ready for the application, in delivery order."""
@@ -418,7 +430,9 @@ class ReceiveQueue:
                 # a whole message in one chunk: nothing to reassemble
                 self._complete(stream_id, unordered, seq, ppid, data)
                 return True
-            partial = _Partial()
+            # (a dict given: no default_factory call); stored now: no check below
+            # refuses a message's first fragment to arrive
+            partial = partials[key] = _Partial({})
         fragments = partial.fragments
         if fsn in fragments:
             return False  # the same fragment under another TSN: refuse it
@@ -431,7 +445,6 @@ class ReceiveQueue:
             return False
         if beginning:
             partial.ppid = ppid
-        partials[key] = partial
         fragments[fsn] = data
         size = len(data)
         partial.size += size
@@ -507,7 +520,7 @@ class ReceiveQueue:
         if seq == stream.next_seq and waiting is None:
             # in order with nothing waiting: the common case, no serial arithmetic
             self._ready.append(message)
-            stream.next_seq = self._seq_add(seq, 1)
+            stream.next_seq = (seq + 1) & (0xFFFFFFFF if self.interleaving else 0xFFFF)
             return
         distance = self._seq_diff(seq, stream.next_seq)
         if distance < 0 or (waiting is not None and seq in waiting):

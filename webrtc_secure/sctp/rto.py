@@ -43,7 +43,9 @@ class RtoEstimator:
         else:
             self.rttvar = (1 - BETA) * self.rttvar + BETA * abs(self.srtt - rtt)
             self.srtt = (1 - ALPHA) * self.srtt + ALPHA * rtt
-        self.rto = self._clamp(self.srtt + max(CLOCK_GRANULARITY, 4 * self.rttvar))
+        # _clamp, inline (once per SACK)
+        rto = self.srtt + max(CLOCK_GRANULARITY, 4 * self.rttvar)
+        self.rto = self.rto_max if rto > self.rto_max else max(self.rto_min, rto)
 
     def backoff(self) -> None:
         """Double the RTO after a timer expiry (RFC 6298 5.5), up to rto_max."""
