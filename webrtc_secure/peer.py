@@ -73,7 +73,7 @@ from webrtc_secure.ice import IceCandidate
 from webrtc_secure.sctp import Association, AssociationConfig
 from webrtc_secure.sctp_transport import SctpTransport
 from webrtc_secure.sdp import MAX_CANDIDATES
-from webrtc_secure.srtp import DEFAULT_PROFILES, Profile, SrtpSession
+from webrtc_secure.srtp import DEFAULT_PROFILES, Profile, SrtpContext, SrtpSession
 from webrtc_secure.stats import (
     LOCAL_CANDIDATE_ID,
     LOCAL_CERTIFICATE_ID,
@@ -271,6 +271,22 @@ class SecurePeer(AsyncIOEventEmitter):
     connection's setup and teardown (never per packet of data); :meth:`trace` returns
     the :class:`~webrtc_secure.trace.Trace`, which draws itself as a sequence diagram.
     """
+    # The media path's attributes are slots: a packet reads them from a peer that is
+    # cold whenever many peers take turns, and a slot is one load from the object
+    # itself, where a __dict__ entry (the peer has more attributes than CPython shares
+    # keys for) costs a hash probe into a table of its own. Everything else stays in
+    # the __dict__ that pyee's emitter brings.
+    __slots__ = (
+        "_rtcp_handlers",
+        "_rtp_handlers",
+        "_rtp_room",
+        "_send_path",
+        "_sendto",
+        "_srtp_in",
+        "_srtp_out",
+        "_udp_remote",
+    )
+
 
     def __init__(
         self,
@@ -307,14 +323,12 @@ class SecurePeer(AsyncIOEventEmitter):
             media_kinds=media_kinds,
         )
         super().__init__()
-        # The media path's attributes first, set before any other of ours: a peer has
-        # more attributes than CPython 3.11 shares keys for, so its __dict__ is a dict
-        # of its own whose entries lie in the order they were set. Together they share
-        # a few cache lines, which matters when 2000 peers take turns per packet.
-        #: the session's protect and unprotect (None exactly when _srtp is) and the
-        #: largest RTP packet send_rtp takes: one object fewer per packet each way
-        self._protect: Callable[[bytes], bytes] | None = None
-        self._unprotect: Callable[[bytes], bytes] | None = None
+        # The media path's attributes (slots, see __slots__) first.
+        #: the session's local and remote SRTP contexts (None exactly when _srtp is),
+        #: whose protect and unprotect the media path calls as methods (no bound method
+        #: object to load per packet), and the largest RTP packet send_rtp takes
+        self._srtp_out: SrtpContext | None = None
+        self._srtp_in: SrtpContext | None = None
         self._rtp_room = 0
         #: the ICE transport's send fast path (the nominated pair's socket sendto and
         #: remote address, ice.IceDatagramTransport.send_path), or None: send_rtp
@@ -1026,7 +1040,7 @@ class SecurePeer(AsyncIOEventEmitter):
                 self._dtls.connection.is_client,
                 replay_window=self.replay_window,
             )
-            self._protect, self._unprotect = srtp.protect, srtp.unprotect
+            self._srtp_out, self._srtp_in = srtp.local, srtp.remote
             self._rtp_room = MAX_DATAGRAM - srtp.rtp_overhead
         if profile is not None:
             self._deliver("media-ready", profile)
@@ -1232,8 +1246,8 @@ class SecurePeer(AsyncIOEventEmitter):
         bytearray); PacketTooLarge when the protected packet would exceed one UDP
         datagram (:data:`MAX_DATAGRAM` octets); KeyLifetimeExceeded or
         StreamLimitExceeded from the SRTP context."""
-        protect = self._protect
-        if protect is None:
+        local = self._srtp_out
+        if local is None:
             raise ConnectionClosed("media is not ready (no SRTP keys)")
         try:
             # refused before protect(): a packet never sent takes no SRTP index
@@ -1242,7 +1256,7 @@ class SecurePeer(AsyncIOEventEmitter):
                     f"RTP packet of {len(packet)} octets exceeds one UDP datagram once protected"
                 )
             # counted on its SRTP stream: rtp_out, datagrams_out and bytes_out (_traffic)
-            protected = protect(packet)
+            protected = local.protect(packet)
         except TypeError:
             _check_packet_type(packet, "send_rtp")
             raise
@@ -1307,15 +1321,15 @@ class SecurePeer(AsyncIOEventEmitter):
         # SRTP first, decided inline as classify() would: first octet 128..191 (RFC
         # 7983) and the second without the marker bit not 64..95 (RFC 5761: RTCP)
         if len(data) > 1 and 127 < data[0] < 192 and not 64 <= data[1] & 0x7F <= 95:
-            unprotect = self._unprotect
-            if unprotect is None:
+            remote = self._srtp_in
+            if remote is None:
                 stats = self._stats
                 stats.datagrams_in += 1
                 stats.bytes_in += len(data)
                 stats.dropped["media_before_keys"] += 1
                 return
             try:
-                packet = unprotect(data)
+                packet = remote.unprotect(data)
             except WebrtcSecureError as exc:
                 # authentication, replay or parse failure: counted, never delivered
                 stats = self._stats
@@ -1523,7 +1537,7 @@ class SecurePeer(AsyncIOEventEmitter):
         if self._sctp is not None:
             self._sctp.abort(None)
         self._channels.association_closed(None)  # channels never started close too
-        self._srtp = self._sendto = self._send_path = self._protect = self._unprotect = None
+        self._srtp = self._sendto = self._send_path = self._srtp_out = self._srtp_in = None
         if self._transport is not None:
             self._transport.close()
         if self._ice is not None:
