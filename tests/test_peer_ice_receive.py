@@ -1,12 +1,13 @@
 """SecurePeer's own receive method on the nominated pair's socket (ice_receiver).
 
-ICE's receive fast path puts ``SecurePeer._datagram_received`` itself on the nominated
-pair's host socket, and the peer makes the checks the transport's wrapper makes for
-other protocols: STUN (and anything empty) goes to the socket's gate, anything else
-only from the pair's remote address, the rest counted as ``unexpected_source`` by the
-ICE connection. These tests pin that it is the same: what the wrapper would drop is
-dropped and counted, STUN still reaches aioice, a bug above the peer is logged and the
-socket keeps working, and the checks come off with the hook.
+ICE's receive fast path puts ``SecurePeer._ice_datagram_received`` itself on the
+nominated pair's host socket, and the peer makes the checks the transport's wrapper
+makes for other protocols: STUN (and anything empty) goes to the socket's gate,
+anything else only from the pair's remote address, the rest counted as
+``unexpected_source`` by the ICE connection. These tests pin that it is the same:
+what the wrapper would drop is dropped and counted, STUN still reaches aioice, a bug
+above the peer is logged and the socket keeps working, and the checks come off with
+the hook.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ async def test_the_peers_own_method_is_on_the_socket(
     for peer in (a, b):
         installed = vars(_nominated(peer).protocol)["datagram_received"]
         assert installed.__self__ is peer
-        assert installed.__func__ is SecurePeer._datagram_received
+        assert installed.__func__ is SecurePeer._ice_datagram_received
         assert (peer._ice_host, peer._ice_port) == _nominated(peer).remote_addr
     await _media_flows(a, b, 1)
     await _media_flows(b, a, 1)
@@ -161,5 +162,5 @@ async def test_the_checks_come_off_with_the_hook(peers: tuple[SecurePeer, Secure
     transport = a._transport
     assert transport is not None
     transport.close()
-    assert vars(protocol).get("datagram_received") is not a._datagram_received
+    assert vars(protocol).get("datagram_received") != a._ice_datagram_received
     assert a._ice_port is a._ice_host is a._ice_stun is a._ice_dropped is None

@@ -345,7 +345,7 @@ class SecurePeer(AsyncIOEventEmitter):
         self._sendto: Callable[[bytes], None] | None = None
         self._udp_remote: tuple[str, int] | None = None
         #: the ICE receive fast path's checks while it has this peer's
-        #: _datagram_received on the nominated pair's socket (see _ice_receiver), else
+        #: _ice_datagram_received on the nominated pair's socket (_ice_receiver), else
         #: None: the remote host and port, where STUN goes, the drop counter
         self._ice_port: int | None = None
         self._ice_host: str | None = None
@@ -1244,9 +1244,9 @@ class SecurePeer(AsyncIOEventEmitter):
     # --- data path ----------------------------------------------------------------------
     #
     # Per packet, the media path is straight-line code on the peer: from the socket
-    # (or the ICE fast path, which puts _datagram_received on the nominated pair's
-    # socket itself and leaves its source check to it) to the user's "rtp" handler,
-    # _datagram_received -> SRTP unprotect -> the handlers, and from send_rtp to the
+    # (over ICE the nominated pair's socket calls _ice_datagram_received, which makes
+    # the ICE wrapper's checks itself) to the user's "rtp" handler, datagram_received
+    # -> _datagram_received -> SRTP unprotect -> the handlers, and from send_rtp to the
     # socket, SRTP protect -> the transport's sendto. No demultiplexer call, event
     # emitter or stats object is built per packet: the first octets are compared
     # inline (RFC 7983, RFC 5761), the counters are ints, and the handlers are a tuple
@@ -1325,74 +1325,101 @@ class SecurePeer(AsyncIOEventEmitter):
             transport.sendto(data, self._udp_remote)
 
     def _datagram_received(self, data: bytes, addr: Any = None) -> None:
-        port = self._ice_port
-        if port is not None:
-            # ICE's receive fast path put this method on the nominated pair's socket
-            # itself (ice_receiver), so its checks are made here: STUN (RFC 7983: first
-            # octet 0..3) and anything empty to the socket's gate (aioice, consent);
-            # the rest only from the pair's remote address (this socket is its local
-            # half of the 5-tuple)
-            if not data or data[0] < 4:
-                self._ice_stun(data, addr)  # type: ignore[misc]
-                return
-            if addr[1] != port or addr[0] != self._ice_host:
-                self._ice_dropped["unexpected_source"] += 1  # type: ignore[index]
-                return
         # only plain UDP knows its remote address (ICE: aioice owns the 5-tuple)
-        elif self._udp_remote is not None and addr != self._udp_remote:
+        if self._udp_remote is not None and addr != self._udp_remote:
             stats = self._stats
             stats.datagrams_in += 1
             stats.bytes_in += len(data)
             stats.dropped["unexpected_source"] += 1
             return
+        # SRTP first, decided inline as classify() would: first octet 128..191 (RFC
+        # 7983) and the second without the marker bit not 64..95 (RFC 5761: RTCP)
+        if len(data) > 1 and 127 < data[0] < 192 and not 64 <= data[1] & 0x7F <= 95:
+            remote = self._srtp_in
+            if remote is None:
+                stats = self._stats
+                stats.datagrams_in += 1
+                stats.bytes_in += len(data)
+                stats.dropped["media_before_keys"] += 1
+                return
+            try:
+                packet = remote.unprotect(data)
+            except WebrtcSecureError as exc:
+                # authentication, replay or parse failure: counted, never delivered
+                stats = self._stats
+                stats.datagrams_in += 1
+                stats.bytes_in += len(data)
+                stats.dropped[f"rtp_{type(exc).__name__}"] += 1
+                return
+            # counted on its SRTP stream: rtp_in, datagrams_in and bytes_in (_traffic)
+            handlers = self._rtp_handlers
+            if handlers is None:
+                handlers = self._rtp_handlers = self._media_handlers("rtp")
+            for handler in handlers:
+                try:
+                    result = handler(packet)
+                except Exception as exc:
+                    self._handler_failed("rtp", exc)
+                    continue
+                if result is not None:
+                    self._emit_run(Returning(result), (), {})
+            return
+        stats = self._stats
+        stats.datagrams_in += 1
+        stats.bytes_in += len(data)
+        kind = classify(data)
+        if kind is PacketKind.RTCP:
+            self._rtcp_received(data)
+        elif kind is PacketKind.DTLS:
+            if self._dtls is not None:
+                self._dtls.datagram_received(data)
+            elif len(self._early_dtls) < MAX_EARLY_DTLS:
+                self._early_dtls.append((data, addr))
+            else:
+                stats.dropped["dtls_before_handshake"] += 1
+        else:
+            stats.dropped[f"unknown_{kind.name.lower()}"] += 1
+
+    def _ice_datagram_received(self, data: bytes, addr: Any) -> None:
+        """What ICE's receive fast path puts on the nominated pair's socket (see
+        :meth:`_ice_receiver`): the checks of the transport's wrapper, made here, then
+        SRTP straight through (the same lines as :meth:`_datagram_received`'s; a call
+        between them would cost what this method saves) and everything else to
+        :meth:`_datagram_received`."""
+        # STUN (RFC 7983: first octet 0..3) and anything empty to the socket's gate
+        # (aioice, consent); the rest only from the pair's remote address (this socket
+        # is its local half of the 5-tuple)
+        if not data or data[0] < 4:
+            self._ice_stun(data, addr)  # type: ignore[misc]
+            return
+        if addr[1] != self._ice_port or addr[0] != self._ice_host:
+            self._ice_dropped["unexpected_source"] += 1  # type: ignore[index]
+            return
         try:
-            # SRTP first, decided inline as classify() would: first octet 128..191 (RFC
-            # 7983) and the second without the marker bit not 64..95 (RFC 5761: RTCP)
             if len(data) > 1 and 127 < data[0] < 192 and not 64 <= data[1] & 0x7F <= 95:
                 remote = self._srtp_in
-                if remote is None:
-                    stats = self._stats
-                    stats.datagrams_in += 1
-                    stats.bytes_in += len(data)
-                    stats.dropped["media_before_keys"] += 1
-                    return
-                try:
-                    packet = remote.unprotect(data)
-                except WebrtcSecureError as exc:
-                    # authentication, replay or parse failure: counted, never delivered
-                    stats = self._stats
-                    stats.datagrams_in += 1
-                    stats.bytes_in += len(data)
-                    stats.dropped[f"rtp_{type(exc).__name__}"] += 1
-                    return
-                # counted on its SRTP stream: rtp_in, datagrams_in and bytes_in (_traffic)
-                handlers = self._rtp_handlers
-                if handlers is None:
-                    handlers = self._rtp_handlers = self._media_handlers("rtp")
-                for handler in handlers:
+                if remote is not None:
                     try:
-                        result = handler(packet)
-                    except Exception as exc:
-                        self._handler_failed("rtp", exc)
-                        continue
-                    if result is not None:
-                        self._emit_run(Returning(result), (), {})
-                return
-            stats = self._stats
-            stats.datagrams_in += 1
-            stats.bytes_in += len(data)
-            kind = classify(data)
-            if kind is PacketKind.RTCP:
-                self._rtcp_received(data)
-            elif kind is PacketKind.DTLS:
-                if self._dtls is not None:
-                    self._dtls.datagram_received(data)
-                elif len(self._early_dtls) < MAX_EARLY_DTLS:
-                    self._early_dtls.append((data, addr))
-                else:
-                    stats.dropped["dtls_before_handshake"] += 1
-            else:
-                stats.dropped[f"unknown_{kind.name.lower()}"] += 1
+                        packet = remote.unprotect(data)
+                    except WebrtcSecureError as exc:
+                        stats = self._stats
+                        stats.datagrams_in += 1
+                        stats.bytes_in += len(data)
+                        stats.dropped[f"rtp_{type(exc).__name__}"] += 1
+                        return
+                    handlers = self._rtp_handlers
+                    if handlers is None:
+                        handlers = self._rtp_handlers = self._media_handlers("rtp")
+                    for handler in handlers:
+                        try:
+                            result = handler(packet)
+                        except Exception as exc:
+                            self._handler_failed("rtp", exc)
+                            continue
+                        if result is not None:
+                            self._emit_run(Returning(result), (), {})
+                    return
+            self._datagram_received(data, addr)
         except Exception:
             # a bug above us must not reach the loop's reader callback (uvloop closes
             # the transport on an exception from datagram_received)
@@ -1400,14 +1427,14 @@ class SecurePeer(AsyncIOEventEmitter):
 
     def _ice_receiver(self, path: ice.ReceivePath | None) -> Callable[[bytes, Any], None]:
         """What ICE's receive fast path puts on the nominated pair's socket: this
-        peer's own :meth:`_datagram_received`, told the checks it must make there
+        peer's own :meth:`_ice_datagram_received`, told the checks it must make there
         (``path``: the pair's remote host and port, where STUN goes, the connection's
         drop counter), or None when the hook comes off (the gate checks again)."""
         if path is None:
             self._ice_port = self._ice_host = self._ice_stun = self._ice_dropped = None
         else:
             self._ice_host, self._ice_port, self._ice_stun, self._ice_dropped = path
-        return self._datagram_received
+        return self._ice_datagram_received
 
     def _rtcp_received(self, data: bytes) -> None:
         """An SRTCP packet (RTCP is rare next to RTP: the general way)."""
