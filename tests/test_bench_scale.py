@@ -6,6 +6,7 @@ the machines are shared.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,26 @@ async def test_each_phase_replaces_the_receivers_of_the_last() -> None:
         step = await scale.traffic(fleet.up, 0.1)
         assert step.delivered_total == step.sent > 0
         assert len(pair.a.listeners("rtp")) == len(pair.b.listeners("rtp")) == 1
+    await pair.close()
+
+
+async def test_floor_pairs_deliver_what_they_seal() -> None:
+    """The floor stack (bare loop plus one AES-GCM seal and open per packet) opens every
+    packet it sealed, with the payload intact (a wrong key or IV would raise)."""
+    result = await scale.measure(scale.Spec("floor", 2, True, 0.3, False, 30.0, idle_seconds=0))
+    _check(result, 2)
+    pair = scale.FloorPair()
+    await pair.prepare()
+    got: list[bytes] = []
+    pair.set_receivers(got.append, got.append)
+    packet = scale.RTP_HEADER.pack(0x80, 0, 7, 0, 0x1000) + bytes(scale.PAYLOAD)
+    for send in pair.senders():
+        send(packet)
+    for _ in range(100):
+        if len(got) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert got == [packet, packet]
     await pair.close()
 
 
