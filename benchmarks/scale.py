@@ -339,11 +339,11 @@ class BarePair:
             transport.close()
 
 
-class _FloorProtocol(asyncio.DatagramProtocol):
+class _FloorProtocol(_BareProtocol):
     """The floor's receiving end: the least an SRTP receiver does per packet."""
 
     def __init__(self) -> None:
-        self.receive: Receiver = _discard
+        super().__init__()
         self.aead: Any = None
         self.base = 0
 
@@ -373,12 +373,13 @@ class FloorPair(BarePair):
         from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
         super().__init__()
-        self._protocols = (_FloorProtocol(), _FloorProtocol())
+        protocols = (_FloorProtocol(), _FloorProtocol())
+        self._protocols = protocols
         keys = (AESGCM(os.urandom(16)), AESGCM(os.urandom(16)))
         bases = (int.from_bytes(os.urandom(12), "big"), int.from_bytes(os.urandom(12), "big"))
         # a's packets are opened by b's protocol with a's key, and the other way round
         self._seal = tuple(zip(keys, bases, strict=True))
-        for protocol, key, base in zip(reversed(self._protocols), keys, bases, strict=True):
+        for protocol, key, base in zip(reversed(protocols), keys, bases, strict=True):
             protocol.aead, protocol.base = key, base
 
     def senders(self) -> list[Sender]:
@@ -1014,6 +1015,36 @@ def _ceiling_rows(
     ]
 
 
+def _floor_rows(
+    label: str,
+    ours: dict[str, Any] | None,
+    floor: dict[str, Any] | None,
+    ref: dict[str, Any] | None,
+) -> list[dict[str, Any]]:
+    """The floor of a Python SRTP stack on ``cryptography`` (FloorPair: the bare loop
+    plus one AES-GCM seal and open per packet), SecurePeer as a fraction of it, and
+    the floor against aiortc: what the 8x-aiortc goal asks of any stack, same run."""
+    floor_traffic = _get(floor, "traffic")
+    if floor_traffic is None:
+        return [_row(f"{label}: floor (bare loop + AES-GCM) did not finish", None)]
+    return [
+        _row(
+            f"{label}: floor (bare uvloop loop + one AES-GCM seal and open per packet),"
+            " delivered packets per CPU second",
+            floor_traffic["delivered_per_cpu_s"],
+            _get(ref, "traffic", "delivered_per_cpu_s"),
+            reference_name="aiortc",
+            traffic=floor_traffic,
+        ),
+        _row(
+            f"{label}: SecurePeer on uvloop, delivered packets per CPU second, of the floor",
+            _get(ours, "traffic", "delivered_per_cpu_s"),
+            floor_traffic["delivered_per_cpu_s"],
+            reference_name="floor",
+        ),
+    ]
+
+
 def run(quick: bool = False) -> list[dict[str, Any]]:
     """Every fleet size on asyncio next to aiortc; the fleets of 100 pairs and more
     (``--quick``: the largest) also on uvloop when it is installed, and on both loops
@@ -1092,6 +1123,11 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 )
                 _print_steps(f"ours on uvloop, {label}", on_uv)
         rows += _ceiling_rows(f"{label} x 2 x {RATE} pps", "uvloop", on_uv, bare_uv)
+        if n == largest:
+            floor_uv = _child(
+                Spec("floor", n, True, seconds, idle_seconds=0.0, loop="uvloop"), OURS_CAP + 300
+            )
+            rows += _floor_rows(f"{label} x 2 x {RATE} pps", on_uv, floor_uv, ref)
     # plain UDP: no ICE checks and no aioice on the data path, the largest fleet
     plain = _child(
         Spec("ours", largest, False, seconds, not quick, idle_seconds=idle_s), OURS_CAP + 300

@@ -133,6 +133,7 @@ def test_section_rows_and_child_process(monkeypatch: pytest.MonkeyPatch) -> None
         ("bare", True, "asyncio"),
         ("ours", True, "uvloop"),
         ("bare", True, "uvloop"),
+        ("floor", True, "uvloop"),
     }
     names = [row["benchmark"] for row in rows]
     assert len(names) == len(set(names))
@@ -153,3 +154,8 @@ def test_section_rows_and_child_process(monkeypatch: pytest.MonkeyPatch) -> None
         assert len(ceiling) == 1 and ceiling[0]["ours"] > 0
         share = [r for r in rows if r.get("reference_name") == f"bare {loop} loop"]
         assert len(share) == 1 and share[0]["ratio"] > 0
+    # the floor (bare uvloop + AES-GCM) against aiortc, and SecurePeer of the floor
+    floor = [r for r in rows if "floor (bare uvloop loop" in r["benchmark"]]
+    assert len(floor) == 1 and floor[0]["ours"] > 0 and floor[0]["ratio"] > 0
+    of_floor = [r for r in rows if r.get("reference_name") == "floor"]
+    assert len(of_floor) == 1 and of_floor[0]["ratio"] > 0
