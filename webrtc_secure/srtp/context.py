@@ -11,9 +11,9 @@ The per-packet methods are written for speed (they are the media path): the comm
 case (plain 12-octet header, next sequence number of a known stream) is decided with
 one comparison against the sequence number the stream expects (the stream itself from
 a slot that holds the last one the general path used, before the per-SSRC dicts), the
-IV base with the ROC already in and the ROC octets are cached on the stream, the per-key packet limits
-are paid in advance (see _Outbound), and everything else takes a slower, fully general
-path. ``benchmarks/srtp.py`` measures them against libsrtp.
+IV base with the ROC already in and the ROC octets are cached on the stream, the
+per-key packet limits are paid in advance (see _Outbound), and everything else takes a
+slower, fully general path. ``benchmarks/srtp.py`` measures them against libsrtp.
 """
 
 from __future__ import annotations
