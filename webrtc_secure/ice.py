@@ -511,10 +511,6 @@ class IceConnection(aioice.Connection):
         self._consent_pending: dict[bytes, _ConsentCheck] = {}
         self._consent_template: tuple[object, bytes] = (None, b"")
         self._consent_mapped: tuple[tuple[str, int], bytes] | None = None
-        # the passwords keyed for HMAC-SHA1 once (stun.Key), by password: the local
-        # one answers and checks the peer's requests, the remote one signs ours and
-        # checks the answers
-        self._stun_keys: dict[str, stun.Key] = {}
         self._fast_consent_pair: aioice.ice.CandidatePair | None = None
 
     @property
@@ -855,7 +851,7 @@ class IceConnection(aioice.Connection):
             self._consent_template = (template, attributes)
         transaction_id = os.urandom(12)
         request = stun.binding_request(
-            transaction_id, self._consent_template[1], self._stun_key(self.remote_password)
+            transaction_id, self._consent_template[1], self.remote_password.encode("utf8")
         )
         check = _ConsentCheck(pair, request, now, float(aioice.stun.RETRY_RTO))
         self._consent_pending[transaction_id] = check
@@ -906,7 +902,7 @@ class IceConnection(aioice.Connection):
         if check is None or check.pair is not pair:
             return False
         assert self.remote_password is not None
-        if not stun.authentic(data, binding, self._stun_key(self.remote_password)):
+        if not stun.authentic(data, binding, self.remote_password.encode("utf8")):
             return True  # as aioice's Transaction: retransmissions continue
         del self._consent_pending[binding.transaction_id]
         if binding.message_type != stun.BINDING_SUCCESS:
@@ -942,7 +938,7 @@ class IceConnection(aioice.Connection):
             pair.nominated and pair.remote_nominated
         ):
             return False  # a nomination to act on (RFC 8445 7.3.1.5)
-        key = self._stun_key(self.local_password)
+        key = self.local_password.encode("utf8")
         if not stun.authentic(data, binding, key):
             return False  # aioice answers 401, or nothing (the amplification rule)
         transaction_id = binding.transaction_id
@@ -959,16 +955,6 @@ class IceConnection(aioice.Connection):
         )
         self.consent_checks["answered_here"] += 1
         return True
-
-    def _stun_key(self, password: str) -> stun.Key:
-        """``password`` keyed for the consent messages' MESSAGE-INTEGRITY (at most the
-        local and the remote one: aioice keeps both for the connection's life)."""
-        key = self._stun_keys.get(password)
-        if key is None:
-            if len(self._stun_keys) >= 2:
-                self._stun_keys.clear()  # a password changed: the old ones go
-            key = self._stun_keys[password] = stun.Key(password.encode("utf8"))
-        return key
 
     def _update_fast_consent_pair(self) -> None:
         """The pair whose consent traffic :meth:`_consent_stun` handles: the nominated

@@ -9,8 +9,7 @@ objects, an HMAC keyed per message) and a ``Transaction`` with a future and a ta
 check. At 1000 pairs that was the largest single cost of an idle, established fleet.
 
 This module parses only what a consent check or its answer carries and builds the two
-messages from bytes, with HMAC-SHA1 and CRC32; the HMAC keyed once per credential
-(:class:`Key`) or, for a plain ``bytes`` key, one-shot (``hmac.digest``). It is pure:
+messages from bytes, with one-shot HMAC-SHA1 (``hmac.digest``) and CRC32. It is pure:
 bytes in, a :class:`Binding` (or None) and bytes out. :func:`parse_binding` returns
 None for anything it does not fully understand, exactly where aioice's parser would
 decode an attribute this one does not (MAPPED-ADDRESS, DATA, ...) or would refuse the
@@ -27,9 +26,6 @@ import binascii
 import hmac
 import ipaddress
 from typing import NamedTuple
-
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives import hmac as crypto_hmac
 
 COOKIE = b"\x21\x12\xa4\x42"
 HEADER_LENGTH = 20
@@ -201,40 +197,14 @@ def _fingerprint(head: bytes, body_length: int) -> int:
     return binascii.crc32(head[4:], crc) ^ FINGERPRINT_XOR
 
 
-class Key:
-    """A short-term credential (an ICE password, UTF-8) keyed for HMAC-SHA1 once.
-
-    Each message then copies the keyed state (three C calls) instead of keying afresh:
-    ``hmac.digest`` fetches OpenSSL's algorithm and pads the key on every call, about
-    1.5 us for a consent check's 80-odd octets against 0.55 us for a copy. The
-    functions below take a Key or the credential's bytes (same MAC either way).
-    """
-
-    __slots__ = ("_mac", "secret")
-
-    def __init__(self, secret: bytes) -> None:
-        #: the credential's octets
-        self.secret = secret
-        self._mac = crypto_hmac.HMAC(secret, hashes.SHA1())
-
-    def digest(self, data: bytes) -> bytes:
-        """HMAC-SHA1 of ``data`` under this credential."""
-        mac = self._mac.copy()
-        mac.update(data)
-        return mac.finalize()
-
-
-def _integrity(head: bytes, key: bytes | Key) -> bytes:
+def _integrity(head: bytes, key: bytes) -> bytes:
     """HMAC-SHA1 of ``head`` (header and attributes before MESSAGE-INTEGRITY) with the
     length field ending at MESSAGE-INTEGRITY (RFC 8489 14.5)."""
     length = len(head) + 24 - HEADER_LENGTH
-    covered = head[:2] + length.to_bytes(2, "big") + head[4:]
-    if isinstance(key, Key):
-        return key.digest(covered)
-    return hmac.digest(key, covered, "sha1")
+    return hmac.digest(key, head[:2] + length.to_bytes(2, "big") + head[4:], "sha1")
 
 
-def authentic(data: bytes, binding: Binding, key: bytes | Key) -> bool:
+def authentic(data: bytes, binding: Binding, key: bytes) -> bool:
     """Whether ``binding`` (parsed from ``data``) carries MESSAGE-INTEGRITY made with
     ``key`` (the short-term credential: an ICE password, UTF-8)."""
     at = binding.integrity_at
@@ -243,7 +213,7 @@ def authentic(data: bytes, binding: Binding, key: bytes | Key) -> bool:
     return hmac.compare_digest(data[at + 4 : at + 24], _integrity(data[:at], key))
 
 
-def _seal(head: bytes, key: bytes | Key) -> bytes:
+def _seal(head: bytes, key: bytes) -> bytes:
     """``head`` (header with any length, attributes) with MESSAGE-INTEGRITY and
     FINGERPRINT appended and the length field set."""
     mac = _integrity(head, key)
@@ -265,7 +235,7 @@ def xor_mapped_address(addr: tuple[str, int], transaction_id: bytes) -> bytes:
     return b"\x00\x20\x00\x14\x00\x02" + port + packed
 
 
-def binding_success(transaction_id: bytes, mapped: bytes, key: bytes | Key) -> bytes:
+def binding_success(transaction_id: bytes, mapped: bytes, key: bytes) -> bytes:
     """A Binding success response: ``mapped`` (:func:`xor_mapped_address` of the
     request's source, made with this ``transaction_id``), MESSAGE-INTEGRITY with
     ``key`` (our password), FINGERPRINT; the bytes aioice builds for the same answer."""
@@ -294,7 +264,7 @@ def request_attributes(
     )
 
 
-def binding_request(transaction_id: bytes, attributes: bytes, key: bytes | Key) -> bytes:
+def binding_request(transaction_id: bytes, attributes: bytes, key: bytes) -> bytes:
     """A Binding request with ``attributes`` (:func:`request_attributes`),
     MESSAGE-INTEGRITY with ``key`` (the remote password) and FINGERPRINT."""
     return _seal(b"\x00\x01\x00\x00" + COOKIE + transaction_id + attributes, key)
