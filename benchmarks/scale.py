@@ -117,7 +117,7 @@ Receiver = Callable[[bytes], None]
 class Spec:
     """One configuration, measured in one (child) process."""
 
-    stack: str = "ours"  # "ours", "aiortc" or "bare" (the loop's ceiling)
+    stack: str = "ours"  # "ours", "aiortc", "bare" (the loop's ceiling) or "floor"
     pairs: int = 10
     ice: bool = True
     seconds: float = 3.0
@@ -339,12 +339,75 @@ class BarePair:
             transport.close()
 
 
+class _FloorProtocol(_BareProtocol):
+    """The floor's receiving end: the least an SRTP receiver does per packet."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.aead: Any = None
+        self.base = 0
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        # demux by the first octet (RFC 7983), the sequence number into the IV, one
+        # AES-GCM open: no stream state, replay window, ROC or counters
+        if 127 < data[0] < 192:
+            (seq,) = _SEQ.unpack_from(data, 2)
+            header = data[:12]
+            self.receive(
+                header + self.aead.decrypt((self.base ^ seq).to_bytes(12, "big"), data[12:], header)
+            )
+
+
+_SEQ = struct.Struct("!H")
+
+
+class FloorPair(BarePair):
+    """The floor of any SRTP stack in Python on ``cryptography``: the bare loop's pair
+    plus one AES-GCM seal per packet sent and one open per packet received (a key per
+    direction, as SRTP has, so 2000 keys are cold in turn as SecurePeer's are), with a
+    first-octet demux and the sequence number as the IV's only varying part. What
+    SecurePeer costs beyond this is its own work per packet: streams, replay and ROC
+    checks, the source check, counters, handlers. Not a secure protocol: a bench."""
+
+    def __init__(self) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        super().__init__()
+        protocols = (_FloorProtocol(), _FloorProtocol())
+        self._protocols = protocols
+        keys = (AESGCM(os.urandom(16)), AESGCM(os.urandom(16)))
+        bases = (int.from_bytes(os.urandom(12), "big"), int.from_bytes(os.urandom(12), "big"))
+        # a's packets are opened by b's protocol with a's key, and the other way round
+        self._seal = tuple(zip(keys, bases, strict=True))
+        for protocol, key, base in zip(reversed(protocols), keys, bases, strict=True):
+            protocol.aead, protocol.base = key, base
+
+    def senders(self) -> list[Sender]:
+        (ta, tb), (aa, ab) = self._transports, self._addresses
+        (key_a, base_a), (key_b, base_b) = self._seal
+        unpack = _SEQ.unpack_from
+
+        def a_sends(packet: bytes) -> None:
+            header = packet[:12]
+            iv = (base_a ^ unpack(packet, 2)[0]).to_bytes(12, "big")
+            ta.sendto(header + key_a.encrypt(iv, packet[12:], header), ab)
+
+        def b_sends(packet: bytes) -> None:
+            header = packet[:12]
+            iv = (base_b ^ unpack(packet, 2)[0]).to_bytes(12, "big")
+            tb.sendto(header + key_b.encrypt(iv, packet[12:], header), aa)
+
+        return [a_sends, b_sends]
+
+
 AnyPair = OursPair | AiortcPair | BarePair
 
 
 def _make_pair(spec: Spec) -> AnyPair:
     if spec.stack == "bare":
         return BarePair()
+    if spec.stack == "floor":
+        return FloorPair()
     return OursPair(spec.ice) if spec.stack == "ours" else AiortcPair()
 
 
@@ -952,6 +1015,36 @@ def _ceiling_rows(
     ]
 
 
+def _floor_rows(
+    label: str,
+    ours: dict[str, Any] | None,
+    floor: dict[str, Any] | None,
+    ref: dict[str, Any] | None,
+) -> list[dict[str, Any]]:
+    """The floor of a Python SRTP stack on ``cryptography`` (FloorPair: the bare loop
+    plus one AES-GCM seal and open per packet), SecurePeer as a fraction of it, and
+    the floor against aiortc: what the 8x-aiortc goal asks of any stack, same run."""
+    floor_traffic = _get(floor, "traffic")
+    if floor_traffic is None:
+        return [_row(f"{label}: floor (bare loop + AES-GCM) did not finish", None)]
+    return [
+        _row(
+            f"{label}: floor (bare uvloop loop + one AES-GCM seal and open per packet),"
+            " delivered packets per CPU second",
+            floor_traffic["delivered_per_cpu_s"],
+            _get(ref, "traffic", "delivered_per_cpu_s"),
+            reference_name="aiortc",
+            traffic=floor_traffic,
+        ),
+        _row(
+            f"{label}: SecurePeer on uvloop, delivered packets per CPU second, of the floor",
+            _get(ours, "traffic", "delivered_per_cpu_s"),
+            floor_traffic["delivered_per_cpu_s"],
+            reference_name="floor",
+        ),
+    ]
+
+
 def run(quick: bool = False) -> list[dict[str, Any]]:
     """Every fleet size on asyncio next to aiortc; the fleets of 100 pairs and more
     (``--quick``: the largest) also on uvloop when it is installed, and on both loops
@@ -1030,6 +1123,11 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
                 )
                 _print_steps(f"ours on uvloop, {label}", on_uv)
         rows += _ceiling_rows(f"{label} x 2 x {RATE} pps", "uvloop", on_uv, bare_uv)
+        if n == largest:
+            floor_uv = _child(
+                Spec("floor", n, True, seconds, idle_seconds=0.0, loop="uvloop"), OURS_CAP + 300
+            )
+            rows += _floor_rows(f"{label} x 2 x {RATE} pps", on_uv, floor_uv, ref)
     # plain UDP: no ICE checks and no aioice on the data path, the largest fleet
     plain = _child(
         Spec("ours", largest, False, seconds, not quick, idle_seconds=idle_s), OURS_CAP + 300
@@ -1051,7 +1149,12 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spec", help="one configuration as JSON (what the section runs)")
-    parser.add_argument("--stack", choices=["ours", "aiortc", "bare"], default="ours")
+    parser.add_argument(
+        "--stack",
+        choices=["ours", "aiortc", "bare", "floor"],
+        default="ours",
+        help="floor: the bare loop plus one AES-GCM seal and open per packet (FloorPair)",
+    )
     parser.add_argument(
         "--loop", default=None, help="asyncio or uvloop (default: WEBRTC_SECURE_LOOP, auto)"
     )

@@ -6,6 +6,7 @@ the machines are shared.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,26 @@ async def test_each_phase_replaces_the_receivers_of_the_last() -> None:
     await pair.close()
 
 
+async def test_floor_pairs_deliver_what_they_seal() -> None:
+    """The floor stack (bare loop plus one AES-GCM seal and open per packet) opens every
+    packet it sealed, with the payload intact (a wrong key or IV would raise)."""
+    result = await scale.measure(scale.Spec("floor", 2, True, 0.3, False, 30.0, idle_seconds=0))
+    _check(result, 2)
+    pair = scale.FloorPair()
+    await pair.prepare()
+    got: list[bytes] = []
+    pair.set_receivers(got.append, got.append)
+    packet = scale.RTP_HEADER.pack(0x80, 0, 7, 0, 0x1000) + bytes(scale.PAYLOAD)
+    for send in pair.senders():
+        send(packet)
+    for _ in range(100):
+        if len(got) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert got == [packet, packet]
+    await pair.close()
+
+
 def test_knee_of() -> None:
     steps = [
         {"offered_pps": 1000, "ok": True},
@@ -112,6 +133,7 @@ def test_section_rows_and_child_process(monkeypatch: pytest.MonkeyPatch) -> None
         ("bare", True, "asyncio"),
         ("ours", True, "uvloop"),
         ("bare", True, "uvloop"),
+        ("floor", True, "uvloop"),
     }
     names = [row["benchmark"] for row in rows]
     assert len(names) == len(set(names))
@@ -132,3 +154,8 @@ def test_section_rows_and_child_process(monkeypatch: pytest.MonkeyPatch) -> None
         assert len(ceiling) == 1 and ceiling[0]["ours"] > 0
         share = [r for r in rows if r.get("reference_name") == f"bare {loop} loop"]
         assert len(share) == 1 and share[0]["ratio"] > 0
+    # the floor (bare uvloop + AES-GCM) against aiortc, and SecurePeer of the floor
+    floor = [r for r in rows if "floor (bare uvloop loop" in r["benchmark"]]
+    assert len(floor) == 1 and floor[0]["ours"] > 0 and floor[0]["ratio"] > 0
+    of_floor = [r for r in rows if r.get("reference_name") == "floor"]
+    assert len(of_floor) == 1 and of_floor[0]["ratio"] > 0

@@ -30,16 +30,30 @@ def _rtcp(ssrc: int = 0x1234, size: int = 20) -> bytes:
 
 
 def _counting_slow_paths(ctx: SrtpContext) -> list[int]:
-    """Count the calls of the outbound general path (instance attribute shadows it)."""
+    """Count the calls of the outbound general path (contexts have slots and no
+    __dict__: the context becomes an instance of a subclass that counts)."""
     calls: list[int] = []
-    general = ctx._outbound_index
+    base = type(ctx)
 
-    def counted(ssrc: int, seq: int) -> tuple[int, int]:
+    def counted(self: SrtpContext, ssrc: int, seq: int) -> tuple[int, int]:
         calls.append(seq)
-        return general(ssrc, seq)
+        return base._outbound_index(self, ssrc, seq)
 
-    ctx._outbound_index = counted  # type: ignore[method-assign]
+    ctx.__class__ = type("Counting", (base,), {"__slots__": (), "_outbound_index": counted})
     return calls
+
+
+def _check_hot_streams(ctx: SrtpContext) -> None:
+    """The streams the fast paths look at first are the dicts' own: the outbound one
+    is in ``_open`` (paid for), the inbound one in ``_inbound``."""
+    if ctx._hot_out_ssrc == -1:
+        assert ctx._hot_out is None
+    else:
+        assert ctx._open.get(ctx._hot_out_ssrc) is ctx._hot_out is not None
+    if ctx._hot_in_ssrc == -1:
+        assert ctx._hot_in is None
+    else:
+        assert ctx._inbound.get(ctx._hot_in_ssrc) is ctx._hot_in is not None
 
 
 def _swapped(n: int) -> list[int]:
@@ -176,6 +190,7 @@ def test_budget_is_exact_whatever_the_streams_do(
         except KeyLifetimeExceeded:
             assert (sent if not rtcp else sent_rtcp) == budget
         assert sent <= budget and sent_rtcp <= budget
+        _check_hot_streams(tx)
         assert tx.packets_protected == (1 << 48) - budget + sent
         assert tx.rtcp_packets_protected == (1 << 31) - budget + sent_rtcp
 
@@ -283,3 +298,47 @@ def test_stream_counts_are_the_same_on_every_path(profile: Profile) -> None:
     # an SRTCP packet makes a stream without RTP: no RTP counts for it
     receiver.unprotect_rtcp(sender.protect_rtcp(_rtcp(0x9999)))
     assert 0x9999 not in receiver.inbound_rtp_counts()
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_interleaved_streams_match_one_context_per_stream(profile: Profile) -> None:
+    """Several SSRCs taking turns (the hot stream slot moves between them, or misses):
+    the same bytes as a context that only ever sees one SSRC, and on receive the same
+    packets back and the same drops for replays and forgeries."""
+    key, salt = os.urandom(profile.key_length), os.urandom(profile.salt_length)
+    shared = SrtpContext(profile, key, salt)
+    ssrcs = [0x10, 0x20, 0x30]
+    alone = {ssrc: SrtpContext(profile, key, salt) for ssrc in ssrcs}
+    order = [(ssrcs[i % 3] if i % 7 else ssrcs[0], i) for i in range(200)]
+    seqs = dict.fromkeys(ssrcs, 65500)  # each stream wraps its ROC on the way
+    wire = []
+    for ssrc, _ in order:
+        seq = seqs[ssrc] = (seqs[ssrc] + 1) & 0xFFFF
+        packet = _rtp(seq, ssrc)
+        protected = shared.protect(packet)
+        assert protected == alone[ssrc].protect(packet)
+        _check_hot_streams(shared)
+        wire.append((packet, protected))
+    rx = SrtpContext(profile, key, salt)
+    rx_alone = {ssrc: SrtpContext(profile, key, salt) for ssrc in ssrcs}
+    for n, (packet, protected) in enumerate(wire):
+        ssrc = int.from_bytes(packet[8:12], "big")
+        assert rx.unprotect(protected) == packet == rx_alone[ssrc].unprotect(protected)
+        _check_hot_streams(rx)
+        if n % 5 == 0 and n + 1 < len(wire):
+            # a replay of what just arrived and a forgery of what comes next: refused
+            # by both, and the genuine next packet still goes through (no trace)
+            upcoming = wire[n + 1][1]
+            forged = upcoming[:-1] + bytes([upcoming[-1] ^ 1])
+            next_ssrc = int.from_bytes(wire[n + 1][0][8:12], "big")
+            with pytest.raises(ReplayDetected):
+                rx.unprotect(protected)
+            with pytest.raises(ReplayDetected):
+                rx_alone[ssrc].unprotect(protected)
+            with pytest.raises(AuthenticationFailed):
+                rx.unprotect(forged)
+            with pytest.raises(AuthenticationFailed):
+                rx_alone[next_ssrc].unprotect(forged)
+    for ssrc in ssrcs:
+        assert rx.highest_index(ssrc) == rx_alone[ssrc].highest_index(ssrc)
+        assert rx.inbound_rtp_counts()[ssrc] == rx_alone[ssrc].inbound_rtp_counts()[ssrc]

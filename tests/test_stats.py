@@ -247,14 +247,15 @@ async def test_drops_by_reason_include_srtp_dtls_and_ice_layers(
     answer = await b.create_answer(offer)
     await asyncio.wait_for(asyncio.gather(a.connect(answer), b.connect(offer)), 20)
     ssrc = _ssrcs(a.local_description)["audio"]
+    # handed in as b's socket hands what comes from a (the nominated pair's remote)
+    pair = b._ice.nominated_pair
     # an SRTP packet whose tag does not verify: counted, never an inbound stream
     forged = bytearray(_plain_rtp(1, ssrc) + bytes(10))
-    b._datagram_received(bytes(forged))
+    b._datagram_received(bytes(forged), pair.remote_addr)
     # a DTLS application-data record of epoch 1 that does not authenticate
     record = struct.pack("!BHHHIH", 23, 0xFEFD, 1, 0, 99, 40) + bytes(40)
-    b._datagram_received(record)
+    b._datagram_received(record, pair.remote_addr)
     # a datagram from a source ICE never validated, to b's ICE socket
-    pair = b._ice.nominated_pair
     host, port = pair.local_candidate.host, pair.local_candidate.port
     loop = asyncio.get_running_loop()
     rogue, _ = await loop.create_datagram_endpoint(

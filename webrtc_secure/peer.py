@@ -73,7 +73,7 @@ from webrtc_secure.ice import IceCandidate
 from webrtc_secure.sctp import Association, AssociationConfig
 from webrtc_secure.sctp_transport import SctpTransport
 from webrtc_secure.sdp import MAX_CANDIDATES
-from webrtc_secure.srtp import DEFAULT_PROFILES, Profile, SrtpSession
+from webrtc_secure.srtp import DEFAULT_PROFILES, Profile, SrtpContext, SrtpSession
 from webrtc_secure.stats import (
     LOCAL_CANDIDATE_ID,
     LOCAL_CERTIFICATE_ID,
@@ -169,6 +169,8 @@ class SecureProtocol(asyncio.DatagramProtocol):
         # (and the ICE receive fast path takes it once): the peer's own method, bound
         # here, saves a Python call per packet
         self.datagram_received = peer._datagram_received  # type: ignore[method-assign]
+        #: ICE's receive fast path hooks the peer's own method (ice.ReceivePath)
+        self.ice_receiver = peer._ice_receiver
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         self.peer._datagram_received(data, addr)
@@ -272,6 +274,26 @@ class SecurePeer(AsyncIOEventEmitter):
     the :class:`~webrtc_secure.trace.Trace`, which draws itself as a sequence diagram.
     """
 
+    # The media path's attributes are slots: a packet reads them from a peer that is
+    # cold whenever many peers take turns, and a slot is one load from the object
+    # itself, where a __dict__ entry (the peer has more attributes than CPython shares
+    # keys for) costs a hash probe into a table of its own. Everything else stays in
+    # the __dict__ that pyee's emitter brings.
+    __slots__ = (
+        "_ice_dropped",
+        "_ice_host",
+        "_ice_port",
+        "_ice_stun",
+        "_rtcp_handlers",
+        "_rtp_handlers",
+        "_rtp_room",
+        "_send_path",
+        "_sendto",
+        "_srtp_in",
+        "_srtp_out",
+        "_udp_remote",
+    )
+
     def __init__(
         self,
         *,
@@ -307,14 +329,12 @@ class SecurePeer(AsyncIOEventEmitter):
             media_kinds=media_kinds,
         )
         super().__init__()
-        # The media path's attributes first, set before any other of ours: a peer has
-        # more attributes than CPython 3.11 shares keys for, so its __dict__ is a dict
-        # of its own whose entries lie in the order they were set. Together they share
-        # a few cache lines, which matters when 2000 peers take turns per packet.
-        #: the session's protect and unprotect (None exactly when _srtp is) and the
-        #: largest RTP packet send_rtp takes: one object fewer per packet each way
-        self._protect: Callable[[bytes], bytes] | None = None
-        self._unprotect: Callable[[bytes], bytes] | None = None
+        # The media path's attributes (slots, see __slots__) first.
+        #: the session's local and remote SRTP contexts (None exactly when _srtp is),
+        #: whose protect and unprotect the media path calls as methods (no bound method
+        #: object to load per packet), and the largest RTP packet send_rtp takes
+        self._srtp_out: SrtpContext | None = None
+        self._srtp_in: SrtpContext | None = None
         self._rtp_room = 0
         #: the ICE transport's send fast path (the nominated pair's socket sendto and
         #: remote address, ice.IceDatagramTransport.send_path), or None: send_rtp
@@ -324,6 +344,13 @@ class SecurePeer(AsyncIOEventEmitter):
         #: _udp_sendto; None until the path is known and from its loss on
         self._sendto: Callable[[bytes], None] | None = None
         self._udp_remote: tuple[str, int] | None = None
+        #: the ICE receive fast path's checks while it has this peer's
+        #: _ice_datagram_received on the nominated pair's socket (_ice_receiver), else
+        #: None: the remote host and port, where STUN goes, the drop counter
+        self._ice_port: int | None = None
+        self._ice_host: str | None = None
+        self._ice_stun: Callable[[bytes, Any], None] | None = None
+        self._ice_dropped: Counter[str] | None = None
         #: the "rtp" and "rtcp" handlers as the media path calls them, a snapshot of
         #: pyee's registry taken on the first packet after any change to it (None:
         #: take it again)
@@ -1026,7 +1053,7 @@ class SecurePeer(AsyncIOEventEmitter):
                 self._dtls.connection.is_client,
                 replay_window=self.replay_window,
             )
-            self._protect, self._unprotect = srtp.protect, srtp.unprotect
+            self._srtp_out, self._srtp_in = srtp.local, srtp.remote
             self._rtp_room = MAX_DATAGRAM - srtp.rtp_overhead
         if profile is not None:
             self._deliver("media-ready", profile)
@@ -1224,8 +1251,9 @@ class SecurePeer(AsyncIOEventEmitter):
     # --- data path ----------------------------------------------------------------------
     #
     # Per packet, the media path is straight-line code on the peer: from the socket
-    # (or the ICE fast path) to the user's "rtp" handler, datagram_received ->
-    # _datagram_received -> SRTP unprotect -> the handlers, and from send_rtp to the
+    # (over ICE the nominated pair's socket calls _ice_datagram_received, which makes
+    # the ICE wrapper's checks itself) to the user's "rtp" handler, datagram_received
+    # -> _datagram_received -> SRTP unprotect -> the handlers, and from send_rtp to the
     # socket, SRTP protect -> the transport's sendto. No demultiplexer call, event
     # emitter or stats object is built per packet: the first octets are compared
     # inline (RFC 7983, RFC 5761), the counters are ints, and the handlers are a tuple
@@ -1239,8 +1267,8 @@ class SecurePeer(AsyncIOEventEmitter):
         bytearray); PacketTooLarge when the protected packet would exceed one UDP
         datagram (:data:`MAX_DATAGRAM` octets); KeyLifetimeExceeded or
         StreamLimitExceeded from the SRTP context."""
-        protect = self._protect
-        if protect is None:
+        local = self._srtp_out
+        if local is None:
             raise ConnectionClosed("media is not ready (no SRTP keys)")
         try:
             # refused before protect(): a packet never sent takes no SRTP index
@@ -1249,7 +1277,7 @@ class SecurePeer(AsyncIOEventEmitter):
                     f"RTP packet of {len(packet)} octets exceeds one UDP datagram once protected"
                 )
             # counted on its SRTP stream: rtp_out, datagrams_out and bytes_out (_traffic)
-            protected = protect(packet)
+            protected = local.protect(packet)
         except TypeError:
             _check_packet_type(packet, "send_rtp")
             raise
@@ -1314,15 +1342,15 @@ class SecurePeer(AsyncIOEventEmitter):
         # SRTP first, decided inline as classify() would: first octet 128..191 (RFC
         # 7983) and the second without the marker bit not 64..95 (RFC 5761: RTCP)
         if len(data) > 1 and 127 < data[0] < 192 and not 64 <= data[1] & 0x7F <= 95:
-            unprotect = self._unprotect
-            if unprotect is None:
+            remote = self._srtp_in
+            if remote is None:
                 stats = self._stats
                 stats.datagrams_in += 1
                 stats.bytes_in += len(data)
                 stats.dropped["media_before_keys"] += 1
                 return
             try:
-                packet = unprotect(data)
+                packet = remote.unprotect(data)
             except WebrtcSecureError as exc:
                 # authentication, replay or parse failure: counted, never delivered
                 stats = self._stats
@@ -1367,6 +1395,62 @@ class SecurePeer(AsyncIOEventEmitter):
                 stats.dropped["dtls_before_handshake"] += 1
         else:
             stats.dropped[f"unknown_{kind.name.lower()}"] += 1
+
+    def _ice_datagram_received(self, data: bytes, addr: Any) -> None:
+        """What ICE's receive fast path puts on the nominated pair's socket (see
+        :meth:`_ice_receiver`): the checks of the transport's wrapper, made here, then
+        SRTP straight through (the same lines as :meth:`_datagram_received`'s; a call
+        between them would cost what this method saves) and everything else to
+        :meth:`_datagram_received`."""
+        # STUN (RFC 7983: first octet 0..3) and anything empty to the socket's gate
+        # (aioice, consent); the rest only from the pair's remote address (this socket
+        # is its local half of the 5-tuple)
+        if not data or data[0] < 4:
+            self._ice_stun(data, addr)  # type: ignore[misc]
+            return
+        if addr[1] != self._ice_port or addr[0] != self._ice_host:
+            self._ice_dropped["unexpected_source"] += 1  # type: ignore[index]
+            return
+        try:
+            if len(data) > 1 and 127 < data[0] < 192 and not 64 <= data[1] & 0x7F <= 95:
+                remote = self._srtp_in
+                if remote is not None:
+                    try:
+                        packet = remote.unprotect(data)
+                    except WebrtcSecureError as exc:
+                        stats = self._stats
+                        stats.datagrams_in += 1
+                        stats.bytes_in += len(data)
+                        stats.dropped[f"rtp_{type(exc).__name__}"] += 1
+                        return
+                    handlers = self._rtp_handlers
+                    if handlers is None:
+                        handlers = self._rtp_handlers = self._media_handlers("rtp")
+                    for handler in handlers:
+                        try:
+                            result = handler(packet)
+                        except Exception as exc:
+                            self._handler_failed("rtp", exc)
+                            continue
+                        if result is not None:
+                            self._emit_run(Returning(result), (), {})
+                    return
+            self._datagram_received(data, addr)
+        except Exception:
+            # a bug above us must not reach the loop's reader callback (uvloop closes
+            # the transport on an exception from datagram_received)
+            logger.exception("datagram handler failed; datagram dropped")
+
+    def _ice_receiver(self, path: ice.ReceivePath | None) -> Callable[[bytes, Any], None]:
+        """What ICE's receive fast path puts on the nominated pair's socket: this
+        peer's own :meth:`_ice_datagram_received`, told the checks it must make there
+        (``path``: the pair's remote host and port, where STUN goes, the connection's
+        drop counter), or None when the hook comes off (the gate checks again)."""
+        if path is None:
+            self._ice_port = self._ice_host = self._ice_stun = self._ice_dropped = None
+        else:
+            self._ice_host, self._ice_port, self._ice_stun, self._ice_dropped = path
+        return self._ice_datagram_received
 
     def _rtcp_received(self, data: bytes) -> None:
         """An SRTCP packet (RTCP is rare next to RTP: the general way)."""
@@ -1539,7 +1623,7 @@ class SecurePeer(AsyncIOEventEmitter):
         if self._sctp is not None:
             self._sctp.abort(None)
         self._channels.association_closed(None)  # channels never started close too
-        self._srtp = self._sendto = self._send_path = self._protect = self._unprotect = None
+        self._srtp = self._sendto = self._send_path = self._srtp_out = self._srtp_in = None
         if self._transport is not None:
             self._transport.close()
         if self._ice is not None:

@@ -9,10 +9,11 @@ slot, no new stream).
 
 The per-packet methods are written for speed (they are the media path): the common
 case (plain 12-octet header, next sequence number of a known stream) is decided with
-one comparison against the sequence number the stream expects, the IV base with the
-ROC already in and the ROC octets are cached on the stream, the per-key packet limits
-are paid in advance (see _Outbound), and everything else takes a slower, fully general
-path. ``benchmarks/srtp.py`` measures them against libsrtp.
+one comparison against the sequence number the stream expects (the stream itself from
+a slot that holds the last one the general path used, before the per-SSRC dicts), the
+IV base with the ROC already in and the ROC octets are cached on the stream, the
+per-key packet limits are paid in advance (see _Outbound), and everything else takes a
+slower, fully general path. ``benchmarks/srtp.py`` measures them against libsrtp.
 """
 
 from __future__ import annotations
@@ -212,6 +213,27 @@ class SrtpContext:
     thread (or one event loop) at a time.
     """
 
+    # slots: a packet loads these from an object that is cold whenever many
+    # contexts take turns; in the object itself they share its cache lines
+    __slots__ = (
+        "_hot_in",
+        "_hot_in_ssrc",
+        "_hot_out",
+        "_hot_out_ssrc",
+        "_inbound",
+        "_open",
+        "_outbound",
+        "_rtcp",
+        "_rtcp_left",
+        "_rtp",
+        "_rtp_left",
+        "_srtcp_tag",
+        "_srtp_tag",
+        "max_remote_streams",
+        "profile",
+        "replay_window",
+    )
+
     profile: Profile
     replay_window: int
     max_remote_streams: int
@@ -265,6 +287,13 @@ class SrtpContext:
         # the outbound streams whose rest of the ROC is paid for (see _Outbound)
         self._open: dict[int, _Outbound] = {}
         self._inbound: dict[int, _Inbound] = {}
+        # the stream the RTP fast paths look at before the dicts (the last one the
+        # general path opened, or committed a packet on), and its SSRC (-1: none): a
+        # packet of it costs no dict lookup. The outbound one is always in _open (it
+        # leaves the slot when it leaves _open); inbound streams never go
+        self._hot_out_ssrc = self._hot_in_ssrc = -1
+        self._hot_out: _Outbound | None = None
+        self._hot_in: _Inbound | None = None
         # RFC 3711 9.2 limits per master key, over all SSRCs: what is neither sent nor
         # paid in advance by a stream (see _Outbound)
         self._rtp_left = MAX_SRTP_PACKETS
@@ -407,6 +436,8 @@ class SrtpContext:
             raise ReplayDetected(f"SRTP index {index} already protected or too old")
         if self._open.pop(ssrc, None) is not None:
             self._rtp_left += 0x10000 - stream.next_seq
+            if ssrc == self._hot_out_ssrc:
+                self._hot_out_ssrc, self._hot_out = -1, None
         if not self._rtp_left:
             self._reclaim_leases()
             if not self._rtp_left:
@@ -419,6 +450,7 @@ class SrtpContext:
         if rest <= self._rtp_left:
             self._rtp_left -= rest
             self._open[ssrc] = stream
+            self._hot_out_ssrc, self._hot_out = ssrc, stream
         return stream.rtp_base ^ (index << self._rtp_iv_shift), index
 
     def _lease_rtcp(self, stream: _Outbound) -> None:
@@ -439,6 +471,7 @@ class SrtpContext:
         for s in self._open.values():
             self._rtp_left += 0x10000 - s.next_seq
         self._open.clear()
+        self._hot_out_ssrc, self._hot_out = -1, None
         for s in self._outbound.values():
             self._rtcp_left += max(0, s.rtcp_limit_e - s.rtcp_e)
             s.rtcp_limit_e = s.rtcp_e
@@ -484,6 +517,7 @@ class SrtpContext:
             stream = self._new_inbound(ssrc)
         if not stream.packets:
             stream.first_index = index
+        self._hot_in_ssrc, self._hot_in = ssrc, stream
         stream.window.commit(index)
         if index > stream.highest:
             stream.advance(index, self._rtp_iv_shift)
@@ -512,6 +546,8 @@ class SrtpContext:
 
 class _AesCmContext(SrtpContext):
     """AES128_CM_HMAC_SHA1_80 / _32: AES-CM encryption, truncated HMAC-SHA1."""
+
+    __slots__ = ("_rtcp_ctr", "_rtcp_mac", "_rtp_ctr", "_rtp_mac")
 
     _rtp_iv_shift = 16  # the index enters the IV shifted by 16 (RFC 3711 4.1.1)
     _rtcp_e_in_iv = _E_FLAG << 16
@@ -543,7 +579,7 @@ class _AesCmContext(SrtpContext):
             raise MalformedPacket(f"RTP packet of {len(rtp)} octets is too short") from None
         # version 2 without CSRCs or extension: the 12-octet header needs no more parsing
         header_length = RTP_FIXED_HEADER if first & 0xDF == 0x80 else rtp_header_length(rtp)
-        stream = self._open.get(ssrc)
+        stream = self._hot_out if ssrc == self._hot_out_ssrc else self._open.get(ssrc)
         if stream is not None and seq == stream.next_seq:  # next in order, paid for
             stream.next_seq = seq + 1
             iv = stream.iv_roc ^ (seq << 16)
@@ -575,7 +611,7 @@ class _AesCmContext(SrtpContext):
             if end < header_length:
                 raise MalformedPacket("SRTP packet shorter than header and tag")
         seq, ssrc = _seq_ssrc(srtp, 2)
-        stream = self._inbound.get(ssrc)
+        stream = self._hot_in if ssrc == self._hot_in_ssrc else self._inbound.get(ssrc)
         if stream is not None and seq == stream.next_seq:  # next in order: fresh
             iv = stream.iv_roc ^ (seq << 16)
             roc_bytes = stream.roc_bytes
@@ -658,6 +694,8 @@ class _AesCmContext(SrtpContext):
 class _AesGcmContext(SrtpContext):
     """AEAD_AES_128_GCM / AEAD_AES_256_GCM (RFC 7714)."""
 
+    __slots__ = ("_rtcp_aead", "_rtp_aead")
+
     _rtp_iv_shift = 0
     _rtcp_e_in_iv = _E_FLAG
 
@@ -681,7 +719,7 @@ class _AesGcmContext(SrtpContext):
         except struct.error:
             raise MalformedPacket(f"RTP packet of {len(rtp)} octets is too short") from None
         header_length = RTP_FIXED_HEADER if first & 0xDF == 0x80 else rtp_header_length(rtp)
-        stream = self._open.get(ssrc)
+        stream = self._hot_out if ssrc == self._hot_out_ssrc else self._open.get(ssrc)
         if stream is not None and seq == stream.next_seq:  # next in order, paid for
             stream.next_seq = seq + 1
             iv = stream.iv_roc ^ seq
@@ -706,7 +744,7 @@ class _AesGcmContext(SrtpContext):
                 raise MalformedPacket("SRTP packet shorter than header and tag")
         seq, ssrc = _seq_ssrc(srtp, 2)
         header = srtp[:header_length]
-        stream = self._inbound.get(ssrc)
+        stream = self._hot_in if ssrc == self._hot_in_ssrc else self._inbound.get(ssrc)
         if stream is not None and seq == stream.next_seq:  # next in order: fresh
             try:
                 rtp = header + self._rtp_aead.decrypt(
