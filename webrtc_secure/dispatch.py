@@ -53,3 +53,47 @@ def run_handlers(
             continue
         if result is not None:
             emitter._emit_run(Returning(result), (), {})
+
+
+class SnapshotDispatch(AsyncIOEventEmitter):
+    """An emitter whose per-packet or per-message events call handlers from snapshots
+    of pyee's registry, taken again after every change to it.
+
+    pyee (>= 11) changes its registry only through ``_add_event_handler``,
+    ``_remove_listener`` and ``remove_all_listeners``; each drops the subclass's
+    snapshots (:meth:`_drop_handler_snapshots`), so a handler added or removed while
+    traffic flows, or by a handler, takes effect from the next packet or message, as
+    with ``emit``. ``_direct`` says whether the registry may be read at all (the
+    subclass goes through ``emit`` when not); a test switches it through
+    ``_direct_dispatch``, which drops the snapshots too.
+    """
+
+    _direct: bool
+
+    def _drop_handler_snapshots(self) -> None:
+        """Forget the handler snapshots (each subclass names its own)."""
+        raise NotImplementedError
+
+    @property
+    def _direct_dispatch(self) -> bool:
+        """Whether the hot events' handlers are called without pyee's ``emit``."""
+        return self._direct
+
+    @_direct_dispatch.setter
+    def _direct_dispatch(self, direct: bool) -> None:
+        self._direct = direct
+        self._drop_handler_snapshots()
+
+    def _add_event_handler(self, event: str, k: Callable[..., Any], v: Callable[..., Any]) -> None:
+        super()._add_event_handler(event, k, v)
+        self._drop_handler_snapshots()
+
+    def _remove_listener(self, event: str, f: Callable[..., Any]) -> None:
+        try:
+            super()._remove_listener(event, f)
+        finally:
+            self._drop_handler_snapshots()
+
+    def remove_all_listeners(self, event: str | None = None) -> None:
+        super().remove_all_listeners(event)
+        self._drop_handler_snapshots()

@@ -47,7 +47,7 @@ from webrtc_secure.description import (
     create_offer,
     is_dtls_client,
 )
-from webrtc_secure.dispatch import Returning, registry_readable, run_handlers
+from webrtc_secure.dispatch import Returning, SnapshotDispatch, registry_readable, run_handlers
 from webrtc_secure.dtls import AlertDescription, DtlsConnection
 from webrtc_secure.dtls.connection import (
     DEFAULT_DTLS_VERSIONS,
@@ -182,7 +182,7 @@ class SecureProtocol(asyncio.DatagramProtocol):
         self.peer._transport_lost(exc)
 
 
-class SecurePeer(AsyncIOEventEmitter):
+class SecurePeer(SnapshotDispatch):
     """One secure peer connection. See the module docstring for the flow.
 
     Events (pyee: ``peer.on(event, handler)``; a handler that raises is logged and
@@ -1504,31 +1504,7 @@ class SecurePeer(AsyncIOEventEmitter):
         logger.exception("handler for %r raised", event, exc_info=exc)
         self._emit_error(exc)
 
-    @property
-    def _direct_dispatch(self) -> bool:
-        """Whether "rtp" and "rtcp" handlers are called without pyee's ``emit``."""
-        return self._direct
-
-    @_direct_dispatch.setter
-    def _direct_dispatch(self, direct: bool) -> None:
-        self._direct = direct
-        self._rtp_handlers = self._rtcp_handlers = None
-
-    # pyee's registry changes only through these three (pyee >= 11): each drops the
-    # media path's snapshot of the handlers
-
-    def _add_event_handler(self, event: str, k: Callable[..., Any], v: Callable[..., Any]) -> None:
-        super()._add_event_handler(event, k, v)
-        self._rtp_handlers = self._rtcp_handlers = None
-
-    def _remove_listener(self, event: str, f: Callable[..., Any]) -> None:
-        try:
-            super()._remove_listener(event, f)
-        finally:
-            self._rtp_handlers = self._rtcp_handlers = None
-
-    def remove_all_listeners(self, event: str | None = None) -> None:
-        super().remove_all_listeners(event)
+    def _drop_handler_snapshots(self) -> None:
         self._rtp_handlers = self._rtcp_handlers = None
 
     def _on_application_data(self, data: bytes) -> None:

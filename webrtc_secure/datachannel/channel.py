@@ -40,7 +40,7 @@ from webrtc_secure.datachannel.dcep import (
     Priority,
     parse_dcep,
 )
-from webrtc_secure.dispatch import Returning, registry_readable
+from webrtc_secure.dispatch import Returning, SnapshotDispatch, registry_readable
 from webrtc_secure.errors import (
     ChannelIdInUse,
     ChannelMessageTooLarge,
@@ -112,7 +112,7 @@ class ChannelStats:
     bytes_received: int = 0
 
 
-class DataChannel(AsyncIOEventEmitter):
+class DataChannel(SnapshotDispatch):
     """One data channel. Create it with ``peer.create_data_channel(...)``; channels the
     remote opens arrive through ``peer.on("datachannel", ...)``.
 
@@ -375,31 +375,7 @@ class DataChannel(AsyncIOEventEmitter):
             if result is not None:
                 self._emit_run(Returning(result), (), {})
 
-    @property
-    def _direct_dispatch(self) -> bool:
-        """Whether "message" handlers are called without pyee's ``emit``."""
-        return self._direct
-
-    @_direct_dispatch.setter
-    def _direct_dispatch(self, direct: bool) -> None:
-        self._direct = direct
-        self._message_handlers = None
-
-    # pyee's registry changes only through these three (pyee >= 11): each drops the
-    # snapshot of the "message" handlers
-
-    def _add_event_handler(self, event: str, k: Callable[..., Any], v: Callable[..., Any]) -> None:
-        super()._add_event_handler(event, k, v)
-        self._message_handlers = None
-
-    def _remove_listener(self, event: str, f: Callable[..., Any]) -> None:
-        try:
-            super()._remove_listener(event, f)
-        finally:
-            self._message_handlers = None
-
-    def remove_all_listeners(self, event: str | None = None) -> None:
-        super().remove_all_listeners(event)
+    def _drop_handler_snapshots(self) -> None:
         self._message_handlers = None
 
     def _message_handler_failed(self, exc: Exception) -> None:
