@@ -447,6 +447,38 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
     return rows
 
 
+def _records_one_at_a_time(
+    sender: DtlsConnection, receiver: DtlsConnection, payload: bytes, count: int
+) -> Callable[[], None]:
+    """A sample: ``count`` records sent one ``send`` at a time, each received."""
+
+    def run() -> None:
+        for _ in range(count):
+            sender.send(payload)
+            for d in sender.datagrams_to_send(0.0):
+                receiver.receive_datagram(d, 0.0)
+            receiver.next_event()
+
+    return run
+
+
+def _records_in_flushes(
+    sender: DtlsConnection, receiver: DtlsConnection, batch: list[bytes], flushes: int
+) -> Callable[[], None]:
+    """A sample: ``flushes`` batches sent with ``send_many`` (as SCTP flushes), each
+    received and its events taken."""
+
+    def run() -> None:
+        for _ in range(flushes):
+            sender.send_many(batch)
+            for d in sender.datagrams_to_send(0.0):
+                receiver.receive_datagram(d, 0.0)
+            while receiver.next_event() is not None:
+                pass
+
+    return run
+
+
 def app_data13_rows(
     a: Certificate,
     b: Certificate,
@@ -465,22 +497,11 @@ def app_data13_rows(
         "client->server": (c13, s13, c12, s12),
         "server->client": (s13, c13, s12, c12),
     }.items():
-
-        def run13(sender: DtlsConnection = sender, receiver: DtlsConnection = receiver) -> None:
-            for _ in range(count):
-                sender.send(payload)
-                for d in sender.datagrams_to_send(0.0):
-                    receiver.receive_datagram(d, 0.0)
-                receiver.next_event()
-
-        def run12(sender: DtlsConnection = sender12, receiver: DtlsConnection = receiver12) -> None:
-            for _ in range(count):
-                sender.send(payload)
-                for d in sender.datagrams_to_send(0.0):
-                    receiver.receive_datagram(d, 0.0)
-                receiver.next_event()
-
-        s13_s, s12_s = _interleaved(run13, run12, rounds)
+        s13_s, s12_s = _interleaved(
+            _records_one_at_a_time(sender, receiver, payload, count),
+            _records_one_at_a_time(sender12, receiver12, payload, count),
+            rounds,
+        )
         mb = count * len(payload) / 1e6
         rows.append(
             {
@@ -497,24 +518,11 @@ def app_data13_rows(
     # (DTLS 1.3 protects a batch with one AES-ECB call for its masks; 1.2 has nothing
     # to share and sends one record at a time)
     batch = [payload] * BATCH
-
-    def many13() -> None:
-        for _ in range(count // BATCH):
-            c13.send_many(batch)
-            for d in c13.datagrams_to_send(0.0):
-                s13.receive_datagram(d, 0.0)
-            while s13.next_event() is not None:
-                pass
-
-    def many12() -> None:
-        for _ in range(count // BATCH):
-            c12.send_many(batch)
-            for d in c12.datagrams_to_send(0.0):
-                s12.receive_datagram(d, 0.0)
-            while s12.next_event() is not None:
-                pass
-
-    s13_s, s12_s = _interleaved(many13, many12, rounds)
+    s13_s, s12_s = _interleaved(
+        _records_in_flushes(c13, s13, batch, count // BATCH),
+        _records_in_flushes(c12, s12, batch, count // BATCH),
+        rounds,
+    )
     mb = count // BATCH * BATCH * len(payload) / 1e6
     rows.append(
         {
