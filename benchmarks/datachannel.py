@@ -22,7 +22,8 @@ Rows:
   worth, what the MTU allows: a 64 KiB message cannot be one UDP datagram), sent
   through the DTLS transport straight from the sender and counted where the receiving
   DTLS transport hands application data up, with a window of ``RAW_WINDOW`` bytes in
-  flight (no SCTP, no acknowledgements on the wire: the ceiling of the path).
+  flight (two SecurePeers without m=application: no SCTP association at all, no
+  acknowledgements on the wire: the ceiling of the path).
 - CPU per megabyte: process CPU time (both ends) per MB moved, from the same runs.
 - message round trip p50/p99: a 100-byte message every 10 ms (100 messages/s),
   echoed by the other end on the same channel, measured at the sender.
