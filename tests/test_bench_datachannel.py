@@ -43,6 +43,16 @@ def test_steady_rounds_leave_out_a_round_with_a_slow_host_run() -> None:
     assert datachannel._least_slow_rounds(results, 1) == [0]
 
 
+def test_steady_rounds_leave_out_a_round_that_waited_for_the_cpu() -> None:
+    results = {"ours": [_sample(2800), _sample(2800), _sample(2800)],
+               "aiortc": [_sample(2800), _sample(2800), _sample(2800)]}
+    for k, runq_ms in enumerate((1.0, 120.0, 12.0)):  # a 0.25 s run each
+        results["ours"][k]["counters"].update(runq_ms=runq_ms, wall_s=0.25)
+    # 120 ms of 250 runnable but not running: other work had both CPUs
+    assert datachannel._steady_rounds(results) == [0, 2]
+    assert datachannel._least_slow_rounds(results, 2) == [0, 2]
+
+
 def test_fast_host_wait_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     readings = iter([3000.0, 5000.0, 5100.0, 3100.0, 9.0])
     monkeypatch.setattr(datachannel, "_calibrate", lambda: next(readings))
