@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 import datachannel
 
+from webrtc_secure.dtls_transport import DtlsTransport
 from webrtc_secure.sctp.congestion import initial_cwnd
 
 
@@ -150,7 +151,9 @@ async def test_throughput_run_counters_agree(size: int) -> None:
     assert c["gc0"] >= c["gc1"] >= c["gc2"] >= 0
 
 
-async def test_raw_reference_runs_without_sctp(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("batch", [1, datachannel.RAW_BATCH])
+async def test_raw_reference_runs_without_sctp(monkeypatch: pytest.MonkeyPatch,
+                                               batch: int) -> None:
     pairs: list[Any] = []
     original = datachannel._OursPair.__init__
 
@@ -159,8 +162,26 @@ async def test_raw_reference_runs_without_sctp(monkeypatch: pytest.MonkeyPatch) 
         pairs.append(self)
 
     monkeypatch.setattr(datachannel._OursPair, "__init__", init)
-    out = await datachannel._throughput_raw(256 * 1024)
+    calls: list[int] = []
+    send, send_many = DtlsTransport.send, DtlsTransport.send_many
+
+    def counting_send(self: DtlsTransport, data: bytes) -> None:
+        calls.append(1)
+        send(self, data)
+
+    def counting_send_many(self: DtlsTransport, datagrams: list[bytes]) -> int:
+        calls.append(len(datagrams))
+        return send_many(self, datagrams)
+
+    monkeypatch.setattr(DtlsTransport, "send", counting_send)
+    monkeypatch.setattr(DtlsTransport, "send_many", counting_send_many)
+    # 239 records: with 5 a call, 47 calls of 5 and one of 4
+    total = 256 * 1024
+    out = await datachannel._throughput_raw(total, batch)
     assert out["mb_per_s"] > 0
+    records = -(-total // datachannel.RAW_RECORD)
+    assert sum(calls) == records
+    assert calls == [batch] * (records // batch) + ([records % batch] if records % batch else [])
     (pair,) = pairs
     # no m=application: nothing else rides the DTLS transport, and close() has no
     # SCTP SHUTDOWN to wait for
