@@ -228,6 +228,7 @@ _PLAIN_SACK = struct.Struct("!BBHIIHH")  # a SACK chunk without gap blocks or du
 _DATA = int(ChunkType.DATA)
 _I_DATA = int(ChunkType.I_DATA)
 _SACK = int(ChunkType.SACK)
+_new_object = object.__new__
 
 
 def _random_bytes(n: int) -> bytes:
@@ -1993,10 +1994,150 @@ class Association:
                 )
             )
             burst_left -= size
+            if not ending and (
+                outbox._current is message
+                or (interleaved and (turns := outbox._turns) and len(turns) == 1)
+            ):
+                # The next cut would pick this message again (DATA: it is being cut;
+                # I-DATA: its stream is the only one queued): cut the rest of it here.
+                group, room, burst_left = self._take_rest(
+                    message, fsn, now, groups, group, room, burst_left, max_payload
+                )
         self._burst_left = burst_left
         if group:
             groups.append(group)
         return groups
+
+    def _take_rest(
+        self,
+        message: OutgoingMessage,
+        fsn: int,
+        now: float,
+        groups: list[list[bytes]],
+        group: list[bytes],
+        room: int,
+        burst_left: int,
+        max_payload: int,
+    ) -> tuple[list[bytes], int, int]:
+        """:meth:`_take_data`'s new-data loop for the fragments after ``fsn`` of
+        ``message``, which the loop has just cut and which :meth:`Outbox.cut` would
+        pick again: the loop's tests, then what ``Outbox.cut``, ``RetransmitQueue.
+        send_piece`` and ``encode_data_chunk`` do for a message's next fragment, in
+        one loop (a 64 KiB message is 58 fragments; this runs for all but the first).
+        Stops where the loop would: at the message's end (the loop goes on with the
+        next message), or where cwnd, the peer's window or Max.Burst stop it (the
+        loop's same tests then stop it too). Returns the packet being filled, the
+        room left in it and the burst budget left.
+        tests/test_sctp_association_queues.py compares it with the loop without it."""
+        rq = self._retransmit
+        assert rq is not None
+        outbox = self._outbox
+        interleaved = self.interleaving
+        header = IDATA_HEADER_SIZE if interleaved else DATA_HEADER_SIZE
+        full = self.config.max_packet_size - COMMON_HEADER_SIZE
+        cwnd = rq.cc.cwnd
+        stream_id = message.stream_id
+        stream = outbox._streams[stream_id]
+        threshold = stream.threshold
+        data = message.data
+        length = len(data)
+        offset = message.offset
+        seq = message.seq
+        assert seq is not None
+        unordered = 0 if message.ordered else FLAG_UNORDERED
+        # DATA repeats the PPID in every fragment, I-DATA carries the FSN instead
+        ppid = message.ppid
+        partial = message.max_retransmits is not None or message.expires_at is not None
+        timed = message.expires_at is not None
+        chunk_header = rq.chunk_header
+        chunks = rq.chunks
+        new = _new_object
+        while True:
+            # the loop's tests, as there
+            total = outbox.total or max_payload
+            space = (room - header) & ~3
+            if space >= MIN_FILL or space >= total:
+                piece = space if space < max_payload else max_payload
+            else:
+                piece = max_payload
+            want = piece if piece < total else total
+            if burst_left <= 0 and (not group or header + ((want + 3) & ~3) > room):
+                break
+            flight = rq.flight_size
+            if flight >= cwnd or (flight and want > rq.peer_rwnd):
+                break
+            # Outbox.cut for a message already started
+            start = offset
+            piece_data = data[start : start + piece]
+            cut_size = len(piece_data)
+            message.offset = offset = start + cut_size
+            ending = offset >= length
+            fsn += 1
+            message.next_fsn = fsn + 1
+            before = stream.buffered
+            stream.buffered = after = before - cut_size
+            outbox.total -= cut_size
+            if before > threshold >= after:
+                outbox.low.append(stream_id)
+            if ending:
+                outbox._finish(message, stream)
+            # RetransmitQueue.send_piece (its comments say why each slot is set so)
+            unwrapped = rq.next_unwrapped
+            tsn = rq.next_tsn
+            size = (chunk_header + cut_size + 3) & ~3
+            chunk = new(SentChunk)
+            chunk.tsn = tsn
+            chunk.unwrapped = unwrapped
+            chunk.message = message
+            chunk.data = piece_data
+            chunk.beginning = False
+            chunk.ending = ending
+            chunk.fsn = fsn
+            chunk.first_sent = now
+            chunk.transmissions = 1
+            chunk.acked = False
+            chunk.abandoned = False
+            chunk.in_flight = True
+            chunk.retransmit = False
+            chunk.fast = False
+            chunk.fast_retransmitted = False
+            chunk.misses = 0
+            chunk.size = size
+            rq.next_tsn = (tsn + 1) & 0xFFFFFFFF
+            rq.next_unwrapped = unwrapped + 1
+            chunks[unwrapped] = chunk
+            if partial:
+                message.chunks.append(chunk)
+            if timed:
+                rq.timed_outstanding += 1
+            rq.last_sent = now
+            rq.flight_size = flight + size
+            rwnd = rq.peer_rwnd - size
+            rq.peer_rwnd = rwnd if rwnd > 0 else 0
+            if rq.t3_deadline is None:
+                rq.t3_deadline = now + rq.rto.rto
+            # the loop's packet grouping and encoding, as there
+            if size > room:
+                if group:
+                    groups.append(group)
+                    group = []
+                room = full
+            room -= size
+            group.append(
+                encode_data_chunk(
+                    interleaved,
+                    unordered | (FLAG_ENDING if ending else 0),
+                    tsn,
+                    stream_id,
+                    seq,
+                    fsn if interleaved else ppid,
+                    piece_data,
+                )
+            )
+            burst_left -= size
+            if ending:
+                break
+        return group, room, burst_left
 
     def _take_retransmissions(
         self, now: float, room: int, full: int, groups: list[list[bytes]]
