@@ -66,7 +66,7 @@ import logging
 import os
 import struct
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -165,6 +165,43 @@ MAX_STREAM_RESET_IDS = 2048
 MAX_PENDING_CONTROL = 256
 
 
+def _check_chunks(data: bytes, end: int) -> tuple[list[tuple[int, int, int, int]], bool] | None:
+    """The fast receive path's pass over a packet of several chunks: each one checked
+    as ``parse_chunks`` and the handlers would (only DATA, I-DATA and SACK, lengths
+    that hold their fields). Returns (type, flags, start, stop) per chunk and whether
+    DATA or I-DATA is among them, or None: the general path takes the packet."""
+    chunks: list[tuple[int, int, int, int]] = []
+    has_data = False
+    pos = COMMON_HEADER_SIZE
+    unpack_header = _CHUNK_HEADER.unpack_from
+    while pos < end:
+        if end - pos < 4:
+            return None
+        type_, flags, length = unpack_header(data, pos)
+        stop = pos + length
+        if stop > end:
+            return None
+        if type_ == _I_DATA:
+            if length < IDATA_HEADER_SIZE:
+                return None
+            has_data = True
+        elif type_ == _DATA:
+            if length < DATA_HEADER_SIZE:
+                return None
+            has_data = True
+        elif type_ == _SACK:
+            if length < 16:
+                return None
+            counts = _SACK_COUNTS.unpack_from(data, pos + 12)
+            if length != 16 + 4 * (counts[0] + counts[1]):
+                return None
+        else:
+            return None
+        chunks.append((type_, flags, pos, stop))
+        pos = stop + ((-length) & 3)
+    return chunks, has_data
+
+
 class AssociationState(enum.Enum):
     """RFC 9260 4 states (CLOSED covers both "not yet" and "no more")."""
 
@@ -218,6 +255,7 @@ _UP_STATES = (
 
 # The receive fast path (Association._receive_fast) reads these directly.
 _COMMON_HEADER = struct.Struct("!HHII")  # ports, verification tag, checksum (0 or not)
+_FIRST_CHUNK = struct.Struct("!HHIIBBH")  # the common header and a chunk header after it
 _CHUNK_HEADER = struct.Struct("!BBH")
 _DATA_FIELDS = struct.Struct("!IHHI")  # TSN, stream, SSN, PPID
 _IDATA_FIELDS = struct.Struct("!IHHII")  # TSN, stream, reserved, MID, PPID / FSN
@@ -707,7 +745,8 @@ class Association:
         end = len(data)
         if end < COMMON_HEADER_SIZE + 4 or self.state not in _UP_STATES:
             return False
-        source, destination, tag, checksum = _COMMON_HEADER.unpack_from(data)
+        # the common header and the first chunk's header in one unpack
+        source, destination, tag, checksum, type_, flags, length = _FIRST_CHUNK.unpack_from(data)
         config = self.config
         if (
             tag != self._local_tag
@@ -719,19 +758,13 @@ class Association:
             data, 8
         )[0]:
             return False  # the general path counts the mismatch
-        # One pass that checks every chunk as parse_chunks and the handlers would,
-        # before anything is processed.
-        chunks: list[tuple[int, int, int, int]] = []
+        # Every chunk is checked as parse_chunks and the handlers would, before
+        # anything is processed.
+        chunks: Sequence[tuple[int, int, int, int]]
         has_data = False
-        pos = COMMON_HEADER_SIZE
-        unpack_header = _CHUNK_HEADER.unpack_from
-        while pos < end:
-            if end - pos < 4:
-                return False
-            type_, flags, length = unpack_header(data, pos)
-            stop = pos + length
-            if stop > end:
-                return False
+        if end == COMMON_HEADER_SIZE + ((length + 3) & ~3):
+            # One chunk, padded to the packet's end (a stream's DATA packets and its
+            # SACKs): the loop's checks below for that one chunk, and no list.
             if type_ == _I_DATA:
                 if length < IDATA_HEADER_SIZE:
                     return False
@@ -743,13 +776,17 @@ class Association:
             elif type_ == _SACK:
                 if length < 16:
                     return False
-                counts = _SACK_COUNTS.unpack_from(data, pos + 12)
+                counts = _SACK_COUNTS.unpack_from(data, COMMON_HEADER_SIZE + 12)
                 if length != 16 + 4 * (counts[0] + counts[1]):
                     return False
             else:
                 return False
-            chunks.append((type_, flags, pos, stop))
-            pos = stop + ((-length) & 3)
+            chunks = ((type_, flags, COMMON_HEADER_SIZE, COMMON_HEADER_SIZE + length),)
+        else:
+            checked = _check_chunks(data, end)
+            if checked is None:
+                return False
+            chunks, has_data = checked
         if has_data and self.state not in _RECEIVING_STATES:
             return False
         self._stats.chunks_in += len(chunks)
@@ -762,18 +799,15 @@ class Association:
             for type_, flags, pos, stop in chunks:
                 if type_ != _SACK:  # DATA or I-DATA (the first pass let no other in)
                     interleaved = type_ == _I_DATA
-                    fsn = 0
                     if interleaved:
+                        # I-DATA: the last field is the PPID on a first fragment, the
+                        # FSN on the others (split below only where it is needed)
                         tsn, stream_id, _reserved, seq, last = _IDATA_FIELDS.unpack_from(
                             data, pos + 4
                         )
-                        if flags & FLAG_BEGINNING:
-                            ppid = last
-                        else:
-                            ppid, fsn = 0, last
                         user_data = data[pos + 20 : stop]
                     else:
-                        tsn, stream_id, seq, ppid = _DATA_FIELDS.unpack_from(data, pos + 4)
+                        tsn, stream_id, seq, last = _DATA_FIELDS.unpack_from(data, pos + 4)
                         user_data = data[pos + 16 : stop]
                     if (
                         interleaved is not interleaving
@@ -782,6 +816,9 @@ class Association:
                         or receive is None
                     ):
                         # the rare cases: _data_received says what becomes of them
+                        ppid, fsn = last, 0
+                        if interleaved and not flags & FLAG_BEGINNING:
+                            ppid, fsn = 0, last
                         self._data_received(
                             interleaved, flags, tsn, stream_id, seq, ppid, fsn, user_data
                         )
@@ -794,17 +831,23 @@ class Association:
                         if window < 0:
                             window = 0
                     receive.window = window
-                    verdict = receive.receive_chunk(
-                        tsn,
-                        stream_id,
-                        seq,
-                        ppid,
-                        user_data,
-                        flags & FLAG_UNORDERED != 0,
-                        flags & FLAG_BEGINNING != 0,
-                        flags & FLAG_ENDING != 0,
-                        fsn,
-                    )
+                    if interleaved:
+                        # receive_chunk and its I-DATA reassembly in one call
+                        verdict = receive.receive_interleaved(
+                            tsn, stream_id, seq, last, user_data, flags
+                        )
+                    else:  # DATA: the last field is the PPID, there is no FSN
+                        verdict = receive.receive_chunk(
+                            tsn,
+                            stream_id,
+                            seq,
+                            last,
+                            user_data,
+                            flags & FLAG_UNORDERED != 0,
+                            flags & FLAG_BEGINNING != 0,
+                            flags & FLAG_ENDING != 0,
+                            0,
+                        )
                     if verdict is not _ACCEPTED:
                         if verdict is _DUPLICATE:
                             self._sack_now = True
