@@ -1,7 +1,8 @@
 """The send side's fast paths against the loop without them.
 
 ``Association._take_rest`` cuts, numbers and encodes the rest of a message in one loop
-once ``_take_data`` has cut its first fragment and the outbox would pick it again.
+once ``_take_data`` has cut its first fragment and the outbox would pick it again, and
+goes on with the next message of the same stream while that is the only stream queued.
 Switched off, ``_take_data`` cuts every fragment through ``Outbox.cut`` and
 ``RetransmitQueue.send_piece``: two pairs built from the same seeds, one with it and
 one without, must put the same datagrams on a lossy, reordering, duplicating link and
@@ -52,9 +53,11 @@ def _counting(assoc: Association) -> list[int]:
         burst_left: int,
         max_payload: int,
     ) -> tuple[list[bytes], int, int]:
-        before = message.next_fsn
+        rq = assoc._retransmit
+        assert rq is not None
+        before = rq.next_unwrapped
         out = real(message, fsn, now, groups, group, room, burst_left, max_payload)
-        taken[0] += message.next_fsn - before
+        taken[0] += rq.next_unwrapped - before
         return out
 
     assoc._take_rest = counted  # type: ignore[method-assign]
@@ -102,6 +105,8 @@ def _run(
     seen = capture(pair)
     assert pair.connect()
     rng = random.Random(seed)
+    for stream in range(3):  # BufferedAmountLow events are compared too
+        pair.a.set_buffered_amount_low_threshold(stream, rng.choice((0, 1000, 30000)))
     for i, (size, stream, kind) in enumerate(traffic):
         data = rng.randbytes(size)
         if kind == 1:
@@ -121,6 +126,7 @@ def _same(**kwargs: object) -> int:
     slow_seen, slow, _ = _run(fast=False, **kwargs)  # type: ignore[arg-type]
     assert fast_seen == slow_seen
     assert fast.messages("b") == slow.messages("b")
+    assert fast.pump.a.events == slow.pump.a.events  # BufferedAmountLow among them
     assert fast.a.stats == slow.a.stats and fast.b.stats == slow.b.stats
     assert healthy(fast.a) and healthy(fast.b)
     return taken[0]
@@ -138,6 +144,23 @@ def test_large_messages_on_a_lossy_link_take_the_same_path_on_the_wire() -> None
             max_burst=4,
         )
         assert taken > 100  # _take_rest cut many of the fragments
+
+
+def test_small_messages_on_one_stream_take_the_same_path_on_the_wire() -> None:
+    """1200-octet messages (two fragments each, the next message's first one sharing
+    the tail's packet), ordered and unordered on one stream: _take_rest goes on from
+    one message to the next."""
+    for interleaving in (True, False):
+        traffic = [(1200, 1, int(i % 3 == 0)) for i in range(300)]
+        taken = _same(
+            seed=6,
+            interleaving=interleaving,
+            traffic=traffic,
+            loss=0.02,
+            window=1 << 20,
+            max_burst=4,
+        )
+        assert taken > 200  # of 600 fragments: later messages' ones too
 
 
 sizes = st.sampled_from((1, 700, 1120, 1200, 2300, 5000, 20000, 70000))

@@ -2064,14 +2064,16 @@ class Association:
     ) -> tuple[list[bytes], int, int]:
         """:meth:`_take_data`'s new-data loop for the fragments after ``fsn`` of
         ``message``, which the loop has just cut and which :meth:`Outbox.cut` would
-        pick again: the loop's tests, then what ``Outbox.cut``, ``RetransmitQueue.
-        send_piece`` and ``encode_data_chunk`` do for a message's next fragment, in
-        one loop (a 64 KiB message is 58 fragments; this runs for all but the first).
-        Stops where the loop would: at the message's end (the loop goes on with the
-        next message), or where cwnd, the peer's window or Max.Burst stop it (the
-        loop's same tests then stop it too). Returns the packet being filled, the
-        room left in it and the burst budget left.
-        tests/test_sctp_association_queues.py compares it with the loop without it."""
+        pick again, and for the messages after it on the same stream while that
+        stream is the only one queued and they are neither partially reliable nor
+        started: the loop's tests, then what ``Outbox.cut`` (with ``_pick``),
+        ``RetransmitQueue.send_piece`` and ``encode_data_chunk`` do for each
+        fragment, in one loop (a 64 KiB message is 58 fragments, a stream of
+        1200-octet messages two per message). Stops where the loop would stop (cwnd,
+        the peer's window, Max.Burst: the loop's same tests then stop it too), or
+        where the next fragment needs the loop's general steps. Returns the packet
+        being filled, the room left in it and the burst budget left.
+        tests/test_sctp_fastpath_send.py compares it with the loop without it."""
         rq = self._retransmit
         assert rq is not None
         outbox = self._outbox
@@ -2082,19 +2084,20 @@ class Association:
         stream_id = message.stream_id
         stream = outbox._streams[stream_id]
         threshold = stream.threshold
-        data = message.data
-        length = len(data)
-        offset = message.offset
-        seq = message.seq
-        assert seq is not None
-        unordered = 0 if message.ordered else FLAG_UNORDERED
-        # DATA repeats the PPID in every fragment, I-DATA carries the FSN instead
-        ppid = message.ppid
-        partial = message.max_retransmits is not None or message.expires_at is not None
-        timed = message.expires_at is not None
         chunk_header = rq.chunk_header
         chunks = rq.chunks
         new = _new_object
+        data = message.data
+        length = len(data)
+        offset = message.offset
+        next_fsn = message.next_fsn
+        seq = message.seq
+        assert seq is not None
+        numbered = True
+        unordered = 0 if message.ordered else FLAG_UNORDERED
+        ppid = message.ppid
+        partial = message.max_retransmits is not None or message.expires_at is not None
+        timed = message.expires_at is not None
         while True:
             # the loop's tests, as there
             total = outbox.total or max_payload
@@ -2109,14 +2112,26 @@ class Association:
             flight = rq.flight_size
             if flight >= cwnd or (flight and want > rq.peer_rwnd):
                 break
-            # Outbox.cut for a message already started
+            # Outbox.cut
+            if not numbered:
+                # its sequence number, as cut gives a new message one
+                if not unordered:
+                    seq = stream.next_ssn
+                    stream.next_ssn = (seq + 1) & (0xFFFFFFFF if interleaved else 0xFFFF)
+                elif interleaved:
+                    seq = stream.next_unordered_mid
+                    stream.next_unordered_mid = (seq + 1) & 0xFFFFFFFF
+                else:
+                    seq = 0  # RFC 9260 6.6: the SSN of an unordered message is ignored
+                message.seq = seq
+                numbered = True
             start = offset
             piece_data = data[start : start + piece]
             cut_size = len(piece_data)
             message.offset = offset = start + cut_size
             ending = offset >= length
-            fsn += 1
-            message.next_fsn = fsn + 1
+            fsn = next_fsn
+            message.next_fsn = next_fsn = fsn + 1
             before = stream.buffered
             stream.buffered = after = before - cut_size
             outbox.total -= cut_size
@@ -2124,6 +2139,8 @@ class Association:
                 outbox.low.append(stream_id)
             if ending:
                 outbox._finish(message, stream)
+            elif not start and not interleaved:
+                outbox._current = message  # DATA: a started message is finished first
             # RetransmitQueue.send_piece (its comments say why each slot is set so)
             unwrapped = rq.next_unwrapped
             tsn = rq.next_tsn
@@ -2133,7 +2150,7 @@ class Association:
             chunk.unwrapped = unwrapped
             chunk.message = message
             chunk.data = piece_data
-            chunk.beginning = False
+            chunk.beginning = not start
             chunk.ending = ending
             chunk.fsn = fsn
             chunk.first_sent = now
@@ -2169,17 +2186,45 @@ class Association:
             group.append(
                 encode_data_chunk(
                     interleaved,
-                    unordered | (FLAG_ENDING if ending else 0),
+                    unordered
+                    | (FLAG_ENDING if ending else 0)
+                    | (0 if start else FLAG_BEGINNING),
                     tsn,
                     stream_id,
                     seq,
-                    fsn if interleaved else ppid,
+                    # I-DATA: the PPID on a first fragment, the FSN on the others
+                    fsn if start and interleaved else ppid,
                     piece_data,
                 )
             )
             burst_left -= size
-            if ending:
+            if not ending:
+                continue
+            # The message is done (Outbox._finish ran). Outbox._pick would now take the
+            # next message of this stream when it is the only stream queued; that one
+            # continues here when cut would only number it (no lifetime, no
+            # retransmission limit, not abandoned, not started).
+            turns = outbox._turns
+            queue = stream.queue
+            if not queue or not turns or len(turns) != 1 or turns[0] != stream_id:
                 break
+            message = queue[0]
+            if (
+                message.abandoned
+                or message.expires_at is not None
+                or message.max_retransmits is not None
+                or message.offset
+                or message.seq is not None
+            ):
+                break
+            numbered = False  # (its sequence number comes with its first cut)
+            unordered = 0 if message.ordered else FLAG_UNORDERED
+            data = message.data
+            length = len(data)
+            offset = 0
+            next_fsn = message.next_fsn
+            ppid = message.ppid
+            partial = timed = False
         return group, room, burst_left
 
     def _take_retransmissions(
