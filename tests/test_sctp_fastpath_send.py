@@ -126,7 +126,9 @@ def _same(**kwargs: object) -> int:
     slow_seen, slow, _ = _run(fast=False, **kwargs)  # type: ignore[arg-type]
     assert fast_seen == slow_seen
     assert fast.messages("b") == slow.messages("b")
-    assert fast.pump.a.events == slow.pump.a.events  # BufferedAmountLow among them
+    # BufferedAmountLow among them (by repr: an error in AssociationClosed compares by
+    # identity)
+    assert list(map(repr, fast.pump.a.events)) == list(map(repr, slow.pump.a.events))
     assert fast.a.stats == slow.a.stats and fast.b.stats == slow.b.stats
     assert healthy(fast.a) and healthy(fast.b)
     return taken[0]
