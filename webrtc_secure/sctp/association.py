@@ -82,12 +82,15 @@ from ..errors import (
     StreamResetPending,
 )
 from .chunks import (
+    DATA_CHUNK_HEADER,
     DATA_HEADER_SIZE,
     FLAG_BEGINNING,
     FLAG_ENDING,
     FLAG_IMMEDIATE,
     FLAG_UNORDERED,
+    IDATA_CHUNK_HEADER,
     IDATA_HEADER_SIZE,
+    PADDING,
     AbortChunk,
     Chunk,
     ChunkType,
@@ -267,6 +270,9 @@ _DATA = int(ChunkType.DATA)
 _I_DATA = int(ChunkType.I_DATA)
 _SACK = int(ChunkType.SACK)
 _new_object = object.__new__
+#: What a packet is joined from: serialized chunks, or a DATA chunk's header, a view of
+#: its user data and its padding (the send loop copies user data once, into the packet)
+_Piece = bytes | memoryview
 
 
 def _random_bytes(n: int) -> bytes:
@@ -1834,7 +1840,7 @@ class Association:
             self._after_abandonment()
             if rq.forward_tsn_needed:
                 self._forward_pending = True
-        data: list[list[bytes]] = []
+        data: list[list[_Piece]] = []
         if data_state and (rq._pending_retransmit or outbox.total or outbox._current is not None):
             # (_take_data's own first test, in part: a flush with no DATA to place, a
             # receiver's SACK, makes neither call)
@@ -1885,9 +1891,10 @@ class Association:
             self._control.clear()
         if not control and not data:
             return
-        packets: list[list[bytes]] = []
-        current: list[bytes] = []
+        packets: list[list[_Piece]] = []
+        current: list[_Piece] = []
         used = COMMON_HEADER_SIZE
+        chunks_out = 0
         for encoded in control:
             if used + len(encoded) > mtu and current:
                 packets.append(current)
@@ -1897,6 +1904,7 @@ class Association:
                 continue
             current.append(encoded)
             used += len(encoded)
+            chunks_out += 1  # (_take_data counted the DATA chunks)
         # _take_data grouped the DATA chunks into packets (cut to fill them); the first
         # group joins the control chunks when it fits, as reserved.
         if current and data:
@@ -1910,7 +1918,6 @@ class Association:
         if current:
             packets.append(current)
         replies = self._replies
-        chunks_out = 0
         if self.zero_checksum:
             # RFC 9653: the checksum field stays zero, so the common header is the
             # same for every packet: one join per packet, no CRC
@@ -1921,8 +1928,10 @@ class Association:
                 if len(chunks) == 1:
                     replies.append(header + chunks[0])
                 else:
-                    replies.append(b"".join([header, *chunks]))
-                chunks_out += len(chunks)
+                    # (the pieces of a packet: chunks, or a DATA chunk's header, user
+                    # data view and padding)
+                    chunks.insert(0, header)
+                    replies.append(b"".join(chunks))
         else:
             for chunks in packets:
                 replies.append(
@@ -1930,7 +1939,6 @@ class Association:
                         self.config.local_port, self.config.remote_port, self._peer_tag, chunks
                     )
                 )
-                chunks_out += len(chunks)
         self._stats.chunks_out += chunks_out
 
     def _burst_bytes(self) -> int:
@@ -1949,7 +1957,7 @@ class Association:
             reserve += 16
         return reserve
 
-    def _take_data(self, now: float, room: int) -> list[list[bytes]]:
+    def _take_data(self, now: float, room: int) -> list[list[_Piece]]:
         """DATA / I-DATA chunks to send now, grouped into packets: fast retransmissions
         (one packet, even beyond cwnd, 7.2.4), other retransmissions, then new data,
         within cwnd, the peer's window and Max.Burst. ``room`` is what the first packet
@@ -1969,8 +1977,8 @@ class Association:
         header = IDATA_HEADER_SIZE if self.interleaving else DATA_HEADER_SIZE
         full = mtu - COMMON_HEADER_SIZE
         max_payload = (full - header) & ~3
-        groups: list[list[bytes]] = []
-        group: list[bytes] = []
+        groups: list[list[_Piece]] = []
+        group: list[_Piece] = []
         if rq.flight_size == 0:
             self._burst_left = self._burst_bytes()
         if retransmissions:
@@ -1988,6 +1996,7 @@ class Association:
         interleaved = self.interleaving
         send_piece = rq.send_piece
         cut = outbox.cut
+        placed = 0  # chunks (stats.chunks_out: _produce counts only the control chunks)
         while True:
             total = outbox.total or max_payload
             space = (room - header) & ~3
@@ -2036,6 +2045,7 @@ class Association:
                     data,
                 )
             )
+            placed += 1
             burst_left -= size
             if not ending and (
                 outbox._current is message
@@ -2047,6 +2057,7 @@ class Association:
                     message, fsn, now, groups, group, room, burst_left, max_payload
                 )
         self._burst_left = burst_left
+        self._stats.chunks_out += placed
         if group:
             groups.append(group)
         return groups
@@ -2056,12 +2067,12 @@ class Association:
         message: OutgoingMessage,
         fsn: int,
         now: float,
-        groups: list[list[bytes]],
-        group: list[bytes],
+        groups: list[list[_Piece]],
+        group: list[_Piece],
         room: int,
         burst_left: int,
         max_payload: int,
-    ) -> tuple[list[bytes], int, int]:
+    ) -> tuple[list[_Piece], int, int]:
         """:meth:`_take_data`'s new-data loop for the fragments after ``fsn`` of
         ``message``, which the loop has just cut and which :meth:`Outbox.cut` would
         pick again, and for the messages after it on the same stream while that
@@ -2087,7 +2098,7 @@ class Association:
         chunk_header = rq.chunk_header
         chunks = rq.chunks
         new = _new_object
-        data = message.data
+        data = memoryview(message.data)  # fragments are views: one copy, into the packet
         length = len(data)
         offset = message.offset
         next_fsn = message.next_fsn
@@ -2098,6 +2109,7 @@ class Association:
         ppid = message.ppid
         partial = message.max_retransmits is not None or message.expires_at is not None
         timed = message.expires_at is not None
+        placed = 0
         while True:
             # the loop's tests, as there
             total = outbox.total or max_payload
@@ -2183,20 +2195,34 @@ class Association:
                     group = []
                 room = full
             room -= size
-            group.append(
-                encode_data_chunk(
-                    interleaved,
-                    unordered
-                    | (FLAG_ENDING if ending else 0)
-                    | (0 if start else FLAG_BEGINNING),
-                    tsn,
-                    stream_id,
-                    seq,
-                    # I-DATA: the PPID on a first fragment, the FSN on the others
-                    fsn if start and interleaved else ppid,
-                    piece_data,
+            # encode_data_chunk's octets as pieces of the packet (its header, the view,
+            # the padding): the packet's join copies the user data once. (A chunk of a
+            # packet of at most 65535 octets needs no check of its 16-bit length.)
+            flags = unordered | (FLAG_ENDING if ending else 0) | (0 if start else FLAG_BEGINNING)
+            if interleaved:
+                group.append(
+                    IDATA_CHUNK_HEADER.pack(
+                        _I_DATA,
+                        flags,
+                        IDATA_HEADER_SIZE + cut_size,
+                        tsn,
+                        stream_id,
+                        0,
+                        seq,
+                        # I-DATA: the PPID on a first fragment, the FSN on the others
+                        fsn if start else ppid,
+                    )
                 )
-            )
+            else:
+                group.append(
+                    DATA_CHUNK_HEADER.pack(
+                        _DATA, flags, DATA_HEADER_SIZE + cut_size, tsn, stream_id, seq, ppid
+                    )
+                )
+            group.append(piece_data)
+            if cut_size & 3:
+                group.append(PADDING[-cut_size & 3])
+            placed += 1
             burst_left -= size
             if not ending:
                 continue
@@ -2219,24 +2245,25 @@ class Association:
                 break
             numbered = False  # (its sequence number comes with its first cut)
             unordered = 0 if message.ordered else FLAG_UNORDERED
-            data = message.data
+            data = memoryview(message.data)
             length = len(data)
             offset = 0
             next_fsn = message.next_fsn
             ppid = message.ppid
             partial = timed = False
+        self._stats.chunks_out += placed  # (_produce counts the packets' other chunks)
         return group, room, burst_left
 
     def _take_retransmissions(
-        self, now: float, room: int, full: int, groups: list[list[bytes]]
-    ) -> tuple[list[bytes], int]:
+        self, now: float, room: int, full: int, groups: list[list[_Piece]]
+    ) -> tuple[list[_Piece], int]:
         """The retransmission part of :meth:`_take_data`: chunks marked by fast
         retransmit (one packet's worth, even beyond cwnd), then the others within cwnd
         and Max.Burst. Full packets go to ``groups``; returns the packet being filled
         and the room left in it (new data may join it)."""
         rq = self._retransmit
         assert rq is not None
-        group: list[bytes] = []
+        group: list[_Piece] = []
 
         def place(chunk: SentChunk) -> None:
             """Put ``chunk`` in the current packet, or start the next one when it does
@@ -2250,6 +2277,7 @@ class Association:
                 room = full
             room -= size
             group.append(self._encode_data(chunk))
+            self._stats.chunks_out += 1  # (_produce counts only the control chunks)
             rq.sent(chunk, now)
 
         budget = full

@@ -64,7 +64,9 @@ class SentChunk:
     tsn: int
     unwrapped: int
     message: OutgoingMessage
-    data: bytes
+    # its user data: a slice of the message's, or a view of it (the association's
+    # send loop cuts views, so a fragment's octets are copied once, into its packet)
+    data: bytes | memoryview
     beginning: bool
     ending: bool
     fsn: int
