@@ -41,7 +41,10 @@ def _state(queue: ReceiveQueue) -> Any:
     )
 
 
-# (TSN offset from the initial TSN, stream, MID, flags (U, B, E), PPID or FSN, octets)
+# (TSN offset from the initial TSN, stream, MID, flags (U, B, E), PPID or FSN, octets,
+# how the fast queue takes it: 0 receive_interleaved with bytes, 1 with a view of a
+# packet, 2 receive_chunk: the association's general path may add fragments to a
+# message whose others the fast path kept as views)
 fragment = st.tuples(
     st.one_of(st.integers(-3, 40), st.sampled_from((1 << 31, 70000, -(1 << 31)))),
     st.integers(0, 2),
@@ -49,6 +52,7 @@ fragment = st.tuples(
     st.integers(0, 7),
     st.integers(0, 5),
     st.integers(0, 60),
+    st.sampled_from((0, 1, 1, 1, 2)),
 )
 
 
@@ -67,7 +71,7 @@ def test_receive_interleaved_is_receive_chunk(
     max_message_size: int,
     max_stored: int,
     max_tsn_window: int,
-    fragments: list[tuple[int, int, int, int, int, int]],
+    fragments: list[tuple[int, int, int, int, int, int, int]],
 ) -> None:
     def queue() -> ReceiveQueue:
         return ReceiveQueue(
@@ -80,12 +84,11 @@ def test_receive_interleaved_is_receive_chunk(
         )
 
     fast, general = queue(), queue()
-    for offset, stream_id, mid, flags, last, size in fragments:
+    for offset, stream_id, mid, flags, last, size, how in fragments:
         tsn = (initial + offset) & 0xFFFFFFFF
         data = bytes([offset & 0xFF]) * size
         beginning = flags & FLAG_BEGINNING != 0
-        verdict = fast.receive_interleaved(tsn, stream_id, mid, last, data, flags)
-        expected = general.receive_chunk(
+        fields = (
             tsn,
             stream_id,
             mid,
@@ -96,9 +99,20 @@ def test_receive_interleaved_is_receive_chunk(
             flags & FLAG_ENDING != 0,
             0 if beginning else last,
         )
+        if how == 2:
+            verdict = fast.receive_chunk(*fields)
+        elif how == 1:
+            packet = b"\xee" * 32 + data + b"\xee" * 3
+            view = memoryview(packet)[32 : 32 + size]
+            verdict = fast.receive_interleaved(tsn, stream_id, mid, last, view, flags)
+        else:
+            verdict = fast.receive_interleaved(tsn, stream_id, mid, last, data, flags)
+        expected = general.receive_chunk(*fields)
         assert verdict is expected
         assert _state(fast) == _state(general)
-    assert fast.pop_messages() == general.pop_messages()
+    messages = fast.pop_messages()
+    assert messages == general.pop_messages()
+    assert all(type(m.data) is bytes for m in messages)
 
 
 def test_in_order_fragments_of_a_large_message_are_delivered_whole() -> None:
@@ -113,3 +127,33 @@ def test_in_order_fragments_of_a_large_message_are_delivered_whole() -> None:
     assert (message.stream_id, message.ppid, message.data) == (0, 53, b"".join(pieces))
     assert queue.buffered == queue.stored == 0 and not queue._partials
     assert queue.tracker.cumulative == 7 + 57
+
+
+def _view(data: bytes) -> memoryview:
+    """``data`` as the fast path passes user data: a view into a packet."""
+    return memoryview(b"\xee" * 20 + data + b"\xee" * 3)[20 : 20 + len(data)]
+
+
+def test_fragments_kept_as_views_make_a_message_of_bytes() -> None:
+    """The fast path keeps fragments as views of packets; the general path (a chunk
+    bundled with a control chunk, say) may bring a message's other fragments."""
+    for count in (1, 2, 3):
+        for general in (False, True):
+            queue = ReceiveQueue(100, interleaving=True)
+            flags = FLAG_BEGINNING | (FLAG_ENDING if count == 1 else 0)
+            verdict = queue.receive_interleaved(100, 1, 0, 53, _view(b"first"), flags)
+            assert verdict is Verdict.ACCEPTED
+            for fsn in range(1, count):
+                piece, ending = b"-%d" % fsn, fsn == count - 1
+                if general:
+                    verdict = queue.receive_chunk(
+                        100 + fsn, 1, 0, 0, piece, False, False, ending, fsn
+                    )
+                else:
+                    verdict = queue.receive_interleaved(
+                        100 + fsn, 1, 0, fsn, _view(piece), FLAG_ENDING if ending else 0
+                    )
+                assert verdict is Verdict.ACCEPTED
+            (message,) = queue.pop_messages()
+            assert type(message.data) is bytes
+            assert message.data == b"first" + b"".join(b"-%d" % i for i in range(1, count))

@@ -802,6 +802,7 @@ class Association:
             had_gaps = receive is not None and bool(receive.tracker._above)
             interleaving = self.interleaving
             window = -1  # receive.window as _data_received sets it, computed once
+            view: memoryview | None = None  # of the packet, made for the first I-DATA
             for type_, flags, pos, stop in chunks:
                 if type_ != _SACK:  # DATA or I-DATA (the first pass let no other in)
                     interleaved = type_ == _I_DATA
@@ -811,10 +812,10 @@ class Association:
                         tsn, stream_id, _reserved, seq, last = _IDATA_FIELDS.unpack_from(
                             data, pos + 4
                         )
-                        user_data = data[pos + 20 : stop]
+                        start = pos + 20
                     else:
                         tsn, stream_id, seq, last = _DATA_FIELDS.unpack_from(data, pos + 4)
-                        user_data = data[pos + 16 : stop]
+                        start = pos + 16
                     if (
                         interleaved is not interleaving
                         or flags & FLAG_IMMEDIATE
@@ -822,6 +823,7 @@ class Association:
                         or receive is None
                     ):
                         # the rare cases: _data_received says what becomes of them
+                        user_data = data[start:stop]
                         ppid, fsn = last, 0
                         if interleaved and not flags & FLAG_BEGINNING:
                             ppid, fsn = 0, last
@@ -838,9 +840,12 @@ class Association:
                             window = 0
                     receive.window = window
                     if interleaved:
-                        # receive_chunk and its I-DATA reassembly in one call
+                        # receive_chunk and its I-DATA reassembly in one call, the user
+                        # data as a view of the packet: copied once, into the message
+                        if view is None:
+                            view = memoryview(data)
                         verdict = receive.receive_interleaved(
-                            tsn, stream_id, seq, last, user_data, flags
+                            tsn, stream_id, seq, last, view[start:stop], flags
                         )
                     else:  # DATA: the last field is the PPID, there is no FSN
                         verdict = receive.receive_chunk(
@@ -848,7 +853,7 @@ class Association:
                             stream_id,
                             seq,
                             last,
-                            user_data,
+                            data[start:stop],
                             flags & FLAG_UNORDERED != 0,
                             flags & FLAG_BEGINNING != 0,
                             flags & FLAG_ENDING != 0,

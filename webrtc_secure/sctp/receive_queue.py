@@ -191,7 +191,7 @@ class TsnTracker:
 class _Partial:
     """An I-DATA message being reassembled."""
 
-    fragments: dict[int, bytes] = field(default_factory=dict)
+    fragments: dict[int, bytes | memoryview] = field(default_factory=dict)
     ppid: int = 0
     last_fsn: int | None = None
     size: int = 0
@@ -346,14 +346,16 @@ class ReceiveQueue:
         return _ACCEPTED
 
     def receive_interleaved(
-        self, tsn: int, stream_id: int, mid: int, last: int, data: bytes, flags: int
+        self, tsn: int, stream_id: int, mid: int, last: int, data: bytes | memoryview, flags: int
     ) -> Verdict:
         """:meth:`receive_chunk` for an I-DATA chunk of an interleaving queue, from the
         fields as the chunk carries them: ``last`` is the PPID on a first fragment and
         the FSN on the others, ``flags`` the chunk's flags (U, B, E). The association's
         fast path calls it once per chunk received: it is ``receive_chunk`` and
         ``_add_interleaved`` in one frame, with every check of both, in the same order
-        (tests/test_sctp_receive_twins.py compares the two on generated fragments)."""
+        (tests/test_sctp_receive_twins.py compares the two on generated fragments).
+        ``data`` may be a view of the packet: a fragment kept for reassembly is then
+        copied once, into the message (a message is always ``bytes``)."""
         if not data:
             return _INVALID
         tracker = self.tracker
@@ -396,7 +398,8 @@ class ReceiveQueue:
                     return _INVALID  # a message already delivered or skipped
             if partial is None:
                 if beginning and ending:
-                    self._complete(stream_id, unordered, mid, ppid, data)
+                    whole = data if type(data) is bytes else bytes(data)
+                    self._complete(stream_id, unordered, mid, ppid, whole)
                     fragments = None
                 else:
                     partial = partials[key] = _Partial({})
@@ -428,7 +431,7 @@ class ReceiveQueue:
                     self.buffered -= partial.size
                     self.stored -= count
                     if count == 2:
-                        whole = fragments[0] + fragments[1]
+                        whole = b"".join((fragments[0], fragments[1]))
                     else:
                         whole = b"".join([fragments[i] for i in range(count)])
                     self._complete(stream_id, unordered, mid, partial.ppid, whole)
@@ -555,7 +558,8 @@ class ReceiveQueue:
         self.buffered -= partial.size
         self.stored -= count
         if count == 2:  # a message a little over one packet (1200 octets): the usual case
-            whole = fragments[0] + fragments[1]
+            # (join, not +: the fast path may have kept fragments as views of packets)
+            whole = b"".join((fragments[0], fragments[1]))
         else:
             whole = b"".join([fragments[i] for i in range(count)])
         self._complete(stream_id, unordered, seq, partial.ppid, whole)
