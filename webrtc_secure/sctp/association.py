@@ -771,6 +771,40 @@ class Association:
         if end == COMMON_HEADER_SIZE + ((length + 3) & ~3):
             # One chunk, padded to the packet's end (a stream's DATA packets and its
             # SACKs): the loop's checks below for that one chunk, and no list.
+            receive = self._receive
+            if (
+                type_ == _I_DATA
+                and length >= IDATA_HEADER_SIZE
+                and self.interleaving
+                and receive is not None
+                and self.state in _RECEIVING_STATES
+            ):
+                # One I-DATA chunk, what an interleaving association receives most:
+                # the processing below for it, straight through (its rare cases, the
+                # I flag and an unknown stream, go there)
+                tsn, stream_id, _reserved, seq, last = _IDATA_FIELDS.unpack_from(data, 16)
+                if not flags & FLAG_IMMEDIATE and stream_id < self._inbound_streams:
+                    self._stats.chunks_in += 1
+                    try:
+                        had_gaps = bool(receive.tracker._above)
+                        window = self.config.receive_window - self._event_bytes
+                        receive.window = window if window > 0 else 0
+                        verdict = receive.receive_interleaved(
+                            tsn, stream_id, seq, last, memoryview(data)[32 : 12 + length], flags
+                        )
+                        if verdict is not _ACCEPTED:
+                            if verdict is _DUPLICATE:
+                                self._sack_now = True
+                            else:
+                                self._stats.dropped[f"data_{verdict.value}"] += 1
+                        self._sack_pending = True
+                        self._after_data_packet(now, had_gaps)
+                        if self.state is not _ESTABLISHED or self._reset_waiting:
+                            self._after_receive(now)
+                    except Exception:  # never out of the engine: counted, as below
+                        logger.exception("SCTP association: internal error handling a packet")
+                        self._stats.dropped["internal_error"] += 1
+                    return True
             if type_ == _I_DATA:
                 if length < IDATA_HEADER_SIZE:
                     return False
