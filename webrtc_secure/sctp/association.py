@@ -789,6 +789,8 @@ class Association:
                         had_gaps = bool(receive.tracker._above)
                         window = self.config.receive_window - self._event_bytes
                         receive.window = window if window > 0 else 0
+                        # the user data as a view of the packet: a fragment is copied
+                        # once, into its message
                         verdict = receive.receive_interleaved(
                             tsn, stream_id, seq, last, memoryview(data)[32 : 12 + length], flags
                         )
@@ -836,7 +838,6 @@ class Association:
             had_gaps = receive is not None and bool(receive.tracker._above)
             interleaving = self.interleaving
             window = -1  # receive.window as _data_received sets it, computed once
-            view: memoryview | None = None  # of the packet, made for the first I-DATA
             for type_, flags, pos, stop in chunks:
                 if type_ != _SACK:  # DATA or I-DATA (the first pass let no other in)
                     interleaved = type_ == _I_DATA
@@ -874,12 +875,11 @@ class Association:
                             window = 0
                     receive.window = window
                     if interleaved:
-                        # receive_chunk and its I-DATA reassembly in one call, the user
-                        # data as a view of the packet: copied once, into the message
-                        if view is None:
-                            view = memoryview(data)
+                        # receive_chunk and its I-DATA reassembly in one call (the user
+                        # data sliced: chunks of a packet of several are small pieces,
+                        # where a view costs more than the copy it saves)
                         verdict = receive.receive_interleaved(
-                            tsn, stream_id, seq, last, view[start:stop], flags
+                            tsn, stream_id, seq, last, data[start:stop], flags
                         )
                     else:  # DATA: the last field is the PPID, there is no FSN
                         verdict = receive.receive_chunk(
