@@ -2036,6 +2036,18 @@ class Association:
         send_piece = rq.send_piece
         cut = outbox.cut
         placed = 0  # chunks (stats.chunks_out: _produce counts only the control chunks)
+        # The message Outbox.cut would pick first, when _take_rest can take it (one
+        # stream queued, or DATA's message being cut; no lifetime to check, not
+        # abandoned): it starts there. The loop below goes on where it stops.
+        message = outbox._current
+        if message is None and (turns := outbox._turns) and len(turns) == 1:
+            queue = outbox._streams[turns[0]].queue
+            if queue:
+                message = queue[0]
+        if message is not None and not message.abandoned and message.expires_at is None:
+            group, room, burst_left = self._take_rest(
+                message, message.next_fsn - 1, now, groups, group, room, burst_left, max_payload
+            )
         while True:
             total = outbox.total or max_payload
             space = (room - header) & ~3
@@ -2112,11 +2124,12 @@ class Association:
         burst_left: int,
         max_payload: int,
     ) -> tuple[list[_Piece], int, int]:
-        """:meth:`_take_data`'s new-data loop for the fragments after ``fsn`` of
-        ``message``, which the loop has just cut and which :meth:`Outbox.cut` would
-        pick again, and for the messages after it on the same stream while that
-        stream is the only one queued and they are neither partially reliable nor
-        started: the loop's tests, then what ``Outbox.cut`` (with ``_pick``),
+        """:meth:`_take_data`'s new-data loop for the next fragments of ``message``
+        (``fsn``: its last fragment cut so far, -1 if none), which :meth:`Outbox.cut`
+        would pick next (the loop calls it first, and again after cutting a message's
+        first fragment itself), and for the messages after it on the same stream
+        while that stream is the only one queued and they are neither partially
+        reliable nor started: the loop's tests, then what ``Outbox.cut`` (with ``_pick``),
         ``RetransmitQueue.send_piece`` and ``encode_data_chunk`` do for each
         fragment, in one loop (a 64 KiB message is 58 fragments, a stream of
         1200-octet messages two per message). Stops where the loop would stop (cwnd,
@@ -2141,9 +2154,8 @@ class Association:
         length = len(data)
         offset = message.offset
         next_fsn = message.next_fsn
-        seq = message.seq
-        assert seq is not None
-        numbered = True
+        numbered = message.seq is not None  # else it gets its number at its first cut
+        seq = message.seq or 0
         unordered = 0 if message.ordered else FLAG_UNORDERED
         ppid = message.ppid
         partial = message.max_retransmits is not None or message.expires_at is not None
