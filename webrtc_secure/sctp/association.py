@@ -2161,9 +2161,17 @@ class Association:
         partial = message.max_retransmits is not None or message.expires_at is not None
         timed = message.expires_at is not None
         placed = 0
+        # The counters this loop moves, in locals: written back when it stops (and the
+        # message's before Outbox._finish, which reads them)
+        unsent = outbox.total
+        buffered = stream.buffered
+        next_tsn = rq.next_tsn
+        next_unwrapped = rq.next_unwrapped
+        flight = rq.flight_size
+        peer_rwnd = rq.peer_rwnd
         while True:
             # the loop's tests, as there
-            total = outbox.total or max_payload
+            total = unsent or max_payload
             space = (room - header) & ~3
             if space >= MIN_FILL or space >= total:
                 piece = space if space < max_payload else max_payload
@@ -2172,8 +2180,7 @@ class Association:
             want = piece if piece < total else total
             if burst_left <= 0 and (not group or header + ((want + 3) & ~3) > room):
                 break
-            flight = rq.flight_size
-            if flight >= cwnd or (flight and want > rq.peer_rwnd):
+            if flight >= cwnd or (flight and want > peer_rwnd):
                 break
             # Outbox.cut
             if not numbered:
@@ -2191,26 +2198,26 @@ class Association:
             start = offset
             piece_data = data[start : start + piece]
             cut_size = len(piece_data)
-            message.offset = offset = start + cut_size
+            offset = start + cut_size
             ending = offset >= length
             fsn = next_fsn
-            message.next_fsn = next_fsn = fsn + 1
-            before = stream.buffered
-            stream.buffered = after = before - cut_size
-            outbox.total -= cut_size
-            if before > threshold >= after:
+            next_fsn = fsn + 1
+            before = buffered
+            buffered = before - cut_size
+            unsent -= cut_size
+            if before > threshold >= buffered:
                 outbox.low.append(stream_id)
             if ending:
+                message.offset = offset
+                message.next_fsn = next_fsn
                 outbox._finish(message, stream)
             elif not start and not interleaved:
                 outbox._current = message  # DATA: a started message is finished first
             # RetransmitQueue.send_piece (its comments say why each slot is set so)
-            unwrapped = rq.next_unwrapped
-            tsn = rq.next_tsn
             size = (chunk_header + cut_size + 3) & ~3
             chunk = new(SentChunk)
-            chunk.tsn = tsn
-            chunk.unwrapped = unwrapped
+            chunk.tsn = tsn = next_tsn
+            chunk.unwrapped = next_unwrapped
             chunk.message = message
             chunk.data = piece_data
             chunk.beginning = not start
@@ -2226,17 +2233,17 @@ class Association:
             chunk.fast_retransmitted = False
             chunk.misses = 0
             chunk.size = size
-            rq.next_tsn = (tsn + 1) & 0xFFFFFFFF
-            rq.next_unwrapped = unwrapped + 1
-            chunks[unwrapped] = chunk
+            chunks[next_unwrapped] = chunk
+            next_tsn = (tsn + 1) & 0xFFFFFFFF
+            next_unwrapped += 1
             if partial:
                 message.chunks.append(chunk)
             if timed:
                 rq.timed_outstanding += 1
-            rq.last_sent = now
-            rq.flight_size = flight + size
-            rwnd = rq.peer_rwnd - size
-            rq.peer_rwnd = rwnd if rwnd > 0 else 0
+            flight += size
+            peer_rwnd -= size
+            if peer_rwnd < 0:
+                peer_rwnd = 0
             if rq.t3_deadline is None:
                 rq.t3_deadline = now + rq.rto.rto
             # the loop's packet grouping and encoding, as there
@@ -2285,15 +2292,16 @@ class Association:
             queue = stream.queue
             if not queue or not turns or len(turns) != 1 or turns[0] != stream_id:
                 break
-            message = queue[0]
+            following = queue[0]
             if (
-                message.abandoned
-                or message.expires_at is not None
-                or message.max_retransmits is not None
-                or message.offset
-                or message.seq is not None
+                following.abandoned
+                or following.expires_at is not None
+                or following.max_retransmits is not None
+                or following.offset
+                or following.seq is not None
             ):
                 break
+            message = following
             numbered = False  # (its sequence number comes with its first cut)
             unordered = 0 if message.ordered else FLAG_UNORDERED
             data = memoryview(message.data)
@@ -2302,6 +2310,16 @@ class Association:
             next_fsn = message.next_fsn
             ppid = message.ppid
             partial = timed = False
+        message.offset = offset
+        message.next_fsn = next_fsn
+        stream.buffered = buffered
+        outbox.total = unsent
+        rq.next_tsn = next_tsn
+        rq.next_unwrapped = next_unwrapped
+        rq.flight_size = flight
+        rq.peer_rwnd = peer_rwnd
+        if placed:
+            rq.last_sent = now
         self._stats.chunks_out += placed  # (_produce counts the packets' other chunks)
         return group, room, burst_left
 
