@@ -2210,7 +2210,22 @@ class Association:
             if ending:
                 message.offset = offset
                 message.next_fsn = next_fsn
-                outbox._finish(message, stream)
+                # Outbox._finish for a message at the head of its stream's queue, inline
+                # (once per message; it is the head: the one _pick and cut took)
+                queue = stream.queue
+                if queue is not None and queue[0] is message:
+                    if outbox._current is message:
+                        outbox._current = None
+                    queue.popleft()
+                    if not queue:
+                        stream.queue = None
+                    turns = outbox._turns
+                    if turns and turns[0] == stream_id:
+                        turns.popleft()
+                        if stream.queue:
+                            turns.append(stream_id)
+                else:
+                    outbox._finish(message, stream)
             elif not start and not interleaved:
                 outbox._current = message  # DATA: a started message is finished first
             # RetransmitQueue.send_piece (its comments say why each slot is set so)
