@@ -1861,6 +1861,28 @@ class Association:
             small = outbox.total
         return small <= rq.peer_rwnd
 
+    def _send_plain_sack(self, receive: ReceiveQueue) -> bool:
+        """:meth:`_produce` for a flush that has only a SACK without gap blocks or
+        duplicates to send (its caller tested that): what the general steps make of
+        it, one packet of one chunk, without them. True (it sent the packet).
+        tests/test_sctp_fastpath.py compares it with the general steps."""
+        window = self.config.receive_window - receive.buffered - self._event_bytes
+        sack = _PLAIN_SACK.pack(
+            _SACK, 0, 16, receive.tracker.cumulative, window if window > 0 else 0, 0, 0
+        )
+        self._sack_now = self._sack_pending = False
+        self._ack_deadline = None
+        self._data_packets_unacked = 0
+        config = self.config
+        local, remote = config.local_port, config.remote_port
+        if self.zero_checksum:
+            header = _COMMON_HEADER.pack(local, remote, self._peer_tag, 0)
+            self._replies.append(header + sack)
+        else:
+            self._replies.append(serialize_chunks(local, remote, self._peer_tag, (sack,)))
+        self._stats.chunks_out += 1
+        return True
+
     def _produce(self, now: float) -> None:
         if not self._output_due():
             return  # nothing to send or report: most flushes (one per packet in)
@@ -1869,6 +1891,24 @@ class Association:
         assert rq is not None
         outbox = self._outbox
         mtu = self.config.max_packet_size
+        receive = self._receive
+        if (
+            self._sack_now
+            and receive is not None
+            and not receive.tracker._above
+            and not receive.tracker._duplicates
+            and state is not _SHUTDOWN_SENT
+            and not self._control
+            and not self._forward_pending
+            and not outbox.low
+            and not outbox.expired
+            and not outbox.total
+            and outbox._current is None
+            and not rq.timed_outstanding
+            and not rq._pending_retransmit
+            and self._send_plain_sack(receive)
+        ):
+            return  # a receiver's flush: one SACK without gaps or duplicates, nothing else
         if outbox.low:
             for stream_id in outbox.low:
                 self._emit(BufferedAmountLow(stream_id))
@@ -1896,7 +1936,6 @@ class Association:
             if rq.forward_tsn_needed:
                 self._forward_pending = True
         control: list[bytes] = []  # serialized control chunks, in order
-        receive = self._receive
         if receive is not None and (
             self._sack_now or (self._sack_pending and (data or self._control))
         ):
