@@ -637,7 +637,10 @@ class Association:
 
     def buffered_amount(self, stream_id: int) -> int:
         """Octets queued on ``stream_id`` and not yet sent once."""
-        return self._outbox.buffered_amount(stream_id)
+        # Outbox.buffered_amount, inline (asked once per message sent by a streaming
+        # application)
+        stream = self._outbox._streams.get(stream_id)
+        return stream.buffered if stream is not None else 0
 
     def set_buffered_amount_low_threshold(self, stream_id: int, threshold: int) -> None:
         self._outbox.set_threshold(stream_id, threshold)
