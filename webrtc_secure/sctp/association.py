@@ -1472,13 +1472,21 @@ class Association:
         receive = self._receive
         if receive is None:
             return
-        stats = self._stats
-        for message in receive.pop_messages():
-            size = len(message.data)
-            stats.messages_in += 1
+        ready = receive._ready  # receive.pop_messages(), inline
+        if ready:
+            receive._ready = []
+            # the reassembled messages are the events, in order (_emit for each, inline)
+            events = self._events
+            if events is None:
+                events = self._events = deque()
+            events.extend(ready)
+            size = 0
+            for message in ready:
+                size += len(message.data)
+            stats = self._stats
+            stats.messages_in += len(ready)
             stats.bytes_in += size
             self._event_bytes += size
-            self._emit(message)  # the reassembled message is the event
         if receive.dropped_messages:
             self._stats.dropped["message_refused"] += receive.dropped_messages
             receive.dropped_messages = 0
