@@ -42,6 +42,12 @@ def _general_only(assoc: Association) -> Association:
     return assoc
 
 
+def _no_plain_sack(assoc: Association) -> Association:
+    """Switch off _produce's shortcut for a flush of one plain SACK."""
+    assoc._send_plain_sack = lambda receive: False  # type: ignore[method-assign]
+    return assoc
+
+
 def _counting(assoc: Association) -> list[int]:
     """Count the packets the fast path took."""
     taken = [0]
@@ -75,7 +81,7 @@ def _same(fast: Association, general: Association, now: float) -> None:
 
 
 def _transfer(
-    seed: int, interleaving: bool, fast: bool, zero: bool = True
+    seed: int, interleaving: bool, fast: bool, zero: bool = True, plain_sack: bool = True
 ) -> tuple[list[tuple[str, bytes]], Pair]:
     """Both ends send mixed sizes through 10 % loss with reordering and duplicates."""
     pair = make_pair(
@@ -95,6 +101,9 @@ def _transfer(
     if not fast:
         _general_only(pair.a)
         _general_only(pair.b)
+    if not plain_sack:
+        _no_plain_sack(pair.a)
+        _no_plain_sack(pair.b)
     seen = capture(pair)
     assert pair.connect(both=True)
     rng = random.Random(seed)
@@ -124,6 +133,33 @@ def test_a_lossy_transfer_is_the_same_datagram_for_datagram(interleaving: bool, 
     assert fast.a.stats == general.a.stats and fast.b.stats == general.b.stats
     assert fast.a.stats.retransmissions > 0  # the loss was repaired, gap blocks were sent
     assert healthy(fast.a) and healthy(fast.b)
+
+
+@pytest.mark.parametrize("zero", [True, False], ids=["zero-checksum", "crc32c"])
+@pytest.mark.parametrize("interleaving", [True, False])
+def test_a_flush_of_one_plain_sack_is_what_the_general_steps_build(
+    interleaving: bool, zero: bool
+) -> None:
+    """_produce's shortcut for a flush with only a SACK without gaps or duplicates
+    (_send_plain_sack) against the general steps, on a lossy transfer both ways."""
+    calls = [0]
+    real = Association._send_plain_sack
+
+    def counted(self: Association, receive: Any) -> bool:
+        calls[0] += 1
+        return real(self, receive)
+
+    Association._send_plain_sack = counted  # type: ignore[method-assign]
+    try:
+        short_seen, short = _transfer(8, interleaving, fast=True, zero=zero)
+    finally:
+        Association._send_plain_sack = real  # type: ignore[method-assign]
+    general_seen, general = _transfer(8, interleaving, fast=True, zero=zero, plain_sack=False)
+    assert calls[0] > 3  # (both ends send: most SACKs travel with DATA)
+    assert short_seen == general_seen
+    for side in ("a", "b"):
+        assert short.messages(side) == general.messages(side)
+    assert short.a.stats == general.a.stats and short.b.stats == general.b.stats
 
 
 @pytest.mark.parametrize("interleaving", [True, False])

@@ -66,7 +66,7 @@ import logging
 import os
 import struct
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -82,12 +82,15 @@ from ..errors import (
     StreamResetPending,
 )
 from .chunks import (
+    DATA_CHUNK_HEADER,
     DATA_HEADER_SIZE,
     FLAG_BEGINNING,
     FLAG_ENDING,
     FLAG_IMMEDIATE,
     FLAG_UNORDERED,
+    IDATA_CHUNK_HEADER,
     IDATA_HEADER_SIZE,
+    PADDING,
     AbortChunk,
     Chunk,
     ChunkType,
@@ -165,6 +168,43 @@ MAX_STREAM_RESET_IDS = 2048
 MAX_PENDING_CONTROL = 256
 
 
+def _check_chunks(data: bytes, end: int) -> tuple[list[tuple[int, int, int, int]], bool] | None:
+    """The fast receive path's pass over a packet of several chunks: each one checked
+    as ``parse_chunks`` and the handlers would (only DATA, I-DATA and SACK, lengths
+    that hold their fields). Returns (type, flags, start, stop) per chunk and whether
+    DATA or I-DATA is among them, or None: the general path takes the packet."""
+    chunks: list[tuple[int, int, int, int]] = []
+    has_data = False
+    pos = COMMON_HEADER_SIZE
+    unpack_header = _CHUNK_HEADER.unpack_from
+    while pos < end:
+        if end - pos < 4:
+            return None
+        type_, flags, length = unpack_header(data, pos)
+        stop = pos + length
+        if stop > end:
+            return None
+        if type_ == _I_DATA:
+            if length < IDATA_HEADER_SIZE:
+                return None
+            has_data = True
+        elif type_ == _DATA:
+            if length < DATA_HEADER_SIZE:
+                return None
+            has_data = True
+        elif type_ == _SACK:
+            if length < 16:
+                return None
+            counts = _SACK_COUNTS.unpack_from(data, pos + 12)
+            if length != 16 + 4 * (counts[0] + counts[1]):
+                return None
+        else:
+            return None
+        chunks.append((type_, flags, pos, stop))
+        pos = stop + ((-length) & 3)
+    return chunks, has_data
+
+
 class AssociationState(enum.Enum):
     """RFC 9260 4 states (CLOSED covers both "not yet" and "no more")."""
 
@@ -218,6 +258,7 @@ _UP_STATES = (
 
 # The receive fast path (Association._receive_fast) reads these directly.
 _COMMON_HEADER = struct.Struct("!HHII")  # ports, verification tag, checksum (0 or not)
+_FIRST_CHUNK = struct.Struct("!HHIIBBH")  # the common header and a chunk header after it
 _CHUNK_HEADER = struct.Struct("!BBH")
 _DATA_FIELDS = struct.Struct("!IHHI")  # TSN, stream, SSN, PPID
 _IDATA_FIELDS = struct.Struct("!IHHII")  # TSN, stream, reserved, MID, PPID / FSN
@@ -228,6 +269,10 @@ _PLAIN_SACK = struct.Struct("!BBHIIHH")  # a SACK chunk without gap blocks or du
 _DATA = int(ChunkType.DATA)
 _I_DATA = int(ChunkType.I_DATA)
 _SACK = int(ChunkType.SACK)
+_new_object = object.__new__
+#: What a packet is joined from: serialized chunks, or a DATA chunk's header, a view of
+#: its user data and its padding (the send loop copies user data once, into the packet)
+_Piece = bytes | memoryview
 
 
 def _random_bytes(n: int) -> bytes:
@@ -592,7 +637,10 @@ class Association:
 
     def buffered_amount(self, stream_id: int) -> int:
         """Octets queued on ``stream_id`` and not yet sent once."""
-        return self._outbox.buffered_amount(stream_id)
+        # Outbox.buffered_amount, inline (asked once per message sent by a streaming
+        # application)
+        stream = self._outbox._streams.get(stream_id)
+        return stream.buffered if stream is not None else 0
 
     def set_buffered_amount_low_threshold(self, stream_id: int, threshold: int) -> None:
         self._outbox.set_threshold(stream_id, threshold)
@@ -706,7 +754,8 @@ class Association:
         end = len(data)
         if end < COMMON_HEADER_SIZE + 4 or self.state not in _UP_STATES:
             return False
-        source, destination, tag, checksum = _COMMON_HEADER.unpack_from(data)
+        # the common header and the first chunk's header in one unpack
+        source, destination, tag, checksum, type_, flags, length = _FIRST_CHUNK.unpack_from(data)
         config = self.config
         if (
             tag != self._local_tag
@@ -718,19 +767,49 @@ class Association:
             data, 8
         )[0]:
             return False  # the general path counts the mismatch
-        # One pass that checks every chunk as parse_chunks and the handlers would,
-        # before anything is processed.
-        chunks: list[tuple[int, int, int, int]] = []
+        # Every chunk is checked as parse_chunks and the handlers would, before
+        # anything is processed.
+        chunks: Sequence[tuple[int, int, int, int]]
         has_data = False
-        pos = COMMON_HEADER_SIZE
-        unpack_header = _CHUNK_HEADER.unpack_from
-        while pos < end:
-            if end - pos < 4:
-                return False
-            type_, flags, length = unpack_header(data, pos)
-            stop = pos + length
-            if stop > end:
-                return False
+        if end == COMMON_HEADER_SIZE + ((length + 3) & ~3):
+            # One chunk, padded to the packet's end (a stream's DATA packets and its
+            # SACKs): the loop's checks below for that one chunk, and no list.
+            receive = self._receive
+            if (
+                type_ == _I_DATA
+                and length >= IDATA_HEADER_SIZE
+                and self.interleaving
+                and receive is not None
+                and self.state in _RECEIVING_STATES
+            ):
+                # One I-DATA chunk, what an interleaving association receives most:
+                # the processing below for it, straight through (its rare cases, the
+                # I flag and an unknown stream, go there)
+                tsn, stream_id, _reserved, seq, last = _IDATA_FIELDS.unpack_from(data, 16)
+                if not flags & FLAG_IMMEDIATE and stream_id < self._inbound_streams:
+                    self._stats.chunks_in += 1
+                    try:
+                        had_gaps = bool(receive.tracker._above)
+                        window = self.config.receive_window - self._event_bytes
+                        receive.window = window if window > 0 else 0
+                        # the user data as a view of the packet: a fragment is copied
+                        # once, into its message
+                        verdict = receive.receive_interleaved(
+                            tsn, stream_id, seq, last, memoryview(data)[32 : 12 + length], flags
+                        )
+                        if verdict is not _ACCEPTED:
+                            if verdict is _DUPLICATE:
+                                self._sack_now = True
+                            else:
+                                self._stats.dropped[f"data_{verdict.value}"] += 1
+                        self._sack_pending = True
+                        self._after_data_packet(now, had_gaps)
+                        if self.state is not _ESTABLISHED or self._reset_waiting:
+                            self._after_receive(now)
+                    except Exception:  # never out of the engine: counted, as below
+                        logger.exception("SCTP association: internal error handling a packet")
+                        self._stats.dropped["internal_error"] += 1
+                    return True
             if type_ == _I_DATA:
                 if length < IDATA_HEADER_SIZE:
                     return False
@@ -742,13 +821,17 @@ class Association:
             elif type_ == _SACK:
                 if length < 16:
                     return False
-                counts = _SACK_COUNTS.unpack_from(data, pos + 12)
+                counts = _SACK_COUNTS.unpack_from(data, COMMON_HEADER_SIZE + 12)
                 if length != 16 + 4 * (counts[0] + counts[1]):
                     return False
             else:
                 return False
-            chunks.append((type_, flags, pos, stop))
-            pos = stop + ((-length) & 3)
+            chunks = ((type_, flags, COMMON_HEADER_SIZE, COMMON_HEADER_SIZE + length),)
+        else:
+            checked = _check_chunks(data, end)
+            if checked is None:
+                return False
+            chunks, has_data = checked
         if has_data and self.state not in _RECEIVING_STATES:
             return False
         self._stats.chunks_in += len(chunks)
@@ -761,19 +844,16 @@ class Association:
             for type_, flags, pos, stop in chunks:
                 if type_ != _SACK:  # DATA or I-DATA (the first pass let no other in)
                     interleaved = type_ == _I_DATA
-                    fsn = 0
                     if interleaved:
+                        # I-DATA: the last field is the PPID on a first fragment, the
+                        # FSN on the others (split below only where it is needed)
                         tsn, stream_id, _reserved, seq, last = _IDATA_FIELDS.unpack_from(
                             data, pos + 4
                         )
-                        if flags & FLAG_BEGINNING:
-                            ppid = last
-                        else:
-                            ppid, fsn = 0, last
-                        user_data = data[pos + 20 : stop]
+                        start = pos + 20
                     else:
-                        tsn, stream_id, seq, ppid = _DATA_FIELDS.unpack_from(data, pos + 4)
-                        user_data = data[pos + 16 : stop]
+                        tsn, stream_id, seq, last = _DATA_FIELDS.unpack_from(data, pos + 4)
+                        start = pos + 16
                     if (
                         interleaved is not interleaving
                         or flags & FLAG_IMMEDIATE
@@ -781,6 +861,10 @@ class Association:
                         or receive is None
                     ):
                         # the rare cases: _data_received says what becomes of them
+                        user_data = data[start:stop]
+                        ppid, fsn = last, 0
+                        if interleaved and not flags & FLAG_BEGINNING:
+                            ppid, fsn = 0, last
                         self._data_received(
                             interleaved, flags, tsn, stream_id, seq, ppid, fsn, user_data
                         )
@@ -793,17 +877,25 @@ class Association:
                         if window < 0:
                             window = 0
                     receive.window = window
-                    verdict = receive.receive_chunk(
-                        tsn,
-                        stream_id,
-                        seq,
-                        ppid,
-                        user_data,
-                        flags & FLAG_UNORDERED != 0,
-                        flags & FLAG_BEGINNING != 0,
-                        flags & FLAG_ENDING != 0,
-                        fsn,
-                    )
+                    if interleaved:
+                        # receive_chunk and its I-DATA reassembly in one call (the user
+                        # data sliced: chunks of a packet of several are small pieces,
+                        # where a view costs more than the copy it saves)
+                        verdict = receive.receive_interleaved(
+                            tsn, stream_id, seq, last, data[start:stop], flags
+                        )
+                    else:  # DATA: the last field is the PPID, there is no FSN
+                        verdict = receive.receive_chunk(
+                            tsn,
+                            stream_id,
+                            seq,
+                            last,
+                            data[start:stop],
+                            flags & FLAG_UNORDERED != 0,
+                            flags & FLAG_BEGINNING != 0,
+                            flags & FLAG_ENDING != 0,
+                            0,
+                        )
                     if verdict is not _ACCEPTED:
                         if verdict is _DUPLICATE:
                             self._sack_now = True
@@ -1380,13 +1472,21 @@ class Association:
         receive = self._receive
         if receive is None:
             return
-        stats = self._stats
-        for message in receive.pop_messages():
-            size = len(message.data)
-            stats.messages_in += 1
+        ready = receive._ready  # receive.pop_messages(), inline
+        if ready:
+            receive._ready = []
+            # the reassembled messages are the events, in order (_emit for each, inline)
+            events = self._events
+            if events is None:
+                events = self._events = deque()
+            events.extend(ready)
+            size = 0
+            for message in ready:
+                size += len(message.data)
+            stats = self._stats
+            stats.messages_in += len(ready)
             stats.bytes_in += size
             self._event_bytes += size
-            self._emit(message)  # the reassembled message is the event
         if receive.dropped_messages:
             self._stats.dropped["message_refused"] += receive.dropped_messages
             receive.dropped_messages = 0
@@ -1772,6 +1872,28 @@ class Association:
             small = outbox.total
         return small <= rq.peer_rwnd
 
+    def _send_plain_sack(self, receive: ReceiveQueue) -> bool:
+        """:meth:`_produce` for a flush that has only a SACK without gap blocks or
+        duplicates to send (its caller tested that): what the general steps make of
+        it, one packet of one chunk, without them. True (it sent the packet).
+        tests/test_sctp_fastpath.py compares it with the general steps."""
+        window = self.config.receive_window - receive.buffered - self._event_bytes
+        sack = _PLAIN_SACK.pack(
+            _SACK, 0, 16, receive.tracker.cumulative, window if window > 0 else 0, 0, 0
+        )
+        self._sack_now = self._sack_pending = False
+        self._ack_deadline = None
+        self._data_packets_unacked = 0
+        config = self.config
+        local, remote = config.local_port, config.remote_port
+        if self.zero_checksum:
+            header = _COMMON_HEADER.pack(local, remote, self._peer_tag, 0)
+            self._replies.append(header + sack)
+        else:
+            self._replies.append(serialize_chunks(local, remote, self._peer_tag, (sack,)))
+        self._stats.chunks_out += 1
+        return True
+
     def _produce(self, now: float) -> None:
         if not self._output_due():
             return  # nothing to send or report: most flushes (one per packet in)
@@ -1780,6 +1902,24 @@ class Association:
         assert rq is not None
         outbox = self._outbox
         mtu = self.config.max_packet_size
+        receive = self._receive
+        if (
+            self._sack_now
+            and receive is not None
+            and not receive.tracker._above
+            and not receive.tracker._duplicates
+            and state is not _SHUTDOWN_SENT
+            and not self._control
+            and not self._forward_pending
+            and not outbox.low
+            and not outbox.expired
+            and not outbox.total
+            and outbox._current is None
+            and not rq.timed_outstanding
+            and not rq._pending_retransmit
+            and self._send_plain_sack(receive)
+        ):
+            return  # a receiver's flush: one SACK without gaps or duplicates, nothing else
         if outbox.low:
             for stream_id in outbox.low:
                 self._emit(BufferedAmountLow(stream_id))
@@ -1790,7 +1930,7 @@ class Association:
             self._after_abandonment()
             if rq.forward_tsn_needed:
                 self._forward_pending = True
-        data: list[list[bytes]] = []
+        data: list[list[_Piece]] = []
         if data_state and (rq._pending_retransmit or outbox.total or outbox._current is not None):
             # (_take_data's own first test, in part: a flush with no DATA to place, a
             # receiver's SACK, makes neither call)
@@ -1807,7 +1947,6 @@ class Association:
             if rq.forward_tsn_needed:
                 self._forward_pending = True
         control: list[bytes] = []  # serialized control chunks, in order
-        receive = self._receive
         if receive is not None and (
             self._sack_now or (self._sack_pending and (data or self._control))
         ):
@@ -1841,9 +1980,10 @@ class Association:
             self._control.clear()
         if not control and not data:
             return
-        packets: list[list[bytes]] = []
-        current: list[bytes] = []
+        packets: list[list[_Piece]] = []
+        current: list[_Piece] = []
         used = COMMON_HEADER_SIZE
+        chunks_out = 0
         for encoded in control:
             if used + len(encoded) > mtu and current:
                 packets.append(current)
@@ -1853,6 +1993,7 @@ class Association:
                 continue
             current.append(encoded)
             used += len(encoded)
+            chunks_out += 1  # (_take_data counted the DATA chunks)
         # _take_data grouped the DATA chunks into packets (cut to fill them); the first
         # group joins the control chunks when it fits, as reserved.
         if current and data:
@@ -1866,7 +2007,6 @@ class Association:
         if current:
             packets.append(current)
         replies = self._replies
-        chunks_out = 0
         if self.zero_checksum:
             # RFC 9653: the checksum field stays zero, so the common header is the
             # same for every packet: one join per packet, no CRC
@@ -1877,8 +2017,10 @@ class Association:
                 if len(chunks) == 1:
                     replies.append(header + chunks[0])
                 else:
-                    replies.append(b"".join([header, *chunks]))
-                chunks_out += len(chunks)
+                    # (the pieces of a packet: chunks, or a DATA chunk's header, user
+                    # data view and padding)
+                    chunks.insert(0, header)
+                    replies.append(b"".join(chunks))
         else:
             for chunks in packets:
                 replies.append(
@@ -1886,7 +2028,6 @@ class Association:
                         self.config.local_port, self.config.remote_port, self._peer_tag, chunks
                     )
                 )
-                chunks_out += len(chunks)
         self._stats.chunks_out += chunks_out
 
     def _burst_bytes(self) -> int:
@@ -1905,7 +2046,7 @@ class Association:
             reserve += 16
         return reserve
 
-    def _take_data(self, now: float, room: int) -> list[list[bytes]]:
+    def _take_data(self, now: float, room: int) -> list[list[_Piece]]:
         """DATA / I-DATA chunks to send now, grouped into packets: fast retransmissions
         (one packet, even beyond cwnd, 7.2.4), other retransmissions, then new data,
         within cwnd, the peer's window and Max.Burst. ``room`` is what the first packet
@@ -1925,8 +2066,8 @@ class Association:
         header = IDATA_HEADER_SIZE if self.interleaving else DATA_HEADER_SIZE
         full = mtu - COMMON_HEADER_SIZE
         max_payload = (full - header) & ~3
-        groups: list[list[bytes]] = []
-        group: list[bytes] = []
+        groups: list[list[_Piece]] = []
+        group: list[_Piece] = []
         if rq.flight_size == 0:
             self._burst_left = self._burst_bytes()
         if retransmissions:
@@ -1944,6 +2085,19 @@ class Association:
         interleaved = self.interleaving
         send_piece = rq.send_piece
         cut = outbox.cut
+        placed = 0  # chunks (stats.chunks_out: _produce counts only the control chunks)
+        # The message Outbox.cut would pick first, when _take_rest can take it (one
+        # stream queued, or DATA's message being cut; no lifetime to check, not
+        # abandoned): it starts there. The loop below goes on where it stops.
+        message = outbox._current
+        if message is None and (turns := outbox._turns) and len(turns) == 1:
+            queue = outbox._streams[turns[0]].queue
+            if queue:
+                message = queue[0]
+        if message is not None and not message.abandoned and message.expires_at is None:
+            group, room, burst_left = self._take_rest(
+                message, message.next_fsn - 1, now, groups, group, room, burst_left, max_payload
+            )
         while True:
             total = outbox.total or max_payload
             space = (room - header) & ~3
@@ -1992,22 +2146,258 @@ class Association:
                     data,
                 )
             )
+            placed += 1
             burst_left -= size
+            if not ending and (
+                outbox._current is message
+                or (interleaved and (turns := outbox._turns) and len(turns) == 1)
+            ):
+                # The next cut would pick this message again (DATA: it is being cut;
+                # I-DATA: its stream is the only one queued): cut the rest of it here.
+                group, room, burst_left = self._take_rest(
+                    message, fsn, now, groups, group, room, burst_left, max_payload
+                )
         self._burst_left = burst_left
+        self._stats.chunks_out += placed
         if group:
             groups.append(group)
         return groups
 
+    def _take_rest(
+        self,
+        message: OutgoingMessage,
+        fsn: int,
+        now: float,
+        groups: list[list[_Piece]],
+        group: list[_Piece],
+        room: int,
+        burst_left: int,
+        max_payload: int,
+    ) -> tuple[list[_Piece], int, int]:
+        """:meth:`_take_data`'s new-data loop for the next fragments of ``message``
+        (``fsn``: its last fragment cut so far, -1 if none), which :meth:`Outbox.cut`
+        would pick next (the loop calls it first, and again after cutting a message's
+        first fragment itself), and for the messages after it on the same stream
+        while that stream is the only one queued and they are neither partially
+        reliable nor started: the loop's tests, then what ``Outbox.cut`` (with ``_pick``),
+        ``RetransmitQueue.send_piece`` and ``encode_data_chunk`` do for each
+        fragment, in one loop (a 64 KiB message is 58 fragments, a stream of
+        1200-octet messages two per message). Stops where the loop would stop (cwnd,
+        the peer's window, Max.Burst: the loop's same tests then stop it too), or
+        where the next fragment needs the loop's general steps. Returns the packet
+        being filled, the room left in it and the burst budget left.
+        tests/test_sctp_fastpath_send.py compares it with the loop without it."""
+        rq = self._retransmit
+        assert rq is not None
+        outbox = self._outbox
+        interleaved = self.interleaving
+        header = IDATA_HEADER_SIZE if interleaved else DATA_HEADER_SIZE
+        full = self.config.max_packet_size - COMMON_HEADER_SIZE
+        cwnd = rq.cc.cwnd
+        stream_id = message.stream_id
+        stream = outbox._streams[stream_id]
+        threshold = stream.threshold
+        chunk_header = rq.chunk_header
+        chunks = rq.chunks
+        new = _new_object
+        data = memoryview(message.data)  # fragments are views: one copy, into the packet
+        length = len(data)
+        offset = message.offset
+        next_fsn = message.next_fsn
+        numbered = message.seq is not None  # else it gets its number at its first cut
+        seq = message.seq or 0
+        unordered = 0 if message.ordered else FLAG_UNORDERED
+        ppid = message.ppid
+        partial = message.max_retransmits is not None or message.expires_at is not None
+        timed = message.expires_at is not None
+        placed = 0
+        # The counters this loop moves, in locals: written back when it stops (and the
+        # message's before Outbox._finish, which reads them)
+        unsent = outbox.total
+        buffered = stream.buffered
+        next_tsn = rq.next_tsn
+        next_unwrapped = rq.next_unwrapped
+        flight = rq.flight_size
+        peer_rwnd = rq.peer_rwnd
+        while True:
+            # the loop's tests, as there
+            total = unsent or max_payload
+            space = (room - header) & ~3
+            if space >= MIN_FILL or space >= total:
+                piece = space if space < max_payload else max_payload
+            else:
+                piece = max_payload
+            want = piece if piece < total else total
+            if burst_left <= 0 and (not group or header + ((want + 3) & ~3) > room):
+                break
+            if flight >= cwnd or (flight and want > peer_rwnd):
+                break
+            # Outbox.cut
+            if not numbered:
+                # its sequence number, as cut gives a new message one
+                if not unordered:
+                    seq = stream.next_ssn
+                    stream.next_ssn = (seq + 1) & (0xFFFFFFFF if interleaved else 0xFFFF)
+                elif interleaved:
+                    seq = stream.next_unordered_mid
+                    stream.next_unordered_mid = (seq + 1) & 0xFFFFFFFF
+                else:
+                    seq = 0  # RFC 9260 6.6: the SSN of an unordered message is ignored
+                message.seq = seq
+                numbered = True
+            start = offset
+            piece_data = data[start : start + piece]
+            cut_size = len(piece_data)
+            offset = start + cut_size
+            ending = offset >= length
+            fsn = next_fsn
+            next_fsn = fsn + 1
+            before = buffered
+            buffered = before - cut_size
+            unsent -= cut_size
+            if before > threshold >= buffered:
+                outbox.low.append(stream_id)
+            if ending:
+                message.offset = offset
+                message.next_fsn = next_fsn
+                # Outbox._finish for a message at the head of its stream's queue, inline
+                # (once per message; it is the head: the one _pick and cut took)
+                queue = stream.queue
+                if queue is not None and queue[0] is message:
+                    if outbox._current is message:
+                        outbox._current = None
+                    queue.popleft()
+                    if not queue:
+                        stream.queue = None
+                    turns = outbox._turns
+                    if turns and turns[0] == stream_id:
+                        turns.popleft()
+                        if stream.queue:
+                            turns.append(stream_id)
+                else:
+                    outbox._finish(message, stream)
+            elif not start and not interleaved:
+                outbox._current = message  # DATA: a started message is finished first
+            # RetransmitQueue.send_piece (its comments say why each slot is set so)
+            size = (chunk_header + cut_size + 3) & ~3
+            chunk = new(SentChunk)
+            chunk.tsn = tsn = next_tsn
+            chunk.unwrapped = next_unwrapped
+            chunk.message = message
+            chunk.data = piece_data
+            chunk.beginning = not start
+            chunk.ending = ending
+            chunk.fsn = fsn
+            chunk.first_sent = now
+            chunk.transmissions = 1
+            chunk.acked = False
+            chunk.abandoned = False
+            chunk.in_flight = True
+            chunk.retransmit = False
+            chunk.fast = False
+            chunk.fast_retransmitted = False
+            chunk.misses = 0
+            chunk.size = size
+            chunks[next_unwrapped] = chunk
+            next_tsn = (tsn + 1) & 0xFFFFFFFF
+            next_unwrapped += 1
+            if partial:
+                message.chunks.append(chunk)
+            if timed:
+                rq.timed_outstanding += 1
+            flight += size
+            peer_rwnd -= size
+            if peer_rwnd < 0:
+                peer_rwnd = 0
+            if rq.t3_deadline is None:
+                rq.t3_deadline = now + rq.rto.rto
+            # the loop's packet grouping and encoding, as there
+            if size > room:
+                if group:
+                    groups.append(group)
+                    group = []
+                room = full
+            room -= size
+            # encode_data_chunk's octets as pieces of the packet (its header, the view,
+            # the padding): the packet's join copies the user data once. (A chunk of a
+            # packet of at most 65535 octets needs no check of its 16-bit length.)
+            flags = unordered | (FLAG_ENDING if ending else 0) | (0 if start else FLAG_BEGINNING)
+            if interleaved:
+                group.append(
+                    IDATA_CHUNK_HEADER.pack(
+                        _I_DATA,
+                        flags,
+                        IDATA_HEADER_SIZE + cut_size,
+                        tsn,
+                        stream_id,
+                        0,
+                        seq,
+                        # I-DATA: the PPID on a first fragment, the FSN on the others
+                        fsn if start else ppid,
+                    )
+                )
+            else:
+                group.append(
+                    DATA_CHUNK_HEADER.pack(
+                        _DATA, flags, DATA_HEADER_SIZE + cut_size, tsn, stream_id, seq, ppid
+                    )
+                )
+            group.append(piece_data)
+            if cut_size & 3:
+                group.append(PADDING[-cut_size & 3])
+            placed += 1
+            burst_left -= size
+            if not ending:
+                continue
+            # The message is done (Outbox._finish ran). Outbox._pick would now take the
+            # next message of this stream when it is the only stream queued; that one
+            # continues here when cut would only number it (no lifetime, no
+            # retransmission limit, not abandoned, not started).
+            turns = outbox._turns
+            queue = stream.queue
+            if not queue or not turns or len(turns) != 1 or turns[0] != stream_id:
+                break
+            following = queue[0]
+            if (
+                following.abandoned
+                or following.expires_at is not None
+                or following.max_retransmits is not None
+                or following.offset
+                or following.seq is not None
+            ):
+                break
+            message = following
+            numbered = False  # (its sequence number comes with its first cut)
+            unordered = 0 if message.ordered else FLAG_UNORDERED
+            data = memoryview(message.data)
+            length = len(data)
+            offset = 0
+            next_fsn = message.next_fsn
+            ppid = message.ppid
+            partial = timed = False
+        message.offset = offset
+        message.next_fsn = next_fsn
+        stream.buffered = buffered
+        outbox.total = unsent
+        rq.next_tsn = next_tsn
+        rq.next_unwrapped = next_unwrapped
+        rq.flight_size = flight
+        rq.peer_rwnd = peer_rwnd
+        if placed:
+            rq.last_sent = now
+        self._stats.chunks_out += placed  # (_produce counts the packets' other chunks)
+        return group, room, burst_left
+
     def _take_retransmissions(
-        self, now: float, room: int, full: int, groups: list[list[bytes]]
-    ) -> tuple[list[bytes], int]:
+        self, now: float, room: int, full: int, groups: list[list[_Piece]]
+    ) -> tuple[list[_Piece], int]:
         """The retransmission part of :meth:`_take_data`: chunks marked by fast
         retransmit (one packet's worth, even beyond cwnd), then the others within cwnd
         and Max.Burst. Full packets go to ``groups``; returns the packet being filled
         and the room left in it (new data may join it)."""
         rq = self._retransmit
         assert rq is not None
-        group: list[bytes] = []
+        group: list[_Piece] = []
 
         def place(chunk: SentChunk) -> None:
             """Put ``chunk`` in the current packet, or start the next one when it does
@@ -2021,6 +2411,7 @@ class Association:
                 room = full
             room -= size
             group.append(self._encode_data(chunk))
+            self._stats.chunks_out += 1  # (_produce counts only the control chunks)
             rq.sent(chunk, now)
 
         budget = full

@@ -130,6 +130,14 @@ def _data_flags(unordered: bool, beginning: bool, ending: bool, immediate: bool)
 
 _I_DATA_TYPE = int(ChunkType.I_DATA)  # a plain int: no enum lookup per fragment
 
+#: The packed header of a DATA chunk (type, flags, length, TSN, stream, SSN, PPID) and of
+#: an I-DATA chunk (type, flags, length, TSN, stream, reserved, MID, PPID or FSN), and
+#: the padding after n octets of user data (``PADDING[-n & 3]``): for a send path that
+#: puts a chunk's header and its user data into a packet without joining them first.
+DATA_CHUNK_HEADER = _DATA
+IDATA_CHUNK_HEADER = _IDATA
+PADDING = _ZEROS
+
 
 def encode_data_chunk(
     interleaved: bool,
@@ -138,7 +146,7 @@ def encode_data_chunk(
     stream_id: int,
     seq: int,
     ppid_or_fsn: int,
-    user_data: bytes,
+    user_data: bytes | memoryview,
 ) -> bytes:
     """A DATA (``seq`` = SSN, last field the PPID) or I-DATA (``seq`` = MID, last field
     the PPID on a first fragment, the FSN otherwise) chunk, padded, from its fields:

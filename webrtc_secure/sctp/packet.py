@@ -95,12 +95,13 @@ def serialize_chunks(
     source_port: int,
     destination_port: int,
     verification_tag: int,
-    chunks: Iterable[bytes],
+    chunks: Iterable[bytes | memoryview],
     *,
     zero_checksum: bool = False,
 ) -> bytes:
-    """A packet from already serialized (padded) chunks: the association can keep the
-    bytes it measured while filling a packet and avoid encoding them twice."""
+    """A packet from already serialized (padded) chunks, or pieces of them: the
+    association can keep the bytes it measured while filling a packet and avoid
+    encoding them twice."""
     header = _PORTS_TAG.pack(source_port, destination_port, verification_tag)
     body = b"".join(chunks)
     if zero_checksum:

@@ -23,6 +23,7 @@ import enum
 from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field
 
+from .chunks import FLAG_BEGINNING, FLAG_ENDING, FLAG_UNORDERED
 from .events import MessageReceived, message_received
 from .serial import add16, add32, diff16, diff32
 
@@ -190,7 +191,7 @@ class TsnTracker:
 class _Partial:
     """An I-DATA message being reassembled."""
 
-    fragments: dict[int, bytes] = field(default_factory=dict)
+    fragments: dict[int, bytes | memoryview] = field(default_factory=dict)
     ppid: int = 0
     last_fsn: int | None = None
     size: int = 0
@@ -344,6 +345,104 @@ class ReceiveQueue:
             )
         return _ACCEPTED
 
+    def receive_interleaved(
+        self, tsn: int, stream_id: int, mid: int, last: int, data: bytes | memoryview, flags: int
+    ) -> Verdict:
+        """:meth:`receive_chunk` for an I-DATA chunk of an interleaving queue, from the
+        fields as the chunk carries them: ``last`` is the PPID on a first fragment and
+        the FSN on the others, ``flags`` the chunk's flags (U, B, E). The association's
+        fast path calls it once per chunk received: it is ``receive_chunk`` and
+        ``_add_interleaved`` in one frame, with every check of both, in the same order
+        (tests/test_sctp_receive_twins.py compares the two on generated fragments).
+        ``data`` may be a view of the packet: a fragment kept for reassembly is then
+        copied once, into the message (a message is always ``bytes``)."""
+        if not data:
+            return _INVALID
+        tracker = self.tracker
+        # TsnTracker.classify, inline
+        distance = (tsn - tracker.cumulative) & 0xFFFFFFFF
+        if distance >= 0x80000000:
+            distance -= 0x100000000
+        unwrapped = tracker.cumulative_unwrapped + distance
+        if distance <= 0 or unwrapped in tracker._above:
+            tracker.note_duplicate(tsn)
+            return _DUPLICATE
+        if distance > tracker.max_window:
+            return Verdict.OUT_OF_WINDOW
+        size = len(data)
+        # RFC 9260 6.2, as in receive_chunk
+        if (self.stored >= self.max_stored or self.buffered + size > self.window) and (
+            distance != 1 or self.buffered + size > 2 * self.window
+        ):
+            return Verdict.BUFFER_FULL
+        # _add_interleaved, inline
+        unordered = flags & FLAG_UNORDERED != 0
+        beginning = flags & FLAG_BEGINNING
+        ending = flags & FLAG_ENDING
+        if beginning:
+            fsn = 0
+            ppid = last
+        else:
+            fsn = last
+            ppid = 0
+        key = (stream_id, unordered, mid)
+        partials = self._partials
+        partial = partials.get(key) if partials else None
+        if partial is not None and partial.refused:
+            self._refused_fragment(key, partial, bool(ending), fsn)
+        else:
+            if not unordered:
+                stream = self._streams.get(stream_id)
+                # diff32(mid, stream.next_seq) < 0, inline
+                if stream is not None and (mid - stream.next_seq) & 0xFFFFFFFF >= 0x80000000:
+                    return _INVALID  # a message already delivered or skipped
+            if partial is None:
+                if beginning and ending:
+                    whole = data if type(data) is bytes else bytes(data)
+                    self._complete(stream_id, unordered, mid, ppid, whole)
+                    fragments = None
+                else:
+                    partial = partials[key] = _Partial({})
+                    fragments = partial.fragments
+            else:
+                fragments = partial.fragments
+                if fsn in fragments:
+                    return _INVALID  # the same fragment under another TSN: refuse it
+            if partial is not None and fragments is not None:
+                last_fsn = partial.last_fsn
+                if ending:
+                    if last_fsn is not None or (fragments and max(fragments) > fsn):
+                        return _INVALID
+                    partial.last_fsn = last_fsn = fsn
+                elif last_fsn is not None and fsn > last_fsn:
+                    return _INVALID
+                if beginning:
+                    partial.ppid = ppid
+                fragments[fsn] = data
+                partial.size += size
+                self.buffered += size
+                self.stored += 1
+                count = len(fragments)
+                if last_fsn is None or count != last_fsn + 1:
+                    if partial.size > self.max_message_size:
+                        self._refuse_partial(key, partial)
+                else:
+                    del partials[key]
+                    self.buffered -= partial.size
+                    self.stored -= count
+                    if count == 2:
+                        whole = b"".join((fragments[0], fragments[1]))
+                    else:
+                        whole = b"".join([fragments[i] for i in range(count)])
+                    self._complete(stream_id, unordered, mid, partial.ppid, whole)
+        # TsnTracker.add_unwrapped, inline
+        if distance == 1 and not tracker._above:
+            tracker.cumulative_unwrapped = unwrapped
+            tracker.cumulative = tsn
+        else:
+            tracker.add_unwrapped(unwrapped)
+        return _ACCEPTED
+
     def pop_messages(self) -> list[Message]:
         """Whole messages ready for the application, in delivery order."""
         ready, self._ready = self._ready, []
@@ -459,7 +558,8 @@ class ReceiveQueue:
         self.buffered -= partial.size
         self.stored -= count
         if count == 2:  # a message a little over one packet (1200 octets): the usual case
-            whole = fragments[0] + fragments[1]
+            # (join, not +: the fast path may have kept fragments as views of packets)
+            whole = b"".join((fragments[0], fragments[1]))
         else:
             whole = b"".join([fragments[i] for i in range(count)])
         self._complete(stream_id, unordered, seq, partial.ppid, whole)

@@ -64,7 +64,9 @@ class SentChunk:
     tsn: int
     unwrapped: int
     message: OutgoingMessage
-    data: bytes
+    # its user data: a slice of the message's, or a view of it (the association's
+    # send loop cuts views, so a fragment's octets are copied once, into its packet)
+    data: bytes | memoryview
     beginning: bool
     ending: bool
     fsn: int
@@ -555,7 +557,11 @@ class RetransmitQueue:
         now: float,
     ) -> SackOutcome:
         outcome = SackOutcome()
-        cum = self.cumulative_unwrapped + diff32(cumulative_tsn, self.cumulative_tsn)
+        # diff32(cumulative_tsn, self.cumulative_tsn), inline (once per SACK)
+        distance = (cumulative_tsn - self.cumulative_unwrapped) & 0xFFFFFFFF
+        if distance >= 0x80000000:
+            distance -= 0x100000000
+        cum = self.cumulative_unwrapped + distance
         if cum < self.cumulative_unwrapped:
             outcome.stale = True  # overtaken by a newer SACK (reordering)
             outcome.accepted = False
@@ -603,30 +609,31 @@ class RetransmitQueue:
         # Gap ack blocks, relative to the cumulative TSN. Valid blocks are merged
         # first so that each TSN is looked at once, however the blocks overlap.
         valid: list[tuple[int, int]] = []
-        for index, (start, end) in enumerate(gap_blocks):  # none while nothing is lost
-            if index >= MAX_GAP_BLOCKS_PROCESSED:
-                outcome.invalid_gap_blocks += len(gap_blocks) - index
-                break
-            if not 1 <= start <= end or cum + end >= self.next_unwrapped:
-                outcome.invalid_gap_blocks += 1
-                continue
-            valid.append((start, end))
-        if len(valid) > 1:
-            valid.sort()
-        done = cum  # highest TSN already walked
-        for start, end in valid:
-            for tsn in range(max(cum + start, done + 1), cum + end + 1):
-                chunk = self.chunks.get(tsn)
-                if chunk is None or chunk.acked:
+        if gap_blocks:  # none while nothing is lost
+            for index, (start, end) in enumerate(gap_blocks):
+                if index >= MAX_GAP_BLOCKS_PROCESSED:
+                    outcome.invalid_gap_blocks += len(gap_blocks) - index
+                    break
+                if not 1 <= start <= end or cum + end >= self.next_unwrapped:
+                    outcome.invalid_gap_blocks += 1
                     continue
-                chunk.acked = True
-                if not chunk.abandoned:
-                    outcome.bytes_acked += chunk.size
-                    highest_newly_acked = max(highest_newly_acked, tsn)
-                    if chunk.transmissions == 1:
-                        rtt_chunk = chunk  # ascending: the newest measurement wins
-                self._leave(chunk)
-            done = max(done, cum + end)
+                valid.append((start, end))
+            if len(valid) > 1:
+                valid.sort()
+            done = cum  # highest TSN already walked
+            for start, end in valid:
+                for tsn in range(max(cum + start, done + 1), cum + end + 1):
+                    chunk = self.chunks.get(tsn)
+                    if chunk is None or chunk.acked:
+                        continue
+                    chunk.acked = True
+                    if not chunk.abandoned:
+                        outcome.bytes_acked += chunk.size
+                        highest_newly_acked = max(highest_newly_acked, tsn)
+                        if chunk.transmissions == 1:
+                            rtt_chunk = chunk  # ascending: the newest measurement wins
+                    self._leave(chunk)
+                done = max(done, cum + end)
         if (
             rtt_chunk is not None
             and rtt_chunk.transmissions == 1
