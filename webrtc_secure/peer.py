@@ -1129,6 +1129,10 @@ class SecurePeer(SnapshotDispatch):
             send_many=self._dtls.send_many,
         )
         self._sctp_closed = asyncio.get_running_loop().create_future()
+        # DTLS application data is SCTP from now on (RFC 8261; _on_application_data
+        # would only forward it): one call fewer per record, and _sctp is never
+        # unset again
+        self._dtls.on_data = self._sctp.datagram_received
         # the transport's clock (the loop's time, bound) and its service, with no
         # frame of ours in between: both are called for every message sent
         self._channels.attach(
@@ -1231,6 +1235,7 @@ class SecurePeer(SnapshotDispatch):
         self._dtls = DtlsTransport(
             connection,
             self._send_datagram,
+            send_batch=self._send_datagrams,
             on_data=self._on_application_data,
             on_closed=self._on_dtls_closed,
             on_handshake=self._on_handshake_complete,
@@ -1317,13 +1322,47 @@ class SecurePeer(SnapshotDispatch):
 
     def _send_datagram(self, data: bytes) -> None:
         # best effort, as UDP: a datagram with no path (not yet, or no longer) is dropped
-        # (send_rtp has its own copy of these lines)
-        sendto = self._sendto
-        if sendto is not None:
+        # (send_rtp has its own copy of these lines); the ICE transport's send fast
+        # path called directly, as send_rtp does
+        path = self._send_path
+        if path is not None:
+            path[0](data, path[1])
+        else:
+            sendto = self._sendto
+            if sendto is None:
+                return
             sendto(data)
-            stats = self._stats
-            stats.datagrams_out += 1
-            stats.bytes_out += len(data)
+        stats = self._stats
+        stats.datagrams_out += 1
+        stats.bytes_out += len(data)
+
+    def _send_datagrams(self, datagrams: list[bytes]) -> None:
+        """:meth:`_send_datagram` for each of ``datagrams``, in order (the DTLS
+        transport's ``send_batch``: the records of one flush, e.g. a flush of SCTP
+        packets). With the ICE send fast path, the socket's ``sendto`` is called
+        straight from here and the counters move once per batch; a datagram the
+        socket refuses (OSError) is logged as the DTLS transport logs it, not
+        counted, and the rest still go."""
+        path = self._send_path
+        if path is None:
+            for datagram in datagrams:
+                try:
+                    self._send_datagram(datagram)
+                except OSError as exc:  # as DtlsTransport's own loop
+                    logger.warning("DTLS send failed: %s", exc)
+            return
+        sendto, remote = path
+        stats = self._stats
+        # counted up front (sum and len run in C) and taken back for a refusal
+        stats.datagrams_out += len(datagrams)
+        stats.bytes_out += sum(map(len, datagrams))
+        for datagram in datagrams:
+            try:
+                sendto(datagram, remote)
+            except OSError as exc:
+                logger.warning("DTLS send failed: %s", exc)
+                stats.datagrams_out -= 1
+                stats.bytes_out -= len(datagram)
 
     def _udp_sendto(self, data: bytes) -> None:
         transport = self._transport
@@ -1399,9 +1438,9 @@ class SecurePeer(SnapshotDispatch):
     def _ice_datagram_received(self, data: bytes, addr: Any) -> None:
         """What ICE's receive fast path puts on the nominated pair's socket (see
         :meth:`_ice_receiver`): the checks of the transport's wrapper, made here, then
-        SRTP straight through (the same lines as :meth:`_datagram_received`'s; a call
-        between them would cost what this method saves) and everything else to
-        :meth:`_datagram_received`."""
+        SRTP, and DTLS once its transport exists, straight through (the same lines as
+        :meth:`_datagram_received`'s; a call between them would cost what this method
+        saves) and everything else to :meth:`_datagram_received`."""
         # STUN (RFC 7983: first octet 0..3) and anything empty to the socket's gate
         # (aioice, consent); the rest only from the pair's remote address (this socket
         # is its local half of the 5-tuple)
@@ -1412,7 +1451,8 @@ class SecurePeer(SnapshotDispatch):
             self._ice_dropped["unexpected_source"] += 1  # type: ignore[index]
             return
         try:
-            if len(data) > 1 and 127 < data[0] < 192 and not 64 <= data[1] & 0x7F <= 95:
+            first = data[0]
+            if 127 < first < 192 and len(data) > 1 and not 64 <= data[1] & 0x7F <= 95:
                 remote = self._srtp_in
                 if remote is not None:
                     try:
@@ -1434,6 +1474,16 @@ class SecurePeer(SnapshotDispatch):
                             continue
                         if result is not None:
                             self._emit_run(Returning(result), (), {})
+                    return
+            elif 19 < first < 64:
+                # DTLS (RFC 7983: 20..63), the rest of _datagram_received's lines
+                # for it: one datagram per SCTP packet once the data channel runs
+                dtls = self._dtls
+                if dtls is not None:
+                    stats = self._stats
+                    stats.datagrams_in += 1
+                    stats.bytes_in += len(data)
+                    dtls.datagram_received(data)
                     return
             self._datagram_received(data, addr)
         except Exception:
