@@ -92,6 +92,7 @@ from webrtc_secure.stats import (
     dtls_cipher_name,
 )
 from webrtc_secure.trace import Trace
+from webrtc_secure.udp_gso import SegmentSender
 
 logger = logging.getLogger(__name__)
 
@@ -287,6 +288,7 @@ class SecurePeer(SnapshotDispatch):
         "_rtcp_handlers",
         "_rtp_handlers",
         "_rtp_room",
+        "_segments",
         "_send_path",
         "_sendto",
         "_srtp_in",
@@ -340,6 +342,9 @@ class SecurePeer(SnapshotDispatch):
         #: remote address, ice.IceDatagramTransport.send_path), or None: send_rtp
         #: then goes through _sendto
         self._send_path: ice.SendPath | None = None
+        #: beside the send fast path's socket, the DTLS flushes' runs of datagrams in
+        #: one system call each (Linux's UDP segmentation offload), or None
+        self._segments: SegmentSender | None = None
         #: where _send_datagram hands a datagram: the ICE transport's sendto, or
         #: _udp_sendto; None until the path is known and from its loss on
         self._sendto: Callable[[bytes], None] | None = None
@@ -1213,7 +1218,21 @@ class SecurePeer(SnapshotDispatch):
             self._transport.send_path(self._set_send_path)
 
     def _set_send_path(self, path: ice.SendPath | None) -> None:
-        self._send_path = path if self._sendto is not None else None
+        path = self._send_path = path if self._sendto is not None else None
+        segments = self._segments
+        if segments is not None:
+            self._segments = None
+            segments.close()
+        if path is not None:
+            self._segments = SegmentSender.for_path(*path)
+
+    def _drop_send_path(self) -> None:
+        """No send path any more (the transport is gone or closing)."""
+        self._sendto = self._send_path = None
+        segments = self._segments
+        if segments is not None:
+            self._segments = None
+            segments.close()
 
     async def _handshake(self, is_client: bool, remote: SessionDescription) -> None:
         connection = DtlsConnection(
@@ -1340,9 +1359,10 @@ class SecurePeer(SnapshotDispatch):
         """:meth:`_send_datagram` for each of ``datagrams``, in order (the DTLS
         transport's ``send_batch``: the records of one flush, e.g. a flush of SCTP
         packets). With the ICE send fast path, the socket's ``sendto`` is called
-        straight from here and the counters move once per batch; a datagram the
-        socket refuses (OSError) is logged as the DTLS transport logs it, not
-        counted, and the rest still go."""
+        straight from here (or, for runs of datagrams of one length, the segmentation
+        offload sends each run in one system call: :mod:`webrtc_secure.udp_gso`) and
+        the counters move once per batch; a datagram the socket refuses (OSError) is
+        logged as the DTLS transport logs it, not counted, and the rest still go."""
         path = self._send_path
         if path is None:
             for datagram in datagrams:
@@ -1351,18 +1371,27 @@ class SecurePeer(SnapshotDispatch):
                 except OSError as exc:  # as DtlsTransport's own loop
                     logger.warning("DTLS send failed: %s", exc)
             return
-        sendto, remote = path
         stats = self._stats
         # counted up front (sum and len run in C) and taken back for a refusal
         stats.datagrams_out += len(datagrams)
         stats.bytes_out += sum(map(len, datagrams))
+        segments = self._segments
+        if segments is not None and len(datagrams) > 1:
+            segments.send(datagrams, self._send_refused)
+            return
+        sendto, remote = path
         for datagram in datagrams:
             try:
                 sendto(datagram, remote)
             except OSError as exc:
-                logger.warning("DTLS send failed: %s", exc)
-                stats.datagrams_out -= 1
-                stats.bytes_out -= len(datagram)
+                self._send_refused(datagram, exc)
+
+    def _send_refused(self, datagram: bytes, exc: OSError) -> None:
+        """A datagram of a batch the socket refused: logged, and not counted."""
+        logger.warning("DTLS send failed: %s", exc)
+        stats = self._stats
+        stats.datagrams_out -= 1
+        stats.bytes_out -= len(datagram)
 
     def _udp_sendto(self, data: bytes) -> None:
         transport = self._transport
@@ -1585,7 +1614,7 @@ class SecurePeer(SnapshotDispatch):
         )
 
     def _transport_lost(self, exc: Exception | None) -> None:
-        self._sendto = self._send_path = None
+        self._drop_send_path()
         if self._closing or self._state in (PeerState.CLOSED, PeerState.FAILED):
             return
         logger.info("transport lost: %s", exc)
@@ -1649,7 +1678,8 @@ class SecurePeer(SnapshotDispatch):
         if self._sctp is not None:
             self._sctp.abort(None)
         self._channels.association_closed(None)  # channels never started close too
-        self._srtp = self._sendto = self._send_path = self._srtp_out = self._srtp_in = None
+        self._srtp = self._srtp_out = self._srtp_in = None
+        self._drop_send_path()
         if self._transport is not None:
             self._transport.close()
         if self._ice is not None:
