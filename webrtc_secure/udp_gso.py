@@ -112,6 +112,19 @@ class SegmentSender:
         ``sendto``. An OSError that ``sendto`` raises for a datagram is given to
         ``refused`` with that datagram, and the rest still go."""
         count = len(datagrams)
+        size = len(datagrams[0]) if count else 0
+        if 1 < count <= MAX_SEGMENTS and size > 0 and size * count <= MAX_RUN_OCTETS:
+            # the common flush, one run (full packets, the last perhaps shorter),
+            # told by C-level counts instead of the loop below
+            lengths = list(map(len, datagrams))
+            same = lengths.count(size)
+            if (
+                (same == count or (same == count - 1 and lengths[-1] < size))
+                and self.enabled
+                and not self._buffered()
+                and self._send_run(datagrams, size)
+            ):
+                return
         start = 0
         while start < count:
             size = len(datagrams[start])
