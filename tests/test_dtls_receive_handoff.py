@@ -206,7 +206,7 @@ def _scenario(
     """Handshake, data both ways, (DTLS 1.3) a KeyUpdate whose ACK is held while data
     arrives on the fast path, its timer firing, the ACK, then close; the timer log of
     the client's side and what it was at each step. ``send_batch``: the transports
-    hand each flush's datagrams to the wire in one call (as SecurePeer's do)."""
+    hand send_many's records to the wire in one call (as SecurePeer's do)."""
 
     async def go() -> dict[str, Any]:
         loop = _FakeLoop()

@@ -162,7 +162,7 @@ def test_transport_send_many_is_the_queued_path(version: str) -> None:
 
 @pytest.mark.parametrize("version", ["1.3", "1.2"])
 def test_transport_send_batch_is_one_send_at_a_time(version: str) -> None:
-    """The same scenario with the transports' datagrams handed over a flush at a time
+    """The same scenario with send_many's records handed over in one call
     (send_batch) and one at a time (send): the same data, the same timer log."""
     assert _scenario(DtlsTransport, version, send_batch=True) == _scenario(
         DtlsTransport, version

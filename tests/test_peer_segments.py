@@ -1,8 +1,9 @@
 """SecurePeer sends a DTLS flush's runs of datagrams with the UDP segmentation offload
 (webrtc_secure.udp_gso) beside ICE's send fast path: a data channel stream arrives
 whole and in order with it, as without it, and the peer counts the same datagrams and
-octets as the DTLS connection sent; the sender follows the send path (a new path, a
-new sender; no path, none) and closes its descriptor with the peer.
+octets as the DTLS connection sent; the sender comes with the first flush of several
+datagrams (a peer that sends none keeps no descriptor for it), follows the send path
+(a new path, a new sender; no path, none) and closes its descriptor with the peer.
 """
 
 from __future__ import annotations
@@ -63,12 +64,12 @@ async def test_a_stream_with_and_without_the_offload(
     pair: tuple[SecurePeer, SecurePeer, DataChannel, DataChannel],
 ) -> None:
     a, _b, channel, theirs = pair
-    segments = a._segments
-    assert segments is not None and segments.enabled
     assert a._dtls is not None
     dtls_sent = a._dtls.connection.stats.datagrams_sent
     before = a.stats()
     await _stream(channel, theirs, 1)
+    segments = a._segments
+    assert segments is not None and segments.enabled
     assert segments.runs > 0  # flushes of full packets went in one system call each
     after = a.stats()
     # what the peer counts as sent is what DTLS handed it: nothing lost or doubled
@@ -88,16 +89,23 @@ async def test_the_sender_follows_the_send_path(
 ) -> None:
     a, _b, _channel, _theirs = pair
     path = a._send_path
-    first = a._segments
-    assert path is not None and first is not None
-    a._set_send_path(path)  # a (re)bound pair: a new sender, the old one closed
-    second = a._segments
-    assert second is not None and second is not first
+    assert path is not None
+    # the handshake and the channel's opening sent no flush of several datagrams
+    assert a._segments is None and a._segments_due
+    a._send_datagrams([])  # none: nothing made
+    assert a._segments is None and a._segments_due
+    first = a._make_segments()
+    assert first is not None and a._segments is first and not a._segments_due
+    a._set_send_path(path)  # a (re)bound pair: the old sender closed, a new one due
+    assert a._segments is None and a._segments_due
     assert not first.enabled and first._socket is None
+    second = a._make_segments()
+    assert second is not None and second is not first
     a._set_send_path(None)
-    assert a._segments is None and not second.enabled
+    assert a._segments is None and not a._segments_due and not second.enabled
+    assert a._make_segments() is None  # no path: none
     a._set_send_path(path)
-    third = a._segments
+    third = a._make_segments()
     assert third is not None
     await a.close()
-    assert a._segments is None and third._socket is None
+    assert a._segments is None and third._socket is None and not a._segments_due

@@ -4,7 +4,7 @@ It owns the one timer the engine asks for (``get_timer``), flushes outgoing data
 through a send callable after every input, and turns engine events into callbacks
 and an awaitable handshake. The transport below (UDP socket, ICE connection) only has
 to call :meth:`datagram_received` and provide ``send`` (and, optionally,
-``send_batch``, which takes all the datagrams of one flush in one call).
+``send_batch``, which takes the records of one :meth:`send_many` in one call).
 """
 
 from __future__ import annotations
@@ -56,9 +56,9 @@ class DtlsTransport:
     ) -> None:
         self.connection = connection
         self._send = send
-        #: the datagrams of one flush in one call, in order, instead of ``send`` for
-        #: each: it puts every one on the wire and handles (logs) a transport error
-        #: on one itself, as the loop over ``send`` here does
+        #: the records of one send_many in one call, in order, instead of ``send``
+        #: for each: it puts every one on the wire and handles (logs) a transport
+        #: error on one itself, as the loop over ``send`` here does
         self._send_batch = send_batch
         self.on_data = on_data
         self.on_closed = on_closed
@@ -188,15 +188,10 @@ class DtlsTransport:
             self._reschedule()
 
     def _flush(self) -> None:
-        datagrams = self.connection.datagrams_to_send(self._loop.time())
-        if not datagrams:
-            return
-        batch = self._send_batch
-        if batch is not None:
-            batch(datagrams)
-            return
+        # (one send each: the handshake's flights, alerts, ACKs, records queued behind
+        # them; send_batch is for send_many's records, the data's own flushes)
         send = self._send
-        for datagram in datagrams:
+        for datagram in self.connection.datagrams_to_send(self._loop.time()):
             try:
                 send(datagram)
             except OSError as exc:  # a transport error must not kill the engine

@@ -289,6 +289,7 @@ class SecurePeer(SnapshotDispatch):
         "_rtp_handlers",
         "_rtp_room",
         "_segments",
+        "_segments_due",
         "_send_path",
         "_sendto",
         "_srtp_in",
@@ -343,8 +344,12 @@ class SecurePeer(SnapshotDispatch):
         #: then goes through _sendto
         self._send_path: ice.SendPath | None = None
         #: beside the send fast path's socket, the DTLS flushes' runs of datagrams in
-        #: one system call each (Linux's UDP segmentation offload), or None
+        #: one system call each (Linux's UDP segmentation offload), or None; made on
+        #: the first flush of two or more datagrams over a path (it holds a file
+        #: descriptor of its own: a peer that never sends such a flush, e.g. media
+        #: only, keeps none), while _segments_due says one may be made
         self._segments: SegmentSender | None = None
+        self._segments_due = False
         #: where _send_datagram hands a datagram: the ICE transport's sendto, or
         #: _udp_sendto; None until the path is known and from its loss on
         self._sendto: Callable[[bytes], None] | None = None
@@ -1219,20 +1224,30 @@ class SecurePeer(SnapshotDispatch):
 
     def _set_send_path(self, path: ice.SendPath | None) -> None:
         path = self._send_path = path if self._sendto is not None else None
-        segments = self._segments
-        if segments is not None:
-            self._segments = None
-            segments.close()
-        if path is not None:
-            self._segments = SegmentSender.for_path(*path)
+        self._drop_segments()
+        # a sender for the new path comes with its first flush of several datagrams
+        self._segments_due = path is not None
 
     def _drop_send_path(self) -> None:
         """No send path any more (the transport is gone or closing)."""
         self._sendto = self._send_path = None
+        self._drop_segments()
+
+    def _drop_segments(self) -> None:
+        self._segments_due = False
         segments = self._segments
         if segments is not None:
             self._segments = None
             segments.close()
+
+    def _make_segments(self) -> SegmentSender | None:
+        """The segmentation sender for the send path (once per path: None when its
+        transport has no UDP socket to use, or off this platform)."""
+        self._segments_due = False
+        path = self._send_path
+        if path is not None:
+            self._segments = SegmentSender.for_path(*path)
+        return self._segments
 
     async def _handshake(self, is_client: bool, remote: SessionDescription) -> None:
         connection = DtlsConnection(
@@ -1375,10 +1390,13 @@ class SecurePeer(SnapshotDispatch):
         # counted up front (sum and len run in C) and taken back for a refusal
         stats.datagrams_out += len(datagrams)
         stats.bytes_out += sum(map(len, datagrams))
-        segments = self._segments
-        if segments is not None and len(datagrams) > 1:
-            segments.send(datagrams, self._send_refused)
-            return
+        if len(datagrams) > 1:
+            segments = self._segments
+            if segments is None and self._segments_due:
+                segments = self._make_segments()
+            if segments is not None:
+                segments.send(datagrams, self._send_refused)
+                return
         sendto, remote = path
         for datagram in datagrams:
             try:
