@@ -200,10 +200,13 @@ class _GeneralTransport(DtlsTransport):
         self._service()
 
 
-def _scenario(transport_class: type[DtlsTransport], version: str = "1.3") -> dict[str, Any]:
+def _scenario(
+    transport_class: type[DtlsTransport], version: str = "1.3", *, send_batch: bool = False
+) -> dict[str, Any]:
     """Handshake, data both ways, (DTLS 1.3) a KeyUpdate whose ACK is held while data
     arrives on the fast path, its timer firing, the ACK, then close; the timer log of
-    the client's side and what it was at each step."""
+    the client's side and what it was at each step. ``send_batch``: the transports
+    hand send_many's records to the wire in one call (as SecurePeer's do)."""
 
     async def go() -> dict[str, Any]:
         loop = _FakeLoop()
@@ -215,6 +218,7 @@ def _scenario(transport_class: type[DtlsTransport], version: str = "1.3") -> dic
             ),
             wires["b"].append,  # a's datagrams go to b
             on_data=got["a"].append,
+            send_batch=wires["b"].extend if send_batch else None,
         )
         b = transport_class(
             DtlsConnection(
@@ -226,6 +230,7 @@ def _scenario(transport_class: type[DtlsTransport], version: str = "1.3") -> dic
             ),
             wires["a"].append,
             on_data=got["b"].append,
+            send_batch=wires["a"].extend if send_batch else None,
         )
         a._loop = b._loop = loop  # type: ignore[assignment]
         steps: list[tuple[str, bool, float | None]] = []

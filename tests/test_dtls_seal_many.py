@@ -119,6 +119,7 @@ def test_a_key_at_its_usage_limit_is_refused_as_by_send_many(threshold_above: bo
         wire: list[bytes] = []
         transport = DtlsTransport.__new__(DtlsTransport)
         transport.connection, transport._send = client, wire.append
+        transport._send_batch = None
         transport._timer = None
         transport._closed = False
 
@@ -157,6 +158,15 @@ def test_transport_send_many_is_the_queued_path(version: str) -> None:
     whose ACK is held while data flows, its timer, close): the same data delivered and
     the same timer log with and without seal_many."""
     assert _scenario(DtlsTransport, version) == _scenario(_QueuedSendTransport, version)
+
+
+@pytest.mark.parametrize("version", ["1.3", "1.2"])
+def test_transport_send_batch_is_one_send_at_a_time(version: str) -> None:
+    """The same scenario with send_many's records handed over in one call
+    (send_batch) and one at a time (send): the same data, the same timer log."""
+    assert _scenario(DtlsTransport, version, send_batch=True) == _scenario(
+        DtlsTransport, version
+    )
 
 
 def test_closed_connections_refuse_the_batch() -> None:

@@ -31,11 +31,16 @@ class Wire:
     """Watches one peer: the SCTP packets it sends (before DTLS protects them) and
     whether a datagram is being handled at the time."""
 
-    def __init__(self, peer: SecurePeer) -> None:
+    def __init__(self, peer: SecurePeer, use_ice: bool) -> None:
         self.peer = peer
-        self.receiving = 0  # > 0 while peer._datagram_received runs
+        self.receiving = 0  # > 0 while the peer's datagram handler runs
         self.log: list[tuple[str, Any]] = []
-        received = peer._datagram_received
+        # over ICE the nominated pair's socket calls peer._ice_datagram_received
+        # (taken from the peer when ICE hooks the socket, after this), which hands
+        # DTLS to the DTLS transport itself; plain UDP's protocol calls
+        # peer._datagram_received
+        name = "_ice_datagram_received" if use_ice else "_datagram_received"
+        received = getattr(peer, name)
 
         def datagram_received(data: bytes, addr: Any = None) -> None:
             self.receiving += 1
@@ -46,8 +51,8 @@ class Wire:
                 self.receiving -= 1
                 self.log.append(("datagram done", None))
 
-        # the protocol calls peer._datagram_received for every datagram
-        peer._datagram_received = datagram_received  # type: ignore[method-assign]
+        # called for every datagram (an instance attribute over the method)
+        setattr(peer, name, datagram_received)
 
     def watch_sctp(self) -> None:
         sctp = self.peer._sctp
@@ -83,7 +88,7 @@ async def _open_pair(
 ) -> tuple[SecurePeer, SecurePeer, DataChannel, DataChannel, Wire, Wire]:
     a = SecurePeer(host_addresses=HOST, use_ice=use_ice)
     b = SecurePeer(host_addresses=HOST, use_ice=use_ice)
-    wire_a, wire_b = Wire(a), Wire(b)
+    wire_a, wire_b = Wire(a, use_ice), Wire(b, use_ice)
     remote: asyncio.Future[DataChannel] = asyncio.get_running_loop().create_future()
     b.on("datachannel", lambda channel: remote.done() or remote.set_result(channel))
     channel = a.create_data_channel("rtt")

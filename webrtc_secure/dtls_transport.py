@@ -3,7 +3,8 @@
 It owns the one timer the engine asks for (``get_timer``), flushes outgoing datagrams
 through a send callable after every input, and turns engine events into callbacks
 and an awaitable handshake. The transport below (UDP socket, ICE connection) only has
-to call :meth:`datagram_received` and provide ``send``.
+to call :meth:`datagram_received` and provide ``send`` (and, optionally,
+``send_batch``, which takes the records of one :meth:`send_many` in one call).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class DtlsTransport:
         "_handshake_done",
         "_loop",
         "_send",
+        "_send_batch",
         "_timer",
         "connection",
         "on_closed",
@@ -50,9 +52,14 @@ class DtlsTransport:
         on_data: Callable[[bytes], None] | None = None,
         on_closed: Callable[[WebrtcSecureError | None], None] | None = None,
         on_handshake: Callable[[], None] | None = None,
+        send_batch: Callable[[list[bytes]], None] | None = None,
     ) -> None:
         self.connection = connection
         self._send = send
+        #: the records of one send_many in one call, in order, instead of ``send``
+        #: for each: it puts every one on the wire and handles (logs) a transport
+        #: error on one itself, as the loop over ``send`` here does
+        self._send_batch = send_batch
         self.on_data = on_data
         self.on_closed = on_closed
         self.on_handshake = on_handshake
@@ -81,8 +88,7 @@ class DtlsTransport:
         if self._closed:
             return
         connection = self.connection
-        now = self._loop.time()
-        content = connection.receive_application_data(data, now)
+        content = connection.receive_application_data(data, self._loop.time())
         if content is not None:
             # the connected fast path (once per record): the record's content, and
             # nothing queued (no datagram, no event, no timer changed) to ask about
@@ -120,6 +126,10 @@ class DtlsTransport:
             refused = self.connection.send_many(datagrams)
             self._sent()
             return refused
+        batch = self._send_batch
+        if batch is not None:
+            batch(records)
+            return 0
         send = self._send
         for record in records:
             try:
@@ -178,6 +188,8 @@ class DtlsTransport:
             self._reschedule()
 
     def _flush(self) -> None:
+        # (one send each: the handshake's flights, alerts, ACKs, records queued behind
+        # them; send_batch is for send_many's records, the data's own flushes)
         send = self._send
         for datagram in self.connection.datagrams_to_send(self._loop.time()):
             try:

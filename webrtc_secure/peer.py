@@ -92,6 +92,7 @@ from webrtc_secure.stats import (
     dtls_cipher_name,
 )
 from webrtc_secure.trace import Trace
+from webrtc_secure.udp_gso import SegmentSender
 
 logger = logging.getLogger(__name__)
 
@@ -287,6 +288,8 @@ class SecurePeer(SnapshotDispatch):
         "_rtcp_handlers",
         "_rtp_handlers",
         "_rtp_room",
+        "_segments",
+        "_segments_due",
         "_send_path",
         "_sendto",
         "_srtp_in",
@@ -340,6 +343,13 @@ class SecurePeer(SnapshotDispatch):
         #: remote address, ice.IceDatagramTransport.send_path), or None: send_rtp
         #: then goes through _sendto
         self._send_path: ice.SendPath | None = None
+        #: beside the send fast path's socket, the DTLS flushes' runs of datagrams in
+        #: one system call each (Linux's UDP segmentation offload), or None; made on
+        #: the first flush of two or more datagrams over a path (it holds a file
+        #: descriptor of its own: a peer that never sends such a flush, e.g. media
+        #: only, keeps none), while _segments_due says one may be made
+        self._segments: SegmentSender | None = None
+        self._segments_due = False
         #: where _send_datagram hands a datagram: the ICE transport's sendto, or
         #: _udp_sendto; None until the path is known and from its loss on
         self._sendto: Callable[[bytes], None] | None = None
@@ -1129,6 +1139,10 @@ class SecurePeer(SnapshotDispatch):
             send_many=self._dtls.send_many,
         )
         self._sctp_closed = asyncio.get_running_loop().create_future()
+        # DTLS application data is SCTP from now on (RFC 8261; _on_application_data
+        # would only forward it): one call fewer per record, and _sctp is never
+        # unset again
+        self._dtls.on_data = self._sctp.datagram_received
         # the transport's clock (the loop's time, bound) and its service, with no
         # frame of ours in between: both are called for every message sent
         self._channels.attach(
@@ -1209,7 +1223,31 @@ class SecurePeer(SnapshotDispatch):
             self._transport.send_path(self._set_send_path)
 
     def _set_send_path(self, path: ice.SendPath | None) -> None:
-        self._send_path = path if self._sendto is not None else None
+        path = self._send_path = path if self._sendto is not None else None
+        self._drop_segments()
+        # a sender for the new path comes with its first flush of several datagrams
+        self._segments_due = path is not None
+
+    def _drop_send_path(self) -> None:
+        """No send path any more (the transport is gone or closing)."""
+        self._sendto = self._send_path = None
+        self._drop_segments()
+
+    def _drop_segments(self) -> None:
+        self._segments_due = False
+        segments = self._segments
+        if segments is not None:
+            self._segments = None
+            segments.close()
+
+    def _make_segments(self) -> SegmentSender | None:
+        """The segmentation sender for the send path (once per path: None when its
+        transport has no UDP socket to use, or off this platform)."""
+        self._segments_due = False
+        path = self._send_path
+        if path is not None:
+            self._segments = SegmentSender.for_path(*path)
+        return self._segments
 
     async def _handshake(self, is_client: bool, remote: SessionDescription) -> None:
         connection = DtlsConnection(
@@ -1231,6 +1269,7 @@ class SecurePeer(SnapshotDispatch):
         self._dtls = DtlsTransport(
             connection,
             self._send_datagram,
+            send_batch=self._send_datagrams,
             on_data=self._on_application_data,
             on_closed=self._on_dtls_closed,
             on_handshake=self._on_handshake_complete,
@@ -1317,13 +1356,60 @@ class SecurePeer(SnapshotDispatch):
 
     def _send_datagram(self, data: bytes) -> None:
         # best effort, as UDP: a datagram with no path (not yet, or no longer) is dropped
-        # (send_rtp has its own copy of these lines)
-        sendto = self._sendto
-        if sendto is not None:
+        # (send_rtp has its own copy of these lines); the ICE transport's send fast
+        # path called directly, as send_rtp does
+        path = self._send_path
+        if path is not None:
+            path[0](data, path[1])
+        else:
+            sendto = self._sendto
+            if sendto is None:
+                return
             sendto(data)
-            stats = self._stats
-            stats.datagrams_out += 1
-            stats.bytes_out += len(data)
+        stats = self._stats
+        stats.datagrams_out += 1
+        stats.bytes_out += len(data)
+
+    def _send_datagrams(self, datagrams: list[bytes]) -> None:
+        """:meth:`_send_datagram` for each of ``datagrams``, in order (the DTLS
+        transport's ``send_batch``: the records of one flush, e.g. a flush of SCTP
+        packets). With the ICE send fast path, the socket's ``sendto`` is called
+        straight from here (or, for runs of datagrams of one length, the segmentation
+        offload sends each run in one system call: :mod:`webrtc_secure.udp_gso`) and
+        the counters move once per batch; a datagram the socket refuses (OSError) is
+        logged as the DTLS transport logs it, not counted, and the rest still go."""
+        path = self._send_path
+        if path is None:
+            for datagram in datagrams:
+                try:
+                    self._send_datagram(datagram)
+                except OSError as exc:  # as DtlsTransport's own loop
+                    logger.warning("DTLS send failed: %s", exc)
+            return
+        stats = self._stats
+        # counted up front (sum and len run in C) and taken back for a refusal
+        stats.datagrams_out += len(datagrams)
+        stats.bytes_out += sum(map(len, datagrams))
+        if len(datagrams) > 1:
+            segments = self._segments
+            if segments is None and self._segments_due:
+                segments = self._make_segments()
+            if segments is not None:
+                segments.send(datagrams, self._send_refused)
+                return
+        sendto, remote = path
+        for datagram in datagrams:
+            try:
+                sendto(datagram, remote)
+            except OSError as exc:
+                self._send_refused(datagram, exc)
+
+    def _send_refused(self, datagram: bytes, exc: OSError) -> None:
+        """A datagram of a batch the socket refused: logged, and not counted."""
+        logger.warning("DTLS send failed: %s", exc)
+        stats = self._stats
+        stats.datagrams_out -= 1
+        stats.bytes_out -= len(datagram)
 
     def _udp_sendto(self, data: bytes) -> None:
         transport = self._transport
@@ -1399,9 +1485,9 @@ class SecurePeer(SnapshotDispatch):
     def _ice_datagram_received(self, data: bytes, addr: Any) -> None:
         """What ICE's receive fast path puts on the nominated pair's socket (see
         :meth:`_ice_receiver`): the checks of the transport's wrapper, made here, then
-        SRTP straight through (the same lines as :meth:`_datagram_received`'s; a call
-        between them would cost what this method saves) and everything else to
-        :meth:`_datagram_received`."""
+        SRTP, and DTLS once its transport exists, straight through (the same lines as
+        :meth:`_datagram_received`'s; a call between them would cost what this method
+        saves) and everything else to :meth:`_datagram_received`."""
         # STUN (RFC 7983: first octet 0..3) and anything empty to the socket's gate
         # (aioice, consent); the rest only from the pair's remote address (this socket
         # is its local half of the 5-tuple)
@@ -1412,7 +1498,8 @@ class SecurePeer(SnapshotDispatch):
             self._ice_dropped["unexpected_source"] += 1  # type: ignore[index]
             return
         try:
-            if len(data) > 1 and 127 < data[0] < 192 and not 64 <= data[1] & 0x7F <= 95:
+            first = data[0]
+            if 127 < first < 192 and len(data) > 1 and not 64 <= data[1] & 0x7F <= 95:
                 remote = self._srtp_in
                 if remote is not None:
                     try:
@@ -1434,6 +1521,16 @@ class SecurePeer(SnapshotDispatch):
                             continue
                         if result is not None:
                             self._emit_run(Returning(result), (), {})
+                    return
+            elif 19 < first < 64:
+                # DTLS (RFC 7983: 20..63), the rest of _datagram_received's lines
+                # for it: one datagram per SCTP packet once the data channel runs
+                dtls = self._dtls
+                if dtls is not None:
+                    stats = self._stats
+                    stats.datagrams_in += 1
+                    stats.bytes_in += len(data)
+                    dtls.datagram_received(data)
                     return
             self._datagram_received(data, addr)
         except Exception:
@@ -1535,7 +1632,7 @@ class SecurePeer(SnapshotDispatch):
         )
 
     def _transport_lost(self, exc: Exception | None) -> None:
-        self._sendto = self._send_path = None
+        self._drop_send_path()
         if self._closing or self._state in (PeerState.CLOSED, PeerState.FAILED):
             return
         logger.info("transport lost: %s", exc)
@@ -1599,7 +1696,8 @@ class SecurePeer(SnapshotDispatch):
         if self._sctp is not None:
             self._sctp.abort(None)
         self._channels.association_closed(None)  # channels never started close too
-        self._srtp = self._sendto = self._send_path = self._srtp_out = self._srtp_in = None
+        self._srtp = self._srtp_out = self._srtp_in = None
+        self._drop_send_path()
         if self._transport is not None:
             self._transport.close()
         if self._ice is not None:

@@ -267,7 +267,16 @@ class DataChannel(SnapshotDispatch):
             )
         # set first: the association may report the buffer low while flushing
         self._user_data_queued = True
-        manager._send(self, ppid, payload or EMPTY_PAYLOAD)
+        if self._reliable_ordered:
+            # ChannelManager._send's first case, inline (once per message): the
+            # association's defaults, given by position
+            association = manager._association
+            assert association is not None and self._id is not None  # open: attached
+            due = association.send(self._id, ppid, payload or EMPTY_PAYLOAD, manager._now())
+            if due is not False:  # False: it waits for the SACK whose flush sends it
+                manager._flush()
+        else:
+            manager._send(self, ppid, payload or EMPTY_PAYLOAD)
         stats = self._stats
         stats.messages_sent += 1
         stats.bytes_sent += size
@@ -593,12 +602,26 @@ class ChannelManager:
         else:
             self.dropped["unknown_ppid"] += 1
             return
-        channel._stats.messages_received += 1
-        channel._stats.bytes_received += len(data)
-        if channel._open_pending:
-            self._call_soon(lambda: channel._deliver_message(value))
-        else:
-            channel._deliver_message(value)
+        stats = channel._stats
+        stats.messages_received += 1
+        stats.bytes_received += len(data)
+        handlers = channel._message_handlers
+        if handlers is None or channel._open_pending:
+            if channel._open_pending:
+                self._call_soon(lambda: channel._deliver_message(value))
+            else:
+                channel._deliver_message(value)  # takes the snapshot (or emits)
+            return
+        # DataChannel._deliver_message's loop, inline (once per message): the same
+        # handlers, errors and awaitables
+        for handler in handlers:
+            try:
+                result = handler(value)
+            except Exception as exc:
+                channel._message_handler_failed(exc)
+                continue
+            if result is not None:
+                channel._emit_run(Returning(result), (), {})
 
     def incoming_streams_reset(self, stream_ids: Sequence[int]) -> None:
         """IncomingStreamsReset: the remote closed these channels; we reset ours too."""
