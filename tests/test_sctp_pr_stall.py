@@ -6,6 +6,19 @@ stay undelivered for good, with nothing outstanding at the sender and no drop co
 and the receiver keeps fragments stored after everything is delivered or abandoned.
 The seeded run below still fails on main d30f65b; it is marked xfail(strict) until the
 FORWARD-TSN / abandon path is fixed (an xpass then fails and asks to drop the mark).
+
+Diagnosis (prfix7, I-DATA seed 5, traced): a's PR message stream 2 MID 6 (70000 octets,
+max_retransmits=0) has fragments FSN 0 and 1 sent and acknowledged, then a later chunk
+needs a retransmission, so RetransmitQueue._abandon gives the message up at offset 2256
+and Outbox.abandon drops its unsent rest. Its sent chunks were already acked, so none of
+them lies between the cumulative TSN and the advanced ack point:
+RetransmitQueue.forward_tsn never names (2, MID 6), and the rest never gets a TSN. b
+keeps FSN 0-1 as a partial for ever and its stream 2 waits at MID 6 with the reliable
+MIDs 7-9 behind it. RFC 3758 3.5 / RFC 8260 2.3.1 need the sender to report the stream
+and SSN/MID of every abandoned message the peer may hold part of; the likely fix (as
+dcSCTP does) gives a message abandoned with an unsent rest one more TSN, an abandoned
+end-fragment placeholder, so the advanced ack point passes it and the (I-)FORWARD-TSN
+lists its stream and sequence number, and the receiver drops the partial.
 """
 
 from __future__ import annotations
