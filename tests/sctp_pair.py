@@ -78,6 +78,31 @@ def make_pair(
     return Pair(assoc_a, assoc_b, sim, Pump(assoc_a, assoc_b, sim))
 
 
+def lossy_pair(seed: int, *, interleaving: bool, zero_checksum: bool) -> Pair:
+    """The seeded lossy link the transfer tests share: 10 % loss, 20 % reordering, 5 %
+    duplicates, 10 ms +- 5 ms each way, both ends with no message size limit."""
+    return make_pair(
+        seed,
+        a=config(
+            seed * 2 + 1,
+            interleaving=interleaving,
+            remote_max_message_size=0,
+            zero_checksum=zero_checksum,
+        ),
+        b=config(
+            seed * 2 + 2,
+            interleaving=interleaving,
+            remote_max_message_size=0,
+            zero_checksum=zero_checksum,
+        ),
+        loss=0.1,
+        reorder=0.2,
+        duplicate=0.05,
+        delay=0.01,
+        jitter=0.005,
+    )
+
+
 def capture(pair: Pair) -> list[tuple[str, bytes]]:
     """Record every datagram put on the link from now on: (direction, bytes)."""
     seen: list[tuple[str, bytes]] = []

@@ -22,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.sctp_pair import Pair, capture, config, healthy, make_pair
+from tests.sctp_pair import Pair, capture, config, healthy, lossy_pair, make_pair
 from tests.test_sctp_association_hostile import _chunks
 from webrtc_secure.sctp.association import Association
 from webrtc_secure.sctp.chunks import (
@@ -84,20 +84,7 @@ def _transfer(
     seed: int, interleaving: bool, fast: bool, zero: bool = True, plain_sack: bool = True
 ) -> tuple[list[tuple[str, bytes]], Pair]:
     """Both ends send mixed sizes through 10 % loss with reordering and duplicates."""
-    pair = make_pair(
-        seed,
-        a=config(
-            seed * 2 + 1, interleaving=interleaving, remote_max_message_size=0, zero_checksum=zero
-        ),
-        b=config(
-            seed * 2 + 2, interleaving=interleaving, remote_max_message_size=0, zero_checksum=zero
-        ),
-        loss=0.1,
-        reorder=0.2,
-        duplicate=0.05,
-        delay=0.01,
-        jitter=0.005,
-    )
+    pair = lossy_pair(seed, interleaving=interleaving, zero_checksum=zero)
     if not fast:
         _general_only(pair.a)
         _general_only(pair.b)

@@ -16,7 +16,7 @@ import random
 
 import pytest
 
-from tests.sctp_pair import Pair, capture, config, healthy, make_pair
+from tests.sctp_pair import Pair, capture, config, healthy, lossy_pair
 from webrtc_secure.sctp.association import Association
 
 
@@ -39,20 +39,7 @@ def _lossy(seed: int, interleaving: bool, zero: bool, partial: bool) -> str:
     """Both ends send mixed sizes (up to 70,000 octets) on three streams through 10 %
     loss with reordering and duplicates; ``partial`` adds PR-SCTP messages (by
     retransmission count and by lifetime)."""
-    pair = make_pair(
-        seed,
-        a=config(
-            seed * 2 + 1, interleaving=interleaving, remote_max_message_size=0, zero_checksum=zero
-        ),
-        b=config(
-            seed * 2 + 2, interleaving=interleaving, remote_max_message_size=0, zero_checksum=zero
-        ),
-        loss=0.1,
-        reorder=0.2,
-        duplicate=0.05,
-        delay=0.01,
-        jitter=0.005,
-    )
+    pair = lossy_pair(seed, interleaving=interleaving, zero_checksum=zero)
     seen = capture(pair)
     assert pair.connect(both=True)
     rng = random.Random(seed)
