@@ -481,11 +481,10 @@ class _Probe:
         if c["min_rwnd"] == float("inf"):
             c["min_rwnd"] = -1
 
-    def host_line(self, name: str, cpu_per_mb: float) -> str:
-        """The host's part of :meth:`line`, for a run of another stack."""
+    def _host_part(self) -> str:
+        """The host's counters (speed, CPU, scheduling, GC), shared by both lines."""
         c = self.c
-        return (f"{name:>6}: {1e3 * cpu_per_mb:5.1f} ms/MB"
-                f" | calib {c['calib_us']:.0f}/{c['calib_end_us']:.0f} us"
+        return (f" | calib {c['calib_us']:.0f}/{c['calib_end_us']:.0f} us"
                 f" (waited {c['host_wait_ms']:.0f} ms)"
                 f" steal {c['steal_pct']:.1f}% others {c['others_cores']:.2f} cores"
                 f" runq {c['runq_ms']:.1f} ms migr {c['migrations']}"
@@ -493,19 +492,16 @@ class _Probe:
                 f" | user {c['user_s']:.3f} sys {c['sys_s']:.3f} minflt {c['minflt']}"
                 f" majflt {c['majflt']} csw {c['vcsw']}/{c['ivcsw']}"
                 f" | gc {c.get('gc0', 0)}/{c.get('gc1', 0)}/{c.get('gc2', 0)}"
-                f" {c.get('gc_ms', 0.0):.1f} ms | udp rcvbuf {c['udp_RcvbufErrors']}")
+                f" {c.get('gc_ms', 0.0):.1f} ms")
+
+    def host_line(self, name: str, cpu_per_mb: float) -> str:
+        """The host's part of :meth:`line`, for a run of another stack."""
+        return (f"{name:>6}: {1e3 * cpu_per_mb:5.1f} ms/MB{self._host_part()}"
+                f" | udp rcvbuf {self.c['udp_RcvbufErrors']}")
 
     def line(self, size: int, cpu_per_mb: float) -> str:
         c = self.c
-        return (f"ours {size:>5} B: {1e3 * cpu_per_mb:5.1f} ms/MB"
-                f" | calib {c['calib_us']:.0f}/{c['calib_end_us']:.0f} us"
-                f" (waited {c['host_wait_ms']:.0f} ms)"
-                f" steal {c['steal_pct']:.1f}% others {c['others_cores']:.2f} cores"
-                f" runq {c['runq_ms']:.1f} ms migr {c['migrations']}"
-                f" | threads {c['threads']} {c['threads_cpu_s']:.2f}/{c['main_cpu_s']:.3f} s"
-                f" | user {c['user_s']:.3f} sys {c['sys_s']:.3f} minflt {c['minflt']}"
-                f" majflt {c['majflt']} csw {c['vcsw']}/{c['ivcsw']}"
-                f" | gc {c['gc0']}/{c['gc1']}/{c['gc2']} {c['gc_ms']:.1f} ms"
+        return (f"ours {size:>5} B: {1e3 * cpu_per_mb:5.1f} ms/MB{self._host_part()}"
                 f" | udp drops sock {c['sock_drops']} rcvbuf {c['udp_RcvbufErrors']}"
                 f" in {c['udp_InErrors']} snd {c['udp_SndbufErrors']}"
                 f" | rtx {c['retransmissions']} fr {c['fast_retransmits']}"
