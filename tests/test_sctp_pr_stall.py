@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.sctp_pair import Pair, config, healthy, make_pair
-from webrtc_secure.sctp.chunks import DataChunk, IDataChunk
+from webrtc_secure.sctp.chunks import ChunkType, DataChunk, IDataChunk
 from webrtc_secure.sctp.packet import parse_packet
+from webrtc_secure.sctp.parameters import SupportedExtensionsParameter
 from webrtc_secure.sctp.rto import RtoEstimator
 from webrtc_secure.sctp.send_queue import Outbox, OutgoingMessage, RetransmitQueue
 
@@ -270,3 +271,47 @@ def test_pr_limits_hold_at_each_loss_rate(
     reordering and duplication, by retransmission count and by lifetime, PR messages
     never go out past their limit and never hold up the reliable ones."""
     _run(seed, interleaving=interleaving, pr_stream=seed == 6, lifetime=lifetime, loss=loss)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_peer_without_pr_sctp_gets_every_message_reliably(seed: int) -> None:
+    """RFC 3758 3.3.1: with a peer that did not offer FORWARD-TSN nothing may be
+    abandoned (it could never skip the TSNs): PR messages go reliably, those queued
+    before the association was up included."""
+    pair = make_pair(
+        seed,
+        a=config(9, remote_max_message_size=0, interleaving=False),
+        b=config(10, remote_max_message_size=0, interleaving=False, zero_checksum=False),
+        loss=0.1,
+        reorder=0.2,
+        duplicate=0.05,
+        delay=0.01,
+        jitter=0.005,
+    )
+    # b offers RE-CONFIG only: no FORWARD-TSN, no I-DATA
+    only_reconfig = (SupportedExtensionsParameter((int(ChunkType.RE_CONFIG),)),)
+    pair.b._capability_parameters = lambda: only_reconfig  # type: ignore[method-assign]
+    rng = random.Random(seed)
+    sent: list[bytes] = []
+
+    def send(count: int) -> None:
+        for i in range(count):
+            data = rng.randbytes(rng.choice((1, 1200, 5000, 70000)))
+            sent.append(data)
+            pair.a.send(
+                i % 3,
+                51,
+                data,
+                pair.now,
+                max_retransmits=0 if i % 2 else None,
+                lifetime=0.05 if i % 4 == 2 else None,
+            )
+
+    send(10)  # queued while connecting
+    assert pair.connect(both=True)
+    assert not pair.a._forward_tsn
+    send(30)
+    pair.run_until(lambda: False, 600.0)
+    assert sorted(m.data for m in pair.messages("b")) == sorted(sent)
+    assert pair.a.stats.abandoned_messages == 0 and pair.a.stats.retransmissions > 0
+    assert healthy(pair.a) and healthy(pair.b)

@@ -317,6 +317,13 @@ class Outbox:
         if message.offset < len(message.data):
             self._finish(message)
 
+    def make_reliable(self) -> None:
+        """Drop every queued message's PR-SCTP limits: the peer cannot skip what we
+        would abandon (it did not offer FORWARD-TSN, RFC 3758 3.3.1)."""
+        for stream in self._streams.values():
+            for message in stream.queue or ():
+                message.max_retransmits = message.expires_at = None
+
     # --- stream reset --------------------------------------------------------------
 
     def pause(self, stream_id: int) -> None:
