@@ -152,7 +152,7 @@ from .parameters import (
 )
 from .receive_queue import ReceiveQueue, Verdict
 from .rto import RtoEstimator
-from .send_queue import Outbox, OutgoingMessage, RetransmitQueue, SentChunk
+from .send_queue import Outbox, OutgoingMessage, RetransmitQueue, SentChunk, _OutStream
 from .serial import add32, le32
 
 if TYPE_CHECKING:
@@ -620,16 +620,36 @@ class Association:
             raise SendBufferFull(
                 f"{size} more octets would exceed the {outbox.capacity}-octet buffer"
             )
-        outbox.push(
-            OutgoingMessage(
-                stream_id,
-                ppid,
-                data if type(data) is bytes else bytes(data),
-                ordered,
-                max_retransmits,
-                None if lifetime is None else now + lifetime,
-            )
-        )
+        # OutgoingMessage(stream_id, ppid, data, ordered, max_retransmits, expires_at)
+        # without its 11-argument __init__ call, and Outbox.push, inline (once per
+        # message sent): every slot set as the dataclass would
+        # (tests/test_sctp_association_queues.py compares the two)
+        message = _new_object(OutgoingMessage)
+        message.stream_id = stream_id
+        message.ppid = ppid
+        message.data = payload = data if type(data) is bytes else bytes(data)
+        message.ordered = ordered
+        message.max_retransmits = max_retransmits
+        message.expires_at = None if lifetime is None else now + lifetime
+        message.seq = None
+        message.offset = 0
+        message.next_fsn = 0
+        message.abandoned = False
+        message.chunks = []
+        if out_stream is None:
+            out_stream = outbox._streams[stream_id] = _OutStream()
+        queue = out_stream.queue
+        if queue is None:
+            queue = out_stream.queue = deque()
+        if not queue:
+            turns = outbox._turns
+            if turns is None:
+                turns = outbox._turns = deque()
+            turns.append(stream_id)
+        queue.append(message)
+        length = len(payload)
+        out_stream.buffered += length
+        outbox.total += length
         stats = self._stats
         stats.messages_out += 1
         stats.bytes_out += size
