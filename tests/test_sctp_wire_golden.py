@@ -55,12 +55,10 @@ def _lossy(seed: int, interleaving: bool, zero: bool, partial: bool) -> str:
                 side.send(i % 3, 53, rng.randbytes(size), pair.now, ordered=i % 4 != 0)
                 reliable += 1
 
-    # until nothing is left to happen (every timer quiet); reliable messages alone must
-    # all arrive (with PR-SCTP messages on the same streams some did not at the
-    # commit these digests come from: see the session report of 2026-12-06)
+    # until nothing is left to happen (every timer quiet); every reliable message (PPID
+    # 53) arrives, PR-SCTP ones on the same streams or not
     pair.run_until(lambda: False, 600)
-    if not partial:
-        assert len([m for s in "ab" for m in pair.messages(s)]) == reliable
+    assert len([m for s in "ab" for m in pair.messages(s) if m.ppid == 53]) == reliable
     assert healthy(pair.a) and healthy(pair.b)
     assert pair.a.stats.retransmissions > 0
     return _digest(seen, pair)
@@ -134,9 +132,11 @@ LOSSY = {
     # (seed, interleaving, zero checksum, partially reliable): digest
     (3, True, True, False): "9a26d0abda51a88b",
     (3, False, False, False): "5599fa90ac0b1b19",
-    (4, True, False, True): "5014a8dda1015469",
-    (4, False, True, True): "2d5bc3a557e91ee6",
-    (7, True, True, True): "1a79b78b283b8ceb",
+    # the three PR-SCTP transfers changed with the end-fragment placeholder TSN of a
+    # message abandoned before its last fragment was sent (tests/test_sctp_pr_stall.py)
+    (4, True, False, True): "9156058d31e97f78",
+    (4, False, True, True): "f8ea2269ba1d4e69",
+    (7, True, True, True): "a666eae5b5aa5f1f",
     (7, False, True, False): "ccc6466d1c755647",
 }
 

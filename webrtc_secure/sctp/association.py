@@ -607,6 +607,12 @@ class Association:
             raise ValueError("max_retransmits must not be negative")
         if lifetime is not None and lifetime < 0:
             raise ValueError("lifetime must not be negative")
+        if (max_retransmits is not None or lifetime is not None) and (
+            self._retransmit is not None and not self._forward_tsn
+        ):
+            # RFC 3758 3.3.1: a peer without PR-SCTP gets no FORWARD-TSN, so nothing may
+            # be abandoned (a TSN it never gets would stall the association): reliable
+            max_retransmits = lifetime = None
         size = len(data)
         limit = self.config.remote_max_message_size
         if limit and size > limit:
@@ -1132,6 +1138,8 @@ class Association:
         self._peer_next_request_seq = state.peer_initial_tsn
         self._t1 = None
         self._errors = 0
+        if not self._forward_tsn:
+            self._outbox.make_reliable()  # queued before we knew (see send())
         self.state = AssociationState.ESTABLISHED
         if cfg.heartbeat_interval is not None:
             self._hb_deadline = now + cfg.heartbeat_interval

@@ -317,6 +317,13 @@ class Outbox:
         if message.offset < len(message.data):
             self._finish(message)
 
+    def make_reliable(self) -> None:
+        """Drop every queued message's PR-SCTP limits: the peer cannot skip what we
+        would abandon (it did not offer FORWARD-TSN, RFC 3758 3.3.1)."""
+        for stream in self._streams.values():
+            for message in stream.queue or ():
+                message.max_retransmits = message.expires_at = None
+
     # --- stream reset --------------------------------------------------------------
 
     def pause(self, stream_id: int) -> None:
@@ -461,8 +468,12 @@ class RetransmitQueue:
         does for a chunk's first transmission, in one step (once per fragment: no
         retransmission state to look at)."""
         return self.send_piece(
-            fragment.message, fragment.data, fragment.beginning, fragment.ending,
-            fragment.fsn, now,
+            fragment.message,
+            fragment.data,
+            fragment.beginning,
+            fragment.ending,
+            fragment.fsn,
+            now,
         )
 
     def send_piece(
@@ -735,14 +746,49 @@ class RetransmitQueue:
         return False
 
     def _abandon(self, message: OutgoingMessage) -> None:
-        if not any(c.abandoned for c in message.chunks):
+        sent = message.chunks
+        if not any(c.abandoned for c in sent):
             self.abandoned_count += 1
             self.abandoned_messages.append(message)
         message.abandoned = True
-        for chunk in message.chunks:
+        for chunk in sent:
             if not chunk.abandoned:
                 chunk.abandoned = True
                 self._leave(chunk)
+        if sent and not sent[-1].ending:
+            self._end_placeholder(message)
+
+    def _end_placeholder(self, message: OutgoingMessage) -> None:
+        """Give ``message``, abandoned before its last fragment got a TSN, one more
+        TSN: an abandoned end fragment that is never sent.
+
+        RFC 3758 3.5 / RFC 8260 2.3.1: a (I-)FORWARD-TSN must name the stream and
+        sequence number of every abandoned message the peer may hold part of, and it
+        names only messages with an abandoned chunk between the cumulative TSN and the
+        Advanced.Peer.Ack.Point. Without this, a message whose sent fragments were all
+        acknowledged has none there: the peer keeps its fragments, and its ordered
+        stream waits at that sequence number for good. The placeholder sits after the
+        message's sent fragments (DATA: the TSN right after them, as RFC 9260 6.9
+        wants a message's TSNs consecutive; a started DATA message is finished before
+        any other is cut), so the ack point passes it once they are acknowledged."""
+        unwrapped = self.next_unwrapped
+        chunk = SentChunk(
+            tsn=self.next_tsn,
+            unwrapped=unwrapped,
+            message=message,
+            data=b"",
+            beginning=False,
+            ending=True,
+            fsn=message.next_fsn,
+            abandoned=True,
+        )
+        message.next_fsn += 1
+        self.next_tsn = (self.next_tsn + 1) & 0xFFFFFFFF
+        self.next_unwrapped = unwrapped + 1
+        self.chunks[unwrapped] = chunk
+        message.chunks.append(chunk)
+        if message.expires_at is not None:
+            self.timed_outstanding += 1  # on_sack counts it out when it leaves
 
     def abandon(self, message: OutgoingMessage) -> None:
         """Abandon ``message`` (lifetime ended while part of it was still unsent)."""
