@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -630,3 +631,62 @@ def test_send_piece_builds_the_chunk_the_dataclass_would(expires: float | None) 
         assert getattr(chunk, field.name) == getattr(expected, field.name), field.name
     assert rq.next_tsn == 0 and rq.flight_size == expected.size
     assert message.chunks == ([chunk] if expires is not None else [])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 3),  # stream
+            st.integers(1, 3000),  # size
+            st.booleans(),  # ordered
+            st.none() | st.integers(0, 3),  # max_retransmits
+            st.none() | st.floats(0, 10),  # lifetime
+            st.sampled_from(["bytes", "bytearray", "memoryview"]),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_send_queues_the_message_the_dataclass_and_push_would(sends: list[Any]) -> None:
+    """Association.send builds an OutgoingMessage slot by slot and does Outbox.push's
+    steps inline: the queued messages (every field the dataclass declares), the stream
+    turns, the buffered and total counts must be what OutgoingMessage(...) and
+    Outbox.push make of the same sends (a field added to OutgoingMessage without a line
+    in send fails here)."""
+    from tests.sctp_pair import config, make_pair
+
+    pair = make_pair(7, a=config(1), b=config(2))
+    assert pair.connect()
+    assoc = pair.a
+    reference = Outbox(capacity=assoc._outbox.capacity)
+    now = pair.now
+    for i, (stream, size, ordered, max_rtx, lifetime, kind) in enumerate(sends):
+        raw = bytes([i % 251]) * size
+        data: Any = {"bytes": raw, "bytearray": bytearray(raw), "memoryview": memoryview(raw)}[
+            kind
+        ]
+        assoc.send(
+            stream, 53, data, now, ordered=ordered, max_retransmits=max_rtx, lifetime=lifetime
+        )
+        reference.push(
+            OutgoingMessage(
+                stream, 53, raw, ordered, max_rtx, None if lifetime is None else now + lifetime
+            )
+        )
+    outbox = assoc._outbox
+    assert outbox.total == reference.total
+    assert list(outbox._turns or ()) == list(reference._turns or ())
+    assert outbox._streams.keys() == reference._streams.keys()
+    for sid, stream_state in outbox._streams.items():
+        expected = reference._streams[sid]
+        assert stream_state.buffered == expected.buffered
+        assert stream_state.next_ssn == expected.next_ssn
+        got_queue = list(stream_state.queue or ())
+        want_queue = list(expected.queue or ())
+        assert len(got_queue) == len(want_queue)
+        for got, want in zip(got_queue, want_queue, strict=True):
+            assert type(got.data) is bytes
+            for field in dataclasses.fields(OutgoingMessage):
+                assert getattr(got, field.name) == getattr(want, field.name), field.name
+            assert got.chunks is not want.chunks

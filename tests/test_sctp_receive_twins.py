@@ -10,6 +10,7 @@ already delivered, and serial number wrap.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from hypothesis import given, settings
@@ -157,3 +158,17 @@ def test_fragments_kept_as_views_make_a_message_of_bytes() -> None:
             (message,) = queue.pop_messages()
             assert type(message.data) is bytes
             assert message.data == b"first" + b"".join(b"-%d" % i for i in range(1, count))
+
+
+def test_a_new_partial_message_has_every_field_the_dataclass_gives() -> None:
+    """receive_interleaved sets a new _Partial's slots one by one instead of calling its
+    __init__: after a first fragment every field the dataclass declares must hold what
+    the constructor and receive_chunk's steps make of it (a field added to _Partial
+    without a line there fails here)."""
+    fast, general = ReceiveQueue(5, interleaving=True), ReceiveQueue(5, interleaving=True)
+    assert fast.receive_interleaved(5, 1, 0, 51, b"head", FLAG_BEGINNING) is Verdict.ACCEPTED
+    assert general.receive_chunk(5, 1, 0, 51, b"head", False, True, False, 0) is Verdict.ACCEPTED
+    (got,) = fast._partials.values()
+    (want,) = general._partials.values()
+    for field in dataclasses.fields(want):
+        assert getattr(got, field.name) == getattr(want, field.name), field.name

@@ -152,7 +152,7 @@ from .parameters import (
 )
 from .receive_queue import ReceiveQueue, Verdict
 from .rto import RtoEstimator
-from .send_queue import Outbox, OutgoingMessage, RetransmitQueue, SentChunk
+from .send_queue import Outbox, OutgoingMessage, RetransmitQueue, SentChunk, _OutStream
 from .serial import add32, le32
 
 if TYPE_CHECKING:
@@ -626,16 +626,36 @@ class Association:
             raise SendBufferFull(
                 f"{size} more octets would exceed the {outbox.capacity}-octet buffer"
             )
-        outbox.push(
-            OutgoingMessage(
-                stream_id,
-                ppid,
-                data if type(data) is bytes else bytes(data),
-                ordered,
-                max_retransmits,
-                None if lifetime is None else now + lifetime,
-            )
-        )
+        # OutgoingMessage(stream_id, ppid, data, ordered, max_retransmits, expires_at)
+        # without its 11-argument __init__ call, and Outbox.push, inline (once per
+        # message sent): every slot set as the dataclass would
+        # (tests/test_sctp_association_queues.py compares the two)
+        message = _new_object(OutgoingMessage)
+        message.stream_id = stream_id
+        message.ppid = ppid
+        message.data = payload = data if type(data) is bytes else bytes(data)
+        message.ordered = ordered
+        message.max_retransmits = max_retransmits
+        message.expires_at = None if lifetime is None else now + lifetime
+        message.seq = None
+        message.offset = 0
+        message.next_fsn = 0
+        message.abandoned = False
+        message.chunks = []
+        if out_stream is None:
+            out_stream = outbox._streams[stream_id] = _OutStream()
+        queue = out_stream.queue
+        if queue is None:
+            queue = out_stream.queue = deque()
+        if not queue:
+            turns = outbox._turns
+            if turns is None:
+                turns = outbox._turns = deque()
+            turns.append(stream_id)
+        queue.append(message)
+        length = len(payload)
+        out_stream.buffered += length
+        outbox.total += length
         stats = self._stats
         stats.messages_out += 1
         stats.bytes_out += size
@@ -698,17 +718,27 @@ class Association:
         return event
 
     def get_timer(self) -> float | None:
-        # Called after every packet in and every send: compare, no lists.
+        # Called after every flush (the transport re-arms its timer): one comparison per
+        # deadline, no tuple to build and walk. The earliest of T1, T2, the delayed
+        # SACK, HEARTBEAT, T3-rtx and the RE-CONFIG request's retransmission.
         when = self._t1
-        for deadline in (
-            self._t2,
-            self._ack_deadline,
-            self._hb_deadline,
-            None if self._retransmit is None else self._retransmit.t3_deadline,
-            None if self._reset_request is None else self._reset_request.deadline,
-        ):
+        deadline = self._t2
+        if deadline is not None and (when is None or deadline < when):
+            when = deadline
+        deadline = self._ack_deadline
+        if deadline is not None and (when is None or deadline < when):
+            when = deadline
+        deadline = self._hb_deadline
+        if deadline is not None and (when is None or deadline < when):
+            when = deadline
+        rq = self._retransmit
+        if rq is not None:
+            deadline = rq.t3_deadline
             if deadline is not None and (when is None or deadline < when):
                 when = deadline
+        request = self._reset_request
+        if request is not None and (when is None or request.deadline < when):
+            when = request.deadline
         return when
 
     def handle_timer(self, now: float) -> None:
@@ -796,7 +826,7 @@ class Association:
                     self._stats.chunks_in += 1
                     try:
                         had_gaps = bool(receive.tracker._above)
-                        window = self.config.receive_window - self._event_bytes
+                        window = config.receive_window - self._event_bytes
                         receive.window = window if window > 0 else 0
                         # the user data as a view of the packet: a fragment is copied
                         # once, into its message
@@ -809,8 +839,26 @@ class Association:
                             else:
                                 self._stats.dropped[f"data_{verdict.value}"] += 1
                         self._sack_pending = True
-                        self._after_data_packet(now, had_gaps)
-                        if self.state is not _ESTABLISHED or self._reset_waiting:
+                        # _after_data_packet, inline (once per packet of this path)
+                        if (
+                            receive._ready
+                            or receive.dropped_messages
+                            or self._deferred_reset is not None
+                        ):
+                            self._deliver()
+                        unacked = self._data_packets_unacked + 1
+                        self._data_packets_unacked = unacked
+                        state = self.state
+                        if (
+                            unacked >= 2
+                            or had_gaps
+                            or receive.tracker._above
+                            or state is _SHUTDOWN_SENT
+                        ):
+                            self._sack_now = True
+                        elif self._ack_deadline is None:
+                            self._ack_deadline = now + config.delayed_ack
+                        if state is not _ESTABLISHED or self._reset_waiting:
                             self._after_receive(now)
                     except Exception:  # never out of the engine: counted, as below
                         logger.exception("SCTP association: internal error handling a packet")
@@ -2228,18 +2276,23 @@ class Association:
         flight = rq.flight_size
         peer_rwnd = rq.peer_rwnd
         while True:
-            # the loop's tests, as there
-            total = unsent or max_payload
+            # the loop's tests, as there, in fewer steps: the piece it would cut (a
+            # full packet's payload when the room takes one), and its stops, whose
+            # ``want`` (the piece or less) is computed only when one may apply
             space = (room - header) & ~3
-            if space >= MIN_FILL or space >= total:
-                piece = space if space < max_payload else max_payload
+            if space >= max_payload:
+                piece = max_payload  # (the loop's min(space, max_payload) either way)
+            elif space >= MIN_FILL or space >= (unsent or max_payload):
+                piece = space
             else:
                 piece = max_payload
-            want = piece if piece < total else total
-            if burst_left <= 0 and (not group or header + ((want + 3) & ~3) > room):
-                break
-            if flight >= cwnd or (flight and want > peer_rwnd):
-                break
+            if burst_left <= 0 or flight >= cwnd or (flight and piece > peer_rwnd):
+                total = unsent or max_payload
+                want = piece if piece < total else total
+                if burst_left <= 0 and (not group or header + ((want + 3) & ~3) > room):
+                    break
+                if flight >= cwnd or (flight and want > peer_rwnd):
+                    break
             # Outbox.cut
             if not numbered:
                 # its sequence number, as cut gives a new message one
@@ -2317,8 +2370,7 @@ class Association:
             peer_rwnd -= size
             if peer_rwnd < 0:
                 peer_rwnd = 0
-            if rq.t3_deadline is None:
-                rq.t3_deadline = now + rq.rto.rto
+            # (send_piece's T3 start is made once, after the loop: nothing here reads it)
             # the loop's packet grouping and encoding, as there
             if size > room:
                 if group:
@@ -2393,6 +2445,8 @@ class Association:
         rq.peer_rwnd = peer_rwnd
         if placed:
             rq.last_sent = now
+            if rq.t3_deadline is None:
+                rq.t3_deadline = now + rq.rto.rto  # (send_piece's, for the first chunk)
         self._stats.chunks_out += placed  # (_produce counts the packets' other chunks)
         return group, room, burst_left
 

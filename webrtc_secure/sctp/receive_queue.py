@@ -27,6 +27,8 @@ from .chunks import FLAG_BEGINNING, FLAG_ENDING, FLAG_UNORDERED
 from .events import MessageReceived, message_received
 from .serial import add16, add32, diff16, diff32
 
+_new_object = object.__new__
+
 DEFAULT_MAX_TSN_WINDOW = 65536
 DEFAULT_MAX_STORED = 20000
 MAX_REPORTED_DUPLICATES = 32
@@ -402,8 +404,17 @@ class ReceiveQueue:
                     self._complete(stream_id, unordered, mid, ppid, whole)
                     fragments = None
                 else:
-                    partial = partials[key] = _Partial({})
-                    fragments = partial.fragments
+                    # _Partial({}) without its __init__ call (once per message of
+                    # several fragments): every slot set as the dataclass would
+                    # (tests/test_sctp_receive_twins.py compares the two)
+                    partial = _new_object(_Partial)
+                    partial.fragments = fragments = {}
+                    partial.ppid = 0
+                    partial.last_fsn = None
+                    partial.size = 0
+                    partial.refused = False
+                    partial.count = 0
+                    partials[key] = partial
             else:
                 fragments = partial.fragments
                 if fsn in fragments:
