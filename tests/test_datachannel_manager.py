@@ -424,6 +424,27 @@ def test_buffered_amount_and_threshold() -> None:
         channel.buffered_amount_low_threshold = -1
 
 
+@pytest.mark.parametrize("direct", [True, False])
+def test_buffered_amount_low_without_listener(direct: bool) -> None:
+    """With nobody listening, the event is skipped instead of emitted (the peer's
+    per-message path): a listener added later hears only the next burst's, as with
+    ``emit``, whether the registry is read directly or not."""
+    h = Harness()
+    channel = h.manager.create_data_channel("x")
+    channel._direct_dispatch = direct
+    h.up()
+    heard: list[str] = []
+    channel.send(b"x")
+    h.manager.buffered_amount_low(0)  # nobody listens: nothing called, burst consumed
+    channel.on("message", lambda _value: heard.append("message"))  # another event
+    h.manager.buffered_amount_low(0)  # same burst: still nothing
+    channel.on("bufferedamountlow", lambda: heard.append("low"))
+    assert heard == []
+    channel.send(b"y")
+    h.manager.buffered_amount_low(0)
+    assert heard == ["low"]
+
+
 async def test_wait_open_and_drain() -> None:
     h = Harness()
     channel = h.manager.create_data_channel("x")

@@ -9,6 +9,7 @@ ACK (with data arriving on the fast path meanwhile), when the ACK comes, and on 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +20,7 @@ from tests.dtls_pair import cert, drain_events, pins
 from tests.test_dtls13_fastpaths import _CONNECTION_OPS, _apply, _pair13
 from tests.test_dtls_fastpaths import _OPS, _datagrams, _deterministic_pair
 from webrtc_secure.dtls import ApplicationData, DtlsConnection, State
-from webrtc_secure.dtls_transport import DtlsTransport
+from webrtc_secure.dtls_transport import DtlsTransport, loop_clock
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -233,6 +234,7 @@ def _scenario(
             send_batch=wires["a"].extend if send_batch else None,
         )
         a._loop = b._loop = loop  # type: ignore[assignment]
+        a._now = b._now = loop.time  # the clock the transport bound (loop_clock)
         steps: list[tuple[str, bool, float | None]] = []
 
         def note(step: str) -> None:
@@ -335,3 +337,34 @@ def test_transport_timer_under_dtls12_is_as_by_the_general_path() -> None:
     assert fast["steps"][0][1]  # the first flight's timer
     assert steps["data"] == steps["close"] == (False, None)
     assert fast["data"]["a"] == [b"b%d" % i for i in range(5)]
+
+
+@pytest.mark.both_loops
+async def test_the_shells_clock_is_the_loops_clock() -> None:
+    """loop_clock: on asyncio's own loops time.monotonic itself (what their time()
+    returns, one frame fewer per reading), elsewhere the loop's bound time(); either
+    way it reads the clock call_at deadlines are in."""
+    loop = asyncio.get_running_loop()
+    clock = loop_clock(loop)
+    if type(loop).time is asyncio.BaseEventLoop.time:
+        assert clock is time.monotonic
+    else:
+        assert clock == loop.time
+    first = loop.time()
+    reading = clock()
+    assert first <= reading <= loop.time() + 0.002  # (uvloop's clock ticks in ms)
+
+
+async def test_a_loop_with_its_own_time_keeps_it() -> None:
+    """A loop class whose time() is its own (not asyncio's) is read through it."""
+
+    class Shifted(asyncio.SelectorEventLoop):
+        def time(self) -> float:
+            return super().time() + 1000.0
+
+    loop = Shifted()
+    try:
+        clock = loop_clock(loop)
+        assert clock == loop.time and clock() > time.monotonic() + 999.0
+    finally:
+        loop.close()

@@ -131,6 +131,7 @@ def test_a_key_at_its_usage_limit_is_refused_as_by_send_many(threshold_above: bo
                 return None
 
         transport._loop = _Loop()  # type: ignore[assignment]
+        transport._now = transport._loop.time
         if sealing:
             refused = transport.send_many([b"x", b"y", b"z", b"w"])
         else:

@@ -219,3 +219,36 @@ def test_batch_reads_leaves_other_transports_alone() -> None:
         pass
 
     assert ice.batch_reads(Other()) is None
+
+
+@pytest.mark.asyncio(loop_factories=["asyncio"])  # asyncio's selector transport
+async def test_a_pause_from_a_handler_ends_the_batch(stacks: list[Stack]) -> None:
+    """The batch reads the transport's flags after each datagram (what ``is_reading``
+    reads): a handler that pauses reading ends the batch there, as asyncio's reader
+    would read no more; resuming puts the batch reader back."""
+    stack = await _connected()
+    stacks.append(stack)
+    protocol = _nominated_protocol(stack.a)
+    transport: Any = protocol.transport
+    pair = stack.a.nominated_pair
+    assert pair is not None
+    remote = pair.remote_addr
+    reader = _registered_reader(transport)
+    fake = QueuedSocket(transport._sock, [(b"\x16a", remote), (b"\x16b", remote)])
+
+    class PausingList(list[bytes]):
+        def append(self, data: bytes) -> None:
+            super().append(data)
+            if data == b"\x16a":
+                transport.pause_reading()
+
+    stack.ra.received = PausingList()
+    real, transport._sock = transport._sock, fake
+    try:
+        reader()
+    finally:
+        transport._sock = real
+    assert stack.ra.received == [b"\x16a"]
+    assert fake.queued == [(b"\x16b", remote)] and fake.reads == 1
+    transport.resume_reading()
+    assert _registered_reader(transport) is reader

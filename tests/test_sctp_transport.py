@@ -331,3 +331,52 @@ async def test_a_flush_goes_to_dtls_in_one_call_as_one_record_per_packet() -> No
     finally:
         await a.close()
         await b.close()
+
+
+async def test_a_send_from_a_bufferedamountlow_handler_leaves_before_send_returns() -> None:
+    """A flush raises BufferedAmountLow; the service hands it out and flushes again
+    only when the association has something to send then: a handler that sends from
+    there makes it, and its message leaves before the outer send() returns."""
+    a, b, channel, theirs, wire_a, _wire_b = await _open_pair(use_ice=True)
+    try:
+        more = [b"second"]
+
+        def low() -> None:
+            if more:
+                channel.send(more.pop())
+
+        channel.on("bufferedamountlow", low)
+        got: list[bytes] = []
+        theirs.on("message", got.append)
+        before = len(wire_a.packets())
+        channel.send(b"first")
+        data_packets = [t for t, _ in wire_a.packets()[before:] if set(t) & DATA_TYPES]
+        assert len(data_packets) == 2  # "first", then "second" from the handler
+        assert channel.buffered_amount == 0
+        await _until(lambda: len(got) == 2)
+        assert got == [b"first", b"second"]
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_packet_nobody_answers_arms_the_timer_for_its_delayed_sack() -> None:
+    """One DATA packet with no answer: its SACK is delayed (RFC 9260 6.2), the queued
+    flush finds nothing to send and arms the timer, and the SACK leaves on it."""
+    a, b, channel, theirs, _wire_a, wire_b = await _open_pair(use_ice=False)
+    sctp_a, sctp_b = a._sctp, b._sctp
+    assert sctp_a is not None and sctp_b is not None
+    try:
+        got: list[bytes] = []
+        theirs.on("message", got.append)
+        channel.send(b"lonely")
+        await _until(lambda: got == [b"lonely"] and sctp_b._deferred is None)
+        assert wire_b.packets() == []  # no SACK yet: delayed
+        assert sctp_b.association.get_timer() is not None
+        assert sctp_b._timer is not None and sctp_b._timer_when is not None
+        assert sctp_b._timer_when <= sctp_b.association.get_timer()  # type: ignore[operator]
+        await _quiet(a, b)  # A's flight drains: the SACK went, on the timer
+        assert [types for types, _ in wire_b.packets()] == [(ChunkType.SACK,)]
+    finally:
+        await a.close()
+        await b.close()

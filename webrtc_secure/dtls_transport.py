@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from webrtc_secure.dtls import (
@@ -27,6 +28,17 @@ from webrtc_secure.errors import HandshakeTimeout, WebrtcSecureError
 logger = logging.getLogger(__name__)
 
 
+def loop_clock(loop: asyncio.AbstractEventLoop) -> Callable[[], float]:
+    """The loop's clock (what ``call_at`` deadlines are in) as the cheapest callable:
+    ``time.monotonic`` itself where the loop's ``time()`` is asyncio's own (a Python
+    method that calls it, one more frame per reading: the shells read the clock
+    several times per datagram), else the loop's bound ``time`` (uvloop's is C, with
+    a clock of its own)."""
+    if getattr(type(loop), "time", None) is asyncio.BaseEventLoop.time:
+        return time.monotonic
+    return loop.time
+
+
 class DtlsTransport:
     """Drives one DtlsConnection; callbacks run on the event loop thread."""
 
@@ -35,6 +47,7 @@ class DtlsTransport:
         "_closed",
         "_handshake_done",
         "_loop",
+        "_now",
         "_send",
         "_send_batch",
         "_timer",
@@ -64,6 +77,8 @@ class DtlsTransport:
         self.on_closed = on_closed
         self.on_handshake = on_handshake
         self._loop = asyncio.get_running_loop()
+        #: the loop's clock, bound once (loop_clock)
+        self._now = loop_clock(self._loop)
         self._timer: asyncio.TimerHandle | None = None
         self._handshake_done: asyncio.Future[None] = self._loop.create_future()
         self._closed = False
@@ -74,7 +89,7 @@ class DtlsTransport:
 
     async def handshake(self, timeout: float | None = None) -> None:
         """Run the handshake to completion; raises the engine's typed error on failure."""
-        self.connection.connect(self._loop.time())
+        self.connection.connect(self._now())
         self._service()
         try:
             await asyncio.wait_for(asyncio.shield(self._handshake_done), timeout)
@@ -88,7 +103,7 @@ class DtlsTransport:
         if self._closed:
             return
         connection = self.connection
-        content = connection.receive_application_data(data, self._loop.time())
+        content = connection.receive_application_data(data, self._now())
         if content is not None:
             # the connected fast path (once per record): the record's content, and
             # nothing queued (no datagram, no event, no timer changed) to ask about
@@ -191,7 +206,7 @@ class DtlsTransport:
         # (one send each: the handshake's flights, alerts, ACKs, records queued behind
         # them; send_batch is for send_many's records, the data's own flushes)
         send = self._send
-        for datagram in self.connection.datagrams_to_send(self._loop.time()):
+        for datagram in self.connection.datagrams_to_send(self._now()):
             try:
                 send(datagram)
             except OSError as exc:  # a transport error must not kill the engine
@@ -228,7 +243,7 @@ class DtlsTransport:
 
     def _on_timer(self) -> None:
         self._timer = None
-        self.connection.handle_timer(self._loop.time())
+        self.connection.handle_timer(self._now())
         self._service()
 
     def abort(self, error: WebrtcSecureError) -> None:

@@ -38,6 +38,7 @@ import logging
 from collections.abc import Callable
 
 from webrtc_secure.datachannel import ChannelManager
+from webrtc_secure.dtls_transport import loop_clock
 from webrtc_secure.errors import ConnectionClosed, SctpError, WebrtcSecureError
 from webrtc_secure.sctp import Association
 from webrtc_secure.sctp.events import (
@@ -92,8 +93,9 @@ class SctpTransport:
         self.on_established = on_established
         self.on_closed = on_closed
         self._loop = asyncio.get_running_loop()
-        #: the association's clock: the loop's (bound once, called several times a packet)
-        self.now: Callable[[], float] = self._loop.time
+        #: the association's clock: the loop's (bound once, called several times a
+        #: packet; time.monotonic itself on asyncio's loops: dtls_transport.loop_clock)
+        self.now: Callable[[], float] = loop_clock(self._loop)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when: float | None = None
         self._established: asyncio.Future[None] = self._loop.create_future()
@@ -188,6 +190,7 @@ class SctpTransport:
         self._servicing = True
         association = self.association
         try:
+            first = True
             while True:
                 # the association's queue read for emptiness (None until its first
                 # event), next_event() only for an event that is there: most flushes
@@ -196,6 +199,13 @@ class SctpTransport:
                     event = association.next_event()
                     if event is not None:
                         self._dispatch(event)
+                # after events the flush itself raised (a send's BufferedAmountLow,
+                # once per message), flush again only when datagrams_to_send would
+                # return packets: replies queued, or _output_due (the test _produce
+                # makes first), i.e. a handler sent; most have nothing to send
+                if not first and not association._replies and not association._output_due():
+                    break
+                first = False
                 self._flush()
                 if not association._events:
                     break
@@ -249,6 +259,8 @@ class SctpTransport:
     def _dispatch(self, event: Event) -> None:
         if type(event) is MessageReceived:  # the per-packet case first
             self.channels.message_received(event.stream_id, event.ppid, event.data)
+        elif type(event) is BufferedAmountLow:  # once per message sent (deliver_event's)
+            self.channels.buffered_amount_low(event.stream_id)
         elif isinstance(event, AssociationEstablished):
             self._up = True
             if not self._established.done():
@@ -263,8 +275,15 @@ class SctpTransport:
 
     def _deferred_service(self) -> None:
         self._deferred = None
-        if not self._closed:
+        if self._closed:
+            return
+        association = self.association
+        if association._events or association._replies or association._output_due():
             self.service()
+        else:
+            # nothing to hand out or send (most packets that made no SACK due): what
+            # service() would still do, the timer the packet may have moved
+            self._reschedule()
 
     def _finish(self, error: WebrtcSecureError | None) -> None:
         self._closed = True

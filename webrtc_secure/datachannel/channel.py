@@ -669,7 +669,8 @@ class ChannelManager:
         channel._user_data_queued = False
         if channel._open_pending:
             self._call_soon(lambda: channel._deliver("bufferedamountlow"))
-        else:
+        elif not channel._direct or channel._events.get("bufferedamountlow"):
+            # (nobody listening: emit would call nothing; once per message sent)
             channel._deliver("bufferedamountlow")
 
     def stats(self) -> dict[str, Any]:
