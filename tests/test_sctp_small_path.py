@@ -216,7 +216,8 @@ def _echo(
             while (event := assoc.next_event()) is not None:
                 record.append(("event", assoc is a, repr(event)))
                 if assoc is b and isinstance(event, MessageReceived):
-                    b.send(event.stream_id, event.ppid, event.data, sim.now)
+                    due = b.send(event.stream_id, event.ppid, event.data, sim.now)
+                    assert due == (bool(b._events) or b._output_due())
 
         def flush(assoc: Association) -> None:
             direction = A_TO_B if assoc is a else B_TO_A
@@ -251,13 +252,16 @@ def _echo(
                 _, size, stream, kind = schedule[index]
                 data = rng.randbytes(size)
                 if kind == 1:
-                    a.send(stream, 53, data, now, ordered=False)
+                    due = a.send(stream, 53, data, now, ordered=False)
                 elif kind == 2:
-                    a.send(stream, 51, data, now, max_retransmits=0)
+                    due = a.send(stream, 51, data, now, max_retransmits=0)
                 elif kind == 3:
-                    a.send(stream, 51, data, now, lifetime=0.01)
+                    due = a.send(stream, 51, data, now, lifetime=0.01)
                 else:
-                    a.send(stream, 53, data, now)
+                    due = a.send(stream, 53, data, now)
+                # send's answer (its shortcut for an empty flight included) is what
+                # _output_due says
+                assert due == (bool(a._events) or a._output_due())
                 index += 1
                 flush(a)
             for direction, datagram in sim.due(now):

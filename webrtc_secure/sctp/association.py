@@ -660,6 +660,9 @@ class Association:
         stats = self._stats
         stats.messages_out += 1
         stats.bytes_out += size
+        rq = self._retransmit
+        if rq is not None and not rq.flight_size and self.state is _ESTABLISHED:
+            return True  # what _output_due finds for new data and an empty flight
         return bool(self._events) or self._output_due()
 
     def buffered_amount(self, stream_id: int) -> int:

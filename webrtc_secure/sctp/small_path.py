@@ -50,7 +50,7 @@ from .chunks import (
     ChunkType,
 )
 from .events import BufferedAmountLow, message_received
-from .packet import COMMON_HEADER_SIZE, packet_crc, serialize_chunks
+from .packet import COMMON_HEADER_SIZE, packet_crc
 from .receive_queue import _Stream
 from .send_queue import SentChunk
 
@@ -60,13 +60,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _COMMON_HEADER = struct.Struct("!HHII")  # ports, verification tag, checksum
-_PLAIN_SACK = struct.Struct("!BBHIIHH")  # a SACK chunk without gap blocks or duplicates
-# the common header and a SACK chunk without gap blocks (type, flags, length, cum TSN,
-# a_rwnd, gap blocks, duplicates) in one unpack
+# the common header and a SACK chunk without gap blocks or duplicates (type, flags,
+# length, cum TSN, a_rwnd, gap blocks, duplicates) in one struct
 _HEADER_SACK = struct.Struct("!HHIIBBHIIHH")
-_CHUNK_HEADER = struct.Struct("!BBH")
-_DATA_FIELDS = struct.Struct("!IHHI")  # TSN, stream, SSN, PPID
-_IDATA_FIELDS = struct.Struct("!IHHII")  # TSN, stream, reserved, MID, PPID
+# a DATA / I-DATA chunk's header and fields: type, flags, length, TSN, stream, SSN,
+# PPID / type, flags, length, TSN, stream, reserved, MID, PPID (on a B fragment)
+_DATA_CHUNK = struct.Struct("!BBHIHHI")
+_IDATA_CHUNK = struct.Struct("!BBHIHHII")
 _CRC_FIELD = struct.Struct("<I")
 _SACK = int(ChunkType.SACK)
 _DATA = int(ChunkType.DATA)
@@ -74,6 +74,8 @@ _I_DATA = int(ChunkType.I_DATA)
 _WHOLE = FLAG_BEGINNING | FLAG_ENDING
 _SACK_SIZE = 16
 _new_object = object.__new__
+# BufferedAmountLow(stream_id) without the frozen __init__ (as events.message_received)
+_set_low_stream = vars(BufferedAmountLow)["stream_id"].__set__
 
 
 def send_small(assoc: Association, now: float) -> bool:
@@ -194,7 +196,13 @@ def send_small(assoc: Association, now: float) -> bool:
     # the Max.Burst budget, refilled for an empty flight, less this chunk
     assoc._burst_left = config.max_burst * mtu - chunk_size
     if before > stream.threshold >= after:
-        assoc._emit(BufferedAmountLow(stream_id))
+        # BufferedAmountLow(stream_id), emitted (_emit, inline)
+        low = _new_object(BufferedAmountLow)
+        _set_low_stream(low, stream_id)
+        events = assoc._events
+        if events is None:
+            events = assoc._events = deque()
+        events.append(low)
     # the packet: the SACK first when one is due, then the chunk
     if interleaved:
         head = IDATA_CHUNK_HEADER.pack(
@@ -204,29 +212,35 @@ def send_small(assoc: Association, now: float) -> bool:
         head = DATA_CHUNK_HEADER.pack(
             _DATA, flags, DATA_HEADER_SIZE + size, tsn, stream_id, seq, message.ppid
         )
-    stats = assoc._stats
-    pieces: tuple[bytes, ...]
     if sack_due:
         assert receive is not None
         window = config.receive_window - receive.buffered - assoc._event_bytes
-        sack = _PLAIN_SACK.pack(
-            _SACK, 0, _SACK_SIZE, receive.tracker.cumulative, window if window > 0 else 0, 0, 0
+        # the common header (checksum zero for now) and the SACK in one pack
+        first = _HEADER_SACK.pack(
+            config.local_port,
+            config.remote_port,
+            assoc._peer_tag,
+            0,
+            _SACK,
+            0,
+            _SACK_SIZE,
+            receive.tracker.cumulative,
+            window if window > 0 else 0,
+            0,
+            0,
         )
         assoc._sack_now = assoc._sack_pending = False
         assoc._ack_deadline = None
         assoc._data_packets_unacked = 0
-        stats.chunks_out += 2
-        pieces = (sack, head, payload, PADDING[-size & 3])
+        assoc._stats.chunks_out += 2
     else:
-        stats.chunks_out += 1
-        pieces = (head, payload, PADDING[-size & 3])
-    if assoc.zero_checksum:
-        packet = _COMMON_HEADER.pack(config.local_port, config.remote_port, assoc._peer_tag, 0)
-        assoc._replies.append(b"".join((packet, *pieces)))
-    else:
-        assoc._replies.append(
-            serialize_chunks(config.local_port, config.remote_port, assoc._peer_tag, pieces)
-        )
+        first = _COMMON_HEADER.pack(config.local_port, config.remote_port, assoc._peer_tag, 0)
+        assoc._stats.chunks_out += 1
+    packet = b"".join((first, head, payload, PADDING[-size & 3]))
+    if not assoc.zero_checksum:
+        # CRC32c over the packet with the field zero, put in the field (as serialize_chunks)
+        packet = b"".join((packet[:8], _CRC_FIELD.pack(packet_crc(packet)), packet[12:]))
+    assoc._replies.append(packet)
     return True
 
 
@@ -237,7 +251,7 @@ def receive_small(assoc: Association, data: bytes, now: float) -> bool:
     the state is ESTABLISHED and counted the packet."""
     end = len(data)
     if end < COMMON_HEADER_SIZE + _SACK_SIZE:
-        return False
+        return False  # (the unpack below reads 28 octets; a DATA packet has 29 or more)
     (
         source,
         destination,
@@ -274,11 +288,11 @@ def receive_small(assoc: Association, data: bytes, now: float) -> bool:
             return False
         # it must acknowledge the one chunk outstanding, first sent once and reliable,
         # outside fast recovery and with no FORWARD-TSN point ahead
+        # (the queue holds TSNs above the cumulative one and below the next: one there)
         cum = rq.cumulative_unwrapped + 1
         if (
             rq.next_unwrapped != cum + 1
             or cumulative != (cum & 0xFFFFFFFF)
-            or len(rq.chunks) != 1
             or rq._pending_retransmit
             or rq.advanced_unwrapped != rq.cumulative_unwrapped
             or rq.cc.fast_recovery_exit is not None
@@ -302,19 +316,24 @@ def receive_small(assoc: Association, data: bytes, now: float) -> bool:
             if (checksum or not assoc.zero_checksum) and not _crc_ok(data):
                 return False  # the general path counts the mismatch
             return _take_sack(assoc, sack_chunk, a_rwnd, now, 1)
-        if end - pos < 4:
-            return False
-        type_, flags, length = _CHUNK_HEADER.unpack_from(data, pos)
     # one DATA / I-DATA chunk, whole, padded to the packet's end
     interleaved = assoc.interleaving
     if interleaved:
+        start = pos + IDATA_HEADER_SIZE
+        if end <= start:
+            return False
+        type_, flags, length, tsn, stream_id, _reserved, seq, ppid = _IDATA_CHUNK.unpack_from(
+            data, pos
+        )
         if type_ != _I_DATA:
             return False
-        start = pos + 20
     else:
+        start = pos + DATA_HEADER_SIZE
+        if end <= start:
+            return False
+        type_, flags, length, tsn, stream_id, seq, ppid = _DATA_CHUNK.unpack_from(data, pos)
         if type_ != _DATA:
             return False
-        start = pos + 16
     stop = pos + length
     if (
         (flags & ~FLAG_UNORDERED) != _WHOLE  # B and E, no I flag, nothing unknown
@@ -322,10 +341,6 @@ def receive_small(assoc: Association, data: bytes, now: float) -> bool:
         or end != pos + ((length + 3) & ~3)
     ):
         return False
-    if interleaved:
-        tsn, stream_id, _reserved, seq, ppid = _IDATA_FIELDS.unpack_from(data, pos + 4)
-    else:
-        tsn, stream_id, seq, ppid = _DATA_FIELDS.unpack_from(data, pos + 4)
     tracker = receive.tracker
     size = stop - start
     window = config.receive_window - assoc._event_bytes
