@@ -52,7 +52,7 @@ from .chunks import (
 from .events import BufferedAmountLow, message_received
 from .packet import COMMON_HEADER_SIZE, packet_crc
 from .receive_queue import _Stream
-from .send_queue import SentChunk
+from .send_queue import RetransmitQueue, SentChunk
 
 if TYPE_CHECKING:
     from .association import Association
@@ -312,10 +312,16 @@ def receive_small(assoc: Association, data: bytes, now: float) -> bool:
         ):
             return False
         pos += _SACK_SIZE
-        if pos == end:
+        if pos == end:  # the SACK alone
             if (checksum or not assoc.zero_checksum) and not _crc_ok(data):
                 return False  # the general path counts the mismatch
-            return _take_sack(assoc, sack_chunk, a_rwnd, now, 1)
+            try:
+                _take_sack(assoc, rq, sack_chunk, a_rwnd, now)
+                assoc._stats.chunks_in += 1
+            except Exception:  # never out of the engine: counted, as on the general paths
+                logger.exception("SCTP association: internal error handling a packet")
+                assoc._stats.dropped["internal_error"] += 1
+            return True
     # one DATA / I-DATA chunk, whole, padded to the packet's end
     interleaved = assoc.interleaving
     if interleaved:
@@ -374,10 +380,12 @@ def receive_small(assoc: Association, data: bytes, now: float) -> bool:
         return False  # the general path counts the mismatch
     # Everything checked: the SACK's effects, then the chunk's
     try:
+        stats = assoc._stats
         if sack_chunk is not None:
-            _take_sack(assoc, sack_chunk, a_rwnd, now, 2)
+            _take_sack(assoc, rq, sack_chunk, a_rwnd, now)
+            stats.chunks_in += 2
         else:
-            assoc._stats.chunks_in += 1
+            stats.chunks_in += 1
         receive.window = window
         tracker.cumulative_unwrapped += 1
         tracker.cumulative = tsn
@@ -393,7 +401,6 @@ def receive_small(assoc: Association, data: bytes, now: float) -> bool:
         if events is None:
             events = assoc._events = deque()
         events.append(message)
-        stats = assoc._stats
         stats.messages_in += 1
         stats.bytes_in += size
         assoc._event_bytes += size
@@ -417,39 +424,31 @@ def _crc_ok(data: bytes) -> bool:
 
 
 def _take_sack(
-    assoc: Association, chunk: SentChunk, a_rwnd: int, now: float, chunks_in: int
-) -> bool:
+    assoc: Association, rq: RetransmitQueue, chunk: SentChunk, a_rwnd: int, now: float
+) -> None:
     """``_sack_received`` for a SACK that acknowledges ``chunk``, the one chunk
     outstanding (checked by the caller), cumulatively: it leaves the queue and the
     flight, gives an RTT sample (sent once, after the last T3 expiry), grows cwnd as
-    ``CongestionControl.on_ack`` would, and stops T3. True."""
-    try:
-        rq = assoc._retransmit
-        assert rq is not None
-        assoc._stats.chunks_in += chunks_in
-        unwrapped = chunk.unwrapped
-        del rq.chunks[unwrapped]
-        size = chunk.size
-        chunk.in_flight = False
-        rq.flight_size = 0
-        rq.cumulative_unwrapped = rq.advanced_unwrapped = unwrapped
-        if chunk.first_sent > rq._last_timeout:
-            rq.rto.observe(now - chunk.first_sent)
-        cc = rq.cc
-        mtu = cc.mtu
-        fully_used = size + mtu > cc.cwnd
-        if cc.cwnd <= cc.ssthresh:
-            if fully_used:
-                cc.cwnd += size if size < mtu else mtu  # slow start (7.2.1)
-        elif fully_used and cc.partial_bytes_acked + size >= cc.cwnd:
-            cc.cwnd += mtu  # congestion avoidance (7.2.2)
-        cc.partial_bytes_acked = 0  # the flight is empty (6.3.2 R2)
-        rq.peer_rwnd = a_rwnd
-        rq.t3_deadline = None
-        config = assoc.config
-        assoc._burst_left = config.max_burst * config.max_packet_size
-        assoc._errors = 0
-    except Exception:  # never out of the engine: counted, as on the general paths
-        logger.exception("SCTP association: internal error handling a packet")
-        assoc._stats.dropped["internal_error"] += 1
-    return True
+    ``CongestionControl.on_ack`` would, and stops T3."""
+    unwrapped = chunk.unwrapped
+    del rq.chunks[unwrapped]
+    size = chunk.size
+    chunk.in_flight = False
+    rq.flight_size = 0
+    rq.cumulative_unwrapped = rq.advanced_unwrapped = unwrapped
+    if chunk.first_sent > rq._last_timeout:
+        rq.rto.observe(now - chunk.first_sent)
+    cc = rq.cc
+    mtu = cc.mtu
+    fully_used = size + mtu > cc.cwnd
+    if cc.cwnd <= cc.ssthresh:
+        if fully_used:
+            cc.cwnd += size if size < mtu else mtu  # slow start (7.2.1)
+    elif fully_used and cc.partial_bytes_acked + size >= cc.cwnd:
+        cc.cwnd += mtu  # congestion avoidance (7.2.2)
+    cc.partial_bytes_acked = 0  # the flight is empty (6.3.2 R2)
+    rq.peer_rwnd = a_rwnd
+    rq.t3_deadline = None
+    config = assoc.config
+    assoc._burst_left = config.max_burst * config.max_packet_size
+    assoc._errors = 0
