@@ -154,6 +154,7 @@ from .receive_queue import ReceiveQueue, Verdict
 from .rto import RtoEstimator
 from .send_queue import Outbox, OutgoingMessage, RetransmitQueue, SentChunk, _OutStream
 from .serial import add32, le32
+from .small_path import receive_small, send_small
 
 if TYPE_CHECKING:
     from ..trace import Trace
@@ -659,6 +660,9 @@ class Association:
         stats = self._stats
         stats.messages_out += 1
         stats.bytes_out += size
+        rq = self._retransmit
+        if rq is not None and not rq.flight_size and self.state is _ESTABLISHED:
+            return True  # what _output_due finds for new data and an empty flight
         return bool(self._events) or self._output_due()
 
     def buffered_amount(self, stream_id: int) -> int:
@@ -755,6 +759,8 @@ class Association:
         self._stats.packets_in += 1
         if not isinstance(data, bytes):
             data = bytes(data)
+        if self.state is _ESTABLISHED and receive_small(self, data, now):
+            return  # [SACK] + one whole message (sctp/small_path.py)
         if self._receive_fast(data, now):
             return
         try:
@@ -974,7 +980,8 @@ class Association:
 
     def datagrams_to_send(self, now: float) -> list[bytes]:
         try:
-            self._produce(now)
+            if self.state is not _ESTABLISHED or not send_small(self, now):  # small_path.py
+                self._produce(now)
         except Exception:  # never out of the engine: count it, tests assert zero
             logger.exception("SCTP association: internal error building packets")
             self._stats.dropped["internal_error"] += 1
