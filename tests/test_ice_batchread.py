@@ -51,6 +51,17 @@ async def stacks() -> AsyncIterator[list[Stack]]:
         await stack.close()
 
 
+async def _connected_path(stacks: list[Stack]) -> tuple[Stack, Any, Any]:
+    """A connected pair (closed by the ``stacks`` fixture), the transport of a's
+    nominated protocol and the remote address of the nominated pair."""
+    stack = await _connected()
+    stacks.append(stack)
+    protocol = _nominated_protocol(stack.a)
+    pair = stack.a.nominated_pair
+    assert pair is not None
+    return stack, protocol.transport, pair.remote_addr
+
+
 def _registered_reader(transport: Any) -> Callable[[], None]:
     """The callback the loop runs when the transport's socket is readable."""
     loop = asyncio.get_running_loop()
@@ -66,13 +77,7 @@ async def test_one_callback_delivers_the_queued_datagrams_in_order_through_the_g
     """Six datagrams queued on a's nominated socket: one callback reads them all,
     in order; the one from another address is dropped and counted, the rest reach the
     protocol; the seventh read finds the socket empty and ends the batch."""
-    stack = await _connected()
-    stacks.append(stack)
-    protocol = _nominated_protocol(stack.a)
-    transport: Any = protocol.transport
-    pair = stack.a.nominated_pair
-    assert pair is not None
-    remote = pair.remote_addr
+    stack, transport, remote = await _connected_path(stacks)
     stranger = ("127.0.0.1", 9)  # another source: the fast path's check drops it
     queued = [
         (b"\x16one", remote),
@@ -126,13 +131,7 @@ async def test_stun_in_a_batch_still_goes_to_aioice_and_a_close_ends_the_batch(
     """A STUN datagram in a batch takes the connection's gate (aioice here: it is
     not a consent check), the DTLS around it our protocol; a datagram whose handler
     closes the transport ends the batch, as asyncio's reader would read no more."""
-    stack = await _connected()
-    stacks.append(stack)
-    protocol = _nominated_protocol(stack.a)
-    transport: Any = protocol.transport
-    pair = stack.a.nominated_pair
-    assert pair is not None
-    remote = pair.remote_addr
+    stack, transport, remote = await _connected_path(stacks)
     garbage_stun = b"\x00\x01\x00\x00" + bytes(4)  # too short for aioice: its parse fails
     fake = QueuedSocket(
         transport._sock,
@@ -226,13 +225,7 @@ async def test_a_pause_from_a_handler_ends_the_batch(stacks: list[Stack]) -> Non
     """The batch reads the transport's flags after each datagram (what ``is_reading``
     reads): a handler that pauses reading ends the batch there, as asyncio's reader
     would read no more; resuming puts the batch reader back."""
-    stack = await _connected()
-    stacks.append(stack)
-    protocol = _nominated_protocol(stack.a)
-    transport: Any = protocol.transport
-    pair = stack.a.nominated_pair
-    assert pair is not None
-    remote = pair.remote_addr
+    stack, transport, remote = await _connected_path(stacks)
     reader = _registered_reader(transport)
     fake = QueuedSocket(transport._sock, [(b"\x16a", remote), (b"\x16b", remote)])
 
