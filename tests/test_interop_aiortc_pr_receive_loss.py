@@ -72,6 +72,7 @@ from aiortc.rtcsctptransport import ForwardTsnChunk as AiortcForwardTsnChunk
 
 from tests.browser.aiortc_peer import rtc_configuration
 from tests.browser.netns import run_in_loopback_netns
+from tests.loss_injection import InboundLoss, SeededLoss, inbound_filter
 from webrtc_secure import SecurePeer, SessionDescription
 from webrtc_secure.dtls_transport import DtlsTransport
 from webrtc_secure.sctp.receive_queue import ReceiveQueue
@@ -98,51 +99,8 @@ SETTLE_TIMEOUT = 12.0  # seconds for aiortc to have nothing queued or outstandin
 MARKER_TIMEOUT = 5.0  # seconds for the markers, sent without loss, to arrive
 
 
-@dataclass
-class InboundLoss:
-    """Drops a seeded share of the datagrams handed to one DtlsTransport, while on."""
-
-    target: object
-    rng: random.Random
-    rate: float
-    on: bool = False
-    seen: int = 0
-    dropped: int = 0
-    burst: int = 0  # datagrams dropped in a row just now
-
-    def drop(self, transport: object) -> bool:
-        if not self.on or transport is not self.target:
-            return False
-        self.seen += 1
-        # draw for every datagram (the pattern follows the seed) but never drop more
-        # than MAX_BURST in a row: a longer run on one chunk's retransmissions (one per
-        # T3 expiry, 1 s apart at aiortc's minimum RTO) measures the seed, not the stack
-        if self.rng.random() < self.rate and self.burst < MAX_BURST:
-            self.burst += 1
-            self.dropped += 1
-            return True
-        self.burst = 0
-        return False
-
-
-class _Filter:
-    """The one filter in front of ``DtlsTransport.datagram_received`` while a test runs
-    (patched on the class: the transport has slots, and our peer looks the method up
-    at every datagram)."""
-
-    loss: InboundLoss | None = None
-
-    @classmethod
-    def wrap(
-        cls, original: Callable[[DtlsTransport, bytes], None]
-    ) -> Callable[[DtlsTransport, bytes], None]:
-        def datagram_received(self: DtlsTransport, data: bytes) -> None:
-            loss = cls.loss
-            if loss is not None and loss.drop(self):
-                return
-            original(self, data)
-
-        return datagram_received
+#: the inbound loss the patched DtlsTransport.datagram_received applies (one at a time)
+CURRENT: list[InboundLoss] = []
 
 
 @dataclass
@@ -266,7 +224,7 @@ async def scenario(seed: int) -> Run:
             ours_seen.set()
 
     ours.on("datachannel", on_channel)
-    loss = InboundLoss(object(), random.Random(seed * 7919 + 1), LOSS)
+    loss = SeededLoss(random.Random(seed * 7919 + 1), LOSS, MAX_BURST)
     connect: asyncio.Task[None] | None = None
     try:
         theirs = {
@@ -344,8 +302,7 @@ async def scenario(seed: int) -> Run:
         receive._discard_through = discard_through  # type: ignore[method-assign]
 
         # loss on the datagrams arriving at our DTLS transport from here on
-        loss.target = ours._dtls
-        _Filter.loss = loss
+        CURRENT.append(InboundLoss(loss, ours._dtls))
         loss.on = True
 
         sent: dict[str, list[bytes]] = {label: [] for label in LABELS}
@@ -374,7 +331,7 @@ async def scenario(seed: int) -> Run:
             )
         run.sctp = dict(ours.stats().get("sctp") or {})
     finally:
-        _Filter.loss = None
+        CURRENT.clear()
         run.link_seen, run.link_dropped = loss.seen, loss.dropped
         if connect is not None and not connect.done():
             connect.cancel()
@@ -470,7 +427,9 @@ def _report(run: Run) -> str:
 @pytest.mark.timeout(120)
 def test_pr_channels_from_aiortc_under_loss(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        DtlsTransport, "datagram_received", _Filter.wrap(DtlsTransport.datagram_received)
+        DtlsTransport,
+        "datagram_received",
+        inbound_filter(DtlsTransport.datagram_received, CURRENT),
     )
     runs: list[Run] = []
     for seed in SEEDS:
