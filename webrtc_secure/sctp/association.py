@@ -20,7 +20,9 @@ What it does:
 * PR-SCTP (RFC 3758): FORWARD-TSN / I-FORWARD-TSN, abandonment by retransmission
   count or lifetime;
 * stream reset (RFC 6525) both ways, as RFC 8831 closes data channels;
-* zero checksum (RFC 9653, error detection method 1 = DTLS) when both ends offer it;
+* zero checksum (RFC 9653, error detection method 1 = DTLS), per direction: we send
+  checksum zero when both ends offered it, and accept it from the peer once our INIT
+  or INIT-ACK offered it (RFC 9653 5.3), whether or not the peer offered it too;
 * SNAP (draft-hancke-tsvwg-snap): ``snap_init`` / ``start_snap`` skip the handshake
   when both INIT chunks travelled in SDP (``a=sctp-init``).
 
@@ -418,6 +420,7 @@ class Association:
         "_t1_rto",
         "_t2",
         "_t2_count",
+        "accept_zero_checksum",
         "config",
         "interleaving",
         "state",
@@ -449,7 +452,10 @@ class Association:
         self._receive: ReceiveQueue | None = None
         # Negotiated.
         self.interleaving = False
-        self.zero_checksum = False
+        self.zero_checksum = False  # we send checksum zero (both ends offered it)
+        #: the peer may send us checksum zero: our INIT or INIT-ACK offered it (RFC 9653
+        #: 5.3 ties acceptance to what we sent, not to the peer's own offer)
+        self.accept_zero_checksum = False
         self._forward_tsn = False
         self._reconfig = False
         self._outbound_streams = config.streams
@@ -528,6 +534,7 @@ class Association:
         self._t1_rto = self.config.rto_initial
         self._t1_count = 0
         self._t1 = now + self._t1_rto
+        self.accept_zero_checksum = self.config.zero_checksum  # what the INIT offers
         self._send_packet_now([self._init_chunk], verification_tag=0)
 
     # --- SNAP (draft-hancke-tsvwg-snap): INIT chunks exchanged in SDP -------------------
@@ -764,7 +771,7 @@ class Association:
         if self._receive_fast(data, now):
             return
         try:
-            packet = parse_packet(data, allow_zero_checksum=self.zero_checksum)
+            packet = parse_packet(data, allow_zero_checksum=self.accept_zero_checksum)
         except ChecksumMismatch:
             self._stats.dropped["checksum"] += 1
             return
@@ -805,9 +812,9 @@ class Association:
             or source != config.remote_port
         ):
             return False
-        if (checksum or not self.zero_checksum) and packet_crc(data) != _CRC_FIELD.unpack_from(
-            data, 8
-        )[0]:
+        if (checksum or not self.accept_zero_checksum) and packet_crc(
+            data
+        ) != _CRC_FIELD.unpack_from(data, 8)[0]:
             return False  # the general path counts the mismatch
         # Every chunk is checked as parse_chunks and the handlers would, before
         # anything is processed.
@@ -1126,6 +1133,9 @@ class Association:
         self._reconfig = bool(state.flags & FLAG_RECONFIG)
         self.interleaving = bool(state.flags & FLAG_INTERLEAVING)
         self.zero_checksum = bool(state.flags & FLAG_ZERO_CHECKSUM)
+        # every way here (COOKIE-ECHO, COOKIE-ACK, SNAP) followed an INIT or INIT-ACK of
+        # ours, which offered zero checksum when configured to
+        self.accept_zero_checksum = self.config.zero_checksum
         self._outbox.interleaving = self.interleaving
         self._receive = ReceiveQueue(
             state.peer_initial_tsn,
@@ -1210,6 +1220,8 @@ class Association:
                 *self._capability_parameters(),
             ),
         )
+        # the INIT-ACK offers zero checksum: the COOKIE-ECHO may come with one
+        self.accept_zero_checksum = self.config.zero_checksum
         self._send_packet_now([ack], init.initiate_tag)
 
     def _handle_init_ack(self, ack: InitAckChunk, now: float) -> None:

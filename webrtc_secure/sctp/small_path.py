@@ -286,7 +286,7 @@ def receive_small(assoc: Association, data: bytes, now: float) -> bool:
             return False
         pos += _SACK_SIZE
         if pos == end:  # the SACK alone
-            if (checksum or not assoc.zero_checksum) and not _crc_ok(data):
+            if (checksum or not assoc.accept_zero_checksum) and not _crc_ok(data):
                 return False  # the general path counts the mismatch
             try:
                 _take_sack(assoc, rq, sack_chunk, a_rwnd, now)
@@ -349,7 +349,7 @@ def receive_small(assoc: Association, data: bytes, now: float) -> bool:
                 return False  # ahead of its stream: it would wait
         elif seq != stream.next_seq or stream.waiting is not None:
             return False
-    if (checksum or not assoc.zero_checksum) and not _crc_ok(data):
+    if (checksum or not assoc.accept_zero_checksum) and not _crc_ok(data):
         return False  # the general path counts the mismatch
     # Everything checked: the SACK's effects, then the chunk's
     try:
