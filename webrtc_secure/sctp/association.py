@@ -270,6 +270,7 @@ _PLAIN_SACK = struct.Struct("!BBHIIHH")  # a SACK chunk without gap blocks or du
 _DATA = int(ChunkType.DATA)
 _I_DATA = int(ChunkType.I_DATA)
 _SACK = int(ChunkType.SACK)
+_WHOLE = FLAG_BEGINNING | FLAG_ENDING
 _new_object = object.__new__
 #: What a packet is joined from: serialized chunks, or a DATA chunk's header, a view of
 #: its user data and its padding (the send loop copies user data once, into the packet)
@@ -759,7 +760,13 @@ class Association:
         self._stats.packets_in += 1
         if not isinstance(data, bytes):
             data = bytes(data)
-        if self.state is _ESTABLISHED and receive_small(self, data, now):
+        if (
+            self.state is _ESTABLISHED
+            # (not for a packet whose first chunk is a fragment, not a whole message:
+            # most packets of a stream; receive_small would refuse it)
+            and (len(data) < 14 or data[12] == _SACK or data[13] & _WHOLE == _WHOLE)
+            and receive_small(self, data, now)
+        ):
             return  # [SACK] + one whole message (sctp/small_path.py)
         if self._receive_fast(data, now):
             return

@@ -225,18 +225,13 @@ def receive_small(assoc: Association, data: bytes, now: float) -> bool:
     end = len(data)
     if end < COMMON_HEADER_SIZE + _SACK_SIZE:
         return False  # (the unpack below reads 28 octets; a DATA packet has 29 or more)
-    # The packets of a stream, refused first in a few steps (it is called for every
-    # packet of an established association): a SACK while more than one chunk is
-    # outstanding, a DATA / I-DATA chunk that is not a whole message. (The same tests
-    # as below, made early; what they let through is checked in full there.)
-    first = data[12]
+    # The SACKs of a stream, refused first in a few steps: more than one chunk is
+    # outstanding. (Association.receive_datagram does not call it for a first chunk
+    # that is DATA / I-DATA but not a whole message; the tests below refuse those too.)
     rq = assoc._retransmit
     if rq is None:
         return False
-    if first == _SACK:
-        if rq.next_unwrapped != rq.cumulative_unwrapped + 2:
-            return False
-    elif data[13] & _WHOLE != _WHOLE or first != (_I_DATA if assoc.interleaving else _DATA):
+    if data[12] == _SACK and rq.next_unwrapped != rq.cumulative_unwrapped + 2:
         return False
     (
         source,
