@@ -841,10 +841,12 @@ class Association:
                         had_gaps = bool(receive.tracker._above)
                         window = config.receive_window - self._event_bytes
                         receive.window = window if window > 0 else 0
-                        # the user data as a view of the packet: a fragment is copied
-                        # once, into its message
+                        # the user data sliced (a copy), not a view of the packet: a
+                        # slice of ~1.1 KB costs less than a memoryview and its slice
+                        # (timeit: 84 vs 144 ns), and joining bytes less than joining
+                        # views (a whole message is then the slice itself)
                         verdict = receive.receive_interleaved(
-                            tsn, stream_id, seq, last, memoryview(data)[32 : 12 + length], flags
+                            tsn, stream_id, seq, last, data[32 : 12 + length], flags
                         )
                         if verdict is not _ACCEPTED:
                             if verdict is _DUPLICATE:
