@@ -595,7 +595,9 @@ class Association:
         nothing; the SACK that opens the window makes the owner flush anyway. A
         streaming sender is blocked for most of its sends (1200-octet messages: every
         DATA packet left from the flush after a SACK)."""
-        if self._finished or self.state in _SHUTDOWN_STATES:
+        state = self.state
+        # (ESTABLISHED first: a tuple's ``in`` that misses compares every member)
+        if self._finished or (state is not _ESTABLISHED and state in _SHUTDOWN_STATES):
             raise InvalidAssociationState(f"cannot send in state {self.state.value}")
         if not 0 <= stream_id < self._outbound_streams:
             raise InvalidAssociationState(
@@ -662,7 +664,7 @@ class Association:
         stats.messages_out += 1
         stats.bytes_out += size
         rq = self._retransmit
-        if rq is not None and not rq.flight_size and self.state is _ESTABLISHED:
+        if rq is not None and not rq.flight_size and state is _ESTABLISHED:
             return True  # what _output_due finds for new data and an empty flight
         return bool(self._events) or self._output_due()
 
