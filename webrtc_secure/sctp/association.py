@@ -899,6 +899,14 @@ class Association:
                 return False
             chunks = ((type_, flags, COMMON_HEADER_SIZE, COMMON_HEADER_SIZE + length),)
         else:
+            if (
+                type_ == _I_DATA
+                and self.interleaving
+                and self._receive is not None
+                and self.state in _RECEIVING_STATES
+                and self._receive_two(data, end, flags, length, now)
+            ):
+                return True  # two I-DATA chunks: a stream of messages a little over a packet
             checked = _check_chunks(data, end)
             if checked is None:
                 return False
@@ -985,6 +993,77 @@ class Association:
             if self.state is not _ESTABLISHED or self._reset_waiting:
                 self._after_receive(now)  # (its own first test, inline: once per packet)
         except Exception:  # never out of the engine: count it, tests assert zero
+            logger.exception("SCTP association: internal error handling a packet")
+            self._stats.dropped["internal_error"] += 1
+        return True
+
+    def _receive_two(self, data: bytes, end: int, flags: int, length: int, now: float) -> bool:
+        """:meth:`_receive_fast` for a packet of exactly two I-DATA chunks on an
+        interleaving association (the caller checked those and a receiving state): what
+        a stream of messages a little larger than a packet receives (a message's tail
+        and the next one's head). The checks of ``_check_chunks`` and of the loop's
+        common case for both chunks first, then the loop's steps for each, without the
+        chunk list; False, before any state changes, for anything else (the loop then
+        takes the packet). tests/test_sctp_fastpath.py compares it with the loop."""
+        # _check_chunks for two chunks: the first holds its fields, the second starts
+        # after the first's padding, holds its fields and reaches the packet's end
+        # (its own padding may be missing, as there)
+        if length < IDATA_HEADER_SIZE:
+            return False
+        second = COMMON_HEADER_SIZE + ((length + 3) & ~3)
+        if end - second < 4:
+            return False  # (no second chunk header: _check_chunks's answer, or one chunk)
+        type2, flags2, length2 = _CHUNK_HEADER.unpack_from(data, second)
+        stop2 = second + length2
+        if (
+            type2 != _I_DATA
+            or length2 < IDATA_HEADER_SIZE
+            or stop2 > end
+            or second + ((length2 + 3) & ~3) < end  # a third chunk: the loop
+        ):
+            return False
+        tsn, stream_id, _reserved, seq, last = _IDATA_FIELDS.unpack_from(data, 16)
+        tsn2, stream_id2, _reserved, seq2, last2 = _IDATA_FIELDS.unpack_from(data, second + 4)
+        inbound = self._inbound_streams
+        if (
+            flags & FLAG_IMMEDIATE
+            or flags2 & FLAG_IMMEDIATE
+            or stream_id >= inbound
+            or stream_id2 >= inbound
+        ):
+            return False  # the rare cases: the loop hands them to _data_received
+        self._stats.chunks_in += 2
+        try:
+            receive = self._receive
+            assert receive is not None  # (the caller checked)
+            had_gaps = bool(receive.tracker._above)
+            window = self.config.receive_window - self._event_bytes
+            if window < 0:
+                window = 0
+            receive.window = window
+            verdict = receive.receive_interleaved(
+                tsn, stream_id, seq, last, data[32 : COMMON_HEADER_SIZE + length], flags
+            )
+            if verdict is not _ACCEPTED:
+                if verdict is _DUPLICATE:
+                    self._sack_now = True
+                else:
+                    self._stats.dropped[f"data_{verdict.value}"] += 1
+            self._sack_pending = True
+            receive.window = window
+            verdict = receive.receive_interleaved(
+                tsn2, stream_id2, seq2, last2, data[second + IDATA_HEADER_SIZE : stop2], flags2
+            )
+            if verdict is not _ACCEPTED:
+                if verdict is _DUPLICATE:
+                    self._sack_now = True
+                else:
+                    self._stats.dropped[f"data_{verdict.value}"] += 1
+            self._sack_pending = True
+            self._after_data_packet(now, had_gaps)
+            if self.state is not _ESTABLISHED or self._reset_waiting:
+                self._after_receive(now)
+        except Exception:  # never out of the engine: counted, as in _receive_fast
             logger.exception("SCTP association: internal error handling a packet")
             self._stats.dropped["internal_error"] += 1
         return True
