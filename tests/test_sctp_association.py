@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sctp_pair import capture, chunk_types, config, healthy, make_pair
+from tests.sctp_pair import Pair, capture, chunk_types, config, healthy, make_pair
 from webrtc_secure.errors import (
     AssociationAborted,
     AssociationTimeout,
@@ -137,6 +137,63 @@ def test_zero_checksum_only_when_both_offer_it(a_zero: bool, b_zero: bool, expec
     # INIT and COOKIE-ECHO always carry a real CRC32c.
     for _, d in seen[:3]:
         assert d[8:12] != b"\0\0\0\0"
+
+
+def _zero_checksums_from(pair: Pair, direction: str, *, skip_init: bool = True) -> list[int]:
+    """Send every packet in ``direction`` with checksum zero (an RFC 9653 sender that
+    drops the CRC32c once it saw the other end's offer); returns a one-element list
+    counting the packets rewritten. Packets with an INIT chunk keep their CRC32c."""
+    rewritten = [0]
+    original = pair.sim.send
+
+    def send(way: str, datagram: bytes) -> None:
+        if way == direction and not (skip_init and datagram[12] == 1):
+            datagram = datagram[:8] + bytes(4) + datagram[12:]
+            rewritten[0] += 1
+        original(way, datagram)
+
+    pair.sim.send = send  # type: ignore[method-assign]
+    return rewritten
+
+
+def test_zero_checksum_accepted_from_a_peer_that_did_not_offer_it() -> None:
+    """RFC 9653 5.3: acceptance follows what WE offered. b offers nothing but (as the
+    RFC lets a sender that saw a's offer) sends every packet with checksum zero; a,
+    which offered, takes them all, and still sends b the CRC32c b asked for."""
+    pair = make_pair(2, a=config(1, zero_checksum=True), b=config(2, zero_checksum=False))
+    rewritten = _zero_checksums_from(pair, "b->a")
+    seen = capture(pair)
+    assert pair.connect()
+    assert pair.a.accept_zero_checksum and not pair.a.zero_checksum
+    assert not pair.b.accept_zero_checksum and not pair.b.zero_checksum
+    pair.a.send(0, 51, b"ping" * 100, pair.now)
+    pair.b.send(1, 51, b"pong" * 100, pair.now)
+    assert pair.run_until(lambda: len(pair.messages("a")) == 1 and len(pair.messages("b")) == 1)
+    assert [m.data for m in pair.messages("a")] == [b"pong" * 100]
+    assert rewritten[0] >= 3  # INIT-ACK, COOKIE-ACK, DATA / SACK
+    assert pair.a.stats.dropped["checksum"] == 0
+    assert all(d[8:12] != bytes(4) for way, d in seen if way == "a->b")
+
+
+def test_zero_checksum_refused_when_we_did_not_offer_it() -> None:
+    """The converse: a did not offer, so a zero checksum from b is a checksum error
+    (counted, dropped), and the handshake cannot finish."""
+    pair = make_pair(2, a=config(1, zero_checksum=False), b=config(2, zero_checksum=True))
+    _zero_checksums_from(pair, "b->a")
+    assert not pair.connect(max_time=5.0)
+    assert not pair.a.accept_zero_checksum
+    assert pair.a.stats.dropped["checksum"] >= 1
+    assert not pair.a.is_established
+
+
+def test_listener_accepts_a_zero_checksum_cookie_echo_after_its_offer() -> None:
+    """The stateless listener's INIT-ACK offered zero checksum, so the COOKIE-ECHO that
+    answers it may carry checksum zero (as dcSCTP sends it once it saw the offer)."""
+    pair = make_pair(2, a=config(1, zero_checksum=True), b=config(2, zero_checksum=True))
+    rewritten = _zero_checksums_from(pair, "a->b")
+    assert pair.connect()
+    assert rewritten[0] >= 1 and pair.b.stats.dropped["checksum"] == 0
+    assert len(pair.events("b", AssociationEstablished)) == 1
 
 
 def test_graceful_shutdown_delivers_queued_data_first() -> None:

@@ -206,26 +206,41 @@ async def test_a_large_answer_from_a_handler_still_leaves_whole() -> None:
         await b.close()
 
 
-@pytest.mark.parametrize("coalesce", [True, False], ids=["coalesced", "immediate"])
-async def test_packets_read_in_one_iteration_are_acknowledged_together(coalesce: bool) -> None:
-    """Four DATA packets handed to B in one callback, as uvloop does when it reads
-    several datagrams of a socket in one iteration: coalesced, nothing leaves B during
-    the callback and one SACK for all four follows in the same iteration's queue;
-    immediate (``coalesce=False``), a SACK leaves every second packet during the
-    callback. The messages delivered are the same either way."""
+async def _held_packets(sctp_a: Any, channel: DataChannel, count: int) -> list[bytes]:
+    """``count`` 100-octet messages from A, one packet each, held instead of sent."""
+    held: list[bytes] = []
+    forward, forward_many = sctp_a._send, sctp_a._send_many
+    sctp_a._send = held.append  # A's packets wait here instead of going out
+    sctp_a._send_many = None  # (one packet at a time, through _send)
+    for i in range(count):
+        channel.send(bytes([i]) * 100)
+    sctp_a._send, sctp_a._send_many = forward, forward_many
+    assert len(held) == count  # a send from a task leaves at once: one packet each
+    return held
+
+
+@pytest.mark.parametrize(
+    ("coalesce", "count", "during_expected", "sacks_expected"),
+    [(True, 3, 0, 1), (True, 8, 2, 2), (False, 3, 1, 2), (False, 8, 4, 4)],
+    ids=["coalesced-3", "coalesced-8", "immediate-3", "immediate-8"],
+)
+async def test_packets_read_in_one_iteration_are_acknowledged_together(
+    coalesce: bool, count: int, during_expected: int, sacks_expected: int
+) -> None:
+    """DATA packets handed to B in one callback, as uvloop does when it reads several
+    datagrams of a socket in one iteration. Coalesced: a SACK leaves during the
+    callback only every ``max_packets_per_sack`` (4) packets, and one SACK for the
+    rest follows in the same iteration's queue (3 packets: none during, one after;
+    8: two during, none after). Immediate (``coalesce=False``): a SACK every second
+    packet during the callback (the third packet's waits for the delayed-ack timer).
+    The messages delivered are the same either way."""
     a, b, channel, theirs, _wire_a, wire_b = await _open_pair(use_ice=False)
     sctp_a, sctp_b = a._sctp, b._sctp
     assert sctp_a is not None and sctp_b is not None
     try:
         sctp_b.coalesce = coalesce
-        held: list[bytes] = []
-        forward, forward_many = sctp_a._send, sctp_a._send_many
-        sctp_a._send = held.append  # A's packets wait here instead of going out
-        sctp_a._send_many = None  # (one packet at a time, through _send)
-        for i in range(4):
-            channel.send(bytes([i]) * 100)
-        sctp_a._send, sctp_a._send_many = forward, forward_many
-        assert len(held) == 4  # a send from a task leaves at once: one packet each
+        assert sctp_b.max_packets_per_sack == 4  # the default
+        held = await _held_packets(sctp_a, channel, count)
         got: list[bytes] = []
         theirs.on("message", got.append)
         during: list[int] = []
@@ -236,16 +251,61 @@ async def test_packets_read_in_one_iteration_are_acknowledged_together(coalesce:
             during.append(len(wire_b.packets()))
 
         asyncio.get_running_loop().call_soon(deliver_all)
-        await _until(lambda: len(got) == 4)
-        assert got == [bytes([i]) * 100 for i in range(4)]  # all in the callback
+        await _until(lambda: len(got) == count)
+        assert got == [bytes([i]) * 100 for i in range(count)]  # all in the callback
         await _until(lambda: sctp_a.association._retransmit is not None
                      and sctp_a.association._retransmit.flight_size == 0)
         sacks = [types for types, _ in wire_b.packets()]
         assert all(types == (ChunkType.SACK,) for types in sacks)
-        if coalesce:
-            assert during == [0] and len(sacks) == 1
-        else:
-            assert during == [2] and len(sacks) == 2
+        assert during == [during_expected] and len(sacks) == sacks_expected
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_batch_with_a_gap_is_acknowledged_at_once_per_packet() -> None:
+    """Coalescing never holds back the SACKs that report a gap (RFC 9260 6.7): the
+    sender's fast retransmit counts one report per SACK. Packets 1, 3 and 4 of four
+    arrive in one callback: packet 1 waits for the batch's flush, packets 3 and 4 each
+    send a SACK with a gap block at once. Packet 2 then arrives alone and its SACK
+    (no gaps left) acknowledges all four."""
+    a, b, channel, theirs, _wire_a, _wire_b = await _open_pair(use_ice=False)
+    sctp_a, sctp_b = a._sctp, b._sctp
+    assert sctp_a is not None and sctp_b is not None
+    sent: list[bytes] = []
+    watched = sctp_b._send_many
+    assert watched is not None
+
+    def keep(packets: list[bytes]) -> int:
+        sent.extend(packets)
+        return watched(packets)
+
+    sctp_b._send_many = keep
+    try:
+        held = await _held_packets(sctp_a, channel, 4)
+        got: list[bytes] = []
+        theirs.on("message", got.append)
+        during: list[int] = []
+
+        def deliver_with_a_gap() -> None:
+            for packet in (held[0], held[2], held[3]):
+                sctp_b.datagram_received(packet)
+            during.append(len(sent))
+
+        asyncio.get_running_loop().call_soon(deliver_with_a_gap)
+        await _until(lambda: bool(during))
+        assert during == [2]
+        gap_blocks = [
+            len(chunk.gap_blocks)
+            for packet in sent
+            for chunk in parse_packet(packet, allow_zero_checksum=True).chunks
+        ]
+        assert gap_blocks == [1, 1]
+        asyncio.get_running_loop().call_soon(sctp_b.datagram_received, held[1])
+        await _until(lambda: len(got) == 4)
+        assert got == [bytes([i]) * 100 for i in range(4)]
+        await _until(lambda: sctp_a.association._retransmit is not None
+                     and sctp_a.association._retransmit.flight_size == 0)
     finally:
         await a.close()
         await b.close()

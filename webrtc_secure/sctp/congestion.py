@@ -36,13 +36,15 @@ class CongestionControl:
     def on_ack(self, bytes_acked: int, cum_advanced: bool, flight_before: int) -> None:
         """A SACK newly acknowledged ``bytes_acked``; ``flight_before`` is the flight
         size before it (the window counts as used when it was within one MTU)."""
-        if bytes_acked <= 0 or not cum_advanced or self.in_fast_recovery:
+        # (in_fast_recovery and min() inline: once per SACK)
+        if bytes_acked <= 0 or not cum_advanced or self.fast_recovery_exit is not None:
             return
-        fully_used = flight_before + self.mtu > self.cwnd
+        mtu = self.mtu
+        fully_used = flight_before + mtu > self.cwnd
         if self.cwnd <= self.ssthresh:
             # Slow start (7.2.1): grow by at most one MTU per SACK.
             if fully_used:
-                self.cwnd += min(bytes_acked, self.mtu)
+                self.cwnd += bytes_acked if bytes_acked < mtu else mtu
             return
         # Congestion avoidance (7.2.2): one MTU per window of acknowledged bytes.
         self.partial_bytes_acked += bytes_acked

@@ -444,7 +444,7 @@ class ReceiveQueue:
                     if count == 2:
                         whole = b"".join((fragments[0], fragments[1]))
                     else:
-                        whole = b"".join([fragments[i] for i in range(count)])
+                        whole = b"".join(map(fragments.__getitem__, range(count)))  # (in FSN order)
                     self._complete(stream_id, unordered, mid, partial.ppid, whole)
         # TsnTracker.add_unwrapped, inline
         if distance == 1 and not tracker._above:
@@ -572,7 +572,7 @@ class ReceiveQueue:
             # (join, not +: the fast path may have kept fragments as views of packets)
             whole = b"".join((fragments[0], fragments[1]))
         else:
-            whole = b"".join([fragments[i] for i in range(count)])
+            whole = b"".join(map(fragments.__getitem__, range(count)))  # (in FSN order)
         self._complete(stream_id, unordered, seq, partial.ppid, whole)
         return True
 

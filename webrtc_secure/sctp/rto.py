@@ -14,6 +14,9 @@ BETA = 0.25
 # RFC 6298 2.2: G, the clock granularity; our clock is a float, but a floor keeps
 # RTO > SRTT on perfectly regular paths where RTTVAR decays to zero.
 CLOCK_GRANULARITY = 0.001
+# the smoothing factors' complements, computed once (observe runs once per SACK)
+_KEEP_RTTVAR = 1 - BETA
+_KEEP_SRTT = 1 - ALPHA
 
 
 @dataclass(slots=True)
@@ -41,11 +44,17 @@ class RtoEstimator:
             self.srtt = rtt
             self.rttvar = rtt / 2
         else:
-            self.rttvar = (1 - BETA) * self.rttvar + BETA * abs(self.srtt - rtt)
-            self.srtt = (1 - ALPHA) * self.srtt + ALPHA * rtt
-        # _clamp, inline (once per SACK)
-        rto = self.srtt + max(CLOCK_GRANULARITY, 4 * self.rttvar)
-        self.rto = self.rto_max if rto > self.rto_max else max(self.rto_min, rto)
+            srtt = self.srtt
+            self.rttvar = _KEEP_RTTVAR * self.rttvar + BETA * abs(srtt - rtt)
+            self.srtt = _KEEP_SRTT * srtt + ALPHA * rtt
+        # _clamp, inline, and max() as conditionals (once per SACK)
+        spread = 4 * self.rttvar
+        rto = self.srtt + (spread if spread > CLOCK_GRANULARITY else CLOCK_GRANULARITY)
+        if rto > self.rto_max:
+            rto = self.rto_max
+        elif rto < self.rto_min:
+            rto = self.rto_min
+        self.rto = rto
 
     def backoff(self) -> None:
         """Double the RTO after a timer expiry (RFC 6298 5.5), up to rto_max."""

@@ -225,6 +225,14 @@ def receive_small(assoc: Association, data: bytes, now: float) -> bool:
     end = len(data)
     if end < COMMON_HEADER_SIZE + _SACK_SIZE:
         return False  # (the unpack below reads 28 octets; a DATA packet has 29 or more)
+    # The SACKs of a stream, refused first in a few steps: more than one chunk is
+    # outstanding. (Association.receive_datagram does not call it for a first chunk
+    # that is DATA / I-DATA but not a whole message; the tests below refuse those too.)
+    rq = assoc._retransmit
+    if rq is None:
+        return False
+    if data[12] == _SACK and rq.next_unwrapped != rq.cumulative_unwrapped + 2:
+        return False
     (
         source,
         destination,
@@ -248,9 +256,8 @@ def receive_small(assoc: Association, data: bytes, now: float) -> bool:
         or assoc._reset_waiting  # (the general path's _after_receive would act)
     ):
         return False
-    rq = assoc._retransmit
     receive = assoc._receive
-    if rq is None or receive is None:
+    if receive is None:
         return False
     # What the packet holds: a SACK without gap blocks or duplicates first, then
     # perhaps one DATA / I-DATA chunk; or that chunk alone
@@ -261,11 +268,11 @@ def receive_small(assoc: Association, data: bytes, now: float) -> bool:
             return False
         # it must acknowledge the one chunk outstanding, first sent once and reliable,
         # outside fast recovery and with no FORWARD-TSN point ahead
-        # (the queue holds TSNs above the cumulative one and below the next: one there)
+        # (the queue holds TSNs above the cumulative one and below the next: one there,
+        # as the first test above found)
         cum = rq.cumulative_unwrapped + 1
         if (
-            rq.next_unwrapped != cum + 1
-            or cumulative != (cum & 0xFFFFFFFF)
+            cumulative != (cum & 0xFFFFFFFF)
             or rq._pending_retransmit
             or rq.advanced_unwrapped != rq.cumulative_unwrapped
             or rq.cc.fast_recovery_exit is not None
@@ -286,7 +293,7 @@ def receive_small(assoc: Association, data: bytes, now: float) -> bool:
             return False
         pos += _SACK_SIZE
         if pos == end:  # the SACK alone
-            if (checksum or not assoc.zero_checksum) and not _crc_ok(data):
+            if (checksum or not assoc.accept_zero_checksum) and not _crc_ok(data):
                 return False  # the general path counts the mismatch
             try:
                 _take_sack(assoc, rq, sack_chunk, a_rwnd, now)
@@ -349,7 +356,7 @@ def receive_small(assoc: Association, data: bytes, now: float) -> bool:
                 return False  # ahead of its stream: it would wait
         elif seq != stream.next_seq or stream.waiting is not None:
             return False
-    if (checksum or not assoc.zero_checksum) and not _crc_ok(data):
+    if (checksum or not assoc.accept_zero_checksum) and not _crc_ok(data):
         return False  # the general path counts the mismatch
     # Everything checked: the SACK's effects, then the chunk's
     try:
