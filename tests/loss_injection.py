@@ -48,13 +48,12 @@ class SeededLoss:
         return False
 
 
-def drop_outbound(transport: DtlsTransport, loss: SeededLoss, *, min_size: int = 0) -> None:
-    """Put ``loss`` in front of the socket for what ``transport`` sends: datagrams of
-    ``min_size`` octets or more (smaller ones always go, and are not counted)."""
+def drop_outbound(transport: DtlsTransport, loss: SeededLoss) -> None:
+    """Put ``loss`` in front of the socket for what ``transport`` sends."""
     send = transport._send
 
     def lossy(datagram: bytes) -> None:
-        if len(datagram) < min_size or not loss.drop():
+        if not loss.drop():
             send(datagram)
 
     transport._send = lossy
@@ -62,7 +61,7 @@ def drop_outbound(transport: DtlsTransport, loss: SeededLoss, *, min_size: int =
     if batch is not None:
 
         def lossy_batch(datagrams: list[bytes]) -> None:
-            kept = [d for d in datagrams if len(d) < min_size or not loss.drop()]
+            kept = [d for d in datagrams if not loss.drop()]
             if kept:
                 batch(kept)
 
