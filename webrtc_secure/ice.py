@@ -153,6 +153,23 @@ MAX_BATCH = 32
 #: asyncio's selector datagram transport (a private class; None if it ever goes)
 _SELECTOR_DATAGRAM: type | None = getattr(selector_events, "_SelectorDatagramTransport", None)
 
+#: ``fcntl.ioctl`` and ``FIONREAD`` where the platform has them (None: Windows), for the
+#: batch reader's question "is another datagram queued?" (:func:`batch_reads`). Read
+#: at each call, so a test can put a double here.
+_ioctl: Callable[[int, int, bytearray], int] | None
+try:
+    import fcntl
+    import termios
+
+    _ioctl = fcntl.ioctl
+    _FIONREAD: int = termios.FIONREAD
+except (ImportError, AttributeError):  # pragma: no cover - not on Linux / macOS
+    _ioctl = None
+    _FIONREAD = 0
+
+#: what FIONREAD writes when the socket holds no datagram (or an empty one first)
+_NOTHING_QUEUED = bytes(4)
+
 
 def batch_reads(transport: object, limit: int = MAX_BATCH) -> Callable[[], None] | None:
     """Make asyncio's selector datagram transport read up to ``limit`` datagrams per
@@ -162,11 +179,23 @@ def batch_reads(transport: object, limit: int = MAX_BATCH) -> Callable[[], None]
     Every datagram still goes through ``protocol.datagram_received``, looked up afresh
     for each one as asyncio does (so the gate or the fast path's source check sees each
     datagram, in the order the socket queued them); the batch ends early when the socket
-    is empty (``BlockingIOError``), on a socket error (handed to ``error_received`` as
-    asyncio does), or once the transport stops reading (closed or paused by what a
-    datagram caused). What :meth:`~asyncio.BaseEventLoop.call_soon` queued while the
-    batch ran runs after it, in the same iteration: the SCTP transport's one flush for
-    all the batch's packets (``coalesce``). :func:`unbatch_reads` undoes it.
+    is empty (nothing queued, see below, or ``BlockingIOError``), on a socket error
+    (handed to ``error_received`` as asyncio does), or once the transport stops reading
+    (closed or paused by what a datagram caused). What
+    :meth:`~asyncio.BaseEventLoop.call_soon` queued while the batch ran runs after it, in
+    the same iteration: the SCTP transport's one flush for all the batch's packets
+    (``coalesce``). :func:`unbatch_reads` undoes it.
+
+    After the first datagram the reader asks the kernel whether another is queued
+    (``ioctl(FIONREAD)``: the length of the next datagram on Linux, 0 for none) before
+    it reads again: at a message's round trip the socket holds one datagram, and the
+    read that finds it empty costs a system call and a ``BlockingIOError`` built,
+    raised and caught (about 1.6 us against 0.5 for the ioctl, warm, and several times
+    that in a round trip paced at 100 messages/s, cold). A burst pays one ioctl and
+    goes on reading until the socket is empty, as before. A zero-length datagram next in
+    the queue reads as "nothing queued": it stays for the next readiness callback (the
+    socket stays readable: asyncio's selector is level-triggered), as does anything
+    past ``limit``.
     """
     if _SELECTOR_DATAGRAM is None or type(transport) is not _SELECTOR_DATAGRAM:
         return None
@@ -179,12 +208,25 @@ def batch_reads(transport: object, limit: int = MAX_BATCH) -> Callable[[], None]
     # fewer per datagram, where the transport has them as instance attributes
     flags = "_closing" in vars(t) and "_paused" in vars(t)
 
+    fd = t._sock_fd
+    queued = bytearray(4)  # FIONREAD's answer, written in place
+
     def read_ready() -> None:
         if t._conn_lost:
             return
         recvfrom = t._sock.recvfrom
         size = t.max_size
-        for _ in range(limit):
+        for n in range(limit):
+            if n == 1:
+                ioctl = _ioctl
+                if ioctl is not None:
+                    # another datagram queued? (a question, not a read that fails)
+                    try:
+                        ioctl(fd, _FIONREAD, queued)
+                    except OSError:
+                        return  # (the socket went; the next read_ready says so)
+                    if queued == _NOTHING_QUEUED:
+                        return
             try:
                 data, addr = recvfrom(size)
             except (BlockingIOError, InterruptedError):
