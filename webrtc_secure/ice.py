@@ -67,6 +67,7 @@ ever sees a datagram from another source.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import heapq
 import itertools
@@ -250,6 +251,62 @@ def batch_reads(transport: object, limit: int = MAX_BATCH) -> Callable[[], None]
     t._read_ready = read_ready
     t._loop._add_reader(t._sock_fd, read_ready)
     return read_ready
+
+
+def direct_sendto(transport: object) -> Callable[[bytes, Any], None]:
+    """The nominated pair's send: ``transport.sendto``, except on asyncio's selector
+    datagram transport of an unconnected socket, where it is the socket's own
+    ``sendto`` whenever asyncio's would call exactly that (nothing queued in the
+    transport, data not empty), without the Python frame of asyncio's method (its
+    type check, address checks and dict look-up: one per datagram sent). Anything
+    else goes to asyncio's ``sendto``, which decides as it always does: data queued
+    before (order kept), an empty datagram (not sent), and a socket that would block
+    (asyncio tries again, then queues it and waits to write). An OSError from the
+    socket goes to the protocol's ``error_received``, as asyncio hands it."""
+    send: Callable[[bytes, Any], None] = transport.sendto  # type: ignore[attr-defined]
+    if _SELECTOR_DATAGRAM is None or type(transport) is not _SELECTOR_DATAGRAM:
+        return send
+    t: Any = transport
+    buffer = vars(t).get("_buffer")
+    extra = getattr(t, "_extra", None)  # (a slot of asyncio.BaseTransport)
+    if (
+        not isinstance(buffer, collections.deque)  # the queue, one for the transport's life
+        or not isinstance(extra, dict)
+        or extra.get("peername")  # connected: asyncio calls send(), not sendto()
+        or vars(t).get("_address")
+    ):
+        return send
+    sock_sendto = t._sock.sendto
+
+    def sendto(data: bytes, addr: Any) -> None:
+        if buffer or not data:
+            send(data, addr)
+            return
+        try:
+            sock_sendto(data, addr)
+        except (BlockingIOError, InterruptedError):
+            send(data, addr)
+        except OSError as exc:
+            t._protocol.error_received(exc)
+
+    _DIRECT_SENDTO[sendto] = t
+    return sendto
+
+
+#: the transport each :func:`direct_sendto` function sends through
+_DIRECT_SENDTO: weakref.WeakKeyDictionary[Callable[[bytes, Any], None], object] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def sending_transport(sendto: Callable[[bytes, Any], None]) -> object | None:
+    """The transport a send fast path writes through: the owner of a bound
+    ``transport.sendto``, or the transport a :func:`direct_sendto` function was made
+    for; None for anything else."""
+    owner: object = getattr(sendto, "__self__", None)
+    if owner is not None:
+        return owner
+    return _DIRECT_SENDTO.get(sendto)
 
 
 def unbatch_reads(transport: object, reader: Callable[[], None]) -> None:
@@ -1482,7 +1539,7 @@ class IceDatagramTransport(asyncio.DatagramTransport):
         if pair is not None and type(protocol) is aioice.ice.StunProtocol and transport is not None:
             # StunProtocol.send_data is exactly this call, for host, reflexive and TURN
             # pairs alike (a TurnTransport's sendto relays without blocking)
-            self._socket_sendto = transport.sendto
+            self._socket_sendto = direct_sendto(transport)
             self._remote = remote
             if self._hooked is None and _hookable(protocol, self._connection.gate(protocol)):
                 self._hook(protocol, pair.remote_addr)

@@ -1246,7 +1246,10 @@ class SecurePeer(SnapshotDispatch):
         self._segments_due = False
         path = self._send_path
         if path is not None:
-            self._segments = SegmentSender.for_path(*path)
+            sendto, remote = path
+            self._segments = SegmentSender.for_path(
+                sendto, remote, transport=ice.sending_transport(sendto)
+            )
         return self._segments
 
     async def _handshake(self, is_client: bool, remote: SessionDescription) -> None:
