@@ -194,10 +194,13 @@ class SctpTransport:
             while True:
                 # the association's queue read for emptiness (None until its first
                 # event), next_event() only for an event that is there: most flushes
-                # have none before or after
+                # have none before or after, and after a send's there is its
+                # BufferedAmountLow (_dispatch's second case, inline: once per message)
                 while association._events:
                     event = association.next_event()
-                    if event is not None:
+                    if type(event) is BufferedAmountLow:
+                        self.channels.buffered_amount_low(event.stream_id)
+                    elif event is not None:
                         self._dispatch(event)
                 # after events the flush itself raised (a send's BufferedAmountLow,
                 # once per message), flush again only when datagrams_to_send would
