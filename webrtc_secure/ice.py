@@ -33,11 +33,12 @@ every change, so the transport can cache the nominated pair), the host
 non-STUN datagrams skip aioice's parse attempt, receive queue and ``recv()``), and the
 ``max_size`` and reader of asyncio's selector datagram transport (:func:`batch_reads`:
 up to :data:`MAX_BATCH` datagrams per readiness callback instead of one, each through
-the same checks, so that SCTP answers them together). When any of them is not what
-this module expects, the transport falls back to the connection's gate and aioice's
-public ``sendto``. aioice's two queues (``_queue``, ``_check_list_state``) are
-replaced by a :class:`_Mailbox` each: what aioice calls on them, without three deques
-apiece, and no task per transport parked in ``recv()``.
+the same checks, so that SCTP answers them together), and its socket and send queue
+(:func:`direct_sendto`: the socket's own ``sendto`` while asyncio's would call just
+that). When any of them is not what this module expects, the transport falls back to
+the connection's gate and aioice's public ``sendto``. aioice's two queues (``_queue``,
+``_check_list_state``) are replaced by a :class:`_Mailbox` each: what aioice calls on
+them, without three deques apiece, and no task per transport parked in ``recv()``.
 
 Both fast paths work the same on uvloop: its ``UDPTransport`` also looks
 ``datagram_received`` up on the protocol for every datagram, and its ``sendto`` is the
