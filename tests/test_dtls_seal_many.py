@@ -79,6 +79,10 @@ def test_seal_many_declines_with_nothing_changed() -> None:
         assert state == (client.stats.datagrams_sent, engine._tx.next_sequence, client.state)  # type: ignore[union-attr]
 
     unchanged([])
+    unchanged([bytes(2**14 + 1)])  # one (checked without max()): send raises the ValueError
+    with pytest.raises(ValueError):
+        client.send_many([bytes(2**14 + 1)])
+    assert client.datagrams_to_send(1.0) == []
     unchanged([b"x", bytes(2**14 + 1)])  # send_many raises the ValueError
     with pytest.raises(ValueError):
         client.send_many([b"x", bytes(2**14 + 1)])  # b"x" went (one send() each)

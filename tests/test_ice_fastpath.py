@@ -472,8 +472,95 @@ async def test_send_path_follows_the_nominated_pair_and_ends_with_close(
     assert pair_a is not None
     a._nominated[ice.COMPONENT] = aioice.ice.CandidatePair(other, pair_a.remote_candidate)
     assert len(seen) == 2 and seen[1] is not None
-    assert seen[1][1] == pair_a.remote_addr and seen[1][0] == other.transport.sendto
+    assert seen[1][1] == pair_a.remote_addr and ice.sending_transport(seen[1][0]) is other.transport
     a._nominated.clear()
     assert seen[-1] is None  # no pair: no fast path
     stack.tb.close()
     assert told[-1] is None
+
+
+class BlockingSocket:
+    """A socket double for asyncio's transport: records what ``sendto`` sent, raises
+    ``BlockingIOError`` while ``blocked`` and ``error`` when it is set; everything
+    else is the real socket's."""
+
+    def __init__(self, real: socket.socket) -> None:
+        self.real = real
+        self.sent: list[tuple[bytes, Any]] = []
+        self.blocked = False
+        self.error: OSError | None = None
+
+    def sendto(self, data: bytes, addr: Any) -> int:
+        if self.error is not None:
+            raise self.error
+        if self.blocked:
+            raise BlockingIOError
+        self.sent.append((bytes(data), addr))
+        return len(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+@pytest.mark.asyncio(loop_factories=["asyncio"])  # asyncio's selector transport
+async def test_direct_sendto_sends_what_asyncio_would_in_the_same_order(
+    stacks: list[Stack],
+) -> None:
+    """``ice.direct_sendto`` on asyncio's transport: the socket's own sendto while
+    nothing waits in the transport; a socket that would block hands the datagram to
+    asyncio's sendto, which queues it, and the datagrams after it queue behind it
+    (order kept) until asyncio's writer sends them; then straight to the socket again.
+    An empty datagram is not sent (asyncio's rule); a socket error reaches the
+    protocol's error_received, as asyncio hands it."""
+    stack = await _connected()
+    stacks.append(stack)
+    transport: Any = _nominated_protocol(stack.a).transport
+    to = ("127.0.0.1", 9)
+    fake = BlockingSocket(transport._sock)
+    real, transport._sock = transport._sock, fake
+    try:
+        send = ice.direct_sendto(transport)
+        assert send != transport.sendto and ice.sending_transport(send) is transport
+        send(b"\x16one", to)
+        assert fake.sent == [(b"\x16one", to)] and not transport._buffer
+        fake.blocked = True
+        send(b"\x16two", to)
+        fake.blocked = False
+        send(b"\x16three", to)  # behind "two", which waits in asyncio's queue
+        assert fake.sent == [(b"\x16one", to)]
+        assert list(transport._buffer) == [(b"\x16two", to), (b"\x16three", to)]
+        transport._sendto_ready()  # asyncio's writer: the socket takes them now
+        assert not transport._buffer
+        send(b"\x16four", to)
+        send(b"", to)
+        sent = [data for data, _ in fake.sent]
+        assert sent == [b"\x16one", b"\x16two", b"\x16three", b"\x16four"]
+        errors: list[Exception] = []
+        transport._protocol.error_received = errors.append
+        fake.error = ConnectionRefusedError(111, "refused")
+        send(b"\x16five", to)
+        assert errors == [fake.error] and not transport._buffer
+    finally:
+        transport._sock = real
+        vars(transport._protocol).pop("error_received", None)
+
+
+async def test_direct_sendto_is_the_transports_own_elsewhere(stacks: list[Stack]) -> None:
+    """On uvloop (its transport's sendto is C already) and for any transport but
+    asyncio's selector datagram transport of an unconnected socket, the send fast path
+    is the transport's own ``sendto``."""
+    stack = await _connected()
+    stacks.append(stack)
+    transport: Any = _nominated_protocol(stack.a).transport
+    send = ice.direct_sendto(transport)
+    if loops.running_loop_name() == "asyncio":
+        assert send != transport.sendto
+
+        class Connected:  # a transport of another class
+            def sendto(self, data: bytes, addr: Any = None) -> None:
+                pass
+
+        other = Connected()
+        assert ice.direct_sendto(other) == other.sendto
+    else:
+        assert send == transport.sendto

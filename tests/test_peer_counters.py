@@ -153,3 +153,44 @@ async def test_totals_are_what_crossed_the_edges(peers: list[SecurePeer], use_ic
         assert report_b.candidate_pair is not None
         assert report_b.candidate_pair.bytes_received == sum(arrived)
     assert [s.packets_received for s in report_b.inbound_rtp] == [20]
+
+
+async def test_a_datagram_the_socket_refuses_is_logged_and_not_counted(
+    peers: list[SecurePeer], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The DTLS transport's batches through the ICE send path (``_send_datagrams``):
+    a batch of one (a round trip's flush, sent without the batch's loop) and a batch of
+    three whose middle datagram the socket refuses: each refusal is logged as the DTLS
+    transport logs it and not counted; what went is counted, datagrams and octets."""
+    a = SecurePeer(host_addresses=HOST)
+    b = SecurePeer(host_addresses=HOST)
+    peers += [a, b]
+    offer = await a.create_offer()
+    answer = await b.create_answer(offer)
+    await asyncio.gather(a.connect(answer), b.connect(offer))
+    path = a._send_path
+    assert path is not None
+    went: list[bytes] = []
+
+    def sendto(data: bytes, addr: Any) -> None:
+        assert addr == path[1]
+        if data.startswith(b"\x17refuse"):
+            raise ConnectionRefusedError(111, "refused")
+        went.append(data)
+
+    a._send_path = (sendto, path[1])
+    a._segments_due = False  # (no offload: the batch goes one sendto at a time)
+    try:
+        before = a.get_stats().transport
+        with caplog.at_level("WARNING", logger="webrtc_secure.peer"):
+            a._send_datagrams([b"\x17one"])
+            a._send_datagrams([b"\x17refuse one"])
+            a._send_datagrams([b"\x17two", b"\x17refuse two", b"\x17three"])
+        after = a.get_stats().transport
+    finally:
+        a._send_path = path
+    assert went == [b"\x17one", b"\x17two", b"\x17three"]
+    assert after.packets_sent - before.packets_sent == 3
+    assert after.bytes_sent - before.bytes_sent == sum(map(len, went))
+    refusals = [r for r in caplog.records if r.getMessage().startswith("DTLS send failed")]
+    assert len(refusals) == 2

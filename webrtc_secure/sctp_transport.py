@@ -220,18 +220,29 @@ class SctpTransport:
         try:
             first = True
             while True:
+                self._asked = False
                 # the association's queue read for emptiness (None until its first
                 # event), next_event() only for an event that is there: most flushes
-                # have none before or after
+                # have none before or after, and after a send's there is its
+                # BufferedAmountLow (_dispatch's second case, inline: once per message)
                 while association._events:
                     event = association.next_event()
-                    if event is not None:
+                    if type(event) is BufferedAmountLow:
+                        self.channels.buffered_amount_low(event.stream_id)
+                    elif event is not None:
                         self._dispatch(event)
                 # after events the flush itself raised (a send's BufferedAmountLow,
                 # once per message), flush again only when datagrams_to_send would
-                # return packets: replies queued, or _output_due (the test _produce
-                # makes first), i.e. a handler sent; most have nothing to send
-                if not first and not association._replies and not association._output_due():
+                # return packets: replies queued, or a handler asked for a flush (the
+                # channels ask after everything that queues output: a send, a close, a
+                # DCEP message; that lands here, in _asked) and _output_due (the test
+                # _produce makes first) says there is something; most handlers sent
+                # nothing, and then _produce has nothing new since the last flush
+                if (
+                    not first
+                    and not association._replies
+                    and not (self._asked and association._output_due())
+                ):
                     break
                 first = False
                 self._flush()

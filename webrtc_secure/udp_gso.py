@@ -82,15 +82,19 @@ class SegmentSender:
         self.runs = 0
 
     @classmethod
-    def for_path(cls, sendto: Callable[[bytes, Any], None], remote: Any) -> SegmentSender | None:
-        """A sender beside the transport whose bound ``sendto`` this is, when that is
-        a UDP socket's transport on Linux; else None."""
+    def for_path(
+        cls, sendto: Callable[[bytes, Any], None], remote: Any, transport: object = None
+    ) -> SegmentSender | None:
+        """A sender beside the transport whose bound ``sendto`` this is (or
+        ``transport``, which ``sendto`` sends through: ``ice.direct_sendto``'s), when
+        that is a UDP socket's transport on Linux; else None."""
         if not supported_platform():
             return None
-        transport = getattr(sendto, "__self__", None)
+        if transport is None:
+            transport = getattr(sendto, "__self__", None)
+            if getattr(transport, "sendto", None) != sendto:
+                return None
         if transport is None or type(transport).__module__ not in _TRANSPORT_MODULES:
-            return None
-        if getattr(transport, "sendto", None) != sendto:
             return None
         try:
             return cls(transport, remote)

@@ -662,7 +662,8 @@ class ChannelManager:
         channel = self._channels.get(stream_id)
         if channel is None:
             return
-        channel._wake()
+        if channel._waiters:  # (drain() waits: once per message sent, nobody waits)
+            channel._wake()
         # the association counts DCEP bytes too; the event is about the user's sends
         if not channel._user_data_queued:
             return

@@ -1024,10 +1024,16 @@ class DtlsConnection:
         :meth:`send_many`, which decides (a KeyUpdate first, a refusal). A key that
         refuses at its usage limit ends the connection as :meth:`send_many` does
         (then None: :meth:`send_many` refuses the whole batch)."""
-        if self.state is not _CONNECTED or self._outbox or not datagrams:
+        if self.state is not _CONNECTED or self._outbox:
             return None
-        if max(map(len, datagrams)) > MAX_PLAINTEXT_LENGTH:
-            return None  # send_many raises the ValueError
+        count = len(datagrams)
+        # (one packet per flush is the round trip's case: its length alone, without
+        # max() and its keyword parsing)
+        if count == 1:
+            if len(datagrams[0]) > MAX_PLAINTEXT_LENGTH:
+                return None  # send_many raises the ValueError
+        elif not count or max(map(len, datagrams)) > MAX_PLAINTEXT_LENGTH:
+            return None
         engine = self._v13
         if engine is not None:
             tx = engine._tx
@@ -1035,11 +1041,11 @@ class DtlsConnection:
                 engine.outbox
                 or tx is None
                 or tx.epoch < 3
-                or tx.next_sequence + len(datagrams) > engine.key_update_threshold
+                or tx.next_sequence + count > engine.key_update_threshold
             ):
                 return None
             try:
-                if len(datagrams) > 1:
+                if count > 1:
                     records = tx.protect_application_data_many(datagrams)
                 else:
                     records = [tx.protect_application_data(datagrams[0])]
@@ -1058,7 +1064,7 @@ class DtlsConnection:
                 seal(_APPLICATION_DATA, _DTLS_1_2, _EPOCH_1 | number, data)
                 for number, data in zip(range(seq, end), datagrams, strict=True)
             ]
-        self.stats.datagrams_sent += len(records)
+        self.stats.datagrams_sent += count
         return records
 
     def close(self) -> None:
