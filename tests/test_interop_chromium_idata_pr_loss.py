@@ -220,7 +220,7 @@ class Outcome:
     marker_sends: dict[str, int] = field(default_factory=dict)  # markers sent per channel
     loss_stopped: float = 0.0  # time.monotonic() (the capture's clock)
     markers_in: float = 0.0  # seconds from then until every marker was in
-    clean_in: float = 0.0  # ... and until our receive queue was empty
+    clean_in: float = 0.0  # ... and until our receive queue was empty (0: never)
     out_loss: tuple[int, int] = (0, 0)  # (dropped, seen) of what we sent
     in_loss: tuple[int, int] = (0, 0)  # (dropped, seen) of what arrived for us
     sctp: dict[str, Any] = field(default_factory=dict)
@@ -405,8 +405,10 @@ async def scenario(keylog: Path) -> Outcome:
                     clean = not any(receive_leftovers(receive).values())
                     if all(outcome.markers.values()) and not outcome.markers_in:
                         outcome.markers_in = time.monotonic() - outcome.loss_stopped
-                    if (outcome.markers_in and clean) or time.monotonic() > deadline:
+                    if outcome.markers_in and clean:
                         outcome.clean_in = time.monotonic() - outcome.loss_stopped
+                        break
+                    if time.monotonic() > deadline:
                         break
                     for label in OURS:
                         # (the reliable channel's markers also nudge Chromium until our
