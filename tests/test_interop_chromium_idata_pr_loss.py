@@ -44,11 +44,12 @@ Asserted:
 Breaking our I-FORWARD-TSN handling makes it fail (checked by hand, not committed; one
 run each): with ``ReceiveQueue.skip`` ignoring the stream entries, the page's
 ``maxRetransmits`` 0 channel stalls at us (0 of 24 arrive, none after a loss), its
-markers on both partially reliable channels never arrive, and 21 messages stay held
-for order in our queue; with ``Association._handle_forward_tsn`` a no-op, the same
-stall, and the wait for both ends to drain times out; with our side sending no
-I-FORWARD-TSN (``_produce`` skipping it), Chromium's cumulative TSN cannot pass what we
-abandoned: 6 of our 12 reliable messages reach the page and none of our markers.
+markers on both partially reliable channels never arrive (45 sent on each), and our
+queue keeps 21 partial messages and 150 complete ones held for order; with
+``Association._handle_forward_tsn`` a no-op, the same stall, and the wait for both ends
+to drain times out; with our side sending no I-FORWARD-TSN (``_produce`` skipping it),
+Chromium's cumulative TSN cannot pass what we abandoned: 6 of our 12 reliable messages
+reach the page and none of our markers.
 """
 
 from __future__ import annotations
