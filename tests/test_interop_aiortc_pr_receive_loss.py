@@ -30,15 +30,18 @@ loss and send a marker on each channel. Asserted, per seeded run:
   also abandons messages that reached us whole, on T3);
 - no stall: every marker arrives (bounded wait), and at the end each of our inbound
   streams expects the SSN aiortc would use next;
-- our association acted on at most the FORWARD-TSNs aiortc sent and counted none as
-  unexpected, of the wrong kind or out of its window, nor any internal error;
+- our association applied at most the FORWARD-TSNs aiortc sent (its
+  ``forward_tsn_in`` counter, which must equal the calls of its FORWARD-TSN handler)
+  and counted none as unexpected, of the wrong kind or out of its window, nor any
+  internal error;
 - at the end our receive queue holds nothing: no fragment, no message waiting for
   order or for the application, no TSN above the cumulative one, no bytes buffered.
 
-The association has no counter of the FORWARD-TSNs it received (only ``chunks_in`` and
-drops by reason), so test-only wrappers count on our side: around
-``Association._handle_forward_tsn`` (FORWARD-TSNs acted on, and the messages held for
-order they released) and ``ReceiveQueue._discard_through`` (fragments they discarded);
+The association counts the FORWARD-TSNs it applied (``stats.forward_tsn_in``, in
+``SecurePeer.stats()["sctp"]``); what they did inside the receive queue is counted by
+test-only wrappers on our side: around ``Association._handle_forward_tsn`` (its calls,
+their stream entries and the messages held for order they released) and
+``ReceiveQueue._discard_through`` (fragments they discarded);
 on aiortc's side, around ``_send``, ``_maybe_abandon`` and ``_send_chunk``: which
 message has which SSN, which it abandoned, the FORWARD-TSNs it sent. Seeds run until,
 after at least three, the runs together showed: messages abandoned on both partially
@@ -118,7 +121,8 @@ class Run:
     aiortc_forward_tsns: int = 0  # FORWARD-TSNs aiortc sent
     aiortc_data: int = 0  # DATA chunks aiortc sent (first sends and retransmissions)
     aiortc_settled: bool = False
-    forward_tsns: int = 0  # FORWARD-TSNs our association handled
+    forward_tsns: int = 0  # FORWARD-TSNs our association applied (stats.forward_tsn_in)
+    forward_calls: int = 0  # calls of its FORWARD-TSN handler (the wrapper's count)
     forward_entries: int = 0  # their stream entries
     #: fragments (held by us, of messages abandoned part-way) a FORWARD-TSN discarded
     fragments_discarded: int = 0
@@ -287,7 +291,7 @@ async def scenario(seed: int) -> Run:
         original_discard = receive._discard_through
 
         def handle_forward_tsn(chunk: Any) -> None:
-            run.forward_tsns += 1
+            run.forward_calls += 1
             run.forward_entries += len(chunk.streams)
             waiting = _waiting(receive)
             original_forward(chunk)
@@ -330,6 +334,7 @@ async def scenario(seed: int) -> Run:
                 sctp._outbound_stream_seq.get(sid, 0),
             )
         run.sctp = dict(ours.stats().get("sctp") or {})
+        run.forward_tsns = run.sctp["forward_tsn_in"]
     finally:
         CURRENT.clear()
         run.link_seen, run.link_dropped = loss.seen, loss.dropped
@@ -375,10 +380,14 @@ def check_run(run: Run) -> None:
     # use next (what arrived after abandoned messages: _evidence)
     assert all(run.marker_arrived.get(label) for label in LABELS), (where, run.marker_arrived)
     assert all(ours == theirs for ours, theirs in run.next_ssn.values()), (where, run.next_ssn)
-    # FORWARD-TSNs: ours acted on at most what aiortc sent, and refused none
+    # FORWARD-TSNs: ours applied at most what aiortc sent, and refused none (so every
+    # call of the handler is one applied: the counter and the wrapper agree)
     assert run.forward_tsns <= run.aiortc_forward_tsns, where
     dropped = run.sctp.get("dropped", {})
     assert not any(reason.startswith("forward_tsn") for reason in dropped), (where, dropped)
+    assert run.forward_tsns == run.forward_calls, (where, run.forward_tsns, run.forward_calls)
+    # and ours sent none: aiortc sent us nothing partially reliable
+    assert run.sctp["forward_tsn_out"] == 0, where
     assert not dropped.get("internal_error"), (where, dropped)
     # nothing left behind in our receive queue
     assert _clean(run.leftover), (where, run.leftover)
@@ -391,7 +400,7 @@ def _evidence(runs: list[Run]) -> dict[str, bool]:
         for label in PARTIAL
     } | {
         "messages arrived after abandoned ones": any(_after_abandoned(r) for r in runs),
-        "we acted on FORWARD-TSNs": all(r.forward_tsns > 0 for r in runs),
+        "we applied FORWARD-TSNs": all(r.forward_tsns > 0 for r in runs),
         "a FORWARD-TSN discarded fragments we held": any(r.fragments_discarded for r in runs),
         "a FORWARD-TSN released a message held for order": any(r.released for r in runs),
     }
@@ -416,7 +425,7 @@ def _report(run: Run) -> str:
         f"datagrams to us, aiortc sent {run.aiortc_data} DATA chunks, abandoned "
         f"{abandoned}, arrived {arrived} ({_after_abandoned(run)} after an abandoned "
         f"one), markers {run.marker_arrived}, FORWARD-TSN "
-        f"aiortc sent {run.aiortc_forward_tsns}, we handled {run.forward_tsns} "
+        f"aiortc sent {run.aiortc_forward_tsns}, we applied {run.forward_tsns} "
         f"({run.forward_entries} stream entries), fragments they discarded "
         f"{run.fragments_discarded}, messages they released {run.released}, next SSNs "
         f"{run.next_ssn}, our dropped {run.sctp.get('dropped')}, leftover "

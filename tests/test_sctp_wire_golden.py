@@ -128,24 +128,27 @@ def _stream(size: int, total: int, interleaving: bool) -> str:
     return h.hexdigest()[:16]
 
 
+# Every digest (here and in STREAMS) changed when AssociationStats gained forward_tsn_in
+# and forward_tsn_out (the digests hash its repr), not the wire: with those two fields
+# left out of the repr, the digests before them come out again.
 LOSSY = {
     # (seed, interleaving, zero checksum, partially reliable): digest
-    (3, True, True, False): "9a26d0abda51a88b",
-    (3, False, False, False): "5599fa90ac0b1b19",
+    (3, True, True, False): "2385d9e9e5116fa1",
+    (3, False, False, False): "b2943ead3838be86",
     # the three PR-SCTP transfers changed with the end-fragment placeholder TSN of a
     # message abandoned before its last fragment was sent (tests/test_sctp_pr_stall.py)
-    (4, True, False, True): "9156058d31e97f78",
-    (4, False, True, True): "f8ea2269ba1d4e69",
-    (7, True, True, True): "a666eae5b5aa5f1f",
-    (7, False, True, False): "ccc6466d1c755647",
+    (4, True, False, True): "3b901df112cbb05c",
+    (4, False, True, True): "98eb704195c87b05",
+    (7, True, True, True): "4c9c74435250feb4",
+    (7, False, True, False): "52f4208193c75d3b",
 }
 
 STREAMS = {
     # (message size, octets, interleaving): digest
-    (65536, 4 << 20, True): "b2156c1bab6b4ee2",
-    (65536, 2 << 20, False): "5ba3f3fb73b08270",
-    (1200, 1 << 20, True): "8db7635742f48194",
-    (1200, 1 << 20, False): "b3ff2e1002edfb5c",
+    (65536, 4 << 20, True): "66e7d35eaa04b50d",
+    (65536, 2 << 20, False): "f6316674f45ee716",
+    (1200, 1 << 20, True): "ada03e000e2bd70c",
+    (1200, 1 << 20, False): "1c91986b384625d2",
 }
 
 

@@ -322,6 +322,9 @@ def parse_chunks(data: bytes) -> tuple[int, bool, list[dict[str, Any]]]:
         elif ctype == 3 and len(body) >= 12:  # SACK: cumulative TSN, a_rwnd, gaps, dups
             cum, rwnd, gaps, dups = struct.unpack_from("!IIHH", body)
             chunk.update(cumulative_tsn=cum, a_rwnd=rwnd, gap_blocks=gaps, duplicates=dups)
+        elif ctype in (192, 194) and len(body) >= 4:  # FORWARD-TSN, I-FORWARD-TSN
+            chunk["new_cumulative_tsn"] = struct.unpack_from("!I", body)[0]
+            chunk["entries"] = (len(body) - 4) // (4 if ctype == 192 else 8)
         elif ctype == 130:
             params, p = [], 0
             while p + 4 <= len(body):

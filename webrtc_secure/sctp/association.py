@@ -348,6 +348,11 @@ class AssociationStats:
     fast_retransmits: int = 0
     t3_expirations: int = 0
     abandoned_messages: int = 0
+    #: FORWARD-TSN or I-FORWARD-TSN chunks (the kind the association negotiated)
+    #: received and applied (refused ones count in ``dropped`` under ``forward_tsn_*``)
+    forward_tsn_in: int = 0
+    #: FORWARD-TSN or I-FORWARD-TSN chunks sent (RFC 3758 3.5, RFC 8260 2.3.1)
+    forward_tsn_out: int = 0
     dropped: Counter[str] = field(default_factory=Counter)
     error_causes: Counter[str] = field(default_factory=Counter)  # from the peer's ERRORs
     srtt: float | None = None
@@ -1799,7 +1804,9 @@ class Association:
         else:
             entries = tuple((sid, False, ssn) for sid, ssn in chunk.streams)
         entries = tuple(e for e in entries if e[0] < self._inbound_streams)
-        if not receive.skip(chunk.new_cumulative_tsn, entries):
+        if receive.skip(chunk.new_cumulative_tsn, entries):
+            self._stats.forward_tsn_in += 1
+        else:
             self._stats.dropped["forward_tsn_out_of_window"] += 1
         self._deliver()
         self._sack_pending = self._sack_now = True
@@ -2138,6 +2145,7 @@ class Association:
                 else:
                     forward = ForwardTsnChunk(new_cum, tuple((s, q) for s, _, q in entries[:250]))
                 control.append(forward.serialize())
+                self._stats.forward_tsn_out += 1
                 if rq.t3_deadline is None:
                     rq.t3_deadline = now + self._rto.rto
         if self._control:
