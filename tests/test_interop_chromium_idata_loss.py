@@ -198,6 +198,19 @@ async def scenario(keylog: Path, flags: tuple[str, ...], exchange: bool) -> Outc
                 for label in PAGES:
                     await session.page.evaluate(f"dc.open({json.dumps(label)})")
                 await end.wait_open(PAGES, 10)
+                # the page's own channels stay "connecting" until our DCEP ACK reaches
+                # it: wait for the page to see every channel open before any loss (the
+                # loss could drop that ACK, and the page's send would then throw)
+                for _ in range(200):
+                    channels = (await session.page.evaluate("dc.state()"))["channels"]
+                    if all(
+                        channels.get(label, {}).get("readyState") == "open"
+                        for label in list(OURS) + list(PAGES)
+                    ):
+                        break
+                    await asyncio.sleep(0.05)
+                else:
+                    raise AssertionError(f"the page's channels did not open: {channels}")
 
                 # loss at our side, both ways, from here on
                 drop_outbound(dtls, out_loss)
