@@ -12,15 +12,22 @@ test would measure the seed, not the stacks). Two places to apply it:
 - inbound (:func:`inbound_filter`): a wrapper for ``DtlsTransport.datagram_received``,
   patched on the class (the transport has slots; our peer looks the method up for
   every datagram), that drops what arrives for one transport before it sees it.
+
+Also the few checks and waits those tests share: :func:`in_send_order`,
+:func:`receive_leftovers`, :func:`until`, :func:`wait_event`, :func:`payload`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from webrtc_secure.dtls_transport import DtlsTransport
+from webrtc_secure.sctp.receive_queue import ReceiveQueue
 
 
 @dataclass
@@ -91,3 +98,51 @@ def inbound_filter(
         original(self, data)
 
     return datagram_received
+
+
+def in_send_order(got: list[Any], sent: list[Any]) -> bool:
+    """``got`` is a subsequence of ``sent``: intact, at most once, in order."""
+    position = 0
+    for item in got:
+        try:
+            position = sent.index(item, position) + 1
+        except ValueError:
+            return False
+    return True
+
+
+def receive_leftovers(receive: ReceiveQueue) -> dict[str, int]:
+    """What our receive queue still holds (all zero when nothing is left)."""
+    return {
+        "fragments": len(receive._fragments),
+        "partials": len(receive._partials),
+        "waiting": sum(len(s.waiting or ()) for s in receive._streams.values()),
+        "ready": len(receive._ready),
+        "stored": receive.stored,
+        "buffered": receive.buffered,
+        "tsns_above_cumulative": len(receive.tracker._above),
+    }
+
+
+async def until(condition: Callable[[], bool], timeout: float) -> bool:
+    """Poll ``condition`` until it holds (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+async def wait_event(event: asyncio.Event, timeout: float, what: str) -> None:
+    """Wait for ``event``; an AssertionError naming ``what`` after ``timeout``."""
+    try:
+        await asyncio.wait_for(event.wait(), timeout)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"timed out after {timeout:g} s waiting for {what}") from None
+
+
+def payload(label: str, index: int, size: int, rng: random.Random) -> bytes:
+    """``size`` octets (at least the header) that name their channel and index."""
+    head = f"{label}:{index:03d}:".encode()
+    return (head + rng.randbytes(max(size - len(head), 0)))[: max(size, len(head))]

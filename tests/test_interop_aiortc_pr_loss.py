@@ -59,6 +59,14 @@ from aiortc.rtcsctptransport import ForwardTsnChunk as AiortcForwardTsnChunk
 
 from tests.browser.aiortc_peer import rtc_configuration
 from tests.browser.netns import run_in_loopback_netns
+from tests.loss_injection import (
+    SeededLoss,
+    drop_outbound,
+    in_send_order,
+    payload,
+    until,
+    wait_event,
+)
 from webrtc_secure import SecurePeer, SessionDescription
 from webrtc_secure.sctp.send_queue import OutgoingMessage, RetransmitQueue
 
@@ -80,48 +88,6 @@ SEEDS = (1, 2, 3, 4)
 MIN_RUNS = 3
 MARKER = b"MARK"
 DRAIN_TIMEOUT = 15.0  # seconds a round may take to be acknowledged (T3 backs off: 0.4, 0.8, ... s)
-
-
-@dataclass
-class LossyLink:
-    """Drops a seeded share of the datagrams our DTLS transport sends, while on."""
-
-    rng: random.Random
-    rate: float
-    on: bool = False
-    seen: int = 0
-    dropped: int = 0
-    burst: int = 0  # datagrams dropped in a row just now
-
-    def _drop(self) -> bool:
-        if not self.on:
-            return False
-        self.seen += 1
-        # draw for every datagram (the pattern follows the seed), but never drop more
-        # than MAX_BURST in a row: a longer run landing on the retransmissions of one
-        # chunk (one datagram per T3 expiry) backs T3 off for many seconds (0.4 s,
-        # 0.8 s, ... 12.8 s) and the test would measure the seed, not the stack
-        if self.rng.random() < self.rate and self.burst < MAX_BURST:
-            self.burst += 1
-            self.dropped += 1
-            return True
-        self.burst = 0
-        return False
-
-    def one(self, send: Callable[[bytes], None]) -> Callable[[bytes], None]:
-        def lossy(datagram: bytes) -> None:
-            if not self._drop():
-                send(datagram)
-
-        return lossy
-
-    def batch(self, send: Callable[[list[bytes]], None]) -> Callable[[list[bytes]], None]:
-        def lossy(datagrams: list[bytes]) -> None:
-            kept = [d for d in datagrams if not self._drop()]
-            if kept:
-                send(kept)
-
-        return lossy
 
 
 @dataclass
@@ -187,18 +153,6 @@ class Run:
     seconds: float = 0.0
 
 
-def _payload(label: str, index: int, size: int, rng: random.Random) -> bytes:
-    head = f"{label}:{index:03d}:".encode()
-    return (head + rng.randbytes(max(size - len(head), 0)))[: max(size, len(head))]
-
-
-async def _wait(event: asyncio.Event, timeout: float, what: str) -> None:
-    try:
-        await asyncio.wait_for(event.wait(), timeout)
-    except asyncio.TimeoutError:
-        raise AssertionError(f"timed out after {timeout:g} s waiting for {what}") from None
-
-
 def _drained(ours: SecurePeer, channels: list[Any]) -> bool:
     """Nothing of ours queued or outstanding: every chunk acknowledged or, abandoned,
     passed by a FORWARD-TSN that aiortc acknowledged."""
@@ -255,20 +209,11 @@ def _state(ours: SecurePeer, pc: RTCPeerConnection, run: Run) -> dict[str, Any]:
     return out
 
 
-async def _until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
-
-
 async def scenario(seed: int) -> Run:
     run = Run(seed)
     started = time.monotonic()
     rng = random.Random(seed)
-    link = LossyLink(random.Random(seed * 7919 + 1), LOSS)
+    link = SeededLoss(random.Random(seed * 7919 + 1), LOSS, MAX_BURST)
     ours = SecurePeer(host_addresses=["127.0.0.1"], dtls_versions=("1.2",))
     pc = RTCPeerConnection(configuration=rtc_configuration())
     channels_seen = asyncio.Event()
@@ -311,8 +256,8 @@ async def scenario(seed: int) -> Run:
         connect = asyncio.ensure_future(ours.connect(answer))
         await asyncio.wait_for(asyncio.shield(connect), 15)
         for label in LABELS:
-            await _wait(opened[label], 10, f"our {label} channel to open")
-        await _wait(channels_seen, 10, "aiortc to see our channels")
+            await wait_event(opened[label], 10, f"our {label} channel to open")
+        await wait_event(channels_seen, 10, "aiortc to see our channels")
         for label, channel in mine.items():
             assert channel.id is not None
             run.stream_ids[label] = channel.id
@@ -348,9 +293,7 @@ async def scenario(seed: int) -> Run:
         # loss on our outbound datagrams from here on
         dtls = ours._dtls
         assert dtls is not None
-        dtls._send = link.one(dtls._send)
-        if dtls._send_batch is not None:
-            dtls._send_batch = link.batch(dtls._send_batch)
+        drop_outbound(dtls, link)
         link.on = True
 
         sent: dict[str, list[bytes]] = {label: [] for label in LABELS}
@@ -358,14 +301,14 @@ async def scenario(seed: int) -> Run:
         for index in range(ROUNDS):
             for label in SEND_ORDER:
                 sizes = LIFE_SIZES if label == "pr-life" else SIZES
-                data = _payload(label, index, rng.choice(sizes), rng)
+                data = payload(label, index, rng.choice(sizes), rng)
                 mine[label].send(data)
                 sent[label].append(data)
             # one message per channel at a time: each round drains (acknowledged, or
             # abandoned and forwarded past) before the next, so a FORWARD-TSN never
             # reaches aiortc after a later message of its stream (aiortc then drops
             # that later, complete message: see the module docstring)
-            if not await _until(lambda: _drained(ours, channels), DRAIN_TIMEOUT):
+            if not await until(lambda: _drained(ours, channels), DRAIN_TIMEOUT):
                 raise AssertionError(f"round {index} did not drain: {_state(ours, pc, run)}")
             # drained, every sequence number we gave a message on a stream was either
             # delivered by aiortc or skipped on our FORWARD-TSN's word: aiortc's next
@@ -382,7 +325,7 @@ async def scenario(seed: int) -> Run:
             mine[label].send(MARKER)
         for label in LABELS:
             with contextlib.suppress(AssertionError):
-                await _wait(markers[label], 10, f"the {label} marker")
+                await wait_event(markers[label], 10, f"the {label} marker")
             run.marker_arrived[label] = markers[label].is_set()
         run.sctp = dict(ours.stats().get("sctp") or {})
     finally:
@@ -397,17 +340,6 @@ async def scenario(seed: int) -> Run:
             await asyncio.wait_for(pc.close(), 5)
         run.seconds = time.monotonic() - started
     return run
-
-
-def _in_send_order(got: list[bytes], sent: list[bytes]) -> bool:
-    """``got`` is a subsequence of ``sent`` (intact, at most once, in order)."""
-    position = 0
-    for data in got:
-        try:
-            position = sent.index(data, position) + 1
-        except ValueError:
-            return False
-    return True
 
 
 def cut_at_aiortc(run: Run, label: str) -> list[int]:
@@ -443,7 +375,7 @@ def check_run(run: Run) -> None:
     assert run.got["reliable"] == run.sent["reliable"], where
     for label in PARTIAL:
         # partially reliable, ordered: at most once, intact, in send order
-        assert _in_send_order(run.got[label], run.sent[label]), (where, label)
+        assert in_send_order(run.got[label], run.sent[label]), (where, label)
     assert all(run.marker_arrived.get(label) for label in LABELS), (where, run.marker_arrived)
     dropped = run.sctp.get("dropped", {})
     assert not any(reason.startswith("forward_tsn") for reason in dropped), (where, dropped)

@@ -64,7 +64,6 @@ import contextlib
 import functools
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,7 +74,16 @@ from aiortc.rtcsctptransport import ForwardTsnChunk as AiortcForwardTsnChunk
 
 from tests.browser.aiortc_peer import rtc_configuration
 from tests.browser.netns import run_in_loopback_netns
-from tests.loss_injection import InboundLoss, SeededLoss, inbound_filter
+from tests.loss_injection import (
+    InboundLoss,
+    SeededLoss,
+    in_send_order,
+    inbound_filter,
+    payload,
+    receive_leftovers,
+    until,
+    wait_event,
+)
 from webrtc_secure import SecurePeer, SessionDescription
 from webrtc_secure.dtls_transport import DtlsTransport
 from webrtc_secure.sctp.receive_queue import ReceiveQueue
@@ -147,27 +155,6 @@ class Run:
         ]
 
 
-def _payload(label: str, index: int, size: int, rng: random.Random) -> bytes:
-    head = f"{label}:{index:03d}:".encode()
-    return (head + rng.randbytes(max(size - len(head), 0)))[: max(size, len(head))]
-
-
-async def _wait(event: asyncio.Event, timeout: float, what: str) -> None:
-    try:
-        await asyncio.wait_for(event.wait(), timeout)
-    except asyncio.TimeoutError:
-        raise AssertionError(f"timed out after {timeout:g} s waiting for {what}") from None
-
-
-async def _until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
-
-
 def _aiortc_settled(sctp: Any) -> bool:
     """aiortc has nothing queued or outstanding, no FORWARD-TSN point ahead of what we
     acknowledged."""
@@ -177,19 +164,6 @@ def _aiortc_settled(sctp: Any) -> bool:
         and not sctp._sent_queue
         and sctp._advanced_peer_ack_tsn == sctp._last_sacked_tsn
     )
-
-
-def receive_leftovers(receive: ReceiveQueue) -> dict[str, Any]:
-    """What our receive queue still holds (all zero / empty when nothing is left)."""
-    return {
-        "fragments": len(receive._fragments),
-        "partials": len(receive._partials),
-        "waiting": sum(len(s.waiting or ()) for s in receive._streams.values()),
-        "ready": len(receive._ready),
-        "stored": receive.stored,
-        "buffered": receive.buffered,
-        "tsns_above_cumulative": len(receive.tracker._above),
-    }
 
 
 def _waiting(receive: ReceiveQueue) -> int:
@@ -246,8 +220,8 @@ async def scenario(seed: int) -> Run:
         connect = asyncio.ensure_future(ours.connect(offer))
         await asyncio.wait_for(asyncio.shield(connect), 15)
         for label in LABELS:
-            await _wait(opened[label], 10, f"aiortc's {label} channel to open")
-        await _wait(ours_seen, 10, "our peer to see aiortc's channels")
+            await wait_event(opened[label], 10, f"aiortc's {label} channel to open")
+        await wait_event(ours_seen, 10, "our peer to see aiortc's channels")
         for label, channel in theirs.items():
             assert channel.id is not None
             run.stream_ids[label] = channel.id
@@ -314,18 +288,18 @@ async def scenario(seed: int) -> Run:
         for _round in range(ROUNDS):
             for label in SEND_ORDER:
                 sizes = LIFE_SIZES if label == "pr-life" else SIZES
-                data = _payload(label, len(sent[label]), rng.choice(sizes), rng)
+                data = payload(label, len(sent[label]), rng.choice(sizes), rng)
                 theirs[label].send(data)
                 sent[label].append(data)
             await asyncio.sleep(ROUND_GAP)
-        run.aiortc_settled = await _until(lambda: _aiortc_settled(sctp), SETTLE_TIMEOUT)
+        run.aiortc_settled = await until(lambda: _aiortc_settled(sctp), SETTLE_TIMEOUT)
         loss.on = False
         for label in LABELS:
             theirs[label].send(MARKER)
-        await _until(lambda: all(m.is_set() for m in markers.values()), MARKER_TIMEOUT)
+        await until(lambda: all(m.is_set() for m in markers.values()), MARKER_TIMEOUT)
         run.marker_arrived = {label: markers[label].is_set() for label in LABELS}
         # the markers are in: whatever our queue still holds, it holds for good
-        await _until(lambda: _clean(receive_leftovers(receive)), 2)
+        await until(lambda: _clean(receive_leftovers(receive)), 2)
         run.leftover = receive_leftovers(receive)
         for label, sid in run.stream_ids.items():
             stream = receive._streams.get(sid)
@@ -350,17 +324,6 @@ async def scenario(seed: int) -> Run:
     return run
 
 
-def _in_send_order(got: list[bytes], sent: list[bytes]) -> bool:
-    """``got`` is a subsequence of ``sent`` (intact, at most once, in order)."""
-    position = 0
-    for data in got:
-        try:
-            position = sent.index(data, position) + 1
-        except ValueError:
-            return False
-    return True
-
-
 def check_run(run: Run) -> None:
     where = f"seed {run.seed}"
     assert run.link_dropped > 0, where
@@ -370,7 +333,7 @@ def check_run(run: Run) -> None:
     for label in PARTIAL:
         got, sent = run.got[label], run.sent[label]
         # partially reliable, ordered: at most once, intact, in send order
-        assert _in_send_order(got, sent), (where, label)
+        assert in_send_order(got, sent), (where, label)
         # what aiortc did not abandon arrived (an abandoned one may have, too: all of
         # it reached us before aiortc gave up on it)
         abandoned = run.abandoned_payloads(label)

@@ -42,8 +42,6 @@ s (three runs).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import json
 import random
 import time
@@ -54,16 +52,14 @@ from typing import Any
 import pytest
 
 from tests.browser.netns import run_in_loopback_netns
+from tests.browser.page_answerer import IDATA_FLAG, PAGE_DIR, PageAnswerer, describe, pattern
 from tests.browser.sctp_wire import DtlsCapture, SctpTrace, decode_sctp
 from tests.browser.session import browser_session
 from tests.loss_injection import InboundLoss, SeededLoss, drop_outbound, inbound_filter
-from webrtc_secure import SecurePeer, SessionDescription
 from webrtc_secure.dtls_transport import DtlsTransport
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
-PAGE_DIR = Path(__file__).resolve().parent / "browser" / "datachannel"
-IDATA_FLAG = "--force-fieldtrials=WebRTC-DataChannelMessageInterleaving/Enabled/"
 OURS = ("big-a", "big-b")  # our channels (the page echoes what arrives on them)
 PAGES = ("remote-big-a", "remote-big-b")  # the page's channels
 SIZES = (65536, 100000, 150000, 200000, 250000)
@@ -77,71 +73,6 @@ EXCHANGE_TIMEOUT = 60.0
 
 #: the inbound loss the patched DtlsTransport.datagram_received applies
 CURRENT: list[InboundLoss] = []
-
-
-def pattern(length: int, seed: int) -> bytes:
-    """The page's pattern(length, seed): byte i is (i * 31 + seed) & 0xff."""
-    period = bytes((i * 31 + seed) & 0xFF for i in range(256))
-    return (period * (length // 256 + 1))[:length]
-
-
-def _describe(data: bytes) -> dict[str, Any]:
-    """What the page records of a binary message it received."""
-    return {"type": "binary", "length": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-
-
-class BigChannelsPeer:
-    """Our SecurePeer as the page server's signaling handler: answers the page's offer
-    and opens :data:`OURS`; records what arrives on every channel."""
-
-    def __init__(self) -> None:
-        self.peer = SecurePeer(host_addresses=["127.0.0.1"], dtls_versions=("1.2",))
-        self.channels: dict[str, Any] = {}
-        self.received: dict[str, list[bytes]] = {}
-        self.opened: dict[str, asyncio.Event] = {}
-        self.connect_task: asyncio.Task[None] | None = None
-        self.peer.on("datachannel", self._adopt)
-
-    def _adopt(self, channel: Any) -> None:
-        label = channel.label
-        self.channels[label] = channel
-        self.received[label] = []
-        event = self.opened.setdefault(label, asyncio.Event())
-        if channel.ready_state == "open":
-            event.set()
-        channel.on("open", event.set)
-
-        def on_message(message: bytes | str) -> None:
-            self.received[label].append(message.encode() if isinstance(message, str) else message)
-
-        channel.on("message", on_message)
-
-    async def answer(self, offer_sdp: str) -> str:
-        offer = SessionDescription.from_sdp(offer_sdp, "offer")
-        answer = await self.peer.create_answer(offer)
-        for label in OURS:
-            self._adopt(self.peer.create_data_channel(label))
-        self.connect_task = asyncio.ensure_future(self.peer.connect(offer))
-        return answer.to_sdp()
-
-    async def offer(self) -> str:
-        raise AssertionError("this test runs with the page offering")
-
-    async def accept_answer(self, answer_sdp: str) -> None:
-        raise AssertionError("this test runs with the page offering")
-
-    async def wait_open(self, labels: tuple[str, ...], timeout: float) -> None:
-        for label in labels:
-            event = self.opened.setdefault(label, asyncio.Event())
-            await asyncio.wait_for(event.wait(), timeout)
-
-    async def close(self) -> None:
-        if self.connect_task is not None and not self.connect_task.done():
-            self.connect_task.cancel()
-            with contextlib.suppress(BaseException):
-                await self.connect_task
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.peer.close(), 5)
 
 
 @dataclass
@@ -163,14 +94,14 @@ class Outcome:
     seconds: float = 0.0
 
 
-def _all_in(outcome: Outcome, end: BigChannelsPeer) -> bool:
+def _all_in(outcome: Outcome, end: PageAnswerer) -> bool:
     return all(len(end.received.get(label, ())) >= MESSAGES for label in OURS + PAGES)
 
 
 async def scenario(keylog: Path, flags: tuple[str, ...], exchange: bool) -> Outcome:
     outcome = Outcome()
     started = time.monotonic()
-    end = BigChannelsPeer()
+    end = PageAnswerer({label: {} for label in OURS})
     rng = random.Random(SEED)
     out_loss = SeededLoss(random.Random(SEED * 7919 + 1), OUT_LOSS, MAX_BURST)
     in_loss = SeededLoss(random.Random(SEED * 7919 + 2), IN_LOSS, MAX_BURST)
@@ -354,7 +285,7 @@ def test_idata_with_chromium_under_loss(tmp_path: Path, monkeypatch: pytest.Monk
         assert outcome.received[label] == outcome.page_sent[label], (label, report)
     for label in OURS:
         assert outcome.received[label] == outcome.sent[label], ("echo", label, report)
-        expected = [_describe(m) for m in outcome.sent[label]]
+        expected = [describe(m) for m in outcome.sent[label]]
         assert outcome.page_received[label] == expected, ("page", label, report)
     # on the wire: I-DATA only, interleaved, retransmitted, both ways
     wire = _wire(outcome)

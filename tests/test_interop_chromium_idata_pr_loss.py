@@ -55,8 +55,6 @@ reach the page and none of our markers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import json
 import random
 import time
@@ -68,17 +66,22 @@ from typing import Any
 import pytest
 
 from tests.browser.netns import run_in_loopback_netns
+from tests.browser.page_answerer import IDATA_FLAG, PAGE_DIR, PageAnswerer, describe, pattern
 from tests.browser.sctp_wire import DtlsCapture, SctpTrace, decode_sctp
 from tests.browser.session import browser_session
-from tests.loss_injection import InboundLoss, SeededLoss, drop_outbound, inbound_filter
-from webrtc_secure import SecurePeer, SessionDescription
+from tests.loss_injection import (
+    InboundLoss,
+    SeededLoss,
+    drop_outbound,
+    in_send_order,
+    inbound_filter,
+    receive_leftovers,
+    until,
+)
 from webrtc_secure.dtls_transport import DtlsTransport
-from webrtc_secure.sctp.receive_queue import ReceiveQueue
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
-PAGE_DIR = Path(__file__).resolve().parent / "browser" / "datachannel"
-IDATA_FLAG = "--force-fieldtrials=WebRTC-DataChannelMessageInterleaving/Enabled/"
 LIFETIME_MS = 5
 #: our channels (the page echoes on them) and their options, as the page writes them
 OURS: dict[str, dict[str, Any]] = {
@@ -116,93 +119,6 @@ def _kind(label: str) -> str:
     return label.rsplit("-", 1)[1].replace("reliable", "rel")
 
 
-def pattern(length: int, seed: int) -> bytes:
-    """The page's pattern(length, seed): byte i is (i * 31 + seed) & 0xff."""
-    period = bytes((i * 31 + seed) & 0xFF for i in range(256))
-    return (period * (length // 256 + 1))[:length]
-
-
-def _describe(data: bytes) -> dict[str, Any]:
-    """What the page records of a binary message it received."""
-    return {"type": "binary", "length": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-
-
-def receive_leftovers(receive: ReceiveQueue) -> dict[str, int]:
-    """What our receive queue still holds (all zero when nothing is left)."""
-    return {
-        "fragments": len(receive._fragments),
-        "partials": len(receive._partials),
-        "waiting": sum(len(s.waiting or ()) for s in receive._streams.values()),
-        "ready": len(receive._ready),
-        "stored": receive.stored,
-        "buffered": receive.buffered,
-        "tsns_above_cumulative": len(receive.tracker._above),
-    }
-
-
-class PrChannelsPeer:
-    """Our SecurePeer as the page server's signaling handler: answers the page's offer
-    and opens :data:`OURS`; records what arrives on every channel."""
-
-    def __init__(self) -> None:
-        self.peer = SecurePeer(host_addresses=["127.0.0.1"], dtls_versions=("1.2",))
-        self.channels: dict[str, Any] = {}
-        self.received: dict[str, list[bytes]] = {}
-        self.opened: dict[str, asyncio.Event] = {}
-        self.connect_task: asyncio.Task[None] | None = None
-        self.peer.on("datachannel", self._adopt)
-
-    def _adopt(self, channel: Any) -> None:
-        label = channel.label
-        self.channels[label] = channel
-        self.received[label] = []
-        event = self.opened.setdefault(label, asyncio.Event())
-        if channel.ready_state == "open":
-            event.set()
-        channel.on("open", event.set)
-
-        def on_message(message: bytes | str) -> None:
-            self.received[label].append(message.encode() if isinstance(message, str) else message)
-
-        channel.on("message", on_message)
-
-    async def answer(self, offer_sdp: str) -> str:
-        offer = SessionDescription.from_sdp(offer_sdp, "offer")
-        answer = await self.peer.create_answer(offer)
-        for label, options in OURS.items():
-            channel = self.peer.create_data_channel(
-                label,
-                max_retransmits=options.get("maxRetransmits"),
-                max_packet_life_time=options.get("maxPacketLifeTime"),
-            )
-            self._adopt(channel)
-        self.connect_task = asyncio.ensure_future(self.peer.connect(offer))
-        return answer.to_sdp()
-
-    async def offer(self) -> str:
-        raise AssertionError("this test runs with the page offering")
-
-    async def accept_answer(self, answer_sdp: str) -> None:
-        raise AssertionError("this test runs with the page offering")
-
-    async def wait_open(self, labels: Any, timeout: float) -> None:
-        for label in labels:
-            event = self.opened.setdefault(label, asyncio.Event())
-            await asyncio.wait_for(event.wait(), timeout)
-
-    def marked(self, label: str) -> bool:
-        got = self.received.get(label)
-        return bool(got) and got[-1] == MARKER
-
-    async def close(self) -> None:
-        if self.connect_task is not None and not self.connect_task.done():
-            self.connect_task.cancel()
-            with contextlib.suppress(BaseException):
-                await self.connect_task
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.peer.close(), 5)
-
-
 @dataclass
 class Outcome:
     """What the run saw, read in the test."""
@@ -228,15 +144,6 @@ class Outcome:
     leftover: dict[str, int] = field(default_factory=dict)
     traces: list[SctpTrace] = field(default_factory=list)
     seconds: float = 0.0
-
-
-async def _until(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.02)
-    return True
 
 
 async def _page_until(session: Any, check: Callable[[dict[str, Any]], bool], timeout: float) -> Any:
@@ -266,7 +173,7 @@ def _page_drained(state: dict[str, Any]) -> bool:
 async def scenario(keylog: Path) -> Outcome:
     outcome = Outcome()
     started = time.monotonic()
-    end = PrChannelsPeer()
+    end = PageAnswerer(OURS)
     rng = random.Random(SEED)
     out_loss = SeededLoss(random.Random(SEED * 7919 + 1), OUT_LOSS, MAX_BURST)
     in_loss = SeededLoss(random.Random(SEED * 7919 + 2), IN_LOSS, MAX_BURST)
@@ -359,7 +266,7 @@ async def scenario(keylog: Path) -> Outcome:
                 # nothing queued at either end and nothing outstanding at ours
                 counts = {label: len(outcome.sent[label]) for label in OURS}
                 n_reliable = len(outcome.page_sent["remote-reliable"])
-                outcome.reliable_done = await _until(
+                outcome.reliable_done = await until(
                     lambda: (
                         len(end.received["remote-reliable"]) >= n_reliable
                         and len(end.received["ours-rel"]) >= counts["ours-rel"]
@@ -368,7 +275,7 @@ async def scenario(keylog: Path) -> Outcome:
                 )
                 rq = association._retransmit
                 assert rq is not None
-                ours_drained = await _until(
+                ours_drained = await until(
                     lambda: (
                         rq.outstanding == 0
                         and not rq.forward_tsn_needed
@@ -394,14 +301,14 @@ async def scenario(keylog: Path) -> Outcome:
                 # markers not yet in are sent again (which gives Chromium packets to
                 # answer, and covers a marker a sender abandoned itself); a stalled
                 # stream delivers none of them
-                marker = _describe(MARKER)
+                marker = describe(MARKER)
                 receive = association._receive
                 assert receive is not None
                 deadline = time.monotonic() + MARKER_TIMEOUT
                 state = await session.page.evaluate("dc.state()")
                 while True:
                     outcome.markers = {
-                        label: end.marked(label) for label in list(OURS) + list(PAGES)
+                        label: end.ends_with(label, MARKER) for label in list(OURS) + list(PAGES)
                     } | {f"page:{label}": _page_marked(state, label, marker) for label in OURS}
                     clean = not any(receive_leftovers(receive).values())
                     if all(outcome.markers.values()) and not outcome.markers_in:
@@ -427,8 +334,9 @@ async def scenario(keylog: Path) -> Outcome:
                         )
                         for label in again:
                             outcome.marker_sends[label] = outcome.marker_sends.get(label, 0) + 1
-                    await _until(
-                        lambda: all(end.marked(k) for k in list(OURS) + list(PAGES)), MARKER_GAP
+                    await until(
+                        lambda: all(end.ends_with(k, MARKER) for k in list(OURS) + list(PAGES)),
+                        MARKER_GAP,
                     )
                     state = await _page_until(
                         session, lambda s: all(_page_marked(s, k, marker) for k in OURS), 0.2
@@ -450,17 +358,6 @@ async def scenario(keylog: Path) -> Outcome:
         await end.close()
         outcome.seconds = time.monotonic() - started
     return outcome
-
-
-def _subsequence(got: list[Any], sent: list[Any]) -> bool:
-    """``got`` is a subsequence of ``sent``: intact, at most once, in order."""
-    position = 0
-    for item in got:
-        try:
-            position = sent.index(item, position) + 1
-        except ValueError:
-            return False
-    return True
 
 
 def _strip_marker(got: list[Any], marker: Any) -> list[Any]:
@@ -502,8 +399,8 @@ def _deliveries(outcome: Outcome) -> dict[str, Any]:
         sent = outcome.page_sent.get(label, [])
         out[f"page->us {label}"] = (len(got), len(sent), _after_lost(got, sent))
     for label in OURS:
-        sent = [_describe(m) for m in outcome.sent.get(label, [])]
-        got = _strip_marker(outcome.page_received.get(label) or [], _describe(MARKER))
+        sent = [describe(m) for m in outcome.sent.get(label, [])]
+        got = _strip_marker(outcome.page_received.get(label) or [], describe(MARKER))
         out[f"us->page {label}"] = (len(got), len(sent), _after_lost(got, sent))
         echo = _strip_marker(outcome.received.get(label, []), MARKER)
         out[f"echo {label}"] = len(echo)
@@ -554,13 +451,13 @@ def test_idata_pr_channels_with_chromium_under_loss(
     assert not outcome.page_errors, report
 
     # reliable: every message intact and in order, both ways and echoed
-    marker = _describe(MARKER)
+    marker = describe(MARKER)
     assert (
         _strip_marker(outcome.received["remote-reliable"], MARKER)
         == (outcome.page_sent["remote-reliable"])
     ), report
     assert _strip_marker(outcome.page_received["ours-rel"], marker) == [
-        _describe(m) for m in outcome.sent["ours-rel"]
+        describe(m) for m in outcome.sent["ours-rel"]
     ], report
     assert _strip_marker(outcome.received["ours-rel"], MARKER) == outcome.sent["ours-rel"], report
 
@@ -572,21 +469,21 @@ def test_idata_pr_channels_with_chromium_under_loss(
             continue
         got = _strip_marker(outcome.received[label], MARKER)
         sent = outcome.page_sent[label]
-        assert _subsequence(got, sent), (label, report)
+        assert in_send_order(got, sent), (label, report)
         lost["page->us"] += len(sent) - len(got)
         after["page->us"] += _after_lost(got, sent)
     for label in OURS:
         if label in RELIABLE:
             continue
-        sent = [_describe(m) for m in outcome.sent[label]]
+        sent = [describe(m) for m in outcome.sent[label]]
         got = _strip_marker(outcome.page_received[label], marker)
-        assert _subsequence(got, sent), (label, report)
+        assert in_send_order(got, sent), (label, report)
         lost["us->page"] += len(sent) - len(got)
         after["us->page"] += _after_lost(got, sent)
         # the echo: what the page received, and sent back, partially reliably
         echo = _strip_marker(outcome.received[label], MARKER)
-        assert _subsequence(echo, outcome.sent[label]), (label, report)
-        assert _subsequence([_describe(m) for m in echo], got), (label, report)
+        assert in_send_order(echo, outcome.sent[label]), (label, report)
+        assert in_send_order([describe(m) for m in echo], got), (label, report)
     assert all(lost.values()) and all(after.values()), (lost, after, report)
 
     # no stall: every marker arrived, on every channel, both ways
