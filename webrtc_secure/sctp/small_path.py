@@ -49,7 +49,7 @@ from .chunks import (
     PADDING,
     ChunkType,
 )
-from .events import BufferedAmountLow, message_received
+from .events import BufferedAmountLow, MessageReceived
 from .packet import COMMON_HEADER_SIZE, packet_crc
 from .receive_queue import _Stream
 from .send_queue import SentChunk
@@ -73,9 +73,14 @@ _DATA = int(ChunkType.DATA)
 _I_DATA = int(ChunkType.I_DATA)
 _WHOLE = FLAG_BEGINNING | FLAG_ENDING
 _SACK_SIZE = 16
+_SACK_PACKET_SIZE = COMMON_HEADER_SIZE + _SACK_SIZE  # (once, not per packet)
 _new_object = object.__new__
-# BufferedAmountLow(stream_id) without the frozen __init__ (as events.message_received)
+# BufferedAmountLow(stream_id) and MessageReceived(stream_id, ppid, data) without the
+# frozen __init__: events.message_received, inline (one call less per message)
 _set_low_stream = vars(BufferedAmountLow)["stream_id"].__set__
+_set_stream_id = vars(MessageReceived)["stream_id"].__set__
+_set_ppid = vars(MessageReceived)["ppid"].__set__
+_set_data = vars(MessageReceived)["data"].__set__
 
 
 def send_small(assoc: Association, now: float) -> bool:
@@ -252,7 +257,7 @@ def receive_small(assoc: Association, data: bytes, now: float) -> bool:
     docstring); False, with nothing changed, for anything else. The caller checked
     the state is ESTABLISHED and counted the packet."""
     end = len(data)
-    if end < COMMON_HEADER_SIZE + _SACK_SIZE:
+    if end < _SACK_PACKET_SIZE:
         return False  # (the unpack below reads 28 octets; a DATA packet has 29 or more)
     # The SACKs of a stream, refused first in a few steps: more than one chunk is
     # outstanding. (Association.receive_datagram does not call it for a first chunk
@@ -427,7 +432,10 @@ def receive_small(assoc: Association, data: bytes, now: float) -> bool:
         elif not unordered:
             stream = receive._streams[stream_id] = _Stream()
             stream.next_seq = 1
-        message = message_received(stream_id, ppid, data[start:stop])
+        message = _new_object(MessageReceived)
+        _set_stream_id(message, stream_id)
+        _set_ppid(message, ppid)
+        _set_data(message, data[start:stop])
         assoc._sack_pending = True
         # _deliver: the message is the event
         events = assoc._events
