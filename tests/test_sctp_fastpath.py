@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from tests.sctp_pair import Pair, capture, config, healthy, lossy_pair, make_pair
 from tests.test_sctp_association_hostile import _chunks
-from webrtc_secure.sctp.association import Association
+from webrtc_secure.sctp.association import Association, _ResetRequest
 from webrtc_secure.sctp.chunks import (
     DATA_HEADER_SIZE,
     IDATA_HEADER_SIZE,
@@ -574,3 +574,28 @@ def test_two_idata_packets_are_taken_as_the_loop_takes_them(loss: float) -> None
         assert two.messages(side) == loop.messages(side)
     assert two.a.stats == loop.a.stats and two.b.stats == loop.b.stats
     assert healthy(two.a) and healthy(two.b)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.none(), st.floats(min_value=0.0, max_value=100.0)), min_size=6, max_size=6
+    )
+)
+def test_get_timer_is_the_earliest_deadline(deadlines: list[float | None]) -> None:
+    """get_timer looks at T1, T2 and the RE-CONFIG request only when one is set (they
+    are None for most of an association's life): it must still be the earliest of all
+    six deadlines, whichever are set."""
+    pair = make_pair(5, a=config(3), b=config(4))
+    assert pair.connect()
+    assoc = pair.a
+    rq = assoc._retransmit
+    assert rq is not None
+    t1, t2, ack, hb, t3, request = deadlines
+    assoc._t1, assoc._t2, assoc._ack_deadline, assoc._hb_deadline = t1, t2, ack, hb
+    rq.t3_deadline = t3
+    assoc._reset_request = None
+    if request is not None:
+        assoc._reset_request = _ResetRequest(seq=0, streams=(1,), last_tsn=0, deadline=request)
+    set_ = [d for d in deadlines if d is not None]
+    assert assoc.get_timer() == (min(set_) if set_ else None)

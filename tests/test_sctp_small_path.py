@@ -441,6 +441,46 @@ def _feed(fast: Association, slow: Association, datagram: bytes, now: float) -> 
     assert _state(fast) == _state(slow)
 
 
+@pytest.mark.parametrize(
+    ("window", "growth"),
+    [
+        ((1163, 1 << 20, 0), None),  # slow start, cwnd fully used: + the chunk's size
+        ((1163, 100, 0), 0),  # congestion avoidance, less than a cwnd acked: no growth
+        ((1170, 100, 1165), 1163),  # congestion avoidance, a cwnd acked: + one MTU
+        ((1170, 100, 1000), 0),  # ... short of a cwnd
+        ((9000, 100, 8990), 0),  # ... the flight not fully used: no growth
+        ((9000, 1 << 20, 0), 0),  # slow start, not fully used: no growth
+    ],
+)
+@pytest.mark.parametrize("interleaving", [True, False])
+def test_the_answers_sack_moves_cwnd_as_the_general_path_does(
+    window: tuple[int, int, int], growth: int | None, interleaving: bool
+) -> None:
+    """The SACK in the answer, taken by the small path and by the general path from
+    the same cwnd, ssthresh and partial_bytes_acked: every branch of the cwnd rule
+    (RFC 9260 7.2.1, 7.2.2) lands in the same state. (The echo twins reach congestion
+    avoidance's growth only from a state a long transfer leaves, set here.)"""
+    cwnd, ssthresh, partial = window
+    with _small_path(True):
+        _a, fast, base = _pair_with_one_outstanding(interleaving, True)
+    with _small_path(False):
+        _a2, slow, _ = _pair_with_one_outstanding(interleaving, True)
+    rq = fast._retransmit
+    assert rq is not None
+    (chunk,) = rq.chunks.values()
+    for assoc in (fast, slow):
+        cc = assoc._retransmit.cc  # type: ignore[union-attr]
+        cc.cwnd, cc.ssthresh, cc.partial_bytes_acked = cwnd, ssthresh, partial
+    taken = [0, 0]
+    with _small_path(True, taken):
+        fast.receive_datagram(base, 0.03)
+    assert taken == [0, 1]
+    with _small_path(False):
+        slow.receive_datagram(base, 0.03)
+    assert _state(fast) == _state(slow)
+    assert rq.cc.cwnd - cwnd == (chunk.size if growth is None else growth)
+
+
 _FIELDS = {  # name: (offset, struct format) in [SACK] + DATA / I-DATA
     "sack_type": (12, "!B"),
     "sack_flags": (13, "!B"),

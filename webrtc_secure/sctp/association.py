@@ -619,16 +619,19 @@ class Association:
             raise ValueError("ppid must be a 32-bit unsigned integer")
         if not data:
             raise ValueError("SCTP cannot carry an empty message (RFC 8831 6.6: send one byte)")
-        if max_retransmits is not None and max_retransmits < 0:
-            raise ValueError("max_retransmits must not be negative")
-        if lifetime is not None and lifetime < 0:
-            raise ValueError("lifetime must not be negative")
-        if (max_retransmits is not None or lifetime is not None) and (
-            self._retransmit is not None and not self._forward_tsn
-        ):
-            # RFC 3758 3.3.1: a peer without PR-SCTP gets no FORWARD-TSN, so nothing may
-            # be abandoned (a TSN it never gets would stall the association): reliable
-            max_retransmits = lifetime = None
+        expires_at = None
+        if max_retransmits is not None or lifetime is not None:  # (one test if reliable)
+            if max_retransmits is not None and max_retransmits < 0:
+                raise ValueError("max_retransmits must not be negative")
+            if lifetime is not None and lifetime < 0:
+                raise ValueError("lifetime must not be negative")
+            if self._retransmit is not None and not self._forward_tsn:
+                # RFC 3758 3.3.1: a peer without PR-SCTP gets no FORWARD-TSN, so nothing
+                # may be abandoned (a TSN it never gets would stall the association):
+                # reliable
+                max_retransmits = lifetime = None
+            elif lifetime is not None:
+                expires_at = now + lifetime
         size = len(data)
         limit = self.config.remote_max_message_size
         if limit and size > limit:
@@ -649,10 +652,15 @@ class Association:
         message = _new_object(OutgoingMessage)
         message.stream_id = stream_id
         message.ppid = ppid
-        message.data = payload = data if type(data) is bytes else bytes(data)
+        if type(data) is bytes:
+            message.data = data
+            length = size
+        else:
+            message.data = payload = bytes(data)
+            length = len(payload)  # (a view's len counts items, not octets)
         message.ordered = ordered
         message.max_retransmits = max_retransmits
-        message.expires_at = None if lifetime is None else now + lifetime
+        message.expires_at = expires_at
         message.seq = None
         message.offset = 0
         message.next_fsn = 0
@@ -669,7 +677,6 @@ class Association:
                 turns = outbox._turns = deque()
             turns.append(stream_id)
         queue.append(message)
-        length = len(payload)
         out_stream.buffered += length
         outbox.total += length
         stats = self._stats
@@ -738,16 +745,12 @@ class Association:
 
     def get_timer(self) -> float | None:
         # Called after every flush (the transport re-arms its timer): one comparison per
-        # deadline, no tuple to build and walk. The earliest of T1, T2, the delayed
-        # SACK, HEARTBEAT, T3-rtx and the RE-CONFIG request's retransmission.
-        when = self._t1
-        deadline = self._t2
-        if deadline is not None and (when is None or deadline < when):
-            when = deadline
+        # deadline, no tuple to build and walk. The earliest of the delayed SACK,
+        # HEARTBEAT, T3-rtx, and T1, T2 and the RE-CONFIG request's retransmission;
+        # those three are None for nearly all of an association's life (handshake,
+        # shutdown, a stream reset), so they are looked at after one test.
+        when = self._hb_deadline
         deadline = self._ack_deadline
-        if deadline is not None and (when is None or deadline < when):
-            when = deadline
-        deadline = self._hb_deadline
         if deadline is not None and (when is None or deadline < when):
             when = deadline
         rq = self._retransmit
@@ -755,6 +758,14 @@ class Association:
             deadline = rq.t3_deadline
             if deadline is not None and (when is None or deadline < when):
                 when = deadline
+        if self._t1 is None and self._t2 is None and self._reset_request is None:
+            return when
+        deadline = self._t1
+        if deadline is not None and (when is None or deadline < when):
+            when = deadline
+        deadline = self._t2
+        if deadline is not None and (when is None or deadline < when):
+            when = deadline
         request = self._reset_request
         if request is not None and (when is None or request.deadline < when):
             when = request.deadline

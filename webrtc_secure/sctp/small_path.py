@@ -49,10 +49,10 @@ from .chunks import (
     PADDING,
     ChunkType,
 )
-from .events import BufferedAmountLow, message_received
+from .events import BufferedAmountLow, MessageReceived
 from .packet import COMMON_HEADER_SIZE, packet_crc
 from .receive_queue import _Stream
-from .send_queue import RetransmitQueue, SentChunk
+from .send_queue import SentChunk
 
 if TYPE_CHECKING:
     from .association import Association
@@ -73,9 +73,14 @@ _DATA = int(ChunkType.DATA)
 _I_DATA = int(ChunkType.I_DATA)
 _WHOLE = FLAG_BEGINNING | FLAG_ENDING
 _SACK_SIZE = 16
+_SACK_PACKET_SIZE = COMMON_HEADER_SIZE + _SACK_SIZE  # (once, not per packet)
 _new_object = object.__new__
-# BufferedAmountLow(stream_id) without the frozen __init__ (as events.message_received)
+# BufferedAmountLow(stream_id) and MessageReceived(stream_id, ppid, data) without the
+# frozen __init__: events.message_received, inline (one call less per message)
 _set_low_stream = vars(BufferedAmountLow)["stream_id"].__set__
+_set_stream_id = vars(MessageReceived)["stream_id"].__set__
+_set_ppid = vars(MessageReceived)["ppid"].__set__
+_set_data = vars(MessageReceived)["data"].__set__
 
 
 def send_small(assoc: Association, now: float) -> bool:
@@ -162,10 +167,39 @@ def send_small(assoc: Association, now: float) -> bool:
     before = stream.buffered
     stream.buffered = after = before - size
     outbox.total -= size
-    # its TSN and its SentChunk: flight size (empty before), peer window, T3 start
-    chunk = rq.send_piece(message, payload, True, True, 0, now)
-    tsn = chunk.tsn
-    chunk_size = chunk.size
+    # its TSN and its SentChunk: RetransmitQueue.send_piece, inline, for a whole
+    # reliable message (no PR-SCTP bookkeeping: checked above), with every slot set
+    # as send_piece sets it; flight size (empty before), peer window, T3 start
+    tsn = rq.next_tsn
+    unwrapped = rq.next_unwrapped
+    chunk_size = (header + size + 3) & ~3  # (rq.chunk_header is this header's size)
+    chunk = _new_object(SentChunk)
+    chunk.tsn = tsn
+    chunk.unwrapped = unwrapped
+    chunk.message = message
+    chunk.data = payload
+    chunk.beginning = True
+    chunk.ending = True
+    chunk.fsn = 0
+    chunk.first_sent = now
+    chunk.transmissions = 1
+    chunk.acked = False
+    chunk.abandoned = False
+    chunk.in_flight = True
+    chunk.retransmit = False
+    chunk.fast = False
+    chunk.fast_retransmitted = False
+    chunk.misses = 0
+    chunk.size = chunk_size
+    rq.next_tsn = (tsn + 1) & 0xFFFFFFFF
+    rq.next_unwrapped = unwrapped + 1
+    rq.chunks[unwrapped] = chunk
+    rq.last_sent = now
+    rq.flight_size += chunk_size
+    rwnd = rq.peer_rwnd - chunk_size
+    rq.peer_rwnd = rwnd if rwnd > 0 else 0
+    if rq.t3_deadline is None:
+        rq.t3_deadline = now + rq.rto.rto
     # the Max.Burst budget, refilled for an empty flight, less this chunk
     assoc._burst_left = config.max_burst * mtu - chunk_size
     if before > stream.threshold >= after:
@@ -223,7 +257,7 @@ def receive_small(assoc: Association, data: bytes, now: float) -> bool:
     docstring); False, with nothing changed, for anything else. The caller checked
     the state is ESTABLISHED and counted the packet."""
     end = len(data)
-    if end < COMMON_HEADER_SIZE + _SACK_SIZE:
+    if end < _SACK_PACKET_SIZE:
         return False  # (the unpack below reads 28 octets; a DATA packet has 29 or more)
     # The SACKs of a stream, refused first in a few steps: more than one chunk is
     # outstanding. (Association.receive_datagram does not call it for a first chunk
@@ -292,77 +326,101 @@ def receive_small(assoc: Association, data: bytes, now: float) -> bool:
         ):
             return False
         pos += _SACK_SIZE
-        if pos == end:  # the SACK alone
-            if (checksum or not assoc.accept_zero_checksum) and not _crc_ok(data):
-                return False  # the general path counts the mismatch
-            try:
-                _take_sack(assoc, rq, sack_chunk, a_rwnd, now)
-                assoc._stats.chunks_in += 1
-            except Exception:  # never out of the engine: counted, as on the general paths
-                logger.exception("SCTP association: internal error handling a packet")
-                assoc._stats.dropped["internal_error"] += 1
-            return True
-    # one DATA / I-DATA chunk, whole, padded to the packet's end
-    interleaved = assoc.interleaving
-    if interleaved:
-        start = pos + IDATA_HEADER_SIZE
-        if end <= start:
+    if pos != end:
+        # one DATA / I-DATA chunk, whole, padded to the packet's end (after a SACK, or
+        # alone: a packet that is not a SACK is never one chunk header long)
+        interleaved = assoc.interleaving
+        if interleaved:
+            start = pos + IDATA_HEADER_SIZE
+            if end <= start:
+                return False
+            type_, flags, length, tsn, stream_id, _reserved, seq, ppid = _IDATA_CHUNK.unpack_from(
+                data, pos
+            )
+            if type_ != _I_DATA:
+                return False
+        else:
+            start = pos + DATA_HEADER_SIZE
+            if end <= start:
+                return False
+            type_, flags, length, tsn, stream_id, seq, ppid = _DATA_CHUNK.unpack_from(data, pos)
+            if type_ != _DATA:
+                return False
+        stop = pos + length
+        if (
+            (flags & ~FLAG_UNORDERED) != _WHOLE  # B and E, no I flag, nothing unknown
+            or stop <= start  # (no user data: the general path refuses it)
+            or end != pos + ((length + 3) & ~3)
+        ):
             return False
-        type_, flags, length, tsn, stream_id, _reserved, seq, ppid = _IDATA_CHUNK.unpack_from(
-            data, pos
-        )
-        if type_ != _I_DATA:
+        tracker = receive.tracker
+        size = stop - start
+        window = config.receive_window - assoc._event_bytes
+        if window < 0:
+            window = 0
+        buffered = receive.buffered + size
+        unordered = flags & FLAG_UNORDERED
+        if (
+            tsn != (tracker.cumulative + 1) & 0xFFFFFFFF
+            or tracker._above
+            or tracker.max_window < 1
+            or stream_id >= assoc._inbound_streams
+            or size > receive.max_message_size
+            or (
+                (receive.stored >= receive.max_stored or buffered > window)
+                and buffered > 2 * window
+            )
+            or receive._ready
+            or receive.dropped_messages
+            or receive._partials
+            or receive._fragments
+            or assoc._deferred_reset is not None
+        ):
             return False
-    else:
-        start = pos + DATA_HEADER_SIZE
-        if end <= start:
-            return False
-        type_, flags, length, tsn, stream_id, seq, ppid = _DATA_CHUNK.unpack_from(data, pos)
-        if type_ != _DATA:
-            return False
-    stop = pos + length
-    if (
-        (flags & ~FLAG_UNORDERED) != _WHOLE  # B and E, no I flag, nothing unknown
-        or stop <= start  # (no user data: the general path refuses it)
-        or end != pos + ((length + 3) & ~3)
-    ):
-        return False
-    tracker = receive.tracker
-    size = stop - start
-    window = config.receive_window - assoc._event_bytes
-    if window < 0:
-        window = 0
-    buffered = receive.buffered + size
-    unordered = flags & FLAG_UNORDERED
-    if (
-        tsn != (tracker.cumulative + 1) & 0xFFFFFFFF
-        or tracker._above
-        or tracker.max_window < 1
-        or stream_id >= assoc._inbound_streams
-        or size > receive.max_message_size
-        or ((receive.stored >= receive.max_stored or buffered > window) and buffered > 2 * window)
-        or receive._ready
-        or receive.dropped_messages
-        or receive._partials
-        or receive._fragments
-        or assoc._deferred_reset is not None
-    ):
-        return False
-    stream = None
-    if not unordered:
-        stream = receive._streams.get(stream_id)
-        if stream is None:
-            if seq:
-                return False  # ahead of its stream: it would wait
-        elif seq != stream.next_seq or stream.waiting is not None:
-            return False
+        stream = None
+        if not unordered:
+            stream = receive._streams.get(stream_id)
+            if stream is None:
+                if seq:
+                    return False  # ahead of its stream: it would wait
+            elif seq != stream.next_seq or stream.waiting is not None:
+                return False
     if (checksum or not assoc.accept_zero_checksum) and not _crc_ok(data):
         return False  # the general path counts the mismatch
     # Everything checked: the SACK's effects, then the chunk's
     try:
         stats = assoc._stats
         if sack_chunk is not None:
-            _take_sack(assoc, rq, sack_chunk, a_rwnd, now)
+            # _sack_received for a SACK that acknowledges sack_chunk, the one chunk
+            # outstanding, cumulatively (checked above): it leaves the queue and the
+            # flight, gives an RTT sample (sent once, after the last T3 expiry), grows
+            # cwnd as CongestionControl.on_ack would, and stops T3
+            unwrapped = sack_chunk.unwrapped
+            del rq.chunks[unwrapped]
+            chunk_size = sack_chunk.size
+            sack_chunk.in_flight = False
+            rq.flight_size = 0
+            rq.cumulative_unwrapped = rq.advanced_unwrapped = unwrapped
+            first_sent = sack_chunk.first_sent
+            if first_sent > rq._last_timeout:
+                rq.rto.observe(now - first_sent)
+            cc = rq.cc
+            mtu = cc.mtu
+            cwnd = cc.cwnd
+            fully_used = chunk_size + mtu > cwnd
+            if cwnd <= cc.ssthresh:
+                if fully_used:
+                    cc.cwnd = cwnd + (chunk_size if chunk_size < mtu else mtu)  # slow start
+            elif fully_used and cc.partial_bytes_acked + chunk_size >= cwnd:
+                cc.cwnd = cwnd + mtu  # congestion avoidance (7.2.2)
+            cc.partial_bytes_acked = 0  # the flight is empty (6.3.2 R2)
+            rq.peer_rwnd = a_rwnd
+            rq.t3_deadline = None
+            assoc._burst_left = config.max_burst * config.max_packet_size
+            assoc._errors = 0
+            if pos == end:  # the SACK alone
+                stats.chunks_in += 1
+                return True
             stats.chunks_in += 2
         else:
             stats.chunks_in += 1
@@ -374,7 +432,10 @@ def receive_small(assoc: Association, data: bytes, now: float) -> bool:
         elif not unordered:
             stream = receive._streams[stream_id] = _Stream()
             stream.next_seq = 1
-        message = message_received(stream_id, ppid, data[start:stop])
+        message = _new_object(MessageReceived)
+        _set_stream_id(message, stream_id)
+        _set_ppid(message, ppid)
+        _set_data(message, data[start:stop])
         assoc._sack_pending = True
         # _deliver: the message is the event
         events = assoc._events
@@ -401,34 +462,3 @@ def _crc_ok(data: bytes) -> bool:
     """The packet's CRC32c verifies (checked unless it is zero and zero checksum was
     negotiated, RFC 9653, as ``parse_packet`` checks)."""
     return bool(packet_crc(data) == _CRC_FIELD.unpack_from(data, 8)[0])
-
-
-def _take_sack(
-    assoc: Association, rq: RetransmitQueue, chunk: SentChunk, a_rwnd: int, now: float
-) -> None:
-    """``_sack_received`` for a SACK that acknowledges ``chunk``, the one chunk
-    outstanding (checked by the caller), cumulatively: it leaves the queue and the
-    flight, gives an RTT sample (sent once, after the last T3 expiry), grows cwnd as
-    ``CongestionControl.on_ack`` would, and stops T3."""
-    unwrapped = chunk.unwrapped
-    del rq.chunks[unwrapped]
-    size = chunk.size
-    chunk.in_flight = False
-    rq.flight_size = 0
-    rq.cumulative_unwrapped = rq.advanced_unwrapped = unwrapped
-    if chunk.first_sent > rq._last_timeout:
-        rq.rto.observe(now - chunk.first_sent)
-    cc = rq.cc
-    mtu = cc.mtu
-    fully_used = size + mtu > cc.cwnd
-    if cc.cwnd <= cc.ssthresh:
-        if fully_used:
-            cc.cwnd += size if size < mtu else mtu  # slow start (7.2.1)
-    elif fully_used and cc.partial_bytes_acked + size >= cc.cwnd:
-        cc.cwnd += mtu  # congestion avoidance (7.2.2)
-    cc.partial_bytes_acked = 0  # the flight is empty (6.3.2 R2)
-    rq.peer_rwnd = a_rwnd
-    rq.t3_deadline = None
-    config = assoc.config
-    assoc._burst_left = config.max_burst * config.max_packet_size
-    assoc._errors = 0
