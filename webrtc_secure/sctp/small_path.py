@@ -52,7 +52,6 @@ from .chunks import (
 from .events import BufferedAmountLow, MessageReceived
 from .packet import COMMON_HEADER_SIZE, packet_crc
 from .receive_queue import _Stream
-from .send_queue import SentChunk
 
 if TYPE_CHECKING:
     from .association import Association
@@ -167,39 +166,10 @@ def send_small(assoc: Association, now: float) -> bool:
     before = stream.buffered
     stream.buffered = after = before - size
     outbox.total -= size
-    # its TSN and its SentChunk: RetransmitQueue.send_piece, inline, for a whole
-    # reliable message (no PR-SCTP bookkeeping: checked above), with every slot set
-    # as send_piece sets it; flight size (empty before), peer window, T3 start
-    tsn = rq.next_tsn
-    unwrapped = rq.next_unwrapped
-    chunk_size = (header + size + 3) & ~3  # (rq.chunk_header is this header's size)
-    chunk = _new_object(SentChunk)
-    chunk.tsn = tsn
-    chunk.unwrapped = unwrapped
-    chunk.message = message
-    chunk.data = payload
-    chunk.beginning = True
-    chunk.ending = True
-    chunk.fsn = 0
-    chunk.first_sent = now
-    chunk.transmissions = 1
-    chunk.acked = False
-    chunk.abandoned = False
-    chunk.in_flight = True
-    chunk.retransmit = False
-    chunk.fast = False
-    chunk.fast_retransmitted = False
-    chunk.misses = 0
-    chunk.size = chunk_size
-    rq.next_tsn = (tsn + 1) & 0xFFFFFFFF
-    rq.next_unwrapped = unwrapped + 1
-    rq.chunks[unwrapped] = chunk
-    rq.last_sent = now
-    rq.flight_size += chunk_size
-    rwnd = rq.peer_rwnd - chunk_size
-    rq.peer_rwnd = rwnd if rwnd > 0 else 0
-    if rq.t3_deadline is None:
-        rq.t3_deadline = now + rq.rto.rto
+    # its TSN and its SentChunk: flight size (empty before), peer window, T3 start
+    chunk = rq.send_piece(message, payload, True, True, 0, now)
+    tsn = chunk.tsn
+    chunk_size = chunk.size
     # the Max.Burst budget, refilled for an empty flight, less this chunk
     assoc._burst_left = config.max_burst * mtu - chunk_size
     if before > stream.threshold >= after:
