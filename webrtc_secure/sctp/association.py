@@ -874,10 +874,7 @@ class Association:
                             tsn, stream_id, seq, last, data[32 : 12 + length], flags
                         )
                         if verdict is not _ACCEPTED:
-                            if verdict is _DUPLICATE:
-                                self._sack_now = True
-                            else:
-                                self._stats.dropped[f"data_{verdict.value}"] += 1
+                            self._chunk_not_accepted(verdict)
                         self._sack_pending = True
                         # _after_data_packet, inline (once per packet of this path)
                         if (
@@ -999,10 +996,7 @@ class Association:
                             0,
                         )
                     if verdict is not _ACCEPTED:
-                        if verdict is _DUPLICATE:
-                            self._sack_now = True
-                        else:
-                            self._stats.dropped[f"data_{verdict.value}"] += 1
+                        self._chunk_not_accepted(verdict)
                     self._sack_pending = True
                 else:
                     cumulative, a_rwnd, ngaps, _ndups = _SACK_FIELDS.unpack_from(data, pos + 4)
@@ -1068,20 +1062,14 @@ class Association:
                 tsn, stream_id, seq, last, data[32 : COMMON_HEADER_SIZE + length], flags
             )
             if verdict is not _ACCEPTED:
-                if verdict is _DUPLICATE:
-                    self._sack_now = True
-                else:
-                    self._stats.dropped[f"data_{verdict.value}"] += 1
+                self._chunk_not_accepted(verdict)
             self._sack_pending = True
             receive.window = window
             verdict = receive.receive_interleaved(
                 tsn2, stream_id2, seq2, last2, data[second + IDATA_HEADER_SIZE : stop2], flags2
             )
             if verdict is not _ACCEPTED:
-                if verdict is _DUPLICATE:
-                    self._sack_now = True
-                else:
-                    self._stats.dropped[f"data_{verdict.value}"] += 1
+                self._chunk_not_accepted(verdict)
             self._sack_pending = True
             self._after_data_packet(now, had_gaps)
             if self.state is not _ESTABLISHED or self._reset_waiting:
@@ -1624,11 +1612,18 @@ class Association:
             bool(flags & FLAG_ENDING),
             fsn,
         )
-        if verdict is Verdict.DUPLICATE:
-            self._sack_now = True
-        elif verdict is not Verdict.ACCEPTED:
-            self._stats.dropped[f"data_{verdict.value}"] += 1
+        if verdict is not _ACCEPTED:
+            self._chunk_not_accepted(verdict)
         self._sack_pending = True
+
+    def _chunk_not_accepted(self, verdict: Verdict) -> None:
+        """A DATA / I-DATA chunk the receive queue did not take (every receive path):
+        a duplicate makes a SACK due at once (RFC 9260 6.2), anything else is a drop
+        counted by its reason."""
+        if verdict is _DUPLICATE:
+            self._sack_now = True
+        else:
+            self._stats.dropped[f"data_{verdict.value}"] += 1
 
     def _after_data_packet(self, now: float, had_gaps: bool) -> None:
         receive = self._receive
