@@ -14,7 +14,8 @@ test would measure the seed, not the stacks). Two places to apply it:
   every datagram), that drops what arrives for one transport before it sees it.
 
 Also the few checks and waits those tests share: :func:`in_send_order`,
-:func:`receive_leftovers`, :func:`until`, :func:`wait_event`, :func:`payload`.
+:func:`receive_leftovers`, :func:`until`, :func:`wait_event`, :func:`payload`, and
+:class:`ChannelRecorder`.
 """
 
 from __future__ import annotations
@@ -146,3 +147,33 @@ def payload(label: str, index: int, size: int, rng: random.Random) -> bytes:
     """``size`` octets (at least the header) that name their channel and index."""
     head = f"{label}:{index:03d}:".encode()
     return (head + rng.randbytes(max(size - len(head), 0)))[: max(size, len(head))]
+
+
+class ChannelRecorder:
+    """A ``datachannel`` handler for channels named ``labels``: what arrives on each
+    goes to ``got[label]``, except ``marker``, which sets ``markers[label]``;
+    ``all_seen`` is set once every label has been announced."""
+
+    def __init__(self, labels: tuple[str, ...], marker: bytes) -> None:
+        self.labels = set(labels)
+        self.marker = marker
+        self.got: dict[str, list[bytes]] = {label: [] for label in labels}
+        self.markers = {label: asyncio.Event() for label in labels}
+        self.all_seen = asyncio.Event()
+        self._seen: set[str] = set()
+
+    def __call__(self, channel: Any) -> None:
+        label = channel.label
+        got, marker, arrived = self.got[label], self.marker, self.markers[label]
+
+        def on_message(message: bytes | str) -> None:
+            data = message.encode() if isinstance(message, str) else message
+            if data == marker:
+                arrived.set()
+            else:
+                got.append(data)
+
+        channel.on("message", on_message)
+        self._seen.add(label)
+        if self._seen >= self.labels:
+            self.all_seen.set()

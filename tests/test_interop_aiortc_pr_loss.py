@@ -60,6 +60,7 @@ from aiortc.rtcsctptransport import ForwardTsnChunk as AiortcForwardTsnChunk
 from tests.browser.aiortc_peer import rtc_configuration
 from tests.browser.netns import run_in_loopback_netns
 from tests.loss_injection import (
+    ChannelRecorder,
     SeededLoss,
     drop_outbound,
     in_send_order,
@@ -216,27 +217,10 @@ async def scenario(seed: int) -> Run:
     link = SeededLoss(random.Random(seed * 7919 + 1), LOSS, MAX_BURST)
     ours = SecurePeer(host_addresses=["127.0.0.1"], dtls_versions=("1.2",))
     pc = RTCPeerConnection(configuration=rtc_configuration())
-    channels_seen = asyncio.Event()
-    seen: set[str] = set()
-    markers = {label: asyncio.Event() for label in LABELS}
-    got: dict[str, list[bytes]] = {label: [] for label in LABELS}
+    recorder = ChannelRecorder(LABELS, MARKER)
+    got, markers, channels_seen = recorder.got, recorder.markers, recorder.all_seen
     run.got = got
-
-    @pc.on("datachannel")
-    def _on_channel(channel: Any) -> None:
-        label = channel.label
-
-        def on_message(message: bytes | str) -> None:
-            data = message.encode() if isinstance(message, str) else message
-            if data == MARKER:
-                markers[label].set()
-            else:
-                got[label].append(data)
-
-        channel.on("message", on_message)
-        seen.add(label)
-        if seen >= set(LABELS):
-            channels_seen.set()
+    pc.on("datachannel", recorder)
 
     connect: asyncio.Task[None] | None = None
     try:

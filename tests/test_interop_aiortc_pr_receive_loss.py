@@ -75,6 +75,7 @@ from aiortc.rtcsctptransport import ForwardTsnChunk as AiortcForwardTsnChunk
 from tests.browser.aiortc_peer import rtc_configuration
 from tests.browser.netns import run_in_loopback_netns
 from tests.loss_injection import (
+    ChannelRecorder,
     InboundLoss,
     SeededLoss,
     in_send_order,
@@ -180,28 +181,10 @@ async def scenario(seed: int) -> Run:
     rng = random.Random(seed)
     ours = SecurePeer(host_addresses=["127.0.0.1"], dtls_versions=("1.2",))
     pc = RTCPeerConnection(configuration=rtc_configuration())
-    got: dict[str, list[bytes]] = {label: [] for label in LABELS}
+    recorder = ChannelRecorder(LABELS, MARKER)
+    got, markers, ours_seen = recorder.got, recorder.markers, recorder.all_seen
     run.got = got
-    markers = {label: asyncio.Event() for label in LABELS}
-    ours_seen = asyncio.Event()
-    seen: set[str] = set()
-
-    def on_channel(channel: Any) -> None:
-        label = channel.label
-
-        def on_message(message: bytes | str) -> None:
-            data = message.encode() if isinstance(message, str) else message
-            if data == MARKER:
-                markers[label].set()
-            else:
-                got[label].append(data)
-
-        channel.on("message", on_message)
-        seen.add(label)
-        if seen >= set(LABELS):
-            ours_seen.set()
-
-    ours.on("datachannel", on_channel)
+    ours.on("datachannel", recorder)
     loss = SeededLoss(random.Random(seed * 7919 + 1), LOSS, MAX_BURST)
     connect: asyncio.Task[None] | None = None
     try:
